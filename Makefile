@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make run` (install + open the app) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_PIN := torch==2.13.0
+
+.PHONY: run test install bench demo clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The pinned CPU wheel first, so the `torch>=2.4` range never pulls a multi-GB CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/tunelab
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	@echo "bench/ is empty for now (see the benchmarks issue)"
+
+demo: install
+	$(PY) -m core.demo build
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

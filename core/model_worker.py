@@ -1,0 +1,115 @@
+"""The long-lived model worker: a child process that loads a model once and serves generations.
+
+Protocol: JSON lines. Requests arrive on stdin (`load`, `generate`, `cancel`, `shutdown`); events
+leave on the original stdout (`loading`, `ready`, `started`, `chunk`, `done`, `error`). Anything a
+library prints goes to stderr (a log file), so it can never corrupt the protocol. A reader thread
+handles `cancel` at once, while a generation runs on the main thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+from typing import Any, TextIO
+
+from core.errors import TunelabError
+from core.params import GenParams
+
+
+class Worker:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.out_lock = threading.Lock()
+        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.cancels: dict[str, threading.Event] = {}
+        self.loaded = None
+
+    def send(self, event: dict[str, Any]) -> None:
+        with self.out_lock:
+            self.out.write(json.dumps(event) + "\n")
+            self.out.flush()
+
+    def read_requests(self, stream: TextIO) -> None:
+        for line in stream:
+            try:
+                req = json.loads(line)
+            except json.JSONDecodeError:
+                self.send({"event": "error", "message": f"bad request line: {line[:80]!r}"})
+                continue
+            if req.get("op") == "cancel":
+                self.cancels.setdefault(req.get("id", ""), threading.Event()).set()
+            else:
+                if req.get("op") == "generate":
+                    self.cancels.setdefault(req["id"], threading.Event())
+                self.requests.put(req)
+        self.requests.put({"op": "shutdown"})  # parent went away
+
+    def serve(self) -> None:
+        while True:
+            req = self.requests.get()
+            op = req.get("op")
+            if op == "shutdown":
+                return
+            try:
+                if op == "load":
+                    self.load(req)
+                elif op == "generate":
+                    self.generate(req)
+                else:
+                    raise TunelabError(f"unknown request op '{op}'")
+            except TunelabError as exc:
+                self.send({"event": "error", "id": req.get("id"), "op": op, "message": str(exc)})
+            except Exception as exc:  # keep serving; the log has the traceback
+                import traceback
+
+                traceback.print_exc()
+                self.send({"event": "error", "id": req.get("id"), "op": op,
+                           "message": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
+            finally:
+                self.cancels.pop(req.get("id", ""), None)
+
+    def load(self, req: dict[str, Any]) -> None:
+        from core.loading import load
+
+        self.send({"event": "loading", "model": req["model"]})
+        self.loaded = None
+        self.loaded = load(req["model"], allow_pickle=req.get("allow_pickle", False),
+                           trust_remote_code=req.get("trust_remote_code", False),
+                           device=req.get("device", "auto"), dtype=req.get("dtype", "auto"))
+        self.send({"event": "ready", "info": self.loaded.info()})
+
+    def generate(self, req: dict[str, Any]) -> None:
+        from core.generation import Prompt, generate
+
+        rid = req["id"]
+        if self.loaded is None:
+            raise TunelabError("no model loaded")
+        params = GenParams.from_dict(req.get("params", {}))
+        prompt = Prompt(req.get("prompt", ""), req.get("system", ""), req.get("mode", "auto"))
+        result = generate(
+            self.loaded, prompt, params,
+            emit=lambda text: self.send({"event": "chunk", "id": rid, "text": text}),
+            cancel=self.cancels[rid],
+            on_rendered=lambda rendered, n: self.send(
+                {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),
+        )
+        self.send({"event": "done", "id": rid, "result": result})
+
+
+def main() -> int:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TUNELAB_TORCH_THREADS", "1")))  # batch-1 decode is fastest on one
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land in the log
+    worker = Worker(protocol)
+    threading.Thread(target=worker.read_requests, args=(sys.stdin,), daemon=True).start()
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Decide what a model spec names (the demo, a local folder, a hub id) and check it before loading.
+
+Pure Python, so the TUI can reject a bad path at once without starting the model worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import demo
+from core.errors import TunelabError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str  # what the user typed
+    location: str  # local folder path or hub id
+    local: bool
+
+    @property
+    def label(self) -> str:
+        return self.spec
+
+
+def resolve(spec: str, allow_pickle: bool = False) -> ModelSource:
+    """Map a spec to a source; local folders are checked for config and safetensors weights here."""
+    spec = spec.strip()
+    if not spec:
+        raise TunelabError("no model given")
+    if spec == demo.MODEL_ALIAS:
+        path = demo.MODEL_DIR
+    else:
+        path = Path(spec).expanduser()
+        looks_local = spec.startswith((".", "/", "~")) or path.exists() or not HUB_ID.match(spec)
+        if not looks_local:
+            return ModelSource(spec, spec, local=False)
+    check_folder(path, allow_pickle)
+    return ModelSource(spec, str(path.resolve()), local=True)
+
+
+def check_folder(path: Path, allow_pickle: bool) -> None:
+    if not path.exists():
+        raise TunelabError(f"model folder not found: {path}")
+    if not path.is_dir():
+        raise TunelabError(f"not a model folder (it is a file): {path}")
+    if not (path / "config.json").is_file():
+        raise TunelabError(f"not a model folder (no config.json): {path}")
+    names = [p.name for p in path.iterdir()]
+    if any(n.endswith(".safetensors") for n in names):
+        return
+    pickled = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+    if pickled and not allow_pickle:
+        raise TunelabError(f"model folder has only pickle weights ({pickled[0]}), which can run code when "
+                           f"loaded; convert to safetensors or pass --allow-pickle: {path}")
+    if not pickled:
+        raise TunelabError(f"no model weights (*.safetensors) in {path}")

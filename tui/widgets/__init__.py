@@ -1,0 +1,1 @@
+"""One widget per module; each pane owns its own layout and state."""

@@ -1,0 +1,40 @@
+"""Sampling parameters as compact labelled fields; validation names the field at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label
+
+from core.params import GenParams
+
+FIELDS = (  # (param name, short label, width)
+    ("max_new_tokens", "max", 6), ("temperature", "temp", 5), ("top_p", "top_p", 5),
+    ("top_k", "top_k", 4), ("seed", "seed", 6), ("stop", "stop", 10),
+)
+
+
+class ParamsForm(Vertical):
+    def compose(self) -> ComposeResult:
+        defaults = GenParams().to_dict()
+        rows = (FIELDS[:3], FIELDS[3:])
+        for row in rows:
+            with Horizontal(classes="params-row"):
+                for name, label, width in row:
+                    yield Label(label, classes="param-label")
+                    value = defaults[name]
+                    text = "" if value is None else (value[0] if name == "stop" and value else
+                                                      "" if name == "stop" else str(value))
+                    field = Input(text, id=f"param-{name}", compact=True, classes="param-input")
+                    field.styles.width = width + 2
+                    yield field
+
+    def params(self) -> GenParams:
+        """The current values, validated (raises TunelabError naming the field)."""
+        raw: dict[str, Any] = {name: self.query_one(f"#param-{name}", Input).value.strip()
+                               for name, _, _ in FIELDS}
+        stop = raw.pop("stop")
+        raw["stop"] = [stop.encode().decode("unicode_escape")] if stop else []
+        return GenParams.from_dict(raw)
