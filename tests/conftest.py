@@ -1,0 +1,45 @@
+"""Shared fixtures: a private TUNELAB_HOME per test, no hub access, the demo model loaded once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """Every test writes into its own data dir and can never reach a model hub."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("TUNELAB_HOME", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_loaded():
+    from core.loading import load
+
+    return load("demo")
+
+
+@pytest.fixture
+def model_copy(tmp_path) -> Path:
+    """A writable copy of the demo model folder, to damage in tests."""
+    from core import demo
+
+    dst = tmp_path / "model"
+    shutil.copytree(demo.MODEL_DIR, dst)
+    return dst
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env

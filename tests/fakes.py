@@ -1,0 +1,61 @@
+"""A scripted stand-in for the model worker client: same interface and events, no subprocess."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+STORY = ("Rosa was a blue student ", "who lived near the garden. ", "In the spring, Rosa went ",
+         "to the library.")
+
+
+class FakeClient:
+    """Streams `chunks` from a thread. With `gate`, it pauses after the first chunk until the gate
+    opens or the request is cancelled, so tests can act mid-stream."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None], *, chunks=STORY,
+                 bad_models: tuple[str, ...] = (), gate: threading.Event | None = None) -> None:
+        self.on_event, self.chunks, self.bad_models, self.gate = on_event, chunks, bad_models, gate
+        self.requests: list[dict[str, Any]] = []
+        self.cancelled: set[str] = set()
+        self.closed = False
+
+    def load(self, model: str, **options: Any) -> None:
+        if model in self.bad_models:
+            self.on_event({"event": "error", "op": "load", "message": f"model folder not found: {model}"})
+        else:
+            self.on_event({"event": "ready", "info": {"model": model, "device": "cpu", "dtype": "float32",
+                                                      "params_m": 2.8, "load_s": 0.1, "chat_template": True}})
+
+    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str:
+        rid = f"fake-{len(self.requests) + 1}"
+        self.requests.append({"id": rid, "prompt": prompt, "params": params})
+        threading.Thread(target=self._stream, args=(rid, prompt), daemon=True).start()
+        return rid
+
+    def _stream(self, rid: str, prompt: str) -> None:
+        emit = self.on_event
+        rendered = f"<|user|>\n{prompt}<|end|>\n<|assistant|>\n"
+        emit({"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": 7})
+        sent = []
+        for i, chunk in enumerate(self.chunks):
+            if rid in self.cancelled:
+                break
+            emit({"event": "chunk", "id": rid, "text": chunk})
+            sent.append(chunk)
+            if i == 0 and self.gate is not None:
+                while not self.gate.wait(0.01) and rid not in self.cancelled:
+                    pass
+        reason = "cancelled" if rid in self.cancelled else "eos"
+        emit({"event": "done", "id": rid, "result": {
+            "output": "".join(sent), "rendered_prompt": rendered, "prompt_tokens": 7, "completion_tokens": len(sent) * 5,
+            "stop_reason": reason, "latency_s": 0.05, "ttft_s": 0.01, "tok_per_s": 400.0}})
+
+    def crash(self) -> None:
+        self.on_event({"event": "crashed", "message": "model worker exited (code -9): killed"})
+
+    def cancel(self, rid: str) -> None:
+        self.cancelled.add(rid)
+
+    def close(self) -> None:
+        self.closed = True

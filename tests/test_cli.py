@@ -1,0 +1,65 @@
+"""The headless CLI, run as a user runs it: a subprocess with its own exit code and streams."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core import __version__
+from tests.conftest import REPO, subprocess_env
+
+
+def tunelab(*args, home, stdin=None):
+    return subprocess.run([sys.executable, "-m", "tui.launcher", *args], cwd=REPO, input=stdin,
+                          env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1"),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_version(home):
+    out = tunelab("--version", home=home)
+    assert out.returncode == 0 and out.stdout.strip() == f"tunelab {__version__}"
+
+
+@pytest.mark.slow
+def test_gen_streams_to_stdout_and_saves_history(home):
+    out = tunelab("gen", "Tell me a short story.", "--max-new-tokens", "30", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    text, record_line = out.stdout.rsplit("\n", 2)[0], out.stdout.strip().splitlines()[-1]
+    record = json.loads(record_line)
+    assert record["output"] and record["output"] in text
+    assert record["completion_tokens"] > 0 and record["params"]["max_new_tokens"] == 30
+    assert "tok/s" in out.stderr and "Traceback" not in out.stderr
+    listed = tunelab("history", "--json", home=home)
+    assert json.loads(listed.stdout.strip().splitlines()[0])["id"] == record["id"]
+    shown = tunelab("history", "show", record["id"], home=home)
+    assert json.loads(shown.stdout)["rendered_prompt"].startswith("<|user|>")
+
+
+@pytest.mark.slow
+def test_gen_reads_stdin_and_respects_stop(home):
+    out = tunelab("gen", "-", "--raw", "--stop", ".", "--no-history", home=home, stdin="Anna was a")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() and "." not in out.stdout
+    assert tunelab("history", home=home).stdout == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (("gen", "hi", "--model", "/no/such/model"), "model folder not found: /no/such/model"),
+    (("gen", "hi", "--model", "tunelab-test/absent"), "cannot load model hub id 'tunelab-test/absent'"),
+    (("gen", "hi", "--top-p", "3"), "top_p must be in (0, 1]"),
+    (("gen", "hi", "--max-new-tokens", "0"), "max_new_tokens must be between"),
+    (("history", "show", "nope"), "no history record with id nope"),
+])
+def test_bad_input_is_one_line_and_exit_2(home, args, message):
+    out = tunelab(*args, home=home)
+    assert out.returncode == 2
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines == [f"tunelab: error: {lines[0].removeprefix('tunelab: error: ')}"]
+    assert message in lines[0]
+
+
+def test_pickle_only_model_is_refused(home, model_copy):
+    (model_copy / "model.safetensors").rename(model_copy / "pytorch_model.bin")
+    out = tunelab("gen", "hi", "--model", str(model_copy), home=home)
+    assert out.returncode == 2 and "--allow-pickle" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,55 @@
+"""End to end as a person: start `tunelab` in tmux, type a prompt, run it, read the screen."""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.history import History
+from tests.conftest import REPO
+
+
+class Tmux:
+    def __init__(self, socket: str):
+        self.base = ["tmux", "-L", socket]
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "e2e")
+
+    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
+
+
+@pytest.mark.slow
+def test_type_a_prompt_and_read_the_streamed_answer(home, tmp_path):
+    assert shutil.which("tmux"), "tmux is needed for the end-to-end test"
+    tmux = Tmux(f"tunelab-e2e-{tmp_path.name}")
+    command = f"cd {REPO} && TUNELAB_HOME={home} HF_HUB_OFFLINE=1 {sys.executable} -m tui.launcher"
+    tmux("new-session", "-d", "-s", "e2e", "-x", "80", "-y", "24", command)
+    try:
+        tmux.wait_for("ready: demo")
+        tmux("send-keys", "-t", "e2e", "-l", "Tell me a short story.")
+        tmux("send-keys", "-t", "e2e", "C-r")
+        screen = tmux.wait_for("tok/s")
+        assert "Tell me a short story." in screen
+        record = History(home).recent(1)[0]
+        first_words = " ".join(record["output"].split()[:3])
+        assert first_words and first_words in " ".join(screen.split())
+        tmux("send-keys", "-t", "e2e", "C-q")
+        deadline = time.monotonic() + 30
+        while "e2e" in subprocess.run([*tmux.base, "ls"], capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "the app did not quit on ctrl+q"
+            time.sleep(0.2)
+    finally:
+        subprocess.run([*tmux.base, "kill-server"], capture_output=True)

@@ -1,0 +1,78 @@
+"""The model worker child process through its client: streaming, cancel, crash and restart."""
+
+import queue
+
+import pytest
+
+from core.worker_client import ModelWorkerClient
+
+
+class Events:
+    def __init__(self):
+        self.q: queue.Queue = queue.Queue()
+
+    def __call__(self, event):
+        self.q.put(event)
+
+    def until(self, kind, timeout=60):
+        seen = []
+        while True:
+            event = self.q.get(timeout=timeout)
+            seen.append(event)
+            if event["event"] == kind:
+                return event, seen
+
+
+@pytest.fixture
+def worker(tmp_path):
+    events = Events()
+    client = ModelWorkerClient(events, tmp_path / "worker.log")
+    yield client, events
+    client.close()
+
+
+@pytest.mark.slow
+def test_stream_then_cancel_then_crash_and_restart(worker):
+    client, events = worker
+    client.load("demo")
+    ready, _ = events.until("ready")
+    assert ready["info"]["model"] == "demo" and ready["info"]["device"] == "cpu"
+
+    rid = client.generate("Tell me a short story.", {"max_new_tokens": 40})
+    done, seen = events.until("done")
+    assert done["id"] == rid
+    started = next(e for e in seen if e["event"] == "started")
+    assert started["rendered_prompt"].startswith("<|user|>\nTell me a short story.")
+    chunks = [e["text"] for e in seen if e["event"] == "chunk"]
+    assert "".join(chunks) == done["result"]["output"] != ""
+
+    rid = client.generate("Anna was a", {"max_new_tokens": 2000}, mode="raw")
+    events.until("chunk")
+    client.cancel(rid)
+    done, _ = events.until("done")
+    assert done["result"]["stop_reason"] == "cancelled"
+    assert done["result"]["completion_tokens"] < 2000
+
+    client.proc.kill()
+    crashed, _ = events.until("crashed")
+    assert "model worker exited" in crashed["message"]
+    assert not client.alive
+
+    rid = client.generate("Anna was a", {"max_new_tokens": 5}, mode="raw")  # restarts and reloads
+    events.until("ready")
+    done, _ = events.until("done")
+    assert done["id"] == rid and done["result"]["completion_tokens"] == 5
+
+
+@pytest.mark.slow
+def test_load_and_request_errors_are_events_and_the_worker_lives_on(worker, tmp_path):
+    client, events = worker
+    client.load(str(tmp_path / "missing"))
+    err, _ = events.until("error")
+    assert err["op"] == "load" and err["message"].startswith("model folder not found")
+    client.load("demo")
+    events.until("ready")
+    rid = client.generate("hi", {"top_p": 7})
+    err, _ = events.until("error")
+    assert err["id"] == rid and "top_p" in err["message"]
+    assert client.alive

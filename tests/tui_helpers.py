@@ -1,0 +1,36 @@
+"""Helpers for Pilot tests: build the app on the fake client and wait on conditions, never sleep."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from textual.pilot import Pilot
+
+from tests.fakes import FakeClient
+from tui.app import TunelabApp
+
+
+def fake_app(home, **fake_options) -> TunelabApp:
+    return TunelabApp("demo", client_factory=lambda on_event: FakeClient(on_event, **fake_options), home=home)
+
+
+async def wait_for(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Let the app run until `predicate` holds; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the hang guard")
+        await pilot.pause(0.02)
+
+
+async def type_prompt(pilot: Pilot, text: str) -> None:
+    pilot.app.query_one("#prompt-text").focus()
+    await pilot.press(*text)
+
+
+async def run_prompt(pilot: Pilot, text: str) -> None:
+    await type_prompt(pilot, text)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: pilot.app.current is None)
+    await pilot.app.workers.wait_for_complete()
