@@ -22,6 +22,7 @@ from core.paths import data_dir, logs_dir
 from core.records import generation_record
 from core.worker_client import ModelWorkerClient
 from tui.messages import ModelEvent
+from tui.themes import DEFAULT_THEME, shipped_themes
 from tui.widgets.params_form import ParamsForm
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
@@ -75,6 +76,9 @@ class TunelabApp(App[None]):
         return self.query_one(ResultsPane)
 
     def on_mount(self) -> None:
+        for theme in shipped_themes():
+            self.register_theme(theme)
+        self.theme = DEFAULT_THEME
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
         self.load_model(self.model)
