@@ -76,7 +76,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
     outcome: dict[str, Any] = {}
     streamed: list[str] = []
 
-    def emit(chunk: str) -> None:
+    def emit(chunk: str, _tokens: int) -> None:
         streamed.append(chunk)
         sys.stdout.write(chunk)
         sys.stdout.flush()

@@ -1,7 +1,7 @@
 """Streaming generation (torch side): stop strings, cancellation, and chunks coalesced by time.
 
-Chunks leave at most every `interval` seconds, so a consumer (the TUI) does one update per chunk,
-never one per token.
+Chunks leave at most every `interval` seconds as `emit(text, tokens_so_far)`, so a consumer (the TUI)
+does one update per chunk, never one per token.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def render(loaded: LoadedModel, prompt: Prompt) -> str:
 class _Stream:
     """Receives token ids from `generate`, decodes them, watches stop strings, emits coalesced text."""
 
-    def __init__(self, tokenizer, stop: tuple[str, ...], emit: Callable[[str], None], interval: float):
+    def __init__(self, tokenizer, stop: tuple[str, ...], emit: Callable[[str, int], None], interval: float):
         self.tokenizer, self.stop, self.emit, self.interval = tokenizer, stop, emit, interval
         self.holdback = max((len(s) for s in stop), default=1) - 1
         self.ids: list[int] = []
@@ -81,13 +81,13 @@ class _Stream:
     def _flush(self, final: bool) -> None:
         upto = len(self.text) if final else max(self.sent, len(self.text) - self.holdback)
         if upto > self.sent:
-            self.emit(self.text[self.sent:upto])
+            self.emit(self.text[self.sent:upto], len(self.ids))
             self.sent = upto
         self.last_emit = time.monotonic()
 
 
 def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
-             emit: Callable[[str], None], cancel: threading.Event | None = None,
+             emit: Callable[[str, int], None], cancel: threading.Event | None = None,
              on_rendered: Callable[[str, int], None] | None = None,
              interval: float = CHUNK_INTERVAL_S) -> dict[str, Any]:
     """Generate for one prompt, streaming text through `emit`; returns output and timing stats."""

@@ -91,7 +91,7 @@ class Worker:
         prompt = Prompt(req.get("prompt", ""), req.get("system", ""), req.get("mode", "auto"))
         result = generate(
             self.loaded, prompt, params,
-            emit=lambda text: self.send({"event": "chunk", "id": rid, "text": text}),
+            emit=lambda text, tokens: self.send({"event": "chunk", "id": rid, "text": text, "tokens": tokens}),
             cancel=self.cancels[rid],
             on_rendered=lambda rendered, n: self.send(
                 {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),

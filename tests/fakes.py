@@ -14,8 +14,10 @@ class FakeClient:
     opens or the request is cancelled, so tests can act mid-stream."""
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None], *, chunks=STORY,
-                 bad_models: tuple[str, ...] = (), gate: threading.Event | None = None) -> None:
+                 bad_models: tuple[str, ...] = (), gate: threading.Event | None = None,
+                 chat_template: bool = True) -> None:
         self.on_event, self.chunks, self.bad_models, self.gate = on_event, chunks, bad_models, gate
+        self.chat_template = chat_template
         self.requests: list[dict[str, Any]] = []
         self.cancelled: set[str] = set()
         self.closed = False
@@ -29,7 +31,11 @@ class FakeClient:
 
     def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str:
         rid = f"fake-{len(self.requests) + 1}"
-        self.requests.append({"id": rid, "prompt": prompt, "params": params})
+        self.requests.append({"id": rid, "prompt": prompt, "params": params, "mode": mode})
+        if mode == "chat" and not self.chat_template:
+            self.on_event({"event": "error", "id": rid, "op": "generate",
+                           "message": "model 'demo' has no chat template; use raw mode"})
+            return rid
         threading.Thread(target=self._stream, args=(rid, prompt), daemon=True).start()
         return rid
 
@@ -41,7 +47,7 @@ class FakeClient:
         for i, chunk in enumerate(self.chunks):
             if rid in self.cancelled:
                 break
-            emit({"event": "chunk", "id": rid, "text": chunk})
+            emit({"event": "chunk", "id": rid, "text": chunk, "tokens": (i + 1) * 5})
             sent.append(chunk)
             if i == 0 and self.gate is not None:
                 while not self.gate.wait(0.01) and rid not in self.cancelled:

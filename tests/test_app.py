@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from core.history import History
 from tests.fakes import STORY, FakeClient
@@ -39,6 +39,7 @@ async def test_escape_cancels_mid_stream_and_keeps_partial_output(home):
         await type_prompt(pilot, "go")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.results.output.text == STORY[0])
+        assert "5 tok · " in stats(app) and "tok/s · esc cancels" in stats(app)  # live progress
         await pilot.press("ctrl+r")  # a second run while busy is refused, not queued
         assert len(app.client.requests) == 1
         await pilot.press("escape")
@@ -101,6 +102,22 @@ async def test_worker_crash_is_reported_and_the_next_run_works(home):
         assert app.results.output.text == "".join(STORY)
     kinds = [(r["prompt"], r["status"]) for r in History(home).recent(5)]
     assert ("a", "error") in kinds and ("ab", "done") in kinds
+
+
+async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(home):
+    app = fake_app(home, chat_template=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#mode-select", Select).value = "chat"
+        await type_prompt(pilot, "hi")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        assert stats(app) == "model 'demo' has no chat template; use raw mode"
+        app.query_one("#mode-select", Select).value = "raw"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+        assert app.results.output.text == "".join(STORY)
+    assert [(r["mode"], r["status"]) for r in History(home).recent(5)] == [("raw", "done"), ("chat", "error")]
 
 
 @pytest.mark.slow

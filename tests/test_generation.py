@@ -15,7 +15,7 @@ STORY = Prompt("Tell me a short story.")
 
 def run(loaded, prompt=STORY, interval=0.0, **params):
     chunks: list[str] = []
-    result = generate(loaded, prompt, GenParams(**params), emit=chunks.append, interval=interval)
+    result = generate(loaded, prompt, GenParams(**params), emit=lambda text, _n: chunks.append(text), interval=interval)
     return result, chunks
 
 
@@ -64,7 +64,7 @@ def test_cancel_mid_stream_stops_early(demo_loaded):
     cancel = threading.Event()
     chunks: list[str] = []
 
-    def emit(text):
+    def emit(text, _tokens):
         chunks.append(text)
         cancel.set()  # cancel as soon as the first text arrives
 

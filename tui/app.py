@@ -6,6 +6,7 @@ the app as `ModelEvent` messages, and the handlers here own all state. Nothing h
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -113,12 +114,12 @@ class TunelabApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         try:
-            rid = self.client.generate(prompt, params.to_dict())
+            rid = self.client.generate(prompt, params.to_dict(), mode=pane.mode)
         except TunelabError as exc:
             self._model_failed(str(exc))
             return
         self.current = {"id": rid, "model": self.model, "prompt": prompt, "params": params.to_dict(),
-                        "streamed": [], "rendered_prompt": ""}
+                        "mode": pane.mode, "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
         self.results.begin()
         if not self.model_ready:
             self.results.set_status(f"waiting for {self.model} to load…")
@@ -154,10 +155,12 @@ class TunelabApp(App[None]):
             return
         if kind == "started":
             current["rendered_prompt"] = event["rendered_prompt"]
+            current["started_at"] = time.monotonic()
             self.results.set_status("generating… (esc cancels)")
         elif kind == "chunk":
             current["streamed"].append(event["text"])
             self.results.append(event["text"])
+            self.results.progress(event.get("tokens", 0), time.monotonic() - current["started_at"])
         elif kind == "done":
             result = event["result"]
             self.results.finish(result)
@@ -178,7 +181,7 @@ class TunelabApp(App[None]):
         current, self.current = self.current, None
         if current is None:
             return
-        record = generation_record(model=current["model"], prompt=current["prompt"], system="", mode="auto",
+        record = generation_record(model=current["model"], prompt=current["prompt"], system="", mode=current["mode"],
                                    params=current["params"], result=result, status=status, error=error,
                                    partial_output="".join(current["streamed"]),
                                    rendered_prompt=current["rendered_prompt"])
@@ -192,4 +195,6 @@ class TunelabApp(App[None]):
             self.call_from_thread(self.notify, f"history not saved: {exc}", severity="error")
 
     def on_unmount(self) -> None:
+        if self.current is not None:  # quitting mid-stream: stop the work instead of waiting for it
+            self.client.cancel(self.current["id"])
         self.client.close()

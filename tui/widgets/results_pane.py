@@ -29,6 +29,10 @@ class ResultsPane(Vertical):
         self.output.text = ""
         self.set_status("generating… (esc cancels)")
 
+    def progress(self, tokens: int, elapsed: float) -> None:
+        rate = f" · {tokens / elapsed:.0f} tok/s" if elapsed > 0 else ""
+        self.set_status(f"{tokens} tok{rate} · esc cancels")
+
     def append(self, text: str) -> None:
         """One call per coalesced chunk: insert at the end without re-rendering the whole text."""
         out = self.output
