@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +62,11 @@ def pick_dtype(device: str, requested: str = "auto"):
 
 def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
          device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load `spec`; every failure becomes a one-line TunelabError naming the model."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load `spec`; every failure becomes a one-line TunelabError naming the model.
+
+    A hub id is looked up in the local cache first (works offline); the network is only tried when
+    the hub answers a quick probe, so an offline machine gets an error in seconds, not after retries.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # its bar would garble the CLI's stdout/stderr and the worker log
@@ -69,17 +75,17 @@ def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = Fal
     start = time.monotonic()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
-    common = {"trust_remote_code": trust_remote_code}
-    if not source.local:
-        common["local_files_only"] = _hub_offline()
+    options = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype,
+               "use_safetensors": None if allow_pickle else True}
+    where = "folder" if source.local else "hub id"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.location, dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **common)
-    except TunelabError:
-        raise
+        if source.local:
+            tokenizer, model = _from_pretrained(source.location, **options)
+        else:
+            tokenizer, model = _from_hub(source.location, **options)
+    except TunelabError as exc:
+        raise TunelabError(f"cannot load model {where} '{spec}': {exc}") from None
     except Exception as exc:  # transformers raises OSError/ValueError/EnvironmentError variously
-        where = "folder" if source.local else "hub id"
         raise TunelabError(f"cannot load model {where} '{spec}': {_first_line(exc)}") from None
     model.to(dev).eval()
     if tokenizer.pad_token_id is None:
@@ -88,10 +94,38 @@ def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = Fal
                        time.monotonic() - start)
 
 
-def _hub_offline() -> bool:
-    import os
+def _from_pretrained(location: str, *, dtype, use_safetensors, trust_remote_code, local_files_only=False):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    common = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
+    tokenizer = AutoTokenizer.from_pretrained(location, **common)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_safetensors=use_safetensors, **common)
+    return tokenizer, model
+
+
+def _from_hub(hub_id: str, **options):
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry warnings are many lines; the error below is one
+    try:
+        return _from_pretrained(hub_id, local_files_only=True, **options)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+            raise TunelabError("not in the local cache and HF_HUB_OFFLINE is set") from None
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if not _reachable(endpoint):
+        raise TunelabError(f"not in the local cache and the hub ({endpoint}) cannot be reached")
+    return _from_pretrained(hub_id, **options)
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -98,10 +98,3 @@ def test_chat_mode_without_template_is_a_clear_error(model_copy):
     assert render(loaded, Prompt("hi")) == "hi"  # auto falls back to raw
     with pytest.raises(TunelabError, match="has no chat template; use raw mode"):
         render(loaded, Prompt("hi", mode="chat"))
-
-
-def test_hub_id_without_network_is_one_line_error():
-    with pytest.raises(TunelabError) as info:
-        load("tunelab-test/does-not-exist")
-    msg = str(info.value)
-    assert msg.startswith("cannot load model hub id 'tunelab-test/does-not-exist'") and "\n" not in msg
