@@ -35,7 +35,7 @@ def render(loaded: LoadedModel, prompt: Prompt) -> str:
     if not chat:
         return f"{prompt.system}\n\n{prompt.text}" if prompt.system else prompt.text
     if not loaded.has_chat_template:
-        raise TunelabError(f"model '{loaded.source.label}' has no chat template; use raw mode")
+        raise TunelabError(f"model '{loaded.source.spec}' has no chat template; use raw mode")
     messages = ([{"role": "system", "content": prompt.system}] if prompt.system else [])
     messages.append({"role": "user", "content": prompt.text})
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

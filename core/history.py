@@ -90,6 +90,3 @@ class History:
             if hit is not None:
                 return dict(hit)
         return None
-
-    def count(self) -> int:
-        return sum(1 for _ in self._records_newest_first())

@@ -28,7 +28,7 @@ class LoadedModel:
 
     def info(self) -> dict[str, Any]:
         params = sum(p.numel() for p in self.model.parameters())
-        return {"model": self.source.label, "location": self.source.location, "device": self.device,
+        return {"model": self.source.spec, "location": self.source.location, "device": self.device,
                 "dtype": self.dtype, "chat_template": self.has_chat_template,
                 "params_m": round(params / 1e6, 2), "load_s": round(self.load_s, 3)}
 

@@ -3,7 +3,8 @@
 Protocol: JSON lines. Requests arrive on stdin (`load`, `generate`, `cancel`, `shutdown`); events
 leave on the original stdout (`loading`, `ready`, `started`, `chunk`, `done`, `error`). Anything a
 library prints goes to stderr (a log file), so it can never corrupt the protocol. A reader thread
-handles `cancel` at once, while a generation runs on the main thread.
+handles `cancel` at once (also for a request still queued), while a generation runs on the main
+thread.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class Worker:
                 self.send({"event": "error", "message": f"bad request line: {line[:80]!r}"})
                 continue
             if req.get("op") == "cancel":
-                self.cancels.setdefault(req.get("id", ""), threading.Event()).set()
+                if (event := self.cancels.get(req.get("id", ""))) is not None:
+                    event.set()  # a cancel for a finished request is simply dropped
             else:
                 if req.get("op") == "generate":
                     self.cancels.setdefault(req["id"], threading.Event())

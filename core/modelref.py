@@ -22,10 +22,6 @@ class ModelSource:
     location: str  # local folder path or hub id
     local: bool
 
-    @property
-    def label(self) -> str:
-        return self.spec
-
 
 def resolve(spec: str, allow_pickle: bool = False) -> ModelSource:
     """Map a spec to a source; local folders are checked for config and safetensors weights here."""

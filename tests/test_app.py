@@ -7,7 +7,7 @@ from textual.widgets import Input, Select
 
 from core.history import History
 from tests.fakes import STORY, FakeClient
-from tests.tui_helpers import fake_app, run_prompt, type_prompt, wait_for
+from tests.tui_helpers import fake_app, run_prompt, start_held_run, type_prompt, wait_for
 from tui.app import TunelabApp
 from tui.messages import ModelEvent
 
@@ -33,12 +33,9 @@ async def test_run_streams_output_and_saves_history(home):
 
 
 async def test_escape_cancels_mid_stream_and_keeps_partial_output(home):
-    gate = threading.Event()
-    app = fake_app(home, gate=gate)
+    app = fake_app(home, gate=threading.Event())
     async with app.run_test(size=(80, 24)) as pilot:
-        await type_prompt(pilot, "go")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.results.output.text == STORY[0])
+        await start_held_run(pilot, "go")
         assert "5 tok · " in stats(app) and "tok/s · esc cancels" in stats(app)  # live progress
         await pilot.press("ctrl+r")  # a second run while busy is refused, not queued
         assert len(app.client.requests) == 1
@@ -55,10 +52,10 @@ async def test_params_from_the_form_reach_the_request(home):
     async with app.run_test(size=(80, 24)) as pilot:
         app.query_one("#param-max_new_tokens", Input).value = "12"
         app.query_one("#param-temperature", Input).value = "0.8"
-        app.query_one("#param-stop", Input).value = "\\n"
+        app.query_one("#param-stop", Input).value = "fin é\\n"
         await run_prompt(pilot, "x")
     params = app.client.requests[0]["params"]
-    assert (params["max_new_tokens"], params["temperature"], params["stop"]) == (12, 0.8, ["\n"])
+    assert (params["max_new_tokens"], params["temperature"], params["stop"]) == (12, 0.8, ["fin é\n"])
 
 
 async def test_bad_param_is_a_one_line_error_and_nothing_runs(home):
@@ -90,9 +87,7 @@ async def test_worker_crash_is_reported_and_the_next_run_works(home):
     gate = threading.Event()
     app = fake_app(home, gate=gate)
     async with app.run_test(size=(80, 24)) as pilot:
-        await type_prompt(pilot, "a")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.results.output.text == STORY[0])
+        await start_held_run(pilot, "a")
         app.client.crash()
         await wait_for(pilot, lambda: "model worker exited" in stats(app))
         assert app.current is None

@@ -7,7 +7,7 @@ from typing import Callable
 
 from textual.pilot import Pilot
 
-from tests.fakes import FakeClient
+from tests.fakes import STORY, FakeClient
 from tui.app import TunelabApp
 
 
@@ -34,3 +34,10 @@ async def run_prompt(pilot: Pilot, text: str) -> None:
     await pilot.press("ctrl+r")
     await wait_for(pilot, lambda: pilot.app.current is None)
     await pilot.app.workers.wait_for_complete()
+
+
+async def start_held_run(pilot: Pilot, text: str) -> None:
+    """Start a run on a gated fake client and wait until its first chunk is on screen."""
+    await type_prompt(pilot, text)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: pilot.app.results.output.text == STORY[0])

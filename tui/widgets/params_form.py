@@ -1,4 +1,7 @@
-"""Sampling parameters as compact labelled fields; validation names the field at fault."""
+"""Sampling parameters as compact labelled fields; validation names the field at fault.
+
+The stop field takes one string; a typed `\\n` or `\\t` in it means newline or tab.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +27,8 @@ class ParamsForm(Vertical):
             with Horizontal(classes="params-row"):
                 for name, label, width in row:
                     yield Label(label, classes="param-label")
-                    value = defaults[name]
-                    text = "" if value is None else (value[0] if name == "stop" and value else
-                                                      "" if name == "stop" else str(value))
-                    field = Input(text, id=f"param-{name}", compact=True, classes="param-input")
+                    field = Input(_shown(defaults[name]), id=f"param-{name}", compact=True,
+                                  classes="param-input")
                     field.styles.width = width + 2
                     yield field
 
@@ -36,5 +37,12 @@ class ParamsForm(Vertical):
         raw: dict[str, Any] = {name: self.query_one(f"#param-{name}", Input).value.strip()
                                for name, _, _ in FIELDS}
         stop = raw.pop("stop")
-        raw["stop"] = [stop.encode().decode("unicode_escape")] if stop else []
+        raw["stop"] = [stop.replace("\\n", "\n").replace("\\t", "\t")] if stop else []
         return GenParams.from_dict(raw)
+
+
+def _shown(value: Any) -> str:
+    """A default as the field shows it: None and an empty stop list are blank."""
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return "" if value is None else str(value)
