@@ -130,7 +130,9 @@ def build(model_dir: Path, data_dir: Path, cfg: BuildConfig | None = None, log=p
     """Build everything into `model_dir` and `data_dir`; returns the final pre-training loss."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     cfg = cfg or BuildConfig()
     torch.manual_seed(cfg.seed)
     docs = documents(random.Random(cfg.seed), cfg.documents)
