@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from core.errors import TunelabError
@@ -20,11 +20,26 @@ CHUNK_INTERVAL_S = 0.05
 
 @dataclass
 class Prompt:
-    """What to send: the user's text, optional system prompt, and raw/chat/auto mode."""
+    """What to send: the user's text, optional system prompt, and raw/chat/auto mode.
+
+    `messages` (chat datasets) replaces `text` with whole turns. Importing this module needs no torch,
+    so the TUI and the eval runner build requests with it.
+    """
 
     text: str
     system: str = ""
     mode: str = "auto"  # auto: chat when the tokenizer has a template
+    messages: tuple[dict[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["messages"] = list(self.messages)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        return cls(data.get("text", ""), data.get("system", ""), data.get("mode", "auto"),
+                   tuple(data.get("messages") or ()))
 
 
 def render(loaded: LoadedModel, prompt: Prompt) -> str:
@@ -32,12 +47,14 @@ def render(loaded: LoadedModel, prompt: Prompt) -> str:
     if prompt.mode not in {"auto", "chat", "raw"}:
         raise TunelabError(f"mode must be auto, chat or raw, got '{prompt.mode}'")
     chat = prompt.mode == "chat" or (prompt.mode == "auto" and loaded.has_chat_template)
+    turns = list(prompt.messages) or [{"role": "user", "content": prompt.text}]
+    if prompt.system and turns[0]["role"] != "system":
+        turns.insert(0, {"role": "system", "content": prompt.system})
     if not chat:
-        return f"{prompt.system}\n\n{prompt.text}" if prompt.system else prompt.text
+        return "\n\n".join(t["content"] for t in turns)
     if not loaded.has_chat_template:
         raise TunelabError(f"model '{loaded.source.spec}' has no chat template; use raw mode")
-    messages = ([{"role": "system", "content": prompt.system}] if prompt.system else [])
-    messages.append({"role": "user", "content": prompt.text})
+    messages = turns
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -109,12 +126,7 @@ def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
             done = cancel.is_set() or stream.stopped_by is not None
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
-    kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
-                              "pad_token_id": tok.pad_token_id}
-    if params.greedy:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    else:
-        kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+    kwargs = _decode_kwargs(params, tok)
     if params.seed is not None:
         torch.manual_seed(params.seed)
     start = time.monotonic()
@@ -136,6 +148,78 @@ def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
             "completion_tokens": completion_tokens, "stop_reason": reason,
             "latency_s": round(latency, 4), "ttft_s": round(ttft, 4),
             "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0}
+
+
+def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams, *,
+                   on_result: Callable[[int, dict[str, Any]], None], batch_size: int = 16,
+                   cancel: threading.Event | None = None) -> None:
+    """Generate for many prompts in batches, calling `on_result(index, result)` as each batch ends.
+
+    Prompts are grouped by length, so a batch pads little; padding is on the left, as decoder-only
+    generation needs. Latency per item is the batch's time shared among its items.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    cancel = cancel or threading.Event()
+    tok = loaded.tokenizer
+    rendered = [render(loaded, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(rendered[i]))
+    eos = loaded.model.generation_config.eos_token_id
+    stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.pad_token_id}
+
+    class _Cancel(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    kwargs = _decode_kwargs(params, tok)
+    if params.stop:
+        kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+    padding_side, tok.padding_side = tok.padding_side, "left"
+    try:
+        for start in range(0, len(order), batch_size):
+            if cancel.is_set():
+                return
+            idx = order[start:start + batch_size]
+            texts = [rendered[i] for i in idx]
+            enc = tok(texts, return_tensors="pt", padding=True,
+                      add_special_tokens=not _template_has_bos(tok, texts[0])).to(loaded.device)
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            began = time.monotonic()
+            with torch.inference_mode():
+                out = loaded.model.generate(**enc, stopping_criteria=StoppingCriteriaList([_Cancel()]), **kwargs)
+            share = (time.monotonic() - began) / len(idx)
+            width = enc["input_ids"].shape[1]
+            for row, i in enumerate(idx):
+                ids = out[row, width:].tolist()
+                hit_eos = next((n for n, t in enumerate(ids) if t in stop_ids), None)
+                ids = ids if hit_eos is None else ids[:hit_eos]
+                text = tok.decode(ids, skip_special_tokens=True)
+                cut = min((p for p in (text.find(s) for s in params.stop) if p != -1), default=-1)
+                if cut != -1:
+                    text, reason = text[:cut], "stop"
+                elif cancel.is_set():
+                    reason = "cancelled"
+                else:
+                    reason = "eos" if hit_eos is not None else "length"
+                on_result(i, {"output": text, "rendered_prompt": rendered[i],
+                              "prompt_tokens": int(enc["attention_mask"][row].sum()),
+                              "completion_tokens": len(ids), "stop_reason": reason,
+                              "latency_s": round(share, 4), "ttft_s": None,
+                              "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0})
+    finally:
+        tok.padding_side = padding_side
+
+
+def _decode_kwargs(params: GenParams, tok) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
+                              "pad_token_id": tok.pad_token_id}
+    if params.greedy:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+    return kwargs
 
 
 def _template_has_bos(tokenizer, rendered: str) -> bool:

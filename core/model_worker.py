@@ -1,7 +1,8 @@
 """The long-lived model worker: a child process that loads a model once and serves generations.
 
-Protocol: JSON lines. Requests arrive on stdin (`load`, `generate`, `cancel`, `shutdown`); events
-leave on the original stdout (`loading`, `ready`, `started`, `chunk`, `done`, `error`). Anything a
+Protocol: JSON lines. Requests arrive on stdin (`load`, `generate`, `batch`, `cancel`, `shutdown`);
+events leave on the original stdout (`loading`, `ready`, `started`, `chunk`, `done`, `item`,
+`batch_done`, `error`). Anything a
 library prints goes to stderr (a log file), so it can never corrupt the protocol. A reader thread
 handles `cancel` at once (also for a request still queued), while a generation runs on the main
 thread.
@@ -44,7 +45,7 @@ class Worker:
                 if (event := self.cancels.get(req.get("id", ""))) is not None:
                     event.set()  # a cancel for a finished request is simply dropped
             else:
-                if req.get("op") == "generate":
+                if req.get("op") in {"generate", "batch"}:
                     self.cancels.setdefault(req["id"], threading.Event())
                 self.requests.put(req)
         self.requests.put({"op": "shutdown"})  # parent went away
@@ -60,6 +61,8 @@ class Worker:
                     self.load(req)
                 elif op == "generate":
                     self.generate(req)
+                elif op == "batch":
+                    self.batch(req)
                 else:
                     raise TunelabError(f"unknown request op '{op}'")
             except TunelabError as exc:
@@ -90,7 +93,7 @@ class Worker:
         if self.loaded is None:
             raise TunelabError("no model loaded")
         params = GenParams.from_dict(req.get("params", {}))
-        prompt = Prompt(req.get("prompt", ""), req.get("system", ""), req.get("mode", "auto"))
+        prompt = Prompt.from_dict(req.get("prompt", {}))
         result = generate(
             self.loaded, prompt, params,
             emit=lambda text, tokens: self.send({"event": "chunk", "id": rid, "text": text, "tokens": tokens}),
@@ -99,6 +102,27 @@ class Worker:
                 {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),
         )
         self.send({"event": "done", "id": rid, "result": result})
+
+    def batch(self, req: dict[str, Any]) -> None:
+        """Many prompts at once (evals): all cores for the batch, one thread again for streaming."""
+        import torch
+
+        from core.generation import Prompt, generate_batch
+
+        rid = req["id"]
+        if self.loaded is None:
+            raise TunelabError("no model loaded")
+        params = GenParams.from_dict(req.get("params", {}))
+        prompts = [Prompt.from_dict(p) for p in req.get("prompts", [])]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(os.cpu_count() or 1)
+        try:
+            generate_batch(self.loaded, prompts, params, batch_size=int(req.get("batch_size", 16)),
+                           cancel=self.cancels[rid],
+                           on_result=lambda i, r: self.send({"event": "item", "id": rid, "index": i, "result": r}))
+        finally:
+            torch.set_num_threads(threads)
+        self.send({"event": "batch_done", "id": rid, "cancelled": self.cancels[rid].is_set()})
 
 
 def main() -> int:

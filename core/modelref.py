@@ -55,3 +55,17 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
                            f"loaded; convert to safetensors or pass --allow-pickle: {path}")
     if not pickled:
         raise TunelabError(f"no model weights (*.safetensors) in {path}")
+
+
+def fingerprint(source: ModelSource) -> str:
+    """Changes when the model's files change (name, size, mtime), without reading the weights."""
+    if not source.local:
+        return f"hub:{source.location}"
+    import hashlib
+
+    digest = hashlib.sha256(source.location.encode())
+    for p in sorted(Path(source.location).iterdir()):
+        if p.is_file():
+            st = p.stat()
+            digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

@@ -33,6 +33,7 @@ class ModelWorkerClient:
         self.lock = threading.Lock()
         self.closing = False
         self.ids = itertools.count(1)
+        self.listeners: dict[str, Callable[[Event], None]] = {}
 
     @property
     def alive(self) -> bool:
@@ -45,10 +46,21 @@ class ModelWorkerClient:
 
     def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str:
         """Queue one generation; returns its request id. Restarts a dead worker first."""
-        rid = f"r{os.getpid()}-{next(self.ids)}"
-        self._send({"op": "generate", "id": rid, "prompt": prompt, "system": system, "mode": mode,
-                    "params": params})
+        rid = self._new_id()
+        self._send({"op": "generate", "id": rid, "params": params,
+                    "prompt": {"text": prompt, "system": system, "mode": mode}})
         return rid
+
+    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any],
+              listener: Callable[[Event], None], batch_size: int = 16) -> str:
+        """Queue a batch; its events (`item`, `batch_done`, `error`, `crashed`) go to `listener`."""
+        rid = self._new_id()
+        self.listeners[rid] = listener
+        self._send({"op": "batch", "id": rid, "prompts": prompts, "params": params, "batch_size": batch_size})
+        return rid
+
+    def _new_id(self) -> str:
+        return f"r{os.getpid()}-{next(self.ids)}"
 
     def cancel(self, rid: str) -> None:
         if self.alive:
@@ -103,10 +115,19 @@ class ModelWorkerClient:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            self.on_event(event)
+            listener = self.listeners.get(event.get("id", ""))
+            if listener is None:
+                self.on_event(event)
+                continue
+            if event["event"] in {"batch_done", "error"}:
+                self.listeners.pop(event["id"], None)
+            listener(event)
         code = proc.wait()
         if not self.closing:
-            self.on_event({"event": "crashed", "message": f"model worker exited (code {code}): {self._log_tail()}"})
+            crashed = {"event": "crashed", "message": f"model worker exited (code {code}): {self._log_tail()}"}
+            for rid in list(self.listeners):
+                self.listeners.pop(rid)(crashed)
+            self.on_event(crashed)
 
     def _log_tail(self) -> str:
         try:
