@@ -1,6 +1,7 @@
-"""Headless entry points: `tunelab gen|history|demo` built on the same core as the TUI.
+"""Headless entry points: `tunelab gen|eval|prompts|evals|history|demo`, on the same core as the TUI.
 
-User errors print one line `tunelab: error: ...` and exit 2; Ctrl+C during `gen` cancels cleanly.
+User errors print one line `tunelab: error: ...` and exit 2; a failed `--min-pass` exits 1;
+Ctrl+C during `gen` cancels cleanly.
 """
 
 from __future__ import annotations
@@ -49,6 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("id", nargs="?")
     hist.add_argument("-n", "--limit", type=int, default=20)
     hist.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser("eval", help="run prompt variants over a dataset split and grade them")
+    _add_model_options(ev)
+    ev.add_argument("--prompt", action="append", default=[], metavar="P",
+                    help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable")
+    ev.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
+    ev.add_argument("--dataset", default="demo", help="'demo', a folder of split files, or a .jsonl/.csv file")
+    ev.add_argument("--split", default="eval", help="split to evaluate ('all' for every row)")
+    ev.add_argument("--expected", default=None, help="field holding the expected answer")
+    ev.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
+    ev.add_argument("--grader", default="labels", help="exact, labels[:a,b], contains[:x], not_contains:x, "
+                    "regex:p, json[:schema], levenshtein[:t], chrf[:t]")
+    ev.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N items")
+    ev.add_argument("--no-cache", action="store_true", help="recompute even identical calls")
+    ev.add_argument("--baseline", default=None, metavar="RUN[:V]", help="compare with this run (default: the pinned one)")
+    ev.add_argument("--pin", action="store_true", help="pin this run's first variant as the baseline")
+    ev.add_argument("--min-pass", default=None, metavar="RATE", help="exit 1 if a variant passes less (0.8 or 80%%)")
+    ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    pr = sub.add_parser("prompts", help="list, show, diff or save prompt versions")
+    pr.add_argument("action", choices=["list", "show", "diff", "save"])
+    pr.add_argument("refs", nargs="*", help="versions (name, name@N, id) or, for save, a .toml file")
+
+    evs = sub.add_parser("evals", help="list, show or pin eval runs")
+    evs.add_argument("action", nargs="?", choices=["list", "show", "pin"], default="list")
+    evs.add_argument("run", nargs="?", help="run id (prefix); for pin, RUN[:V]")
 
     dem = sub.add_parser("demo", help="rebuild the demo model and demo task")
     dem.add_argument("action", choices=["build"])
@@ -149,8 +177,168 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompt_variant(ref: str, store):
+    """A .toml file is read and saved as a version; anything else names a saved version."""
+    from pathlib import Path
+
+    from core.prompts import read_prompt_file
+
+    path = Path(ref)
+    if path.suffix == ".toml" or path.exists():
+        name, version = read_prompt_file(path)
+        store.save(name, version)
+        return name, version
+    row, version = store.get(ref)
+    return row["name"], version
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise TunelabError(f"--min-pass must be a rate like 0.8 or 80%, got '{text}'")
+    return value
+
+
+def _run_and_variant(ref: str) -> tuple[str, int]:
+    run, _, variant = ref.partition(":")
+    if variant and not variant.isdigit():
+        raise TunelabError(f"variant must be a number in '{ref}'")
+    return run, int(variant or 0)
+
+
+def format_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> str:
+    head = (f"eval {summary['id']} · {summary['dataset']}:{summary['split']} · {summary['n_items']} items"
+            f" · grader {summary['grader']}" + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
+            + ("" if summary["status"] == "done" else f" · {summary['status']}"))
+    width = max([7] + [len(v["label"]) for v in summary["variants"]])
+    lines = [head, f"  #  {'variant':<{width}}    pass    95% CI        latency  tokens  vs baseline"]
+    for i, v in enumerate(summary["variants"]):
+        lo, hi = v["ci"]
+        latency = f"{v['mean_latency_s'] * 1000:5.0f} ms" if v["mean_latency_s"] is not None else "  cached"
+        tokens = f"{v['mean_completion_tokens']:6.1f}" if v["mean_completion_tokens"] is not None else "     -"
+        line = (f"  {i}  {v['label']:<{width}}  {v['pass_rate'] * 100:5.1f}%  [{lo * 100:4.1f}, {hi * 100:5.1f}]"
+                f"  {latency}  {tokens}")
+        if comparisons:
+            c = comparisons[i]
+            line += f"  {c['delta'] * 100:+5.1f} (fixed {len(c['fixed'])}, broken {len(c['broken'])})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from core.evals import EvalRequest, EvalRuns, LocalBackend, Variant, compare, run_eval
+    from core.paths import data_dir
+    from core.prompts import PromptStore
+
+    root = data_dir()
+    store = PromptStore(root)
+    variants = [Variant("no prompt", None, args.model)] if args.no_prompt else []
+    variants += [Variant(*_prompt_variant(ref, store), args.model) for ref in args.prompt]
+    if not variants:
+        raise TunelabError("give at least one --prompt (or --no-prompt)")
+    min_pass = _rate(args.min_pass) if args.min_pass is not None else None
+    mapping = {}
+    for pair in args.map:
+        var, sep, source = pair.partition("=")
+        if not sep or not var or not source:
+            raise TunelabError(f"--map takes VAR=FIELD, got '{pair}'")
+        mapping[var] = source
+    request = EvalRequest(args.dataset, None if args.split == "all" else args.split, args.grader, args.repeat,
+                          not args.no_cache, args.limit, args.expected, mapping)
+    runs = EvalRuns(root)
+    baseline = None
+    if args.baseline:
+        run, variant = _run_and_variant(args.baseline)
+        baseline = (runs.load(run), variant)
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            filled = done * 30 // total
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    summary = run_eval(root, request, variants,
+                       LocalBackend(allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code),
+                       on_progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if baseline is None:
+        baseline = runs.baseline_for(summary["dataset"], summary["split"])
+    comparisons = compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+    if args.pin:
+        runs.pin(summary["id"])
+    if args.json:
+        print(json.dumps({**summary, "comparisons": comparisons}, ensure_ascii=False))
+    else:
+        print(format_summary(summary, comparisons))
+        if baseline and comparisons:
+            print(f"  vs baseline {baseline[0]['id']}:{baseline[1]} ({baseline[0]['variants'][baseline[1]]['label']})")
+    failing = [v for v in summary["variants"] if min_pass is not None and v["pass_rate"] < min_pass]
+    for v in failing:
+        print(f"tunelab: min-pass failed: {v['label']} passed {v['pass_rate']:.1%} < {min_pass:.1%}", file=sys.stderr)
+    return 1 if failing else 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.paths import data_dir
+    from core.prompts import PromptStore, read_prompt_file
+
+    store = PromptStore(data_dir())
+    need = {"list": (0, 1), "show": (1, 1), "diff": (2, 2), "save": (1, 1)}[args.action]
+    if not need[0] <= len(args.refs) <= need[1]:
+        raise TunelabError(f"prompts {args.action} takes {need[0]}{'' if need[0] == need[1] else f' to {need[1]}'} argument(s)")
+    if args.action == "list":
+        for row in store.versions(args.refs[0] if args.refs else None):
+            first = " ".join(row["template"].split())[:50]
+            print(f"{row['name']}@{row['number']}  {row['id']}  {row['created_at'][:19]}  {first!r}")
+    elif args.action == "show":
+        row, version = store.get(args.refs[0])
+        print(f"{row['name']}@{row['number']} ({row['id']})")
+        print(version.as_text(), end="")
+    elif args.action == "diff":
+        print(store.diff(*args.refs), end="")
+    else:
+        name, version = read_prompt_file(Path(args.refs[0]))
+        store.save(name, version)
+        print(f"saved {name} as {version.id}")
+    return 0
+
+
+def cmd_evals(args: argparse.Namespace) -> int:
+    from core.evals import EvalRuns, compare
+    from core.paths import data_dir
+
+    runs = EvalRuns(data_dir())
+    if args.action == "list":
+        for row in runs.list():
+            best = max(row["variants"], key=lambda v: v["pass_rate"], default=None)
+            top = f"best {best['pass_rate']:.1%} {best['label']}" if best else ""
+            print(f"{row['id']}  {row['created_at'][:19]}  {row['dataset']}:{row['split']}  {row['status']:9}  {top}")
+        return 0
+    if not args.run:
+        raise TunelabError(f"evals {args.action} needs a run id")
+    if args.action == "pin":
+        run, variant = _run_and_variant(args.run)
+        doc = runs.pin(run, variant)
+        print(f"pinned {doc['run']}:{doc['variant']} as the baseline for {doc['key']}")
+        return 0
+    summary = runs.load(args.run)
+    baseline = runs.baseline_for(summary["dataset"], summary["split"])
+    comparisons = compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+    print(format_summary(summary, comparisons))
+    for i, c in enumerate(comparisons or []):
+        if c["fixed"] or c["broken"]:
+            print(f"  {i}: fixed {', '.join(c['fixed']) or '-'}; broken {', '.join(c['broken']) or '-'}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "gen": cmd_gen, "history": cmd_history, "demo": cmd_demo}
+    "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": cmd_history,
+    "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None,

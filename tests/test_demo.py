@@ -41,3 +41,11 @@ def test_build_script_makes_a_loadable_model(tmp_path):
     assert tok.chat_template and model.config.model_type == "llama"
     assert len(read_jsonl(tmp_path / "task" / "train.jsonl")) == 32
     assert len(read_jsonl(tmp_path / "task" / "eval.jsonl")) == 8
+
+
+def test_pre_training_never_contains_a_task_item():
+    from core.demo.build import without_task
+
+    items = [{"id": "1", "text": "The lamp is great.", "label": "positive"}]
+    docs = ["The lamp is great. Overall, this review is positive.", "The lamp is great", "A story."]
+    assert without_task(docs, items) == ["The lamp is great", "A story."]

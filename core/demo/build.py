@@ -41,14 +41,16 @@ class BuildConfig:
 
 
 def documents(rng: random.Random, count: int) -> list[str]:
-    """The pre-training mix: stories, unlabelled reviews, plain Q/A and chat-formatted turns."""
+    """The pre-training mix: stories, reviews (a few with a verdict sentence), Q/A and chat turns."""
     docs = []
     for _ in range(count):
         r = rng.random()
-        if r < 0.45:
+        if r < 0.42:
             docs.append(corpus.story(rng))
-        elif r < 0.75:
+        elif r < 0.63:
             docs.append(corpus.review(rng, rng.random() < 0.5))
+        elif r < 0.75:
+            docs.append(corpus.judged_review(rng))
         elif r < 0.9:
             q, a = corpus.question(rng)
             docs.append(f"Q: {q}\nA: {a}")
@@ -116,9 +118,21 @@ def pretrain(model, data, cfg: BuildConfig, log=print) -> float:
     return loss_value
 
 
-def write_task(out: Path, cfg: BuildConfig) -> None:
-    """The demo sentiment task as JSONL train/eval splits (never seen labelled in pre-training)."""
-    items = corpus.sentiment_items(random.Random(cfg.seed + 1), cfg.task_items)
+def task_items(cfg: BuildConfig) -> list[dict[str, str]]:
+    return corpus.sentiment_items(random.Random(cfg.seed + 1), cfg.task_items)
+
+
+def without_task(docs: list[str], items: list[dict[str, str]]) -> list[str]:
+    """Drop any pre-training document that starts with a task text: no item is ever seen, labelled or not."""
+    key = min([32, *(len(item["text"]) for item in items)])
+    by_head: dict[str, list[str]] = {}
+    for item in items:
+        by_head.setdefault(item["text"][:key], []).append(item["text"])
+    return [d for d in docs if not any(d.startswith(t) for t in by_head.get(d[:key], ()))]
+
+
+def write_task(out: Path, items: list[dict[str, str]], cfg: BuildConfig) -> None:
+    """The demo sentiment task as JSONL train/eval splits."""
     n_eval = int(len(items) * cfg.eval_fraction)
     out.mkdir(parents=True, exist_ok=True)
     for name, part in (("eval", items[:n_eval]), ("train", items[n_eval:])):
@@ -135,7 +149,8 @@ def build(model_dir: Path, data_dir: Path, cfg: BuildConfig | None = None, log=p
     hf_logging.disable_progress_bar()
     cfg = cfg or BuildConfig()
     torch.manual_seed(cfg.seed)
-    docs = documents(random.Random(cfg.seed), cfg.documents)
+    items = task_items(cfg)
+    docs = without_task(documents(random.Random(cfg.seed), cfg.documents), items)
     log(f"corpus: {len(docs)} documents")
     tokenizer = train_tokenizer(docs, cfg)
     data = pack(docs, tokenizer, cfg.seq_len)
@@ -158,6 +173,6 @@ def build(model_dir: Path, data_dir: Path, cfg: BuildConfig | None = None, log=p
     model_dir.mkdir(parents=True, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
-    write_task(data_dir, cfg)
+    write_task(data_dir, items, cfg)
     log(f"saved model to {model_dir} and task to {data_dir}")
     return loss

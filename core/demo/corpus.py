@@ -100,6 +100,21 @@ def review(rng: random.Random, positive: bool) -> str:
     return " ".join(parts)
 
 
+VERDICTS = ["Overall, this review is {label}.", "The tone of this review is {label}.",
+            "In short, the feeling here is {label}."]
+
+
+def judged_review(rng: random.Random) -> str:
+    """A review followed by a verdict sentence: the evaluative English a real base model has read.
+
+    It teaches the words `positive`/`negative` in context, so prompt wording matters on the demo
+    model; the task's own items and formats never appear in pre-training.
+    """
+    positive = rng.random() < 0.5
+    verdict = _pick(rng, VERDICTS).format(label="positive" if positive else "negative")
+    return f"{review(rng, positive)} {verdict}"
+
+
 def question(rng: random.Random) -> tuple[str, str]:
     """A simple question with its answer, drawn from small fact tables."""
     kind = rng.randrange(3)
