@@ -1,8 +1,8 @@
 """The long-lived model worker: a child process that loads a model once and serves generations.
 
-Protocol: JSON lines. Requests arrive on stdin (`load`, `generate`, `batch`, `cancel`, `shutdown`);
-events leave on the original stdout (`loading`, `ready`, `started`, `chunk`, `done`, `item`,
-`batch_done`, `error`). Anything a
+Protocol: JSON lines. Requests arrive on stdin (`load`, `render`, `generate`, `batch`, `cancel`,
+`shutdown`); events leave on the original stdout (`loading`, `ready`, `rendered`, `started`, `chunk`,
+`done`, `item`, `batch_done`, `error`). Anything a
 library prints goes to stderr (a log file), so it can never corrupt the protocol. A reader thread
 handles `cancel` at once (also for a request still queued), while a generation runs on the main
 thread.
@@ -63,6 +63,8 @@ class Worker:
                     self.generate(req)
                 elif op == "batch":
                     self.batch(req)
+                elif op == "render":
+                    self.render(req)
                 else:
                     raise TunelabError(f"unknown request op '{op}'")
             except TunelabError as exc:
@@ -102,6 +104,16 @@ class Worker:
                 {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),
         )
         self.send({"event": "done", "id": rid, "result": result})
+
+    def render(self, req: dict[str, Any]) -> None:
+        """The exact string a prompt becomes for the loaded model, and its token count."""
+        from core.generation import Prompt, render
+
+        if self.loaded is None:
+            raise TunelabError("no model loaded")
+        text = render(self.loaded, Prompt.from_dict(req.get("prompt", {})))
+        tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        self.send({"event": "rendered", "id": req["id"], "text": text, "tokens": tokens})
 
     def batch(self, req: dict[str, Any]) -> None:
         """Many prompts at once (evals): all cores for the batch, one thread again for streaming."""

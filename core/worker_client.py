@@ -54,9 +54,17 @@ class ModelWorkerClient:
     def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any],
               listener: Callable[[Event], None], batch_size: int = 16) -> str:
         """Queue a batch; its events (`item`, `batch_done`, `error`, `crashed`) go to `listener`."""
+        return self._request({"op": "batch", "prompts": prompts, "params": params, "batch_size": batch_size},
+                             listener)
+
+    def render(self, prompt: dict[str, Any], listener: Callable[[Event], None]) -> str:
+        """Ask for the exact rendered string; `rendered` (or `error`) goes to `listener`."""
+        return self._request({"op": "render", "prompt": prompt}, listener)
+
+    def _request(self, request: Event, listener: Callable[[Event], None]) -> str:
         rid = self._new_id()
         self.listeners[rid] = listener
-        self._send({"op": "batch", "id": rid, "prompts": prompts, "params": params, "batch_size": batch_size})
+        self._send({**request, "id": rid})
         return rid
 
     def _new_id(self) -> str:
@@ -119,7 +127,7 @@ class ModelWorkerClient:
             if listener is None:
                 self.on_event(event)
                 continue
-            if event["event"] in {"batch_done", "error"}:
+            if event["event"] in {"batch_done", "rendered", "error"}:
                 self.listeners.pop(event["id"], None)
             listener(event)
         code = proc.wait()

@@ -7,6 +7,23 @@ from typing import Any, Callable
 
 STORY = ("Rosa was a blue student ", "who lived near the garden. ", "In the spring, Rosa went ",
          "to the library.")
+GOOD_WORDS = ("great", "excellent", "wonderful", "lovely", "perfect", "solid", "amazing", "fantastic",
+              "comfortable", "reliable", "beautiful", "sturdy", "love", "recommended", "happy", "glad")
+
+
+def scripted_answer(prompt: dict[str, Any], params: dict[str, Any]) -> str:
+    """A stand-in model for evals: a naive keyword classifier (fooled by negation) when asked for a
+    `Sentiment`, always `positive` when asked `Overall`, otherwise a ramble."""
+    text = prompt["text"]
+    if "Sentiment" in text:
+        out = "positive" if any(w in text.lower() for w in GOOD_WORDS) else "negative"
+    elif "Overall" in text:
+        out = "positive"
+    else:
+        out = "A cow moos."
+    if params.get("temperature"):
+        out += f" #{params['seed'] % 2}"
+    return out
 
 
 class FakeClient:
@@ -56,6 +73,23 @@ class FakeClient:
         emit({"event": "done", "id": rid, "result": {
             "output": "".join(sent), "rendered_prompt": rendered, "prompt_tokens": 7, "completion_tokens": len(sent) * 5,
             "stop_reason": reason, "latency_s": 0.05, "ttft_s": 0.01, "tok_per_s": 400.0}})
+
+    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener, batch_size: int = 16) -> str:
+        rid = f"fake-batch-{len(self.requests) + 1}"
+        self.requests.append({"id": rid, "batch": len(prompts), "params": params})
+
+        def run() -> None:
+            for i, p in enumerate(prompts):
+                listener({"event": "item", "id": rid, "index": i, "result": {
+                    "output": scripted_answer(p, params), "latency_s": 0.002, "completion_tokens": 2}})
+            listener({"event": "batch_done", "id": rid, "cancelled": False})
+        threading.Thread(target=run, daemon=True).start()
+        return rid
+
+    def render(self, prompt: dict[str, Any], listener) -> str:
+        text = f"<|user|>\n{prompt['text']}<|end|>\n<|assistant|>\n" if prompt["mode"] != "raw" else prompt["text"]
+        listener({"event": "rendered", "id": "fake-render", "text": text, "tokens": len(text.split())})
+        return "fake-render"
 
     def crash(self) -> None:
         self.on_event({"event": "crashed", "message": "model worker exited (code -9): killed"})

@@ -8,13 +8,10 @@ import pytest
 from core.errors import TunelabError
 from core.evals import EvalRequest, EvalRuns, LocalBackend, Variant, compare, run_eval
 from core.prompts import PromptVersion
-
-GOOD_WORDS = ("great", "excellent", "wonderful", "lovely", "perfect", "solid", "amazing", "fantastic",
-              "comfortable", "reliable", "beautiful", "sturdy", "love", "recommended", "happy", "glad")
-
+from tests.fakes import scripted_answer
 
 class ScriptedBackend:
-    """Answers like a keyword classifier when the prompt asks for a sentiment, else rambles."""
+    """Runs `scripted_answer` for each prompt, in process."""
 
     def __init__(self):
         self.calls = []
@@ -24,14 +21,7 @@ class ScriptedBackend:
         for i, p in enumerate(prompts):
             if cancel.is_set():
                 return
-            text = p["text"]
-            if "Sentiment" in text:
-                out = "positive" if any(w in text.lower() for w in GOOD_WORDS) else "negative"
-            else:
-                out = "A cow moos."
-            if params.get("temperature"):
-                out += f" #{params['seed'] % 2}"
-            on_result(i, {"output": out, "latency_s": 0.01, "completion_tokens": 2})
+            on_result(i, {"output": scripted_answer(p, params), "latency_s": 0.01, "completion_tokens": 2})
 
 
 PROMPT = PromptVersion("Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})

@@ -3,7 +3,7 @@
 import pytest
 from textual.widgets import Input, TextArea
 
-from tests.tui_helpers import fake_app, run_prompt
+from tests.tui_helpers import fake_app, run_prompt, wait_for
 
 
 async def _after_a_run(pilot):
@@ -17,3 +17,21 @@ async def _after_a_run(pilot):
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)])
 def test_main_screen_after_a_run(snap_compare, home, size):
     assert snap_compare(fake_app(home), terminal_size=size, run_before=_after_a_run)
+
+
+async def _after_two_evals(pilot):
+    app = pilot.app
+    for text in ("{{text}}\nSentiment:", "{{text}} Overall, this review is"):
+        app.query_one("#prompt-name", Input).value = "senti"
+        app.query_one("#prompt-text").text = text
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.eval_token is None)
+    table = app.query_one("#eval-table")
+    table.focus()
+    table.move_cursor(column=2)
+    await pilot.press("b")
+    await pilot.pause()
+
+
+def test_eval_matrix_with_baseline(snap_compare, home):
+    assert snap_compare(fake_app(home), terminal_size=(100, 30), run_before=_after_two_evals)

@@ -1,11 +1,14 @@
-"""The tunelab app: prompt editor, training monitor and results on one screen.
+"""The tunelab app: prompt editor, training monitor and results (output and eval matrix) on one screen.
 
 Model work happens in the model worker child process (see `core.worker_client`); its events reach
-the app as `ModelEvent` messages, and the handlers here own all state. Nothing here imports torch.
+the app as messages, and the handlers here own all state. Evals run in a thread worker that talks to
+the same child. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -14,17 +17,24 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from core import __version__, demo
+from core.datasets import load_dataset
 from core.errors import TunelabError
+from core.evals import EvalRequest, EvalRuns, Variant, WorkerBackend, run_eval
+from core.generation import Prompt
 from core.history import History
 from core.paths import data_dir, logs_dir
+from core.prompts import PromptStore, PromptVersion
 from core.records import generation_record
+from core.templates import Template
 from core.worker_client import ModelWorkerClient
-from tui.messages import ModelEvent
+from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Rendered
+from tui.screens.rendered import RenderedScreen
+from tui.screens.versions import VersionsScreen
 from tui.themes import DEFAULT_THEME, shipped_themes
-from tui.widgets.params_form import ParamsForm
+from tui.widgets.eval_pane import EvalPane
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
 from tui.widgets.training_pane import TrainingPane
@@ -33,6 +43,8 @@ from tui.widgets.training_pane import TrainingPane
 class ModelClient(Protocol):
     def load(self, model: str, **options: Any) -> None: ...
     def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str: ...
+    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener: Callable) -> str: ...
+    def render(self, prompt: dict[str, Any], listener: Callable) -> str: ...
     def cancel(self, rid: str) -> None: ...
     def close(self) -> None: ...
 
@@ -49,6 +61,9 @@ class TunelabApp(App[None]):
     TITLE = "tunelab"
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", priority=True),
+        Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
+        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True),
+        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True),
         Binding("escape", "cancel", "Cancel", id="cancel"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -59,9 +74,14 @@ class TunelabApp(App[None]):
         self.model = model
         self.load_options = load_options or {}
         self.client = client_factory(lambda event: self.post_message(ModelEvent(event)))
-        self.history = History(home or data_dir())
+        self.root = home or data_dir()
+        self.history = History(self.root)
+        self.prompts = PromptStore(self.root)
         self.model_ready = False
-        self.current: dict[str, Any] | None = None  # the request being generated and what it streamed
+        self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
+        self.eval_token: str | None = None  # the eval run in progress
+        self.eval_cancel = threading.Event()
+        self.tokens = itertools.count(1)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -69,12 +89,20 @@ class TunelabApp(App[None]):
             with Vertical(id="left"):
                 yield PromptPane(self.model, id="prompt-pane")
                 yield TrainingPane(id="training-pane")
-            yield ResultsPane(id="results-pane")
+            with TabbedContent(id="right"):
+                with TabPane("Output", id="tab-output"):
+                    yield ResultsPane(id="results-pane")
+                with TabPane("Eval", id="tab-eval"):
+                    yield EvalPane(id="eval-pane")
         yield Footer()
 
     @property
     def results(self) -> ResultsPane:
         return self.query_one(ResultsPane)
+
+    @property
+    def evals(self) -> EvalPane:
+        return self.query_one(EvalPane)
 
     def on_mount(self) -> None:
         for theme in shipped_themes():
@@ -95,31 +123,47 @@ class TunelabApp(App[None]):
 
     @on(Input.Submitted, "#model-input")
     def model_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip() and not self.current:
+        if self.current or self.eval_token:
+            self.notify("Finish or cancel the current run before loading another model.", severity="warning")
+        elif event.value.strip():
             self.load_model(event.value.strip())
+
+    def _error(self, message: str) -> None:
+        self.results.set_status(message, error=True)
+        self.notify(message, severity="error", timeout=8)
+
+    def _single_prompt(self) -> tuple[str, PromptVersion, Prompt]:
+        """The prompt on screen, its variables filled from the eval dataset's first row."""
+        pane = self.query_one(PromptPane)
+        version = pane.version()
+        template, system = Template(version.template), Template(version.system)
+        values: dict[str, str] = {}
+        if template.variables or system.variables:
+            spec, split, _ = self.evals.form()
+            items = load_dataset(spec).split(split)
+            if not items:
+                raise TunelabError(f"dataset {spec} has no rows to fill the template from")
+            values = items[0].vars
+            template.check(values, source=items[0].where)
+            system.check(values, source=items[0].where)
+        return pane.prompt_name, version, Prompt(template.render(values), system.render(values), version.mode)
 
     def action_run(self) -> None:
         if self.current is not None:
             self.notify("Already generating; esc cancels.", severity="warning")
             return
-        pane = self.query_one(PromptPane)
-        prompt = pane.text
-        if not prompt.strip():
+        if not self.query_one(PromptPane).text.strip():
             self.notify("The prompt is empty.", severity="warning")
             return
         try:
-            params = self.query_one(ParamsForm).params()
+            name, version, prompt = self._single_prompt()
+            rid = self.client.generate(prompt.text, version.params, system=prompt.system, mode=prompt.mode)
         except TunelabError as exc:
-            self.results.set_status(str(exc), error=True)
-            self.notify(str(exc), severity="error")
+            self._error(str(exc))
             return
-        try:
-            rid = self.client.generate(prompt, params.to_dict(), mode=pane.mode)
-        except TunelabError as exc:
-            self._model_failed(str(exc))
-            return
-        self.current = {"id": rid, "model": self.model, "prompt": prompt, "params": params.to_dict(),
-                        "mode": pane.mode, "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
+        self.current = {"id": rid, "model": self.model, "prompt": prompt, "name": name, "version": version,
+                        "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
+        self.query_one(TabbedContent).active = "tab-output"
         self.results.begin()
         if not self.model_ready:
             self.results.set_status(f"waiting for {self.model} to load…")
@@ -128,6 +172,9 @@ class TunelabApp(App[None]):
         if self.current is not None:
             self.client.cancel(self.current["id"])
             self.results.set_status("cancelling…")
+        elif self.eval_token is not None:
+            self.eval_cancel.set()
+            self.notify("Cancelling the eval…")
 
     @on(ModelEvent)
     def model_event(self, message: ModelEvent) -> None:
@@ -172,29 +219,119 @@ class TunelabApp(App[None]):
 
     def _model_failed(self, message: str) -> None:
         self.results.loading = False
-        self.results.set_status(message, error=True)
         self.sub_title = "no model"
-        self.notify(message, severity="error", timeout=8)
+        self._error(message)
 
     def _finish_current(self, *, status: str, result: dict[str, Any] | None = None,
                         error: str | None = None) -> None:
         current, self.current = self.current, None
         if current is None:
             return
-        record = generation_record(model=current["model"], prompt=current["prompt"], system="", mode=current["mode"],
-                                   params=current["params"], result=result, status=status, error=error,
-                                   partial_output="".join(current["streamed"]),
+        prompt, version = current["prompt"], current["version"]
+        record = generation_record(model=current["model"], prompt=prompt.text, system=prompt.system,
+                                   mode=prompt.mode, params=version.params, result=result, status=status,
+                                   error=error, partial_output="".join(current["streamed"]),
                                    rendered_prompt=current["rendered_prompt"])
-        self.save_record(record)
+        record.update(prompt_name=current["name"], prompt_version=version.id, template=version.template)
+        self.save_run(record, current["name"], version)
 
     @work(thread=True, group="history", exclusive=False)
-    def save_record(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: dict[str, Any], name: str, version: PromptVersion) -> None:
         try:
+            self.prompts.save(name, version)
             self.history.add(record)
         except (OSError, TunelabError) as exc:
             self.call_from_thread(self.notify, f"history not saved: {exc}", severity="error")
 
+    def action_eval(self) -> None:
+        if self.eval_token is not None:
+            self.notify("An eval is running; esc cancels it.", severity="warning")
+            return
+        pane = self.query_one(PromptPane)
+        try:
+            version = pane.version()
+        except TunelabError as exc:
+            self._error(str(exc))
+            return
+        spec, split, grader = self.evals.form()
+        variants = [] if self.evals.columns else [Variant("no prompt", None, self.model)]
+        variants.append(Variant(pane.prompt_name, version, self.model))
+        token = f"t{next(self.tokens)}"
+        self.eval_token = token
+        self.eval_cancel = threading.Event()
+        self.evals.start_run(token, [v.label for v in variants])
+        self.query_one(TabbedContent).active = "tab-eval"
+        self.run_eval_in_thread(token, EvalRequest(spec, split, grader), variants, pane.prompt_name, version)
+
+    @work(thread=True, group="eval", exclusive=False)
+    def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list[Variant], name: str,
+                           version: PromptVersion) -> None:
+        try:
+            self.prompts.save(name, version)
+            summary = run_eval(self.root, request, variants, WorkerBackend(self.client, self.model),
+                               on_row=lambda row: self.post_message(EvalRow(token, row)),
+                               on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
+                               cancel=self.eval_cancel)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        baseline = EvalRuns(self.root).baseline_for(summary["dataset"], summary["split"])
+        self.post_message(EvalFinished(token, summary, baseline=baseline))
+
+    @on(EvalRow)
+    def eval_row(self, message: EvalRow) -> None:
+        self.evals.add_row(message.token, message.row)
+
+    @on(EvalProgress)
+    def eval_progress(self, message: EvalProgress) -> None:
+        self.evals.progress(message.done, message.total)
+
+    @on(EvalFinished)
+    def eval_finished(self, message: EvalFinished) -> None:
+        self.eval_token = None
+        if message.summary is None:
+            self.evals.drop_run(message.token)
+            self._error(message.error or "eval failed")
+            return
+        self.evals.finish_run(message.token, message.summary)
+        self.evals.show_baseline(message.baseline)
+        best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
+        if self.query_one(TabbedContent).active != "tab-eval":
+            self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
+
+    @on(EvalPane.PinRequested)
+    def pin_baseline(self, message: EvalPane.PinRequested) -> None:
+        runs = EvalRuns(self.root)
+        try:
+            doc = runs.pin(message.run_id, message.variant)
+            summary = runs.load(message.run_id)
+        except TunelabError as exc:
+            self._error(str(exc))
+            return
+        self.evals.show_baseline((summary, message.variant))
+        self.notify(f"Baseline for {doc['key']}: {summary['variants'][message.variant]['label']}")
+
+    def action_rendered(self) -> None:
+        try:
+            _, _, prompt = self._single_prompt()
+        except TunelabError as exc:
+            self._error(str(exc))
+            return
+        self.client.render(prompt.to_dict(), lambda event: self.post_message(Rendered(event)))
+
+    @on(Rendered)
+    def show_rendered(self, message: Rendered) -> None:
+        event = message.event
+        if event["event"] == "rendered":
+            self.push_screen(RenderedScreen(event["text"], event["tokens"]))
+        else:
+            self._error(event.get("message", "could not render the prompt"))
+
+    def action_versions(self) -> None:
+        self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))
+
     def on_unmount(self) -> None:
         if self.current is not None:  # quitting mid-stream: stop the work instead of waiting for it
             self.client.cancel(self.current["id"])
+        self.eval_cancel.set()
         self.client.close()

@@ -1,4 +1,8 @@
-"""The prompt editor pane: which model, what to say, and how to sample."""
+"""The prompt editor pane: which model, the prompt template and system prompt, and how to sample.
+
+The editor text is a template: `{{name}}` placeholders are filled from the dataset's rows in evals,
+and from its first row in single runs. What is on screen is one `PromptVersion`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, TextArea
 
+from core.prompts import PromptVersion
 from tui.widgets.params_form import ParamsForm
 
 MODES = ("auto", "chat", "raw")
@@ -19,24 +24,39 @@ class PromptPane(Vertical):
         self.model = model
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="model-row"):
+        with Horizontal(classes="field-row"):
             yield Label("model", classes="param-label")
             yield Input(self.model, id="model-input", compact=True,
                         tooltip="'demo', a local folder or a hub id; Enter loads it")
             yield Select([(m, m) for m in MODES], value="auto", allow_blank=False, compact=True,
                          id="mode-select", tooltip="chat applies the model's chat template; raw sends text as is")
+        with Horizontal(classes="field-row"):
+            yield Label("name", classes="param-label")
+            yield Input("untitled", id="prompt-name", compact=True, tooltip="versions are kept per name")
+            yield Label("system", classes="param-label")
+            yield Input("", id="system-input", compact=True, placeholder="(none)",
+                        tooltip="system prompt; may use {{variables}} too")
         yield TextArea(id="prompt-text", soft_wrap=True, show_line_numbers=False,
-                       placeholder="Type a prompt, then ctrl+r to run")
+                       placeholder="Type a prompt ({{text}} fills from the dataset), then ctrl+r")
         yield ParamsForm(id="params")
 
     @property
     def text(self) -> str:
         return self.query_one("#prompt-text", TextArea).text
 
+    @text.setter
+    def text(self, value: str) -> None:
+        self.query_one("#prompt-text", TextArea).text = value
+
     @property
     def mode(self) -> str:
         return str(self.query_one("#mode-select", Select).value)
 
-    @text.setter
-    def text(self, value: str) -> None:
-        self.query_one("#prompt-text", TextArea).text = value
+    @property
+    def prompt_name(self) -> str:
+        return self.query_one("#prompt-name", Input).value.strip() or "untitled"
+
+    def version(self) -> PromptVersion:
+        """The prompt on screen; raises TunelabError naming the bad template or parameter."""
+        return PromptVersion(self.text, self.query_one("#system-input", Input).value, self.mode,
+                             self.query_one(ParamsForm).params().to_dict())

@@ -1,0 +1,119 @@
+"""Pilot tests of the prompt workbench: eval matrix, baseline pinning, versions, rendered prompt."""
+
+from textual.widgets import DataTable, Input, TabbedContent
+
+from core.evals import EvalRuns
+from core.history import History
+from core.prompts import PromptStore
+from tests.tui_helpers import fake_app, wait_for
+from tui.screens.rendered import RenderedScreen
+from tui.screens.versions import VersionsScreen
+from tui.widgets.eval_pane import EvalPane
+
+
+def first_rate_label(pane) -> str:
+    return f"{pane.columns[1].summary['variants'][1]['pass_rate']:.0%}"
+
+
+async def set_prompt(pilot, name: str, template: str) -> None:
+    app = pilot.app
+    app.query_one("#prompt-name", Input).value = name
+    app.query_one("#prompt-text").text = template
+    app.query_one("#prompt-text").focus()
+    await pilot.pause()
+
+
+async def run_eval(pilot) -> None:
+    await pilot.press("ctrl+g")
+    await wait_for(pilot, lambda: pilot.app.eval_token is None)
+
+
+async def test_two_versions_matrix_baseline_fixed_and_broken(home):
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        await run_eval(pilot)
+        assert app.query_one(TabbedContent).active == "tab-eval"
+        pane = app.query_one(EvalPane)
+        table = app.query_one("#eval-table", DataTable)
+        assert table.row_count == 120 and len(table.columns) == 3  # item, no prompt, senti
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[1:] == ["0 0%", f"1 {first_rate_label(pane)}"]
+        first_rate = pane.columns[1].summary["variants"][1]["pass_rate"]
+        assert pane.columns[1].short.startswith("senti@")
+        assert 0.5 < first_rate < 1.0
+
+        await set_prompt(pilot, "senti", "{{text}} Overall, this review is")
+        await run_eval(pilot)
+        assert len(table.columns) == 4 and [c.variant for c in pane.columns] == [0, 1, 0]
+
+        table.focus()
+        table.move_cursor(column=2)  # senti v1
+        await pilot.press("b")
+        await pilot.pause()
+        assert pane.baseline is not None and pane.baseline[1] == 1
+        summary = str(app.query_one("#eval-summary").render())
+        assert "1 senti@" in summary and "*baseline" in summary and "% [" in summary
+        assert str(table.columns[list(table.columns)[2]].label).endswith("*")
+        line = next(ln for ln in summary.splitlines() if ln.startswith("2 senti"))
+        assert "fixed" in line and "broken" in line
+        fixed = int(line.split("fixed ")[1].split()[0])
+        broken = int(line.split("broken ")[1].split()[0])
+        assert fixed > 0 and broken > 0  # always-positive fixes fooled positives, breaks negatives
+        cells = [str(table.get_cell_at((r, 3))) for r in range(table.row_count)]
+        assert sum(c.startswith("✓+") for c in cells) == fixed and sum(c.startswith("✗-") for c in cells) == broken
+
+    pinned, variant = EvalRuns(home).baseline_for("demo", "eval")
+    assert variant == 1 and pinned["variants"][1]["prompt_name"] == "senti"
+    assert len(PromptStore(home).versions("senti")) == 2
+
+
+async def test_template_error_names_the_variable_and_runs_nothing(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await set_prompt(pilot, "bad", "{{review}} is")
+        await run_eval(pilot)
+        status = str(app.query_one("#result-stats").render())
+        assert "eval.jsonl:1: template variable '{{review}}' has no value" in status
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.client.requests == []
+        await set_prompt(pilot, "bad", "{{ text.upper }}")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "attribute or item access is not allowed" in str(app.query_one("#result-stats").render())
+
+
+async def test_single_run_fills_variables_from_the_first_row_and_saves_the_version(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+    sent = app.client.requests[0]["prompt"]
+    assert sent.endswith("\nSentiment:") and "{{" not in sent and len(sent) > 30
+    record = History(home).recent(1)[0]
+    assert record["prompt_name"] == "senti" and record["template"] == "{{text}}\nSentiment:"
+    assert PromptStore(home).get("senti")[0]["id"] == record["prompt_version"]
+
+
+async def test_rendered_prompt_and_versions_diff(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await set_prompt(pilot, "p", "Hello there")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, RenderedScreen))
+        assert app.screen.query_one("#rendered-text").text == "<|user|>\nHello there<|end|>\n<|assistant|>\n"
+        await pilot.press("escape")
+        for text in ("Hello there", "Hello again"):
+            await set_prompt(pilot, "p", text)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, VersionsScreen))
+        await pilot.press("down")
+        await pilot.pause()
+        diff = str(app.screen.query_one("#diff").render())
+        assert "-Hello again" in diff and "+Hello there" in diff

@@ -1,0 +1,22 @@
+"""The exact string the model will see, whitespace and special tokens included."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, TextArea
+
+
+class RenderedScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close", id="close-rendered")]
+
+    def __init__(self, text: str, tokens: int) -> None:
+        super().__init__()
+        self.text, self.tokens = text, tokens
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rendered-box"):
+            yield Label(f"Rendered prompt: {self.tokens} tokens, exactly as sent (esc closes)")
+            yield TextArea(self.text, id="rendered-text", read_only=True, soft_wrap=True, show_line_numbers=True)

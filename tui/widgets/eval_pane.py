@@ -1,0 +1,193 @@
+"""The eval matrix: rows are dataset items, columns are variants from this session's eval runs.
+
+Cells fill in as batches finish. Headers stay narrow (`index rate`, `*` marks the baseline) so several
+variants fit at 80 columns; the lines under the table name each variant with its interval, and once a
+baseline is pinned (`b` on a column) its change and the items it fixed (✓+) and broke (✗-).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+
+from core.evals import compare
+
+FIXED_COLUMNS = 1  # "id expected", always in view
+
+
+@dataclass
+class Column:
+    token: str  # the run it belongs to (a local token until the run id is known)
+    variant: int
+    label: str
+    summary: dict[str, Any] | None = None
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def short(self) -> str:
+        return self.label.split(" | ")[0]
+
+    def cell(self, item_id: str) -> tuple[bool, str] | None:
+        if self.summary is not None:
+            agg = self.summary["items"][str(self.variant)].get(item_id)
+            return None if agg is None else (agg["passed"], agg["majority"])
+        row = self.live.get(item_id)
+        return None if row is None else (row["passed"], row["output"])
+
+
+class EvalPane(Vertical):
+    BINDINGS = [Binding("b", "pin", "Pin baseline", id="pin-baseline")]
+
+    class PinRequested(Message):
+        def __init__(self, run_id: str, variant: int) -> None:
+            super().__init__()
+            self.run_id, self.variant = run_id, variant
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.columns: list[Column] = []
+        self.items: dict[str, str | None] = {}  # item id -> expected, in first-seen order
+        self.baseline: tuple[dict[str, Any], int] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-row"):
+            yield Label("data", classes="param-label")
+            yield Input("demo", id="eval-dataset", compact=True, tooltip="'demo', a folder of splits, or a file")
+            yield Label("split", classes="param-label")
+            yield Input("eval", id="eval-split", compact=True)
+            yield Label("grader", classes="param-label")
+            yield Input("labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…")
+        yield ProgressBar(id="eval-progress", show_eta=False)
+        table = DataTable(id="eval-table", zebra_stripes=True)
+        table.cursor_type = "column"
+        table.fixed_columns = FIXED_COLUMNS
+        yield table
+        yield Static("ctrl+g runs the prompt over the split", id="eval-summary")
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#eval-table", DataTable)
+
+    def form(self) -> tuple[str, str | None, str]:
+        split = self.query_one("#eval-split", Input).value.strip()
+        return (self.query_one("#eval-dataset", Input).value.strip() or "demo",
+                None if split in {"", "all"} else split,
+                self.query_one("#eval-grader", Input).value.strip() or "exact")
+
+    def start_run(self, token: str, labels: list[str]) -> None:
+        self.columns += [Column(token, i, label) for i, label in enumerate(labels)]
+        self.query_one("#eval-progress", ProgressBar).update(total=None, progress=0)
+        self.rebuild()
+
+    def progress(self, done: int, total: int) -> None:
+        self.query_one("#eval-progress", ProgressBar).update(total=total, progress=done)
+
+    def add_row(self, token: str, row: dict[str, Any]) -> None:
+        column = next(c for c in self.columns if c.token == token and c.variant == row["variant"])
+        column.live[row["item"]] = row
+        table = self.table
+        if row["item"] not in self.items:
+            self.items[row["item"]] = row["expected"]
+            table.add_row(self._item_label(row["item"]), *[""] * len(self.columns), key=row["item"])
+        table.update_cell(row["item"], self._key(column), self._cell_text(column, row["item"]))
+
+    def finish_run(self, token: str, summary: dict[str, Any]) -> None:
+        for column in self.columns:
+            if column.token == token:
+                column.token, column.summary, column.live = summary["id"], summary, {}
+        self.rebuild()
+
+    def drop_run(self, token: str) -> None:
+        self.columns = [c for c in self.columns if c.token != token]
+        self.rebuild()
+
+    def show_baseline(self, baseline: tuple[dict[str, Any], int] | None) -> None:
+        """Use `baseline` for deltas; its column joins the matrix if it came from an earlier session."""
+        self.baseline = baseline
+        if baseline is not None:
+            summary, variant = baseline
+            if not any(c.token == summary["id"] and c.variant == variant for c in self.columns):
+                label = summary["variants"][variant]["label"]
+                self.columns.insert(0, Column(summary["id"], variant, label, summary))
+                for item_id in summary["items"][str(variant)]:
+                    self.items.setdefault(item_id, None)
+        self.rebuild()
+
+    def _item_label(self, item_id: str) -> str:
+        return f"{item_id} {(self.items.get(item_id) or '')[:4]}"
+
+    def _key(self, column: Column) -> str:
+        return f"{column.token}:{column.variant}"
+
+    def _is_baseline(self, column: Column) -> bool:
+        return self.baseline is not None and (column.token, column.variant) == (self.baseline[0]["id"], self.baseline[1])
+
+    def _comparison(self, column: Column) -> dict[str, Any] | None:
+        if self.baseline is None or column.summary is None or self._is_baseline(column):
+            return None
+        return compare(column.summary, *self.baseline)[column.variant]
+
+    def _cell_text(self, column: Column, item_id: str) -> Text:
+        cell = column.cell(item_id)
+        if cell is None:
+            return Text("…", style="dim")
+        passed, output = cell
+        mark, style = ("✓", "green") if passed else ("✗", "red")
+        diff = self._comparison(column)
+        if diff is not None and item_id in diff["fixed"]:
+            mark, style = "✓+", "bold green"
+        elif diff is not None and item_id in diff["broken"]:
+            mark, style = "✗-", "bold red"
+        return Text(f"{mark} {' '.join(output.split())[:9]}", style=style)
+
+    def _header(self, index: int, column: Column) -> str:
+        if column.summary is None:
+            return f"{index} …"
+        rate = column.summary["variants"][column.variant]["pass_rate"]
+        return f"{index} {rate:.0%}{'*' if self._is_baseline(column) else ''}"
+
+    def rebuild(self) -> None:
+        table = self.table
+        cursor = table.cursor_column
+        table.clear(columns=True)
+        table.add_column("item", key="item")
+        for i, column in enumerate(self.columns):
+            table.add_column(self._header(i, column), key=self._key(column))
+        for item_id in self.items:
+            table.add_row(self._item_label(item_id), *[self._cell_text(c, item_id) for c in self.columns], key=item_id)
+        if self.columns:
+            table.move_cursor(column=min(max(cursor, FIXED_COLUMNS), FIXED_COLUMNS + len(self.columns) - 1))
+        self.query_one("#eval-summary", Static).update(Text(self.summary_text()))  # "[lo-hi]" is not markup
+
+    def summary_text(self) -> str:
+        lines = []
+        for i, column in enumerate(self.columns):
+            if column.summary is None:
+                continue
+            v = column.summary["variants"][column.variant]
+            line = f"{i} {column.short} {v['pass_rate']:.1%} [{v['ci'][0]:.0%}-{v['ci'][1]:.0%}]"
+            diff = self._comparison(column)
+            if self._is_baseline(column):
+                line += " *baseline"
+            elif diff is not None:
+                line += f" Δ{diff['delta'] * 100:+.1f} fixed {len(diff['fixed'])} broken {len(diff['broken'])}"
+            lines.append(line)
+        return "\n".join(lines) or "ctrl+g runs the prompt over the split"
+
+    def selected(self) -> Column | None:
+        index = self.table.cursor_column - FIXED_COLUMNS
+        return self.columns[index] if 0 <= index < len(self.columns) else None
+
+    def action_pin(self) -> None:
+        column = self.selected()
+        if column is None or column.summary is None:
+            self.notify("Move to a finished variant column to pin it.", severity="warning")
+            return
+        self.post_message(self.PinRequested(column.summary["id"], column.variant))
