@@ -16,8 +16,12 @@ from core import __version__, demo
 from core.errors import TunelabError
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=demo.MODEL_ALIAS, help="'demo', a local folder, or a hub id")
+def _add_model_options(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        p.add_argument("--model", action="append", dest="models", default=[], metavar="MODEL",
+                       help="'demo', a local folder, or a hub id; repeat to compare models (default: demo)")
+    else:
+        p.add_argument("--model", default=demo.MODEL_ALIAS, help="'demo', a local folder, or a hub id")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights; they can run code")
     p.add_argument("--trust-remote-code", action="store_true", help="run model code shipped with a hub model")
 
@@ -52,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--json", action="store_true")
 
     ev = sub.add_parser("eval", help="run prompt variants over a dataset split and grade them")
-    _add_model_options(ev)
+    _add_model_options(ev, several=True)
     ev.add_argument("--prompt", action="append", default=[], metavar="P",
                     help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable")
     ev.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
@@ -235,8 +239,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     root = data_dir()
     store = PromptStore(root)
-    variants = [Variant("no prompt", None, args.model)] if args.no_prompt else []
-    variants += [Variant(*_prompt_variant(ref, store), args.model) for ref in args.prompt]
+    models = args.models or [demo.MODEL_ALIAS]
+    prompts = [_prompt_variant(ref, store) for ref in args.prompt]
+    variants = [Variant("no prompt", None, m) for m in models] if args.no_prompt else []
+    variants += [Variant(name, version, m) for name, version in prompts for m in models]
     if not variants:
         raise TunelabError("give at least one --prompt (or --no-prompt)")
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None

@@ -168,9 +168,10 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
             for (model, adapter, params_json), group in groups.items():
                 if cancel.is_set():
                     break
-                unique = [c for c in group if c.key not in seen]  # identical calls run once
-                seen.update(c.key for c in unique)
-                duplicates = [c for c in group if c not in unique]
+                unique, duplicates = [], []
+                for c in group:  # identical calls (same key) run once; the others reuse the result
+                    (duplicates if c.key in seen else unique).append(c)
+                    seen.add(c.key)
                 backend.run(model, adapter, [c.prompt.to_dict() for c in unique], json.loads(params_json),
                             lambda i, result, unique=unique: finish(unique[i], result, False), cancel)
                 for c in duplicates:

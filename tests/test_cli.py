@@ -63,3 +63,28 @@ def test_pickle_only_model_is_refused(home, model_copy):
     (model_copy / "model.safetensors").rename(model_copy / "pytorch_model.bin")
     out = tunelab("gen", "hi", "--model", str(model_copy), home=home)
     assert out.returncode == 2 and "--allow-pickle" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
+    first, second = tmp_path / "senti.toml", tmp_path / "senti2.toml"
+    first.write_text('mode = "raw"\ntemplate = "Review: {{text}}\\nSentiment:"\n[params]\nmax_new_tokens = 3\n')
+    second.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n'
+                      '[params]\nmax_new_tokens = 3\n')
+    out = tunelab("eval", "--no-prompt", "--prompt", str(first), "--limit", "40", "--pin", home=home)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "demo:eval · 40 items · grader labels" in lines[0]
+    assert lines[2].split()[:5] == ["0", "no", "prompt", "|", "demo"]
+    out = tunelab("eval", "--prompt", str(second), "--model", "demo", "--model", "demo", "--limit", "40",
+                  "--min-pass", "90%", "--json", home=home)
+    assert out.returncode == 1 and "min-pass failed" in out.stderr
+    result = json.loads(out.stdout)
+    assert len(result["variants"]) == 2 and result["variants"][0]["pass_rate"] > 0.5
+    assert result["variants"][1]["cached"] == 40  # the same call twice is computed once
+    assert len(result["comparisons"][0]["fixed"]) == result["variants"][0]["passed"]
+    diff = tunelab("prompts", "diff", "senti@1", "senti@2", home=home)
+    assert "-Review: {{text}}" in diff.stdout and "+{{text}} Overall, this review is" in diff.stdout
+    shown = tunelab("evals", "show", result["id"], home=home)
+    assert "fixed" in shown.stdout and shown.returncode == 0
+    assert tunelab("eval", "--prompt", "nope@9", home=home).returncode == 2

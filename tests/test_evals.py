@@ -109,3 +109,11 @@ def test_real_demo_model_batched_eval_then_cached(home):
     again = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, LocalBackend())
     assert [v["cached"] for v in again["variants"]] == [32, 32]
     assert [v["pass_rate"] for v in again["variants"]] == [v["pass_rate"] for v in summary["variants"]]
+
+
+def test_identical_calls_within_one_run_are_computed_once(home):
+    backend = ScriptedBackend()
+    summary = run_eval(home, REQ, [Variant("a", PROMPT), Variant("b", PROMPT)], backend)
+    assert backend.calls == [20]
+    assert [v["cached"] for v in summary["variants"]] == [0, 20]
+    assert summary["variants"][0]["pass_rate"] == summary["variants"][1]["pass_rate"]

@@ -1,5 +1,6 @@
 """Pilot tests of the prompt workbench: eval matrix, baseline pinning, versions, rendered prompt."""
 
+import pytest
 from textual.widgets import DataTable, Input, TabbedContent
 
 from core.evals import EvalRuns
@@ -117,3 +118,36 @@ async def test_rendered_prompt_and_versions_diff(home):
         await pilot.pause()
         diff = str(app.screen.query_one("#diff").render())
         assert "-Hello again" in diff and "+Hello there" in diff
+
+
+@pytest.mark.slow
+async def test_real_worker_eval_fills_the_matrix(home):
+    from tui.app import TunelabApp
+
+    app = TunelabApp("demo", home=home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready, timeout=120)
+        app.query_one("#mode-select").value = "raw"
+        await set_prompt(pilot, "senti", "{{text}} Overall, this review is")
+        app.query_one("#param-max_new_tokens", Input).value = "3"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.eval_token is None, timeout=300)
+        pane = app.query_one(EvalPane)
+        rates = [c.summary["variants"][c.variant]["pass_rate"] for c in pane.columns]
+        assert rates[0] == 0.0 and rates[1] > 0.6
+        assert app.query_one("#eval-table", DataTable).row_count == 120
+
+
+async def test_repeats_from_the_form_and_bad_repeat_is_named(home):
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        app.query_one("#eval-repeat", Input).value = "two"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert "repeat must be a whole number, got 'two'" in str(app.query_one("#result-stats").render())
+        app.query_one("#eval-repeat", Input).value = "2"
+        app.query_one("#param-temperature", Input).value = "0.7"
+        await run_eval(pilot)
+        column = app.query_one(EvalPane).columns[1]
+        assert column.summary["repeat"] == 2 and column.summary["variants"][1]["trials"] == 240

@@ -76,3 +76,20 @@ def test_load_and_request_errors_are_events_and_the_worker_lives_on(worker, tmp_
     err, _ = events.until("error")
     assert err["id"] == rid and "top_p" in err["message"]
     assert client.alive
+
+
+@pytest.mark.slow
+def test_render_and_batch_go_to_their_own_listeners(worker):
+    client, events = worker
+    client.load("demo")
+    events.until("ready")
+    own = Events()
+    client.render({"text": "hi", "system": "", "mode": "auto"}, own)
+    rendered, _ = own.until("rendered")
+    assert rendered["text"] == "<|user|>\nhi<|end|>\n<|assistant|>\n" and rendered["tokens"] > 3
+    prompts = [{"text": t, "mode": "raw"} for t in ("Anna was a", "What color is the sky?", "Ben")]
+    client.batch(prompts, {"max_new_tokens": 6}, own)
+    done, seen = own.until("batch_done")
+    items = sorted((e["index"], e["result"]) for e in seen if e["event"] == "item")
+    assert [i for i, _ in items] == [0, 1, 2] and all(r["output"] for _, r in items)
+    assert not done["cancelled"] and events.q.empty()  # nothing leaked to the global handler

@@ -139,10 +139,10 @@ class TunelabApp(App[None]):
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}
         if template.variables or system.variables:
-            spec, split, _ = self.evals.form()
-            items = load_dataset(spec).split(split)
+            request = self.evals.form()
+            items = load_dataset(request.dataset).split(request.split)
             if not items:
-                raise TunelabError(f"dataset {spec} has no rows to fill the template from")
+                raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
             values = items[0].vars
             template.check(values, source=items[0].where)
             system.check(values, source=items[0].where)
@@ -250,10 +250,10 @@ class TunelabApp(App[None]):
         pane = self.query_one(PromptPane)
         try:
             version = pane.version()
+            request = self.evals.form()
         except TunelabError as exc:
             self._error(str(exc))
             return
-        spec, split, grader = self.evals.form()
         variants = [] if self.evals.columns else [Variant("no prompt", None, self.model)]
         variants.append(Variant(pane.prompt_name, version, self.model))
         token = f"t{next(self.tokens)}"
@@ -261,7 +261,7 @@ class TunelabApp(App[None]):
         self.eval_cancel = threading.Event()
         self.evals.start_run(token, [v.label for v in variants])
         self.query_one(TabbedContent).active = "tab-eval"
-        self.run_eval_in_thread(token, EvalRequest(spec, split, grader), variants, pane.prompt_name, version)
+        self.run_eval_in_thread(token, request, variants, pane.prompt_name, version)
 
     @work(thread=True, group="eval", exclusive=False)
     def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list[Variant], name: str,

@@ -17,9 +17,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
-from core.evals import compare
+from core.errors import TunelabError
+from core.evals import EvalRequest, compare
 
 FIXED_COLUMNS = 1  # "id expected", always in view
+CELL_WIDTH = 11  # "✓+ " and nine characters of output: widths are set, so layout never depends on timing
 
 
 @dataclass
@@ -64,6 +66,8 @@ class EvalPane(Vertical):
             yield Input("eval", id="eval-split", compact=True)
             yield Label("grader", classes="param-label")
             yield Input("labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…")
+            yield Label("x", classes="param-label")
+            yield Input("1", id="eval-repeat", compact=True, tooltip="repeats per item (seed, seed+1, …)")
         yield ProgressBar(id="eval-progress", show_eta=False)
         table = DataTable(id="eval-table", zebra_stripes=True)
         table.cursor_type = "column"
@@ -75,11 +79,15 @@ class EvalPane(Vertical):
     def table(self) -> DataTable:
         return self.query_one("#eval-table", DataTable)
 
-    def form(self) -> tuple[str, str | None, str]:
+    def form(self) -> EvalRequest:
+        """The eval as the form describes it; a bad repeat count is an error naming the field."""
         split = self.query_one("#eval-split", Input).value.strip()
-        return (self.query_one("#eval-dataset", Input).value.strip() or "demo",
-                None if split in {"", "all"} else split,
-                self.query_one("#eval-grader", Input).value.strip() or "exact")
+        repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
+        if not repeat.isdigit():
+            raise TunelabError(f"repeat must be a whole number, got '{repeat}'")
+        return EvalRequest(self.query_one("#eval-dataset", Input).value.strip() or "demo",
+                           None if split in {"", "all"} else split,
+                           self.query_one("#eval-grader", Input).value.strip() or "exact", int(repeat))
 
     def start_run(self, token: str, labels: list[str]) -> None:
         self.columns += [Column(token, i, label) for i, label in enumerate(labels)]
@@ -157,9 +165,10 @@ class EvalPane(Vertical):
         table = self.table
         cursor = table.cursor_column
         table.clear(columns=True)
-        table.add_column("item", key="item")
+        width = max([10, *(len(self._item_label(i)) for i in self.items)])
+        table.add_column("item", key="item", width=width)
         for i, column in enumerate(self.columns):
-            table.add_column(self._header(i, column), key=self._key(column))
+            table.add_column(self._header(i, column), key=self._key(column), width=CELL_WIDTH)
         for item_id in self.items:
             table.add_row(self._item_label(item_id), *[self._cell_text(c, item_id) for c in self.columns], key=item_id)
         if self.columns:
@@ -173,6 +182,10 @@ class EvalPane(Vertical):
                 continue
             v = column.summary["variants"][column.variant]
             line = f"{i} {column.short} {v['pass_rate']:.1%} [{v['ci'][0]:.0%}-{v['ci'][1]:.0%}]"
+            if v["mean_latency_s"] is not None:
+                line += f" {v['mean_latency_s'] * 1000:.0f}ms"
+            if v["mean_completion_tokens"] is not None:
+                line += f" {v['mean_completion_tokens']:.1f}tok"
             diff = self._comparison(column)
             if self._is_baseline(column):
                 line += " *baseline"
