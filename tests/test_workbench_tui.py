@@ -151,3 +151,20 @@ async def test_repeats_from_the_form_and_bad_repeat_is_named(home):
         await run_eval(pilot)
         column = app.query_one(EvalPane).columns[1]
         assert column.summary["repeat"] == 2 and column.summary["variants"][1]["trials"] == 240
+
+
+async def test_field_mapping_from_the_data_field(home, tmp_path):
+    data = tmp_path / "qa.csv"
+    data.write_text("question,answer\nHow was it? I love it,positive\nAny good? It is awful,negative\n")
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#eval-dataset", Input).value = f"{data} expected=answer text=question"
+        app.query_one("#eval-split", Input).value = "all"
+        await set_prompt(pilot, "qa", "{{text}}\nSentiment:")
+        await run_eval(pilot)
+        column = app.query_one(EvalPane).columns[1]
+        assert column.summary["n_items"] == 2 and column.summary["variants"][1]["pass_rate"] == 1.0
+        app.query_one("#eval-dataset", Input).value = f"{data} answer"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert "data field: 'answer' is not NAME=FIELD" in str(app.query_one("#result-stats").render())

@@ -140,7 +140,8 @@ class TunelabApp(App[None]):
         values: dict[str, str] = {}
         if template.variables or system.variables:
             request = self.evals.form()
-            items = load_dataset(request.dataset).split(request.split)
+            items = load_dataset(request.dataset, expected=request.expected,
+                                 mapping=request.mapping).split(request.split)
             if not items:
                 raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
             values = items[0].vars

@@ -61,7 +61,8 @@ class EvalPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
             yield Label("data", classes="param-label")
-            yield Input("demo", id="eval-dataset", compact=True, tooltip="'demo', a folder of splits, or a file")
+            yield Input("demo", id="eval-dataset", compact=True,
+                        tooltip="'demo', a folder of splits, or a file; then expected=FIELD and VAR=FIELD to map fields")
             yield Label("split", classes="param-label")
             yield Input("eval", id="eval-split", compact=True)
             yield Label("grader", classes="param-label")
@@ -85,9 +86,17 @@ class EvalPane(Vertical):
         repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
         if not repeat.isdigit():
             raise TunelabError(f"repeat must be a whole number, got '{repeat}'")
-        return EvalRequest(self.query_one("#eval-dataset", Input).value.strip() or "demo",
-                           None if split in {"", "all"} else split,
-                           self.query_one("#eval-grader", Input).value.strip() or "exact", int(repeat))
+        spec, *pairs = self.query_one("#eval-dataset", Input).value.split() or ["demo"]
+        mapping = {}
+        for pair in pairs:
+            var, sep, source = pair.partition("=")
+            if not sep or not var or not source:
+                raise TunelabError(f"data field: '{pair}' is not NAME=FIELD")
+            mapping[var] = source
+        expected = mapping.pop("expected", None)
+        return EvalRequest(spec, None if split in {"", "all"} else split,
+                           self.query_one("#eval-grader", Input).value.strip() or "exact", int(repeat),
+                           expected=expected, mapping=mapping)
 
     def start_run(self, token: str, labels: list[str]) -> None:
         self.columns += [Column(token, i, label) for i, label in enumerate(labels)]
