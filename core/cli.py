@@ -1,4 +1,4 @@
-"""Headless entry points: `tunelab gen|eval|prompts|evals|history|demo`, on the same core as the TUI.
+"""Headless entry points: `tunelab gen|eval|prompts|evals|train|runs|history|demo`, on the same core as the TUI.
 
 User errors print one line `tunelab: error: ...` and exit 2; a failed `--min-pass` exits 1;
 Ctrl+C during `gen` cancels cleanly.
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--prompt", action="append", default=[], metavar="P",
                     help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable")
     ev.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
+    ev.add_argument("--adapter", action="append", default=[], metavar="A",
+                    help="a training run id or PEFT folder; adds LoRA variants next to the base ones (repeatable)")
     ev.add_argument("--dataset", default="demo", help="'demo', a folder of split files, or a .jsonl/.csv file")
     ev.add_argument("--split", default="eval", help="split to evaluate ('all' for every row)")
     ev.add_argument("--expected", default=None, help="field holding the expected answer")
@@ -73,6 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pin", action="store_true", help="pin this run's first variant as the baseline")
     ev.add_argument("--min-pass", default=None, metavar="RATE", help="exit 1 if a variant passes less (0.8 or 80%%)")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    tr = sub.add_parser("train", help="start a LoRA training run (a detached process) and follow it")
+    tr.add_argument("--model", default=demo.MODEL_ALIAS)
+    tr.add_argument("--dataset", default="demo")
+    tr.add_argument("--split", default="train")
+    tr.add_argument("--eval-split", default="eval", help="'none' to skip eval loss")
+    tr.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
+    tr.add_argument("--mode", default="raw", choices=["auto", "chat", "raw"], help="without --prompt")
+    tr.add_argument("--expected", default=None, help="field holding the answer to learn")
+    for flag, kind, default in (("--lora-r", int, 16), ("--lora-alpha", int, 32), ("--lora-dropout", float, 0.05),
+                                ("--learning-rate", float, 2e-3), ("--warmup-ratio", float, 0.05),
+                                ("--epochs", float, 3.0), ("--max-steps", int, None), ("--batch-size", int, 16),
+                                ("--grad-accum", int, 1), ("--max-seq-len", int, 256), ("--eval-every", int, 20),
+                                ("--save-every", int, 20), ("--seed", int, 0)):
+        tr.add_argument(flag, type=kind, default=default)
+    tr.add_argument("--schedule", default="cosine", choices=["cosine", "linear", "constant"])
+    tr.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
+    tr.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
+    tr.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
+    tr.add_argument("--detach", action="store_true", help="start and return at once")
+
+    rn = sub.add_parser("runs", help="list, show, attach to, stop, cancel or resume training runs")
+    rn.add_argument("action", nargs="?", choices=["list", "show", "attach", "stop", "cancel", "resume"], default="list")
+    rn.add_argument("run", nargs="?")
+    rn.add_argument("--now", action="store_true", help="with stop: kill at once instead of stop-and-save")
+    rn.add_argument("--grace", type=float, default=30.0, help="with stop: seconds before escalating to SIGKILL")
 
     pr = sub.add_parser("prompts", help="list, show, diff or save prompt versions")
     pr.add_argument("action", choices=["list", "show", "diff", "save"])
@@ -240,9 +268,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     root = data_dir()
     store = PromptStore(root)
     models = args.models or [demo.MODEL_ALIAS]
-    prompts = [_prompt_variant(ref, store) for ref in args.prompt]
-    variants = [Variant("no prompt", None, m) for m in models] if args.no_prompt else []
-    variants += [Variant(name, version, m) for name, version in prompts for m in models]
+    prompts = ([("no prompt", None)] if args.no_prompt else []) + [_prompt_variant(ref, store) for ref in args.prompt]
+    adapters = [None, *args.adapter]  # base, then each LoRA: with --no-prompt and a prompt, the 2x2
+    variants = [Variant(name, version, m, a) for a in adapters for name, version in prompts for m in models]
     if not variants:
         raise TunelabError("give at least one --prompt (or --no-prompt)")
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
@@ -342,7 +370,100 @@ def cmd_evals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow(runs, run_id: str) -> int:
+    """Print metrics as they arrive until the run ends; Ctrl+C detaches, the run goes on."""
+    import time
+
+    offset, shown = 0, -1
+    try:
+        while True:
+            rows, offset = runs.metrics(run_id, offset)
+            for row in rows:
+                eval_part = f" eval_loss {row['eval_loss']:.4f}" if row.get("eval_loss") is not None else ""
+                eta = f" eta {row['eta_s']:.0f}s" if row.get("eta_s") is not None else ""
+                print(f"step {row['step']} epoch {row['epoch']:.2f} loss {row['loss']:.4f}{eval_part} "
+                      f"lr {row['lr']:.2e} {row['tok_s']:.0f} tok/s{eta}", flush=True)
+                shown = row["step"]
+            status = runs.status(run_id)
+            if status["state"] not in {"created", "starting", "loading", "running"}:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"\ndetached: the run goes on (tunelab runs attach {run_id})", file=sys.stderr)
+        return 0
+    print(f"run {run_id}: {status['state']} at step {status.get('step', shown)}"
+          + (f" ({status['error']})" if status.get("error") else ""), file=sys.stderr)
+    return 0 if status["state"] in {"done", "stopped"} else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.paths import data_dir
+    from core.prompts import PromptStore
+    from core.training.config import TrainConfig
+    from core.training.runs import Runs
+
+    root = data_dir()
+    template = system = ""
+    mode = args.mode
+    if args.prompt:
+        _, version = _prompt_variant(args.prompt, PromptStore(root))
+        template, system, mode = version.template, version.system, version.mode
+    targets = args.target_modules if args.target_modules == "all-linear" else \
+        tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
+    config = TrainConfig(
+        model=args.model, dataset=args.dataset, split=args.split,
+        eval_split=None if args.eval_split == "none" else args.eval_split, template=template, system=system,
+        mode=mode, expected=args.expected, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout, target_modules=targets,
+        modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m), learning_rate=args.learning_rate,
+        schedule=args.schedule, warmup_ratio=args.warmup_ratio, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, max_seq_len=args.max_seq_len,
+        eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, answer_only_loss=not args.full_loss)
+    runs = Runs(root)
+    run_id = runs.create(config)
+    runs.launch(run_id)
+    print(f"started training run {run_id}", file=sys.stderr)
+    return 0 if args.detach else _follow(runs, run_id)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.paths import data_dir
+    from core.training.runs import Runs
+
+    runs = Runs(data_dir())
+    if args.action == "list":
+        for s in runs.list():
+            loss = f" loss {s['loss']:.4f}" if s.get("loss") is not None else ""
+            print(f"{s['id']}  {s['state']:9}  step {s.get('step', 0)}/{s.get('total_steps', '?')}{loss}"
+                  + (f"  {s['error']}" if s.get("error") else ""))
+        return 0
+    if not args.run:
+        raise TunelabError(f"runs {args.action} needs a run id")
+    run_id = runs.status(args.run)["id"]
+    if args.action == "show":
+        print(json.dumps({"status": runs.status(run_id), "config": runs.config(run_id)}, indent=2))
+    elif args.action == "attach":
+        return _follow(runs, run_id)
+    elif args.action == "stop":
+        if args.now:
+            runs.kill(run_id)
+            print(f"killed {run_id}", file=sys.stderr)
+        else:
+            status = runs.stop_and_wait(run_id, grace=args.grace)
+            print(f"{run_id}: {status['state']}" + (f", saved {status['last_checkpoint']}"
+                                                   if status.get("last_checkpoint") else ""), file=sys.stderr)
+    elif args.action == "cancel":
+        runs.cancel(run_id)
+        print(f"cancelling {run_id}", file=sys.stderr)
+    else:
+        runs.resume(run_id)
+        print(f"resumed {run_id}", file=sys.stderr)
+        return _follow(runs, run_id)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": cmd_train, "runs": cmd_runs,
     "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": cmd_history,
     "demo": cmd_demo}
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Protocol
 
 from tinydb import Query
 
+from core.adapters import adapter_fingerprint, resolve_adapter
 from core.cache import GenerationCache, cache_key
 from core.datasets import Item, load_dataset
 from core.errors import TunelabError
@@ -48,7 +49,7 @@ class Variant:
     @property
     def label(self) -> str:
         prompt = f"{self.name}@{self.version.id[:6]}" if self.version else "no prompt"
-        return f"{prompt} | {self.model}" + (f"+{self.adapter}" if self.adapter else "")
+        return f"{prompt} | {self.model}" + (f"+{Path(self.adapter).name[:9]}" if self.adapter else "")  # run id or folder
 
 
 @dataclass
@@ -79,7 +80,8 @@ class _Call:
 
 
 def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
-    """With a version: its templates filled from the item. Without: the item's own input as is."""
+    """With a version: its templates filled from the item. Without: the item's own input as is, raw
+    text (or its chat turns): exactly what a LoRA trained without a template saw."""
     if version is not None:
         return Prompt(Template(version.template).render(item.vars), Template(version.system).render(item.vars),
                       version.mode)
@@ -90,7 +92,7 @@ def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
         text = v["instruction"] + (f"\n\n{v['input']}" if v.get("input") else "")
     else:
         text = v.get("input") or v.get("text") or next(iter(v.values()), "")
-    return Prompt(text, v.get("system", ""))
+    return Prompt(text, v.get("system", ""), "raw")
 
 
 def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend, *,
@@ -114,6 +116,8 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
     grader = parse_grader(request.grader, sorted({it.expected for it in items if it.expected is not None}))
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     fingerprints = {v.model: fingerprint(resolve(v.model)) for v in variants}
+    adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
+    adapter_prints = {ref: adapter_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
 
     calls: list[_Call] = []
     for vi, v in enumerate(variants):
@@ -122,7 +126,8 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
             params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
-                key = cache_key(fingerprints[v.model], v.adapter, prompt.to_dict(), params.to_dict())
+                key = cache_key(fingerprints[v.model], adapter_prints.get(v.adapter), prompt.to_dict(),
+                                params.to_dict())
                 calls.append(_Call(vi, ii, r, prompt, params, key))
 
     run_id = "e" + new_id()
@@ -163,7 +168,8 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
             groups: dict[tuple, list[_Call]] = defaultdict(list)
             for call in misses:
                 v = variants[call.variant]
-                groups[(v.model, v.adapter, json.dumps(call.params.to_dict(), sort_keys=True))].append(call)
+                params_json = json.dumps(call.params.to_dict(), sort_keys=True)
+                groups[(v.model, adapter_paths.get(v.adapter), params_json)].append(call)
             seen: set[str] = set()
             for (model, adapter, params_json), group in groups.items():
                 if cancel.is_set():
@@ -291,12 +297,16 @@ class LocalBackend:
         from core.generation import generate_batch
         from core.loading import load
 
-        if adapter is not None:
-            raise TunelabError("adapters in evals arrive with LoRA training")
-        if model not in self.loaded:
-            self.loaded[model] = load(model, **self.load_options)
+        key = (model, adapter)
+        if key not in self.loaded:
+            loaded = load(model, **self.load_options)
+            if adapter is not None:
+                from peft import PeftModel
+
+                loaded.model = PeftModel.from_pretrained(loaded.model, adapter).eval()
+            self.loaded[key] = loaded
         torch.set_num_threads(os.cpu_count() or 1)
-        generate_batch(self.loaded[model], [Prompt.from_dict(p) for p in prompts], GenParams.from_dict(params),
+        generate_batch(self.loaded[key], [Prompt.from_dict(p) for p in prompts], GenParams.from_dict(params),
                        on_result=on_result, cancel=cancel)
 
 

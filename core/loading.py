@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,7 @@ def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = Fal
 
     hf_logging.disable_progress_bar()  # its bar would garble the CLI's stdout/stderr and the worker log
     hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations are not the user's
     source = resolve(spec, allow_pickle)
     start = time.monotonic()
     dev = pick_device(device)

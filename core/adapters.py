@@ -1,0 +1,35 @@
+"""Find LoRA adapters: a training run's `adapter/` folder (by run id) or any PEFT adapter folder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from core.errors import TunelabError
+from core.training.runs import ADAPTER, Runs
+
+
+def resolve_adapter(root: Path, ref: str) -> Path:
+    """A folder with `adapter_config.json`, or the adapter of the training run `ref` (id prefix)."""
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        try:
+            path = Runs(root).path(ref) / ADAPTER
+        except TunelabError:
+            raise TunelabError(f"no adapter '{ref}': not a folder and not a training run id") from None
+        if not path.is_dir():
+            raise TunelabError(f"training run {ref} has no adapter yet (it is saved when the run finishes)")
+    if not (path / "adapter_config.json").is_file():
+        raise TunelabError(f"not a PEFT adapter folder (no adapter_config.json): {path}")
+    if not (path / "adapter_model.safetensors").is_file():
+        raise TunelabError(f"adapter has no adapter_model.safetensors: {path}")
+    return path
+
+
+def adapter_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256(str(path.resolve()).encode())
+    for p in sorted(path.iterdir()):
+        if p.is_file():
+            st = p.stat()
+            digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

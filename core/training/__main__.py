@@ -1,0 +1,35 @@
+"""`python -m core.training RUN_DIR [--resume]`: the body of one training run's child process."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+from core.errors import TunelabError
+from core.training import runs
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0])
+    status = runs.StatusWriter(run_dir)
+    try:
+        from core.training.loop import train
+
+        train(run_dir, resume="--resume" in argv[1:])
+    except TunelabError as exc:
+        status.update(state="failed", error=str(exc))
+        print(f"tunelab: error: {exc}", flush=True)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - any crash becomes a one-line reason plus the log
+        traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "out of memory" in message.lower() or type(exc).__name__ == "OutOfMemoryError":
+            message = f"out of memory: lower batch_size or max_seq_len, or raise grad_accum ({message})"
+        status.update(state="failed", error=f"{type(exc).__name__}: {message}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

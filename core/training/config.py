@@ -1,0 +1,91 @@
+"""A training run's settings, validated once so every error names the field at fault."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.errors import TunelabError
+from core.templates import Template
+
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "demo"
+    dataset: str = "demo"
+    split: str = "train"
+    eval_split: str | None = "eval"
+    template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
+    system: str = ""
+    mode: str = "raw"  # only with a template; without one, items go as they are (see evals.item_prompt)
+    expected: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"
+    modules_to_save: tuple[str, ...] = ("lm_head",)
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    warmup_ratio: float = 0.05
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_seq_len: int = 256
+    eval_every: int | None = 20
+    save_every: int | None = 20
+    seed: int = 0
+    answer_only_loss: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lora_r >= 1, "lora_r must be at least 1"),
+            (self.lora_alpha >= 1, "lora_alpha must be at least 1"),
+            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
+            (0.0 < self.learning_rate <= 1.0, "learning_rate must be in (0, 1]"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
+            (self.epochs > 0, "epochs must be positive"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
+            (1 <= self.batch_size <= 4096, "batch_size must be between 1 and 4096"),
+            (1 <= self.grad_accum <= 1024, "grad_accum must be between 1 and 1024"),
+            (8 <= self.max_seq_len <= 131072, "max_seq_len must be between 8 and 131072"),
+            (self.eval_every is None or self.eval_every >= 1, "eval_every must be at least 1"),
+            (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
+            (self.mode in {"auto", "chat", "raw"}, "mode must be auto, chat or raw"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TunelabError(message)
+        Template(self.template)
+        Template(self.system)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TunelabError(f"unknown training setting '{unknown[0]}'")
+        values = dict(data)
+        for key in ("target_modules", "modules_to_save"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise TunelabError(f"bad training settings: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("target_modules", "modules_to_save"):
+            if isinstance(out[key], tuple):
+                out[key] = list(out[key])
+        return out
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """`field: old -> new` for every setting that differs (a resume must change none)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {mine[k]!r} -> {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]

@@ -1,0 +1,73 @@
+"""Training examples through the workbench's own renderer, so a LoRA learns the exact format it is
+evaluated with: a dataset row + template -> (prompt text, answer), loss on the answer only."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from core.datasets import Item, load_dataset
+from core.errors import TunelabError
+from core.evals import item_prompt
+from core.generation import render
+from core.loading import LoadedModel
+from core.prompts import PromptVersion
+from core.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: list[int]
+    labels: list[int]  # -100 where no loss is taken
+
+
+def examples(loaded: LoadedModel, config: TrainConfig, split: str) -> list[Example]:
+    dataset = load_dataset(config.dataset, expected=config.expected, mapping=config.mapping)
+    items = dataset.split(split)
+    if not items:
+        raise TunelabError(f"dataset {dataset.name} has no rows in split '{split}'")
+    version = PromptVersion(config.template, config.system, config.mode) if config.template else None
+    return [encode(loaded, config, version, item) for item in items]
+
+
+def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | None, item: Item) -> Example:
+    if item.expected is None:
+        raise TunelabError(f"{item.where}: no expected answer to train on (name the field with expected=)")
+    tok = loaded.tokenizer
+    prompt = item_prompt(version, item)  # the same request the workbench's variant sends
+    text = render(loaded, prompt)
+    prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+    answer_ids = tok(item.expected, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = (prompt_ids + answer_ids)[: config.max_seq_len]
+    labels = ([-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)) + answer_ids
+    return Example(ids, labels[: config.max_seq_len])
+
+
+def length_grouped_batches(data: list[Example], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches by length, so a batch pads little; the batch
+    order is shuffled again so lengths do not trend through an epoch."""
+    rng = random.Random(seed)
+    order = list(range(len(data)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(data[i].ids))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(data: list[Example], batch: list[int], pad_id: int):
+    import torch
+
+    width = max(len(data[i].ids) for i in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        n = len(data[i].ids)
+        ids[row, :n] = torch.tensor(data[i].ids)
+        labels[row, :n] = torch.tensor(data[i].labels)
+        mask[row, :n] = 1
+    return ids, labels, mask

@@ -1,0 +1,202 @@
+"""The training loop inside a run's child process: LoRA on the base model, metrics to JSONL,
+status to an atomically replaced file, resumable checkpoints, stop-and-save at a step boundary."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import TunelabError
+from core.storage import write_atomic
+from core.training import runs
+from core.training.config import TrainConfig
+
+
+class Control:
+    """Stop (STOP file or SIGTERM: save, then exit) and cancel (CANCEL file: exit, drop checkpoints)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.signalled = False
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, signum, frame) -> None:
+        self.signalled = True
+
+    @property
+    def cancel(self) -> bool:
+        return (self.run_dir / runs.CANCEL_FILE).exists()
+
+    @property
+    def stop(self) -> bool:
+        return self.signalled or (self.run_dir / runs.STOP_FILE).exists()
+
+
+def linear_module_names(model) -> list[str]:
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+
+
+def lr_factor(schedule: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if schedule == "linear":
+            return max(0.0, 1 - progress)
+        return 1.0
+    return factor
+
+
+def train(run_dir: Path, resume: bool = False) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from core.loading import load
+    from core.training.data import collate, examples, length_grouped_batches
+
+    record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
+    cfg = TrainConfig.from_dict(record["config"])
+    status = runs.StatusWriter(run_dir)
+    control = Control(run_dir)
+    status.update(state="loading", pid=os.getpid())
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    loaded = load(cfg.model)
+    model = loaded.model
+    linear = linear_module_names(model)
+    if cfg.target_modules != "all-linear":
+        unknown = [m for m in cfg.target_modules if m not in linear]
+        if unknown:
+            raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(linear)})")
+    train_data = examples(loaded, cfg, cfg.split)
+    eval_data = examples(loaded, cfg, cfg.eval_split) if cfg.eval_split else []
+    import peft
+    import transformers
+
+    record["resolved"] = {"device": loaded.device, "dtype": loaded.dtype, "model_location": loaded.source.location,
+                          "linear_modules": linear, "train_examples": len(train_data), "eval_examples": len(eval_data),
+                          "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                                       "peft": peft.__version__}}
+    write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
+
+    model = get_peft_model(model, LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
+        target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
+        modules_to_save=list(cfg.modules_to_save) or None))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    batches_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
+    total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * total), total))
+    step, epoch, position, tokens_seen = 0, 0, 0, 0
+    checkpoints = run_dir / runs.CHECKPOINTS
+    if resume:
+        latest = runs.latest_checkpoint(run_dir)
+        if latest is None:
+            raise TunelabError("nothing to resume: the run has no checkpoint")
+        set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
+        state = torch.load(latest / "trainer_state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate((state["py_rng"][0], tuple(state["py_rng"][1]), state["py_rng"][2]))
+        step, epoch, position, tokens_seen = state["step"], state["epoch"], state["position"], state["tokens_seen"]
+
+    def save_checkpoint() -> Path:
+        tmp = checkpoints / f".tmp-step-{step:06d}"
+        final = checkpoints / f"step-{step:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "py_rng": list(random.getstate()), "step": step,
+                    "epoch": epoch, "position": position, "tokens_seen": tokens_seen}, tmp / "trainer_state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
+
+    def eval_loss() -> float | None:
+        if not eval_data:
+            return None
+        model.eval()
+        total_loss, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(eval_data), cfg.batch_size):
+                batch = list(range(start, min(start + cfg.batch_size, len(eval_data))))
+                ids, labels, mask = collate(eval_data, batch, loaded.tokenizer.pad_token_id)
+                out = model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                            labels=labels.to(loaded.device))
+                total_loss += out.loss.item() * len(batch)
+                count += len(batch)
+        model.train()
+        return total_loss / count
+
+    status.update(state="running", step=step, total_steps=total)
+    metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8")
+    began = time.monotonic()
+    start_step = step
+    model.train()
+    while step < total:
+        batches = length_grouped_batches(train_data, cfg.batch_size, cfg.seed + epoch)
+        while position + cfg.grad_accum <= len(batches) and step < total:
+            if control.cancel:
+                shutil.rmtree(checkpoints, ignore_errors=True)
+                status.update(state="cancelled")
+                return
+            if control.stop:
+                status.update(state="stopped", last_checkpoint=save_checkpoint().name)
+                return
+            step_began = time.monotonic()
+            losses, tokens = [], 0
+            for micro in batches[position:position + cfg.grad_accum]:
+                ids, labels, mask = collate(train_data, micro, loaded.tokenizer.pad_token_id)
+                out = model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                            labels=labels.to(loaded.device))
+                (out.loss / cfg.grad_accum).backward()
+                losses.append(out.loss.item())
+                tokens += int(mask.sum())
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, 1.0))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            position += cfg.grad_accum
+            step += 1
+            tokens_seen += tokens
+            elapsed = time.monotonic() - began
+            rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
+            row: dict[str, Any] = {
+                "step": step, "epoch": round(epoch + position / len(batches), 4),
+                "loss": round(sum(losses) / len(losses), 5), "lr": scheduler.get_last_lr()[0],
+                "grad_norm": round(grad_norm, 4), "tokens": tokens, "tokens_seen": tokens_seen,
+                "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
+                "elapsed_s": round(elapsed, 2), "eta_s": round((total - step) / rate, 1) if rate else None,
+                "mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                row["eval_loss"] = round(eval_loss(), 5) if eval_data else None
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+            saved = {}
+            if cfg.save_every and step % cfg.save_every == 0:
+                saved = {"last_checkpoint": save_checkpoint().name}
+            status.update(step=step, epoch=row["epoch"], loss=row["loss"], eval_loss=row.get("eval_loss"),
+                          eta_s=row["eta_s"], **saved)
+        if position + cfg.grad_accum > len(batches):
+            epoch, position = epoch + 1, 0
+    final_eval = eval_loss()
+    model.save_pretrained(run_dir / runs.ADAPTER)
+    status.update(state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER,
+                  last_checkpoint=save_checkpoint().name)

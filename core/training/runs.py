@@ -1,0 +1,201 @@
+"""Training runs on disk, and starting, watching and stopping their child processes (stdlib only).
+
+A run folder `<data>/runs/<id>/` holds `run_config.json`, `metrics.jsonl` (appended per step),
+`status.json` (replaced atomically), `worker.log` (the child's stdout and stderr), `checkpoints/`
+and, when done, `adapter/`. The child runs in its own session, so it outlives the TUI or an SSH
+drop; anyone can re-attach by reading the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from core.errors import TunelabError
+from core.history import new_id, now_iso
+from core.paths import ensure_private_dir
+from core.storage import write_atomic
+from core.training.config import TrainConfig
+
+CONFIG_FILE, METRICS_FILE, STATUS_FILE, LOG_FILE = "run_config.json", "metrics.jsonl", "status.json", "worker.log"
+STOP_FILE, CANCEL_FILE, CHECKPOINTS, ADAPTER = "STOP", "CANCEL", "checkpoints", "adapter"
+LIVE = {"starting", "loading", "running"}
+
+
+class StatusWriter:
+    """The child's view of status.json: merged updates, each written atomically."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / STATUS_FILE
+        self.status = read_json(self.path) or {}
+
+    def update(self, **fields: Any) -> None:
+        self.status.update(fields, updated_at=now_iso())
+        write_atomic(self.path, json.dumps(self.status))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / CHECKPOINTS).glob("step-*")) if (run_dir / CHECKPOINTS).is_dir() else []
+    return found[-1] if found else None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (Linux), so a reused pid is never taken for our run."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def alive(status: dict[str, Any]) -> bool:
+    pid = status.get("pid")
+    if not pid:
+        return False
+    if Path("/proc").is_dir():
+        started = _start_time(pid)
+        return started is not None and started == status.get("pid_start", started)
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def log_tail(run_dir: Path, lines: int = 1) -> str:
+    try:
+        with open(run_dir / LOG_FILE, encoding="utf-8", errors="replace") as fh:
+            tail = [ln.rstrip() for ln in deque(fh, maxlen=50) if ln.strip()]
+    except OSError:
+        return "no log"
+    return " | ".join(tail[-lines:]) if tail else "empty log"
+
+
+class Runs:
+    def __init__(self, root: Path) -> None:
+        self.folder = ensure_private_dir(Path(root) / "runs")
+
+    def path(self, run_id: str) -> Path:
+        matches = [p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith(run_id)] if run_id else []
+        if len(matches) != 1:
+            raise TunelabError(f"no training run '{run_id}'" if not matches else f"run id '{run_id}' is ambiguous")
+        return matches[0]
+
+    def create(self, config: TrainConfig) -> str:
+        run_id = "t" + new_id()
+        run_dir = ensure_private_dir(self.folder / run_id)
+        write_atomic(run_dir / CONFIG_FILE, json.dumps({"id": run_id, "created_at": now_iso(),
+                                                        "config": config.to_dict()}, indent=2))
+        StatusWriter(run_dir).update(state="created", step=0)
+        return run_id
+
+    def launch(self, run_id: str, resume: bool = False) -> int:
+        """Start the run's child in its own session; its output goes to worker.log, never a pipe."""
+        run_dir = self.path(run_id)
+        for name in (STOP_FILE, CANCEL_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+        fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
+                                    stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True, close_fds=True)
+        finally:
+            os.close(fd)
+        StatusWriter(run_dir).update(state="starting", pid=proc.pid, pid_start=_start_time(proc.pid), error=None)
+        return proc.pid
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        """The status, with a run whose process vanished mid-work shown as failed with its log tail."""
+        run_dir = self.path(run_id)
+        status = read_json(run_dir / STATUS_FILE) or {"state": "unknown"}
+        status["id"] = run_dir.name
+        if status.get("state") in LIVE | {"stopping"} and not alive(status):
+            status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
+        checkpoint = latest_checkpoint(run_dir)
+        status["checkpoints"] = sorted(p.name for p in (run_dir / CHECKPOINTS).glob("step-*")) if checkpoint else []
+        return status
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.status(p.name) for p in sorted(self.folder.iterdir(), reverse=True) if p.is_dir()]
+
+    def config(self, run_id: str) -> dict[str, Any]:
+        return read_json(self.path(run_id) / CONFIG_FILE) or {}
+
+    def metrics(self, run_id: str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """New metric rows since byte `offset` (a torn last line waits for the next call)."""
+        path = self.path(run_id) / METRICS_FILE
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return [], offset
+        complete = data.rfind(b"\n") + 1
+        rows = [json.loads(line) for line in data[:complete].splitlines() if line.strip()]
+        return rows, offset + complete
+
+    def stop(self, run_id: str) -> None:
+        """Stop and save at the next step boundary (STOP file, then SIGTERM to wake it)."""
+        run_dir = self.path(run_id)
+        (run_dir / STOP_FILE).touch()
+        self._signal(run_id, signal.SIGTERM)
+
+    def cancel(self, run_id: str) -> None:
+        """Stop without saving; the child removes the run's checkpoints."""
+        run_dir = self.path(run_id)
+        (run_dir / CANCEL_FILE).touch()
+        self._signal(run_id, signal.SIGTERM)
+
+    def kill(self, run_id: str) -> None:
+        """The escalation: SIGKILL the run's whole process group, and mark it stopped by force."""
+        self._signal(run_id, signal.SIGKILL)
+        StatusWriter(self.path(run_id)).update(state="killed", error="killed after ignoring a stop")
+
+    def stop_and_wait(self, run_id: str, grace: float = 30.0, poll: float = 0.2) -> dict[str, Any]:
+        """The watchdog: stop, wait up to `grace` seconds, then escalate to SIGKILL."""
+        self.stop(run_id)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            status = self.status(run_id)
+            if status["state"] not in LIVE:
+                return status
+            time.sleep(poll)
+        self.kill(run_id)
+        return self.status(run_id)
+
+    def resume(self, run_id: str, config: TrainConfig | None = None) -> int:
+        """Continue from the last checkpoint; a changed config is refused, naming what differs."""
+        status = self.status(run_id)
+        if status["state"] in LIVE:
+            raise TunelabError(f"run {status['id']} is still {status['state']}")
+        if not status["checkpoints"]:
+            raise TunelabError(f"run {status['id']} has no checkpoint to resume from")
+        saved = TrainConfig.from_dict(self.config(run_id)["config"])
+        if config is not None and (diff := saved.differences(config)):
+            raise TunelabError(f"run {status['id']} was started with other settings ({'; '.join(diff)})")
+        return self.launch(status["id"], resume=True)
+
+    def _signal(self, run_id: str, sig: int) -> None:
+        status = read_json(self.path(run_id) / STATUS_FILE) or {}
+        if alive(status):
+            try:
+                os.killpg(status["pid"], sig)
+            except ProcessLookupError:
+                pass
