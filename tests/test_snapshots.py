@@ -35,3 +35,10 @@ async def _after_two_evals(pilot):
 
 def test_eval_matrix_with_baseline(snap_compare, home):
     assert snap_compare(fake_app(home), terminal_size=(100, 30), run_before=_after_two_evals)
+
+
+def test_training_monitor_reattached(snap_compare, home):
+    from tests.test_training_tui import fake_finished_run
+
+    fake_finished_run(home, steps=40, fixed_id="t0000snapshot")
+    assert snap_compare(fake_app(home), terminal_size=(100, 36))

@@ -31,7 +31,9 @@ from core.records import generation_record
 from core.templates import Template
 from core.worker_client import ModelWorkerClient
 from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Rendered
+from core.training.config import TrainConfig
 from tui.screens.rendered import RenderedScreen
+from tui.screens.train_form import TrainForm
 from tui.screens.versions import VersionsScreen
 from tui.themes import DEFAULT_THEME, shipped_themes
 from tui.widgets.eval_pane import EvalPane
@@ -62,8 +64,9 @@ class TunelabApp(App[None]):
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", priority=True),
         Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
-        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True),
-        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True),
+        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False),
+        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
+        Binding("ctrl+n", "train", "Train", id="train", priority=True),
         Binding("escape", "cancel", "Cancel", id="cancel"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -88,7 +91,7 @@ class TunelabApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield PromptPane(self.model, id="prompt-pane")
-                yield TrainingPane(id="training-pane")
+                yield TrainingPane(self.root, id="training-pane")
             with TabbedContent(id="right"):
                 with TabPane("Output", id="tab-output"):
                     yield ResultsPane(id="results-pane")
@@ -327,6 +330,32 @@ class TunelabApp(App[None]):
             self.push_screen(RenderedScreen(event["text"], event["tokens"]))
         else:
             self._error(event.get("message", "could not render the prompt"))
+
+    def action_train(self) -> None:
+        try:
+            request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
+        except TunelabError as exc:
+            self._error(str(exc))
+            return
+        dataset = request.dataset
+
+        def start(settings: dict | None) -> None:
+            if settings is None:
+                return
+            use_prompt = settings.pop("use_prompt")
+            extra: dict[str, Any] = {"model": self.model, "dataset": dataset, "expected": request.expected,
+                                     "mapping": request.mapping}
+            try:
+                if use_prompt:
+                    version = self.query_one(PromptPane).version()
+                    extra.update(template=version.template, system=version.system, mode=version.mode)
+                run_id = self.query_one(TrainingPane).start(TrainConfig(**settings, **extra))
+            except TunelabError as exc:
+                self._error(str(exc))
+                return
+            self.notify(f"Training run {run_id[:10]} started; it keeps running if you quit.")
+
+        self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name), start)
 
     def action_versions(self) -> None:
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))

@@ -1,0 +1,86 @@
+"""Pilot tests of the training monitor: re-attach from files, and a real run stopped and resumed."""
+
+import json
+
+import pytest
+from textual.widgets import Input
+
+from core.training.config import TrainConfig
+from core.training.runs import Runs, StatusWriter
+from tests.tui_helpers import fake_app, wait_for
+from tui.screens.train_form import TrainForm
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.training_pane import TrainingPane
+
+
+def fake_finished_run(home, steps=12, fixed_id=None):
+    """A finished run's folder written directly (no training), as a previous session left it."""
+    runs = Runs(home)
+    run_id = runs.create(TrainConfig(max_steps=steps))
+    if fixed_id:
+        runs.path(run_id).rename(runs.folder / fixed_id)
+        run_id = fixed_id
+    run_dir = runs.path(run_id)
+    with open(run_dir / "metrics.jsonl", "w") as fh:
+        for step in range(1, steps + 1):
+            row = {"step": step, "epoch": step / steps, "loss": 3.0 / step, "lr": 1e-3, "grad_norm": 0.5,
+                   "tokens": 100, "tokens_seen": 100 * step, "tok_s": 4000.0, "elapsed_s": step / 10,
+                   "eta_s": (steps - step) / 10, "mem_mb": 500.0}
+            if step % 6 == 0:
+                row["eval_loss"] = 3.2 / step
+            fh.write(json.dumps(row) + "\n")
+    StatusWriter(run_dir).update(state="done", step=steps, total_steps=steps, eval_loss=0.27)
+    return run_id
+
+
+async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):
+    run_id = fake_finished_run(home)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id)
+        status = str(app.query_one("#training-status").render())
+        assert f"{run_id[:10]} done" in status and "step 12/12" in status and "eval 0.2700" in status
+        loss, eval_loss = app.query_one(LossChart).series[:2]
+        assert len(loss[0]) == 12 and len(eval_loss[0]) == 2
+        assert "step 12" in str(app.query_one(LossChart).render())
+
+
+async def test_bad_setting_in_the_form_is_named(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        app.screen.query_one("#train-lora_r", Input).value = "0"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "lora_r must be at least 1" in str(app.screen.query_one("#train-error").render())
+        app.screen.query_one("#train-lora_r", Input).value = "many"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "lora_r must be a whole number, got 'many'" in str(app.screen.query_one("#train-error").render())
+        assert Runs(home).list() == []
+
+
+@pytest.mark.slow
+async def test_start_watch_stop_and_resume_from_the_tui(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        app.screen.query_one("#train-max_steps", Input).value = "300"
+        app.screen.query_one("#train-batch_size", Input).value = "8"
+        await pilot.press("enter")
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected is not None)
+        run_id = pane.selected
+        await wait_for(pilot, lambda: len(pane.watched[run_id].loss) >= 3, timeout=180)
+        pane.focus()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: Runs(home).status(run_id)["state"] == "stopped", timeout=120)
+        await wait_for(pilot, lambda: "stopped" in str(app.query_one("#training-status").render()))
+        stopped_at = Runs(home).status(run_id)["step"]
+        assert Runs(home).status(run_id)["checkpoints"]
+        await pilot.press("u")
+        await wait_for(pilot, lambda: Runs(home).status(run_id).get("step", 0) > stopped_at + 2, timeout=180)
+        Runs(home).kill(run_id)  # enough: the resumed run is training past where it stopped

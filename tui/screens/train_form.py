@@ -1,0 +1,72 @@
+"""The new-run form: the main LoRA settings; everything else keeps `TrainConfig`'s defaults."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Checkbox, Input, Label, Static
+
+from core.errors import TunelabError
+from core.training.config import TrainConfig
+
+FIELDS = (  # (TrainConfig field, label, type)
+    ("epochs", "epochs", float), ("max_steps", "max steps (blank: epochs)", int),
+    ("learning_rate", "learning rate", float), ("lora_r", "LoRA r", int), ("lora_alpha", "LoRA alpha", int),
+    ("lora_dropout", "LoRA dropout", float), ("batch_size", "batch size", int), ("grad_accum", "grad accum", int),
+    ("max_seq_len", "max seq len", int), ("eval_every", "eval every", int), ("save_every", "save every", int),
+    ("seed", "seed", int),
+)
+
+
+class TrainForm(ModalScreen[dict | None]):
+    """Returns the settings as a dict (the caller adds model, dataset and template), or None."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-train"),
+                Binding("enter", "submit", "Start", id="start-train")]
+
+    def __init__(self, dataset: str, prompt_name: str) -> None:
+        super().__init__()
+        self.dataset, self.prompt_name = dataset, prompt_name
+
+    def compose(self) -> ComposeResult:
+        defaults = TrainConfig()
+        with Vertical(id="train-box"):
+            yield Label(f"New LoRA run on {self.dataset} (train split; eval loss on eval): enter starts, esc closes")
+            with Grid(id="train-grid"):
+                for name, label, _ in FIELDS:
+                    value = getattr(defaults, name)
+                    yield Label(label)
+                    yield Input("" if value is None else str(value), id=f"train-{name}", compact=True)
+            yield Checkbox(f"render examples with the prompt '{self.prompt_name}'", id="train-use-prompt")
+            yield Static("", id="train-error")
+
+    def settings(self) -> dict:
+        out: dict = {}
+        for name, _, kind in FIELDS:
+            raw = self.query_one(f"#train-{name}", Input).value.strip()
+            if not raw:
+                if name in {"max_steps", "eval_every", "save_every"}:
+                    out[name] = None
+                    continue
+                raise TunelabError(f"{name} needs a value")
+            try:
+                out[name] = kind(raw)
+            except ValueError:
+                raise TunelabError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got '{raw}'") from None
+        out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
+        return out
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        try:
+            settings = self.settings()
+            TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
+        except TunelabError as exc:
+            self.query_one("#train-error", Static).update(str(exc))
+            return
+        self.dismiss(settings)
