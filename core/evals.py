@@ -311,16 +311,17 @@ class LocalBackend:
 
 
 class WorkerBackend:
-    """Generation through the model worker child (the TUI), on the model it has loaded."""
+    """Generation through the model worker child (the TUI), on the model it has loaded; adapters are
+    hot-swapped there."""
 
     def __init__(self, client, model: str) -> None:
         self.client, self.model = client, model
 
     def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
-        if model != self.model or adapter is not None:
+        if model != self.model:
             raise TunelabError(f"the workbench evaluates on the loaded model ({self.model}); load {model} first")
         events: queue.Queue = queue.Queue()
-        rid = self.client.batch(prompts, params, events.put)
+        rid = self.client.batch(prompts, params, events.put, adapter=adapter)
         while True:
             try:
                 event = events.get(timeout=0.1)

@@ -10,6 +10,7 @@ thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -28,6 +29,7 @@ class Worker:
         self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancels: dict[str, threading.Event] = {}
         self.loaded = None
+        self.adapters: dict[str, str] = {}  # adapter folder -> its name inside the PeftModel
 
     def send(self, event: dict[str, Any]) -> None:
         with self.out_lock:
@@ -82,27 +84,54 @@ class Worker:
         from core.loading import load
 
         self.send({"event": "loading", "model": req["model"]})
-        self.loaded = None
+        self.loaded, self.adapters = None, {}
         self.loaded = load(req["model"], allow_pickle=req.get("allow_pickle", False),
                            trust_remote_code=req.get("trust_remote_code", False),
                            device=req.get("device", "auto"), dtype=req.get("dtype", "auto"))
         self.send({"event": "ready", "info": self.loaded.info()})
 
+    @contextlib.contextmanager
+    def model_for(self, adapter: str | None):
+        """The loaded model with `adapter` active (hot-swapped: each adapter loads once, the base never
+        reloads), or with every adapter disabled when `adapter` is None."""
+        if self.loaded is None:
+            raise TunelabError("no model loaded")
+        if adapter is None:
+            off = self.loaded.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+            with off:
+                yield self.loaded
+            return
+        from peft import PeftModel
+
+        name = self.adapters.get(adapter)
+        if name is None:
+            name = f"a{len(self.adapters)}"
+            try:
+                if self.adapters:
+                    self.loaded.model.load_adapter(adapter, adapter_name=name)
+                else:
+                    self.loaded.model = PeftModel.from_pretrained(self.loaded.model, adapter, adapter_name=name)
+            except (OSError, ValueError, KeyError) as exc:
+                raise TunelabError(f"cannot load adapter {adapter}: {str(exc).splitlines()[0]}") from None
+            self.loaded.model.eval()
+            self.adapters[adapter] = name
+        self.loaded.model.set_adapter(name)
+        yield self.loaded
+
     def generate(self, req: dict[str, Any]) -> None:
         from core.generation import Prompt, generate
 
         rid = req["id"]
-        if self.loaded is None:
-            raise TunelabError("no model loaded")
         params = GenParams.from_dict(req.get("params", {}))
         prompt = Prompt.from_dict(req.get("prompt", {}))
-        result = generate(
-            self.loaded, prompt, params,
-            emit=lambda text, tokens: self.send({"event": "chunk", "id": rid, "text": text, "tokens": tokens}),
-            cancel=self.cancels[rid],
-            on_rendered=lambda rendered, n: self.send(
-                {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),
-        )
+        with self.model_for(req.get("adapter")) as loaded:
+            result = generate(
+                loaded, prompt, params,
+                emit=lambda text, tokens: self.send({"event": "chunk", "id": rid, "text": text, "tokens": tokens}),
+                cancel=self.cancels[rid],
+                on_rendered=lambda rendered, n: self.send(
+                    {"event": "started", "id": rid, "rendered_prompt": rendered, "prompt_tokens": n}),
+            )
         self.send({"event": "done", "id": rid, "result": result})
 
     def render(self, req: dict[str, Any]) -> None:
@@ -122,16 +151,16 @@ class Worker:
         from core.generation import Prompt, generate_batch
 
         rid = req["id"]
-        if self.loaded is None:
-            raise TunelabError("no model loaded")
         params = GenParams.from_dict(req.get("params", {}))
         prompts = [Prompt.from_dict(p) for p in req.get("prompts", [])]
         threads = torch.get_num_threads()
         torch.set_num_threads(os.cpu_count() or 1)
         try:
-            generate_batch(self.loaded, prompts, params, batch_size=int(req.get("batch_size", 16)),
-                           cancel=self.cancels[rid],
-                           on_result=lambda i, r: self.send({"event": "item", "id": rid, "index": i, "result": r}))
+            with self.model_for(req.get("adapter")) as loaded:
+                generate_batch(loaded, prompts, params, batch_size=int(req.get("batch_size", 16)),
+                               cancel=self.cancels[rid],
+                               on_result=lambda i, r: self.send({"event": "item", "id": rid, "index": i,
+                                                                 "result": r}))
         finally:
             torch.set_num_threads(threads)
         self.send({"event": "batch_done", "id": rid, "cancelled": self.cancels[rid].is_set()})

@@ -44,18 +44,20 @@ class ModelWorkerClient:
         self.load_request = {"op": "load", "model": model, **options}
         self._send(self.load_request)
 
-    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str:
-        """Queue one generation; returns its request id. Restarts a dead worker first."""
+    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto",
+                 adapter: str | None = None) -> str:
+        """Queue one generation (with `adapter`, a PEFT folder, active); returns its request id.
+        Restarts a dead worker first."""
         rid = self._new_id()
-        self._send({"op": "generate", "id": rid, "params": params,
+        self._send({"op": "generate", "id": rid, "params": params, "adapter": adapter,
                     "prompt": {"text": prompt, "system": system, "mode": mode}})
         return rid
 
     def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any],
-              listener: Callable[[Event], None], batch_size: int = 16) -> str:
+              listener: Callable[[Event], None], batch_size: int = 16, adapter: str | None = None) -> str:
         """Queue a batch; its events (`item`, `batch_done`, `error`, `crashed`) go to `listener`."""
-        return self._request({"op": "batch", "prompts": prompts, "params": params, "batch_size": batch_size},
-                             listener)
+        return self._request({"op": "batch", "prompts": prompts, "params": params, "batch_size": batch_size,
+                              "adapter": adapter}, listener)
 
     def render(self, prompt: dict[str, Any], listener: Callable[[Event], None]) -> str:
         """Ask for the exact rendered string; `rendered` (or `error`) goes to `listener`."""

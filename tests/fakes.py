@@ -46,9 +46,10 @@ class FakeClient:
             self.on_event({"event": "ready", "info": {"model": model, "device": "cpu", "dtype": "float32",
                                                       "params_m": 2.8, "load_s": 0.1, "chat_template": True}})
 
-    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str:
+    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto",
+                 adapter: str | None = None) -> str:
         rid = f"fake-{len(self.requests) + 1}"
-        self.requests.append({"id": rid, "prompt": prompt, "params": params, "mode": mode})
+        self.requests.append({"id": rid, "prompt": prompt, "params": params, "mode": mode, "adapter": adapter})
         if mode == "chat" and not self.chat_template:
             self.on_event({"event": "error", "id": rid, "op": "generate",
                            "message": "model 'demo' has no chat template; use raw mode"})
@@ -74,14 +75,16 @@ class FakeClient:
             "output": "".join(sent), "rendered_prompt": rendered, "prompt_tokens": 7, "completion_tokens": len(sent) * 5,
             "stop_reason": reason, "latency_s": 0.05, "ttft_s": 0.01, "tok_per_s": 400.0}})
 
-    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener, batch_size: int = 16) -> str:
+    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener, batch_size: int = 16,
+              adapter: str | None = None) -> str:
         rid = f"fake-batch-{len(self.requests) + 1}"
-        self.requests.append({"id": rid, "batch": len(prompts), "params": params})
+        self.requests.append({"id": rid, "batch": len(prompts), "params": params, "adapter": adapter})
 
         def run() -> None:
             for i, p in enumerate(prompts):
+                output = scripted_answer(p, params) if adapter is None else "positive"  # a one-note "LoRA"
                 listener({"event": "item", "id": rid, "index": i, "result": {
-                    "output": scripted_answer(p, params), "latency_s": 0.002, "completion_tokens": 2}})
+                    "output": output, "latency_s": 0.002, "completion_tokens": 2}})
             listener({"event": "batch_done", "id": rid, "cancelled": False})
         threading.Thread(target=run, daemon=True).start()
         return rid

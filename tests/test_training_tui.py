@@ -5,6 +5,7 @@ import json
 import pytest
 from textual.widgets import Input
 
+from core.datasets import load_dataset
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
 from tests.tui_helpers import fake_app, wait_for
@@ -84,3 +85,44 @@ async def test_start_watch_stop_and_resume_from_the_tui(home):
         await pilot.press("u")
         await wait_for(pilot, lambda: Runs(home).status(run_id).get("step", 0) > stopped_at + 2, timeout=180)
         Runs(home).kill(run_id)  # enough: the resumed run is training past where it stopped
+
+
+def fake_adapter_run(home):
+    run_id = fake_finished_run(home)
+    run_dir = Runs(home).path(run_id)
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    (run_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    StatusWriter(run_dir).update(adapter="adapter")
+    return run_id
+
+
+async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
+    run_id = fake_adapter_run(home)
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        select = app.query_one("#adapter-select")
+        assert [value for _, value in select._options if value is not select.NULL] == [run_id]
+        select.value = run_id
+        app.query_one("#prompt-name", Input).value = "senti"
+        app.query_one("#prompt-text").text = "{{text}}\nSentiment:"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        assert app.client.requests[0]["adapter"].endswith(f"{run_id}/adapter")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.eval_token is None)
+        from tui.widgets.eval_pane import EvalPane
+
+        columns = app.query_one(EvalPane).columns
+        labels = [c.label for c in columns]
+        assert len(labels) == 4 and sum(f"+{run_id[:9]}" in label for label in labels) == 2
+        rates = [c.summary["variants"][c.variant]["pass_rate"] for c in columns]
+        positives = sum(it.expected == "positive" for it in load_dataset("demo").split("eval")) / 120
+        assert rates[0] == 0.0 and rates[2] == rates[3] == positives  # the fake "LoRA" always says positive
+        await pilot.press("ctrl+g")  # all four are shown already: the prompt's column runs again
+        await wait_for(pilot, lambda: app.eval_token is None)
+        assert len(app.query_one(EvalPane).columns) == 5
+        await app.workers.wait_for_complete()
+    from core.history import History
+
+    assert History(home).recent(1)[0]["adapter"] == run_id

@@ -93,3 +93,41 @@ def test_render_and_batch_go_to_their_own_listeners(worker):
     items = sorted((e["index"], e["result"]) for e in seen if e["event"] == "item")
     assert [i for i, _ in items] == [0, 1, 2] and all(r["output"] for _, r in items)
     assert not done["cancelled"] and events.q.empty()  # nothing leaked to the global handler
+
+
+def make_adapter(folder, seed):
+    """A random LoRA (B not zero, so it changes outputs) saved as a plain PEFT folder."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from core import demo
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR),
+                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_adapters_hot_swap_without_touching_the_base(worker, tmp_path):
+    client, events = worker
+    first, second = make_adapter(tmp_path / "a1", 1), make_adapter(tmp_path / "a2", 2)
+    client.load("demo")
+    events.until("ready")
+
+    def run(adapter):
+        client.generate("Anna was a", {"max_new_tokens": 12}, mode="raw", adapter=adapter)
+        return events.until("done")[0]["result"]["output"]
+
+    base = run(None)
+    with_first, with_second = run(first), run(second)
+    assert with_first != base and with_second != base and with_first != with_second
+    assert run(None) == base and run(first) == with_first  # swapping back is exact
+    client.generate("x", {"max_new_tokens": 2}, adapter=str(tmp_path))
+    err, _ = events.until("error")
+    assert "cannot load adapter" in err["message"] and client.alive

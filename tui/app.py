@@ -31,7 +31,9 @@ from core.records import generation_record
 from core.templates import Template
 from core.worker_client import ModelWorkerClient
 from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Rendered
+from core.adapters import resolve_adapter
 from core.training.config import TrainConfig
+from core.training.runs import Runs
 from tui.screens.rendered import RenderedScreen
 from tui.screens.train_form import TrainForm
 from tui.screens.versions import VersionsScreen
@@ -44,8 +46,10 @@ from tui.widgets.training_pane import TrainingPane
 
 class ModelClient(Protocol):
     def load(self, model: str, **options: Any) -> None: ...
-    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto") -> str: ...
-    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener: Callable) -> str: ...
+    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto",
+                 adapter: str | None = None) -> str: ...
+    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener: Callable,
+              batch_size: int = 16, adapter: str | None = None) -> str: ...
     def render(self, prompt: dict[str, Any], listener: Callable) -> str: ...
     def cancel(self, rid: str) -> None: ...
     def close(self) -> None: ...
@@ -113,7 +117,18 @@ class TunelabApp(App[None]):
         self.theme = DEFAULT_THEME
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
+        self.refresh_adapters()
         self.load_model(self.model)
+
+    @on(TrainingPane.RunEnded)
+    def refresh_adapters(self) -> None:
+        """Finished runs' adapters, newest first, offered in the prompt pane."""
+        options = []
+        for status in Runs(self.root).list():
+            if status["state"] == "done" and status.get("adapter"):
+                loss = f" eval {status['eval_loss']:.3f}" if status.get("eval_loss") is not None else ""
+                options.append((f"{status['id'][:10]}{loss}", status["id"]))
+        self.query_one(PromptPane).set_adapters(options)
 
     def load_model(self, model: str) -> None:
         self.model, self.model_ready = model, False
@@ -159,13 +174,17 @@ class TunelabApp(App[None]):
         if not self.query_one(PromptPane).text.strip():
             self.notify("The prompt is empty.", severity="warning")
             return
+        adapter = self.query_one(PromptPane).adapter
         try:
             name, version, prompt = self._single_prompt()
-            rid = self.client.generate(prompt.text, version.params, system=prompt.system, mode=prompt.mode)
+            path = str(resolve_adapter(self.root, adapter)) if adapter else None
+            rid = self.client.generate(prompt.text, version.params, system=prompt.system, mode=prompt.mode,
+                                       adapter=path)
         except TunelabError as exc:
             self._error(str(exc))
             return
         self.current = {"id": rid, "model": self.model, "prompt": prompt, "name": name, "version": version,
+                        "adapter": adapter,
                         "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
         self.query_one(TabbedContent).active = "tab-output"
         self.results.begin()
@@ -235,7 +254,7 @@ class TunelabApp(App[None]):
         record = generation_record(model=current["model"], prompt=prompt.text, system=prompt.system,
                                    mode=prompt.mode, params=version.params, result=result, status=status,
                                    error=error, partial_output="".join(current["streamed"]),
-                                   rendered_prompt=current["rendered_prompt"])
+                                   rendered_prompt=current["rendered_prompt"], adapter=current["adapter"])
         record.update(prompt_name=current["name"], prompt_version=version.id, template=version.template)
         self.save_run(record, current["name"], version)
 
@@ -258,8 +277,11 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
-        variants = [] if self.evals.columns else [Variant("no prompt", None, self.model)]
-        variants.append(Variant(pane.prompt_name, version, self.model))
+        adapters = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA chosen: the 2x2
+        candidates = [Variant(name, v, self.model, a) for a in adapters
+                      for name, v in (("no prompt", None), (pane.prompt_name, version))]
+        shown = {c.label for c in self.evals.columns}
+        variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
         token = f"t{next(self.tokens)}"
         self.eval_token = token
         self.eval_cancel = threading.Event()

@@ -31,6 +31,10 @@ class PromptPane(Vertical):
             yield Select([(m, m) for m in MODES], value="auto", allow_blank=False, compact=True,
                          id="mode-select", tooltip="chat applies the model's chat template; raw sends text as is")
         with Horizontal(classes="field-row"):
+            yield Label("lora ", classes="param-label")
+            yield Select([], prompt="none (base model)", allow_blank=True, compact=True, id="adapter-select",
+                         tooltip="a finished training run's adapter, hot-swapped in the model worker")
+        with Horizontal(classes="field-row"):
             yield Label("name", classes="param-label")
             yield Input("untitled", id="prompt-name", compact=True, tooltip="versions are kept per name")
             yield Label("system", classes="param-label")
@@ -55,6 +59,19 @@ class PromptPane(Vertical):
     @property
     def prompt_name(self) -> str:
         return self.query_one("#prompt-name", Input).value.strip() or "untitled"
+
+    @property
+    def adapter(self) -> str | None:
+        select = self.query_one("#adapter-select", Select)
+        return None if select.is_blank() else str(select.value)
+
+    def set_adapters(self, options: list[tuple[str, str]]) -> None:
+        """Offer these (label, run id) adapters, keeping the current choice when it is still there."""
+        select = self.query_one("#adapter-select", Select)
+        current = None if select.is_blank() else select.value
+        select.set_options(options)
+        if any(value == current for _, value in options):
+            select.value = current
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""

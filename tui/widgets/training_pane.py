@@ -16,6 +16,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
@@ -40,6 +41,14 @@ class Watched:
 
 class TrainingPane(Vertical):
     BORDER_TITLE = "Training"
+
+    class RunEnded(Message):
+        """A watched run left the live states (done, stopped, failed, ...): adapters may have changed."""
+
+        def __init__(self, run_id: str, state: str) -> None:
+            super().__init__()
+            self.run_id, self.state = run_id, state
+
     BINDINGS = [
         Binding("s", "stop", "Stop", id="train-stop"),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
@@ -100,6 +109,7 @@ class TrainingPane(Vertical):
             self.app.notify(f"Training run {self.selected[:10]} {state}" +
                             (f": {status['error']}" if status.get("error") else ""),
                             severity="error" if state == "failed" else "information")
+            self.post_message(self.RunEnded(self.selected, state))
         if self.last_state.get(self.selected) != state:
             changed = True
         self.last_state[self.selected] = state
