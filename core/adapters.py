@@ -33,3 +33,29 @@ def adapter_fingerprint(path: Path) -> str:
             st = p.stat()
             digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def merge(root: Path, ref: str, out: Path, base: str | None = None) -> Path:
+    """Fold the adapter into its base model's weights and save a plain model folder (safetensors,
+    with the tokenizer and chat template), loadable anywhere with `--model OUT`."""
+    import json
+
+    from peft import PeftModel
+
+    from core.loading import load
+
+    adapter = resolve_adapter(root, ref)
+    if base is None:
+        config = json.loads((adapter.parent / "run_config.json").read_text()) if \
+            (adapter.parent / "run_config.json").is_file() else {}
+        base = config.get("config", {}).get("model")
+        if base is None:
+            raise TunelabError(f"adapter {adapter} does not say its base model: pass --base")
+    if out.exists() and any(out.iterdir()):
+        raise TunelabError(f"output folder is not empty: {out}")
+    loaded = load(base)
+    merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(out)
+    return out

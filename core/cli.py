@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--now", action="store_true", help="with stop: kill at once instead of stop-and-save")
     rn.add_argument("--grace", type=float, default=30.0, help="with stop: seconds before escalating to SIGKILL")
 
+    ad = sub.add_parser("adapters", help="list trained adapters, or merge one into its base model")
+    ad.add_argument("action", nargs="?", choices=["list", "merge"], default="list")
+    ad.add_argument("adapter", nargs="?", help="training run id or PEFT folder")
+    ad.add_argument("--out", default=None, help="with merge: the new model folder")
+    ad.add_argument("--base", default=None, help="with merge: base model (default: the run's)")
+
     pr = sub.add_parser("prompts", help="list, show, diff or save prompt versions")
     pr.add_argument("action", choices=["list", "show", "diff", "save"])
     pr.add_argument("refs", nargs="*", help="versions (name, name@N, id) or, for save, a .toml file")
@@ -462,8 +468,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.adapters import merge
+    from core.paths import data_dir
+    from core.training.runs import Runs
+
+    root = data_dir()
+    if args.action == "list":
+        for s in Runs(root).list():
+            if s["state"] == "done" and s.get("adapter"):
+                loss = f"eval_loss {s['eval_loss']:.4f}" if s.get("eval_loss") is not None else ""
+                print(f"{s['id']}  {Runs(root).path(s['id']) / s['adapter']}  {loss}")
+        return 0
+    if not args.adapter or not args.out:
+        raise TunelabError("adapters merge needs an adapter and --out DIR")
+    out = merge(root, args.adapter, Path(args.out).expanduser(), args.base)
+    print(f"merged model written to {out} (use it with --model {out})", file=sys.stderr)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": cmd_train, "runs": cmd_runs,
+    "train": cmd_train, "runs": cmd_runs, "adapters": cmd_adapters,
     "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": cmd_history,
     "demo": cmd_demo}
 

@@ -130,3 +130,25 @@ def test_lora_beats_the_prompt_on_the_demo_task(home):
                        [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)], LocalBackend())
     base, lora = summary["variants"]
     assert base["pass_rate"] < 0.1 and lora["pass_rate"] >= 0.9
+
+
+def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):
+    from core.adapters import merge
+    from core.generation import Prompt, generate
+    from core.loading import load
+    from core.params import GenParams
+
+    runs, run_id = start(home, **QUICK)
+    assert wait(runs, run_id, finished)["state"] == "done"
+    out = merge(home, run_id, tmp_path / "merged")
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    with pytest.raises(TunelabError, match="output folder is not empty"):
+        merge(home, run_id, out)
+
+    from peft import PeftModel
+
+    prompt, params = Prompt("The lamp is great. I love it.", mode="raw"), GenParams(max_new_tokens=4)
+    with_adapter = load("demo")
+    with_adapter.model = PeftModel.from_pretrained(with_adapter.model, runs.path(run_id) / ADAPTER).eval()
+    expected = generate(with_adapter, prompt, params, emit=lambda *a: None)["output"]
+    assert generate(load(str(out)), prompt, params, emit=lambda *a: None)["output"] == expected
