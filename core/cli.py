@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
     tr.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
     tr.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
+    tr.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
     tr.add_argument("--detach", action="store_true", help="start and return at once")
 
     rn = sub.add_parser("runs", help="list, show, attach to, stop, cancel or resume training runs")
@@ -424,7 +425,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m), learning_rate=args.learning_rate,
         schedule=args.schedule, warmup_ratio=args.warmup_ratio, epochs=args.epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, grad_accum=args.grad_accum, max_seq_len=args.max_seq_len,
-        eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, answer_only_loss=not args.full_loss)
+        eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, answer_only_loss=not args.full_loss,
+        nproc=args.nproc)
     runs = Runs(root)
     run_id = runs.create(config)
     runs.launch(run_id)

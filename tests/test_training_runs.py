@@ -152,3 +152,13 @@ def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):
     with_adapter.model = PeftModel.from_pretrained(with_adapter.model, runs.path(run_id) / ADAPTER).eval()
     expected = generate(with_adapter, prompt, params, emit=lambda *a: None)["output"]
     assert generate(load(str(out)), prompt, params, emit=lambda *a: None)["output"] == expected
+
+
+def test_torchrun_with_two_processes_on_gloo(home):
+    runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 6})
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "done", (status, runs.path(run_id).joinpath("worker.log").read_text()[-2000:])
+    assert runs.config(run_id)["resolved"]["world_size"] == 2
+    rows, _ = runs.metrics(run_id)
+    assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]
+    assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()

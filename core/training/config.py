@@ -39,6 +39,7 @@ class TrainConfig:
     save_every: int | None = 20
     seed: int = 0
     answer_only_loss: bool = True
+    nproc: int = 1  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,6 +57,7 @@ class TrainConfig:
             (self.eval_every is None or self.eval_every >= 1, "eval_every must be at least 1"),
             (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
             (self.mode in {"auto", "chat", "raw"}, "mode must be auto, chat or raw"),
+            (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
         ]
         for ok, message in checks:
             if not ok:

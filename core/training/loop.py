@@ -1,5 +1,9 @@
 """The training loop inside a run's child process: LoRA on the base model, metrics to JSONL,
-status to an atomically replaced file, resumable checkpoints, stop-and-save at a step boundary."""
+status to an atomically replaced file, resumable checkpoints, stop-and-save at a step boundary.
+
+Under torchrun (WORLD_SIZE > 1) each rank trains on its share of every step's batches inside DDP;
+stop and cancel flags are all-reduced so every rank stops at the same step, and only rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,13 @@ class Control:
         return self.signalled or (self.run_dir / runs.STOP_FILE).exists()
 
 
+class _Silent:
+    """Status for ranks other than 0: only rank 0 writes the run's files."""
+
+    def update(self, **fields: Any) -> None:
+        pass
+
+
 def linear_module_names(model) -> list[str]:
     import torch
 
@@ -59,7 +70,56 @@ def lr_factor(schedule: str, warmup: int, total: int):
     return factor
 
 
+class Distributed:
+    """One process (the default) or a torchrun rank: collectives become no-ops when alone."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.dist = dist
+        if self.world > 1:
+            import torch
+
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, *flags: bool) -> list[bool]:
+        if self.world == 1:
+            return list(flags)
+        import torch
+
+        t = torch.tensor([float(f) for f in flags])
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    def mean_and_sum(self, mean: float, total: int) -> tuple[float, int]:
+        if self.world == 1:
+            return mean, total
+        import torch
+
+        t = torch.tensor([mean, float(total)], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return t[0].item() / self.world, int(t[1].item())
+
+    def close(self) -> None:
+        if self.world > 1:
+            self.dist.destroy_process_group()
+
+
 def train(run_dir: Path, resume: bool = False) -> None:
+    dist = Distributed()
+    try:
+        _train(run_dir, resume, dist)
+    finally:
+        dist.close()
+
+
+def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -69,9 +129,9 @@ def train(run_dir: Path, resume: bool = False) -> None:
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(record["config"])
-    status = runs.StatusWriter(run_dir)
+    status = runs.StatusWriter(run_dir) if dist.main else _Silent()
     control = Control(run_dir)
-    status.update(state="loading", pid=os.getpid())
+    status.update(state="loading")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     loaded = load(cfg.model)
@@ -88,17 +148,25 @@ def train(run_dir: Path, resume: bool = False) -> None:
 
     record["resolved"] = {"device": loaded.device, "dtype": loaded.dtype, "model_location": loaded.source.location,
                           "linear_modules": linear, "train_examples": len(train_data), "eval_examples": len(eval_data),
+                          "world_size": dist.world,
                           "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                        "peft": peft.__version__}}
-    write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
+    if dist.main:
+        write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
 
     model = get_peft_model(model, LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
         target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
         modules_to_save=list(cfg.modules_to_save) or None))
     trainable = [p for p in model.parameters() if p.requires_grad]
+    forward = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model)
+    per_step = cfg.grad_accum * dist.world  # batches one optimizer step consumes, over all ranks
     batches_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
+    steps_per_epoch = max(1, batches_per_epoch // per_step)
     total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -146,26 +214,29 @@ def train(run_dir: Path, resume: bool = False) -> None:
         return total_loss / count
 
     status.update(state="running", step=step, total_steps=total)
-    metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8")
+    metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") if dist.main else open(os.devnull, "w")
     began = time.monotonic()
     start_step = step
     model.train()
     while step < total:
         batches = length_grouped_batches(train_data, cfg.batch_size, cfg.seed + epoch)
-        while position + cfg.grad_accum <= len(batches) and step < total:
-            if control.cancel:
-                shutil.rmtree(checkpoints, ignore_errors=True)
+        while position + per_step <= len(batches) and step < total:
+            cancel, stop = dist.any(control.cancel, control.stop)
+            if cancel:
+                if dist.main:
+                    shutil.rmtree(checkpoints, ignore_errors=True)
                 status.update(state="cancelled")
                 return
-            if control.stop:
-                status.update(state="stopped", last_checkpoint=save_checkpoint().name)
+            if stop:
+                status.update(state="stopped", last_checkpoint=save_checkpoint().name if dist.main else None)
                 return
             step_began = time.monotonic()
             losses, tokens = [], 0
-            for micro in batches[position:position + cfg.grad_accum]:
+            mine = position + dist.rank * cfg.grad_accum
+            for micro in batches[mine:mine + cfg.grad_accum]:
                 ids, labels, mask = collate(train_data, micro, loaded.tokenizer.pad_token_id)
-                out = model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                            labels=labels.to(loaded.device))
+                out = forward(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                              labels=labels.to(loaded.device))
                 (out.loss / cfg.grad_accum).backward()
                 losses.append(out.loss.item())
                 tokens += int(mask.sum())
@@ -173,30 +244,32 @@ def train(run_dir: Path, resume: bool = False) -> None:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            position += cfg.grad_accum
+            position += per_step
+            mean_loss, tokens = dist.mean_and_sum(sum(losses) / len(losses), tokens)
             step += 1
             tokens_seen += tokens
             elapsed = time.monotonic() - began
             rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
             row: dict[str, Any] = {
                 "step": step, "epoch": round(epoch + position / len(batches), 4),
-                "loss": round(sum(losses) / len(losses), 5), "lr": scheduler.get_last_lr()[0],
+                "loss": round(mean_loss, 5), "lr": scheduler.get_last_lr()[0],
                 "grad_norm": round(grad_norm, 4), "tokens": tokens, "tokens_seen": tokens_seen,
                 "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
                 "elapsed_s": round(elapsed, 2), "eta_s": round((total - step) / rate, 1) if rate else None,
                 "mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-            if cfg.eval_every and step % cfg.eval_every == 0:
+            if cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
                 row["eval_loss"] = round(eval_loss(), 5) if eval_data else None
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
             saved = {}
-            if cfg.save_every and step % cfg.save_every == 0:
+            if cfg.save_every and step % cfg.save_every == 0 and dist.main:
                 saved = {"last_checkpoint": save_checkpoint().name}
             status.update(step=step, epoch=row["epoch"], loss=row["loss"], eval_loss=row.get("eval_loss"),
                           eta_s=row["eta_s"], **saved)
-        if position + cfg.grad_accum > len(batches):
+        if position + per_step > len(batches):
             epoch, position = epoch + 1, 0
-    final_eval = eval_loss()
-    model.save_pretrained(run_dir / runs.ADAPTER)
-    status.update(state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER,
-                  last_checkpoint=save_checkpoint().name)
+    if dist.main:
+        final_eval = eval_loss()
+        model.save_pretrained(run_dir / runs.ADAPTER)
+        status.update(state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER,
+                      last_checkpoint=save_checkpoint().name)

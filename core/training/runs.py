@@ -112,8 +112,11 @@ class Runs:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        nproc = TrainConfig.from_dict(self.config(run_id)["config"]).nproc
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
+            if nproc > 1 else [sys.executable]
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
+            proc = subprocess.Popen([*launcher, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
                                     stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, close_fds=True)
         finally:
@@ -196,6 +199,6 @@ class Runs:
         status = read_json(self.path(run_id) / STATUS_FILE) or {}
         if alive(status):
             try:
-                os.killpg(status["pid"], sig)
+                os.killpg(os.getpgid(status["pid"]), sig)  # the run's session: torchrun's workers too
             except ProcessLookupError:
                 pass
