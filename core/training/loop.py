@@ -82,6 +82,8 @@ class Distributed:
         if self.world > 1:
             import torch
 
+            if torch.cuda.is_available():  # one GPU per rank: "cuda" then means this rank's device
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
     @property
