@@ -47,17 +47,24 @@ async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):
         assert "step 12" in str(app.query_one(LossChart).render())
 
 
+async def submit_train_form(pilot, **fields: str) -> None:
+    """Open the new-run form (unless open), fill `fields` and press enter."""
+    app = pilot.app
+    if not isinstance(app.screen, TrainForm):
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+    for name, value in fields.items():
+        app.screen.query_one(f"#train-{name}", Input).value = value
+    await pilot.press("enter")
+
+
 async def test_bad_setting_in_the_form_is_named(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
-        app.screen.query_one("#train-lora_r", Input).value = "0"
-        await pilot.press("enter")
+        await submit_train_form(pilot, lora_r="0")
         await pilot.pause()
         assert "lora_r must be at least 1" in str(app.screen.query_one("#train-error").render())
-        app.screen.query_one("#train-lora_r", Input).value = "many"
-        await pilot.press("enter")
+        await submit_train_form(pilot, lora_r="many")
         await pilot.pause()
         assert "lora_r must be a whole number, got 'many'" in str(app.screen.query_one("#train-error").render())
         assert Runs(home).list() == []
@@ -67,11 +74,7 @@ async def test_bad_setting_in_the_form_is_named(home):
 async def test_start_watch_stop_and_resume_from_the_tui(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
-        app.screen.query_one("#train-max_steps", Input).value = "300"
-        app.screen.query_one("#train-batch_size", Input).value = "8"
-        await pilot.press("enter")
+        await submit_train_form(pilot, max_steps="300", batch_size="8")
         pane = app.query_one(TrainingPane)
         await wait_for(pilot, lambda: pane.selected is not None)
         run_id = pane.selected
