@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
     tr.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
     tr.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
+    tr.add_argument("--resume", default=None, metavar="RUN",
+                    help="continue RUN from its last checkpoint (refused if these settings differ from its own)")
     tr.add_argument("--detach", action="store_true", help="start and return at once")
 
     rn = sub.add_parser("runs", help="list, show, attach to, stop, cancel or resume training runs")
@@ -428,6 +430,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, answer_only_loss=not args.full_loss,
         nproc=args.nproc)
     runs = Runs(root)
+    if args.resume:
+        run_id = runs.status(args.resume)["id"]
+        runs.resume(run_id, config)
+        print(f"resumed training run {run_id}", file=sys.stderr)
+        return 0 if args.detach else _follow(runs, run_id)
     run_id = runs.create(config)
     runs.launch(run_id)
     print(f"started training run {run_id}", file=sys.stderr)

@@ -44,7 +44,9 @@ class FakeClient:
             self.on_event({"event": "error", "op": "load", "message": f"model folder not found: {model}"})
         else:
             self.on_event({"event": "ready", "info": {"model": model, "device": "cpu", "dtype": "float32",
-                                                      "params_m": 2.8, "load_s": 0.1, "chat_template": True}})
+                                                      "params_m": 2.8, "load_s": 0.1, "chat_template": True,
+                                                      "linear_modules": ["down_proj", "gate_proj", "k_proj", "lm_head",
+                                                                         "o_proj", "q_proj", "up_proj", "v_proj"]}})
 
     def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto",
                  adapter: str | None = None) -> str:

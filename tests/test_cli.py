@@ -88,3 +88,23 @@ def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
     shown = tunelab("evals", "show", result["id"], home=home)
     assert "fixed" in shown.stdout and shown.returncode == 0
     assert tunelab("eval", "--prompt", "nope@9", home=home).returncode == 2
+
+
+@pytest.mark.slow
+def test_train_runs_stop_and_a_changed_resume_is_refused(home):
+    import time
+
+    out = tunelab("train", "--max-steps", "300", "--batch-size", "8", "--detach", home=home)
+    assert out.returncode == 0 and "started training run" in out.stderr
+    run_id = out.stderr.split("started training run ")[1].split()[0]
+    deadline = time.monotonic() + 120
+    while "running  step 0/" in tunelab("runs", home=home).stdout or "running" not in tunelab("runs", home=home).stdout:
+        assert time.monotonic() < deadline, tunelab("runs", home=home).stdout
+        time.sleep(0.5)
+    stopped = tunelab("runs", "stop", run_id, home=home)
+    assert stopped.returncode == 0 and "stopped, saved step-" in stopped.stderr
+    refused = tunelab("train", "--resume", run_id, "--max-steps", "300", "--batch-size", "8", "--lora-r", "8",
+                      home=home)
+    assert refused.returncode == 2 and "lora_r: 16 -> 8" in refused.stderr and "Traceback" not in refused.stderr
+    listed = tunelab("runs", home=home).stdout
+    assert run_id in listed and "stopped" in listed

@@ -52,6 +52,10 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
     assert rows[5]["eval_loss"] is not None and "eval_loss" not in rows[4]
     config = runs.config(run_id)
     assert config["resolved"]["versions"]["peft"] and "q_proj" in config["resolved"]["linear_modules"]
+    from core.datasets import load_dataset
+
+    assert config["resolved"]["dataset_sha256"] == load_dataset("demo").sha256
+    assert config["resolved"]["model_fingerprint"] and config["config"]["seed"] == 0
     assert status["checkpoints"] == ["step-000006", "step-000012"]
 
     from peft import PeftModel

@@ -61,12 +61,21 @@ async def submit_train_form(pilot, **fields: str) -> None:
 async def test_bad_setting_in_the_form_is_named(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
         await submit_train_form(pilot, lora_r="0")
         await pilot.pause()
         assert "lora_r must be at least 1" in str(app.screen.query_one("#train-error").render())
         await submit_train_form(pilot, lora_r="many")
         await pilot.pause()
         assert "lora_r must be a whole number, got 'many'" in str(app.screen.query_one("#train-error").render())
+        assert "q_proj" in str(app.screen.query_one("#train-linear").render())
+        await submit_train_form(pilot, lora_r="8", target_modules="q_proj,attn")
+        await pilot.pause()
+        assert "unknown target module 'attn' (valid: all-linear, down_proj" in \
+            str(app.screen.query_one("#train-error").render())
+        await submit_train_form(pilot, schedule="wavy", target_modules="all-linear")
+        await pilot.pause()
+        assert "schedule must be one of cosine" in str(app.screen.query_one("#train-error").render())
         assert Runs(home).list() == []
 
 

@@ -85,6 +85,7 @@ class TunelabApp(App[None]):
         self.history = History(self.root)
         self.prompts = PromptStore(self.root)
         self.model_ready = False
+        self.linear_modules: list[str] = []  # offered as LoRA targets in the new-run form
         self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
@@ -205,6 +206,7 @@ class TunelabApp(App[None]):
         if kind == "ready":
             info = event["info"]
             self.model_ready = True
+            self.linear_modules = info.get("linear_modules", [])
             self.results.loading = False
             self.sub_title = f"{info['model']} · {info['device']} · {info['dtype']} · {info['params_m']}M"
             if self.current is None:
@@ -377,7 +379,7 @@ class TunelabApp(App[None]):
                 return
             self.notify(f"Training run {run_id[:10]} started; it keeps running if you quit.")
 
-        self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name), start)
+        self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
 
     def action_versions(self) -> None:
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))

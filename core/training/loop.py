@@ -126,7 +126,9 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    from core.datasets import load_dataset
     from core.loading import load
+    from core.modelref import fingerprint
     from core.training.data import collate, examples, length_grouped_batches
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
@@ -150,7 +152,9 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
 
     record["resolved"] = {"device": loaded.device, "dtype": loaded.dtype, "model_location": loaded.source.location,
                           "linear_modules": linear, "train_examples": len(train_data), "eval_examples": len(eval_data),
-                          "world_size": dist.world,
+                          "world_size": dist.world, "model_fingerprint": fingerprint(loaded.source),
+                          "dataset_sha256": load_dataset(cfg.dataset, expected=cfg.expected,
+                                                         mapping=cfg.mapping).sha256,
                           "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                        "peft": peft.__version__}}
     if dist.main:

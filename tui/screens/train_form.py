@@ -16,8 +16,10 @@ FIELDS = (  # (TrainConfig field, label, type)
     ("learning_rate", "learning rate", float), ("lora_r", "LoRA r", int), ("lora_alpha", "LoRA alpha", int),
     ("lora_dropout", "LoRA dropout", float), ("batch_size", "batch size", int), ("grad_accum", "grad accum", int),
     ("max_seq_len", "max seq len", int), ("eval_every", "eval every", int), ("save_every", "save every", int),
-    ("seed", "seed", int),
+    ("seed", "seed", int), ("schedule", "schedule", str), ("target_modules", "target modules", str),
+    ("modules_to_save", "modules to save", str),
 )
+LISTS = {"target_modules", "modules_to_save"}  # comma lists (target_modules may be "all-linear")
 
 
 class TrainForm(ModalScreen[dict | None]):
@@ -26,9 +28,10 @@ class TrainForm(ModalScreen[dict | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-train"),
                 Binding("enter", "submit", "Start", id="start-train")]
 
-    def __init__(self, dataset: str, prompt_name: str) -> None:
+    def __init__(self, dataset: str, prompt_name: str, linear_modules: list[str] | None = None) -> None:
         super().__init__()
         self.dataset, self.prompt_name = dataset, prompt_name
+        self.linear_modules = linear_modules or []
 
     def compose(self) -> ComposeResult:
         defaults = TrainConfig()
@@ -37,8 +40,12 @@ class TrainForm(ModalScreen[dict | None]):
             with Grid(id="train-grid"):
                 for name, label, _ in FIELDS:
                     value = getattr(defaults, name)
+                    shown = ",".join(value) if isinstance(value, tuple) else "" if value is None else str(value)
                     yield Label(label)
-                    yield Input("" if value is None else str(value), id=f"train-{name}", compact=True)
+                    yield Input(shown, id=f"train-{name}", compact=True)
+            if self.linear_modules:
+                yield Static(f"linear modules: all-linear or any of {', '.join(self.linear_modules)}",
+                             id="train-linear")
             yield Checkbox(f"render examples with the prompt '{self.prompt_name}'", id="train-use-prompt")
             yield Static("", id="train-error")
 
@@ -46,6 +53,10 @@ class TrainForm(ModalScreen[dict | None]):
         out: dict = {}
         for name, _, kind in FIELDS:
             raw = self.query_one(f"#train-{name}", Input).value.strip()
+            if name in LISTS:
+                items = tuple(x.strip() for x in raw.split(",") if x.strip())
+                out[name] = raw if raw == "all-linear" else items
+                continue
             if not raw:
                 if name in {"max_steps", "eval_every", "save_every"}:
                     out[name] = None
@@ -66,6 +77,11 @@ class TrainForm(ModalScreen[dict | None]):
         try:
             settings = self.settings()
             TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
+            unknown = [m for m in settings["target_modules"] if self.linear_modules and m not in self.linear_modules] \
+                if settings["target_modules"] != "all-linear" else []
+            if unknown:
+                raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, "
+                                   f"{', '.join(self.linear_modules)})")
         except TunelabError as exc:
             self.query_one("#train-error", Static).update(str(exc))
             return

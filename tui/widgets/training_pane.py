@@ -132,6 +132,8 @@ class TrainingPane(Vertical):
                 parts.append(f"eta {last['eta_s']:.0f}s")
         if status.get("eval_loss") is not None:
             parts.append(f"eval {status['eval_loss']:.4f}")
+        if status["checkpoints"]:
+            parts.append(f"{len(status['checkpoints'])} ckpt, last {status['checkpoints'][-1]}")
         if status.get("error"):
             parts.append(status["error"])
         self.query_one("#training-status", Static).update(" · ".join(parts))
