@@ -41,4 +41,10 @@ def test_training_monitor_reattached(snap_compare, home):
     from tests.test_training_tui import fake_finished_run
 
     fake_finished_run(home, steps=40, fixed_id="t0000snapshot")
-    assert snap_compare(fake_app(home), terminal_size=(100, 36))
+
+    async def settled(pilot):
+        pane = pilot.app.query_one("#training-pane")
+        await wait_for(pilot, lambda: pilot.app.model_ready and pane.selected == "t0000snapshot")
+        await pilot.pause()
+
+    assert snap_compare(fake_app(home), terminal_size=(100, 36), run_before=settled)

@@ -29,3 +29,23 @@ def test_schedules():
     cosine = lr_factor("cosine", 2, 10)
     assert cosine(0) == 0.5 and cosine(1) == 1.0 and cosine(2) == 1.0 and cosine(10) == 0.0
     assert lr_factor("linear", 0, 10)(5) == 0.5 and lr_factor("constant", 0, 10)(9) == 1.0
+
+
+def test_out_of_memory_marks_the_run_failed_with_advice(home, monkeypatch):
+    import torch
+
+    from core.training import __main__ as child
+    from core.training import loop
+    from core.training.runs import Runs
+
+    runs = Runs(home)
+    run_id = runs.create(TrainConfig())
+
+    def out_of_memory(run_dir, resume=False):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "train", out_of_memory)
+    assert child.main([str(runs.path(run_id))]) == 1
+    status = runs.status(run_id)
+    assert status["state"] == "failed"
+    assert status["error"].startswith("OutOfMemoryError: out of memory: lower batch_size or max_seq_len")

@@ -83,7 +83,7 @@ async def test_bad_setting_in_the_form_is_named(home):
 async def test_start_watch_stop_and_resume_from_the_tui(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
-        await submit_train_form(pilot, max_steps="300", batch_size="8")
+        await submit_train_form(pilot, max_steps="300", batch_size="8", eval_split="")
         pane = app.query_one(TrainingPane)
         await wait_for(pilot, lambda: pane.selected is not None)
         run_id = pane.selected

@@ -12,7 +12,8 @@ from core.errors import TunelabError
 from core.training.config import TrainConfig
 
 FIELDS = (  # (TrainConfig field, label, type)
-    ("epochs", "epochs", float), ("max_steps", "max steps (blank: epochs)", int),
+    ("split", "train split", str), ("eval_split", "eval split", str),
+    ("epochs", "epochs", float), ("max_steps", "max steps", int),
     ("learning_rate", "learning rate", float), ("lora_r", "LoRA r", int), ("lora_alpha", "LoRA alpha", int),
     ("lora_dropout", "LoRA dropout", float), ("batch_size", "batch size", int), ("grad_accum", "grad accum", int),
     ("max_seq_len", "max seq len", int), ("eval_every", "eval every", int), ("save_every", "save every", int),
@@ -23,7 +24,10 @@ LISTS = {"target_modules", "modules_to_save"}  # comma lists (target_modules may
 
 
 class TrainForm(ModalScreen[dict | None]):
-    """Returns the settings as a dict (the caller adds model, dataset and template), or None."""
+    """Returns the settings as a dict (the caller adds model, dataset and template), or None.
+
+    A blank max steps trains for the epochs; a blank eval split skips the eval loss.
+    """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-train"),
                 Binding("enter", "submit", "Start", id="start-train")]
@@ -36,7 +40,7 @@ class TrainForm(ModalScreen[dict | None]):
     def compose(self) -> ComposeResult:
         defaults = TrainConfig()
         with Vertical(id="train-box"):
-            yield Label(f"New LoRA run on {self.dataset} (train split; eval loss on eval): enter starts, esc closes")
+            yield Label(f"New LoRA run on {self.dataset} · enter starts · esc closes")
             with Grid(id="train-grid"):
                 for name, label, _ in FIELDS:
                     value = getattr(defaults, name)
@@ -58,7 +62,7 @@ class TrainForm(ModalScreen[dict | None]):
                 out[name] = raw if raw == "all-linear" else items
                 continue
             if not raw:
-                if name in {"max_steps", "eval_every", "save_every"}:
+                if name in {"max_steps", "eval_every", "save_every", "eval_split"}:
                     out[name] = None
                     continue
                 raise TunelabError(f"{name} needs a value")
