@@ -1,5 +1,6 @@
 """End to end as a person: start `tunelab` in tmux, type a prompt, run it, read the screen."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -21,14 +22,15 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "e2e")
 
-    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+    def wait_for(self, pattern: str, timeout: float = 90.0) -> str:
+        """The screen once `pattern` (a regular expression) is on it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if re.search(pattern, screen):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
+        raise AssertionError(f"{pattern!r} never appeared; screen was:\n{self.screen()}")
 
 
 @pytest.mark.slow
@@ -41,8 +43,12 @@ def test_type_a_prompt_and_read_the_streamed_answer(home, tmp_path):
         tmux.wait_for("ready: demo")
         tmux("send-keys", "-t", "e2e", "-l", "Tell me a short story.")
         tmux("send-keys", "-t", "e2e", "C-r")
-        screen = tmux.wait_for("tok/s")
+        screen = tmux.wait_for(r"\d+ tok · \d+ tok/s · [\d.]+s · \w+")  # the final line, not the live one
         assert "Tell me a short story." in screen
+        deadline = time.monotonic() + 30
+        while not History(home).recent(1):  # saved just after the run ends
+            assert time.monotonic() < deadline, "the run never reached history"
+            time.sleep(0.1)
         record = History(home).recent(1)[0]
         first_words = " ".join(record["output"].split()[:3])
         assert first_words and first_words in " ".join(screen.split())

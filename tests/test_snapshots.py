@@ -6,11 +6,14 @@ from textual.widgets import Input, TextArea
 from tests.tui_helpers import fake_app, run_prompt, wait_for
 
 
+def _no_blink(pilot) -> None:
+    """A blinking cursor is caught on or off at random: snapshots turn blinking off."""
+    for widget in [*pilot.app.query(TextArea).results(), *pilot.app.query(Input).results()]:
+        widget.cursor_blink = False
+
+
 async def _after_a_run(pilot):
-    for widget in pilot.app.query(TextArea).results():
-        widget.cursor_blink = False
-    for widget in pilot.app.query(Input).results():
-        widget.cursor_blink = False
+    _no_blink(pilot)
     await run_prompt(pilot, "Tell me a short story.")
 
 
@@ -20,6 +23,7 @@ def test_main_screen_after_a_run(snap_compare, home, size):
 
 
 async def _after_two_evals(pilot):
+    _no_blink(pilot)
     app = pilot.app
     for text in ("{{text}}\nSentiment:", "{{text}} Overall, this review is"):
         app.query_one("#prompt-name", Input).value = "senti"
@@ -45,6 +49,7 @@ def test_training_monitor_reattached(snap_compare, home):
     async def settled(pilot):
         pane = pilot.app.query_one("#training-pane")
         await wait_for(pilot, lambda: pilot.app.model_ready and pane.selected == "t0000snapshot")
+        _no_blink(pilot)
         await pilot.pause()
 
     assert snap_compare(fake_app(home), terminal_size=(100, 36), run_before=settled)
