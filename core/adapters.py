@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from core.errors import TunelabError
@@ -24,15 +23,6 @@ def resolve_adapter(root: Path, ref: str) -> Path:
     if not (path / "adapter_model.safetensors").is_file():
         raise TunelabError(f"adapter has no adapter_model.safetensors: {path}")
     return path
-
-
-def adapter_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256(str(path.resolve()).encode())
-    for p in sorted(path.iterdir()):
-        if p.is_file():
-            st = p.stat()
-            digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def merge(root: Path, ref: str, out: Path, base: str | None = None) -> Path:

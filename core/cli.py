@@ -250,6 +250,13 @@ def _run_and_variant(ref: str) -> tuple[str, int]:
     return run, int(variant or 0)
 
 
+def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | None) -> list[dict[str, Any]] | None:
+    """Each variant compared with the baseline, unless there is none or it is this very run."""
+    from core.evals import compare
+
+    return compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+
+
 def format_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> str:
     head = (f"eval {summary['id']} · {summary['dataset']}:{summary['split']} · {summary['n_items']} items"
             f" · grader {summary['grader']}" + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
@@ -270,7 +277,7 @@ def format_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | 
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from core.evals import EvalRequest, EvalRuns, LocalBackend, Variant, compare, run_eval
+    from core.evals import EvalRequest, EvalRuns, LocalBackend, Variant, run_eval
     from core.paths import data_dir
     from core.prompts import PromptStore
 
@@ -309,7 +316,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     if baseline is None:
         baseline = runs.baseline_for(summary["dataset"], summary["split"])
-    comparisons = compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+    comparisons = _against(summary, baseline)
     if args.pin:
         runs.pin(summary["id"])
     if args.json:
@@ -352,7 +359,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 
 def cmd_evals(args: argparse.Namespace) -> int:
-    from core.evals import EvalRuns, compare
+    from core.evals import EvalRuns
     from core.paths import data_dir
 
     runs = EvalRuns(data_dir())
@@ -370,8 +377,7 @@ def cmd_evals(args: argparse.Namespace) -> int:
         print(f"pinned {doc['run']}:{doc['variant']} as the baseline for {doc['key']}")
         return 0
     summary = runs.load(args.run)
-    baseline = runs.baseline_for(summary["dataset"], summary["split"])
-    comparisons = compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+    comparisons = _against(summary, runs.baseline_for(summary["dataset"], summary["split"]))
     print(format_summary(summary, comparisons))
     for i, c in enumerate(comparisons or []):
         if c["fixed"] or c["broken"]:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 
 from tinydb import Query
 
-from core.adapters import adapter_fingerprint, resolve_adapter
+from core.adapters import resolve_adapter
 from core.cache import GenerationCache, cache_key
 from core.datasets import Item, load_dataset
 from core.errors import TunelabError
@@ -28,7 +28,7 @@ from core.generation import Prompt
 from core.graders import parse_grader, wilson_interval
 from core.history import new_id, now_iso
 from core.meta import Meta
-from core.modelref import fingerprint, resolve
+from core.modelref import fingerprint, folder_fingerprint, resolve
 from core.params import GenParams
 from core.paths import ensure_private_dir
 from core.prompts import PromptVersion
@@ -117,7 +117,7 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     fingerprints = {v.model: fingerprint(resolve(v.model)) for v in variants}
     adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
-    adapter_prints = {ref: adapter_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
+    adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
 
     calls: list[_Call] = []
     for vi, v in enumerate(variants):

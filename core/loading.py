@@ -28,13 +28,18 @@ class LoadedModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def info(self) -> dict[str, Any]:
-        import torch
-
         params = sum(p.numel() for p in self.model.parameters())
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)})
         return {"model": self.source.spec, "location": self.source.location, "device": self.device,
                 "dtype": self.dtype, "chat_template": self.has_chat_template,
-                "params_m": round(params / 1e6, 2), "load_s": round(self.load_s, 3), "linear_modules": linear}
+                "params_m": round(params / 1e6, 2), "load_s": round(self.load_s, 3),
+                "linear_modules": linear_module_names(self.model)}
+
+
+def linear_module_names(model) -> list[str]:
+    """Names of the model's linear layers: the valid LoRA targets."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
 
 
 def pick_device(requested: str = "auto") -> str:

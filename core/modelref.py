@@ -58,13 +58,16 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
 
 
 def fingerprint(source: ModelSource) -> str:
-    """Changes when the model's files change (name, size, mtime), without reading the weights."""
-    if not source.local:
-        return f"hub:{source.location}"
+    """Changes when the model's files change; a hub id stands for itself."""
+    return folder_fingerprint(Path(source.location)) if source.local else f"hub:{source.location}"
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A hash of the folder's path and its files' names, sizes and mtimes: cheap, no weights read."""
     import hashlib
 
-    digest = hashlib.sha256(source.location.encode())
-    for p in sorted(Path(source.location).iterdir()):
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for p in sorted(folder.iterdir()):
         if p.is_file():
             st = p.stat()
             digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

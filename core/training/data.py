@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from core.datasets import Item, load_dataset
+from core.datasets import Dataset, Item
 from core.errors import TunelabError
 from core.evals import item_prompt
 from core.generation import render
@@ -21,8 +21,7 @@ class Example:
     labels: list[int]  # -100 where no loss is taken
 
 
-def examples(loaded: LoadedModel, config: TrainConfig, split: str) -> list[Example]:
-    dataset = load_dataset(config.dataset, expected=config.expected, mapping=config.mapping)
+def examples(loaded: LoadedModel, config: TrainConfig, dataset: Dataset, split: str) -> list[Example]:
     items = dataset.split(split)
     if not items:
         raise TunelabError(f"dataset {dataset.name} has no rows in split '{split}'")

@@ -51,12 +51,6 @@ class _Silent:
         pass
 
 
-def linear_module_names(model) -> list[str]:
-    import torch
-
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
-
-
 def lr_factor(schedule: str, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -127,7 +121,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from safetensors.torch import load_file
 
     from core.datasets import load_dataset
-    from core.loading import load
+    from core.loading import linear_module_names, load
     from core.modelref import fingerprint
     from core.training.data import collate, examples, length_grouped_batches
 
@@ -145,16 +139,16 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         unknown = [m for m in cfg.target_modules if m not in linear]
         if unknown:
             raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(linear)})")
-    train_data = examples(loaded, cfg, cfg.split)
-    eval_data = examples(loaded, cfg, cfg.eval_split) if cfg.eval_split else []
+    dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping)
+    train_data = examples(loaded, cfg, dataset, cfg.split)
+    eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
     import peft
     import transformers
 
     record["resolved"] = {"device": loaded.device, "dtype": loaded.dtype, "model_location": loaded.source.location,
                           "linear_modules": linear, "train_examples": len(train_data), "eval_examples": len(eval_data),
                           "world_size": dist.world, "model_fingerprint": fingerprint(loaded.source),
-                          "dataset_sha256": load_dataset(cfg.dataset, expected=cfg.expected,
-                                                         mapping=cfg.mapping).sha256,
+                          "dataset_sha256": dataset.sha256,
                           "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                        "peft": peft.__version__}}
     if dist.main:

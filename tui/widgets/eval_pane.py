@@ -57,6 +57,7 @@ class EvalPane(Vertical):
         self.columns: list[Column] = []
         self.items: dict[str, str | None] = {}  # item id -> expected, in first-seen order
         self.baseline: tuple[dict[str, Any], int] | None = None
+        self.diffs: dict[str, dict[str, Any]] = {}  # column key -> delta and fixed/broken sets
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
@@ -147,9 +148,17 @@ class EvalPane(Vertical):
         return self.baseline is not None and (column.token, column.variant) == (self.baseline[0]["id"], self.baseline[1])
 
     def _comparison(self, column: Column) -> dict[str, Any] | None:
-        if self.baseline is None or column.summary is None or self._is_baseline(column):
-            return None
-        return compare(column.summary, *self.baseline)[column.variant]
+        return self.diffs.get(self._key(column))
+
+    def _compare_all(self) -> None:
+        """Each column against the baseline, once per rebuild (cells look items up in sets)."""
+        self.diffs = {}
+        for column in self.columns:
+            if self.baseline is None or column.summary is None or self._is_baseline(column):
+                continue
+            diff = compare(column.summary, *self.baseline)[column.variant]
+            self.diffs[self._key(column)] = {"delta": diff["delta"], "fixed": set(diff["fixed"]),
+                                             "broken": set(diff["broken"])}
 
     def _cell_text(self, column: Column, item_id: str) -> Text:
         cell = column.cell(item_id)
@@ -171,6 +180,7 @@ class EvalPane(Vertical):
         return f"{index} {rate:.0%}{'*' if self._is_baseline(column) else ''}"
 
     def rebuild(self) -> None:
+        self._compare_all()
         table = self.table
         cursor = table.cursor_column
         table.clear(columns=True)
