@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any, Callable, Sequence
 
-from core import __version__, demo
+from core import __version__, demo, history_cli
 from core.errors import TunelabError
 
 
@@ -49,11 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-history", action="store_true", help="do not save to history")
     gen.add_argument("--json", action="store_true", help="print the full record as JSON at the end")
 
-    hist = sub.add_parser("history", help="list saved generations, or show one")
-    hist.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    hist.add_argument("id", nargs="?")
-    hist.add_argument("-n", "--limit", type=int, default=20)
-    hist.add_argument("--json", action="store_true")
+    history_cli.add_parser(sub)
 
     ev = sub.add_parser("eval", help="run prompt variants over a dataset split and grade them")
     _add_model_options(ev, several=True)
@@ -178,32 +174,6 @@ def cmd_gen(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, ensure_ascii=False))
     return 130 if status == "cancelled" else 0
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    from core.history import History
-    from core.paths import data_dir
-
-    history = History(data_dir())
-    if args.action == "show":
-        if not args.id:
-            raise TunelabError("history show needs a record id")
-        record = history.get(args.id)
-        if record is None:
-            raise TunelabError(f"no history record with id {args.id}")
-        print(json.dumps(record, indent=2, ensure_ascii=False))
-        return 0
-    records = history.recent(args.limit)
-    for problem in history.problems:
-        print(f"tunelab: warning: {problem}", file=sys.stderr)
-    for rec in records:
-        if args.json:
-            print(json.dumps(rec, ensure_ascii=False))
-        else:
-            prompt = " ".join((rec.get("prompt") or "").split())[:40]
-            output = " ".join((rec.get("output") or "").split())[:40]
-            print(f"{rec['id']}  {rec['created_at'][:19]}  {rec.get('status', ''):9}  {prompt!r} -> {output!r}")
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -506,7 +476,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": cmd_train, "runs": cmd_runs, "adapters": cmd_adapters,
-    "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": cmd_history,
+    "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": history_cli.run,
     "demo": cmd_demo}
 
 

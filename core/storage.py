@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -72,16 +73,59 @@ class AtomicJSONStorage(Storage):
 _thread_locks: dict[str, threading.Lock] = {}
 
 
+class StoreBusy(TunelabError):
+    """Another process held the writer lock for longer than the caller would wait."""
+
+
 @contextmanager
-def writer_lock(folder: Path) -> Iterator[None]:
-    """Exclusive across threads and processes: writers queue, so the store has one writer at a time."""
+def writer_lock(folder: Path, timeout: float | None = None) -> Iterator[None]:
+    """Exclusive across threads and processes: writers queue, so the store has one writer at a time.
+
+    With a timeout, a writer that cannot get the lock in time raises StoreBusy naming the holder's pid
+    (written into `.lock`), so a second tunelab says so instead of hanging.
+    """
     key = str(folder.resolve())
     tlock = _thread_locks.setdefault(key, threading.Lock())
-    with tlock:
+    if not tlock.acquire(timeout=-1 if timeout is None else timeout):
+        raise StoreBusy(f"{folder} is being written by another thread; try again")
+    try:
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            _flock(fd, folder, timeout)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+    finally:
+        tlock.release()
+
+
+def _flock(fd: int, folder: Path, timeout: float | None) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise StoreBusy(f"{folder} is locked by another tunelab process (pid {holder}); "
+                                "it stays read-only until that one finishes writing") from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def writable(what: str) -> Iterator[None]:
+    """Turn a failed write (read-only folder, full disk, permissions) into one line naming `what`."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise TunelabError(f"cannot write {what}: {reason} ({exc.filename or what}); nothing was changed") from None

@@ -49,7 +49,12 @@ def test_gen_reads_stdin_and_respects_stop(home):
     (("gen", "hi", "--model", "tunelab-test/absent"), "cannot load model hub id 'tunelab-test/absent'"),
     (("gen", "hi", "--top-p", "3"), "top_p must be in (0, 1]"),
     (("gen", "hi", "--max-new-tokens", "0"), "max_new_tokens must be between"),
-    (("history", "show", "nope"), "no history record with id nope"),
+    (("history", "show", "nope"), "'nope' is not a history record id"),
+    (("history", "show", "abcdef12"), "no history record with id abcdef12"),
+    (("history", "kind:banana"), "kind:banana is not a record kind"),
+    (("history", "since:yesterday"), "since:yesterday is not a date"),
+    (("history", "import", "/no/such.jsonl"), "/no/such.jsonl: no such file"),
+    (("history", "export", "--format", "xml"), "export format must be jsonl, csv, training"),
 ])
 def test_bad_input_is_one_line_and_exit_2(home, args, message):
     out = tunelab(*args, home=home)
