@@ -26,12 +26,13 @@ from core.datasets import Item, load_dataset
 from core.errors import TunelabError
 from core.generation import Prompt
 from core.graders import parse_grader, wilson_interval
-from core.history import new_id, now_iso
+from core.history import History, new_id, now_iso
 from core.meta import Meta
 from core.modelref import fingerprint, folder_fingerprint, resolve
 from core.params import GenParams
 from core.paths import ensure_private_dir
 from core.prompts import PromptVersion
+from core.records import eval_record
 from core.storage import write_atomic
 from core.templates import Template
 
@@ -192,6 +193,7 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
     write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))
     headline = {k: v for k, v in summary.items() if k != "items"}
     Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
+    History(root).add(eval_record(summary))
     return summary
 
 

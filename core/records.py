@@ -21,3 +21,27 @@ def generation_record(*, model: str, prompt: str, system: str, mode: str, params
     if result:
         record.update({k: result.get(k) for k in RESULT_FIELDS})
     return record
+
+
+def eval_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """An eval run's history entry: its variants' pass rates as the output; `ref` opens the full run."""
+    variants = summary["variants"]
+    lines = [f"{v['label']}: {v['pass_rate']:.1%} ({v['passed']}/{v['trials']})" for v in variants]
+    first_prompt = next((v for v in variants if v.get("prompt_id")), None)
+    return {"kind": "eval", "status": summary["status"], "ref": summary["id"],
+            "model": ", ".join(sorted({v["model"] for v in variants})),
+            "adapter": ", ".join(sorted({v["adapter"] for v in variants if v.get("adapter")})) or None,
+            "prompt_name": first_prompt["prompt_name"] if first_prompt else None,
+            "prompt_id": first_prompt["prompt_id"] if first_prompt else None,
+            "prompt": f"eval {summary['dataset']}:{summary['split']} with {summary['grader']}, "
+                      f"{summary['n_items']} items x{summary['repeat']}",
+            "output": "\n".join(lines), "system": ""}
+
+
+def train_record(run_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A training run's history entry; its live state stays in the run folder (`tunelab runs show`)."""
+    return {"kind": "train", "status": "started", "ref": run_id, "model": config["model"], "adapter": run_id,
+            "prompt": config.get("template") or f"{config['dataset']}:{config['split']} as is",
+            "system": config.get("system", ""), "mode": config.get("mode"),
+            "output": f"LoRA r={config['lora_r']} on {config['target_modules']}, {config['epochs']} epochs, "
+                      f"lr {config['learning_rate']}, batch {config['batch_size']}", "params": config}

@@ -7,6 +7,8 @@ import pytest
 
 from core.errors import TunelabError
 from core.evals import EvalRequest, EvalRuns, LocalBackend, Variant, compare, run_eval
+from core.history import History
+from core.history_query import parse_query
 from core.prompts import PromptVersion
 from tests.fakes import scripted_answer
 
@@ -43,6 +45,9 @@ def test_two_variants_are_graded_and_stored(home):
     assert len((folder / "results.jsonl").read_text().splitlines()) == 40
     assert json.loads((folder / "summary.json").read_text())["items"]["1"]
     assert EvalRuns(home).list()[0]["id"] == summary["id"] and "items" not in EvalRuns(home).list()[0]
+    entry = History(home).search(parse_query("kind:eval")).rows[0]  # browsable with the generations
+    assert entry["ref"] == summary["id"] and entry["prompt_name"] == "senti"
+    assert History(home).get(entry["id"])["output"].splitlines()[0] == "no prompt | demo: 0.0% (0/20)"
 
 
 def test_identical_calls_come_from_the_cache(home):

@@ -57,6 +57,10 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
     assert config["resolved"]["dataset_sha256"] == load_dataset("demo").sha256
     assert config["resolved"]["model_fingerprint"] and config["config"]["seed"] == 0
     assert status["checkpoints"] == ["step-000006", "step-000012"]
+    from core.history import History
+
+    entry = History(home).recent(1)[0]  # the run is browsable in history next to generations
+    assert (entry["kind"], entry["ref"], entry["adapter"]) == ("train", run_id, run_id)
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

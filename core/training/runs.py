@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
-from core.history import new_id, now_iso
+from core.history import History, new_id, now_iso
 from core.paths import ensure_private_dir
+from core.records import train_record
 from core.storage import write_atomic
 from core.training.config import TrainConfig
 
@@ -87,7 +88,8 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
 
 class Runs:
     def __init__(self, root: Path) -> None:
-        self.folder = ensure_private_dir(Path(root) / "runs")
+        self.root = Path(root)
+        self.folder = ensure_private_dir(self.root / "runs")
 
     def path(self, run_id: str) -> Path:
         matches = [p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith(run_id)] if run_id else []
@@ -101,6 +103,7 @@ class Runs:
         write_atomic(run_dir / CONFIG_FILE, json.dumps({"id": run_id, "created_at": now_iso(),
                                                         "config": config.to_dict()}, indent=2))
         StatusWriter(run_dir).update(state="created", step=0)
+        History(self.root).add(train_record(run_id, config.to_dict()))
         return run_id
 
     def launch(self, run_id: str, resume: bool = False) -> int:
