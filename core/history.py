@@ -234,7 +234,7 @@ class History:
                 self._write_index(shard, docs)
         return [r["id"] for r in batch]
 
-    def update(self, record_id: str, **changes: Any) -> dict[str, Any]:
+    def update(self, record_id: str, shard: int | None = None, **changes: Any) -> dict[str, Any]:
         """Set tags, star, note, label (good/bad/None) or correction on one record; returns it."""
         unknown = set(changes) - EDITABLE
         if unknown:
@@ -244,10 +244,9 @@ class History:
         if "tags" in changes:
             changes["tags"] = sorted({str(t).strip().lstrip("#") for t in changes["tags"] if str(t).strip().lstrip("#")})
         with self._writing():
-            shard, record = self._locate(record_id)
-            self._db(shard).update(changes, Query().id == record["id"])
-            docs = self._docs(shard) or []
-            self._write_index(shard, docs)
+            path, record = self._locate(record_id, shard)
+            self._db(path).update(changes, Query().id == record["id"])
+            self._write_index(path, self._docs(path) or [])
         record.update(changes)
         return self._with_blobs(record)
 
@@ -340,7 +339,7 @@ class History:
         hits: set[str] = set()
         for shard in reversed(self._shards()):
             hits.update(m.decode() for m in pattern.findall(self._index_body(shard) or b""))
-            if len(hits) > 1:
+            if len(hits) > 1 or (hits and len(prefix) >= 20):  # ids are 22 characters: a full one is unique
                 break
         if not hits:
             raise TunelabError(f"no history record with id {prefix}")
@@ -348,14 +347,21 @@ class History:
             raise TunelabError(f"history id {prefix} is ambiguous ({', '.join(sorted(hits)[:3])}, ...)")
         return hits.pop()
 
-    def _locate(self, record_id: str) -> tuple[Path, dict[str, Any]]:
+    def _locate(self, record_id: str, shard: int | None = None) -> tuple[Path, dict[str, Any]]:
+        """The record's shard and document; `shard` (from a search row) skips the id lookup."""
+        if shard is not None:
+            path = self._shard(shard)
+            found = next((d for d in self._docs(path) or [] if d.get("id") == record_id), None) \
+                if path.exists() else None
+            if found is not None:
+                return path, found
         full = self.resolve(record_id)
         needle = f'"id":"{full}"'.encode()
-        for shard in reversed(self._shards()):
-            if needle in (self._index_body(shard) or b""):
-                for doc in self._docs(shard) or []:
+        for path in reversed(self._shards()):
+            if needle in (self._index_body(path) or b""):
+                for doc in self._docs(path) or []:
                     if doc.get("id") == full:
-                        return shard, doc
+                        return path, doc
         raise TunelabError(f"no history record with id {record_id}")
 
     def _with_blobs(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -366,9 +372,9 @@ class History:
                 self._problem(TunelabError(f"blob {record['id']}.{name} unreadable ({exc.strerror}); kept the first part"))
         return record
 
-    def get(self, record_id: str) -> dict[str, Any] | None:
+    def get(self, record_id: str, shard: int | None = None) -> dict[str, Any] | None:
         try:
-            _, record = self._locate(record_id)
+            _, record = self._locate(record_id, shard)
         except TunelabError:
             return None
         return self._with_blobs(record)

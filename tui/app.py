@@ -34,6 +34,7 @@ from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Render
 from core.adapters import resolve_adapter
 from core.training.config import TrainConfig
 from core.training.runs import Runs
+from tui.screens.history import HistoryScreen
 from tui.screens.rendered import RenderedScreen
 from tui.screens.train_form import TrainForm
 from tui.screens.versions import VersionsScreen
@@ -71,6 +72,7 @@ class TunelabApp(App[None]):
         Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False),
         Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
         Binding("ctrl+n", "train", "Train", id="train", priority=True),
+        Binding("f8", "history", "History", id="history", priority=True),
         Binding("escape", "cancel", "Cancel", id="cancel"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -120,6 +122,14 @@ class TunelabApp(App[None]):
         self.query_one("#prompt-text").focus()
         self.refresh_adapters()
         self.load_model(self.model)
+
+    MAIN_ONLY = {"run", "eval", "rendered", "versions", "train", "history"}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Workbench keys act on the main screen only; over a dialog or the history they pass through."""
+        if action in self.MAIN_ONLY and len(self.screen_stack) > 1:
+            return False
+        return True
 
     @on(TrainingPane.RunEnded)
     def refresh_adapters(self) -> None:
@@ -380,6 +390,47 @@ class TunelabApp(App[None]):
             self.notify(f"Training run {run_id[:10]} started; it keeps running if you quit.")
 
         self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
+
+    def action_history(self) -> None:
+        if isinstance(self.screen, HistoryScreen):
+            return
+        self.push_screen(HistoryScreen(self.history, self.root), self.reopen)
+
+    def reopen(self, record: dict[str, Any] | None) -> None:
+        """Put a history record back in the editor (its prompt version for an eval; the run for training)."""
+        if record is None:
+            return
+        pane = self.query_one(PromptPane)
+        kind = record.get("kind", "generation")
+        if kind == "train":
+            self.query_one(TrainingPane).select(record["ref"])
+            config = record.get("params") or {}
+            if not config.get("template"):
+                self.notify(f"Training run {record['ref'][:10]} is shown in the Training pane.")
+                return
+            record = {**record, "template": config["template"], "prompt_name": None, "params": {}}
+        if kind == "eval" and record.get("prompt_id"):
+            try:
+                _, version = self.prompts.get(record["prompt_id"])
+            except TunelabError as exc:
+                self._error(str(exc))
+                return
+            record = {**record, "template": version.template, "system": version.system, "mode": version.mode,
+                      "params": version.params, "adapter": None}
+        elif kind == "eval":
+            self.notify("That eval ran the items without a prompt: nothing to open.", severity="warning")
+            return
+        pane.load_record(record)
+        adapter = record.get("adapter")
+        if adapter and adapter not in pane.adapter_ids:
+            self.notify(f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.",
+                        severity="warning")
+        model = (record.get("model") or "").split(",")[0].strip()
+        if kind != "eval" and model and model != self.model and self.current is None and self.eval_token is None:
+            self.query_one("#model-input", Input).value = model
+            self.load_model(model)
+        self.query_one("#prompt-text").focus()
+        self.notify("Re-opened in the editor: ctrl+r runs it.")
 
     def action_versions(self) -> None:
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))

@@ -48,3 +48,21 @@ class Rendered(Message):
     def __init__(self, event: dict[str, Any]) -> None:
         super().__init__()
         self.event = event
+
+
+class HistoryPage(Message):
+    """Rows found by the history search `token` (appended when paging), or why the query is bad."""
+
+    def __init__(self, token: int, rows: list[dict[str, Any]], cursor: Any, *, append: bool = False,
+                 error: str | None = None, problems: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.token, self.rows, self.cursor, self.append = token, rows, cursor, append
+        self.error, self.problems = error, problems
+
+
+class HistoryRecord(Message):
+    """The full record behind the highlighted history row (or None when it vanished)."""
+
+    def __init__(self, record: dict[str, Any] | None, extra: str = "") -> None:
+        super().__init__()
+        self.record, self.extra = record, extra

@@ -40,6 +40,15 @@ class ParamsForm(Vertical):
         raw["stop"] = [stop.replace("\\n", "\n").replace("\\t", "\t")] if stop else []
         return GenParams.from_dict(raw)
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Show stored params (a re-opened history record); fields it lacks get the defaults."""
+        values = {**GenParams().to_dict(), **{k: v for k, v in params.items() if k in GenParams().to_dict()}}
+        for name, _, _ in FIELDS:
+            shown = _shown(values[name])
+            if name == "stop":
+                shown = shown.replace("\n", "\\n").replace("\t", "\\t")
+            self.query_one(f"#param-{name}", Input).value = shown
+
 
 def _shown(value: Any) -> str:
     """A default as the field shows it: None and an empty stop list are blank."""

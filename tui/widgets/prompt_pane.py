@@ -6,6 +6,8 @@ and from its first row in single runs. What is on screen is one `PromptVersion`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, TextArea
@@ -22,6 +24,7 @@ class PromptPane(Vertical):
     def __init__(self, model: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model
+        self.adapter_ids: list[str] = []  # the finished runs offered in the lora list
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
@@ -70,8 +73,25 @@ class PromptPane(Vertical):
         select = self.query_one("#adapter-select", Select)
         current = None if select.is_blank() else select.value
         select.set_options(options)
+        self.adapter_ids = [value for _, value in options]
         if any(value == current for _, value in options):
             select.value = current
+
+    def load_record(self, record: dict[str, Any]) -> None:
+        """Put a history record's prompt, system, mode, name, params and adapter back in the editor."""
+        self.text = record.get("template") or record.get("prompt") or ""
+        self.query_one("#system-input", Input).value = record.get("system") or ""
+        if record.get("mode") in MODES:
+            self.query_one("#mode-select", Select).value = record["mode"]
+        if record.get("prompt_name"):
+            self.query_one("#prompt-name", Input).value = record["prompt_name"]
+        self.query_one(ParamsForm).set_params(record.get("params") or {})
+        select = self.query_one("#adapter-select", Select)
+        adapter = record.get("adapter")
+        if adapter is None:
+            select.clear()
+        elif adapter in self.adapter_ids:
+            select.value = adapter
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""
