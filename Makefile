@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	@echo "bench/ is empty for now (see the benchmarks issue)"
+	$(PY) -m bench
 
 demo: install
 	$(PY) -m core.demo build

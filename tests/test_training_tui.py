@@ -136,5 +136,7 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         assert len(app.query_one(EvalPane).columns) == 5
         await app.workers.wait_for_complete()
     from core.history import History
+    from core.history_query import parse_query
 
-    assert History(home).recent(1)[0]["adapter"] == run_id
+    runs = History(home).search(parse_query("kind:generation")).rows
+    assert runs[0]["adapter"] == run_id

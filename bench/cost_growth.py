@@ -1,0 +1,78 @@
+"""How costs grow: generation and LoRA training step time against sequence length and model size
+(the demo model, and a ~100M-parameter Llama config with random weights)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bench.common import sample
+
+
+def big_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=16384, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+                       num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024,
+                       tie_word_embeddings=False)
+
+
+def models():
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from core.loading import load
+
+    demo = load("demo").model.float()
+    torch.manual_seed(0)
+    big = LlamaForCausalLM(big_config())
+    return [("demo", demo), ("llama-100m (random)", big)]
+
+
+def gen_ms_per_token(model, prompt_len: int, new: int = 32) -> float:
+    import torch
+
+    ids = torch.randint(10, 16000, (1, prompt_len))
+    with torch.inference_mode():
+        model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=0)
+        times = []
+        for _ in range(3):
+            began = time.perf_counter()
+            model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+            times.append((time.perf_counter() - began) / new)
+    return sample(times).median * 1e3
+
+
+def train_step_s(model, seq: int, batch: int = 4) -> float:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(10, 16000, (batch, seq))
+    times = []
+    for i in range(3):
+        began = time.perf_counter()
+        lora(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if i:
+            times.append(time.perf_counter() - began)
+    lora.unload()  # the next measure gets the plain model back
+    return sample(times).median
+
+
+def run() -> list[dict]:
+    import torch
+
+    rows = []
+    for name, model in models():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        torch.set_num_threads(1)
+        gen = {n: gen_ms_per_token(model, n) for n in (32, 256)}
+        torch.set_num_threads(os.cpu_count() or 1)
+        train = {n: train_step_s(model, n) for n in (64, 256)}
+        rows.append({"model": name, "params_m": round(params, 1),
+                     "gen_ms_per_token_prompt32": round(gen[32], 2), "gen_ms_per_token_prompt256": round(gen[256], 2),
+                     "train_step_s_seq64": round(train[64], 3), "train_step_s_seq256": round(train[256], 3)})
+    return rows
