@@ -23,8 +23,9 @@ def test_main_screen_after_a_run(snap_compare, home, size):
 
 
 async def _after_two_evals(pilot):
-    _no_blink(pilot)
     app = pilot.app
+    await wait_for(pilot, lambda: app.query("#eval-table"))  # the hidden Eval tab mounts after the first frame
+    _no_blink(pilot)
     for text in ("{{text}}\nSentiment:", "{{text}} Overall, this review is"):
         app.query_one("#prompt-name", Input).value = "senti"
         app.query_one("#prompt-text").text = text

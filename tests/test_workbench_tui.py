@@ -158,6 +158,7 @@ async def test_field_mapping_from_the_data_field(home, tmp_path):
     data.write_text("question,answer\nHow was it? I love it,positive\nAny good? It is awful,negative\n")
     app = fake_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.query("#eval-dataset"))  # the hidden Eval tab mounts after the first frame
         app.query_one("#eval-dataset", Input).value = f"{data} expected=answer text=question"
         app.query_one("#eval-split", Input).value = "all"
         await set_prompt(pilot, "qa", "{{text}}\nSentiment:")

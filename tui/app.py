@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from core import __version__, demo
@@ -92,6 +93,9 @@ class TunelabApp(App[None]):
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
         self.tokens = itertools.count(1)
+        for theme in shipped_themes():  # before the first frame: a theme set later restyles every widget
+            self.register_theme(theme)
+        self.theme = DEFAULT_THEME
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -103,7 +107,7 @@ class TunelabApp(App[None]):
                 with TabPane("Output", id="tab-output"):
                     yield ResultsPane(id="results-pane")
                 with TabPane("Eval", id="tab-eval"):
-                    yield EvalPane(id="eval-pane")
+                    yield Lazy(EvalPane(id="eval-pane"))  # hidden at start: mounted after the first frame
         yield Footer()
 
     @property
@@ -115,9 +119,6 @@ class TunelabApp(App[None]):
         return self.query_one(EvalPane)
 
     def on_mount(self) -> None:
-        for theme in shipped_themes():
-            self.register_theme(theme)
-        self.theme = DEFAULT_THEME
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
         self.refresh_adapters()
@@ -178,7 +179,16 @@ class TunelabApp(App[None]):
             system.check(values, source=items[0].where)
         return pane.prompt_name, version, Prompt(template.render(values), system.render(values), version.mode)
 
+    def _not_mounted_yet(self, action: Callable[[], None]) -> bool:
+        """The Eval tab mounts just after the first frame; a key pressed before that acts right after."""
+        if self.query("#eval-split"):  # the pane and its form fields
+            return False
+        self.call_after_refresh(action)
+        return True
+
     def action_run(self) -> None:
+        if self._not_mounted_yet(self.action_run):
+            return
         if self.current is not None:
             self.notify("Already generating; esc cancels.", severity="warning")
             return
@@ -279,6 +289,8 @@ class TunelabApp(App[None]):
             self.call_from_thread(self.notify, f"history not saved: {exc}", severity="error")
 
     def action_eval(self) -> None:
+        if self._not_mounted_yet(self.action_eval):
+            return
         if self.eval_token is not None:
             self.notify("An eval is running; esc cancels it.", severity="warning")
             return
@@ -350,6 +362,8 @@ class TunelabApp(App[None]):
         self.notify(f"Baseline for {doc['key']}: {summary['variants'][message.variant]['label']}")
 
     def action_rendered(self) -> None:
+        if self._not_mounted_yet(self.action_rendered):
+            return
         try:
             _, _, prompt = self._single_prompt()
         except TunelabError as exc:
@@ -366,6 +380,8 @@ class TunelabApp(App[None]):
             self._error(event.get("message", "could not render the prompt"))
 
     def action_train(self) -> None:
+        if self._not_mounted_yet(self.action_train):
+            return
         try:
             request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
         except TunelabError as exc:
