@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from datetime import date
 from pathlib import Path
 
@@ -45,27 +46,34 @@ def main(argv: list[str]) -> int:
     quiet_logs()
     wanted = argv or [*MEASURES, "cost_growth"]
     began = time.monotonic()
-    results, growth = [], []
+    results, growth, failures = [], [], []
     for name in wanted:
         t0 = time.monotonic()
         print(f"bench: {name}…", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        if name == "cost_growth":
-            growth = module.run()
-        else:
-            results += [r.to_dict() for r in module.run()]
+        try:
+            module = importlib.import_module(f"bench.{name}")
+            if name == "cost_growth":
+                growth = module.run()
+            else:
+                results += [r.to_dict() for r in module.run()]
+        except Exception as exc:  # noqa: BLE001 - one broken measure must not lose the others
+            traceback.print_exc()
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
         print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     total = time.monotonic() - began
     when, where = date.today().isoformat(), machine()
     RESULTS.mkdir(exist_ok=True)
-    payload = {"date": when, "machine": where, "total_s": round(total, 1), "results": results, "cost_growth": growth}
+    payload = {"date": when, "machine": where, "total_s": round(total, 1), "results": results, "cost_growth": growth,
+               "failures": failures}
     (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
     table = markdown(results, growth, when, where, total)
     (RESULTS / "latest.md").write_text(table)
     print(table)
     missed = [r["measure"] for r in results if r["ok"] is False]
     print(f"{len(results) - len(missed)}/{len(results)} targets met" + (f"; missed: {', '.join(missed)}" if missed else ""))
-    return 0
+    for failure in failures:
+        print(f"bench: FAILED {failure}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def models():
 def gen_ms_per_token(model, prompt_len: int, new: int = 32) -> float:
     import torch
 
-    ids = torch.randint(10, 16000, (1, prompt_len))
+    ids = torch.randint(10, model.config.vocab_size, (1, prompt_len))
     with torch.inference_mode():
         model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=0)
         times = []
@@ -49,7 +49,7 @@ def train_step_s(model, seq: int, batch: int = 4) -> float:
 
     lora = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM"))
     optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(10, 16000, (batch, seq))
+    ids = torch.randint(10, model.config.vocab_size, (batch, seq))
     times = []
     for i in range(3):
         began = time.perf_counter()

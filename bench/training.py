@@ -33,7 +33,8 @@ def config(dataset: Path, max_seq_len: int):
     from core.training.config import TrainConfig
 
     return TrainConfig(dataset=str(dataset), split="train", eval_split=None, max_steps=STEPS, batch_size=BATCH,
-                       max_seq_len=max_seq_len, eval_every=None, save_every=None, warmup_ratio=0.0)
+                       max_seq_len=max_seq_len, eval_every=None, save_every=None, warmup_ratio=0.0,
+                       answer_only_loss=False)  # loss on every token: truncated rows still train
 
 
 def ours(root: Path, cfg) -> float:

@@ -1,4 +1,4 @@
-"""Headless entry points: `tunelab gen|eval|prompts|evals|train|runs|history|demo`, on the same core as the TUI.
+"""Headless entry points: `tunelab gen|eval|prompts|evals|train|runs|adapters|history|locate|demo`, on the same core as the TUI.
 
 User errors print one line `tunelab: error: ...` and exit 2; a failed `--min-pass` exits 1;
 Ctrl+C during `gen` cancels cleanly.
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     evs.add_argument("action", nargs="?", choices=["list", "show", "pin"], default="list")
     evs.add_argument("run", nargs="?", help="run id (prefix); for pin, RUN[:V]")
 
+    loc = sub.add_parser("locate", help="print where the config file, data or user themes live")
+    loc.add_argument("what", choices=["config", "data", "themes"])
+
     dem = sub.add_parser("demo", help="rebuild the demo model and demo task")
     dem.add_argument("action", choices=["build"])
     dem.add_argument("--steps", type=int, default=None, help="pre-training steps")
@@ -188,8 +191,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prompt_variant(ref: str, store):
-    """A .toml file is read and saved as a version; anything else names a saved version."""
+def _prompt_variant(ref: str, store, new_files: list):
+    """A .toml file is read (and added to `new_files`, saved as a version once the command got past its
+    checks, so refused input stores nothing); anything else names a saved version."""
     from pathlib import Path
 
     from core.prompts import read_prompt_file
@@ -197,7 +201,7 @@ def _prompt_variant(ref: str, store):
     path = Path(ref)
     if path.suffix == ".toml" or path.exists():
         name, version = read_prompt_file(path)
-        store.save(name, version)
+        new_files.append((name, version))
         return name, version
     row, version = store.get(ref)
     return row["name"], version
@@ -254,7 +258,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     root = data_dir()
     store = PromptStore(root)
     models = args.models or [demo.MODEL_ALIAS]
-    prompts = ([("no prompt", None)] if args.no_prompt else []) + [_prompt_variant(ref, store) for ref in args.prompt]
+    new_files: list = []
+    prompts = ([("no prompt", None)] if args.no_prompt else []) + \
+        [_prompt_variant(ref, store, new_files) for ref in args.prompt]
     adapters = [None, *args.adapter]  # base, then each LoRA: with --no-prompt and a prompt, the 2x2
     variants = [Variant(name, version, m, a) for a in adapters for name, version in prompts for m in models]
     if not variants:
@@ -282,6 +288,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary = run_eval(root, request, variants,
                        LocalBackend(allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code),
                        on_progress=progress)
+    for name, version in new_files:
+        store.save(name, version)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if baseline is None:
@@ -390,8 +398,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     root = data_dir()
     template = system = ""
     mode = args.mode
+    new_files: list = []
+    store = PromptStore(root)
     if args.prompt:
-        _, version = _prompt_variant(args.prompt, PromptStore(root))
+        _, version = _prompt_variant(args.prompt, store, new_files)
         template, system, mode = version.template, version.system, version.mode
     targets = args.target_modules if args.target_modules == "all-linear" else \
         tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
@@ -412,6 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resumed training run {run_id}", file=sys.stderr)
         return 0 if args.detach else _follow(runs, run_id)
     run_id = runs.create(config)
+    for name, version in new_files:
+        store.save(name, version)
     runs.launch(run_id)
     print(f"started training run {run_id}", file=sys.stderr)
     return 0 if args.detach else _follow(runs, run_id)
@@ -474,7 +486,16 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locate(args: argparse.Namespace) -> int:
+    from core.config import config_path, themes_dir
+    from core.paths import data_dir
+
+    print({"config": config_path, "data": data_dir, "themes": themes_dir}[args.what]())
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "locate": cmd_locate,
     "train": cmd_train, "runs": cmd_runs, "adapters": cmd_adapters,
     "gen": cmd_gen, "eval": cmd_eval, "prompts": cmd_prompts, "evals": cmd_evals, "history": history_cli.run,
     "demo": cmd_demo}
@@ -497,6 +518,10 @@ def main(argv: Sequence[str] | None = None,
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a data dir that is read-only, full, or not a folder
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"tunelab: error: {exc.strerror or exc}{where}; nothing was changed", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

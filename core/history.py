@@ -125,6 +125,8 @@ class History:
     def _writing(self) -> Iterator[None]:
         """The writer lock (waiting at most lock_timeout, then naming the holder); failed writes are one line."""
         with writable(f"history in {self.folder}"), writer_lock(self.folder, timeout=self.lock_timeout):
+            for stale in [*self.folder.glob(".*.tmp"), *self.folder.glob("blobs/.*.tmp")]:
+                stale.unlink(missing_ok=True)  # left by a writer killed mid-write: we hold the lock now
             yield
 
     # -- format and migration ---------------------------------------------------------------------

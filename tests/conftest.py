@@ -1,4 +1,4 @@
-"""Shared fixtures: a private TUNELAB_HOME per test, no hub access, the demo model loaded once."""
+"""Shared fixtures: a private TUNELAB_HOME and config dir per test, no hub access, the demo model loaded once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def home(tmp_path, monkeypatch) -> Path:
     """Every test writes into its own data dir and can never reach a model hub."""
     root = tmp_path / "home"
     monkeypatch.setenv("TUNELAB_HOME", str(root))
+    monkeypatch.setenv("TUNELAB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     return root

@@ -10,9 +10,9 @@ from core import __version__
 from tests.conftest import REPO, subprocess_env
 
 
-def tunelab(*args, home, stdin=None):
+def tunelab(*args, home, stdin=None, env=None):
     return subprocess.run([sys.executable, "-m", "tui.launcher", *args], cwd=REPO, input=stdin,
-                          env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1"),
+                          env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})),
                           capture_output=True, text=True, timeout=120)
 
 

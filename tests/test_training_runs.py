@@ -122,12 +122,19 @@ def test_watchdog_escalates_when_a_run_ignores_stop(home):
 
 @pytest.mark.parametrize("settings,message", [
     ({"target_modules": ("q_proj", "attn_out")}, "unknown target module 'attn_out' (valid: all-linear, down_proj"),
-    ({"expected": "verdict"}, "eval.jsonl:1: missing field 'verdict'"),
 ])
 def test_bad_input_fails_with_one_line(home, settings, message):
     runs, run_id = start(home, **QUICK, **settings)
     status = wait(runs, run_id, finished)
     assert status["state"] == "failed" and message in status["error"] and "\n" not in status["error"]
+
+
+def test_bad_data_is_refused_before_a_run_exists(home):
+    from core.errors import TunelabError
+
+    with pytest.raises(TunelabError, match="eval.jsonl:1: missing field 'verdict'"):
+        start(home, **QUICK, expected="verdict")
+    assert not any((home / "runs").iterdir())
 
 
 def test_lora_beats_the_prompt_on_the_demo_task(home):

@@ -33,17 +33,25 @@ from core.templates import Template
 from core.worker_client import ModelWorkerClient
 from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Rendered
 from core.adapters import resolve_adapter
+from core.config import config_path, load_config, save_setting, themes_dir
 from core.training.config import TrainConfig
 from core.training.runs import Runs
+from tui.screens.ask import AskScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.rendered import RenderedScreen
 from tui.screens.train_form import TrainForm
 from tui.screens.versions import VersionsScreen
-from tui.themes import DEFAULT_THEME, shipped_themes
+from tui.themes import DEFAULT_THEME, folder_stamp, shipped_themes, user_themes
 from tui.widgets.eval_pane import EvalPane
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
 from tui.widgets.training_pane import TrainingPane
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a user may remap in config.toml's [keys]."""
+    owners = (TunelabApp, EvalPane, TrainingPane, HistoryScreen, VersionsScreen, RenderedScreen, TrainForm, AskScreen)
+    return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
 
 class ModelClient(Protocol):
@@ -93,9 +101,8 @@ class TunelabApp(App[None]):
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
         self.tokens = itertools.count(1)
-        for theme in shipped_themes():  # before the first frame: a theme set later restyles every widget
-            self.register_theme(theme)
-        self.theme = DEFAULT_THEME
+        self.problems: list[str] = []  # config and theme problems, shown once the screen is up
+        self._apply_config()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -118,7 +125,55 @@ class TunelabApp(App[None]):
     def evals(self) -> EvalPane:
         return self.query_one(EvalPane)
 
+    def _apply_config(self) -> None:
+        """Themes (shipped, then the user's), the chosen theme and the user's keymap, before the first
+        frame: a theme set later restyles every widget. Problems fall back to defaults, never stop the app."""
+        config = load_config()
+        self.problems += config.problems
+        for theme in shipped_themes():
+            self.register_theme(theme)
+        self._themes_stamp = folder_stamp(themes_dir())
+        themes, problems = user_themes(themes_dir())
+        self.problems += problems
+        for theme in themes:
+            self.register_theme(theme)
+        wanted = config.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.problems.append(f"{config_path()}: theme '{wanted}' is not installed; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        known = binding_ids()
+        for binding_id in sorted(set(config.keys) - known):
+            self.problems.append(f"{config_path()}: keys.{binding_id} is not a binding id "
+                                 f"(see F1 for the ids); ignored")
+        self.set_keymap({k: v for k, v in config.keys.items() if k in known})
+
+    def _theme_chosen(self, theme) -> None:
+        """The palette's theme switcher (or any change) persists the choice in config.toml."""
+        try:
+            save_setting("theme", theme.name)
+        except TunelabError as exc:
+            self.notify(str(exc), severity="warning")
+
+    def _reload_user_themes(self) -> None:
+        """Hot reload: a theme file added or edited in the user themes dir applies without a restart."""
+        stamp = folder_stamp(themes_dir())
+        if stamp == self._themes_stamp:
+            return
+        self._themes_stamp = stamp
+        themes, problems = user_themes(themes_dir())
+        for problem in problems:
+            self.notify(problem, severity="warning", timeout=8)
+        for theme in themes:
+            self.register_theme(theme)
+            if theme.name == self.theme:
+                self.refresh_css()
+
     def on_mount(self) -> None:
+        for problem in self.problems:
+            self.notify(problem, severity="warning", timeout=10)
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
+        self.set_interval(2.0, self._reload_user_themes)
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
         self.refresh_adapters()

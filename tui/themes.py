@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib.resources import files
+from pathlib import Path
 
 from textual.theme import Theme
 
@@ -36,3 +37,24 @@ def shipped_themes() -> list[Theme]:
     """The themes inside the installed package (works from a wheel, not only a checkout)."""
     found = [f for f in files("themes").iterdir() if f.name.endswith(".toml")]
     return [parse_theme(f.read_text(encoding="utf-8"), f.name) for f in sorted(found, key=lambda f: f.name)]
+
+
+def user_themes(folder: Path) -> tuple[list[Theme], list[str]]:
+    """Themes from the user's themes dir; a bad file is one problem line and is skipped."""
+    themes, problems = [], []
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            themes.append(parse_theme(path.read_text(encoding="utf-8"), str(path)))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"theme {path}: unreadable ({exc})")
+        except TunelabError as exc:
+            problems.append(str(exc))
+    return themes, problems
+
+
+def folder_stamp(folder: Path) -> tuple:
+    """What changes when a theme file is added, removed or edited (polled for hot reload)."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.toml")))
+    except OSError:
+        return ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -9,6 +10,7 @@ from core.errors import TunelabError
 from core.templates import Template
 
 SCHEDULES = ("cosine", "linear", "constant")
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,13 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise TunelabError(message)
+        names = [] if self.target_modules == "all-linear" else list(self.target_modules)
+        if self.target_modules != "all-linear" and not names:
+            raise TunelabError("target_modules must be all-linear or module names like q_proj,v_proj")
+        for name in [*names, *self.modules_to_save]:
+            if not MODULE_NAME.match(name):
+                raise TunelabError(f"'{name}' is not a module name (target_modules/modules_to_save take names "
+                                   "like q_proj,v_proj)")
         Template(self.template)
         Template(self.system)
 

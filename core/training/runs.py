@@ -86,6 +86,20 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
     return " | ".join(tail[-lines:]) if tail else "empty log"
 
 
+def check_data(config: TrainConfig) -> None:
+    from core.datasets import load_dataset
+    from core.templates import Template
+
+    dataset = load_dataset(config.dataset, expected=config.expected, mapping=config.mapping)
+    for split in filter(None, (config.split, config.eval_split)):
+        items = dataset.split(split)
+        if not items:
+            raise TunelabError(f"dataset {dataset.name} has no rows in split '{split}'")
+        if config.template:
+            dataset.check_template(Template(config.template), items)
+            dataset.check_template(Template(config.system), items)
+
+
 class Runs:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -98,6 +112,9 @@ class Runs:
         return matches[0]
 
     def create(self, config: TrainConfig) -> str:
+        """A run folder for `config`, after its data is checked: a bad file is refused before anything
+        is written, naming the file and line (the child would only find it after loading the model)."""
+        check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)
         write_atomic(run_dir / CONFIG_FILE, json.dumps({"id": run_id, "created_at": now_iso(),
