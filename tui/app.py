@@ -8,17 +8,21 @@ the same child. Nothing here imports torch.
 from __future__ import annotations
 
 import itertools
+import os
+import shlex
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
-from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 
 from core import __version__, demo
 from core.datasets import load_dataset
@@ -36,7 +40,9 @@ from core.adapters import resolve_adapter
 from core.config import config_path, load_config, save_setting, themes_dir
 from core.training.config import TrainConfig
 from core.training.runs import Runs
+from tui.commands import TunelabCommands
 from tui.screens.ask import AskScreen
+from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.rendered import RenderedScreen
 from tui.screens.train_form import TrainForm
@@ -50,7 +56,8 @@ from tui.widgets.training_pane import TrainingPane
 
 def binding_ids() -> set[str]:
     """Every binding id a user may remap in config.toml's [keys]."""
-    owners = (TunelabApp, EvalPane, TrainingPane, HistoryScreen, VersionsScreen, RenderedScreen, TrainForm, AskScreen)
+    owners = (TunelabApp, EvalPane, TrainingPane, ResultsPane, HistoryScreen, VersionsScreen, RenderedScreen,
+              TrainForm, AskScreen, HelpScreen)
     return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
 
@@ -75,6 +82,10 @@ def default_client(on_event: Callable[[dict[str, Any]], None]) -> ModelClient:
 class TunelabApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tunelab"
+    COMMANDS = App.COMMANDS | {TunelabCommands}
+    HELP = ("tunelab: the prompt on the left (ctrl+r runs, ctrl+g evaluates), training below it (ctrl+n), "
+            "results and the eval matrix on the right, history on f8, every action in the palette (ctrl+p). "
+            "f6 zooms the focused pane, f7 stacks the panes, f4 edits the prompt in $EDITOR.")
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", priority=True),
         Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
@@ -82,6 +93,10 @@ class TunelabApp(App[None]):
         Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
         Binding("ctrl+n", "train", "Train", id="train", priority=True),
         Binding("f8", "history", "History", id="history", priority=True),
+        Binding("f1", "help", "Help", id="help", priority=True),  # priority: text areas bind f6/f7 themselves
+        Binding("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True),
+        Binding("f6", "zoom", "Zoom", id="zoom", show=False, priority=True),
+        Binding("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", id="cancel"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -179,15 +194,28 @@ class TunelabApp(App[None]):
         self.refresh_adapters()
         self.load_model(self.model)
 
-    MAIN_ONLY = {"run", "eval", "rendered", "versions", "train", "history"}
+    MAIN_ONLY = {"run", "eval", "rendered", "versions", "train", "history", "edit_prompt", "zoom", "toggle_layout"}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Workbench keys act on the main screen only; over a dialog or the history they pass through."""
         if action in self.MAIN_ONLY and len(self.screen_stack) > 1:
             return False
+        if action == "help" and isinstance(self.screen, HelpScreen):
+            return False
         return True
 
     @on(TrainingPane.RunEnded)
+    def run_ended(self, message: TrainingPane.RunEnded) -> None:
+        severity = "error" if message.state == "failed" else "information"
+        self.notify(f"Training run {message.run_id[:10]} {message.state}.", severity=severity)
+        self.refresh_adapters()
+
+    def _out_of_sight(self, pane_id: str) -> bool:
+        """True when `pane_id`'s tab is not shown: another tab, a dialog or history on top, another pane zoomed."""
+        maximized = self.screen_stack[0].maximized
+        return (len(self.screen_stack) > 1 or self.query_one(TabbedContent).active != pane_id
+                or (maximized is not None and maximized is not self.query_one(TabbedContent)))
+
     def refresh_adapters(self) -> None:
         """Finished runs' adapters, newest first, offered in the prompt pane."""
         options = []
@@ -311,6 +339,8 @@ class TunelabApp(App[None]):
         elif kind == "done":
             result = event["result"]
             self.results.finish(result)
+            if self._out_of_sight("tab-output"):
+                self.notify(f"Run done: {result['completion_tokens']} tokens, {result['stop_reason']}.")
             self._finish_current(status="cancelled" if result["stop_reason"] == "cancelled" else "done",
                                  result=result)
         elif kind == "error":
@@ -401,7 +431,7 @@ class TunelabApp(App[None]):
         self.evals.finish_run(message.token, message.summary)
         self.evals.show_baseline(message.baseline)
         best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
-        if self.query_one(TabbedContent).active != "tab-eval":
+        if self._out_of_sight("tab-eval"):
             self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
 
     @on(EvalPane.PinRequested)
@@ -505,6 +535,100 @@ class TunelabApp(App[None]):
 
     def action_versions(self) -> None:
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))
+
+    # -- palette, help, editor, clipboard, layout -------------------------------------------------
+    @property
+    def adapter_choices(self) -> list[str]:
+        return self.query_one(PromptPane).adapter_ids
+
+    def use_adapter(self, adapter: str | None) -> None:
+        select = self.query_one("#adapter-select", Select)
+        if adapter is None:
+            select.clear()
+        else:
+            select.value = adapter
+        self.notify(f"Next runs use {'LoRA ' + adapter[:10] if adapter else 'the base model'}.")
+
+    def action_focus_model(self) -> None:
+        self.query_one("#model-input", Input).focus()
+
+    def action_stop_training(self) -> None:
+        self.query_one(TrainingPane).action_stop()
+
+    def action_export_history(self) -> None:
+        if not isinstance(self.screen, HistoryScreen):
+            self.action_history()
+        self.call_after_refresh(lambda: isinstance(self.screen, HistoryScreen) and self.screen.action_export())
+
+    def action_help(self) -> None:
+        """Help for the focused pane: what it is for, and the keys that work there now."""
+        node = self.focused
+        owner = next((n for n in ([node, *node.ancestors_with_self] if node else []) if getattr(n, "HELP", None)),
+                     self.screen)
+        title = getattr(owner, "BORDER_TITLE", None) or type(owner).__name__.removesuffix("Screen")
+        about = getattr(owner, "HELP", None) or self.HELP
+        keys, seen = [], set()
+        for key, active in self.active_bindings.items():
+            binding = active.binding
+            if not binding.description or (binding.id, binding.action) in seen:
+                continue
+            seen.add((binding.id, binding.action))
+            keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
+        self.push_screen(HelpScreen(str(title), about, keys))
+
+    def action_copy_output(self) -> None:
+        text = self.results.output.text
+        if not text:
+            self.notify("Nothing to copy yet.", severity="warning")
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied the output ({len(text)} characters).")
+
+    def action_zoom(self) -> None:
+        """Maximize the pane that holds the focus; again to restore the layout."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        panes = (PromptPane, TrainingPane, TabbedContent)
+        node = self.focused
+        pane = next((n for n in (node.ancestors_with_self if node else []) if isinstance(n, panes)), None)
+        if pane is not None:
+            screen.maximized = pane
+
+    def action_toggle_layout(self) -> None:
+        """Side by side (wide terminals) or stacked (tall ones)."""
+        self.query_one("#main").toggle_class("-stacked")
+
+    def action_edit_prompt(self) -> None:
+        """Open the prompt in $VISUAL/$EDITOR (no shell); any failure is one line, the text is kept."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self.notify("Set $EDITOR (or $VISUAL) to edit the prompt in your editor.", severity="warning")
+            return
+        pane = self.query_one(PromptPane)
+        fd, name = tempfile.mkstemp(prefix="tunelab-prompt-", suffix=".txt")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(pane.text)
+            try:
+                with self.suspend():
+                    done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+            except SuspendNotSupported:
+                self.notify("This terminal cannot hand over to an editor.", severity="warning")
+                return
+            except (OSError, ValueError) as exc:
+                self.notify(f"cannot start editor '{editor}': {getattr(exc, 'strerror', None) or exc}",
+                            severity="error")
+                return
+            if done.returncode != 0:
+                self.notify(f"editor exited with {done.returncode}; the prompt is unchanged", severity="warning")
+                return
+            pane.text = path.read_text(encoding="utf-8", errors="replace").removesuffix("\n")
+        finally:
+            path.unlink(missing_ok=True)
+        self.query_one("#prompt-text").focus()
 
     def on_unmount(self) -> None:
         if self.current is not None:  # quitting mid-stream: stop the work instead of waiting for it

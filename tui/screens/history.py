@@ -44,7 +44,18 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         Binding("c", "correct", "Correct", id="history-correct"),
         Binding("e", "export", "Export", id="history-export"),
         Binding("d", "to_dataset", "To dataset", id="history-to-dataset"),
+        Binding("y", "copy('output')", "Copy output", id="history-copy", show=False),
+        Binding("Y", "copy('record')", "Copy record", id="history-copy-record", show=False),
+        Binding("j", "move(1)", "Down", id="history-down", show=False),
+        Binding("k", "move(-1)", "Up", id="history-up", show=False),
+        Binding("g", "move_to(0)", "First", id="history-first", show=False),
+        Binding("G", "move_to(-1)", "Last", id="history-last", show=False),
     ]
+    HELP = ("Every generation, eval and training run, newest first. Type to search: words match prompts, "
+            "outputs, corrections, notes and tags; filters kind:, model:, adapter:, prompt:, tag: (or #x), "
+            "is:starred, label:good|bad|corrected|any, since:/until:YYYY-MM-DD. enter re-opens a record in "
+            "the editor; s star, t tags, n note, + good, - bad, c correct the output, y copy the output, "
+            "Y copy the record (JSON), e export what matches, d add good/corrected outputs to a dataset.")
 
     def __init__(self, history: History, root: Path, query: str = "") -> None:
         super().__init__()
@@ -216,6 +227,21 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         preview.update(text)
 
     # -- actions ----------------------------------------------------------------------------------
+    def action_move(self, delta: int) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=max(0, table.cursor_row + delta))
+
+    def action_move_to(self, where: int) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=0 if where == 0 else max(0, table.row_count - 1))
+
+    def action_copy(self, what: str) -> None:
+        if self.record is None:
+            return
+        text = json.dumps(self.record, ensure_ascii=False) if what == "record" else str(self.record.get("output") or "")
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the {what} ({len(text)} characters).")
+
     def action_close(self) -> None:
         self.dismiss(None)
 

@@ -10,7 +10,8 @@ from textual.widgets import Label, TextArea
 
 
 class RenderedScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="close-rendered")]
+    BINDINGS = [Binding("escape", "dismiss", "Close", id="close-rendered"),
+                Binding("y", "copy", "Copy", id="copy-rendered")]
 
     def __init__(self, text: str, tokens: int) -> None:
         super().__init__()
@@ -20,3 +21,7 @@ class RenderedScreen(ModalScreen[None]):
         with Vertical(id="rendered-box"):
             yield Label(f"Rendered prompt: {self.tokens} tokens, exactly as sent (esc closes)")
             yield TextArea(self.text, id="rendered-text", read_only=True, soft_wrap=True, show_line_numbers=True)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"Copied the rendered prompt ({len(self.text)} characters).")

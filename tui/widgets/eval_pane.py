@@ -45,7 +45,11 @@ class Column:
 
 
 class EvalPane(Vertical):
-    BINDINGS = [Binding("b", "pin", "Pin baseline", id="pin-baseline")]
+    HELP = ("The eval matrix: one row per item, one column per variant (prompt x model x LoRA), with pass "
+            "rates, Wilson intervals and the change against the pinned baseline. ctrl+g runs the prompt on "
+            "screen; b pins the column under the cursor as the baseline; y copies that column as TSV.")
+    BINDINGS = [Binding("b", "pin", "Pin baseline", id="pin-baseline"),
+                Binding("y", "copy_column", "Copy column", id="copy-column")]
 
     class PinRequested(Message):
         def __init__(self, run_id: str, variant: int) -> None:
@@ -216,6 +220,21 @@ class EvalPane(Vertical):
     def selected(self) -> Column | None:
         index = self.table.cursor_column - FIXED_COLUMNS
         return self.columns[index] if 0 <= index < len(self.columns) else None
+
+    def action_copy_column(self) -> None:
+        column = self.selected()
+        if column is None:
+            self.notify("Move to a variant column to copy it.", severity="warning")
+            return
+        lines = ["item\texpected\tpassed\toutput"]
+        for item_id, expected in self.items.items():
+            cell = column.cell(item_id)
+            if cell is not None:
+                passed, output = cell
+                lines.append("\t".join([item_id, expected or "", "yes" if passed else "no",
+                                        " ".join(output.split())]))
+        self.app.copy_to_clipboard("\n".join(lines) + "\n")
+        self.notify(f"Copied {len(lines) - 1} rows of {column.short}.")
 
     def action_pin(self) -> None:
         column = self.selected()

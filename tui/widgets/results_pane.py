@@ -5,16 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static, TextArea
 
 
 class ResultsPane(Vertical):
     BORDER_TITLE = "Results"
+    HELP = ("The streamed output of the last run, with tokens, tok/s, latency and why it stopped. "
+            "esc cancels a run and keeps what streamed; y copies the output (OSC 52 works over SSH).")
+    BINDINGS = [
+        Binding("y", "app.copy_output", "Copy", id="copy-output"),
+        Binding("j", "scroll(1)", "Down", id="results-down", show=False),
+        Binding("k", "scroll(-1)", "Up", id="results-up", show=False),
+        Binding("g", "scroll_to(0)", "Top", id="results-top", show=False),
+        Binding("G", "scroll_to(-1)", "Bottom", id="results-bottom", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="output", read_only=True, soft_wrap=True, show_line_numbers=False)
         yield Static("", id="result-stats")
+
+    def action_scroll(self, lines: int) -> None:
+        self.output.scroll_relative(y=lines, animate=False)
+
+    def action_scroll_to(self, where: int) -> None:
+        if where < 0:
+            self.output.scroll_end(animate=False)
+        else:
+            self.output.scroll_home(animate=False)
 
     @property
     def output(self) -> TextArea:

@@ -41,6 +41,9 @@ class Watched:
 
 class TrainingPane(Vertical):
     BORDER_TITLE = "Training"
+    HELP = ("LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
+            "curves, rate, ETA and checkpoints. ctrl+n starts a run; s stops and saves (twice: at once), "
+            "x cancels, u resumes, [ and ] switch runs, o overlays the other runs' curves.")
 
     class RunEnded(Message):
         """A watched run left the live states (done, stopped, failed, ...): adapters may have changed."""

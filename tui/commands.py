@@ -1,0 +1,48 @@
+"""Command palette (ctrl+p): every workbench action by name, plus one entry per LoRA adapter.
+
+Textual's own provider stays beside this one (themes, quit, screenshots).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class TunelabCommands(Provider):
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        out = [
+            ("Run the prompt", "generate from the prompt on screen (ctrl+r)", app.action_run),
+            ("Evaluate", "the prompt against no prompt on the eval dataset (ctrl+g)", app.action_eval),
+            ("New training run", "LoRA on the workbench's dataset (ctrl+n)", app.action_train),
+            ("Stop the training run", "stop and save the selected run", app.action_stop_training),
+            ("Cancel", "the generation or eval in progress (esc)", app.action_cancel),
+            ("Open history", "search, label, re-open and export (f8)", app.action_history),
+            ("Export history", "the history screen's export of what matches", app.action_export_history),
+            ("Switch model", "type a model: demo, a folder or a hub id", app.action_focus_model),
+            ("Use the base model", "no LoRA adapter", partial(app.use_adapter, None)),
+            ("Edit the prompt in $EDITOR", "then come back to it (f4)", app.action_edit_prompt),
+            ("Copy the output", "to the clipboard, over SSH too (OSC 52)", app.action_copy_output),
+            ("Show the rendered prompt", "exactly as the model sees it (ctrl+t)", app.action_rendered),
+            ("Prompt versions", "and a diff between any two (ctrl+o)", app.action_versions),
+            ("Zoom the focused pane", "maximize it, and back (f6)", app.action_zoom),
+            ("Toggle layout", "side by side or stacked (f7)", app.action_toggle_layout),
+            ("Help", "keys for the focused pane (f1)", app.action_help),
+        ]
+        for adapter in getattr(app, "adapter_choices", []):
+            out.append((f"Use LoRA {adapter[:10]}", "a finished training run's adapter", partial(app.use_adapter, adapter)))
+        return out
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
