@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test install bench demo clean
+.PHONY: run test install bench screenshots demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: install
 
 bench: install
 	$(PY) -m bench
+
+screenshots: install
+	$(PY) -m tui.screenshots docs/screenshots
 
 demo: install
 	$(PY) -m core.demo build

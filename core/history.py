@@ -58,17 +58,29 @@ def label_of(record: dict[str, Any]) -> str | None:
     return "corrected" if record.get("correction") else record.get("label")
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def index_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The small row a list shows and a filter checks; `created_at` comes first (date checks read bytes)."""
+    """The small row a list shows and a filter checks; `created_at` comes first (date checks read bytes).
+    Fields are coerced to their types, so an imported record of any shape lists like the others."""
     def preview(name: str) -> str:
         return " ".join(str(record.get(name) or "")[:PREVIEW * 2].split())[:PREVIEW]
 
-    return {"created_at": record.get("created_at", ""), "id": record["id"], "kind": record.get("kind", "generation"),
-            "status": record.get("status"), "model": record.get("model"), "adapter": record.get("adapter"),
-            "prompt_name": record.get("prompt_name"), "tags": list(record.get("tags") or ()),
-            "starred": bool(record.get("starred")), "label": label_of(record), "note": bool(record.get("note")),
-            "prompt": preview("prompt"), "output": preview("output"),
-            "tokens": record.get("completion_tokens"), "latency_s": record.get("latency_s"), "ref": record.get("ref")}
+    def number(name: str) -> float | None:
+        value = record.get(name)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    tags = record.get("tags")
+    return {"created_at": str(record.get("created_at", "")), "id": record["id"],
+            "kind": str(record.get("kind") or "generation"), "status": _text_or_none(record.get("status")),
+            "model": _text_or_none(record.get("model")), "adapter": _text_or_none(record.get("adapter")),
+            "prompt_name": _text_or_none(record.get("prompt_name")),
+            "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+            "starred": bool(record.get("starred")), "label": _text_or_none(label_of(record)),
+            "note": bool(record.get("note")), "prompt": preview("prompt"), "output": preview("output"),
+            "tokens": number("completion_tokens"), "latency_s": number("latency_s"), "ref": _text_or_none(record.get("ref"))}
 
 
 def search_text(record: dict[str, Any], row: dict[str, Any]) -> str:

@@ -43,5 +43,6 @@ def train_record(run_id: str, config: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "train", "status": "started", "ref": run_id, "model": config["model"], "adapter": run_id,
             "prompt": config.get("template") or f"{config['dataset']}:{config['split']} as is",
             "system": config.get("system", ""), "mode": config.get("mode"),
-            "output": f"LoRA r={config['lora_r']} on {config['target_modules']}, {config['epochs']} epochs, "
+            "output": f"LoRA r={config['lora_r']} on {config['target_modules']}, "
+                      f"{str(config['max_steps']) + ' steps' if config.get('max_steps') else str(config['epochs']) + ' epochs'}, "
                       f"lr {config['learning_rate']}, batch {config['batch_size']}", "params": config}

@@ -129,3 +129,16 @@ async def test_a_run_shows_up_in_history_and_paging_loads_more(home, monkeypatch
         await wait_for(pilot, lambda: len(screen.rows) == 13 and screen.cursor is None)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, HistoryScreen))
+
+
+async def test_imported_records_of_any_shape_list_preview_and_reopen(home):
+    h = History(home)
+    odd = h.add({"kind": "train", "prompt": ["not", "text"], "output": {"a": 1}, "model": 7, "tags": "x",
+                 "latency_s": "slow", "params": "none", "completion_tokens": True})
+    async with fake_app(home).run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot)
+        await wait_for(pilot, lambda: screen.record is not None and screen.record["id"] == odd)
+        assert "train" in str(screen.query_one("#history-preview").render())
+        screen.query_one(DataTable).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, HistoryScreen))

@@ -2,6 +2,8 @@
 
 import sys
 
+import pytest
+
 from textual.widgets import TabbedContent
 
 from tests.tui_helpers import fake_app, run_prompt, wait_for
@@ -102,3 +104,17 @@ async def test_a_run_that_ends_out_of_sight_is_announced(home):
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
         gate.set()
         await wait_for(pilot, lambda: any("Run done" in n.message for n in app._notifications))
+
+
+@pytest.mark.slow
+def test_make_screenshots_draws_the_four_readme_pictures_from_the_real_app(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO, subprocess_env
+
+    out = subprocess.run([sys.executable, "-m", "tui.screenshots", str(tmp_path)], cwd=REPO, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg"]
+    assert "78.3%" in (tmp_path / "eval-matrix.svg").read_text().replace("&#160;", " ")

@@ -503,11 +503,11 @@ class TunelabApp(App[None]):
             return
         pane = self.query_one(PromptPane)
         kind = record.get("kind", "generation")
-        if kind == "train":
-            self.query_one(TrainingPane).select(record["ref"])
-            config = record.get("params") or {}
+        if kind == "train" and record.get("ref"):
+            self.query_one(TrainingPane).select(str(record["ref"]))
+            config = record.get("params") if isinstance(record.get("params"), dict) else {}
             if not config.get("template"):
-                self.notify(f"Training run {record['ref'][:10]} is shown in the Training pane.")
+                self.notify(f"Training run {str(record.get('ref'))[:10]} is shown in the Training pane.")
                 return
             record = {**record, "template": config["template"], "prompt_name": None, "params": {}}
         if kind == "eval" and record.get("prompt_id"):
@@ -522,11 +522,11 @@ class TunelabApp(App[None]):
             self.notify("That eval ran the items without a prompt: nothing to open.", severity="warning")
             return
         pane.load_record(record)
-        adapter = record.get("adapter")
+        adapter = str(record.get("adapter") or "")
         if adapter and adapter not in pane.adapter_ids:
             self.notify(f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.",
                         severity="warning")
-        model = (record.get("model") or "").split(",")[0].strip()
+        model = str(record.get("model") or "").split(",")[0].strip()
         if kind != "eval" and model and model != self.model and self.current is None and self.eval_token is None:
             self.query_one("#model-input", Input).value = model
             self.load_model(model)

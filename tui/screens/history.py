@@ -17,9 +17,10 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from core.errors import TunelabError
-from core.history import History, label_of
+from core.history import History, index_row, label_of
 from core.history_io import add_to_dataset, export_history
 from core.history_query import HistoryQuery, parse_query
 from core.training.runs import Runs
@@ -29,6 +30,8 @@ from tui.screens.ask import AskScreen
 PAGE = 100
 FLAGS = {"good": "+", "bad": "-", "corrected": "~"}
 KIND_SHORT = {"generation": "gen", "eval": "eval", "train": "train"}
+COLUMNS = (("when", "when", 11), ("", "flags", 2), ("kind", "kind", 5), ("model/adapter", "who", 14),
+           ("prompt", "prompt", 22), ("output", "output", 40))
 SEARCH_HELP = "search… words, kind: model: adapter: prompt: tag: is:starred label: since: until:"
 
 
@@ -78,8 +81,7 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key, width in (("when", "when", 11), ("", "flags", 2), ("kind", "kind", 5),
-                                  ("model/adapter", "who", 14), ("prompt", "prompt", 22), ("output", "output", None)):
+        for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         table.focus()
         self.search(self.initial)
@@ -138,11 +140,21 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         if not message.append:
             self._preview_row(0)
 
+    def on_resize(self) -> None:
+        """The output column takes the width the others leave (a wider cell would scroll off)."""
+        table = self.query_one(DataTable)
+        fixed = sum(w for _, key, w in COLUMNS if key != "output") + 2 * len(COLUMNS)
+        width = max(10, table.size.width - fixed - 1)
+        column = table.columns.get(ColumnKey("output"))
+        if column is not None and column.width != width:
+            column.width, column.auto_width = width, False
+            table.refresh(layout=True)
+
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         flags = ("*" if row.get("starred") else " ") + FLAGS.get(row.get("label"), " ")
         who = row.get("adapter") or row.get("model") or ""
         return [row["created_at"][5:16].replace("T", " "), flags, KIND_SHORT.get(row.get("kind"), "?"),
-                who[-14:], Text(row.get("prompt", "")), Text(row.get("output", ""))]
+                who[:14], Text(row.get("prompt", "")), Text(row.get("output", ""))]
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#history-status", Static)
@@ -172,9 +184,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     def _load_record(self, row: dict[str, Any]) -> None:
         record = self.history.get(row["id"], shard=row.get("shard"))
         extra = ""
-        if record and record.get("kind") == "train":
+        if record and record.get("kind") == "train" and record.get("ref"):
             try:
-                status = Runs(self.root).status(record["ref"])
+                status = Runs(self.root).status(str(record["ref"]))
                 extra = f"run now: {status.get('state')} at step {status.get('step', 0)}" + (
                     f" ({status['error']})" if status.get("error") else "")
             except TunelabError as exc:
@@ -197,20 +209,20 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             return  # the cursor has moved on
         self.record = record
         text = Text()
-        head = [record.get("kind", "generation"), record.get("status") or "", record.get("created_at", "")[:19],
-                record.get("model") or "", f"lora {record['adapter']}" if record.get("adapter") else
-                "base" if record.get("kind", "generation") == "generation" else ""]
+        row = index_row(record)  # the same coerced fields as the list: any imported shape shows
+        head = [row["kind"], row["status"] or "", row["created_at"][:19], row["model"] or "",
+                f"lora {row['adapter']}" if row["adapter"] else "base" if row["kind"] == "generation" else ""]
         text.append(" · ".join(h for h in head if h) + "\n", style="bold")
         facts = []
-        if record.get("prompt_name"):
-            facts.append(f"prompt {record['prompt_name']}")
-        if record.get("completion_tokens") is not None:
-            facts.append(f"{record['completion_tokens']} tok")
-        if record.get("latency_s") is not None:
-            facts.append(f"{record['latency_s']:.2f}s")
-        if record.get("tags"):
-            facts.append(" ".join(f"#{t}" for t in record["tags"]))
-        if record.get("starred"):
+        if row["prompt_name"]:
+            facts.append(f"prompt {row['prompt_name']}")
+        if row["tokens"] is not None:
+            facts.append(f"{row['tokens']} tok")
+        if row["latency_s"] is not None:
+            facts.append(f"{row['latency_s']:.2f}s")
+        if row["tags"]:
+            facts.append(" ".join(f"#{t}" for t in row["tags"]))
+        if row["starred"]:
             facts.append("starred")
         if record.get("label"):
             facts.append(f"marked {record['label']}")
@@ -218,8 +230,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             facts.append(message.extra)
         if facts:
             text.append(" · ".join(facts) + "\n", style="dim")
-        if record.get("params") and record.get("kind", "generation") == "generation":
-            text.append("params " + json.dumps(record["params"], separators=(", ", "=")) + "\n", style="dim")
+        if record.get("params") and row["kind"] == "generation":
+            text.append("params " + json.dumps(record["params"], separators=(", ", "="), default=str) + "\n",
+                        style="dim")
         for name in ("note", "system", "prompt", "rendered_prompt", "output", "correction", "error"):
             if record.get(name):
                 text.append(f"\n{name.replace('_', ' ')}:\n", style="bold")

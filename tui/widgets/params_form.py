@@ -44,7 +44,7 @@ class ParamsForm(Vertical):
         """Show stored params (a re-opened history record); fields it lacks get the defaults."""
         values = {**GenParams().to_dict(), **{k: v for k, v in params.items() if k in GenParams().to_dict()}}
         for name, _, _ in FIELDS:
-            shown = _shown(values[name])
+            shown = str(_shown(values[name]))
             if name == "stop":
                 shown = shown.replace("\n", "\\n").replace("\t", "\\t")
             self.query_one(f"#param-{name}", Input).value = shown

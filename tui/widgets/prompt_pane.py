@@ -82,14 +82,20 @@ class PromptPane(Vertical):
             select.value = current
 
     def load_record(self, record: dict[str, Any]) -> None:
-        """Put a history record's prompt, system, mode, name, params and adapter back in the editor."""
-        self.text = record.get("template") or record.get("prompt") or ""
-        self.query_one("#system-input", Input).value = record.get("system") or ""
+        """Put a history record's prompt, system, mode, name, params and adapter back in the editor
+        (an imported record may have odd types: text fields become text, odd params are skipped)."""
+        def text(name: str) -> str:
+            value = record.get(name)
+            return "" if value is None else str(value)
+
+        self.text = text("template") or text("prompt")
+        self.query_one("#system-input", Input).value = text("system")
         if record.get("mode") in MODES:
             self.query_one("#mode-select", Select).value = record["mode"]
         if record.get("prompt_name"):
-            self.query_one("#prompt-name", Input).value = record["prompt_name"]
-        self.query_one(ParamsForm).set_params(record.get("params") or {})
+            self.query_one("#prompt-name", Input).value = text("prompt_name")
+        params = record.get("params")
+        self.query_one(ParamsForm).set_params(params if isinstance(params, dict) else {})
         select = self.query_one("#adapter-select", Select)
         adapter = record.get("adapter")
         if adapter is None:

@@ -1,0 +1,85 @@
+"""`python -m tui.screenshots [FOLDER]` (`make screenshots`): the README's pictures, taken from the real
+app driving the real model worker on the demo model, in a throwaway data and config dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZE = (110, 32)
+
+
+async def _until(pilot, predicate, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError("screenshots: the app did not get there in time")
+        await pilot.pause(0.05)
+
+
+def _still(app) -> None:
+    from textual.widgets import Input, TextArea
+
+    for widget in [*app.query(TextArea).results(), *app.query(Input).results()]:
+        widget.cursor_blink = False
+
+
+async def take(folder: Path) -> list[Path]:
+    from core.training.config import TrainConfig
+    from tui.app import TunelabApp
+
+    app = TunelabApp()
+    shots: list[Path] = []
+
+    async def shot(name: str) -> None:
+        _still(app)
+        await pilot.pause(0.3)
+        shots.append(Path(app.save_screenshot(f"{name}.svg", str(folder))))
+
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: app.model_ready and app.query("#eval-split"))
+        app.query_one("#prompt-name").value = "senti"
+        app.query_one("#mode-select").value = "raw"
+        app.query_one("#prompt-text").text = "{{text}} Overall, this review is"
+        app.query_one("#param-max_new_tokens").value = "8"
+        await pilot.press("ctrl+g")
+        await _until(pilot, lambda: app.eval_token is None)
+        await shot("eval-matrix")
+        app.query_one("#mode-select").value = "auto"
+        app.query_one("#prompt-name").value = "story"
+        app.query_one("#prompt-text").text = "Tell me a short story."
+        app.query_one("#param-max_new_tokens").value = "64"
+        await pilot.press("ctrl+r")
+        await _until(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+        await shot("main")
+        pane = app.query_one("#training-pane")
+        run_id = pane.start(TrainConfig(max_steps=60, eval_every=10, save_every=30))
+        await _until(pilot, lambda: pane.runs.status(run_id)["state"] == "done")
+        pane.poll(force=True)
+        app.query_one("#training-pane").focus()
+        await shot("training-monitor")
+        await pilot.press("f8")
+        await _until(pilot, lambda: getattr(app.screen, "record", None) is not None)
+        await shot("history")
+    return shots
+
+
+def main(argv: list[str]) -> int:
+    folder = Path(argv[0] if argv else "docs/screenshots").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TUNELAB_HOME"] = str(Path(tmp) / "data")
+        os.environ["TUNELAB_CONFIG_DIR"] = str(Path(tmp) / "config")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        for path in asyncio.run(take(folder)):
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
