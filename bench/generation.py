@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.common import REPEATS, Result, percentile, sample, timed
+from tui.screenshots import until
 
 PROMPT = "Anna was a"
 NEW_TOKENS = 256
@@ -60,14 +61,6 @@ async def _lag_during(pilot, work) -> list[float]:
     return lags
 
 
-async def _wait(pilot, predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError("bench: the app did not get there in time")
-        await pilot.pause(0.01)
-
-
 def app_figures(home: Path) -> dict:
     """Drive the real app (real model worker) headless: idle lag, streaming runs, a live training run."""
     os.environ["TUNELAB_HOME"] = str(home)
@@ -80,7 +73,7 @@ def app_figures(home: Path) -> dict:
     async def scenario() -> None:
         app = TunelabApp()
         async with app.run_test(size=(120, 36)) as pilot:
-            await _wait(pilot, lambda: app.model_ready)
+            await until(pilot, lambda: app.model_ready)
             app.query_one("#prompt-text").text = PROMPT
             app.query_one("#param-max_new_tokens").value = str(NEW_TOKENS)
             figures["idle"] = await _lag_during(pilot, lambda: asyncio.sleep(3))
@@ -90,7 +83,7 @@ def app_figures(home: Path) -> dict:
                 for i in range(REPEATS + 1):
                     began = time.perf_counter()
                     await pilot.press("ctrl+r")
-                    await _wait(pilot, lambda: app.current is None)
+                    await until(pilot, lambda: app.current is None)
                     elapsed = time.perf_counter() - began
                     await app.workers.wait_for_complete()
                     tokens = History(home).recent(1)[0]["completion_tokens"]
@@ -103,12 +96,12 @@ def app_figures(home: Path) -> dict:
             run_id = pane.start(TrainConfig(max_steps=400, eval_every=50, save_every=None))
 
             async def training() -> None:
-                await _wait(pilot, lambda: pane.runs.status(run_id)["state"] == "running")
+                await until(pilot, lambda: pane.runs.status(run_id)["state"] == "running")
                 await asyncio.sleep(6)
 
             figures["training"] = await _lag_during(pilot, training)
             pane.runs.cancel(run_id)
-            await _wait(pilot, lambda: pane.runs.status(run_id)["state"] in ("cancelled", "failed", "done"), 60)
+            await until(pilot, lambda: pane.runs.status(run_id)["state"] in ("cancelled", "failed", "done"), 60)
 
     asyncio.run(scenario())
     return figures

@@ -92,23 +92,33 @@ def load_dataset(spec: str, *, expected: str | None = None, mapping: Mapping[str
 
 
 def _rows(file: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise TunelabError(f"{file.name}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x})") from None
+    text = decode_utf8(file.name, data)
     if file.suffix == ".csv":
         yield from _csv_rows(file.name, text)
-        return
+    else:
+        yield from jsonl_objects(file.name, text)
+
+
+def decode_utf8(name: str, data: bytes) -> str:
+    """UTF-8 with or without a BOM; otherwise one line naming the file, line and byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TunelabError(f"{name}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x})") from None
+
+
+def jsonl_objects(name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; the first line that is not an object is named."""
     for line, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise TunelabError(f"{file.name}:{line}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+            raise TunelabError(f"{name}:{line}: not valid JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
-            raise TunelabError(f"{file.name}:{line}: expected a JSON object, got {type(row).__name__}")
+            raise TunelabError(f"{name}:{line}: expected a JSON object, got {type(row).__name__}")
         yield line, row
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
+from core.datasets import decode_utf8, jsonl_objects
 from core.errors import TunelabError
 from core.history import History, label_of
 from core.history_query import HistoryQuery
@@ -60,23 +61,13 @@ def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
     """Every line must be a record object with a string id; the first bad one is named by file:line."""
     path = Path(path).expanduser()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise TunelabError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise TunelabError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise TunelabError(f"{path}: cannot read ({exc.strerror})") from None
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TunelabError(f"{path.name}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise TunelabError(f"{path.name}:{number}: a record must be a JSON object")
+    for number, record in jsonl_objects(path.name, decode_utf8(path.name, data)):
         rid = record.get("id")
         if not isinstance(rid, str) or not rid or not all(c in "0123456789abcdef" for c in rid):
             raise TunelabError(f"{path.name}:{number}: field 'id' must be a lower-case hex string")

@@ -13,7 +13,8 @@ from pathlib import Path
 SIZE = (110, 32)
 
 
-async def _until(pilot, predicate, timeout: float = 180.0) -> None:
+async def until(pilot, predicate, timeout: float = 180.0) -> None:
+    """Let the app run until `predicate` holds (a timeout guards against a hang)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -41,30 +42,30 @@ async def take(folder: Path) -> list[Path]:
         shots.append(Path(app.save_screenshot(f"{name}.svg", str(folder))))
 
     async with app.run_test(size=SIZE) as pilot:
-        await _until(pilot, lambda: app.model_ready and app.query("#eval-split"))
+        await until(pilot, lambda: app.model_ready and app.query("#eval-split"))
         app.query_one("#prompt-name").value = "senti"
         app.query_one("#mode-select").value = "raw"
         app.query_one("#prompt-text").text = "{{text}} Overall, this review is"
         app.query_one("#param-max_new_tokens").value = "8"
         await pilot.press("ctrl+g")
-        await _until(pilot, lambda: app.eval_token is None)
+        await until(pilot, lambda: app.eval_token is None)
         await shot("eval-matrix")
         app.query_one("#mode-select").value = "auto"
         app.query_one("#prompt-name").value = "story"
         app.query_one("#prompt-text").text = "Tell me a short story."
         app.query_one("#param-max_new_tokens").value = "64"
         await pilot.press("ctrl+r")
-        await _until(pilot, lambda: app.current is None)
+        await until(pilot, lambda: app.current is None)
         await app.workers.wait_for_complete()
         await shot("main")
         pane = app.query_one("#training-pane")
         run_id = pane.start(TrainConfig(max_steps=60, eval_every=10, save_every=30))
-        await _until(pilot, lambda: pane.runs.status(run_id)["state"] == "done")
+        await until(pilot, lambda: pane.runs.status(run_id)["state"] == "done")
         pane.poll(force=True)
         app.query_one("#training-pane").focus()
         await shot("training-monitor")
         await pilot.press("f8")
-        await _until(pilot, lambda: getattr(app.screen, "record", None) is not None)
+        await until(pilot, lambda: getattr(app.screen, "record", None) is not None)
         await shot("history")
     return shots
 
