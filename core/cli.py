@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--raw", dest="mode", action="store_const", const="raw", help="send the text as is")
     gen.set_defaults(mode="auto")
     gen.add_argument("--max-new-tokens", type=int, default=128)
+    gen.add_argument("--min-new-tokens", type=int, default=0, help="keep going past end-of-text (benchmarks)")
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=0)
@@ -111,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("action", choices=["list", "show", "diff", "save"])
     pr.add_argument("refs", nargs="*", help="versions (name, name@N, id) or, for save, a .toml file")
 
-    evs = sub.add_parser("evals", help="list, show or pin eval runs")
-    evs.add_argument("action", nargs="?", choices=["list", "show", "pin"], default="list")
+    evs = sub.add_parser("evals", help="list, show, pin or export eval runs")
+    evs.add_argument("action", nargs="?", choices=["list", "show", "pin", "export"], default="list")
     evs.add_argument("run", nargs="?", help="run id (prefix); for pin, RUN[:V]")
+    evs.add_argument("--format", default="jsonl", help="with export: jsonl or csv (one row per graded item)")
 
     loc = sub.add_parser("locate", help="print where the config file, data or user themes live")
     loc.add_argument("what", choices=["config", "data", "themes"])
@@ -136,7 +138,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
     params = GenParams.from_dict({"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
                                   "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed,
-                                  "stop": args.stop})
+                                  "stop": args.stop, "min_new_tokens": args.min_new_tokens})
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
     loaded = load(args.model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
     prompt = Prompt(text, args.system, args.mode)
@@ -355,6 +357,12 @@ def cmd_evals(args: argparse.Namespace) -> int:
         print(f"pinned {doc['run']}:{doc['variant']} as the baseline for {doc['key']}")
         return 0
     summary = runs.load(args.run)
+    if args.action == "export":
+        from core.history_io import eval_rows, write_eval_rows
+
+        count = write_eval_rows(eval_rows(runs.root, summary), args.format, sys.stdout)
+        print(f"exported {count} graded row(s) of {summary['id']}", file=sys.stderr)
+        return 0
     comparisons = _against(summary, runs.baseline_for(summary["dataset"], summary["split"]))
     print(format_summary(summary, comparisons))
     for i, c in enumerate(comparisons or []):

@@ -215,6 +215,8 @@ def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams
 def _decode_kwargs(params: GenParams, tok) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
                               "pad_token_id": tok.pad_token_id}
+    if params.min_new_tokens:
+        kwargs["min_new_tokens"] = params.min_new_tokens
     if params.greedy:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     else:

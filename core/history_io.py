@@ -42,6 +42,44 @@ def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> i
     return count
 
 
+EVAL_COLUMNS = ("run", "variant", "label", "item", "repeat", "expected", "output", "passed", "score", "latency_s",
+                "completion_tokens", "cached")
+
+
+def eval_rows(root: Path, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """An eval run's graded rows (`evals/<id>/results.jsonl`) with the run id and variant label added;
+    a last line cut short by a crash is skipped."""
+    labels = [v["label"] for v in summary["variants"]]
+    path = Path(root) / "evals" / summary["id"] / "results.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TunelabError(f"eval run {summary['id']}: results unreadable ({exc.strerror})") from None
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        yield {"run": summary["id"], "label": labels[row["variant"]] if row.get("variant") in range(len(labels))
+               else "", **row}
+
+
+def write_eval_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
+    if fmt not in ("jsonl", "csv"):
+        raise TunelabError(f"eval export format must be jsonl or csv, got {fmt!r}")
+    count = 0
+    writer = csv.DictWriter(out, EVAL_COLUMNS, extrasaction="ignore") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for row in rows:
+        if writer:
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in EVAL_COLUMNS})
+        else:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
 def export_history(history: History, query: HistoryQuery, fmt: str, path: Path | None = None,
                    out: TextIO | None = None) -> int:
     """Matching records to `out`, or to `path` written whole (temp file, then rename: no half files)."""

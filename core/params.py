@@ -20,10 +20,13 @@ class GenParams:
     top_k: int = 0
     seed: int | None = 0
     stop: tuple[str, ...] = ()
+    min_new_tokens: int = 0  # > 0 keeps generating past the end-of-text token (fixed-length benchmarks)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             raise TunelabError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise TunelabError(f"min_new_tokens must be between 0 and max_new_tokens, got {self.min_new_tokens}")
         if not 0.0 <= self.temperature <= 10.0:
             raise TunelabError(f"temperature must be between 0 and 10, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
@@ -53,6 +56,8 @@ class GenParams:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["stop"] = list(self.stop)
+        if not self.min_new_tokens:  # absent when unused: versions and cache keys made before it stay equal
+            del out["min_new_tokens"]
         return out
 
 
@@ -65,7 +70,7 @@ def _coerce(key: str, raw: Any) -> Any:
         raise TunelabError("stop must be a string or a list of strings")
     if key == "seed" and (raw is None or raw == ""):
         return None
-    kind = int if key in {"max_new_tokens", "top_k", "seed"} else float
+    kind = int if key in {"max_new_tokens", "min_new_tokens", "top_k", "seed"} else float
     if isinstance(raw, bool):
         raise TunelabError(f"{key} must be a number, got {raw!r}")
     try:

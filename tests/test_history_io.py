@@ -94,3 +94,18 @@ def test_history_cli_search_label_export_import(home, tmp_path):
     (tmp_path / "all.jsonl").write_text(dump)
     again = tunelab("history", "import", str(tmp_path / "all.jsonl"), home=home)
     assert again.stdout.strip() == "imported 0 record(s), skipped 2 already stored"
+
+
+def test_eval_results_export_as_csv_and_jsonl(home):
+    from core.evals import EvalRequest, Variant, run_eval
+    from tests.test_evals import PROMPT, ScriptedBackend
+
+    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=5),
+                       [Variant("no prompt", None), Variant("senti", PROMPT)], ScriptedBackend())
+    out = tunelab("evals", "export", summary["id"], "--format", "csv", home=home)
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert out.returncode == 0 and len(rows) == 10 and "exported 10 graded row(s)" in out.stderr
+    assert {r["label"] for r in rows} == {v["label"] for v in summary["variants"]}
+    assert {r["passed"] for r in rows} <= {"True", "False"} and all(r["item"] for r in rows)
+    lines = tunelab("evals", "export", summary["id"], home=home).stdout.splitlines()
+    assert len(lines) == 10 and json.loads(lines[0])["run"] == summary["id"]

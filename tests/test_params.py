@@ -34,3 +34,13 @@ def test_unknown_parameter_is_named():
 def test_empty_stop_string_is_refused():
     with pytest.raises(TunelabError, match="stop"):
         GenParams(stop=("",))
+
+
+def test_min_new_tokens_is_validated_and_absent_from_dicts_when_unused():
+    from core.errors import TunelabError
+    from core.params import GenParams
+
+    assert "min_new_tokens" not in GenParams().to_dict()
+    assert GenParams.from_dict({"max_new_tokens": 8, "min_new_tokens": "8"}).to_dict()["min_new_tokens"] == 8
+    with pytest.raises(TunelabError, match="min_new_tokens must be between 0 and max_new_tokens"):
+        GenParams(max_new_tokens=4, min_new_tokens=5)

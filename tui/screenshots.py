@@ -13,13 +13,13 @@ from pathlib import Path
 SIZE = (110, 32)
 
 
-async def until(pilot, predicate, timeout: float = 180.0) -> None:
+async def until(pilot, predicate, timeout: float = 180.0, every: float = 0.05) -> None:
     """Let the app run until `predicate` holds (a timeout guards against a hang)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise RuntimeError("screenshots: the app did not get there in time")
-        await pilot.pause(0.05)
+            raise RuntimeError("the app did not get there in time")
+        await pilot.pause(every)
 
 
 def _still(app) -> None:

@@ -23,6 +23,8 @@ from core.storage import write_atomic
 from core.training import runs
 from core.training.config import TrainConfig
 
+STATUS_EVERY_S = 0.5  # status.json is read by the TUI at 3 Hz; metrics.jsonl has every step
+
 
 class Control:
     """Stop (STOP file or SIGTERM: save, then exit) and cancel (CANCEL file: exit, drop checkpoints)."""
@@ -215,7 +217,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
 
     status.update(state="running", step=step, total_steps=total)
     metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") if dist.main else open(os.devnull, "w")
-    began = time.monotonic()
+    began = status_written = time.monotonic()
     start_step = step
     model.train()
     while step < total:
@@ -225,10 +227,11 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             if cancel:
                 if dist.main:
                     shutil.rmtree(checkpoints, ignore_errors=True)
-                status.update(state="cancelled")
+                status.update(state="cancelled", step=step)
                 return
             if stop:
-                status.update(state="stopped", last_checkpoint=save_checkpoint().name if dist.main else None)
+                status.update(state="stopped", step=step,
+                              last_checkpoint=save_checkpoint().name if dist.main else None)
                 return
             step_began = time.monotonic()
             losses, tokens = [], 0
@@ -264,8 +267,10 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             saved = {}
             if cfg.save_every and step % cfg.save_every == 0 and dist.main:
                 saved = {"last_checkpoint": save_checkpoint().name}
-            status.update(step=step, epoch=row["epoch"], loss=row["loss"], eval_loss=row.get("eval_loss"),
-                          eta_s=row["eta_s"], **saved)
+            if saved or "eval_loss" in row or step == total or time.monotonic() - status_written >= STATUS_EVERY_S:
+                status.update(step=step, epoch=row["epoch"], loss=row["loss"], eval_loss=row.get("eval_loss"),
+                              eta_s=row["eta_s"], **saved)  # fsynced: at most twice a second on short steps
+                status_written = time.monotonic()
         if position + per_step > len(batches):
             epoch, position = epoch + 1, 0
     if dist.main:

@@ -159,7 +159,7 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#history-status", Static)
         status.set_class(error, "error")
-        status.update(Text(text))
+        status.update(Text(text), layout=False)  # one fixed-height line
 
     @on(DataTable.RowHighlighted, "#history-table")
     def row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -5,9 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static, TextArea
+
+
+class StreamArea(TextArea):
+    """The output area. Textual re-lays out the whole screen whenever a widget's virtual size changes,
+    which costs a full repaint per streamed chunk; here growth only repaints this widget and its
+    scrollbar (a scrollbar appearing still triggers the one layout it needs)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.window_virtual_size = size.height
+            self.vertical_scrollbar.refresh()
+        self.refresh()
 
 
 class ResultsPane(Vertical):
@@ -23,7 +39,7 @@ class ResultsPane(Vertical):
     ]
 
     def compose(self) -> ComposeResult:
-        yield TextArea(id="output", read_only=True, soft_wrap=True, show_line_numbers=False)
+        yield StreamArea(id="output", read_only=True, soft_wrap=True, show_line_numbers=False)
         yield Static("", id="result-stats")
 
     def action_scroll(self, lines: int) -> None:
@@ -42,7 +58,7 @@ class ResultsPane(Vertical):
     def set_status(self, text: str, *, error: bool = False) -> None:
         stats = self.query_one("#result-stats", Static)
         stats.set_class(error, "error")
-        stats.update(text)
+        stats.update(text, layout=False)  # one fixed-height line: no layout pass per streamed chunk
 
     def begin(self) -> None:
         self.output.text = ""
