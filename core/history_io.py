@@ -22,24 +22,30 @@ CSV_COLUMNS = ("id", "created_at", "kind", "status", "model", "adapter", "prompt
 FORMATS = ("jsonl", "csv", "training")
 
 
+def _write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: tuple[str, ...]) -> int:
+    """JSONL (whole rows) or CSV (these columns, None as empty); returns how many rows."""
+    writer = csv.DictWriter(out, columns, extrasaction="ignore") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    count = 0
+    for row in rows:
+        if writer:
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        else:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
 def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     """Write records as JSONL (whole records), CSV (CSV_COLUMNS) or training rows; returns how many."""
     if fmt not in FORMATS:
         raise TunelabError(f"export format must be {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "training":
-        records, fmt = training_rows(records), "jsonl"
-    count = 0
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore") if fmt == "csv" else None
-    if writer:
-        writer.writeheader()
-    for record in records:
-        if writer:
-            flat = {**record, "label": label_of(record), "tags": " ".join(record.get("tags") or ())}
-            writer.writerow({k: "" if flat.get(k) is None else flat.get(k) for k in CSV_COLUMNS})
-        else:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+        return _write_rows(training_rows(records), "jsonl", out, ())
+    if fmt == "csv":
+        records = ({**r, "label": label_of(r), "tags": " ".join(r.get("tags") or ())} for r in records)
+    return _write_rows(records, fmt, out, CSV_COLUMNS)
 
 
 EVAL_COLUMNS = ("run", "variant", "label", "item", "repeat", "expected", "output", "passed", "score", "latency_s",
@@ -67,17 +73,7 @@ def eval_rows(root: Path, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def write_eval_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     if fmt not in ("jsonl", "csv"):
         raise TunelabError(f"eval export format must be jsonl or csv, got {fmt!r}")
-    count = 0
-    writer = csv.DictWriter(out, EVAL_COLUMNS, extrasaction="ignore") if fmt == "csv" else None
-    if writer:
-        writer.writeheader()
-    for row in rows:
-        if writer:
-            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in EVAL_COLUMNS})
-        else:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+    return _write_rows(rows, fmt, out, EVAL_COLUMNS)
 
 
 def export_history(history: History, query: HistoryQuery, fmt: str, path: Path | None = None,
