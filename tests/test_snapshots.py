@@ -17,7 +17,7 @@ async def _after_a_run(pilot):
     await run_prompt(pilot, "Tell me a short story.")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (200, 60)])
 def test_main_screen_after_a_run(snap_compare, home, size):
     assert snap_compare(fake_app(home), terminal_size=size, run_before=_after_a_run)
 
