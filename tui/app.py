@@ -493,8 +493,6 @@ class TunelabApp(App[None]):
         self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
 
     def action_history(self) -> None:
-        if isinstance(self.screen, HistoryScreen):
-            return
         self.push_screen(HistoryScreen(self.history, self.root), self.reopen)
 
     def reopen(self, record: dict[str, Any] | None) -> None:
