@@ -4,7 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test install bench screenshots demo clean
+.PHONY: run test install bench screenshots demo clean format
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +24,10 @@ run: install
 	$(VENV)/bin/tunelab
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: install
@@ -29,7 +37,7 @@ screenshots: install
 	$(PY) -m tui.screenshots docs/screenshots
 
 demo: install
-	$(PY) -m core.demo build
+	$(VENV)/bin/tunelab demo build
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

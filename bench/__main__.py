@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
                 growth = module.run()
             else:
                 results += [r.to_dict() for r in module.run()]
-        except Exception as exc:  # noqa: BLE001 - one broken measure must not lose the others
+        except Exception as exc:
             traceback.print_exc()
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
         print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)

@@ -21,7 +21,7 @@ def models():
     import torch
     from transformers import LlamaForCausalLM
 
-    from core.loading import load
+    from core.engine.loading import load
 
     demo = load("demo").model.float()
     torch.manual_seed(0)

@@ -24,13 +24,13 @@ def bare_generator():
     worker uses), on the exact text the worker sends. Returns a callable giving tok/s of one call."""
     import torch
 
-    from core.generation import Prompt, render
-    from core.loading import load
+    from core.engine.loading import load
+    from core.engine.prompt import Prompt, render
 
     torch.set_num_threads(1)
     loaded = load("demo")
     tok = loaded.tokenizer
-    enc = tok(render(loaded, Prompt(PROMPT, mode="raw")), return_tensors="pt")
+    enc = tok(render(loaded.tokenizer, Prompt(PROMPT, mode="raw")), return_tensors="pt")
 
     def once() -> float:
         began = time.perf_counter()
@@ -67,8 +67,8 @@ def app_figures(home: Path, bare) -> dict:
     """Drive the real app (real model worker) headless: idle lag, streaming runs (each followed by a
     baseline call while the app idles, so both see the same machine), a live training run."""
     os.environ["TUNELAB_HOME"] = str(home)
-    from core.history import History
-    from core.params import GenParams
+    from core.engine.params import GenParams
+    from core.history.store import History
     from core.training.config import TrainConfig
     from tui.app import TunelabApp
     from tui.widgets.params_form import ParamsForm
@@ -143,10 +143,11 @@ def batched_vs_sequential() -> tuple[float, float]:
     """64 demo eval items: run_eval's batched backend against a loop of bare `generate` calls."""
     import torch
 
-    from core.datasets import load_dataset
-    from core.evals import EvalRequest, LocalBackend, Variant, item_prompt, run_eval
-    from core.loading import load
-    from core.prompts import PromptVersion
+    from core.engine.loading import load
+    from core.engine.options import ModelOptions
+    from core.evals.datasets import load_dataset
+    from core.evals.prompts import PromptVersion
+    from core.evals.runner import EvalRequest, HostBackend, Variant, item_prompt, run_eval
 
     version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": EVAL_TOKENS})
     items = load_dataset("demo").split("eval")[:64]
@@ -161,7 +162,7 @@ def batched_vs_sequential() -> tuple[float, float]:
                 loaded.model.generate(**enc, max_new_tokens=EVAL_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
 
     seq = timed(sequential)
-    backend = LocalBackend()
+    backend = HostBackend(ModelOptions())
     with tempfile.TemporaryDirectory() as root:
         request = EvalRequest("demo", "eval", grader="labels", limit=64, use_cache=False)
         batched = timed(lambda: run_eval(Path(root), request, [Variant("p", version)], backend))

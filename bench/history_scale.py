@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from bench.common import Result, percentile, sample, timed
-from core.history import History
-from core.history_query import parse_query
+from core.history.query import parse_query
+from core.history.store import History
 
 WORDS = ("the movie was great terrible acting plot boring wonderful review film story actor scene music bad "
          "good fine awful superb dull moving slow quick bright dark funny sad").split()

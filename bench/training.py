@@ -56,8 +56,8 @@ def trainer(cfg, pad_to: int | None = None) -> float:
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from core.datasets import load_dataset
-    from core.loading import load
+    from core.engine.loading import load
+    from core.evals.datasets import load_dataset
     from core.training.data import examples
 
     loaded = load(cfg.model)

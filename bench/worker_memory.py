@@ -9,13 +9,15 @@ from pathlib import Path
 
 from bench.common import Result
 
+PROMPT = {"text": "Anna was a", "system": "", "mode": "auto"}
+
 
 def make_adapters(folder: Path, n: int = 3) -> list[Path]:
     """Untrained LoRA adapters (all-linear, with lm_head saved in full, as tunelab trains them)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from core.loading import load
+    from core.engine.loading import load
 
     out = []
     for i in range(n):
@@ -35,32 +37,33 @@ def rss_mb(pid: int) -> float:
 
 
 def run() -> list[Result]:
-    from core.worker_client import ModelWorkerClient
+    from core.engine.client import ModelWorkerClient
+    from core.engine.options import ModelOptions
 
     events: queue.Queue = queue.Queue()
 
-    def until(kind: str, rid: str | None = None, timeout: float = 120) -> dict:
+    def until(kind: str, rid: str | None = None, timeout: float = 120):
         deadline = time.monotonic() + timeout
         while True:
             event = events.get(timeout=max(0.1, deadline - time.monotonic()))
-            if event.get("event") in ("error", "crashed"):
-                raise RuntimeError(f"worker: {event.get('message')}")
-            if event.get("event") == kind and (rid is None or event.get("id") == rid):
+            if event.TAG in ("error", "crashed"):
+                raise RuntimeError(f"worker: {event.message}")
+            if event.TAG == kind and (rid is None or getattr(event, "id", None) == rid):
                 return event
 
     with tempfile.TemporaryDirectory() as tmp:
         adapters = make_adapters(Path(tmp))
         client = ModelWorkerClient(events.put, Path(tmp) / "worker.log")
         try:
-            client.load("demo")
+            client.load(ModelOptions("demo"))
             until("ready")
-            rid = client.generate("Anna was a", {"max_new_tokens": 8})  # the base once, like any first run
+            rid = client.generate(PROMPT, {"max_new_tokens": 8}, events.put)  # the base once, like any first run
             until("done", rid)
-            after_load = rss_mb(client.proc.pid)
+            after_load = rss_mb(client.channel.proc.pid)
             for i in range(10):
-                rid = client.generate("Anna was a", {"max_new_tokens": 8}, adapter=str(adapters[i % 3]))
+                rid = client.generate(PROMPT, {"max_new_tokens": 8}, events.put, adapter=str(adapters[i % 3]))
                 until("done", rid)
-            after_swaps = rss_mb(client.proc.pid)
+            after_swaps = rss_mb(client.channel.proc.pid)
         finally:
             client.close()
     growth = after_swaps / after_load - 1

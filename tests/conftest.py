@@ -24,7 +24,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_loaded():
-    from core.loading import load
+    from core.engine.loading import load
 
     return load("demo")
 
@@ -44,3 +44,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
+
+
+def tunelab(*args, home, stdin=None, env=None):
+    """The CLI as a user runs it: a subprocess with its own exit code and streams."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tui.launcher", *args], cwd=REPO, input=stdin,
+                          env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})),
+                          capture_output=True, text=True, timeout=120)

@@ -4,7 +4,7 @@ import queue
 
 import pytest
 
-from core.worker_client import ModelWorkerClient
+from core.engine.client import ModelWorkerClient
 
 
 class Events:

@@ -1,8 +1,9 @@
 """The tunelab app: prompt editor, training monitor and results (output and eval matrix) on one screen.
 
-Model work happens in the model worker child process (see `core.worker_client`); its events reach
-the app as messages, and the handlers here own all state. Evals run in a thread worker that talks to
-the same child. Nothing here imports torch.
+Every use case is a `core.workbench.Workbench` call, made in a thread worker when it reads disk, takes
+a lock or starts a process; model work happens in the model worker child (`core.engine.client`), whose
+typed events reach the app as one message class each. The handlers here own all state. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Literal
 
 from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
@@ -24,23 +27,35 @@ from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 
-from core import __version__, demo
-from core.datasets import load_dataset
+from core import __version__
+from core.engine import protocol as wire
+from core.engine.client import ModelWorkerClient
+from core.engine.options import ModelOptions
+from core.engine.prompt import Prompt
 from core.errors import TunelabError
-from core.evals import EvalRequest, EvalRuns, Variant, WorkerBackend, run_eval
-from core.generation import Prompt
-from core.history import History
-from core.paths import data_dir, logs_dir
-from core.prompts import PromptStore, PromptVersion
-from core.records import generation_record
-from core.templates import Template
-from core.worker_client import ModelWorkerClient
-from tui.messages import EvalFinished, EvalProgress, EvalRow, ModelEvent, Rendered
-from core.adapters import resolve_adapter
-from core.config import config_path, load_config, save_setting, themes_dir
+from core.evals.prompts import PromptVersion
+from core.evals.runner import EvalRequest, WorkerBackend
+from core.storage.config import config_path, load_config, save_setting, themes_dir
+from core.storage.paths import data_dir, logs_dir
 from core.training.config import TrainConfig
-from core.training.runs import Runs
+from core.workbench.service import Adapter, PromptRef, Workbench
 from tui.commands import TunelabCommands
+from tui.messages import (
+    AdaptersFound,
+    EvalFinished,
+    EvalProgress,
+    EvalRow,
+    GenerationChunk,
+    GenerationDone,
+    GenerationStarted,
+    ModelReady,
+    PromptRendered,
+    RunStarted,
+    WorkbenchFailed,
+    WorkerCrashed,
+    WorkerError,
+    worker_message,
+)
 from tui.screens.ask import AskScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
@@ -54,6 +69,10 @@ from tui.widgets.results_pane import ResultsPane
 from tui.widgets.training_pane import TrainingPane
 
 
+def void(_: object) -> None:
+    """Drop a result (post_message's bool) where a callback must return None."""
+
+
 def binding_ids() -> set[str]:
     """Every binding id a user may remap in config.toml's [keys]."""
     owners = (TunelabApp, EvalPane, TrainingPane, ResultsPane, HistoryScreen, VersionsScreen, RenderedScreen,
@@ -61,21 +80,10 @@ def binding_ids() -> set[str]:
     return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
 
-class ModelClient(Protocol):
-    def load(self, model: str, **options: Any) -> None: ...
-    def generate(self, prompt: str, params: dict[str, Any], *, system: str = "", mode: str = "auto",
-                 adapter: str | None = None) -> str: ...
-    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener: Callable,
-              batch_size: int = 16, adapter: str | None = None) -> str: ...
-    def render(self, prompt: dict[str, Any], listener: Callable) -> str: ...
-    def cancel(self, rid: str) -> None: ...
-    def close(self) -> None: ...
+ClientFactory = Callable[[Callable[[wire.Event], None]], ModelWorkerClient]
 
 
-ClientFactory = Callable[[Callable[[dict[str, Any]], None]], ModelClient]
-
-
-def default_client(on_event: Callable[[dict[str, Any]], None]) -> ModelClient:
+def default_client(on_event: Callable[[wire.Event], None]) -> ModelWorkerClient:
     return ModelWorkerClient(on_event, logs_dir() / "model-worker.log")
 
 
@@ -101,21 +109,23 @@ class TunelabApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    def __init__(self, model: str = demo.MODEL_ALIAS, *, load_options: dict[str, Any] | None = None,
+    def __init__(self, options: ModelOptions | str = ModelOptions(), *,
                  client_factory: ClientFactory = default_client, home: Path | None = None) -> None:
         super().__init__()
-        self.model = model
-        self.load_options = load_options or {}
-        self.client = client_factory(lambda event: self.post_message(ModelEvent(event)))
+        self.options = ModelOptions(options) if isinstance(options, str) else options
+        self.model = self.options.model
+        self.client = client_factory(self._post_worker_event)
         self.root = home or data_dir()
-        self.history = History(self.root)
-        self.prompts = PromptStore(self.root)
+        self.bench = Workbench(self.root)
+        self.history = self.bench.history
+        self.prompts = self.bench.prompts
         self.model_ready = False
         self.linear_modules: list[str] = []  # offered as LoRA targets in the new-run form
         self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
         self.tokens = itertools.count(1)
+        self.adapters: list[Adapter] = []
         self.problems: list[str] = []  # config and theme problems, shown once the screen is up
         self._apply_config()
 
@@ -124,7 +134,7 @@ class TunelabApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield PromptPane(self.model, id="prompt-pane")
-                yield TrainingPane(self.root, id="training-pane")
+                yield TrainingPane(self.bench, id="training-pane")
             with TabbedContent(id="right"):
                 with TabPane("Output", id="tab-output"):
                     yield ResultsPane(id="results-pane")
@@ -191,7 +201,7 @@ class TunelabApp(App[None]):
         self.set_interval(2.0, self._reload_user_themes)
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
-        self.refresh_adapters()
+        self.refresh_adapters(select=self.options.adapter)
         self.load_model(self.model)
 
     MAIN_ONLY = {"run", "eval", "rendered", "versions", "train", "history", "edit_prompt", "zoom", "toggle_layout"}
@@ -206,8 +216,10 @@ class TunelabApp(App[None]):
 
     @on(TrainingPane.RunEnded)
     def run_ended(self, message: TrainingPane.RunEnded) -> None:
-        severity = "error" if message.state == "failed" else "information"
-        self.notify(f"Training run {message.run_id[:10]} {message.state}.", severity=severity)
+        """One notice per ended run (with its error, if any); adapters may have changed."""
+        severity: Literal["error", "information"] = "error" if message.state == "failed" else "information"
+        self.notify(f"Training run {message.run_id[:10]} {message.state}" +
+                    (f": {message.error}" if message.error else "."), severity=severity)
         self.refresh_adapters()
 
     def _out_of_sight(self, pane_id: str) -> bool:
@@ -216,23 +228,48 @@ class TunelabApp(App[None]):
         return (len(self.screen_stack) > 1 or self.query_one(TabbedContent).active != pane_id
                 or (maximized is not None and maximized is not self.query_one(TabbedContent)))
 
-    def refresh_adapters(self) -> None:
-        """Finished runs' adapters, newest first, offered in the prompt pane."""
-        options = []
-        for status in Runs(self.root).list():
-            if status["state"] == "done" and status.get("adapter"):
-                loss = f" eval {status['eval_loss']:.3f}" if status.get("eval_loss") is not None else ""
-                options.append((f"{status['id'][:10]}{loss}", status["id"]))
-        self.query_one(PromptPane).set_adapters(options)
+    @work(thread=True, group="adapters", exclusive=True)
+    def refresh_adapters(self, select: str | None = None) -> None:
+        """Finished runs' adapters, newest first (read off the UI loop), offered in the prompt pane."""
+        try:
+            found = self.bench.adapters()
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(f"cannot list adapters: {exc}"))
+            return
+        self.post_message(AdaptersFound(found, select))
+
+    @on(AdaptersFound)
+    def adapters_found(self, message: AdaptersFound) -> None:
+        self.adapters = message.adapters
+        pane = self.query_one(PromptPane)
+        pane.set_adapters([(a.label, a.run_id) for a in message.adapters])
+        if message.select:
+            if message.select in pane.adapter_ids:
+                self.use_adapter(message.select)
+            else:
+                self.notify(f"LoRA {message.select} is not a finished training run here.", severity="warning")
+
+    @on(WorkbenchFailed)
+    def workbench_failed(self, message: WorkbenchFailed) -> None:
+        self._error(message.error)
 
     def load_model(self, model: str) -> None:
         self.model, self.model_ready = model, False
         self.results.set_status(f"loading {model}…")
         self.results.loading = True
+        self._send_load(replace(self.options, model=model))
+
+    @work(thread=True, group="model-load", exclusive=True)
+    def _send_load(self, options: ModelOptions) -> None:
+        """Starting the worker process happens off the UI loop."""
         try:
-            self.client.load(model, **self.load_options)
+            self.client.load(options)
         except TunelabError as exc:
-            self._model_failed(str(exc))
+            self.post_message(WorkerError(wire.Error(str(exc), None, "load")))
+
+    def _post_worker_event(self, event: wire.Event, token: str | None = None) -> None:
+        """From the client's reader thread: one typed message per event, tagged with the request's token."""
+        self.post_message(worker_message(event, token))
 
     @on(Input.Submitted, "#model-input")
     def model_submitted(self, event: Input.Submitted) -> None:
@@ -244,23 +281,6 @@ class TunelabApp(App[None]):
     def _error(self, message: str) -> None:
         self.results.set_status(message, error=True)
         self.notify(message, severity="error", timeout=8)
-
-    def _single_prompt(self) -> tuple[str, PromptVersion, Prompt]:
-        """The prompt on screen, its variables filled from the eval dataset's first row."""
-        pane = self.query_one(PromptPane)
-        version = pane.version()
-        template, system = Template(version.template), Template(version.system)
-        values: dict[str, str] = {}
-        if template.variables or system.variables:
-            request = self.evals.form()
-            items = load_dataset(request.dataset, expected=request.expected,
-                                 mapping=request.mapping).split(request.split)
-            if not items:
-                raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
-            values = items[0].vars
-            template.check(values, source=items[0].where)
-            system.check(values, source=items[0].where)
-        return pane.prompt_name, version, Prompt(template.render(values), system.render(values), version.mode)
 
     def _not_mounted_yet(self, action: Callable[[], None]) -> bool:
         """The Eval tab mounts just after the first frame; a key pressed before that acts right after."""
@@ -275,77 +295,118 @@ class TunelabApp(App[None]):
         if self.current is not None:
             self.notify("Already generating; esc cancels.", severity="warning")
             return
-        if not self.query_one(PromptPane).text.strip():
+        pane = self.query_one(PromptPane)
+        if not pane.text.strip():
             self.notify("The prompt is empty.", severity="warning")
             return
-        adapter = self.query_one(PromptPane).adapter
         try:
-            name, version, prompt = self._single_prompt()
-            path = str(resolve_adapter(self.root, adapter)) if adapter else None
-            rid = self.client.generate(prompt.text, version.params, system=prompt.system, mode=prompt.mode,
-                                       adapter=path)
+            version = pane.version()
+            request = self.evals.form()
         except TunelabError as exc:
             self._error(str(exc))
             return
-        self.current = {"id": rid, "model": self.model, "prompt": prompt, "name": name, "version": version,
-                        "adapter": adapter,
+        token = f"g{next(self.tokens)}"
+        self.current = {"token": token, "rid": None, "cancel": False, "model": self.model, "prompt": None,
+                        "ref": PromptRef(pane.prompt_name, version), "adapter": pane.adapter,
                         "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
         self.query_one(TabbedContent).active = "tab-output"
         self.results.begin()
         if not self.model_ready:
             self.results.set_status(f"waiting for {self.model} to load…")
+        self._send_generation(token, version, request, pane.adapter)
+
+    @work(thread=True, group="generate", exclusive=False)
+    def _send_generation(self, token: str, version: PromptVersion, request: EvalRequest, adapter: str | None) -> None:
+        """Fill the template (reads the dataset), find the adapter and send the request, off the UI loop."""
+        try:
+            prompt = self.bench.fill_prompt(version, request)
+            path = str(self.bench.adapter_path(adapter)) if adapter else None
+            self.call_from_thread(self._prompt_filled, token, prompt)
+            rid = self.client.generate(prompt.to_dict(), version.params,
+                                       lambda event: self._post_worker_event(event, token), adapter=path)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkerError(wire.Error(str(exc), None, "generate"), token))
+            return
+        self.call_from_thread(self._generation_sent, token, rid)
+
+    def _prompt_filled(self, token: str, prompt: Prompt) -> None:
+        if self.current is not None and self.current["token"] == token:
+            self.current["prompt"] = prompt
+
+    def _generation_sent(self, token: str, rid: str) -> None:
+        if self.current is not None and self.current["token"] == token:
+            self.current["rid"] = rid
+            if self.current["cancel"]:
+                self.client.cancel(rid)
 
     def action_cancel(self) -> None:
         if self.current is not None:
-            self.client.cancel(self.current["id"])
+            self.current["cancel"] = True
+            if self.current["rid"]:
+                self.client.cancel(self.current["rid"])
             self.results.set_status("cancelling…")
         elif self.eval_token is not None:
             self.eval_cancel.set()
             self.notify("Cancelling the eval…")
 
-    @on(ModelEvent)
-    def model_event(self, message: ModelEvent) -> None:
-        event, kind = message.event, message.kind
-        if kind == "ready":
-            info = event["info"]
-            self.model_ready = True
-            self.linear_modules = info.get("linear_modules", [])
-            self.results.loading = False
-            self.sub_title = f"{info['model']} · {info['device']} · {info['dtype']} · {info['params_m']}M"
-            if self.current is None:
-                self.results.set_status(f"ready: {info['model']} loaded in {info['load_s']:.1f}s")
+    def _is_current(self, token: str | None) -> dict[str, Any] | None:
+        return self.current if self.current is not None and self.current["token"] == token else None
+
+    @on(ModelReady)
+    def model_ready_event(self, message: ModelReady) -> None:
+        info = message.event.info
+        self.model_ready = True
+        self.linear_modules = info.get("linear_modules", [])
+        self.results.loading = False
+        self.sub_title = f"{info['model']} · {info['device']} · {info['dtype']} · {info['params_m']}M"
+        if self.current is None:
+            self.results.set_status(f"ready: {info['model']} loaded in {info['load_s']:.1f}s")
+
+    @on(WorkerCrashed)
+    def worker_crashed(self, message: WorkerCrashed) -> None:
+        if message.token is not None:  # the open request's copy; the client's own copy follows
             return
-        if kind == "crashed":
-            self.model_ready = False
-            self._finish_current(status="error", error=event["message"])
-            self._model_failed(f"{event['message']} (restarts on the next run)")
-            return
-        if kind == "error" and event.get("op") == "load":
-            self._model_failed(event["message"])
+        self.model_ready = False
+        self._finish_current(status="error", error=message.event.message)
+        self._model_failed(f"{message.event.message} (restarts on the next run)")
+
+    @on(WorkerError)
+    def worker_error(self, message: WorkerError) -> None:
+        event = message.event
+        if event.op == "load":
+            self._model_failed(event.message)
             if self.current is not None:
-                self._finish_current(status="error", error=event["message"])
+                self._finish_current(status="error", error=event.message)
             return
-        current = self.current
-        if current is None or event.get("id") != current["id"]:
-            return
-        if kind == "started":
-            current["rendered_prompt"] = event["rendered_prompt"]
+        if self._is_current(message.token) is not None:
+            self.results.set_status(event.message, error=True)
+            self._finish_current(status="error", error=event.message)
+        elif message.token is None:
+            self._error(event.message)
+
+    @on(GenerationStarted)
+    def generation_started(self, message: GenerationStarted) -> None:
+        if (current := self._is_current(message.token)) is not None:
+            current["rendered_prompt"] = message.event.rendered_prompt
             current["started_at"] = time.monotonic()
             self.results.set_status("generating… (esc cancels)")
-        elif kind == "chunk":
-            current["streamed"].append(event["text"])
-            self.results.append(event["text"])
-            self.results.progress(event.get("tokens", 0), time.monotonic() - current["started_at"])
-        elif kind == "done":
-            result = event["result"]
-            self.results.finish(result)
-            if self._out_of_sight("tab-output"):
-                self.notify(f"Run done: {result['completion_tokens']} tokens, {result['stop_reason']}.")
-            self._finish_current(status="cancelled" if result["stop_reason"] == "cancelled" else "done",
-                                 result=result)
-        elif kind == "error":
-            self.results.set_status(event["message"], error=True)
-            self._finish_current(status="error", error=event["message"])
+
+    @on(GenerationChunk)
+    def generation_chunk(self, message: GenerationChunk) -> None:
+        if (current := self._is_current(message.token)) is not None:
+            current["streamed"].append(message.event.text)
+            self.results.append(message.event.text)
+            self.results.progress(message.event.tokens, time.monotonic() - current["started_at"])
+
+    @on(GenerationDone)
+    def generation_done(self, message: GenerationDone) -> None:
+        if self._is_current(message.token) is None:
+            return
+        result = message.event.result
+        self.results.finish(result)
+        if self._out_of_sight("tab-output"):
+            self.notify(f"Run done: {result['completion_tokens']} tokens, {result['stop_reason']}.")
+        self._finish_current(status="cancelled" if result["stop_reason"] == "cancelled" else "done", result=result)
 
     def _model_failed(self, message: str) -> None:
         self.results.loading = False
@@ -357,21 +418,18 @@ class TunelabApp(App[None]):
         current, self.current = self.current, None
         if current is None:
             return
-        prompt, version = current["prompt"], current["version"]
-        record = generation_record(model=current["model"], prompt=prompt.text, system=prompt.system,
-                                   mode=prompt.mode, params=version.params, result=result, status=status,
-                                   error=error, partial_output="".join(current["streamed"]),
-                                   rendered_prompt=current["rendered_prompt"], adapter=current["adapter"])
-        record.update(prompt_name=current["name"], prompt_version=version.id, template=version.template)
-        self.save_run(record, current["name"], version)
+        ref: PromptRef = current["ref"]
+        prompt = current["prompt"] or Prompt(ref.version.template, ref.version.system, ref.version.mode)
+        self.save_run(dict(model=current["model"], prompt=prompt, params=ref.version.params, status=status,
+                           result=result, error=error, streamed="".join(current["streamed"]),
+                           rendered_prompt=current["rendered_prompt"], adapter=current["adapter"], named=ref))
 
     @work(thread=True, group="history", exclusive=False)
-    def save_run(self, record: dict[str, Any], name: str, version: PromptVersion) -> None:
+    def save_run(self, fields: dict[str, Any]) -> None:
         try:
-            self.prompts.save(name, version)
-            self.history.add(record)
+            self.bench.save_generation(**fields)
         except (OSError, TunelabError) as exc:
-            self.call_from_thread(self.notify, f"history not saved: {exc}", severity="error")
+            self.post_message(WorkbenchFailed(f"history not saved: {exc}"))
 
     def action_eval(self) -> None:
         if self._not_mounted_yet(self.action_eval):
@@ -386,9 +444,9 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
-        adapters = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA chosen: the 2x2
-        candidates = [Variant(name, v, self.model, a) for a in adapters
-                      for name, v in (("no prompt", None), (pane.prompt_name, version))]
+        ref = PromptRef(pane.prompt_name, version)
+        adapters: list[str | None] = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA: the 2x2
+        candidates = self.bench.variants([None, ref], adapters, [self.model])
         shown = {c.label for c in self.evals.columns}
         variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
         token = f"t{next(self.tokens)}"
@@ -396,21 +454,21 @@ class TunelabApp(App[None]):
         self.eval_cancel = threading.Event()
         self.evals.start_run(token, [v.label for v in variants])
         self.query_one(TabbedContent).active = "tab-eval"
-        self.run_eval_in_thread(token, request, variants, pane.prompt_name, version)
+        self.run_eval_in_thread(token, request, variants, ref)
 
     @work(thread=True, group="eval", exclusive=False)
-    def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list[Variant], name: str,
-                           version: PromptVersion) -> None:
+    def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list, ref: PromptRef) -> None:
         try:
-            self.prompts.save(name, version)
-            summary = run_eval(self.root, request, variants, WorkerBackend(self.client, self.model),
-                               on_row=lambda row: self.post_message(EvalRow(token, row)),
-                               on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
-                               cancel=self.eval_cancel)
+            self.prompts.save(ref.name, ref.version)
+            summary = self.bench.run_eval(
+                request, variants, WorkerBackend(self.client, self.model),
+                on_row=lambda row: void(self.post_message(EvalRow(token, row))),
+                on_progress=lambda done, total: void(self.post_message(EvalProgress(token, done, total))),
+                cancel=self.eval_cancel)
+            baseline = self.bench.baseline(summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
-        baseline = EvalRuns(self.root).baseline_for(summary["dataset"], summary["split"])
         self.post_message(EvalFinished(token, summary, baseline=baseline))
 
     @on(EvalRow)
@@ -436,33 +494,46 @@ class TunelabApp(App[None]):
 
     @on(EvalPane.PinRequested)
     def pin_baseline(self, message: EvalPane.PinRequested) -> None:
-        runs = EvalRuns(self.root)
+        self._pin(message.run_id, message.variant)
+
+    @work(thread=True, group="pin", exclusive=True)
+    def _pin(self, run_id: str, variant: int) -> None:
+        """Pinning takes the metadata lock: off the UI loop."""
         try:
-            doc = runs.pin(message.run_id, message.variant)
-            summary = runs.load(message.run_id)
-        except TunelabError as exc:
-            self._error(str(exc))
+            doc = self.bench.evals.pin(run_id, variant)
+            summary = self.bench.evals.load(run_id)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
             return
-        self.evals.show_baseline((summary, message.variant))
-        self.notify(f"Baseline for {doc['key']}: {summary['variants'][message.variant]['label']}")
+        self.call_from_thread(self._pinned, doc, summary, variant)
+
+    def _pinned(self, doc: dict[str, Any], summary: dict[str, Any], variant: int) -> None:
+        self.evals.show_baseline((summary, variant))
+        self.notify(f"Baseline for {doc['key']}: {summary['variants'][variant]['label']}")
 
     def action_rendered(self) -> None:
         if self._not_mounted_yet(self.action_rendered):
             return
+        pane = self.query_one(PromptPane)
         try:
-            _, _, prompt = self._single_prompt()
+            version = pane.version()
+            request = self.evals.form()
         except TunelabError as exc:
             self._error(str(exc))
             return
-        self.client.render(prompt.to_dict(), lambda event: self.post_message(Rendered(event)))
+        self._send_render(version, request)
 
-    @on(Rendered)
-    def show_rendered(self, message: Rendered) -> None:
-        event = message.event
-        if event["event"] == "rendered":
-            self.push_screen(RenderedScreen(event["text"], event["tokens"]))
-        else:
-            self._error(event.get("message", "could not render the prompt"))
+    @work(thread=True, group="render", exclusive=True)
+    def _send_render(self, version: PromptVersion, request: EvalRequest) -> None:
+        try:
+            prompt = self.bench.fill_prompt(version, request)
+            self.client.render(prompt.to_dict(), lambda event: self._post_worker_event(event, "render"))
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+
+    @on(PromptRendered)
+    def show_rendered(self, message: PromptRendered) -> None:
+        self.push_screen(RenderedScreen(message.event.text, message.event.tokens))
 
     def action_train(self) -> None:
         if self._not_mounted_yet(self.action_train):
@@ -472,25 +543,36 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
-        dataset = request.dataset
-
         def start(settings: dict | None) -> None:
             if settings is None:
                 return
             use_prompt = settings.pop("use_prompt")
-            extra: dict[str, Any] = {"model": self.model, "dataset": dataset, "expected": request.expected,
-                                     "mapping": request.mapping}
             try:
-                if use_prompt:
-                    version = self.query_one(PromptPane).version()
-                    extra.update(template=version.template, system=version.system, mode=version.mode)
-                run_id = self.query_one(TrainingPane).start(TrainConfig(**settings, **extra))
+                version = self.query_one(PromptPane).version() if use_prompt else None
+                config = self.bench.train_config(settings, options=replace(self.options, model=self.model, adapter=None),
+                                                 dataset=request.dataset, expected=request.expected,
+                                                 mapping=request.mapping, prompt=version)
             except TunelabError as exc:
                 self._error(str(exc))
                 return
-            self.notify(f"Training run {run_id[:10]} started; it keeps running if you quit.")
+            self._start_run(config)
 
-        self.push_screen(TrainForm(dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
+        self.push_screen(TrainForm(request.dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
+
+    @work(thread=True, group="train-start", exclusive=True)
+    def _start_run(self, config: TrainConfig) -> None:
+        """Checking the data and starting the run's process happen off the UI loop."""
+        try:
+            run_id = self.bench.start_run(config)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.post_message(RunStarted(run_id))
+
+    @on(RunStarted)
+    def run_started(self, message: RunStarted) -> None:
+        self.query_one(TrainingPane).select(message.run_id)
+        self.notify(f"Training run {message.run_id[:10]} started; it keeps running if you quit.")
 
     def action_history(self) -> None:
         self.push_screen(HistoryScreen(self.history, self.root), self.reopen)
@@ -503,7 +585,8 @@ class TunelabApp(App[None]):
         kind = record.get("kind", "generation")
         if kind == "train" and record.get("ref"):
             self.query_one(TrainingPane).select(str(record["ref"]))
-            config = record.get("params") if isinstance(record.get("params"), dict) else {}
+            params = record.get("params")
+            config: dict[str, Any] = params if isinstance(params, dict) else {}
             if not config.get("template"):
                 self.notify(f"Training run {str(record.get('ref'))[:10]} is shown in the Training pane.")
                 return
@@ -556,7 +639,11 @@ class TunelabApp(App[None]):
     def action_export_history(self) -> None:
         if not isinstance(self.screen, HistoryScreen):
             self.action_history()
-        self.call_after_refresh(lambda: isinstance(self.screen, HistoryScreen) and self.screen.action_export())
+        self.call_after_refresh(self._export_from_history)
+
+    def _export_from_history(self) -> None:
+        if isinstance(self.screen, HistoryScreen):
+            self.screen.action_export()
 
     def action_help(self) -> None:
         """Help for the focused pane: what it is for, and the keys that work there now."""
@@ -566,7 +653,7 @@ class TunelabApp(App[None]):
         title = getattr(owner, "BORDER_TITLE", None) or type(owner).__name__.removesuffix("Screen")
         about = getattr(owner, "HELP", None) or self.HELP
         keys, seen = [], set()
-        for key, active in self.active_bindings.items():
+        for active in self.active_bindings.values():
             binding = active.binding
             if not binding.description or (binding.id, binding.action) in seen:
                 continue
@@ -629,7 +716,7 @@ class TunelabApp(App[None]):
         self.query_one("#prompt-text").focus()
 
     def on_unmount(self) -> None:
-        if self.current is not None:  # quitting mid-stream: stop the work instead of waiting for it
-            self.client.cancel(self.current["id"])
+        if self.current is not None and self.current["rid"]:  # quitting mid-stream: stop, do not wait
+            self.client.cancel(self.current["rid"])
         self.eval_cancel.set()
         self.client.close()

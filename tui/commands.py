@@ -5,16 +5,20 @@ Textual's own provider stays beside this one (themes, quit, screenshots).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from tui.app import TunelabApp
 
 
 class TunelabCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        app = self.app
-        out = [
+        app = cast("TunelabApp", self.app)
+        out: list[tuple[str, str, Callable[[], object]]] = [
             ("Run the prompt", "generate from the prompt on screen (ctrl+r)", app.action_run),
             ("Evaluate", "the prompt against no prompt on the eval dataset (ctrl+g)", app.action_eval),
             ("New training run", "LoRA on the workbench's dataset (ctrl+n)", app.action_train),

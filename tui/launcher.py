@@ -1,18 +1,18 @@
-"""The `tunelab` console script: commands go to `core.cli`; no command opens the TUI."""
+"""The `tunelab` console script: commands go to `tui.cli.main`; no command opens the TUI."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from core.cli import main as cli_main
+from core.engine.options import ModelOptions
+from tui.cli.main import main as cli_main
 
 
-def open_tui(args: argparse.Namespace) -> int:
+def open_tui(args: argparse.Namespace, options: ModelOptions) -> int:
     from tui.app import TunelabApp
 
-    options = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
-    TunelabApp(args.model, load_options=options).run()
+    TunelabApp(options).run()
     return 0
 
 

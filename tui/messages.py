@@ -1,4 +1,4 @@
-"""Messages that carry model-worker events from the client's reader thread into the app."""
+"""Messages into the app: model-worker events (one class per event type), eval progress, history pages."""
 
 from __future__ import annotations
 
@@ -6,17 +6,89 @@ from typing import Any
 
 from textual.message import Message
 
+from core.engine import protocol as p
 
-class ModelEvent(Message):
-    """One event from the model worker (`ready`, `chunk`, `done`, ...), posted thread-safely."""
 
-    def __init__(self, event: dict[str, Any]) -> None:
+class WorkerMessage(Message):
+    """A model-worker event, posted thread-safely from the client's reader thread; one subclass per
+    event type of `core.engine.protocol`, so handlers are `@on(ModelReady)` and never switch on a string."""
+
+    def __init__(self, event: p.Event, token: str | None = None) -> None:
         super().__init__()
         self.event = event
+        self.token = token  # the app's name for the request this event answers (None: the client's own)
 
-    @property
-    def kind(self) -> str:
-        return self.event.get("event", "")
+
+class ModelLoading(WorkerMessage):
+    event: p.Loading
+
+
+class ModelReady(WorkerMessage):
+    event: p.Ready
+
+
+class GenerationStarted(WorkerMessage):
+    event: p.Started
+
+
+class GenerationChunk(WorkerMessage):
+    event: p.Chunk
+
+
+class GenerationDone(WorkerMessage):
+    event: p.Done
+
+
+class WorkerError(WorkerMessage):
+    event: p.Error
+
+
+class WorkerCrashed(WorkerMessage):
+    event: p.Crashed
+
+
+class PromptRendered(WorkerMessage):
+    event: p.Rendered
+
+
+class BatchItem(WorkerMessage):
+    event: p.Item
+
+
+class BatchEnded(WorkerMessage):
+    event: p.BatchDone
+
+
+WORKER_MESSAGES: dict[type[p.Event], type[WorkerMessage]] = {
+    p.Loading: ModelLoading, p.Ready: ModelReady, p.Started: GenerationStarted, p.Chunk: GenerationChunk,
+    p.Done: GenerationDone, p.Error: WorkerError, p.Crashed: WorkerCrashed, p.Rendered: PromptRendered,
+    p.Item: BatchItem, p.BatchDone: BatchEnded}
+
+
+def worker_message(event: p.Event, token: str | None = None) -> WorkerMessage:
+    return WORKER_MESSAGES[type(event)](event, token)
+
+
+class WorkbenchFailed(Message):
+    """A use case run in a thread worker failed: one line for the status bar."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class AdaptersFound(Message):
+    """The finished adapters, read off the UI loop; `select` is one to choose once offered."""
+
+    def __init__(self, adapters: list[Any], select: str | None = None) -> None:
+        super().__init__()
+        self.adapters, self.select = adapters, select
+
+
+class RunStarted(Message):
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
 
 
 class EvalRow(Message):
@@ -40,14 +112,6 @@ class EvalFinished(Message):
                  baseline: tuple[dict[str, Any], int] | None = None) -> None:
         super().__init__()
         self.token, self.summary, self.error, self.baseline = token, summary, error, baseline
-
-
-class Rendered(Message):
-    """The worker's answer to a render request: the exact prompt string, or an error."""
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__()
-        self.event = event
 
 
 class HistoryPage(Message):

@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
         status.update(state="failed", error=str(exc))
         print(f"tunelab: error: {exc}", flush=True)
         return 2
-    except Exception as exc:  # noqa: BLE001 - any crash becomes a one-line reason plus the log
+    except Exception as exc:
         traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "out of memory" in message.lower() or type(exc).__name__ == "OutOfMemoryError":

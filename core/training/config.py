@@ -6,8 +6,10 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from core.engine.options import ModelOptions
+from core.engine.prompt import MODES
 from core.errors import TunelabError
-from core.templates import Template
+from core.evals.templates import Template
 
 SCHEDULES = ("cosine", "linear", "constant")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -16,6 +18,10 @@ MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "demo"
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    device: str = "auto"
     dataset: str = "demo"
     split: str = "train"
     eval_split: str | None = "eval"
@@ -58,7 +64,7 @@ class TrainConfig:
             (8 <= self.max_seq_len <= 131072, "max_seq_len must be between 8 and 131072"),
             (self.eval_every is None or self.eval_every >= 1, "eval_every must be at least 1"),
             (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
-            (self.mode in {"auto", "chat", "raw"}, "mode must be auto, chat or raw"),
+            (self.mode in MODES, f"mode must be {', '.join(MODES)}"),
             (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
         ]
         for ok, message in checks:
@@ -73,6 +79,11 @@ class TrainConfig:
                                    "like q_proj,v_proj)")
         Template(self.template)
         Template(self.system)
+        ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
+
+    @property
+    def options(self) -> ModelOptions:
+        return ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

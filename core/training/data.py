@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from core.datasets import Dataset, Item
+from core.engine.loading import LoadedModel
+from core.engine.prompt import encode as encode_prompt
+from core.engine.prompt import render
 from core.errors import TunelabError
-from core.evals import item_prompt
-from core.generation import render
-from core.loading import LoadedModel
-from core.prompts import PromptVersion
+from core.evals.datasets import Dataset, Item
+from core.evals.prompts import PromptVersion
+from core.evals.runner import item_prompt
 from core.training.config import TrainConfig
 
 
@@ -34,8 +35,7 @@ def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | No
         raise TunelabError(f"{item.where}: no expected answer to train on (name the field with expected=)")
     tok = loaded.tokenizer
     prompt = item_prompt(version, item)  # the same request the workbench's variant sends
-    text = render(loaded, prompt)
-    prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_prompt(tok, render(tok, prompt, loaded.source.spec))  # the ids generation sends
     answer_ids = tok(item.expected, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     ids = (prompt_ids + answer_ids)[: config.max_seq_len]
     labels = ([-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)) + answer_ids

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
-from core.storage import write_atomic
+from core.storage.atomic import write_atomic
 from core.training import runs
 from core.training.config import TrainConfig
 
@@ -122,9 +122,9 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from core.datasets import load_dataset
-    from core.loading import linear_module_names, load
-    from core.modelref import fingerprint
+    from core.engine.loading import linear_module_names, load
+    from core.engine.modelref import fingerprint
+    from core.evals.datasets import load_dataset
     from core.training.data import collate, examples, length_grouped_batches
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
@@ -134,7 +134,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     status.update(state="loading")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    loaded = load(cfg.model)
+    loaded = load(cfg.model, **cfg.options.load_kwargs())
     model = loaded.model
     linear = linear_module_names(model)
     if cfg.target_modules != "all-linear":

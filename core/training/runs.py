@@ -8,21 +8,21 @@ drop; anyone can re-attach by reading the folder.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
-from core.history import History, new_id, now_iso
-from core.paths import ensure_private_dir
-from core.records import train_record
-from core.storage import write_atomic
+from core.history.records import train_record
+from core.history.store import History, new_id, now_iso
+from core.storage.atomic import write_atomic
+from core.storage.paths import child_env, ensure_private_dir
 from core.training.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, STATUS_FILE, LOG_FILE = "run_config.json", "metrics.jsonl", "status.json", "worker.log"
@@ -87,8 +87,8 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
 
 
 def check_data(config: TrainConfig) -> None:
-    from core.datasets import load_dataset
-    from core.templates import Template
+    from core.evals.datasets import load_dataset
+    from core.evals.templates import Template
 
     dataset = load_dataset(config.dataset, expected=config.expected, mapping=config.mapping)
     for split in filter(None, (config.split, config.eval_split)):
@@ -128,8 +128,7 @@ class Runs:
         run_dir = self.path(run_id)
         for name in (STOP_FILE, CANCEL_FILE):
             (run_dir / name).unlink(missing_ok=True)
-        root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        env = child_env()
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         nproc = TrainConfig.from_dict(self.config(run_id)["config"]).nproc
@@ -151,17 +150,21 @@ class Runs:
         status["id"] = run_dir.name
         if status.get("state") in LIVE | {"stopping"} and not alive(status):
             status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
+        try:  # when a stop was asked for: the watchdog kills a run that ignores it
+            status["stop_requested_at"] = (run_dir / STOP_FILE).stat().st_mtime
+        except OSError:
+            status.pop("stop_requested_at", None)
         checkpoint = latest_checkpoint(run_dir)
         status["checkpoints"] = sorted(p.name for p in (run_dir / CHECKPOINTS).glob("step-*")) if checkpoint else []
         return status
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         return [self.status(p.name) for p in sorted(self.folder.iterdir(), reverse=True) if p.is_dir()]
 
     def config(self, run_id: str) -> dict[str, Any]:
         return read_json(self.path(run_id) / CONFIG_FILE) or {}
 
-    def metrics(self, run_id: str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def metrics(self, run_id: str, offset: int = 0) -> tuple[builtins.list[dict[str, Any]], int]:
         """New metric rows since byte `offset` (a torn last line waits for the next call)."""
         path = self.path(run_id) / METRICS_FILE
         try:
@@ -190,18 +193,6 @@ class Runs:
         """The escalation: SIGKILL the run's whole process group, and mark it stopped by force."""
         self._signal(run_id, signal.SIGKILL)
         StatusWriter(self.path(run_id)).update(state="killed", error="killed after ignoring a stop")
-
-    def stop_and_wait(self, run_id: str, grace: float = 30.0, poll: float = 0.2) -> dict[str, Any]:
-        """The watchdog: stop, wait up to `grace` seconds, then escalate to SIGKILL."""
-        self.stop(run_id)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            status = self.status(run_id)
-            if status["state"] not in LIVE:
-                return status
-            time.sleep(poll)
-        self.kill(run_id)
-        return self.status(run_id)
 
     def resume(self, run_id: str, config: TrainConfig | None = None) -> int:
         """Continue from the last checkpoint; a changed config is refused, naming what differs."""

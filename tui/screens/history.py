@@ -20,9 +20,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from core.errors import TunelabError
-from core.history import History, index_row, label_of
-from core.history_io import add_to_dataset, export_history
-from core.history_query import HistoryQuery, parse_query
+from core.history.io import add_to_dataset, export_history
+from core.history.query import HistoryQuery, parse_query
+from core.history.store import History, index_row, label_of
 from core.training.runs import Runs
 from tui.messages import HistoryPage, HistoryRecord
 from tui.screens.ask import AskScreen

@@ -18,7 +18,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from core.errors import TunelabError
-from core.evals import EvalRequest, compare
+from core.evals.runner import EvalRequest, compare
+from core.workbench.service import parse_data_field
 
 FIXED_COLUMNS = 1  # "id expected", always in view
 CELL_WIDTH = 11  # "✓+ " and nine characters of output: widths are set, so layout never depends on timing
@@ -91,14 +92,7 @@ class EvalPane(Vertical):
         repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
         if not repeat.isdigit():
             raise TunelabError(f"repeat must be a whole number, got '{repeat}'")
-        spec, *pairs = self.query_one("#eval-dataset", Input).value.split() or ["demo"]
-        mapping = {}
-        for pair in pairs:
-            var, sep, source = pair.partition("=")
-            if not sep or not var or not source:
-                raise TunelabError(f"data field: '{pair}' is not NAME=FIELD")
-            mapping[var] = source
-        expected = mapping.pop("expected", None)
+        spec, expected, mapping = parse_data_field(self.query_one("#eval-dataset", Input).value)
         return EvalRequest(spec, None if split in {"", "all"} else split,
                            self.query_one("#eval-grader", Input).value.strip() or "exact", int(repeat),
                            expected=expected, mapping=mapping)

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 
-from core.params import GenParams
+from core.engine.params import GenParams
 
 FIELDS = (  # (param name, short label, width)
     ("max_new_tokens", "max", 6), ("temperature", "temp", 5), ("top_p", "top_p", 5),

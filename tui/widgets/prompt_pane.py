@@ -12,10 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, TextArea
 
-from core.prompts import PromptVersion
+from core.engine.prompt import MODES
+from core.evals.prompts import PromptVersion
 from tui.widgets.params_form import ParamsForm
-
-MODES = ("auto", "chat", "raw")
 
 
 class PromptPane(Vertical):

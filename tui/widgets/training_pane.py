@@ -8,11 +8,10 @@ recent runs' curves.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,11 +19,11 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
-from core.training.runs import LIVE, Runs
+from core.training.runs import LIVE
+from core.workbench.service import Workbench
 from tui.widgets.loss_chart import LossChart
 
 POLL_S = 0.33
-STOP_GRACE_S = 30.0
 OVERLAY_STYLES = ("magenta", "green", "blue", "red")
 
 
@@ -38,6 +37,13 @@ class Watched:
     eval_loss: list[tuple[float, float]] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
 
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.loss.append((row["step"], row["loss"]))
+            if row.get("eval_loss") is not None:
+                self.eval_loss.append((row["step"], row["eval_loss"]))
+            self.last = row
+
 
 class TrainingPane(Vertical):
     BORDER_TITLE = "Training"
@@ -48,9 +54,9 @@ class TrainingPane(Vertical):
     class RunEnded(Message):
         """A watched run left the live states (done, stopped, failed, ...): adapters may have changed."""
 
-        def __init__(self, run_id: str, state: str) -> None:
+        def __init__(self, run_id: str, state: str, error: str | None = None) -> None:
             super().__init__()
-            self.run_id, self.state = run_id, state
+            self.run_id, self.state, self.error = run_id, state, error
 
     BINDINGS = [
         Binding("s", "stop", "Stop", id="train-stop"),
@@ -61,14 +67,27 @@ class TrainingPane(Vertical):
         Binding("o", "overlay", "Overlay", id="train-overlay", show=False),
     ]
 
-    def __init__(self, root: Path, **kwargs) -> None:
+    class Snapshot(Message):
+        """What a thread worker read of the runs folder: new metric rows from `offset` on, the status, the
+        run ids (newest first) and, with the overlay on, the other runs' new rows."""
+
+        def __init__(self, run_id: str | None, offset: int, rows: list[dict[str, Any]], new_offset: int,
+                     status: dict[str, Any] | None, ids: list[str], others: dict[str, tuple[int, list, int]],
+                     killed: bool, force: bool) -> None:
+            super().__init__()
+            self.run_id, self.offset, self.rows, self.new_offset = run_id, offset, rows, new_offset
+            self.status, self.ids, self.others, self.killed, self.force = status, ids, others, killed, force
+
+    def __init__(self, bench: Workbench, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.runs = Runs(root)
+        self.bench = bench
+        self.runs = bench.runs
         self.watched: dict[str, Watched] = {}
         self.selected: str | None = None
         self.overlay = False
-        self.stop_requested_at: float | None = None
+        self.stop_asked = False
         self.last_state: dict[str, str] = {}
+        self.ids: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
@@ -78,52 +97,82 @@ class TrainingPane(Vertical):
     def on_mount(self) -> None:
         self.can_focus = True
         self.add_class("-idle")  # no bar or chart until there is a run to show
-        existing = self.runs.list()
-        if existing:
-            self.select(existing[0]["id"])  # re-attach to the newest run
+        self.poll(force=True)  # with nothing selected yet, the newest run is re-attached
         self.set_interval(POLL_S, self.poll)
 
     def select(self, run_id: str) -> None:
         self.selected = run_id
+        self.stop_asked = False
         self.remove_class("-idle")
         self.watched.setdefault(run_id, Watched(run_id))
         self.poll(force=True)
 
-    def _read(self, run_id: str) -> bool:
-        watched = self.watched.setdefault(run_id, Watched(run_id))
-        rows, watched.offset = self.runs.metrics(run_id, watched.offset)
-        for row in rows:
-            watched.loss.append((row["step"], row["loss"]))
-            if row.get("eval_loss") is not None:
-                watched.eval_loss.append((row["step"], row["eval_loss"]))
-            watched.last = row
-        return bool(rows)
-
     def poll(self, force: bool = False) -> None:
-        if self.selected is None:
-            return
+        run_id = self.selected
+        offset = self.watched[run_id].offset if run_id in self.watched else 0
+        others = {r: w.offset for r, w in self.watched.items() if r != run_id} if self.overlay else {}
+        self._read(run_id, offset, self.overlay, others, force)
+
+    @work(thread=True, group="training-poll", exclusive=False)
+    def _read(self, run_id: str | None, offset: int, overlay: bool, others: dict[str, int], force: bool) -> None:
+        """Read the run folder off the UI loop; the watchdog kills a run that ignored its stop."""
         try:
-            changed = self._read(self.selected) or force
-            status = self.runs.status(self.selected)
-        except TunelabError:
+            ids = [r["id"] for r in self.runs.list()] if run_id is None or overlay or force else self.ids
+            if run_id is None:
+                if not ids:
+                    return
+                run_id, offset = ids[0], 0  # re-attach to the newest run
+            rows, new_offset = self.runs.metrics(run_id, offset)
+            killed = self.bench.enforce_stop(run_id)
+            status = self.runs.status(run_id)
+            extra = {}
+            if overlay:
+                for other in [i for i in ids if i != run_id][: len(OVERLAY_STYLES)]:
+                    start = others.get(other, 0)
+                    got, end = self.runs.metrics(other, start)
+                    extra[other] = (start, got, end)
+        except (OSError, TunelabError):
             return
+        self.post_message(self.Snapshot(run_id, offset, rows, new_offset, status, ids, extra, killed, force))
+
+    @on(Snapshot)
+    def apply(self, message: Snapshot) -> None:
+        run_id = message.run_id
+        if run_id is None or message.status is None:
+            return
+        self.ids = message.ids
+        if self.selected is None:
+            self.selected = run_id
+            self.remove_class("-idle")
+        if run_id != self.selected:
+            return
+        watched = self.watched.setdefault(run_id, Watched(run_id))
+        changed = message.force
+        if message.offset == watched.offset:  # a stale read (a newer one already applied) is dropped
+            watched.add(message.rows)
+            watched.offset = message.new_offset
+            changed = changed or bool(message.rows)
+        for other, (start, rows, end) in message.others.items():
+            w = self.watched.setdefault(other, Watched(other))
+            if start == w.offset:
+                w.add(rows)
+                w.offset = end
+        if message.killed:
+            self.app.notify("The run ignored its stop; it was killed.", severity="warning")
+        status = message.status
         state = status["state"]
-        if self.last_state.get(self.selected) not in (None, state) and state not in LIVE:
-            self.app.notify(f"Training run {self.selected[:10]} {state}" +
-                            (f": {status['error']}" if status.get("error") else ""),
-                            severity="error" if state == "failed" else "information")
-            self.post_message(self.RunEnded(self.selected, state))
-        if self.last_state.get(self.selected) != state:
+        if self.last_state.get(run_id) not in (None, state) and state not in LIVE:
+            self.post_message(self.RunEnded(run_id, state, status.get("error")))
+        if self.last_state.get(run_id) != state:
             changed = True
-        self.last_state[self.selected] = state
-        if state in LIVE and self.stop_requested_at and time.monotonic() - self.stop_requested_at > STOP_GRACE_S:
-            self.runs.kill(self.selected)  # the watchdog: it ignored the stop
+        self.last_state[run_id] = state
         if state not in LIVE:
-            self.stop_requested_at = None
+            self.stop_asked = False
         if changed:
             self._show(status)
 
     def _show(self, status: dict[str, Any]) -> None:
+        assert self.selected is not None
         watched = self.watched[self.selected]
         last = watched.last
         total = status.get("total_steps") or 0
@@ -143,51 +192,50 @@ class TrainingPane(Vertical):
         self.query_one("#training-progress", ProgressBar).update(total=total or None, progress=status.get("step", 0))
         series = [(watched.loss, "cyan"), (watched.eval_loss, "yellow")]
         if self.overlay:
-            others = [r["id"] for r in self.runs.list() if r["id"] != self.selected][: len(OVERLAY_STYLES)]
-            for run_id, style in zip(others, OVERLAY_STYLES):
-                self._read(run_id)
-                series.append((self.watched[run_id].loss, style))
+            others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
+            series += [(self.watched[i].loss, style) for i, style in zip(others, OVERLAY_STYLES) if i in self.watched]
         self.query_one(LossChart).set_series(series)
 
-    def start(self, config) -> str:
-        run_id = self.runs.create(config)
-        self.runs.launch(run_id)
-        self.select(run_id)
-        return run_id
+    @work(thread=True, group="training-control", exclusive=False)
+    def _control(self, action: str, run_id: str) -> None:
+        """Stop, kill, cancel or resume: files and signals, off the UI loop."""
+        try:
+            {"stop": self.bench.stop_run, "kill": self.runs.kill, "cancel": self.runs.cancel,
+             "resume": self.bench.resume_run}[action](run_id)
+        except (OSError, TunelabError) as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._controlled, action, run_id)
+
+    def _controlled(self, action: str, run_id: str) -> None:
+        if action == "resume":
+            self.watched[run_id] = Watched(run_id)  # re-read the whole curve
+        self.poll(force=True)
 
     def action_stop(self) -> None:
         if self.selected is None:
             return
-        if self.stop_requested_at is not None:  # a second press escalates at once
-            self.runs.kill(self.selected)
+        if self.stop_asked:  # a second press escalates at once
+            self._control("kill", self.selected)
             self.app.notify("Run killed.", severity="warning")
         else:
-            self.runs.stop(self.selected)
-            self.stop_requested_at = time.monotonic()
+            self._control("stop", self.selected)
+            self.stop_asked = True
             self.app.notify("Stopping: a checkpoint is saved at the next step (s again kills).")
-        self.poll(force=True)
 
     def action_cancel_run(self) -> None:
         if self.selected is not None:
-            self.runs.cancel(self.selected)
+            self._control("cancel", self.selected)
             self.app.notify("Cancelling: the run's checkpoints will be removed.")
 
     def action_resume(self) -> None:
-        if self.selected is None:
-            return
-        try:
-            self.runs.resume(self.selected)
-        except TunelabError as exc:
-            self.app.notify(str(exc), severity="error")
-            return
-        self.watched[self.selected] = Watched(self.selected)  # re-read the whole curve
-        self.poll(force=True)
+        if self.selected is not None:
+            self._control("resume", self.selected)
 
     def action_switch(self, delta: int) -> None:
-        ids = [r["id"] for r in self.runs.list()]
-        if ids:
-            index = ids.index(self.selected) if self.selected in ids else 0
-            self.select(ids[(index + delta) % len(ids)])
+        if self.ids:
+            index = self.ids.index(self.selected) if self.selected in self.ids else 0
+            self.select(self.ids[(index + delta) % len(self.ids)])
 
     def action_overlay(self) -> None:
         self.overlay = not self.overlay

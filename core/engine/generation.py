@@ -1,0 +1,197 @@
+"""Streaming generation (torch side): stop strings, cancellation, and chunks coalesced by time.
+
+Chunks leave at most every `interval` seconds as `emit(text, tokens_so_far)`, so a consumer (the TUI)
+does one update per chunk, never one per token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.engine.loading import LoadedModel
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt, encode, render
+from core.errors import TunelabError
+
+CHUNK_INTERVAL_S = 0.05
+
+
+class _Stream:
+    """Receives token ids from `generate`, decodes them, watches stop strings, emits coalesced text."""
+
+    def __init__(self, tokenizer, stop: tuple[str, ...], emit: Callable[[str, int], None], interval: float):
+        self.tokenizer, self.stop, self.emit, self.interval = tokenizer, stop, emit, interval
+        self.holdback = max((len(s) for s in stop), default=1) - 1
+        self.ids: list[int] = []
+        self.text = ""
+        self.sent = 0
+        self.last_emit = time.monotonic()
+        self.first_token_at: float | None = None
+        self.stopped_by: str | None = None
+        self.prompt_seen = False
+
+    # transformers' streamer protocol
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # the first call carries the prompt ids
+            self.prompt_seen = True
+            return
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        self.ids.extend(value.reshape(-1).tolist())
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a multi-byte character is still incomplete
+            return
+        self.text = text
+        for s in self.stop:
+            cut = text.find(s)
+            if cut != -1:
+                self.text, self.stopped_by = text[:cut], s
+                break
+        if time.monotonic() - self.last_emit >= self.interval:
+            self._flush(final=self.stopped_by is not None)
+
+    def end(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        upto = len(self.text) if final else max(self.sent, len(self.text) - self.holdback)
+        if upto > self.sent:
+            self.emit(self.text[self.sent:upto], len(self.ids))
+            self.sent = upto
+        self.last_emit = time.monotonic()
+
+
+def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
+             emit: Callable[[str, int], None], cancel: threading.Event | None = None,
+             on_rendered: Callable[[str, int], None] | None = None,
+             interval: float = CHUNK_INTERVAL_S) -> dict[str, Any]:
+    """Generate for one prompt, streaming text through `emit`; returns output and timing stats."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    tok = loaded.tokenizer
+    rendered = render(tok, prompt, loaded.source.spec)
+    ids = encode(tok, rendered)
+    if not ids:
+        raise TunelabError("the prompt is empty: nothing to generate from")
+    input_ids = torch.tensor([ids], device=loaded.device)
+    prompt_tokens = len(ids)
+    if on_rendered:
+        on_rendered(rendered, prompt_tokens)
+    cancel = cancel or threading.Event()
+    stream = _Stream(tok, params.stop, emit, interval)
+
+    class _Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = cancel.is_set() or stream.stopped_by is not None
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    kwargs = _decode_kwargs(params, tok)
+    if params.seed is not None:
+        torch.manual_seed(params.seed)
+    start = time.monotonic()
+    with torch.inference_mode():
+        loaded.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
+                              streamer=stream, stopping_criteria=StoppingCriteriaList([_Halt()]), **kwargs)
+    latency = time.monotonic() - start
+    completion_tokens = len(stream.ids)
+    if cancel.is_set():
+        reason = "cancelled"
+    elif stream.stopped_by is not None:
+        reason = "stop"
+    elif completion_tokens >= params.max_new_tokens:
+        reason = "length"
+    else:
+        reason = "eos"
+    ttft = (stream.first_token_at - start) if stream.first_token_at else latency
+    return {"output": stream.text, "rendered_prompt": rendered, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "stop_reason": reason,
+            "latency_s": round(latency, 4), "ttft_s": round(ttft, 4),
+            "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0}
+
+
+def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams, *,
+                   on_result: Callable[[int, dict[str, Any]], None], batch_size: int = 16,
+                   cancel: threading.Event | None = None) -> None:
+    """Generate for many prompts in batches, calling `on_result(index, result)` as each batch ends.
+
+    Prompts are grouped by length, so a batch pads little; padding is on the left, as decoder-only
+    generation needs. Latency per item is the batch's time shared among its items.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    cancel = cancel or threading.Event()
+    tok = loaded.tokenizer
+    rendered = [render(tok, p, loaded.source.spec) for p in prompts]
+    encoded = [encode(tok, text) for text in rendered]
+    if not all(encoded):
+        raise TunelabError("an eval item renders to an empty prompt: nothing to generate from")
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    eos = loaded.model.generation_config.eos_token_id
+    stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.pad_token_id}
+
+    class _Cancel(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    kwargs = _decode_kwargs(params, tok)
+    if params.stop:
+        kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+    for start in range(0, len(order), batch_size):
+        if cancel.is_set():
+            return
+        idx = order[start:start + batch_size]
+        enc = _left_padded([encoded[i] for i in idx], tok.pad_token_id, loaded.device)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        began = time.monotonic()
+        with torch.inference_mode():
+            out = loaded.model.generate(**enc, stopping_criteria=StoppingCriteriaList([_Cancel()]), **kwargs)
+        share = (time.monotonic() - began) / len(idx)
+        width = enc["input_ids"].shape[1]
+        for row, i in enumerate(idx):
+            ids = out[row, width:].tolist()
+            hit_eos = next((n for n, t in enumerate(ids) if t in stop_ids), None)
+            ids = ids if hit_eos is None else ids[:hit_eos]
+            text = tok.decode(ids, skip_special_tokens=True)
+            cut = min((p for p in (text.find(s) for s in params.stop) if p != -1), default=-1)
+            if cut != -1:
+                text, reason = text[:cut], "stop"
+            elif cancel.is_set():
+                reason = "cancelled"
+            else:
+                reason = "eos" if hit_eos is not None else "length"
+            on_result(i, {"output": text, "rendered_prompt": rendered[i],
+                          "prompt_tokens": int(enc["attention_mask"][row].sum()),
+                          "completion_tokens": len(ids), "stop_reason": reason,
+                          "latency_s": round(share, 4), "ttft_s": None,
+                          "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0})
+
+
+def _decode_kwargs(params: GenParams, tok) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
+                              "pad_token_id": tok.pad_token_id}
+    if params.min_new_tokens:
+        kwargs["min_new_tokens"] = params.min_new_tokens
+    if params.greedy:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+    return kwargs
+
+
+def _left_padded(rows: list[list[int]], pad_id: int, device: str) -> dict[str, Any]:
+    """A batch padded on the left, as decoder-only generation needs."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for n, row in enumerate(rows):
+        ids[n, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[n, width - len(row):] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}

@@ -1,0 +1,143 @@
+"""Load a model and tokenizer (torch side): safetensors only by default, no remote code unless asked."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.engine.modelref import ModelSource, resolve
+from core.errors import TunelabError
+
+
+@dataclass
+class LoadedModel:
+    source: ModelSource
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    load_s: float
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def info(self) -> dict[str, Any]:
+        params = sum(p.numel() for p in self.model.parameters())
+        return {"model": self.source.spec, "location": self.source.location, "device": self.device,
+                "dtype": self.dtype, "chat_template": self.has_chat_template,
+                "params_m": round(params / 1e6, 2), "load_s": round(self.load_s, 3),
+                "linear_modules": linear_module_names(self.model)}
+
+
+def linear_module_names(model) -> list[str]:
+    """Names of the model's linear layers: the valid LoRA targets."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, requested: str = "auto"):
+    import torch
+
+    if requested != "auto":
+        try:
+            return getattr(torch, requested)
+        except AttributeError:
+            raise TunelabError(f"unknown dtype '{requested}' (use auto, float32, float16 or bfloat16)") from None
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+         device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load `spec`; every failure becomes a one-line TunelabError naming the model.
+
+    A hub id is looked up in the local cache first (works offline); the network is only tried when
+    the hub answers a quick probe, so an offline machine gets an error in seconds, not after retries.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bar would garble the CLI's stdout/stderr and the worker log
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations are not the user's
+    source = resolve(spec, allow_pickle)
+    start = time.monotonic()
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dev, dtype)
+    options = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype,
+               "use_safetensors": None if allow_pickle else True}
+    where = "folder" if source.local else "hub id"
+    try:
+        if source.local:
+            tokenizer, model = _from_pretrained(source.location, **options)
+        else:
+            tokenizer, model = _from_hub(source.location, **options)
+    except TunelabError as exc:
+        raise TunelabError(f"cannot load model {where} '{spec}': {exc}") from None
+    except Exception as exc:  # transformers raises OSError/ValueError/EnvironmentError variously
+        raise TunelabError(f"cannot load model {where} '{spec}': {_first_line(exc)}") from None
+    model.to(dev).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(source, model, tokenizer, dev, str(torch_dtype).removeprefix("torch."),
+                       time.monotonic() - start)
+
+
+def _from_pretrained(location: str, *, dtype, use_safetensors, trust_remote_code, local_files_only=False):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    common = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
+    tokenizer = AutoTokenizer.from_pretrained(location, **common)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_safetensors=use_safetensors, **common)
+    return tokenizer, model
+
+
+def _from_hub(hub_id: str, **options):
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry warnings are many lines; the error below is one
+    try:
+        return _from_pretrained(hub_id, local_files_only=True, **options)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+            raise TunelabError("not in the local cache and HF_HUB_OFFLINE is set") from None
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if not _reachable(endpoint):
+        raise TunelabError(f"not in the local cache and the hub ({endpoint}) cannot be reached")
+    return _from_pretrained(hub_id, **options)
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

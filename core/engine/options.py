@@ -1,0 +1,38 @@
+"""The model options every command that loads a model accepts, with one meaning everywhere."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from core.errors import TunelabError
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model (and LoRA adapter) to load and how: the `--model --adapter --allow-pickle
+    --trust-remote-code --dtype --device` set of the CLI, the TUI's launch options and the worker's load."""
+
+    model: str = "demo"
+    adapter: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise TunelabError("--model must not be empty")
+        if self.dtype not in DTYPES:
+            raise TunelabError(f"--dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+        if not DEVICE.match(self.device):
+            raise TunelabError(f"--device must be auto, cpu, mps, cuda or cuda:N, got '{self.device}'")
+
+    def load_kwargs(self) -> dict[str, object]:
+        """What `core.engine.loading.load` takes besides the model."""
+        out = asdict(self)
+        del out["model"], out["adapter"]
+        return out

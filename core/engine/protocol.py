@@ -1,0 +1,189 @@
+"""The model worker's protocol: one dataclass per request and per event, sent as JSON lines.
+
+Both ends (the worker in its child process and any client) encode and decode through `to_wire` and
+`from_wire`, so a field can only be added in one place. Stdlib only: the TUI imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from core.errors import TunelabError
+
+
+class ProtocolError(TunelabError):
+    """A line that is not a known request or event."""
+
+
+@dataclass(frozen=True)
+class Message:
+    TAG: ClassVar[str] = ""
+    KEY: ClassVar[str] = ""  # "op" for requests, "event" for events
+
+
+# -- requests (client -> worker) ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request(Message):
+    KEY: ClassVar[str] = "op"
+
+
+@dataclass(frozen=True)
+class Load(Request):
+    TAG: ClassVar[str] = "load"
+    model: str
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class Generate(Request):
+    """One streamed generation; `prompt` is `Prompt.to_dict()`, `params` `GenParams.to_dict()`."""
+
+    TAG: ClassVar[str] = "generate"
+    id: str
+    prompt: dict[str, Any]
+    params: dict[str, Any]
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch(Request):
+    TAG: ClassVar[str] = "batch"
+    id: str
+    prompts: list[dict[str, Any]]
+    params: dict[str, Any]
+    adapter: str | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Render(Request):
+    TAG: ClassVar[str] = "render"
+    id: str
+    prompt: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cancel(Request):
+    TAG: ClassVar[str] = "cancel"
+    id: str
+
+
+# -- events (worker -> client) --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event(Message):
+    KEY: ClassVar[str] = "event"
+
+
+@dataclass(frozen=True)
+class Loading(Event):
+    TAG: ClassVar[str] = "loading"
+    model: str
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """The model is loaded; `info` has model, location, device, dtype, params_m, load_s, linear_modules."""
+
+    TAG: ClassVar[str] = "ready"
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered(Event):
+    TAG: ClassVar[str] = "rendered"
+    id: str
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    TAG: ClassVar[str] = "started"
+    id: str
+    rendered_prompt: str
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Chunk(Event):
+    TAG: ClassVar[str] = "chunk"
+    id: str
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    """A generation ended; `result` has output, stop_reason, token counts and timings."""
+
+    TAG: ClassVar[str] = "done"
+    id: str
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Item(Event):
+    TAG: ClassVar[str] = "item"
+    id: str
+    index: int
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchDone(Event):
+    TAG: ClassVar[str] = "batch_done"
+    id: str
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A request failed (`id` None for a load or a bad line); the worker lives on."""
+
+    TAG: ClassVar[str] = "error"
+    message: str
+    id: str | None = None
+    op: str | None = None
+
+
+@dataclass(frozen=True)
+class Crashed(Event):
+    """Made by the client, never sent: the worker process ended while requests were open."""
+
+    TAG: ClassVar[str] = "crashed"
+    message: str = field(default="model worker exited")
+
+
+REQUESTS: dict[str, type[Request]] = {c.TAG: c for c in (Load, Generate, Batch, Render, Cancel)}
+EVENTS: dict[str, type[Event]] = {c.TAG: c for c in (Loading, Ready, Rendered, Started, Chunk, Done, Item,
+                                                      BatchDone, Error, Crashed)}
+FINAL = (Done, BatchDone, Rendered, Error, Crashed)  # the last event a request gets
+
+
+def to_wire(message: Message) -> str:
+    return json.dumps({message.KEY: message.TAG, **asdict(message)}, ensure_ascii=False)
+
+
+def from_wire(line: str, kinds: Mapping[str, type[Message]]) -> Any:
+    """Decode one line into the message class its tag names; anything else is a ProtocolError."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        raise ProtocolError(f"bad line: {line[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"bad line: {line[:80]!r}")
+    key = "op" if kinds is REQUESTS else "event"
+    cls = kinds.get(str(data.pop(key, "")))
+    if cls is None:
+        raise ProtocolError(f"unknown {key} in {line[:80]!r}")
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise ProtocolError(f"bad {cls.TAG}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Evaluation: datasets, templates, prompt versions, graders, the generation cache and the eval runner."""

@@ -1,0 +1,233 @@
+"""Graders turn (output, expected) into pass/fail plus a score; specs are short strings.
+
+Specs: `exact`, `labels[:a,b]`, `contains[:text]`, `not_contains:text`, `regex:pattern`,
+`json[:schema.json]`, `levenshtein[:0.8]`, `chrf[:0.5]`. A bare `contains` looks for the expected
+answer; bare `labels` takes the label set from the dataset's expected values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import TunelabError
+
+EDGE_PUNCT = string.punctuation + string.whitespace + "“”‘’"
+
+
+@dataclass(frozen=True)
+class Grade:
+    passed: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class Grader:
+    spec: str
+    check: Callable[[str, str | None], Grade]
+
+    def __call__(self, output: str, expected: str | None) -> Grade:
+        return self.check(output, expected)
+
+
+def normalize(text: str) -> str:
+    """Case-folded, whitespace collapsed, punctuation and quotes trimmed from both ends."""
+    return " ".join(text.casefold().split()).strip(EDGE_PUNCT)
+
+
+def _need_expected(expected: str | None, spec: str) -> str:
+    if expected is None:
+        raise TunelabError(f"grader '{spec}' needs an expected answer, and the item has none")
+    return expected
+
+
+def parse_grader(spec: str, labels: Iterable[str] = ()) -> Grader:
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "exact":
+        return Grader(spec, lambda out, exp: _bool(normalize(out) == normalize(_need_expected(exp, spec))))
+    if kind == "labels":
+        label_set = [normalize(x) for x in (arg.split(",") if arg else labels) if normalize(x)]
+        if not label_set:
+            raise TunelabError("grader 'labels' needs labels: labels:yes,no (or a dataset with expected answers)")
+        return Grader(spec, lambda out, exp: _label(out, _need_expected(exp, spec), label_set))
+    if kind == "contains":
+        return Grader(spec, lambda out, exp: _bool((arg or _need_expected(exp, spec)).casefold() in out.casefold()))
+    if kind == "not_contains":
+        if not arg:
+            raise TunelabError("grader 'not_contains' needs text: not_contains:sorry")
+        return Grader(spec, lambda out, exp: _bool(arg.casefold() not in out.casefold()))
+    if kind == "regex":
+        try:
+            pattern = re.compile(arg)
+        except re.error as exc:
+            raise TunelabError(f"grader '{spec}': bad regular expression ({exc})") from None
+        if not arg:
+            raise TunelabError("grader 'regex' needs a pattern: regex:^\\d+$")
+        return Grader(spec, lambda out, exp: _bool(pattern.search(out) is not None))
+    if kind == "json":
+        schema = _load_schema(arg) if arg else None
+        return Grader(spec, lambda out, exp: _json(out, schema))
+    if kind in {"levenshtein", "chrf"}:
+        threshold = _threshold(spec, arg, 0.8 if kind == "levenshtein" else 0.5)
+        measure = levenshtein_ratio if kind == "levenshtein" else chrf
+        return Grader(spec, lambda out, exp: _at_least(measure(out, _need_expected(exp, spec)), threshold))
+    raise TunelabError(f"unknown grader '{kind}' (use exact, labels, contains, not_contains, regex, json, "
+                       "levenshtein or chrf)")
+
+
+def _bool(ok: bool) -> Grade:
+    return Grade(ok, 1.0 if ok else 0.0)
+
+
+def _at_least(score: float, threshold: float) -> Grade:
+    return Grade(score >= threshold, round(score, 4))
+
+
+def _threshold(spec: str, arg: str, default: float) -> float:
+    if not arg:
+        return default
+    try:
+        value = float(arg)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise TunelabError(f"grader '{spec}': threshold must be a number from 0 to 1")
+    return value
+
+
+def answer_label(output: str, labels: list[str]) -> str | None:
+    """The label the output commits to: all of it, or its leading word(s) before punctuation."""
+    text = normalize(output)
+    for label in sorted(labels, key=len, reverse=True):
+        if text == label or (text.startswith(label) and not text[len(label)].isalnum()):
+            return label
+    return None
+
+
+def _label(output: str, expected: str, labels: list[str]) -> Grade:
+    return _bool(answer_label(output, labels) == normalize(expected))
+
+
+def levenshtein_ratio(a: str, b: str) -> float:
+    """1 - edit distance / longer length (1.0 for two empty strings)."""
+    if a == b:
+        return 1.0
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return 1.0 - prev[-1] / len(a)
+
+
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    """Character n-gram F-score (Popović 2015), averaged over n = 1..6, spaces ignored, in [0, 1]."""
+    hyp, ref = "".join(hypothesis.split()), "".join(reference.split())
+    if not hyp or not ref:
+        return 1.0 if hyp == ref else 0.0
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
+        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        if not h or not r:
+            continue
+        overlap = sum((h & r).values())
+        precisions.append(overlap / sum(h.values()))
+        recalls.append(overlap / sum(r.values()))
+    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    if p == 0 and r == 0:
+        return 0.0
+    return (1 + beta**2) * p * r / (beta**2 * p + r)
+
+
+def _load_schema(path: str) -> dict[str, Any]:
+    try:
+        schema = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TunelabError(f"JSON schema {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise TunelabError(f"JSON schema {path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(schema, dict):
+        raise TunelabError(f"JSON schema {path}: must be a JSON object")
+    return schema
+
+
+def _json(output: str, schema: dict[str, Any] | None) -> Grade:
+    text = output.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
+    try:
+        value = json.loads(fenced.group(1) if fenced else text)
+    except json.JSONDecodeError:
+        return _bool(False)
+    return _bool(schema is None or not schema_errors(value, schema))
+
+
+JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
+    """A JSON Schema subset (type, enum, const, required, properties, additionalProperties, items,
+    minimum/maximum, minLength/maxLength): enough to check structured answers without a dependency."""
+    errors: list[str] = []
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not any(_is_type(value, k) for k in kinds):
+            return [f"{path}: expected {kind}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: not one of {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{path}: must be {schema['const']!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{path}: below {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{path}: above {schema['maximum']}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", math.inf):
+            errors.append(f"{path}: length out of range")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append(f"{path}: missing '{key}'")
+        props = schema.get("properties", {})
+        for key, sub in value.items():
+            if key in props:
+                errors.extend(schema_errors(sub, props[key], f"{path}.{key}"))
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{path}: unexpected '{key}'")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, sub in enumerate(value):
+            errors.extend(schema_errors(sub, schema["items"], f"{path}[{i}]"))
+    return errors
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    expected = JSON_TYPES.get(kind)
+    return expected is not None and isinstance(value, expected)
+
+
+def wilson_interval(passed: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a pass rate: honest at small n and at 0% or 100%."""
+    if total == 0:
+        return (0.0, 0.0)
+    p = passed / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))

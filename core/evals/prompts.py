@@ -1,0 +1,131 @@
+"""Prompt versions: identified by a hash of their content, grouped by name, diffable.
+
+Saving the same content twice is a no-op, so every run can save its prompt without growing the
+history; a change to the system prompt, the template, the mode or any parameter is a new version.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query
+
+from core.engine.params import GenParams
+from core.engine.prompt import check_mode
+from core.errors import TunelabError
+from core.evals.templates import Template
+from core.history.store import now_iso
+from core.storage.meta import Meta
+
+TABLE = "prompt_versions"
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    template: str
+    system: str = ""
+    mode: str = "auto"
+    params: dict[str, Any] = field(default_factory=lambda: GenParams().to_dict())
+
+    def __post_init__(self) -> None:
+        Template(self.template)
+        Template(self.system)
+        GenParams.from_dict(self.params)
+        check_mode(self.mode, "prompt mode")
+
+    @property
+    def id(self) -> str:
+        body = json.dumps({"system": self.system, "template": self.template, "mode": self.mode,
+                           "params": GenParams.from_dict(self.params).to_dict()}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    @property
+    def gen_params(self) -> GenParams:
+        return GenParams.from_dict(self.params)
+
+    def as_text(self) -> str:
+        """A stable text form, for diffs."""
+        params = GenParams.from_dict(self.params).to_dict()
+        lines = [f"mode: {self.mode}", "system:", *self.system.splitlines(), "template:",
+                 *self.template.splitlines(), "params:"]
+        lines += [f"  {k} = {json.dumps(v)}" for k, v in params.items()]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"template": self.template, "system": self.system, "mode": self.mode, "params": self.params}
+
+
+def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
+    """A prompt file (TOML: name, system, mode, template, [params]); errors name the file and key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TunelabError(f"prompt file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TunelabError(f"prompt file {path.name}: {exc}") from None
+    known = {"name", "system", "mode", "template", "params"}
+    if unknown := sorted(set(data) - known):
+        raise TunelabError(f"prompt file {path.name}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    if not isinstance(data.get("template"), str):
+        raise TunelabError(f"prompt file {path.name}: 'template' is required and must be a string")
+    try:
+        version = PromptVersion(data["template"], data.get("system", ""), data.get("mode", "auto"),
+                                {**GenParams().to_dict(), **data.get("params", {})})
+    except TunelabError as exc:
+        raise TunelabError(f"prompt file {path.name}: {exc}") from None
+    return str(data.get("name") or path.stem), version
+
+
+class PromptStore:
+    def __init__(self, root: Path) -> None:
+        self.meta = Meta(root)
+
+    def save(self, name: str, version: PromptVersion) -> str:
+        """Record `version` under `name` (idempotent); returns its id."""
+        vid = version.id
+
+        def change(db):
+            table = db.table(TABLE)
+            q = Query()
+            if not table.contains((q.id == vid) & (q.name == name)):
+                table.insert({"id": vid, "name": name, "created_at": now_iso(), **version.to_dict()})
+        self.meta.write(change)
+        return vid
+
+    def versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; numbered per name from 1 (the oldest)."""
+        rows = self.meta.read(TABLE)
+        counters: dict[str, int] = {}
+        for row in rows:  # insertion order is creation order
+            counters[row["name"]] = counters.get(row["name"], 0) + 1
+            row["number"] = counters[row["name"]]
+        rows = [r for r in rows if name is None or r["name"] == name]
+        return rows[::-1]
+
+    def get(self, ref: str) -> tuple[dict[str, Any], PromptVersion]:
+        """`name` (latest), `name@N` (N-th version), or an id or unique id prefix."""
+        rows = self.versions()
+        name, _, number = ref.partition("@")
+        if number:
+            hits = [r for r in rows if r["name"] == name and str(r["number"]) == number]
+        else:
+            hits = [r for r in rows if r["name"] == ref][:1] or \
+                   list({r["id"]: r for r in rows if len(ref) >= 4 and r["id"].startswith(ref)}.values())
+        if not hits:
+            raise TunelabError(f"no prompt version '{ref}' (see `tunelab prompts list`)")
+        if len(hits) > 1:
+            raise TunelabError(f"prompt reference '{ref}' is ambiguous ({', '.join(r['id'] for r in hits[:4])})")
+        row = hits[0]
+        return row, PromptVersion(row["template"], row["system"], row["mode"], row["params"])
+
+    def diff(self, a: str, b: str) -> str:
+        (ra, va), (rb, vb) = self.get(a), self.get(b)
+        label = lambda r: f"{r['name']}@{r['number']} ({r['id']})"  # noqa: E731
+        return "".join(difflib.unified_diff(va.as_text().splitlines(True), vb.as_text().splitlines(True),
+                                            fromfile=label(ra), tofile=label(rb)))

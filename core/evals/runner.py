@@ -1,0 +1,345 @@
+"""Batch evaluation: variants x dataset items (x repeats), graded, cached, and stored per run.
+
+A variant is (prompt version or none, model, adapter or none). Rows stream out through `on_row` as
+batches finish, so a UI can fill its matrix live. Each run writes `evals/<id>/results.jsonl` (one
+line per call) and `summary.json` (per-variant rates and per-item aggregates); only the summary's
+headline numbers go to the metadata DB. No torch at import: the TUI runs this through the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import statistics
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+from tinydb import Query
+
+from core.engine import protocol as p
+from core.engine.modelref import fingerprint, folder_fingerprint, resolve
+from core.engine.options import ModelOptions
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
+from core.errors import TunelabError
+from core.evals.cache import GenerationCache, cache_key
+from core.evals.datasets import Item, load_dataset
+from core.evals.graders import parse_grader, wilson_interval
+from core.evals.prompts import PromptVersion
+from core.evals.templates import Template
+from core.history.records import eval_record
+from core.history.store import History, new_id, now_iso
+from core.storage.atomic import write_atomic
+from core.storage.meta import Meta
+from core.storage.paths import ensure_private_dir
+from core.training.adapters import resolve_adapter
+
+RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
+OnResult = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # the prompt's name, or "no prompt"
+    version: PromptVersion | None
+    model: str = "demo"
+    adapter: str | None = None
+
+    @property
+    def label(self) -> str:
+        prompt = f"{self.name}@{self.version.id[:6]}" if self.version else "no prompt"
+        return f"{prompt} | {self.model}" + (f"+{Path(self.adapter).name[:9]}" if self.adapter else "")  # run id or folder
+
+
+@dataclass
+class EvalRequest:
+    dataset: str
+    split: str | None = "eval"
+    grader: str = "exact"
+    repeat: int = 1
+    use_cache: bool = True
+    limit: int | None = None
+    expected: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    def run(self, model: str, adapter: str | None, prompts: list[dict[str, Any]], params: dict[str, Any],
+            on_result: OnResult, cancel: threading.Event) -> None: ...
+
+
+@dataclass
+class _Call:
+    variant: int
+    item: int
+    repeat: int
+    prompt: Prompt
+    params: GenParams
+    key: str
+
+
+def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
+    """With a version: its templates filled from the item. Without: the item's own input as is, raw
+    text (or its chat turns): exactly what a LoRA trained without a template saw."""
+    if version is not None:
+        return Prompt(Template(version.template).render(item.vars), Template(version.system).render(item.vars),
+                      version.mode)
+    if item.messages:
+        return Prompt("", mode="auto", messages=item.messages)
+    v = item.vars
+    if "instruction" in v:
+        text = v["instruction"] + (f"\n\n{v['input']}" if v.get("input") else "")
+    else:
+        text = v.get("input") or v.get("text") or next(iter(v.values()), "")
+    return Prompt(text, v.get("system", ""), "raw")
+
+
+def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend, *,
+             on_row: Callable[[dict[str, Any]], None] | None = None,
+             on_progress: Callable[[int, int], None] | None = None,
+             cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`)."""
+    if not variants:
+        raise TunelabError("an eval needs at least one variant")
+    if not 1 <= request.repeat <= 100:
+        raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
+    cancel = cancel or threading.Event()
+    dataset = load_dataset(request.dataset, expected=request.expected, mapping=request.mapping)
+    items = dataset.split(request.split)[: request.limit]
+    if not items:
+        raise TunelabError(f"dataset {dataset.name} has no items in split '{request.split}'")
+    for v in variants:  # every template error surfaces before the first generation
+        if v.version is not None:
+            dataset.check_template(Template(v.version.template), items)
+            dataset.check_template(Template(v.version.system), items)
+    grader = parse_grader(request.grader, sorted({it.expected for it in items if it.expected is not None}))
+    fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
+    # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
+    fingerprints = {v.model: fingerprint(resolve(v.model, allow_pickle=True)) for v in variants}
+    adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
+    adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
+
+    calls: list[_Call] = []
+    for vi, v in enumerate(variants):
+        base = v.version.gen_params if v.version else fallback
+        for r in range(request.repeat):
+            params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
+            for ii, item in enumerate(items):
+                prompt = item_prompt(v.version, item)
+                key = cache_key(fingerprints[v.model], adapter_prints.get(v.adapter or ""), prompt.to_dict(),
+                                params.to_dict())
+                calls.append(_Call(vi, ii, r, prompt, params, key))
+
+    run_id = "e" + new_id()
+    folder = ensure_private_dir(Path(root) / "evals" / run_id)
+    cache = GenerationCache(root)
+    cached = cache.get_many([c.key for c in calls]) if request.use_cache else {}
+    fresh: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    fd = os.open(folder / "results.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        with os.fdopen(fd, "a", encoding="utf-8") as out:
+            def finish(call: _Call, result: dict[str, Any], from_cache: bool) -> None:
+                item = items[call.item]
+                grade = grader(result["output"], item.expected)
+                row = {"variant": call.variant, "item": item.id, "repeat": call.repeat, "output": result["output"],
+                       "expected": item.expected, "passed": grade.passed, "score": grade.score,
+                       "latency_s": result.get("latency_s"), "completion_tokens": result.get("completion_tokens"),
+                       "cached": from_cache}
+                with lock:
+                    rows.append(row)
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    if not from_cache:
+                        fresh[call.key] = result
+                    done = len(rows)
+                if on_row:
+                    on_row(row)
+                if on_progress:
+                    on_progress(done, len(calls))
+
+            misses = []
+            for call in calls:
+                if call.key in cached:
+                    finish(call, cached[call.key], True)
+                else:
+                    misses.append(call)
+            groups: dict[tuple, list[_Call]] = defaultdict(list)
+            for call in misses:
+                v = variants[call.variant]
+                params_json = json.dumps(call.params.to_dict(), sort_keys=True)
+                groups[(v.model, adapter_paths.get(v.adapter or ""), params_json)].append(call)
+            seen: set[str] = set()
+            for (model, adapter, params_json), group in groups.items():
+                if cancel.is_set():
+                    break
+                unique: list[_Call] = []
+                duplicates: list[_Call] = []
+                for c in group:  # identical calls (same key) run once; the others reuse the result
+                    (duplicates if c.key in seen else unique).append(c)
+                    seen.add(c.key)
+                backend.run(model, adapter, [c.prompt.to_dict() for c in unique], json.loads(params_json),
+                            partial(_finish_fresh, finish, unique), cancel)
+                for c in duplicates:
+                    if c.key in fresh:
+                        finish(c, fresh[c.key], True)
+    finally:
+        if fresh:  # what was computed is cached even when a later batch fails
+            cache.put_many(fresh)
+
+    summary = _summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows,
+                         "cancelled" if cancel.is_set() else "done")
+    write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))
+    headline = {k: v for k, v in summary.items() if k != "items"}
+    Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
+    History(root).add(eval_record(summary))
+    return summary
+
+
+def _finish_fresh(finish: Callable[[_Call, dict[str, Any], bool], None], calls: list[_Call], index: int,
+                  result: dict[str, Any]) -> None:
+    finish(calls[index], result, False)
+
+
+def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_variant[row["variant"]].append(row)
+    out_variants, per_item = [], {}
+    for vi, v in enumerate(variants):
+        vrows = by_variant.get(vi, [])
+        passed = sum(r["passed"] for r in vrows)
+        lo, hi = wilson_interval(passed, len(vrows))
+        latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
+        tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
+        out_variants.append({
+            "label": v.label, "prompt_name": v.name if v.version else None,
+            "prompt_id": v.version.id if v.version else None, "model": v.model, "adapter": v.adapter,
+            "trials": len(vrows), "passed": passed, "pass_rate": passed / len(vrows) if vrows else 0.0,
+            "ci": [round(lo, 4), round(hi, 4)],
+            "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
+            "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
+            "cached": sum(r["cached"] for r in vrows)})
+        per_item[str(vi)] = _per_item(vrows)
+    return {"id": run_id, "created_at": now_iso(), "status": status, "dataset": dataset_name,
+            "dataset_sha256": dataset_sha, "split": request.split, "grader": request.grader,
+            "repeat": request.repeat, "n_items": len(items), "variants": out_variants, "items": per_item}
+
+
+def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Repeats of one item folded: pass fraction, majority output, number of distinct outputs."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["item"]].append(row)
+    out = {}
+    for item_id, reps in grouped.items():
+        outputs = Counter(r["output"] for r in reps)
+        fraction = sum(r["passed"] for r in reps) / len(reps)
+        out[item_id] = {"pass": round(fraction, 4), "passed": fraction >= 0.5,
+                        "majority": outputs.most_common(1)[0][0], "distinct": len(outputs)}
+    return out
+
+
+class EvalRuns:
+    """Stored eval runs, and the pinned baseline per dataset split."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.meta = Path(root), Meta(root)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.meta.read(RUNS_TABLE)[::-1]
+
+    def load(self, run_id: str) -> dict[str, Any]:
+        ids = [r["id"] for r in self.meta.read(RUNS_TABLE) if r["id"].startswith(run_id)] if run_id else []
+        if len(ids) != 1:
+            raise TunelabError(f"no eval run '{run_id}'" if not ids else f"eval run '{run_id}' is ambiguous")
+        try:
+            return json.loads((self.root / "evals" / ids[0] / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TunelabError(f"eval run {ids[0]}: summary unreadable ({exc})") from None
+
+    def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:
+        """Make (run, variant) the baseline for its dataset split; later runs are compared to it."""
+        summary = self.load(run_id)
+        if not 0 <= variant < len(summary["variants"]):
+            raise TunelabError(f"eval run {summary['id']} has no variant {variant}")
+        key = f"{summary['dataset']}:{summary['split']}"
+        doc = {"key": key, "run": summary["id"], "variant": variant}
+        self.meta.write(lambda db: db.table(BASELINES_TABLE).upsert(doc, Query().key == key))
+        return doc
+
+    def baseline_for(self, dataset: str, split: str | None) -> tuple[dict[str, Any], int] | None:
+        key = f"{dataset}:{split}"
+        pins = [d for d in self.meta.read(BASELINES_TABLE) if d["key"] == key]
+        if not pins:
+            return None
+        return self.load(pins[0]["run"]), pins[0]["variant"]
+
+
+def compare(summary: dict[str, Any], baseline: dict[str, Any], baseline_variant: int) -> list[dict[str, Any]]:
+    """Per variant: change in pass rate and the items fixed and broken against the baseline."""
+    base_rate = baseline["variants"][baseline_variant]["pass_rate"]
+    base_items = baseline["items"][str(baseline_variant)]
+    out = []
+    for vi, v in enumerate(summary["variants"]):
+        items = summary["items"][str(vi)]
+        shared = sorted(set(items) & set(base_items))
+        out.append({"delta": v["pass_rate"] - base_rate,
+                    "fixed": [i for i in shared if items[i]["passed"] and not base_items[i]["passed"]],
+                    "broken": [i for i in shared if not items[i]["passed"] and base_items[i]["passed"]]})
+    return out
+
+
+class HostBackend:
+    """In-process generation (the headless commands) on one `ModelHost`: the base loads once per model,
+    adapters are hot-swapped onto it, exactly as in the model worker."""
+
+    def __init__(self, options: ModelOptions) -> None:
+        from core.engine.host import ModelHost
+
+        self.options = options
+        self.host = ModelHost()
+        self.model: str | None = None
+
+    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
+        if model != self.model:
+            self.host.load(replace(self.options, model=model))
+            self.model = model
+        self.host.batch([Prompt.from_dict(x) for x in prompts], GenParams.from_dict(params), adapter,
+                        on_result=on_result, cancel=cancel)
+
+
+class WorkerBackend:
+    """Generation through the model worker (the TUI), on the model it has loaded; adapters are
+    hot-swapped there."""
+
+    def __init__(self, client, model: str) -> None:
+        self.client, self.model = client, model
+
+    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
+        if model != self.model:
+            raise TunelabError(f"the workbench evaluates on the loaded model ({self.model}); load {model} first")
+        events: queue.Queue = queue.Queue()
+        rid = self.client.batch(prompts, params, events.put, adapter=adapter)
+        asked = False
+        while True:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                if cancel.is_set() and not asked:
+                    self.client.cancel(rid)
+                    asked = True
+                continue
+            if isinstance(event, p.Item):
+                on_result(event.index, event.result)
+            elif isinstance(event, p.BatchDone):
+                return
+            else:  # Error or Crashed
+                raise TunelabError(getattr(event, "message", "model worker failed"))

@@ -1,0 +1,132 @@
+"""TinyDB storage that never leaves a half-written file, plus the store's single-writer lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tinydb.storages import Storage
+
+from core.errors import TunelabError
+
+
+class StoreCorrupt(TunelabError):
+    """A store file could not be parsed; it is named, skipped, and never overwritten."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a private temp file, fsync, then rename over `path`: readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB JSON storage written by `write_atomic`; a corrupt file raises StoreCorrupt, never resets."""
+
+    def __init__(self, path: str | Path, **_: Any) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreCorrupt(f"cannot read store file {self.path.name}: {exc}") from None
+        if not text.strip():
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StoreCorrupt(f"store file {self.path.name} is corrupt (line {exc.lineno}): skipped") from None
+        if not isinstance(data, dict):
+            raise StoreCorrupt(f"store file {self.path.name} is corrupt (not a JSON object): skipped")
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        write_atomic(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+    def close(self) -> None:
+        pass
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+
+
+class StoreBusy(TunelabError):
+    """Another process held the writer lock for longer than the caller would wait."""
+
+
+@contextmanager
+def writer_lock(folder: Path, timeout: float | None = None) -> Iterator[None]:
+    """Exclusive across threads and processes: writers queue, so the store has one writer at a time.
+
+    With a timeout, a writer that cannot get the lock in time raises StoreBusy naming the holder's pid
+    (written into `.lock`), so a second tunelab says so instead of hanging.
+    """
+    key = str(folder.resolve())
+    tlock = _thread_locks.setdefault(key, threading.Lock())
+    if not tlock.acquire(timeout=-1 if timeout is None else timeout):
+        raise StoreBusy(f"{folder} is being written by another thread; try again")
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _flock(fd, folder, timeout)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        tlock.release()
+
+
+def _flock(fd: int, folder: Path, timeout: float | None) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise StoreBusy(f"{folder} is locked by another tunelab process (pid {holder}); "
+                                "it stays read-only until that one finishes writing") from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def writable(what: str) -> Iterator[None]:
+    """Turn a failed write (read-only folder, full disk, permissions) into one line naming `what`."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise TunelabError(f"cannot write {what}: {reason} ({exc.filename or what}); nothing was changed") from None

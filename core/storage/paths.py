@@ -1,0 +1,35 @@
+"""Where tunelab keeps its files: `TUNELAB_HOME` when set, else the platform's data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def data_dir() -> Path:
+    """The data root (history, runs, logs), created private (0700) on first use."""
+    root = Path(os.environ.get("TUNELAB_HOME") or user_data_dir("tunelab", appauthor=False))
+    return ensure_private_dir(root)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def logs_dir() -> Path:
+    return ensure_private_dir(data_dir() / "logs")
+
+
+def package_root() -> Path:
+    """The folder that holds the `core` package (a checkout or site-packages)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child tunelab starts: this one, with the package importable."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_root()), os.environ.get("PYTHONPATH")]))
+    return env

@@ -1,0 +1,65 @@
+"""Find LoRA adapters: a training run's `adapter/` folder (by run id) or any PEFT adapter folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.errors import TunelabError
+from core.training.runs import ADAPTER, Runs
+
+
+def resolve_adapter(root: Path, ref: str) -> Path:
+    """A folder with `adapter_config.json`, or the adapter of the training run `ref` (id prefix)."""
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        try:
+            path = Runs(root).path(ref) / ADAPTER
+        except TunelabError:
+            raise TunelabError(f"no adapter '{ref}': not a folder and not a training run id") from None
+        if not path.is_dir():
+            raise TunelabError(f"training run {ref} has no adapter yet (it is saved when the run finishes)")
+    if not (path / "adapter_config.json").is_file():
+        raise TunelabError(f"not a PEFT adapter folder (no adapter_config.json): {path}")
+    if not (path / "adapter_model.safetensors").is_file():
+        raise TunelabError(f"adapter has no adapter_model.safetensors: {path}")
+    return path
+
+
+def base_of(adapter: Path) -> str | None:
+    """The base model an adapter names: its training run's model, else `adapter_config.json`'s."""
+    import json
+
+    for path, keys in ((adapter.parent / "run_config.json", ("config", "model")),
+                       (adapter / "adapter_config.json", ("base_model_name_or_path",))):
+        try:
+            value: Any = json.loads(path.read_text(encoding="utf-8"))
+            for key in keys:
+                value = value[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def merge(root: Path, ref: str, out: Path, base: str | None = None,
+          load_options: dict[str, Any] | None = None) -> Path:
+    """Fold the adapter into its base model's weights and save a plain model folder (safetensors,
+    with the tokenizer and chat template), loadable anywhere with `--model OUT`."""
+    from peft import PeftModel
+
+    from core.engine.loading import load
+
+    adapter = resolve_adapter(root, ref)
+    base = base or base_of(adapter)
+    if base is None:
+        raise TunelabError(f"adapter {adapter} does not say its base model: pass --model")
+    if out.exists() and any(out.iterdir()):
+        raise TunelabError(f"output folder is not empty: {out}")
+    loaded = load(base, **(load_options or {}))
+    merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(out)
+    return out

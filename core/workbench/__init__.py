@@ -1,0 +1,1 @@
+"""The workbench service: the use cases both front ends call."""

@@ -1,0 +1,237 @@
+"""The workbench service: every use case the front ends offer, written once.
+
+`tui.app` (the Textual app) and `tui.cli` (the command line) both call these functions; they only
+gather input and show output. Nothing here imports Textual, and nothing imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.engine.options import ModelOptions
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
+from core.errors import TunelabError
+from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
+from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
+from core.evals.templates import Template
+from core.history.records import generation_record
+from core.history.store import History
+from core.training.config import TrainConfig
+from core.training.runs import LIVE, Runs
+
+NO_PROMPT = "no prompt"
+STOP_GRACE_S = 30.0
+
+
+def parse_mapping(pairs: Iterable[str], what: str = "--map") -> dict[str, str]:
+    """`VAR=FIELD` pairs (template variable from a dataset field), each checked."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        var, sep, source = pair.partition("=")
+        if not sep or not var.strip() or not source.strip():
+            raise TunelabError(f"{what}: '{pair}' is not VAR=FIELD")
+        mapping[var.strip()] = source.strip()
+    return mapping
+
+
+def parse_data_field(text: str) -> tuple[str, str | None, dict[str, str]]:
+    """The TUI's data field `SPEC [expected=FIELD] [VAR=FIELD ...]`: dataset, expected field, mapping."""
+    spec, *pairs = text.split() or ["demo"]
+    mapping = parse_mapping(pairs, "data field")
+    return spec, mapping.pop("expected", None), mapping
+
+
+@dataclass
+class PromptRef:
+    """A prompt for a variant: its name and version, and whether it came from a file not saved yet."""
+
+    name: str
+    version: PromptVersion
+    new: bool = False
+
+
+@dataclass
+class Adapter:
+    """A finished LoRA: the run that trained it, its folder, and what it was trained on."""
+
+    run_id: str
+    path: Path
+    eval_loss: float | None = None
+    trained_on: str = "as is"  # or the template's first line, when rendered with a prompt
+
+    @property
+    def label(self) -> str:
+        loss = f" eval {self.eval_loss:.3f}" if self.eval_loss is not None else ""
+        return f"{self.run_id[:10]}{loss}"
+
+
+@dataclass
+class Workbench:
+    """The use cases over one data dir."""
+
+    root: Path
+    history: History = field(init=False)
+    prompts: PromptStore = field(init=False)
+    runs: Runs = field(init=False)
+    evals: EvalRuns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.history = History(self.root)
+        self.prompts = PromptStore(self.root)
+        self.runs = Runs(self.root)
+        self.evals = EvalRuns(self.root)
+
+    # -- prompts -------------------------------------------------------------------------------
+    def prompt_ref(self, ref: str) -> PromptRef:
+        """A `.toml` prompt file (saved as a version only once the command got past its checks) or a
+        saved version (`name`, `name@N`, id prefix)."""
+        path = Path(ref).expanduser()
+        if path.suffix == ".toml" or path.is_file():
+            name, version = read_prompt_file(path)
+            return PromptRef(name, version, new=True)
+        row, version = self.prompts.get(ref)
+        return PromptRef(row["name"], version)
+
+    def save_prompts(self, refs: Iterable[PromptRef]) -> None:
+        for ref in refs:
+            if ref.new:
+                self.prompts.save(ref.name, ref.version)
+
+    # -- variants and evals --------------------------------------------------------------------
+    def variants(self, prompts: list[PromptRef | None], adapters: list[str | None], models: list[str]) -> list[Variant]:
+        """Every prompt (None: the items as they are) x adapter (None: the base) x model: with "no prompt",
+        one prompt and one adapter, the 2x2."""
+        out = [Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
+               for adapter in adapters for ref in prompts for model in models]
+        if not out:
+            raise TunelabError("give at least one --prompt (or --no-prompt)")
+        return out
+
+    def run_eval(self, request: EvalRequest, variants: list[Variant], backend: Backend, *,
+                 new_prompts: Iterable[PromptRef] = (), on_row: Callable[[dict[str, Any]], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None) -> dict[str, Any]:
+        summary = run_eval(self.root, request, variants, backend, on_row=on_row, on_progress=on_progress,
+                           cancel=cancel)
+        self.save_prompts(new_prompts)
+        return summary
+
+    def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+        return self.evals.baseline_for(summary["dataset"], summary["split"])
+
+    # -- single runs ---------------------------------------------------------------------------
+    def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
+        """A template's variables filled from the first row of the workbench's dataset split (reads disk:
+        call it off the UI loop)."""
+        from core.evals.datasets import load_dataset
+
+        template, system = Template(version.template), Template(version.system)
+        values: dict[str, str] = {}
+        if template.variables or system.variables:
+            items = load_dataset(request.dataset, expected=request.expected,
+                                 mapping=request.mapping).split(request.split)
+            if not items:
+                raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
+            values = items[0].vars
+            template.check(values, source=items[0].where)
+            system.check(values, source=items[0].where)
+        return Prompt(template.render(values), system.render(values), version.mode)
+
+    def generate_here(self, options: ModelOptions, prompt: Prompt, params: GenParams, *,
+                      emit: Callable[[str, int], None], cancel: threading.Event) -> dict[str, Any]:
+        """A single run in this process (the headless CLI): the same model host the worker serves."""
+        from core.engine.host import ModelHost
+
+        adapter = str(self.adapter_path(options.adapter)) if options.adapter else None
+        host = ModelHost()
+        host.load(options)
+        return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
+
+    def save_generation(self, *, model: str, prompt: Prompt, params: dict[str, Any], status: str,
+                        result: dict[str, Any] | None = None, error: str | None = None, streamed: str = "",
+                        rendered_prompt: str = "", adapter: str | None = None,
+                        named: PromptRef | None = None, save: bool = True) -> dict[str, Any]:
+        """One history record for a single run (and its prompt version, when it has a name); returns it,
+        with its id when saved."""
+        record = generation_record(model=model, prompt=prompt.text, system=prompt.system, mode=prompt.mode,
+                                   params=params, result=result, status=status, error=error,
+                                   partial_output=streamed, rendered_prompt=rendered_prompt, adapter=adapter)
+        if named is not None:
+            self.prompts.save(named.name, named.version)
+            record.update(prompt_name=named.name, prompt_version=named.version.id, template=named.version.template)
+        if save:
+            record["id"] = self.history.add(record)
+        return record
+
+    # -- adapters ------------------------------------------------------------------------------
+    def adapters(self) -> list[Adapter]:
+        """Finished runs' adapters, newest first."""
+        out = []
+        for status in self.runs.list():
+            if status["state"] == "done" and status.get("adapter"):
+                config = self.runs.config(status["id"]).get("config", {})
+                template = str(config.get("template") or "")
+                out.append(Adapter(status["id"], self.runs.path(status["id"]) / str(status["adapter"]),
+                                   status.get("eval_loss"),
+                                   template.splitlines()[0][:40] if template.strip() else "as is"))
+        return out
+
+    def adapter_path(self, ref: str) -> Path:
+        from core.training.adapters import resolve_adapter
+
+        return resolve_adapter(self.root, ref)
+
+    # -- training ------------------------------------------------------------------------------
+    def train_config(self, settings: dict[str, Any], *, options: ModelOptions, dataset: str,
+                     expected: str | None = None, mapping: dict[str, str] | None = None,
+                     prompt: PromptVersion | None = None, mode: str = "raw") -> TrainConfig:
+        """A run's settings from the form or the flags, the model options and (optionally) the prompt
+        version the examples are rendered with."""
+        if options.adapter:
+            raise TunelabError("--adapter does not apply to training (a run trains a new adapter)")
+        values = {**settings, "model": options.model, "dataset": dataset, "expected": expected,
+                  "mapping": mapping or {}, "mode": mode, "allow_pickle": options.allow_pickle,
+                  "trust_remote_code": options.trust_remote_code, "dtype": options.dtype, "device": options.device}
+        if prompt is not None:
+            values.update(template=prompt.template, system=prompt.system, mode=prompt.mode)
+        return TrainConfig.from_dict(values)
+
+    def start_run(self, config: TrainConfig, new_prompts: Iterable[PromptRef] = ()) -> str:
+        """Check the data, create the run folder and start its process (reads disk: off the UI loop)."""
+        run_id = self.runs.create(config)
+        self.save_prompts(new_prompts)
+        self.runs.launch(run_id)
+        return run_id
+
+    def resume_run(self, run_id: str, config: TrainConfig | None = None) -> str:
+        run_id = str(self.runs.status(run_id)["id"])
+        self.runs.resume(run_id, config)
+        return run_id
+
+    def stop_run(self, run_id: str) -> None:
+        """Stop and save at the next step; `enforce_stop` kills it once the grace is over."""
+        self.runs.stop(run_id)
+
+    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S) -> bool:
+        """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed."""
+        status = self.runs.status(run_id)
+        asked = status.get("stop_requested_at")
+        if status["state"] in LIVE and isinstance(asked, (int, float)) and time.time() - asked > grace:
+            self.runs.kill(run_id)
+            return True
+        return False
+
+    def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> dict[str, Any]:
+        self.stop_run(run_id)
+        while True:
+            status = self.runs.status(run_id)
+            if status["state"] not in LIVE or self.enforce_stop(run_id, grace):
+                return self.runs.status(run_id)
+            time.sleep(poll)

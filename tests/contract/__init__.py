@@ -1,0 +1,1 @@
+"""Contracts: the two worker clients agree, and the import boundaries hold."""

@@ -1,0 +1,107 @@
+"""The headless CLI, run as a user runs it: a subprocess with its own exit code and streams."""
+
+import json
+
+import pytest
+
+from core import __version__
+from tests.conftest import tunelab
+
+
+def test_version(home):
+    out = tunelab("--version", home=home)
+    assert out.returncode == 0 and out.stdout.strip() == f"tunelab {__version__}"
+
+
+@pytest.mark.slow
+def test_gen_streams_to_stdout_and_saves_history(home):
+    out = tunelab("gen", "Tell me a short story.", "--max-new-tokens", "30", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    text, record_line = out.stdout.rsplit("\n", 2)[0], out.stdout.strip().splitlines()[-1]
+    record = json.loads(record_line)
+    assert record["output"] and record["output"] in text
+    assert record["completion_tokens"] > 0 and record["params"]["max_new_tokens"] == 30
+    assert "tok/s" in out.stderr and "Traceback" not in out.stderr
+    listed = tunelab("history", "--json", home=home)
+    assert json.loads(listed.stdout.strip().splitlines()[0])["id"] == record["id"]
+    shown = tunelab("history", "show", record["id"], home=home)
+    assert json.loads(shown.stdout)["rendered_prompt"].startswith("<|user|>")
+
+
+@pytest.mark.slow
+def test_gen_reads_stdin_and_respects_stop(home):
+    out = tunelab("gen", "-", "--raw", "--stop", ".", "--no-history", home=home, stdin="Anna was a")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() and "." not in out.stdout
+    assert tunelab("history", home=home).stdout == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (("gen", "hi", "--model", "/no/such/model"), "model folder not found: /no/such/model"),
+    (("gen", "hi", "--model", "tunelab-test/absent"), "cannot load model hub id 'tunelab-test/absent'"),
+    (("gen", "hi", "--top-p", "3"), "top_p must be in (0, 1]"),
+    (("gen", "hi", "--max-new-tokens", "0"), "max_new_tokens must be between"),
+    (("history", "show", "nope"), "'nope' is not a history record id"),
+    (("history", "show", "abcdef12"), "no history record with id abcdef12"),
+    (("history", "kind:banana"), "kind:banana is not a record kind"),
+    (("history", "since:yesterday"), "since:yesterday is not a date"),
+    (("history", "import", "/no/such.jsonl"), "/no/such.jsonl: no such file"),
+    (("history", "export", "--format", "xml"), "export format must be jsonl, csv, training"),
+])
+def test_bad_input_is_one_line_and_exit_2(home, args, message):
+    out = tunelab(*args, home=home)
+    assert out.returncode == 2
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines == [f"tunelab: error: {lines[0].removeprefix('tunelab: error: ')}"]
+    assert message in lines[0]
+
+
+def test_pickle_only_model_is_refused(home, model_copy):
+    (model_copy / "model.safetensors").rename(model_copy / "pytorch_model.bin")
+    out = tunelab("gen", "hi", "--model", str(model_copy), home=home)
+    assert out.returncode == 2 and "--allow-pickle" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
+    first, second = tmp_path / "senti.toml", tmp_path / "senti2.toml"
+    first.write_text('mode = "raw"\ntemplate = "Review: {{text}}\\nSentiment:"\n[params]\nmax_new_tokens = 3\n')
+    second.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n'
+                      '[params]\nmax_new_tokens = 3\n')
+    out = tunelab("eval", "--no-prompt", "--prompt", str(first), "--limit", "40", "--pin", home=home)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "demo:eval · 40 items · grader labels" in lines[0]
+    assert lines[2].split()[:5] == ["0", "no", "prompt", "|", "demo"]
+    out = tunelab("eval", "--prompt", str(second), "--model", "demo", "--model", "demo", "--limit", "40",
+                  "--min-pass", "90%", "--json", home=home)
+    assert out.returncode == 1 and "min-pass failed" in out.stderr
+    result = json.loads(out.stdout)
+    assert len(result["variants"]) == 2 and result["variants"][0]["pass_rate"] > 0.5
+    assert result["variants"][1]["cached"] == 40  # the same call twice is computed once
+    assert len(result["comparisons"][0]["fixed"]) == result["variants"][0]["passed"]
+    diff = tunelab("prompts", "diff", "senti@1", "senti@2", home=home)
+    assert "-Review: {{text}}" in diff.stdout and "+{{text}} Overall, this review is" in diff.stdout
+    shown = tunelab("evals", "show", result["id"], home=home)
+    assert "fixed" in shown.stdout and shown.returncode == 0
+    assert tunelab("eval", "--prompt", "nope@9", home=home).returncode == 2
+
+
+@pytest.mark.slow
+def test_train_runs_stop_and_a_changed_resume_is_refused(home):
+    import time
+
+    out = tunelab("train", "--max-steps", "300", "--batch-size", "8", "--detach", home=home)
+    assert out.returncode == 0 and "started training run" in out.stderr
+    run_id = out.stderr.split("started training run ")[1].split()[0]
+    deadline = time.monotonic() + 120
+    while "running  step 0/" in tunelab("runs", home=home).stdout or "running" not in tunelab("runs", home=home).stdout:
+        assert time.monotonic() < deadline, tunelab("runs", home=home).stdout
+        time.sleep(0.5)
+    stopped = tunelab("runs", "stop", run_id, home=home)
+    assert stopped.returncode == 0 and "stopped, saved step-" in stopped.stderr
+    refused = tunelab("train", "--resume", run_id, "--max-steps", "300", "--batch-size", "8", "--lora-r", "8",
+                      home=home)
+    assert refused.returncode == 2 and "lora_r: 16 -> 8" in refused.stderr and "Traceback" not in refused.stderr
+    listed = tunelab("runs", home=home).stdout
+    assert run_id in listed and "stopped" in listed

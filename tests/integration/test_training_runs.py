@@ -1,0 +1,181 @@
+"""Training runs as real child processes: done, stop-and-save, resume, cancel, kill, bad input."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from core.engine.options import ModelOptions
+from core.errors import TunelabError
+from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
+from core.training.config import TrainConfig
+from core.training.runs import ADAPTER, Runs
+
+pytestmark = pytest.mark.slow
+QUICK = dict(max_steps=12, eval_every=6, save_every=6, batch_size=8)
+
+
+def wait(runs, run_id, predicate, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = runs.status(run_id)
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"run never reached the state; last status {runs.status(run_id)}")
+
+
+def finished(status):
+    return status["state"] not in {"created", "starting", "loading", "running"}
+
+
+def start(home, **settings):
+    runs = Runs(home)
+    run_id = runs.create(TrainConfig(**settings))
+    runs.launch(run_id)
+    return runs, run_id
+
+
+def losses(runs, run_id):
+    rows, _ = runs.metrics(run_id)
+    return {r["step"]: r["loss"] for r in rows}
+
+
+def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
+    runs, run_id = start(home, **QUICK)
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "done" and status["step"] == 12, status
+    rows, _ = runs.metrics(run_id)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert rows[-1]["loss"] < rows[0]["loss"] / 2  # it learns
+    assert {"epoch", "lr", "grad_norm", "tokens_seen", "tok_s", "elapsed_s", "eta_s", "mem_mb"} <= set(rows[0])
+    assert rows[5]["eval_loss"] is not None and "eval_loss" not in rows[4]
+    config = runs.config(run_id)
+    assert config["resolved"]["versions"]["peft"] and "q_proj" in config["resolved"]["linear_modules"]
+    from core.evals.datasets import load_dataset
+
+    assert config["resolved"]["dataset_sha256"] == load_dataset("demo").sha256
+    assert config["resolved"]["model_fingerprint"] and config["config"]["seed"] == 0
+    assert status["checkpoints"] == ["step-000006", "step-000012"]
+    from core.history.store import History
+
+    entry = History(home).recent(1)[0]  # the run is browsable in history next to generations
+    assert (entry["kind"], entry["ref"], entry["adapter"]) == ("train", run_id, run_id)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from core import demo
+
+    adapter = runs.path(run_id) / ADAPTER
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR), adapter)
+    assert model.peft_config["default"].r == 16
+    assert any("lm_head" in name for name, _ in model.named_parameters() if "modules_to_save" in name)
+
+
+def test_stop_saves_and_resume_continues_exactly(home):
+    reference, ref_id = start(home, **QUICK)
+    wait(reference, ref_id, finished)
+    runs, run_id = start(home, **QUICK)
+    wait(runs, run_id, lambda s: s.get("step", 0) >= 3)
+    status = runs.stop_and_wait(run_id)
+    assert status["state"] == "stopped" and status["checkpoints"], status
+    stopped_at = int(status["last_checkpoint"].split("-")[1])
+    assert 3 <= stopped_at < 12
+    with pytest.raises(TunelabError, match=r"started with other settings \(lora_r: 16 -> 8\)"):
+        runs.resume(run_id, TrainConfig(**QUICK, lora_r=8))
+    runs.resume(run_id, TrainConfig(**QUICK))
+    assert wait(runs, run_id, finished)["state"] == "done"
+    expected, got = losses(reference, ref_id), losses(runs, run_id)
+    for step in range(stopped_at + 1, 13):
+        assert got[step] == pytest.approx(expected[step], abs=1e-4), step
+
+
+def test_cancel_removes_checkpoints(home):
+    runs, run_id = start(home, max_steps=400, save_every=1, batch_size=8, eval_every=None)
+    wait(runs, run_id, lambda s: s.get("step", 0) >= 2)
+    runs.cancel(run_id)
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "cancelled" and status["checkpoints"] == []
+
+
+def test_sigkill_shows_failed_with_log_and_resumes_from_last_checkpoint(home):
+    runs, run_id = start(home, **{**QUICK, "save_every": 2, "max_steps": 400})
+    status = wait(runs, run_id, lambda s: len(s["checkpoints"]) >= 2)
+    os.killpg(status["pid"], signal.SIGKILL)
+    status = wait(runs, run_id, lambda s: s["state"] == "failed")
+    assert status["error"].startswith("process ended unexpectedly")
+    runs.resume(run_id)
+    wait(runs, run_id, lambda s: s["state"] == "running" and s.get("step", 0) > 4)
+    runs.kill(run_id)
+
+
+def test_watchdog_escalates_when_a_run_ignores_stop(home):
+    runs, run_id = start(home, max_steps=400, batch_size=8, eval_every=None, save_every=None)
+    status = wait(runs, run_id, lambda s: s.get("step", 0) >= 1)
+    os.killpg(status["pid"], signal.SIGSTOP)  # a hung run: it cannot act on SIGTERM
+    status = runs.stop_and_wait(run_id, grace=1.0)
+    assert status["state"] == "killed"
+    time.sleep(0.5)
+    assert runs.status(run_id)["state"] == "killed"
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"target_modules": ("q_proj", "attn_out")}, "unknown target module 'attn_out' (valid: all-linear, down_proj"),
+])
+def test_bad_input_fails_with_one_line(home, settings, message):
+    runs, run_id = start(home, **QUICK, **settings)
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "failed" and message in status["error"] and "\n" not in status["error"]
+
+
+def test_bad_data_is_refused_before_a_run_exists(home):
+    from core.errors import TunelabError
+
+    with pytest.raises(TunelabError, match="eval.jsonl:1: missing field 'verdict'"):
+        start(home, **QUICK, expected="verdict")
+    assert not any((home / "runs").iterdir())
+
+
+def test_lora_beats_the_prompt_on_the_demo_task(home):
+    """The issue's target: the demo task's LoRA accuracy reaches 90%."""
+    runs, run_id = start(home)
+    assert wait(runs, run_id, finished, timeout=600)["state"] == "done"
+    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels"),
+                       [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)], HostBackend(ModelOptions()))
+    base, lora = summary["variants"]
+    assert base["pass_rate"] < 0.1 and lora["pass_rate"] >= 0.9
+
+
+def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):
+    from core.engine.generation import generate
+    from core.engine.loading import load
+    from core.engine.params import GenParams
+    from core.engine.prompt import Prompt
+    from core.training.adapters import merge
+
+    runs, run_id = start(home, **QUICK)
+    assert wait(runs, run_id, finished)["state"] == "done"
+    out = merge(home, run_id, tmp_path / "merged")
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    with pytest.raises(TunelabError, match="output folder is not empty"):
+        merge(home, run_id, out)
+
+    from peft import PeftModel
+
+    prompt, params = Prompt("The lamp is great. I love it.", mode="raw"), GenParams(max_new_tokens=4)
+    with_adapter = load("demo")
+    with_adapter.model = PeftModel.from_pretrained(with_adapter.model, runs.path(run_id) / ADAPTER).eval()
+    expected = generate(with_adapter, prompt, params, emit=lambda *a: None)["output"]
+    assert generate(load(str(out)), prompt, params, emit=lambda *a: None)["output"] == expected
+
+
+def test_torchrun_with_two_processes_on_gloo(home):
+    runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 6})
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "done", (status, runs.path(run_id).joinpath("worker.log").read_text()[-2000:])
+    assert runs.config(run_id)["resolved"]["world_size"] == 2
+    rows, _ = runs.metrics(run_id)
+    assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]
+    assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()

@@ -1,0 +1,1 @@
+"""The Textual app driven as a person would: Pilot, snapshots."""

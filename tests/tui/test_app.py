@@ -1,0 +1,127 @@
+"""Pilot tests: the TUI as a person uses it, on a scripted model client (and once on the real one)."""
+
+import threading
+
+import pytest
+from textual.widgets import Input, Select
+
+from core.history.store import History
+from tests.fakes import STORY, FakeClient
+from tests.tui_helpers import fake_app, run_prompt, start_held_run, type_prompt, wait_for
+from tui.app import TunelabApp
+from tui.messages import WorkerMessage
+
+
+def stats(app) -> str:
+    return str(app.query_one("#result-stats").render())
+
+
+async def test_run_streams_output_and_saves_history(home):
+    events = []
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24), message_hook=lambda m: isinstance(m, WorkerMessage) and events.append(m.event.TAG)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        assert "demo · cpu" in app.sub_title
+        await run_prompt(pilot, "Tell me a story")
+        assert app.results.output.text == "".join(STORY)
+        assert "20 tok · 400 tok/s" in stats(app) and "eos" in stats(app)
+    assert events == ["loading", "ready", "started", *["chunk"] * len(STORY), "done"]
+    record = History(home).recent(1)[0]
+    assert record["prompt"] == "Tell me a story" and record["output"] == "".join(STORY)
+    assert record["status"] == "done" and record["rendered_prompt"].startswith("<|user|>")
+    assert record["params"]["max_new_tokens"] == 128
+
+
+async def test_escape_cancels_mid_stream_and_keeps_partial_output(home):
+    app = fake_app(home, gate=threading.Event())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_held_run(pilot, "go")
+        assert "5 tok · " in stats(app) and "tok/s · esc cancels" in stats(app)  # live progress
+        await pilot.press("ctrl+r")  # a second run while busy is refused, not queued
+        assert len(app.client.requests) == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+        assert "cancelled" in stats(app)
+    record = History(home).recent(1)[0]
+    assert record["status"] == "cancelled" and record["output"] == STORY[0]
+
+
+async def test_params_from_the_form_reach_the_request(home):
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#param-max_new_tokens", Input).value = "12"
+        app.query_one("#param-temperature", Input).value = "0.8"
+        app.query_one("#param-stop", Input).value = "fin é\\n"
+        await run_prompt(pilot, "x")
+    params = app.client.requests[0]["params"]
+    assert (params["max_new_tokens"], params["temperature"], params["stop"]) == (12, 0.8, ["fin é\n"])
+
+
+async def test_bad_param_is_a_one_line_error_and_nothing_runs(home):
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#param-top_p", Input).value = "5"
+        await type_prompt(pilot, "x")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "top_p must be in (0, 1]" in stats(app)
+        assert app.client.requests == [] and app.current is None
+
+
+async def test_load_error_is_shown_and_another_model_can_be_loaded(home):
+    app = TunelabApp("missing-model", home=home,
+                     client_factory=lambda cb: FakeClient(cb, bad_models=("missing-model",)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "not found" in stats(app))
+        assert not app.model_ready and app.sub_title == "no model"
+        model = app.query_one("#model-input", Input)
+        model.value = "demo"
+        model.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.model_ready)
+        assert "ready: demo" in stats(app)
+
+
+async def test_worker_crash_is_reported_and_the_next_run_works(home):
+    gate = threading.Event()
+    app = fake_app(home, gate=gate)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_held_run(pilot, "a")
+        app.client.crash()
+        await wait_for(pilot, lambda: "model worker exited" in stats(app))
+        assert app.current is None
+        gate.set()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers))
+        await run_prompt(pilot, "b")
+        assert app.results.output.text == "".join(STORY)
+    kinds = [(r["prompt"], r["status"]) for r in History(home).recent(5)]
+    assert ("a", "error") in kinds and ("ab", "done") in kinds
+
+
+async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(home):
+    app = fake_app(home, chat_template=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#mode-select", Select).value = "chat"
+        await type_prompt(pilot, "hi")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        assert stats(app) == "model 'demo' has no chat template; use raw mode"
+        app.query_one("#mode-select", Select).value = "raw"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        await app.workers.wait_for_complete()
+        assert app.results.output.text == "".join(STORY)
+    assert [(r["mode"], r["status"]) for r in History(home).recent(5)] == [("raw", "done"), ("chat", "error")]
+
+
+@pytest.mark.slow
+async def test_real_model_worker_streams_into_the_results_pane(home):
+    app = TunelabApp("demo", home=home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready, timeout=120)
+        await run_prompt(pilot, "Tell me a short story.")
+        shown = app.results.output.text
+        assert len(shown.split()) >= 5
+        assert "tok/s" in stats(app)
+    assert History(home).recent(1)[0]["output"] == shown

@@ -1,0 +1,143 @@
+"""Pilot tests of the training monitor: re-attach from files, and a real run stopped and resumed."""
+
+import json
+
+import pytest
+from textual.widgets import Input
+
+from core.evals.datasets import load_dataset
+from core.training.config import TrainConfig
+from core.training.runs import Runs, StatusWriter
+from tests.tui_helpers import fake_app, wait_for
+from tui.screens.train_form import TrainForm
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.training_pane import TrainingPane
+
+
+def fake_finished_run(home, steps=12, fixed_id=None):
+    """A finished run's folder written directly (no training), as a previous session left it."""
+    runs = Runs(home)
+    run_id = runs.create(TrainConfig(max_steps=steps))
+    if fixed_id:
+        runs.path(run_id).rename(runs.folder / fixed_id)
+        run_id = fixed_id
+    run_dir = runs.path(run_id)
+    with open(run_dir / "metrics.jsonl", "w") as fh:
+        for step in range(1, steps + 1):
+            row = {"step": step, "epoch": step / steps, "loss": 3.0 / step, "lr": 1e-3, "grad_norm": 0.5,
+                   "tokens": 100, "tokens_seen": 100 * step, "tok_s": 4000.0, "elapsed_s": step / 10,
+                   "eta_s": (steps - step) / 10, "mem_mb": 500.0}
+            if step % 6 == 0:
+                row["eval_loss"] = 3.2 / step
+            fh.write(json.dumps(row) + "\n")
+    StatusWriter(run_dir).update(state="done", step=steps, total_steps=steps, eval_loss=0.27)
+    return run_id
+
+
+async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):
+    run_id = fake_finished_run(home)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id)
+        status = str(app.query_one("#training-status").render())
+        assert f"{run_id[:10]} done" in status and "step 12/12" in status and "eval 0.2700" in status
+        loss, eval_loss = app.query_one(LossChart).series[:2]
+        assert len(loss[0]) == 12 and len(eval_loss[0]) == 2
+        assert "step 12" in str(app.query_one(LossChart).render())
+
+
+async def submit_train_form(pilot, **fields: str) -> None:
+    """Open the new-run form (unless open), fill `fields` and press enter."""
+    app = pilot.app
+    if not isinstance(app.screen, TrainForm):
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+    for name, value in fields.items():
+        app.screen.query_one(f"#train-{name}", Input).value = value
+    await pilot.press("enter")
+
+
+async def test_bad_setting_in_the_form_is_named(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        await submit_train_form(pilot, lora_r="0")
+        await pilot.pause()
+        assert "lora_r must be at least 1" in str(app.screen.query_one("#train-error").render())
+        await submit_train_form(pilot, lora_r="many")
+        await pilot.pause()
+        assert "lora_r must be a whole number, got 'many'" in str(app.screen.query_one("#train-error").render())
+        assert "q_proj" in str(app.screen.query_one("#train-linear").render())
+        await submit_train_form(pilot, lora_r="8", target_modules="q_proj,attn")
+        await pilot.pause()
+        assert "unknown target module 'attn' (valid: all-linear, down_proj" in \
+            str(app.screen.query_one("#train-error").render())
+        await submit_train_form(pilot, schedule="wavy", target_modules="all-linear")
+        await pilot.pause()
+        assert "schedule must be one of cosine" in str(app.screen.query_one("#train-error").render())
+        assert Runs(home).list() == []
+
+
+@pytest.mark.slow
+async def test_start_watch_stop_and_resume_from_the_tui(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await submit_train_form(pilot, max_steps="300", batch_size="8", eval_split="")
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected is not None)
+        run_id = pane.selected
+        await wait_for(pilot, lambda: len(pane.watched[run_id].loss) >= 3, timeout=180)
+        pane.focus()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: Runs(home).status(run_id)["state"] == "stopped", timeout=120)
+        await wait_for(pilot, lambda: "stopped" in str(app.query_one("#training-status").render()))
+        stopped_at = Runs(home).status(run_id)["step"]
+        assert Runs(home).status(run_id)["checkpoints"]
+        await pilot.press("u")
+        await wait_for(pilot, lambda: Runs(home).status(run_id).get("step", 0) > stopped_at + 2, timeout=180)
+        Runs(home).kill(run_id)  # enough: the resumed run is training past where it stopped
+
+
+def fake_adapter_run(home):
+    run_id = fake_finished_run(home)
+    run_dir = Runs(home).path(run_id)
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    (run_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    StatusWriter(run_dir).update(adapter="adapter")
+    return run_id
+
+
+async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
+    run_id = fake_adapter_run(home)
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        select = app.query_one("#adapter-select")
+        await wait_for(pilot, lambda: len(select._options) > 1)  # adapters are listed off the UI loop
+        assert [value for _, value in select._options if value is not select.NULL] == [run_id]
+        select.value = run_id
+        app.query_one("#prompt-name", Input).value = "senti"
+        app.query_one("#prompt-text").text = "{{text}}\nSentiment:"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current is None)
+        assert app.client.requests[0]["adapter"].endswith(f"{run_id}/adapter")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.eval_token is None)
+        from tui.widgets.eval_pane import EvalPane
+
+        columns = app.query_one(EvalPane).columns
+        labels = [c.label for c in columns]
+        assert len(labels) == 4 and sum(f"+{run_id[:9]}" in label for label in labels) == 2
+        rates = [c.summary["variants"][c.variant]["pass_rate"] for c in columns]
+        positives = sum(it.expected == "positive" for it in load_dataset("demo").split("eval")) / 120
+        assert rates[0] == 0.0 and rates[2] == rates[3] == positives  # the fake "LoRA" always says positive
+        await pilot.press("ctrl+g")  # all four are shown already: the prompt's column runs again
+        await wait_for(pilot, lambda: app.eval_token is None)
+        assert len(app.query_one(EvalPane).columns) == 5
+        await app.workers.wait_for_complete()
+    from core.history.query import parse_query
+    from core.history.store import History
+
+    runs = History(home).search(parse_query("kind:generation")).rows
+    assert runs[0]["adapter"] == run_id

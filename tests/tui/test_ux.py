@@ -1,0 +1,119 @@
+"""Palette, help, keys, clipboard, editor and layout, as a person uses them (Pilot, scripted worker)."""
+
+import sys
+
+import pytest
+from textual.widgets import TabbedContent
+
+from tests.tui_helpers import fake_app, run_prompt, wait_for
+from tui.screens.help import HelpScreen
+from tui.screens.history import HistoryScreen
+
+
+async def test_palette_finds_and_runs_workbench_actions(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"open hist")
+        await wait_for(pilot, lambda: "Open history" in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"toggle layout", "enter")
+        await wait_for(pilot, lambda: app.query_one("#main").has_class("-stacked"))
+
+
+async def test_f1_explains_the_focused_pane_with_its_keys(home):
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one("#output").focus()
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert app.screen.title_text == "Results" and "copies the output" in app.screen.about
+        keys = {binding_id: key for key, _, binding_id in app.screen.keys}
+        assert keys["copy-output"] == "y" and keys["run"] == "^r" and keys["history"] == "f8"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_copy_output_uses_the_clipboard_and_vim_keys_scroll(home):
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_prompt(pilot, "Tell me a short story.")
+        app.query_one("#output").focus()
+        await pilot.press("y")
+        assert app.clipboard == app.results.output.text != ""
+        app.results.output.text = "\n".join(f"line {i}" for i in range(200))
+        await pilot.press("G")
+        await wait_for(pilot, lambda: app.results.output.scroll_y == app.results.output.max_scroll_y > 0)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: app.results.output.scroll_y == 0)
+        await pilot.press("j", "j")
+        await wait_for(pilot, lambda: app.results.output.scroll_y == 2)
+
+
+async def test_zoom_maximizes_the_focused_pane_and_back(home):
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#output").focus()
+        await pilot.press("f6")
+        assert app.screen.maximized is app.query_one(TabbedContent)
+        await pilot.press("f6")
+        assert app.screen.maximized is None
+        app.query_one("#prompt-text").focus()
+        await pilot.press("f6")
+        assert app.screen.maximized is app.query_one("#prompt-pane")
+
+
+async def test_editor_round_trip_and_a_broken_editor_keeps_the_text(home, monkeypatch, tmp_path):
+    from contextlib import nullcontext
+
+    script = tmp_path / "edit.py"
+    script.write_text("import sys\np = sys.argv[1]\ntext = open(p).read()\nopen(p, 'w').write(text.upper() + '\\n')\n")
+    app = fake_app(home)
+    monkeypatch.setattr(app, "suspend", nullcontext)  # a headless test has no terminal to hand over
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#prompt-pane").text = "edit me"
+        monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+        await pilot.press("f4")
+        assert app.query_one("#prompt-pane").text == "EDIT ME"
+        monkeypatch.setenv("EDITOR", "/no/such/editor --wait")
+        await pilot.press("f4")
+        assert app.query_one("#prompt-pane").text == "EDIT ME"
+        monkeypatch.setenv("EDITOR", f"{sys.executable} -c 'raise SystemExit(3)'")
+        await pilot.press("f4")
+        assert app.query_one("#prompt-pane").text == "EDIT ME"
+        messages = [n.message for n in app._notifications]
+        assert any("cannot start editor" in m for m in messages) and any("exited with 3" in m for m in messages)
+
+
+async def test_a_run_that_ends_out_of_sight_is_announced(home):
+    import threading
+
+    from tests.tui_helpers import start_held_run
+
+    gate = threading.Event()
+    app = fake_app(home, gate=gate)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_held_run(pilot, "go")
+        await pilot.press("f8")  # the history screen covers the results
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        gate.set()
+        await wait_for(pilot, lambda: any("Run done" in n.message for n in app._notifications))
+
+
+@pytest.mark.slow
+def test_make_screenshots_draws_the_four_readme_pictures_from_the_real_app(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO, subprocess_env
+
+    out = subprocess.run([sys.executable, "-m", "tui.screenshots", str(tmp_path)], cwd=REPO, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg"]
+    assert "78.3%" in (tmp_path / "eval-matrix.svg").read_text().replace("&#160;", " ")

@@ -1,0 +1,1 @@
+"""Unit tests: one engine module at a time, no subprocess, no model unless shared."""

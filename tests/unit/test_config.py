@@ -1,0 +1,87 @@
+"""config.toml: themes, keymap and persistence; a bad file or key falls back to defaults with one line."""
+
+import stat
+
+from core.storage.config import config_path, load_config, save_setting, themes_dir
+from tests.conftest import tunelab
+from tests.tui_helpers import fake_app, run_prompt, wait_for
+
+LIGHT_BLUE = 'name = "my-blue"\nprimary = "#3366ff"\ndark = false\n'
+
+
+def write_config(text):
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(text)
+
+
+def test_missing_file_is_the_defaults():
+    config = load_config()
+    assert config.theme is None and config.keys == {} and config.problems == []
+
+
+def test_corrupt_file_is_one_line_naming_file_and_line():
+    write_config('theme = "tunelab-light"\n[keys\nrun = "f5"\n')
+    config = load_config()
+    assert config.theme is None and config.keys == {}
+    assert len(config.problems) == 1 and "config.toml" in config.problems[0] and "line 2" in config.problems[0]
+
+
+def test_bad_values_name_the_key_and_keep_the_rest():
+    write_config('theme = 3\ncolour = "red"\n[keys]\nrun = "f5"\neval = "not a key!"\n')
+    config = load_config()
+    assert config.keys == {"run": "f5"}
+    text = " | ".join(config.problems)
+    assert "'theme' must be a string" in text and "unknown key 'colour'" in text and "keys.eval" in text
+
+
+def test_saving_a_setting_keeps_comments_and_tables():
+    write_config('# mine\ntheme = "tunelab-dark"\n\n[keys]\nrun = "f5"\n')
+    save_setting("theme", "tunelab-light")
+    assert config_path().read_text() == '# mine\ntheme = "tunelab-light"\n\n[keys]\nrun = "f5"\n'
+    assert load_config().keys == {"run": "f5"}
+    assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
+
+
+async def test_theme_and_keymap_from_config_and_the_choice_persists(home):
+    write_config('theme = "tunelab-light"\n[keys]\nrun = "f5"\n')
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.theme == "tunelab-light"
+        await run_prompt(pilot, "hello")  # ctrl+r no longer runs; run_prompt presses it, so check f5 below
+        assert app.results.output.text == ""
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.results.output.text != "")
+        app.theme = "tunelab-high-contrast"
+        await pilot.pause()
+    assert load_config().theme == "tunelab-high-contrast"
+
+
+async def test_bad_config_and_theme_files_start_on_defaults_and_say_why(home):
+    write_config('theme = "nope"\n[keys]\nfly = "f9"\n')
+    themes_dir().mkdir(parents=True)
+    (themes_dir() / "broken.toml").write_text('name = "b"\nprimary = \n')
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)):
+        assert app.theme == "tunelab-dark"
+        text = " | ".join(app.problems)
+        assert "theme 'nope' is not installed" in text and "keys.fly is not a binding id" in text
+        assert "broken.toml" in text
+
+
+async def test_user_themes_load_and_hot_reload(home):
+    themes_dir().mkdir(parents=True)
+    (themes_dir() / "blue.toml").write_text(LIGHT_BLUE)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert "my-blue" in app.available_themes
+        (themes_dir() / "green.toml").write_text('name = "my-green"\nprimary = "#22aa44"\n')
+        await wait_for(pilot, lambda: "my-green" in app.available_themes)  # polled every 2 s
+        app.theme = "my-green"
+        await pilot.pause()
+    assert load_config().theme == "my-green"
+
+
+def test_locate_prints_the_paths(home):
+    assert tunelab("locate", "config", home=home).stdout.strip() == str(config_path())
+    assert tunelab("locate", "themes", home=home).stdout.strip() == str(themes_dir())
+    assert tunelab("locate", "data", home=home).stdout.strip() == str(home)

@@ -1,0 +1,114 @@
+"""Dataset loading: formats, splits, mapping, and errors that name file, line and field."""
+
+import json
+
+import pytest
+
+from core.errors import TunelabError
+from core.evals.datasets import load_dataset
+from core.evals.templates import Template
+
+
+def write(path, text, mode="w"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def jsonl(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_demo_task_has_splits_and_labels():
+    ds = load_dataset("demo")
+    assert ds.splits == ("eval", "train") and ds.format == "plain" and ds.expected_field == "label"
+    evals = ds.split("eval")
+    assert len(evals) == 120 and evals[0].vars.keys() == {"text"}
+    assert {it.expected for it in evals} == {"positive", "negative"}
+    assert evals[0].where == "eval.jsonl:1" and evals[0].split == "eval"
+    with pytest.raises(TunelabError, match="no split 'test' \\(splits: eval, train\\)"):
+        ds.split("test")
+
+
+def test_alpaca_rows(tmp_path):
+    f = write(tmp_path / "a.jsonl", jsonl([{"instruction": "Say hi", "input": "", "output": "hi"}]))
+    ds = load_dataset(str(f))
+    assert ds.format == "alpaca" and ds.items[0].vars == {"instruction": "Say hi", "input": ""}
+    assert ds.items[0].expected == "hi" and ds.items[0].id == "a:1"
+
+
+def test_chat_rows_keep_turns_and_take_the_last_answer(tmp_path):
+    rows = [{"id": "c1", "messages": [{"role": "system", "content": "be kind"},
+                                      {"role": "user", "content": "hi"},
+                                      {"role": "assistant", "content": "hello"}]}]
+    ds = load_dataset(str(write(tmp_path / "c.jsonl", jsonl(rows))))
+    item = ds.items[0]
+    assert ds.format == "chat" and item.expected == "hello" and item.vars == {"input": "hi", "system": "be kind"}
+    assert [m["role"] for m in item.messages] == ["system", "user"]
+
+
+def test_plain_rows_with_chosen_expected_field_mapping_and_row_splits(tmp_path):
+    rows = [{"q": "2+2", "a": 4, "split": "train"}, {"q": "3+3", "a": 6, "split": "eval"}]
+    ds = load_dataset(str(write(tmp_path / "m.jsonl", jsonl(rows))), expected="a", mapping={"input": "q"})
+    assert ds.splits == ("train", "eval")
+    assert ds.split("eval")[0].vars == {"q": "3+3", "input": "3+3"} and ds.split("eval")[0].expected == "6"
+
+
+def test_csv_with_quoted_newlines_and_bom(tmp_path):
+    text = '\ufeffid,text,label\n1,"two\nlines",positive\n2,plain,negative\n'
+    ds = load_dataset(str(write(tmp_path / "d.csv", text)))
+    assert [it.vars["text"] for it in ds.items] == ["two\nlines", "plain"]
+    assert [it.where for it in ds.items] == ["d.csv:2", "d.csv:4"]
+
+
+def test_content_hash_changes_with_content(tmp_path):
+    f = write(tmp_path / "h.jsonl", jsonl([{"text": "a", "label": "x"}]))
+    first = load_dataset(str(f)).sha256
+    write(f, jsonl([{"text": "b", "label": "x"}]))
+    assert load_dataset(str(f)).sha256 != first
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "lab', "t.jsonl:2: not valid JSON"),
+    ("t.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', "t.jsonl:2: expected a JSON object, got list"),
+    ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n', "t.jsonl:2: missing field 'label'"),
+    ("t.jsonl", '{"text": null, "label": "x"}\n', "t.jsonl:1: field 'text' is null"),
+    ("t.jsonl", b'{"text": "a", "label": "x"}\n{"text": "\xff"}\n', "t.jsonl:2: not UTF-8 (byte 0xff)"),
+    ("t.jsonl", "\n\n", "t.jsonl: no rows"),
+    ("t.jsonl", '{"messages": []}\n', "t.jsonl:1: field 'messages' must be a non-empty list"),
+    ("t.jsonl", '{"id": 1, "text": "a", "label": "x"}\n{"id": 1, "text": "b", "label": "y"}\n',
+     "id '1' appears more than once"),
+    ("t.csv", "text,label\na,x\nb\n", "t.csv:3: missing value for column 'label'"),
+    ("t.csv", "text,label\na,x,extra\n", "t.csv:2: more values than columns"),
+    ("t.csv", "", "t.csv: no rows"),
+])
+def test_bad_files_name_file_line_and_field(tmp_path, name, content, message):
+    f = write(tmp_path / name, content)
+    with pytest.raises(TunelabError) as info:
+        load_dataset(str(f))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(TunelabError, match="dataset not found"):
+        load_dataset(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(TunelabError, match="has no .jsonl or .csv files"):
+        load_dataset(str(tmp_path))
+
+
+def test_template_check_names_the_row(tmp_path):
+    f = write(tmp_path / "v.jsonl", jsonl([{"text": "a", "label": "x"}, {"body": "b", "label": "y"}]))
+    ds = load_dataset(str(f))
+    with pytest.raises(TunelabError, match=r"^v.jsonl:2: template variable '\{\{text\}\}' has no value \(fields: body\)$"):
+        ds.check_template(Template("{{text}}"))
+
+
+def test_ten_megabyte_single_line(tmp_path):
+    big = "word " * (2 * 1024 * 1024)
+    f = write(tmp_path / "big.jsonl", json.dumps({"text": big, "label": "x"}) + "\n")
+    assert len(load_dataset(str(f)).items[0].vars["text"]) == len(big)
+    c = write(tmp_path / "big.csv", f'text,label\n"{big}",x\n')
+    assert len(load_dataset(str(c)).items[0].vars["text"]) == len(big)

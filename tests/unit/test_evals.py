@@ -1,0 +1,128 @@
+"""The eval runner on a scripted backend (fast), and once on the real demo model."""
+
+import json
+import threading
+
+import pytest
+
+from core.engine.options import ModelOptions
+from core.errors import TunelabError
+from core.evals.prompts import PromptVersion
+from core.evals.runner import EvalRequest, EvalRuns, HostBackend, Variant, compare, run_eval
+from core.history.query import parse_query
+from core.history.store import History
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
+from tests.fakes import scripted_answer
+
+
+class ScriptedBackend:
+    """Runs `scripted_answer` for each prompt, in process."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        self.calls.append(len(prompts))
+        for i, p in enumerate(prompts):
+            if cancel.is_set():
+                return
+            on_result(i, {"output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params)), "latency_s": 0.01, "completion_tokens": 2})
+
+
+PROMPT = PromptVersion("Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
+SMARTER = PromptVersion("{{text}}\nSentiment (positive or negative):", mode="raw", params={"max_new_tokens": 3})
+REQ = EvalRequest("demo", "eval", grader="labels", limit=20)
+
+
+def test_two_variants_are_graded_and_stored(home):
+    backend = ScriptedBackend()
+    rows = []
+    summary = run_eval(home, REQ, [Variant("no prompt", None), Variant("senti", PROMPT)], backend,
+                       on_row=rows.append)
+    raw, prompted = summary["variants"]
+    assert raw["trials"] == prompted["trials"] == 20 and raw["passed"] == 0
+    assert prompted["pass_rate"] > 0.6 and prompted["ci"][0] < prompted["pass_rate"] < prompted["ci"][1]
+    assert prompted["label"] == f"senti@{PROMPT.id[:6]} | demo" and raw["label"] == "no prompt | demo"
+    assert len(rows) == 40 and {r["variant"] for r in rows} == {0, 1}
+    folder = home / "evals" / summary["id"]
+    assert len((folder / "results.jsonl").read_text().splitlines()) == 40
+    assert json.loads((folder / "summary.json").read_text())["items"]["1"]
+    assert EvalRuns(home).list()[0]["id"] == summary["id"] and "items" not in EvalRuns(home).list()[0]
+    entry = History(home).search(parse_query("kind:eval")).rows[0]  # browsable with the generations
+    assert entry["ref"] == summary["id"] and entry["prompt_name"] == "senti"
+    assert History(home).get(entry["id"])["output"].splitlines()[0] == "no prompt | demo: 0.0% (0/20)"
+
+
+def test_identical_calls_come_from_the_cache(home):
+    first = ScriptedBackend()
+    run_eval(home, REQ, [Variant("senti", PROMPT)], first)
+    again = ScriptedBackend()
+    summary = run_eval(home, REQ, [Variant("senti", PROMPT)], again)
+    assert again.calls == [] and summary["variants"][0]["cached"] == 20
+    bypass = ScriptedBackend()
+    run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=20, use_cache=False),
+             [Variant("senti", PROMPT)], bypass)
+    assert bypass.calls == [20]
+    changed = ScriptedBackend()
+    run_eval(home, REQ, [Variant("senti", SMARTER)], changed)
+    assert changed.calls == [20]
+
+
+def test_repeats_aggregate_per_item(home):
+    sampled = PromptVersion("Review: {{text}}\nSentiment:", params={"temperature": 0.9, "seed": 4})
+    summary = run_eval(home, EvalRequest("demo", "eval", grader="contains:positive", repeat=3, limit=6),
+                       [Variant("s", sampled)], ScriptedBackend())
+    assert summary["variants"][0]["trials"] == 18
+    per_item = summary["items"]["0"]
+    assert len(per_item) == 6 and all(v["distinct"] == 2 for v in per_item.values())
+    assert all(v["majority"].endswith("#0") for v in per_item.values())  # seeds 4 and 6 vs 5
+
+
+def test_template_errors_stop_the_run_before_any_generation(home):
+    backend = ScriptedBackend()
+    with pytest.raises(TunelabError, match=r"^eval.jsonl:1: template variable '\{\{review\}\}' has no value"):
+        run_eval(home, REQ, [Variant("bad", PromptVersion("{{review}}"))], backend)
+    assert backend.calls == [] and not (home / "evals").exists()
+
+
+def test_baseline_pin_shows_fixed_and_broken(home):
+    runs = EvalRuns(home)
+    base = run_eval(home, REQ, [Variant("no prompt", None)], ScriptedBackend())
+    runs.pin(base["id"])
+    pinned, variant = runs.baseline_for("demo", "eval")
+    assert pinned["id"] == base["id"] and variant == 0
+    later = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
+    diff = compare(later, pinned, variant)[0]
+    assert diff["delta"] == later["variants"][0]["pass_rate"] > 0
+    assert len(diff["fixed"]) == later["variants"][0]["passed"] and diff["broken"] == []
+    assert compare(pinned, later, 0)[0]["broken"] == diff["fixed"]
+    with pytest.raises(TunelabError, match="has no variant 3"):
+        runs.pin(base["id"], 3)
+
+
+def test_cancel_stops_early_and_is_recorded(home):
+    cancel = threading.Event()
+    summary = run_eval(home, REQ, [Variant("senti", PROMPT), Variant("smarter", SMARTER)], ScriptedBackend(),
+                       on_row=lambda row: cancel.set(), cancel=cancel)
+    assert summary["status"] == "cancelled" and summary["variants"][0]["trials"] == 1
+    assert summary["variants"][1]["trials"] == 0
+
+
+@pytest.mark.slow
+def test_real_demo_model_batched_eval_then_cached(home):
+    variants = [Variant("no prompt", None), Variant("senti", PROMPT)]
+    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions()))
+    assert [v["trials"] for v in summary["variants"]] == [32, 32]
+    assert all(v["mean_completion_tokens"] > 0 for v in summary["variants"])
+    again = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions()))
+    assert [v["cached"] for v in again["variants"]] == [32, 32]
+    assert [v["pass_rate"] for v in again["variants"]] == [v["pass_rate"] for v in summary["variants"]]
+
+
+def test_identical_calls_within_one_run_are_computed_once(home):
+    backend = ScriptedBackend()
+    summary = run_eval(home, REQ, [Variant("a", PROMPT), Variant("b", PROMPT)], backend)
+    assert backend.calls == [20]
+    assert [v["cached"] for v in summary["variants"]] == [0, 20]
+    assert summary["variants"][0]["pass_rate"] == summary["variants"][1]["pass_rate"]

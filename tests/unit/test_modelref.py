@@ -1,0 +1,51 @@
+import pytest
+
+from core import demo
+from core.engine.modelref import resolve
+from core.errors import TunelabError
+
+
+def test_demo_alias_resolves_to_the_shipped_folder():
+    src = resolve("demo")
+    assert src.local and src.location == str(demo.MODEL_DIR.resolve())
+
+
+def test_hub_ids_are_not_mistaken_for_folders():
+    assert not resolve("org/some-model").local
+    assert not resolve("gpt2").local
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(TunelabError, match="model folder not found: .*nope"):
+        resolve(str(tmp_path / "nope"))
+
+
+def test_a_file_is_not_a_model_folder(tmp_path):
+    f = tmp_path / "weights.txt"
+    f.write_text("x")
+    with pytest.raises(TunelabError, match="it is a file"):
+        resolve(str(f))
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(TunelabError, match="no config.json"):
+        resolve(str(tmp_path))
+
+
+def test_pickle_only_weights_are_refused_unless_allowed(model_copy):
+    (model_copy / "model.safetensors").rename(model_copy / "pytorch_model.bin")
+    with pytest.raises(TunelabError, match="pickle weights .*--allow-pickle"):
+        resolve(str(model_copy))
+    assert resolve(str(model_copy), allow_pickle=True).local
+
+
+def test_folder_without_weights(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(TunelabError, match=r"no model weights \(\*.safetensors\)"):
+        resolve(str(model_copy))
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(TunelabError) as info:
+        resolve(str(tmp_path / "a\nb"))
+    assert "\n" not in str(info.value)

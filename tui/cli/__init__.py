@@ -1,0 +1,1 @@
+"""The command line: a front end over the same workbench service as the Textual app."""
