@@ -12,9 +12,16 @@ from bench.common import sample
 def big_config():
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=16384, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                       num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024,
-                       tie_word_embeddings=False)
+    return LlamaConfig(
+        vocab_size=16384,
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=12,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+    )
 
 
 def models():
@@ -72,7 +79,14 @@ def run() -> list[dict]:
         gen = {n: gen_ms_per_token(model, n) for n in (32, 256)}
         torch.set_num_threads(os.cpu_count() or 1)
         train = {n: train_step_s(model, n) for n in (64, 256)}
-        rows.append({"model": name, "params_m": round(params, 1),
-                     "gen_ms_per_token_prompt32": round(gen[32], 2), "gen_ms_per_token_prompt256": round(gen[256], 2),
-                     "train_step_s_seq64": round(train[64], 3), "train_step_s_seq256": round(train[256], 3)})
+        rows.append(
+            {
+                "model": name,
+                "params_m": round(params, 1),
+                "gen_ms_per_token_prompt32": round(gen[32], 2),
+                "gen_ms_per_token_prompt256": round(gen[256], 2),
+                "train_step_s_seq64": round(train[64], 3),
+                "train_step_s_seq256": round(train[256], 3),
+            }
+        )
     return rows

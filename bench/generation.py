@@ -35,8 +35,13 @@ def bare_generator():
     def once() -> float:
         began = time.perf_counter()
         with torch.inference_mode():
-            out = loaded.model.generate(**enc, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                                        do_sample=False, pad_token_id=tok.pad_token_id)
+            out = loaded.model.generate(
+                **enc,
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
         return int(out.shape[1] - enc["input_ids"].shape[1]) / (time.perf_counter() - began)
 
     once()  # warm-up
@@ -178,16 +183,43 @@ def run() -> list[Result]:
     train_p99 = percentile(figures["training"], 0.99) * 1e3
     seq, batched = batched_vs_sequential()
     return [
-        Result("generation tok/s via worker into the pane", ours.median, bare.median, "tok/s",
-               ">= 0.95x bare generate", ours.median >= 0.95 * bare.median, ours.spread(" tok/s"),
-               f"{NEW_TOKENS} new tokens, greedy, 1 torch thread in both, runs interleaved; "
-               f"bare {bare.spread(' tok/s')}"),
-        Result("UI loop lag p99 while streaming", stream_p99, idle_p99, "ms", "<= 16 ms", stream_p99 <= 16,
-               note=f"{len(figures['streaming'])} wake-ups of a 5 ms timer; baseline = idle app"),
-        Result("UI loop lag p99 while training is live", train_p99, idle_p99, "ms", "<= 16 ms", train_p99 <= 16,
-               note="the training child uses every core; the app polls its files at 3 Hz"),
-        Result("batched eval, 64 items", batched.median, seq.median, "s", ">= 3x faster than sequential",
-               seq.median >= 3 * batched.median, batched.spread("s"),
-               f"up to {EVAL_TOKENS} new tokens; sequential bare generate (1 thread) {seq.spread('s')}; "
-               f"speed-up {seq.median / batched.median:.1f}x"),
+        Result(
+            "generation tok/s via worker into the pane",
+            ours.median,
+            bare.median,
+            "tok/s",
+            ">= 0.95x bare generate",
+            ours.median >= 0.95 * bare.median,
+            ours.spread(" tok/s"),
+            f"{NEW_TOKENS} new tokens, greedy, 1 torch thread in both, runs interleaved; bare {bare.spread(' tok/s')}",
+        ),
+        Result(
+            "UI loop lag p99 while streaming",
+            stream_p99,
+            idle_p99,
+            "ms",
+            "<= 16 ms",
+            stream_p99 <= 16,
+            note=f"{len(figures['streaming'])} wake-ups of a 5 ms timer; baseline = idle app",
+        ),
+        Result(
+            "UI loop lag p99 while training is live",
+            train_p99,
+            idle_p99,
+            "ms",
+            "<= 16 ms",
+            train_p99 <= 16,
+            note="the training child uses every core; the app polls its files at 3 Hz",
+        ),
+        Result(
+            "batched eval, 64 items",
+            batched.median,
+            seq.median,
+            "s",
+            ">= 3x faster than sequential",
+            seq.median >= 3 * batched.median,
+            batched.spread("s"),
+            f"up to {EVAL_TOKENS} new tokens; sequential bare generate (1 thread) {seq.spread('s')}; "
+            f"speed-up {seq.median / batched.median:.1f}x",
+        ),
     ]

@@ -11,20 +11,34 @@ from bench.common import Result, percentile, sample, timed
 from core.history.query import parse_query
 from core.history.store import History
 
-WORDS = ("the movie was great terrible acting plot boring wonderful review film story actor scene music bad "
-         "good fine awful superb dull moving slow quick bright dark funny sad").split()
+WORDS = (
+    "the movie was great terrible acting plot boring wonderful review film story actor scene music bad "
+    "good fine awful superb dull moving slow quick bright dark funny sad"
+).split()
 BIG = 100_000
 INSERTS = 200
 
 
 def record(rng: random.Random, i: int) -> dict:
     """About 2 KB stored: a prompt, an output, params and stats like a real generation."""
-    return {"kind": "generation", "status": "done", "model": "demo", "adapter": None, "mode": "raw", "system": "",
-            "prompt": " ".join(rng.choice(WORDS) for _ in range(90)) + f" item{i}",
-            "output": " ".join(rng.choice(WORDS) for _ in range(170)),
-            "params": {"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "top_k": 0, "seed": 0, "stop": []},
-            "rendered_prompt": None, "prompt_tokens": 120, "completion_tokens": 64, "stop_reason": "eos",
-            "latency_s": 0.2, "ttft_s": 0.01, "tok_per_s": 320.0}
+    return {
+        "kind": "generation",
+        "status": "done",
+        "model": "demo",
+        "adapter": None,
+        "mode": "raw",
+        "system": "",
+        "prompt": " ".join(rng.choice(WORDS) for _ in range(90)) + f" item{i}",
+        "output": " ".join(rng.choice(WORDS) for _ in range(170)),
+        "params": {"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "top_k": 0, "seed": 0, "stop": []},
+        "rendered_prompt": None,
+        "prompt_tokens": 120,
+        "completion_tokens": 64,
+        "stop_reason": "eos",
+        "latency_s": 0.2,
+        "ttft_s": 0.01,
+        "tok_per_s": 320.0,
+    }
 
 
 def insert_times(history: History, rng: random.Random, n: int) -> list[float]:
@@ -57,13 +71,43 @@ def run() -> list[Result]:
     p99_base, p99_big = percentile(base, 0.99), percentile(at_big, 0.99)
     search = max(rare.median, nothing.median, filtered.median)
     return [
-        Result("history insert at 100k (median)", g.median * 1e3, b.median * 1e3, "ms", "<= 2x insert at 100",
-               g.median <= 2 * b.median, g.spread("ms", 1e3), f"{INSERTS} inserts each; store {size_mb:.0f} MB"),
-        Result("history insert at 100k (p99)", p99_big * 1e3, p99_base * 1e3, "ms", "<= 50 ms, <= 2x",
-               p99_big <= 0.05 and p99_big <= 2 * p99_base),
-        Result("history first page at 100k", first_page.median * 1e3, None, "ms", "<= 200 ms",
-               first_page.median <= 0.2, first_page.spread("ms", 1e3), "a fresh History, 100 rows"),
-        Result("history search at 100k (worst of 3)", search * 1e3, None, "ms", "<= 500 ms", search <= 0.5,
-               f"rare word {rare.median * 1e3:.0f} / no hit {nothing.median * 1e3:.0f} / "
-               f"filters {filtered.median * 1e3:.0f} ms", "full scans: nothing stops them early"),
+        Result(
+            "history insert at 100k (median)",
+            g.median * 1e3,
+            b.median * 1e3,
+            "ms",
+            "<= 2x insert at 100",
+            g.median <= 2 * b.median,
+            g.spread("ms", 1e3),
+            f"{INSERTS} inserts each; store {size_mb:.0f} MB",
+        ),
+        Result(
+            "history insert at 100k (p99)",
+            p99_big * 1e3,
+            p99_base * 1e3,
+            "ms",
+            "<= 50 ms, <= 2x",
+            p99_big <= 0.05 and p99_big <= 2 * p99_base,
+        ),
+        Result(
+            "history first page at 100k",
+            first_page.median * 1e3,
+            None,
+            "ms",
+            "<= 200 ms",
+            first_page.median <= 0.2,
+            first_page.spread("ms", 1e3),
+            "a fresh History, 100 rows",
+        ),
+        Result(
+            "history search at 100k (worst of 3)",
+            search * 1e3,
+            None,
+            "ms",
+            "<= 500 ms",
+            search <= 0.5,
+            f"rare word {rare.median * 1e3:.0f} / no hit {nothing.median * 1e3:.0f} / "
+            f"filters {filtered.median * 1e3:.0f} ms",
+            "full scans: nothing stops them early",
+        ),
     ]

@@ -14,8 +14,10 @@ from bench.common import REPEATS, Result, sample
 
 STEPS = 12
 BATCH = 16
-WORDS = ("the film was a quiet joy with bright actors and a slow plot that ends well in the last "
-         "scene of the story about a family near the sea").split()
+WORDS = (
+    "the film was a quiet joy with bright actors and a slow plot that ends well in the last "
+    "scene of the story about a family near the sea"
+).split()
 
 
 def write_dataset(folder: Path, lengths: tuple[int, int], n: int = 256, seed: int = 0) -> Path:
@@ -24,17 +26,33 @@ def write_dataset(folder: Path, lengths: tuple[int, int], n: int = 256, seed: in
     with open(folder / "train.jsonl", "w") as fh:
         for _ in range(n):
             words = rng.randint(*lengths)
-            fh.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(words)),
-                                 "expected": rng.choice(["positive", "negative"])}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "text": " ".join(rng.choice(WORDS) for _ in range(words)),
+                        "expected": rng.choice(["positive", "negative"]),
+                    }
+                )
+                + "\n"
+            )
     return folder
 
 
 def config(dataset: Path, max_seq_len: int):
     from core.training.config import TrainConfig
 
-    return TrainConfig(dataset=str(dataset), split="train", eval_split=None, max_steps=STEPS, batch_size=BATCH,
-                       max_seq_len=max_seq_len, eval_every=None, save_every=None, warmup_ratio=0.0,
-                       answer_only_loss=False)  # loss on every token: truncated rows still train
+    return TrainConfig(
+        dataset=str(dataset),
+        split="train",
+        eval_split=None,
+        max_steps=STEPS,
+        batch_size=BATCH,
+        max_seq_len=max_seq_len,
+        eval_every=None,
+        save_every=None,
+        warmup_ratio=0.0,
+        answer_only_loss=False,
+    )  # loss on every token: truncated rows still train
 
 
 def ours(root: Path, cfg) -> float:
@@ -62,9 +80,17 @@ def trainer(cfg, pad_to: int | None = None) -> float:
 
     loaded = load(cfg.model)
     data = examples(loaded, cfg, load_dataset(cfg.dataset), cfg.split)
-    model = get_peft_model(loaded.model, LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
-        target_modules="all-linear", modules_to_save=list(cfg.modules_to_save)))
+    model = get_peft_model(
+        loaded.model,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            task_type="CAUSAL_LM",
+            target_modules="all-linear",
+            modules_to_save=list(cfg.modules_to_save),
+        ),
+    )
     pad = loaded.tokenizer.pad_token_id
     seen = [0]
 
@@ -80,11 +106,24 @@ def trainer(cfg, pad_to: int | None = None) -> float:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, per_device_train_batch_size=cfg.batch_size, max_steps=cfg.max_steps,
-                                 learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
-                                 weight_decay=0.0, max_grad_norm=1.0, logging_steps=10_000, save_strategy="no",
-                                 report_to=[], disable_tqdm=True, dataloader_num_workers=0, use_cpu=True,
-                                 seed=cfg.seed, remove_unused_columns=False)
+        args = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=cfg.batch_size,
+            max_steps=cfg.max_steps,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            logging_steps=10_000,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            use_cpu=True,
+            seed=cfg.seed,
+            remove_unused_columns=False,
+        )
         rows = [{"input_ids": e.ids, "labels": e.labels} for e in data]
         run = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
         began = time.perf_counter()
@@ -116,14 +155,35 @@ def run() -> list[Result]:
         v_ours, v_base = compare(tmp / "home", varied, 256)
         m_ours, m_base = compare(tmp / "home", varied, 256, pad_to=256)
     return [
-        Result("LoRA training tok/s, fixed length", f_ours.median, f_base.median, "tok/s", ">= 1.0x Trainer+PEFT",
-               f_ours.median >= f_base.median, f_ours.spread(" tok/s"),
-               f"{STEPS} steps of {BATCH} x 128 tokens; Trainer {f_base.spread(' tok/s')}"),
-        Result("LoRA effective tok/s, variable length", v_ours.median, v_base.median, "tok/s",
-               ">= 1.5x Trainer with padding", v_ours.median >= 1.5 * v_base.median, v_ours.spread(" tok/s"),
-               f"lengths 4..200 words; length-grouped batches vs random ones padded to their longest; "
-               f"Trainer {v_base.spread(' tok/s')}"),
-        Result("LoRA effective tok/s, variable length (pad to max)", m_ours.median, m_base.median, "tok/s",
-               ">= 1.5x Trainer with padding", m_ours.median >= 1.5 * m_base.median, m_ours.spread(" tok/s"),
-               f"the same, against a script padding every example to max_seq_len 256; Trainer {m_base.spread(' tok/s')}"),
+        Result(
+            "LoRA training tok/s, fixed length",
+            f_ours.median,
+            f_base.median,
+            "tok/s",
+            ">= 1.0x Trainer+PEFT",
+            f_ours.median >= f_base.median,
+            f_ours.spread(" tok/s"),
+            f"{STEPS} steps of {BATCH} x 128 tokens; Trainer {f_base.spread(' tok/s')}",
+        ),
+        Result(
+            "LoRA effective tok/s, variable length",
+            v_ours.median,
+            v_base.median,
+            "tok/s",
+            ">= 1.5x Trainer with padding",
+            v_ours.median >= 1.5 * v_base.median,
+            v_ours.spread(" tok/s"),
+            f"lengths 4..200 words; length-grouped batches vs random ones padded to their longest; "
+            f"Trainer {v_base.spread(' tok/s')}",
+        ),
+        Result(
+            "LoRA effective tok/s, variable length (pad to max)",
+            m_ours.median,
+            m_base.median,
+            "tok/s",
+            ">= 1.5x Trainer with padding",
+            m_ours.median >= 1.5 * m_base.median,
+            m_ours.spread(" tok/s"),
+            f"the same, against a script padding every example to max_seq_len 256; Trainer {m_base.spread(' tok/s')}",
+        ),
     ]

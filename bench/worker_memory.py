@@ -22,8 +22,10 @@ def make_adapters(folder: Path, n: int = 3) -> list[Path]:
     out = []
     for i in range(n):
         torch.manual_seed(i)
-        model = get_peft_model(load("demo").model, LoraConfig(r=8 * (i + 1), target_modules="all-linear",
-                                                              modules_to_save=["lm_head"], task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            load("demo").model,
+            LoraConfig(r=8 * (i + 1), target_modules="all-linear", modules_to_save=["lm_head"], task_type="CAUSAL_LM"),
+        )
         model.save_pretrained(folder / f"a{i}")
         out.append(folder / f"a{i}")
     return out
@@ -67,5 +69,14 @@ def run() -> list[Result]:
         finally:
             client.close()
     growth = after_swaps / after_load - 1
-    return [Result("model worker RSS after 10 adapter swaps", after_swaps, after_load, "MB", "<= 5% growth",
-                   growth <= 0.05, note=f"3 adapters (r=8/16/24, all-linear + lm_head), growth {growth:+.1%}")]
+    return [
+        Result(
+            "model worker RSS after 10 adapter swaps",
+            after_swaps,
+            after_load,
+            "MB",
+            "<= 5% growth",
+            growth <= 0.05,
+            note=f"3 adapters (r=8/16/24, all-linear + lm_head), growth {growth:+.1%}",
+        )
+    ]

@@ -51,6 +51,12 @@ def tunelab(*args, home, stdin=None, env=None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "tui.launcher", *args], cwd=REPO, input=stdin,
-                          env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.launcher", *args],
+        cwd=REPO,
+        input=stdin,
+        env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

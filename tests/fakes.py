@@ -17,10 +17,25 @@ from core.engine.prompt import Prompt
 from core.engine.worker import run
 from core.errors import TunelabError
 
-STORY = ("Rosa was a blue student ", "who lived near the garden. ", "In the spring, Rosa went ",
-         "to the library.")
-GOOD_WORDS = ("great", "excellent", "wonderful", "lovely", "perfect", "solid", "amazing", "fantastic",
-              "comfortable", "reliable", "beautiful", "sturdy", "love", "recommended", "happy", "glad")
+STORY = ("Rosa was a blue student ", "who lived near the garden. ", "In the spring, Rosa went ", "to the library.")
+GOOD_WORDS = (
+    "great",
+    "excellent",
+    "wonderful",
+    "lovely",
+    "perfect",
+    "solid",
+    "amazing",
+    "fantastic",
+    "comfortable",
+    "reliable",
+    "beautiful",
+    "sturdy",
+    "love",
+    "recommended",
+    "happy",
+    "glad",
+)
 LINEAR = ["down_proj", "gate_proj", "k_proj", "lm_head", "o_proj", "q_proj", "up_proj", "v_proj"]
 
 
@@ -43,8 +58,14 @@ class ScriptedHost:
     """Stands in for `core.engine.host.ModelHost`. With `gate`, a generation pauses after its first chunk
     (a batch after its first item) until the gate opens or the request is cancelled."""
 
-    def __init__(self, *, chunks: tuple[str, ...] = STORY, bad_models: tuple[str, ...] = (),
-                 gate: threading.Event | None = None, chat_template: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        chunks: tuple[str, ...] = STORY,
+        bad_models: tuple[str, ...] = (),
+        gate: threading.Event | None = None,
+        chat_template: bool = True,
+    ) -> None:
         self.chunks, self.bad_models, self.gate, self.chat_template = chunks, bad_models, gate, chat_template
         self.requests: list[dict[str, Any]] = []
         self.killed = threading.Event()
@@ -54,8 +75,16 @@ class ScriptedHost:
         if options.model in self.bad_models:
             raise TunelabError(f"model folder not found: {options.model}")
         self.model = options.model
-        return {"model": options.model, "location": options.model, "device": "cpu", "dtype": "float32",
-                "params_m": 2.8, "load_s": 0.1, "chat_template": self.chat_template, "linear_modules": LINEAR}
+        return {
+            "model": options.model,
+            "location": options.model,
+            "device": "cpu",
+            "dtype": "float32",
+            "params_m": 2.8,
+            "load_s": 0.1,
+            "chat_template": self.chat_template,
+            "linear_modules": LINEAR,
+        }
 
     def _text(self, prompt: Prompt) -> str:
         if prompt.mode == "raw" or (prompt.mode == "auto" and not self.chat_template):
@@ -73,8 +102,9 @@ class ScriptedHost:
             pass
 
     def generate(self, prompt: Prompt, params: GenParams, adapter: str | None, *, emit, cancel, on_rendered=None):
-        self.requests.append({"prompt": prompt.text, "params": params.to_dict(), "mode": prompt.mode,
-                              "adapter": adapter})
+        self.requests.append(
+            {"prompt": prompt.text, "params": params.to_dict(), "mode": prompt.mode, "adapter": adapter}
+        )
         rendered = self._text(prompt)
         if on_rendered:
             on_rendered(rendered, 7)
@@ -86,20 +116,38 @@ class ScriptedHost:
             sent.append(chunk)
             if i == 0:
                 self._hold(cancel)
-        return {"output": "".join(sent), "rendered_prompt": rendered, "prompt_tokens": 7,
-                "completion_tokens": len(sent) * 5, "stop_reason": "cancelled" if cancel.is_set() else "eos",
-                "latency_s": 0.05, "ttft_s": 0.01, "tok_per_s": 400.0}
+        return {
+            "output": "".join(sent),
+            "rendered_prompt": rendered,
+            "prompt_tokens": 7,
+            "completion_tokens": len(sent) * 5,
+            "stop_reason": "cancelled" if cancel.is_set() else "eos",
+            "latency_s": 0.05,
+            "ttft_s": 0.01,
+            "tok_per_s": 400.0,
+        }
 
-    def batch(self, prompts: list[Prompt], params: GenParams, adapter: str | None, *, on_result, cancel,
-              batch_size: int = 16) -> None:
+    def batch(
+        self, prompts: list[Prompt], params: GenParams, adapter: str | None, *, on_result, cancel, batch_size: int = 16
+    ) -> None:
         self.requests.append({"batch": len(prompts), "params": params.to_dict(), "adapter": adapter})
         for i, prompt in enumerate(prompts):
             if cancel.is_set() or self.killed.is_set():
                 return
             output = scripted_answer(prompt, params) if adapter is None else "positive"  # a one-note "LoRA"
-            on_result(i, {"output": output, "rendered_prompt": self._text(prompt), "prompt_tokens": 7,
-                          "completion_tokens": 2, "stop_reason": "eos", "latency_s": 0.002, "ttft_s": None,
-                          "tok_per_s": 1000.0})
+            on_result(
+                i,
+                {
+                    "output": output,
+                    "rendered_prompt": self._text(prompt),
+                    "prompt_tokens": 7,
+                    "completion_tokens": 2,
+                    "stop_reason": "eos",
+                    "latency_s": 0.002,
+                    "ttft_s": None,
+                    "tok_per_s": 1000.0,
+                },
+            )
             if i == 0:
                 self._hold(cancel)
 
@@ -173,8 +221,11 @@ class FakeClient(ModelWorkerClient):
 
     def __init__(self, on_event, *, log_path: Path | None = None, **host_options: Any) -> None:
         self.host = ScriptedHost(**host_options)
-        super().__init__(on_event, log_path or Path("/nonexistent/tunelab-fake.log"),
-                         channel_factory=lambda: ThreadChannel(self.host))
+        super().__init__(
+            on_event,
+            log_path or Path("/nonexistent/tunelab-fake.log"),
+            channel_factory=lambda: ThreadChannel(self.host),
+        )
 
     @property
     def requests(self) -> list[dict[str, Any]]:

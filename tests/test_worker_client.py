@@ -104,8 +104,10 @@ def make_adapter(folder, seed):
     from core import demo
 
     torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR),
-                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    )
     for name, param in model.named_parameters():
         if "lora_B" in name:
             param.data.normal_(0, 0.5)

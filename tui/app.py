@@ -75,8 +75,18 @@ def void(_: object) -> None:
 
 def binding_ids() -> set[str]:
     """Every binding id a user may remap in config.toml's [keys]."""
-    owners = (TunelabApp, EvalPane, TrainingPane, ResultsPane, HistoryScreen, VersionsScreen, RenderedScreen,
-              TrainForm, AskScreen, HelpScreen)
+    owners = (
+        TunelabApp,
+        EvalPane,
+        TrainingPane,
+        ResultsPane,
+        HistoryScreen,
+        VersionsScreen,
+        RenderedScreen,
+        TrainForm,
+        AskScreen,
+        HelpScreen,
+    )
     return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
 
@@ -91,9 +101,11 @@ class TunelabApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tunelab"
     COMMANDS = App.COMMANDS | {TunelabCommands}
-    HELP = ("tunelab: the prompt on the left (ctrl+r runs, ctrl+g evaluates), training below it (ctrl+n), "
-            "results and the eval matrix on the right, history on f8, every action in the palette (ctrl+p). "
-            "f6 zooms the focused pane, f7 stacks the panes, f4 edits the prompt in $EDITOR.")
+    HELP = (
+        "tunelab: the prompt on the left (ctrl+r runs, ctrl+g evaluates), training below it (ctrl+n), "
+        "results and the eval matrix on the right, history on f8, every action in the palette (ctrl+p). "
+        "f6 zooms the focused pane, f7 stacks the panes, f4 edits the prompt in $EDITOR."
+    )
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", priority=True),
         Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
@@ -109,8 +121,13 @@ class TunelabApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    def __init__(self, options: ModelOptions | str = ModelOptions(), *,
-                 client_factory: ClientFactory = default_client, home: Path | None = None) -> None:
+    def __init__(
+        self,
+        options: ModelOptions | str = ModelOptions(),
+        *,
+        client_factory: ClientFactory = default_client,
+        home: Path | None = None,
+    ) -> None:
         super().__init__()
         self.options = ModelOptions(options) if isinstance(options, str) else options
         self.model = self.options.model
@@ -169,8 +186,9 @@ class TunelabApp(App[None]):
         self.theme = wanted
         known = binding_ids()
         for binding_id in sorted(set(config.keys) - known):
-            self.problems.append(f"{config_path()}: keys.{binding_id} is not a binding id "
-                                 f"(see F1 for the ids); ignored")
+            self.problems.append(
+                f"{config_path()}: keys.{binding_id} is not a binding id (see F1 for the ids); ignored"
+            )
         self.set_keymap({k: v for k, v in config.keys.items() if k in known})
 
     def _theme_chosen(self, theme) -> None:
@@ -218,15 +236,20 @@ class TunelabApp(App[None]):
     def run_ended(self, message: TrainingPane.RunEnded) -> None:
         """One notice per ended run (with its error, if any); adapters may have changed."""
         severity: Literal["error", "information"] = "error" if message.state == "failed" else "information"
-        self.notify(f"Training run {message.run_id[:10]} {message.state}" +
-                    (f": {message.error}" if message.error else "."), severity=severity)
+        self.notify(
+            f"Training run {message.run_id[:10]} {message.state}" + (f": {message.error}" if message.error else "."),
+            severity=severity,
+        )
         self.refresh_adapters()
 
     def _out_of_sight(self, pane_id: str) -> bool:
         """True when `pane_id`'s tab is not shown: another tab, a dialog or history on top, another pane zoomed."""
         maximized = self.screen_stack[0].maximized
-        return (len(self.screen_stack) > 1 or self.query_one(TabbedContent).active != pane_id
-                or (maximized is not None and maximized is not self.query_one(TabbedContent)))
+        return (
+            len(self.screen_stack) > 1
+            or self.query_one(TabbedContent).active != pane_id
+            or (maximized is not None and maximized is not self.query_one(TabbedContent))
+        )
 
     @work(thread=True, group="adapters", exclusive=True)
     def refresh_adapters(self, select: str | None = None) -> None:
@@ -306,9 +329,18 @@ class TunelabApp(App[None]):
             self._error(str(exc))
             return
         token = f"g{next(self.tokens)}"
-        self.current = {"token": token, "rid": None, "cancel": False, "model": self.model, "prompt": None,
-                        "ref": PromptRef(pane.prompt_name, version), "adapter": pane.adapter,
-                        "streamed": [], "rendered_prompt": "", "started_at": time.monotonic()}
+        self.current = {
+            "token": token,
+            "rid": None,
+            "cancel": False,
+            "model": self.model,
+            "prompt": None,
+            "ref": PromptRef(pane.prompt_name, version),
+            "adapter": pane.adapter,
+            "streamed": [],
+            "rendered_prompt": "",
+            "started_at": time.monotonic(),
+        }
         self.query_one(TabbedContent).active = "tab-output"
         self.results.begin()
         if not self.model_ready:
@@ -322,8 +354,9 @@ class TunelabApp(App[None]):
             prompt = self.bench.fill_prompt(version, request)
             path = str(self.bench.adapter_path(adapter)) if adapter else None
             self.call_from_thread(self._prompt_filled, token, prompt)
-            rid = self.client.generate(prompt.to_dict(), version.params,
-                                       lambda event: self._post_worker_event(event, token), adapter=path)
+            rid = self.client.generate(
+                prompt.to_dict(), version.params, lambda event: self._post_worker_event(event, token), adapter=path
+            )
         except (OSError, TunelabError) as exc:
             self.post_message(WorkerError(wire.Error(str(exc), None, "generate"), token))
             return
@@ -413,16 +446,26 @@ class TunelabApp(App[None]):
         self.sub_title = "no model"
         self._error(message)
 
-    def _finish_current(self, *, status: str, result: dict[str, Any] | None = None,
-                        error: str | None = None) -> None:
+    def _finish_current(self, *, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
         current, self.current = self.current, None
         if current is None:
             return
         ref: PromptRef = current["ref"]
         prompt = current["prompt"] or Prompt(ref.version.template, ref.version.system, ref.version.mode)
-        self.save_run(dict(model=current["model"], prompt=prompt, params=ref.version.params, status=status,
-                           result=result, error=error, streamed="".join(current["streamed"]),
-                           rendered_prompt=current["rendered_prompt"], adapter=current["adapter"], named=ref))
+        self.save_run(
+            dict(
+                model=current["model"],
+                prompt=prompt,
+                params=ref.version.params,
+                status=status,
+                result=result,
+                error=error,
+                streamed="".join(current["streamed"]),
+                rendered_prompt=current["rendered_prompt"],
+                adapter=current["adapter"],
+                named=ref,
+            )
+        )
 
     @work(thread=True, group="history", exclusive=False)
     def save_run(self, fields: dict[str, Any]) -> None:
@@ -461,10 +504,13 @@ class TunelabApp(App[None]):
         try:
             self.prompts.save(ref.name, ref.version)
             summary = self.bench.run_eval(
-                request, variants, WorkerBackend(self.client, self.model),
+                request,
+                variants,
+                WorkerBackend(self.client, self.model),
                 on_row=lambda row: void(self.post_message(EvalRow(token, row))),
                 on_progress=lambda done, total: void(self.post_message(EvalProgress(token, done, total))),
-                cancel=self.eval_cancel)
+                cancel=self.eval_cancel,
+            )
             baseline = self.bench.baseline(summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
@@ -543,15 +589,21 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
+
         def start(settings: dict | None) -> None:
             if settings is None:
                 return
             use_prompt = settings.pop("use_prompt")
             try:
                 version = self.query_one(PromptPane).version() if use_prompt else None
-                config = self.bench.train_config(settings, options=replace(self.options, model=self.model, adapter=None),
-                                                 dataset=request.dataset, expected=request.expected,
-                                                 mapping=request.mapping, prompt=version)
+                config = self.bench.train_config(
+                    settings,
+                    options=replace(self.options, model=self.model, adapter=None),
+                    dataset=request.dataset,
+                    expected=request.expected,
+                    mapping=request.mapping,
+                    prompt=version,
+                )
             except TunelabError as exc:
                 self._error(str(exc))
                 return
@@ -597,16 +649,23 @@ class TunelabApp(App[None]):
             except TunelabError as exc:
                 self._error(str(exc))
                 return
-            record = {**record, "template": version.template, "system": version.system, "mode": version.mode,
-                      "params": version.params, "adapter": None}
+            record = {
+                **record,
+                "template": version.template,
+                "system": version.system,
+                "mode": version.mode,
+                "params": version.params,
+                "adapter": None,
+            }
         elif kind == "eval":
             self.notify("That eval ran the items without a prompt: nothing to open.", severity="warning")
             return
         pane.load_record(record)
         adapter = str(record.get("adapter") or "")
         if adapter and adapter not in pane.adapter_ids:
-            self.notify(f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.",
-                        severity="warning")
+            self.notify(
+                f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.", severity="warning"
+            )
         model = str(record.get("model") or "").split(",")[0].strip()
         if kind != "eval" and model and model != self.model and self.current is None and self.eval_token is None:
             self.query_one("#model-input", Input).value = model
@@ -648,8 +707,9 @@ class TunelabApp(App[None]):
     def action_help(self) -> None:
         """Help for the focused pane: what it is for, and the keys that work there now."""
         node = self.focused
-        owner = next((n for n in ([node, *node.ancestors_with_self] if node else []) if getattr(n, "HELP", None)),
-                     self.screen)
+        owner = next(
+            (n for n in ([node, *node.ancestors_with_self] if node else []) if getattr(n, "HELP", None)), self.screen
+        )
         title = getattr(owner, "BORDER_TITLE", None) or type(owner).__name__.removesuffix("Screen")
         about = getattr(owner, "HELP", None) or self.HELP
         keys, seen = [], set()
@@ -704,8 +764,9 @@ class TunelabApp(App[None]):
                 self.notify("This terminal cannot hand over to an editor.", severity="warning")
                 return
             except (OSError, ValueError) as exc:
-                self.notify(f"cannot start editor '{editor}': {getattr(exc, 'strerror', None) or exc}",
-                            severity="error")
+                self.notify(
+                    f"cannot start editor '{editor}': {getattr(exc, 'strerror', None) or exc}", severity="error"
+                )
                 return
             if done.returncode != 0:
                 self.notify(f"editor exited with {done.returncode}; the prompt is unchanged", severity="warning")

@@ -37,7 +37,9 @@ class TunelabCommands(Provider):
             ("Help", "keys for the focused pane (f1)", app.action_help),
         ]
         for adapter in getattr(app, "adapter_choices", []):
-            out.append((f"Use LoRA {adapter[:10]}", "a finished training run's adapter", partial(app.use_adapter, adapter)))
+            out.append(
+                (f"Use LoRA {adapter[:10]}", "a finished training run's adapter", partial(app.use_adapter, adapter))
+            )
         return out
 
     async def discover(self) -> Hits:

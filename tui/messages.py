@@ -60,9 +60,17 @@ class BatchEnded(WorkerMessage):
 
 
 WORKER_MESSAGES: dict[type[p.Event], type[WorkerMessage]] = {
-    p.Loading: ModelLoading, p.Ready: ModelReady, p.Started: GenerationStarted, p.Chunk: GenerationChunk,
-    p.Done: GenerationDone, p.Error: WorkerError, p.Crashed: WorkerCrashed, p.Rendered: PromptRendered,
-    p.Item: BatchItem, p.BatchDone: BatchEnded}
+    p.Loading: ModelLoading,
+    p.Ready: ModelReady,
+    p.Started: GenerationStarted,
+    p.Chunk: GenerationChunk,
+    p.Done: GenerationDone,
+    p.Error: WorkerError,
+    p.Crashed: WorkerCrashed,
+    p.Rendered: PromptRendered,
+    p.Item: BatchItem,
+    p.BatchDone: BatchEnded,
+}
 
 
 def worker_message(event: p.Event, token: str | None = None) -> WorkerMessage:
@@ -108,8 +116,14 @@ class EvalProgress(Message):
 class EvalFinished(Message):
     """The eval run `token` ended: its summary and the pinned baseline, or an error."""
 
-    def __init__(self, token: str, summary: dict[str, Any] | None, *, error: str | None = None,
-                 baseline: tuple[dict[str, Any], int] | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        summary: dict[str, Any] | None,
+        *,
+        error: str | None = None,
+        baseline: tuple[dict[str, Any], int] | None = None,
+    ) -> None:
         super().__init__()
         self.token, self.summary, self.error, self.baseline = token, summary, error, baseline
 
@@ -117,8 +131,16 @@ class EvalFinished(Message):
 class HistoryPage(Message):
     """Rows found by the history search `token` (appended when paging), or why the query is bad."""
 
-    def __init__(self, token: int, rows: list[dict[str, Any]], cursor: Any, *, append: bool = False,
-                 error: str | None = None, problems: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        token: int,
+        rows: list[dict[str, Any]],
+        cursor: Any,
+        *,
+        append: bool = False,
+        error: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         self.token, self.rows, self.cursor, self.append = token, rows, cursor, append
         self.error, self.problems = error, problems

@@ -11,8 +11,24 @@ from textual.theme import Theme
 from core.errors import TunelabError
 
 DEFAULT_THEME = "tunelab-dark"
-FIELDS = {"name", "primary", "secondary", "warning", "error", "success", "accent", "foreground",
-          "background", "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "variables"}
+FIELDS = {
+    "name",
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+    "dark",
+    "luminosity_spread",
+    "text_alpha",
+    "variables",
+}
 
 
 def parse_theme(text: str, source: str) -> Theme:

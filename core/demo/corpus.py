@@ -8,49 +8,278 @@ from __future__ import annotations
 
 import random
 
-NAMES = ["Anna", "Ben", "Clara", "David", "Emma", "Felix", "Grace", "Henry", "Iris", "Jack", "Lena",
-         "Marco", "Nina", "Oscar", "Paula", "Quinn", "Rosa", "Sam", "Tara", "Victor"]
-PEOPLE = ["farmer", "teacher", "baker", "doctor", "sailor", "painter", "student", "driver", "cook",
-          "writer", "gardener", "child", "neighbor", "friend", "singer", "builder"]
+NAMES = [
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Henry",
+    "Iris",
+    "Jack",
+    "Lena",
+    "Marco",
+    "Nina",
+    "Oscar",
+    "Paula",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Victor",
+]
+PEOPLE = [
+    "farmer",
+    "teacher",
+    "baker",
+    "doctor",
+    "sailor",
+    "painter",
+    "student",
+    "driver",
+    "cook",
+    "writer",
+    "gardener",
+    "child",
+    "neighbor",
+    "friend",
+    "singer",
+    "builder",
+]
 ANIMALS = ["dog", "cat", "horse", "bird", "fox", "rabbit", "goat", "duck", "mouse", "bear"]
-PLACES = ["market", "river", "village", "garden", "library", "station", "beach", "forest", "school",
-          "kitchen", "harbor", "bakery", "park", "museum", "bridge", "hill"]
-THINGS = ["apple", "book", "letter", "basket", "lamp", "bicycle", "coat", "cup", "map", "song",
-          "boat", "key", "chair", "window", "clock", "bag", "ticket", "cake", "flower", "stone"]
-ADJ = ["old", "young", "small", "big", "quiet", "busy", "bright", "dark", "warm", "cold", "green",
-       "red", "blue", "happy", "tired", "clever", "gentle", "brave", "new", "tall"]
-VERBS_PAST = ["walked to", "ran to", "looked at", "went to", "came back from", "sat near", "waited at",
-              "cleaned", "painted", "visited", "left", "found"]
-TAKE_PAST = ["found", "bought", "carried", "lost", "made", "opened", "gave away", "sold", "picked up",
-             "fixed", "wrote", "read"]
-TIMES = ["in the morning", "at noon", "in the evening", "at night", "on Monday", "on Sunday",
-         "after lunch", "before dinner", "last week", "every day", "in the spring", "in the winter"]
-WEATHER = ["the sun was warm", "the rain was heavy", "the wind was cold", "the sky was clear",
-           "the air was fresh", "the snow was deep", "the clouds were grey"]
-COLORS = {"sky": "blue", "grass": "green", "snow": "white", "sun": "yellow", "night": "dark",
-          "apple": "red", "sea": "blue", "milk": "white", "coal": "black", "orange": "orange"}
-SOUNDS = {"dog": "barks", "cat": "meows", "bird": "sings", "duck": "quacks", "horse": "neighs",
-          "cow": "moos", "goat": "bleats", "mouse": "squeaks", "bear": "growls", "fox": "yelps"}
+PLACES = [
+    "market",
+    "river",
+    "village",
+    "garden",
+    "library",
+    "station",
+    "beach",
+    "forest",
+    "school",
+    "kitchen",
+    "harbor",
+    "bakery",
+    "park",
+    "museum",
+    "bridge",
+    "hill",
+]
+THINGS = [
+    "apple",
+    "book",
+    "letter",
+    "basket",
+    "lamp",
+    "bicycle",
+    "coat",
+    "cup",
+    "map",
+    "song",
+    "boat",
+    "key",
+    "chair",
+    "window",
+    "clock",
+    "bag",
+    "ticket",
+    "cake",
+    "flower",
+    "stone",
+]
+ADJ = [
+    "old",
+    "young",
+    "small",
+    "big",
+    "quiet",
+    "busy",
+    "bright",
+    "dark",
+    "warm",
+    "cold",
+    "green",
+    "red",
+    "blue",
+    "happy",
+    "tired",
+    "clever",
+    "gentle",
+    "brave",
+    "new",
+    "tall",
+]
+VERBS_PAST = [
+    "walked to",
+    "ran to",
+    "looked at",
+    "went to",
+    "came back from",
+    "sat near",
+    "waited at",
+    "cleaned",
+    "painted",
+    "visited",
+    "left",
+    "found",
+]
+TAKE_PAST = [
+    "found",
+    "bought",
+    "carried",
+    "lost",
+    "made",
+    "opened",
+    "gave away",
+    "sold",
+    "picked up",
+    "fixed",
+    "wrote",
+    "read",
+]
+TIMES = [
+    "in the morning",
+    "at noon",
+    "in the evening",
+    "at night",
+    "on Monday",
+    "on Sunday",
+    "after lunch",
+    "before dinner",
+    "last week",
+    "every day",
+    "in the spring",
+    "in the winter",
+]
+WEATHER = [
+    "the sun was warm",
+    "the rain was heavy",
+    "the wind was cold",
+    "the sky was clear",
+    "the air was fresh",
+    "the snow was deep",
+    "the clouds were grey",
+]
+COLORS = {
+    "sky": "blue",
+    "grass": "green",
+    "snow": "white",
+    "sun": "yellow",
+    "night": "dark",
+    "apple": "red",
+    "sea": "blue",
+    "milk": "white",
+    "coal": "black",
+    "orange": "orange",
+}
+SOUNDS = {
+    "dog": "barks",
+    "cat": "meows",
+    "bird": "sings",
+    "duck": "quacks",
+    "horse": "neighs",
+    "cow": "moos",
+    "goat": "bleats",
+    "mouse": "squeaks",
+    "bear": "growls",
+    "fox": "yelps",
+}
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
-PRODUCTS = ["lamp", "kettle", "backpack", "jacket", "phone case", "chair", "blender", "speaker",
-            "notebook", "pair of shoes", "toaster", "desk", "headset", "water bottle", "umbrella",
-            "keyboard", "tent", "pillow", "camera", "watch"]
-ASPECTS = ["the design", "the price", "the quality", "the sound", "the battery", "the color",
-           "the size", "the material", "the delivery", "the handle", "the screen", "the fabric"]
-POS_ADJ = ["great", "excellent", "wonderful", "lovely", "perfect", "solid", "amazing", "fantastic",
-           "comfortable", "reliable", "beautiful", "sturdy"]
-NEG_ADJ = ["terrible", "awful", "poor", "cheap", "flimsy", "disappointing", "broken", "useless",
-           "ugly", "noisy", "uncomfortable", "weak"]
-POS_VERDICT = ["I love it.", "I would buy it again.", "Highly recommended.", "Worth every penny.",
-               "It made me very happy.", "Five stars from me.", "My family loves it too.",
-               "I am glad I chose it."]
-NEG_VERDICT = ["I hate it.", "I would not buy it again.", "Do not waste your money.",
-               "I want a refund.", "It made me angry.", "One star from me.", "I am sending it back.",
-               "I regret buying it."]
-NEUTRAL_OPENERS = ["I bought this {p} {t}.", "My friend gave me this {p} {t}.",
-                   "I have used this {p} since {t2}.", "This {p} arrived {t}.",
-                   "We ordered the {p} {t}.", "I picked this {p} for my trip."]
+PRODUCTS = [
+    "lamp",
+    "kettle",
+    "backpack",
+    "jacket",
+    "phone case",
+    "chair",
+    "blender",
+    "speaker",
+    "notebook",
+    "pair of shoes",
+    "toaster",
+    "desk",
+    "headset",
+    "water bottle",
+    "umbrella",
+    "keyboard",
+    "tent",
+    "pillow",
+    "camera",
+    "watch",
+]
+ASPECTS = [
+    "the design",
+    "the price",
+    "the quality",
+    "the sound",
+    "the battery",
+    "the color",
+    "the size",
+    "the material",
+    "the delivery",
+    "the handle",
+    "the screen",
+    "the fabric",
+]
+POS_ADJ = [
+    "great",
+    "excellent",
+    "wonderful",
+    "lovely",
+    "perfect",
+    "solid",
+    "amazing",
+    "fantastic",
+    "comfortable",
+    "reliable",
+    "beautiful",
+    "sturdy",
+]
+NEG_ADJ = [
+    "terrible",
+    "awful",
+    "poor",
+    "cheap",
+    "flimsy",
+    "disappointing",
+    "broken",
+    "useless",
+    "ugly",
+    "noisy",
+    "uncomfortable",
+    "weak",
+]
+POS_VERDICT = [
+    "I love it.",
+    "I would buy it again.",
+    "Highly recommended.",
+    "Worth every penny.",
+    "It made me very happy.",
+    "Five stars from me.",
+    "My family loves it too.",
+    "I am glad I chose it.",
+]
+NEG_VERDICT = [
+    "I hate it.",
+    "I would not buy it again.",
+    "Do not waste your money.",
+    "I want a refund.",
+    "It made me angry.",
+    "One star from me.",
+    "I am sending it back.",
+    "I regret buying it.",
+]
+NEUTRAL_OPENERS = [
+    "I bought this {p} {t}.",
+    "My friend gave me this {p} {t}.",
+    "I have used this {p} since {t2}.",
+    "This {p} arrived {t}.",
+    "We ordered the {p} {t}.",
+    "I picked this {p} for my trip.",
+]
 REVIEW_TIMES = ["last week", "two days ago", "last month", "yesterday", "in the spring", "on Monday"]
 
 
@@ -61,7 +290,9 @@ def _pick(rng: random.Random, items):
 def story(rng: random.Random) -> str:
     """A few linked sentences about a person, a place and a thing."""
     name = _pick(rng, NAMES)
-    pron = "She" if name in {"Anna", "Clara", "Emma", "Grace", "Iris", "Lena", "Nina", "Paula", "Rosa", "Tara"} else "He"
+    pron = (
+        "She" if name in {"Anna", "Clara", "Emma", "Grace", "Iris", "Lena", "Nina", "Paula", "Rosa", "Tara"} else "He"
+    )
     adj, person, place = _pick(rng, ADJ), _pick(rng, PEOPLE), _pick(rng, PLACES)
     thing, time = _pick(rng, THINGS), _pick(rng, TIMES)
     sents = [
@@ -91,8 +322,9 @@ def _sentiment_sentence(rng: random.Random, positive: bool) -> str:
 
 def review(rng: random.Random, positive: bool) -> str:
     """A short product review whose sentiment is clear to a careful reader."""
-    opener = _pick(rng, NEUTRAL_OPENERS).format(p=_pick(rng, PRODUCTS), t=_pick(rng, REVIEW_TIMES),
-                                               t2=_pick(rng, REVIEW_TIMES))
+    opener = _pick(rng, NEUTRAL_OPENERS).format(
+        p=_pick(rng, PRODUCTS), t=_pick(rng, REVIEW_TIMES), t2=_pick(rng, REVIEW_TIMES)
+    )
     body = [_sentiment_sentence(rng, positive) for _ in range(1 + rng.randrange(2))]
     parts = [opener, *body]
     if rng.random() < 0.7:
@@ -100,8 +332,11 @@ def review(rng: random.Random, positive: bool) -> str:
     return " ".join(parts)
 
 
-VERDICTS = ["Overall, this review is {label}.", "The tone of this review is {label}.",
-            "In short, the feeling here is {label}."]
+VERDICTS = [
+    "Overall, this review is {label}.",
+    "The tone of this review is {label}.",
+    "In short, the feeling here is {label}.",
+]
 
 
 def judged_review(rng: random.Random) -> str:
@@ -142,7 +377,8 @@ def sentiment_items(rng: random.Random, count: int) -> list[dict[str, str]]:
     items = []
     for i in range(count):
         positive = i % 2 == 0
-        items.append({"id": f"s{i:04d}", "text": review(rng, positive),
-                      "label": "positive" if positive else "negative"})
+        items.append(
+            {"id": f"s{i:04d}", "text": review(rng, positive), "label": "positive" if positive else "negative"}
+        )
     rng.shuffle(items)
     return items

@@ -47,8 +47,16 @@ class ProcessChannel:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "a", encoding="utf-8")
         try:
-            self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                         text=True, encoding="utf-8", env=child_env(), bufsize=1)
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                encoding="utf-8",
+                env=child_env(),
+                bufsize=1,
+            )
         except OSError as exc:
             raise TunelabError(f"cannot start the model worker ({command[0]}): {exc}") from None
         finally:
@@ -84,8 +92,13 @@ class ProcessChannel:
 
 
 class ModelWorkerClient:
-    def __init__(self, on_event: Listener, log_path: Path, command: list[str] | None = None,
-                 channel_factory: Callable[[], Channel] | None = None) -> None:
+    def __init__(
+        self,
+        on_event: Listener,
+        log_path: Path,
+        command: list[str] | None = None,
+        channel_factory: Callable[[], Channel] | None = None,
+    ) -> None:
         self.on_event = on_event
         self.log_path = log_path
         command = command or [sys.executable, "-m", "core.engine.worker"]
@@ -103,18 +116,26 @@ class ModelWorkerClient:
 
     def load(self, options: ModelOptions) -> None:
         """Start the worker if needed and (re)load the model; `Loading` then `Ready` or `Error` follow."""
-        self.load_request = p.Load(options.model, options.allow_pickle, options.trust_remote_code,
-                                   options.device, options.dtype)
+        self.load_request = p.Load(
+            options.model, options.allow_pickle, options.trust_remote_code, options.device, options.dtype
+        )
         self._send(self.load_request)
 
-    def generate(self, prompt: dict[str, Any], params: dict[str, Any], listener: Listener,
-                 adapter: str | None = None) -> str:
+    def generate(
+        self, prompt: dict[str, Any], params: dict[str, Any], listener: Listener, adapter: str | None = None
+    ) -> str:
         """Queue one streamed generation; `Started`, `Chunk`s and `Done` (or `Error`) go to `listener`."""
         rid = self._new_id()
         return self._request(rid, p.Generate(rid, prompt, params, adapter), listener)
 
-    def batch(self, prompts: list[dict[str, Any]], params: dict[str, Any], listener: Listener,
-              batch_size: int = 16, adapter: str | None = None) -> str:
+    def batch(
+        self,
+        prompts: list[dict[str, Any]],
+        params: dict[str, Any],
+        listener: Listener,
+        batch_size: int = 16,
+        adapter: str | None = None,
+    ) -> str:
         """Queue a batch; `Item`s then `BatchDone` (or `Error`, `Crashed`) go to `listener`."""
         rid = self._new_id()
         return self._request(rid, p.Batch(rid, prompts, params, adapter, batch_size), listener)

@@ -59,15 +59,21 @@ class _Stream:
     def _flush(self, final: bool) -> None:
         upto = len(self.text) if final else max(self.sent, len(self.text) - self.holdback)
         if upto > self.sent:
-            self.emit(self.text[self.sent:upto], len(self.ids))
+            self.emit(self.text[self.sent : upto], len(self.ids))
             self.sent = upto
         self.last_emit = time.monotonic()
 
 
-def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
-             emit: Callable[[str, int], None], cancel: threading.Event | None = None,
-             on_rendered: Callable[[str, int], None] | None = None,
-             interval: float = CHUNK_INTERVAL_S) -> dict[str, Any]:
+def generate(
+    loaded: LoadedModel,
+    prompt: Prompt,
+    params: GenParams,
+    *,
+    emit: Callable[[str, int], None],
+    cancel: threading.Event | None = None,
+    on_rendered: Callable[[str, int], None] | None = None,
+    interval: float = CHUNK_INTERVAL_S,
+) -> dict[str, Any]:
     """Generate for one prompt, streaming text through `emit`; returns output and timing stats."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
@@ -94,8 +100,13 @@ def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
         torch.manual_seed(params.seed)
     start = time.monotonic()
     with torch.inference_mode():
-        loaded.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
-                              streamer=stream, stopping_criteria=StoppingCriteriaList([_Halt()]), **kwargs)
+        loaded.model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            streamer=stream,
+            stopping_criteria=StoppingCriteriaList([_Halt()]),
+            **kwargs,
+        )
     latency = time.monotonic() - start
     completion_tokens = len(stream.ids)
     if cancel.is_set():
@@ -107,15 +118,27 @@ def generate(loaded: LoadedModel, prompt: Prompt, params: GenParams, *,
     else:
         reason = "eos"
     ttft = (stream.first_token_at - start) if stream.first_token_at else latency
-    return {"output": stream.text, "rendered_prompt": rendered, "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens, "stop_reason": reason,
-            "latency_s": round(latency, 4), "ttft_s": round(ttft, 4),
-            "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0}
+    return {
+        "output": stream.text,
+        "rendered_prompt": rendered,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "stop_reason": reason,
+        "latency_s": round(latency, 4),
+        "ttft_s": round(ttft, 4),
+        "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0,
+    }
 
 
-def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams, *,
-                   on_result: Callable[[int, dict[str, Any]], None], batch_size: int = 16,
-                   cancel: threading.Event | None = None) -> None:
+def generate_batch(
+    loaded: LoadedModel,
+    prompts: list[Prompt],
+    params: GenParams,
+    *,
+    on_result: Callable[[int, dict[str, Any]], None],
+    batch_size: int = 16,
+    cancel: threading.Event | None = None,
+) -> None:
     """Generate for many prompts in batches, calling `on_result(index, result)` as each batch ends.
 
     Prompts are grouped by length, so a batch pads little; padding is on the left, as decoder-only
@@ -144,7 +167,7 @@ def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams
     for start in range(0, len(order), batch_size):
         if cancel.is_set():
             return
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         enc = _left_padded([encoded[i] for i in idx], tok.pad_token_id, loaded.device)
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -165,16 +188,27 @@ def generate_batch(loaded: LoadedModel, prompts: list[Prompt], params: GenParams
                 reason = "cancelled"
             else:
                 reason = "eos" if hit_eos is not None else "length"
-            on_result(i, {"output": text, "rendered_prompt": rendered[i],
-                          "prompt_tokens": int(enc["attention_mask"][row].sum()),
-                          "completion_tokens": len(ids), "stop_reason": reason,
-                          "latency_s": round(share, 4), "ttft_s": None,
-                          "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0})
+            on_result(
+                i,
+                {
+                    "output": text,
+                    "rendered_prompt": rendered[i],
+                    "prompt_tokens": int(enc["attention_mask"][row].sum()),
+                    "completion_tokens": len(ids),
+                    "stop_reason": reason,
+                    "latency_s": round(share, 4),
+                    "ttft_s": None,
+                    "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0,
+                },
+            )
 
 
 def _decode_kwargs(params: GenParams, tok) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
-                              "pad_token_id": tok.pad_token_id}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": params.max_new_tokens,
+        "do_sample": not params.greedy,
+        "pad_token_id": tok.pad_token_id,
+    }
     if params.min_new_tokens:
         kwargs["min_new_tokens"] = params.min_new_tokens
     if params.greedy:
@@ -192,6 +226,6 @@ def _left_padded(rows: list[list[int]], pad_id: int, device: str) -> dict[str, A
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for n, row in enumerate(rows):
-        ids[n, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[n, width - len(row):] = 1
+        ids[n, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[n, width - len(row) :] = 1
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}

@@ -70,19 +70,32 @@ class ModelHost:
         text = render(self.loaded.tokenizer, prompt, self.loaded.source.spec)
         return text, len(encode(self.loaded.tokenizer, text))
 
-    def generate(self, prompt: Prompt, params: GenParams, adapter: str | None, *,
-                 emit: Callable[[str, int], None], cancel: threading.Event,
-                 on_rendered: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    def generate(
+        self,
+        prompt: Prompt,
+        params: GenParams,
+        adapter: str | None,
+        *,
+        emit: Callable[[str, int], None],
+        cancel: threading.Event,
+        on_rendered: Callable[[str, int], None] | None = None,
+    ) -> dict[str, Any]:
         from core.engine.generation import generate
 
         with self.using(adapter) as loaded:
-            result: dict[str, Any] = generate(loaded, prompt, params, emit=emit, cancel=cancel,
-                                              on_rendered=on_rendered)
+            result: dict[str, Any] = generate(loaded, prompt, params, emit=emit, cancel=cancel, on_rendered=on_rendered)
         return result
 
-    def batch(self, prompts: list[Prompt], params: GenParams, adapter: str | None, *,
-              on_result: Callable[[int, dict[str, Any]], None], cancel: threading.Event,
-              batch_size: int = 16) -> None:
+    def batch(
+        self,
+        prompts: list[Prompt],
+        params: GenParams,
+        adapter: str | None,
+        *,
+        on_result: Callable[[int, dict[str, Any]], None],
+        cancel: threading.Event,
+        batch_size: int = 16,
+    ) -> None:
         """Many prompts at once (evals): all cores for the batch, the previous thread count after."""
         import torch
 

@@ -29,10 +29,16 @@ class LoadedModel:
 
     def info(self) -> dict[str, Any]:
         params = sum(p.numel() for p in self.model.parameters())
-        return {"model": self.source.spec, "location": self.source.location, "device": self.device,
-                "dtype": self.dtype, "chat_template": self.has_chat_template,
-                "params_m": round(params / 1e6, 2), "load_s": round(self.load_s, 3),
-                "linear_modules": linear_module_names(self.model)}
+        return {
+            "model": self.source.spec,
+            "location": self.source.location,
+            "device": self.device,
+            "dtype": self.dtype,
+            "chat_template": self.has_chat_template,
+            "params_m": round(params / 1e6, 2),
+            "load_s": round(self.load_s, 3),
+            "linear_modules": linear_module_names(self.model),
+        }
 
 
 def linear_module_names(model) -> list[str]:
@@ -69,8 +75,9 @@ def pick_dtype(device: str, requested: str = "auto"):
     return torch.float32
 
 
-def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
-         device: str = "auto", dtype: str = "auto") -> LoadedModel:
+def load(
+    spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = False, device: str = "auto", dtype: str = "auto"
+) -> LoadedModel:
     """Load `spec`; every failure becomes a one-line TunelabError naming the model.
 
     A hub id is looked up in the local cache first (works offline); the network is only tried when
@@ -85,8 +92,11 @@ def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = Fal
     start = time.monotonic()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
-    options = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype,
-               "use_safetensors": None if allow_pickle else True}
+    options = {
+        "trust_remote_code": trust_remote_code,
+        "dtype": torch_dtype,
+        "use_safetensors": None if allow_pickle else True,
+    }
     where = "folder" if source.local else "hub id"
     try:
         if source.local:
@@ -100,8 +110,7 @@ def load(spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = Fal
     model.to(dev).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(source, model, tokenizer, dev, str(torch_dtype).removeprefix("torch."),
-                       time.monotonic() - start)
+    return LoadedModel(source, model, tokenizer, dev, str(torch_dtype).removeprefix("torch."), time.monotonic() - start)
 
 
 def _from_pretrained(location: str, *, dtype, use_safetensors, trust_remote_code, local_files_only=False):

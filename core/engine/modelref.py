@@ -51,8 +51,10 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
         return
     pickled = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
     if pickled and not allow_pickle:
-        raise TunelabError(f"model folder has only pickle weights ({pickled[0]}), which can run code when "
-                           f"loaded; convert to safetensors or pass --allow-pickle: {path}")
+        raise TunelabError(
+            f"model folder has only pickle weights ({pickled[0]}), which can run code when "
+            f"loaded; convert to safetensors or pass --allow-pickle: {path}"
+        )
     if not pickled:
         raise TunelabError(f"no model weights (*.safetensors) in {path}")
 

@@ -24,7 +24,9 @@ class GenParams:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            raise TunelabError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}")
+            raise TunelabError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise TunelabError(f"min_new_tokens must be between 0 and max_new_tokens, got {self.min_new_tokens}")
         if not 0.0 <= self.temperature <= 10.0:

@@ -40,8 +40,9 @@ class Prompt:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Prompt:
-        return cls(data.get("text", ""), data.get("system", ""), data.get("mode", "auto"),
-                   tuple(data.get("messages") or ()))
+        return cls(
+            data.get("text", ""), data.get("system", ""), data.get("mode", "auto"), tuple(data.get("messages") or ())
+        )
 
 
 def has_chat_template(tokenizer: Any) -> bool:

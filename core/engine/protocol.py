@@ -161,8 +161,9 @@ class Crashed(Event):
 
 
 REQUESTS: dict[str, type[Request]] = {c.TAG: c for c in (Load, Generate, Batch, Render, Cancel)}
-EVENTS: dict[str, type[Event]] = {c.TAG: c for c in (Loading, Ready, Rendered, Started, Chunk, Done, Item,
-                                                      BatchDone, Error, Crashed)}
+EVENTS: dict[str, type[Event]] = {
+    c.TAG: c for c in (Loading, Ready, Rendered, Started, Chunk, Done, Item, BatchDone, Error, Crashed)
+}
 FINAL = (Done, BatchDone, Rendered, Error, Crashed)  # the last event a request gets
 
 

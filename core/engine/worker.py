@@ -28,10 +28,26 @@ class Host(Protocol):
 
     def load(self, options: ModelOptions) -> dict[str, Any]: ...
     def render(self, prompt: Prompt) -> tuple[str, int]: ...
-    def generate(self, prompt: Prompt, params: GenParams, adapter: str | None, *, emit: Any, cancel: threading.Event,
-                 on_rendered: Any = None) -> dict[str, Any]: ...
-    def batch(self, prompts: list[Prompt], params: GenParams, adapter: str | None, *, on_result: Any,
-              cancel: threading.Event, batch_size: int = 16) -> None: ...
+    def generate(
+        self,
+        prompt: Prompt,
+        params: GenParams,
+        adapter: str | None,
+        *,
+        emit: Any,
+        cancel: threading.Event,
+        on_rendered: Any = None,
+    ) -> dict[str, Any]: ...
+    def batch(
+        self,
+        prompts: list[Prompt],
+        params: GenParams,
+        adapter: str | None,
+        *,
+        on_result: Any,
+        cancel: threading.Event,
+        batch_size: int = 16,
+    ) -> None: ...
 
 
 class Worker:
@@ -89,15 +105,24 @@ class Worker:
         elif isinstance(req, p.Generate):
             rid = req.id
             result = self.host.generate(
-                Prompt.from_dict(req.prompt), GenParams.from_dict(req.params), req.adapter,
-                emit=lambda text, tokens: self.send(p.Chunk(rid, text, tokens)), cancel=self.cancels[rid],
-                on_rendered=lambda rendered, n: self.send(p.Started(rid, rendered, n)))
+                Prompt.from_dict(req.prompt),
+                GenParams.from_dict(req.params),
+                req.adapter,
+                emit=lambda text, tokens: self.send(p.Chunk(rid, text, tokens)),
+                cancel=self.cancels[rid],
+                on_rendered=lambda rendered, n: self.send(p.Started(rid, rendered, n)),
+            )
             self.send(p.Done(rid, result))
         elif isinstance(req, p.Batch):
             rid, cancel = req.id, self.cancels[req.id]
-            self.host.batch([Prompt.from_dict(x) for x in req.prompts], GenParams.from_dict(req.params), req.adapter,
-                            on_result=lambda i, r: self.send(p.Item(rid, i, r)), cancel=cancel,
-                            batch_size=req.batch_size)
+            self.host.batch(
+                [Prompt.from_dict(x) for x in req.prompts],
+                GenParams.from_dict(req.params),
+                req.adapter,
+                on_result=lambda i, r: self.send(p.Item(rid, i, r)),
+                cancel=cancel,
+                batch_size=req.batch_size,
+            )
             self.send(p.BatchDone(rid, cancel.is_set()))
         else:
             raise TunelabError(f"unknown request {req!r}")

@@ -49,7 +49,9 @@ class Dataset:
         if name is None:
             return self.items
         if name not in self.splits:
-            raise TunelabError(f"dataset {self.name} has no split '{name}' (splits: {', '.join(self.splits) or 'none'})")
+            raise TunelabError(
+                f"dataset {self.name} has no split '{name}' (splits: {', '.join(self.splits) or 'none'})"
+            )
         return [it for it in self.items if it.split == name]
 
     def check_template(self, template: Template, items: list[Item] | None = None) -> None:
@@ -57,8 +59,10 @@ class Dataset:
         for item in items if items is not None else self.items:
             missing = [v for v in template.variables if v not in item.vars]
             if missing:
-                raise TunelabError(f"{item.where}: template variable '{{{{{missing[0]}}}}}' has no value "
-                                   f"(fields: {', '.join(sorted(item.vars)) or 'none'})")
+                raise TunelabError(
+                    f"{item.where}: template variable '{{{{{missing[0]}}}}}' has no value "
+                    f"(fields: {', '.join(sorted(item.vars)) or 'none'})"
+                )
 
 
 def load_dataset(spec: str, *, expected: str | None = None, mapping: Mapping[str, str] | None = None) -> Dataset:
@@ -147,8 +151,15 @@ def _text(where: str, name: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _item(name: str, line: int, row: dict[str, Any], fmt: str, expected_field: str | None,
-          split: str | None, mapping: Mapping[str, str]) -> Item:
+def _item(
+    name: str,
+    line: int,
+    row: dict[str, Any],
+    fmt: str,
+    expected_field: str | None,
+    split: str | None,
+    mapping: Mapping[str, str],
+) -> Item:
     where = f"{name}:{line}"
     messages: tuple[dict[str, str], ...] = ()
     expected: str | None = None
@@ -162,8 +173,11 @@ def _item(name: str, line: int, row: dict[str, Any], fmt: str, expected_field: s
             if expected_field not in row:
                 raise TunelabError(f"{where}: missing field '{expected_field}'")
             expected = _text(where, expected_field, row[expected_field])
-        variables = {k: _text(where, k, v) for k, v in row.items()
-                     if k not in RESERVED and k != expected_field and k != "messages"}
+        variables = {
+            k: _text(where, k, v)
+            for k, v in row.items()
+            if k not in RESERVED and k != expected_field and k != "messages"
+        }
     for var, source in mapping.items():
         if source not in row:
             raise TunelabError(f"{where}: missing field '{source}' (mapped to variable '{var}')")

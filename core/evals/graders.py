@@ -79,8 +79,9 @@ def parse_grader(spec: str, labels: Iterable[str] = ()) -> Grader:
         threshold = _threshold(spec, arg, 0.8 if kind == "levenshtein" else 0.5)
         measure = levenshtein_ratio if kind == "levenshtein" else chrf
         return Grader(spec, lambda out, exp: _at_least(measure(out, _need_expected(exp, spec)), threshold))
-    raise TunelabError(f"unknown grader '{kind}' (use exact, labels, contains, not_contains, regex, json, "
-                       "levenshtein or chrf)")
+    raise TunelabError(
+        f"unknown grader '{kind}' (use exact, labels, contains, not_contains, regex, json, levenshtein or chrf)"
+    )
 
 
 def _bool(ok: bool) -> Grade:
@@ -138,8 +139,8 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
         return 1.0 if hyp == ref else 0.0
     precisions, recalls = [], []
     for n in range(1, max_n + 1):
-        h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        h = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
+        r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
         if not h or not r:
             continue
         overlap = sum((h & r).values())

@@ -41,8 +41,15 @@ class PromptVersion:
 
     @property
     def id(self) -> str:
-        body = json.dumps({"system": self.system, "template": self.template, "mode": self.mode,
-                           "params": GenParams.from_dict(self.params).to_dict()}, sort_keys=True)
+        body = json.dumps(
+            {
+                "system": self.system,
+                "template": self.template,
+                "mode": self.mode,
+                "params": GenParams.from_dict(self.params).to_dict(),
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     @property
@@ -52,8 +59,14 @@ class PromptVersion:
     def as_text(self) -> str:
         """A stable text form, for diffs."""
         params = GenParams.from_dict(self.params).to_dict()
-        lines = [f"mode: {self.mode}", "system:", *self.system.splitlines(), "template:",
-                 *self.template.splitlines(), "params:"]
+        lines = [
+            f"mode: {self.mode}",
+            "system:",
+            *self.system.splitlines(),
+            "template:",
+            *self.template.splitlines(),
+            "params:",
+        ]
         lines += [f"  {k} = {json.dumps(v)}" for k, v in params.items()]
         return "\n".join(lines) + "\n"
 
@@ -75,8 +88,12 @@ def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
     if not isinstance(data.get("template"), str):
         raise TunelabError(f"prompt file {path.name}: 'template' is required and must be a string")
     try:
-        version = PromptVersion(data["template"], data.get("system", ""), data.get("mode", "auto"),
-                                {**GenParams().to_dict(), **data.get("params", {})})
+        version = PromptVersion(
+            data["template"],
+            data.get("system", ""),
+            data.get("mode", "auto"),
+            {**GenParams().to_dict(), **data.get("params", {})},
+        )
     except TunelabError as exc:
         raise TunelabError(f"prompt file {path.name}: {exc}") from None
     return str(data.get("name") or path.stem), version
@@ -95,6 +112,7 @@ class PromptStore:
             q = Query()
             if not table.contains((q.id == vid) & (q.name == name)):
                 table.insert({"id": vid, "name": name, "created_at": now_iso(), **version.to_dict()})
+
         self.meta.write(change)
         return vid
 
@@ -115,8 +133,9 @@ class PromptStore:
         if number:
             hits = [r for r in rows if r["name"] == name and str(r["number"]) == number]
         else:
-            hits = [r for r in rows if r["name"] == ref][:1] or \
-                   list({r["id"]: r for r in rows if len(ref) >= 4 and r["id"].startswith(ref)}.values())
+            hits = [r for r in rows if r["name"] == ref][:1] or list(
+                {r["id"]: r for r in rows if len(ref) >= 4 and r["id"].startswith(ref)}.values()
+            )
         if not hits:
             raise TunelabError(f"no prompt version '{ref}' (see `tunelab prompts list`)")
         if len(hits) > 1:
@@ -127,5 +146,8 @@ class PromptStore:
     def diff(self, a: str, b: str) -> str:
         (ra, va), (rb, vb) = self.get(a), self.get(b)
         label = lambda r: f"{r['name']}@{r['number']} ({r['id']})"  # noqa: E731
-        return "".join(difflib.unified_diff(va.as_text().splitlines(True), vb.as_text().splitlines(True),
-                                            fromfile=label(ra), tofile=label(rb)))
+        return "".join(
+            difflib.unified_diff(
+                va.as_text().splitlines(True), vb.as_text().splitlines(True), fromfile=label(ra), tofile=label(rb)
+            )
+        )

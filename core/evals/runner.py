@@ -54,7 +54,9 @@ class Variant:
     @property
     def label(self) -> str:
         prompt = f"{self.name}@{self.version.id[:6]}" if self.version else "no prompt"
-        return f"{prompt} | {self.model}" + (f"+{Path(self.adapter).name[:9]}" if self.adapter else "")  # run id or folder
+        return f"{prompt} | {self.model}" + (
+            f"+{Path(self.adapter).name[:9]}" if self.adapter else ""
+        )  # run id or folder
 
 
 @dataclass
@@ -70,8 +72,15 @@ class EvalRequest:
 
 
 class Backend(Protocol):
-    def run(self, model: str, adapter: str | None, prompts: list[dict[str, Any]], params: dict[str, Any],
-            on_result: OnResult, cancel: threading.Event) -> None: ...
+    def run(
+        self,
+        model: str,
+        adapter: str | None,
+        prompts: list[dict[str, Any]],
+        params: dict[str, Any],
+        on_result: OnResult,
+        cancel: threading.Event,
+    ) -> None: ...
 
 
 @dataclass
@@ -88,8 +97,9 @@ def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
     """With a version: its templates filled from the item. Without: the item's own input as is, raw
     text (or its chat turns): exactly what a LoRA trained without a template saw."""
     if version is not None:
-        return Prompt(Template(version.template).render(item.vars), Template(version.system).render(item.vars),
-                      version.mode)
+        return Prompt(
+            Template(version.template).render(item.vars), Template(version.system).render(item.vars), version.mode
+        )
     if item.messages:
         return Prompt("", mode="auto", messages=item.messages)
     v = item.vars
@@ -100,10 +110,16 @@ def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
     return Prompt(text, v.get("system", ""), "raw")
 
 
-def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend, *,
-             on_row: Callable[[dict[str, Any]], None] | None = None,
-             on_progress: Callable[[int, int], None] | None = None,
-             cancel: threading.Event | None = None) -> dict[str, Any]:
+def run_eval(
+    root: Path,
+    request: EvalRequest,
+    variants: list[Variant],
+    backend: Backend,
+    *,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
     """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`)."""
     if not variants:
         raise TunelabError("an eval needs at least one variant")
@@ -132,8 +148,9 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
             params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
-                key = cache_key(fingerprints[v.model], adapter_prints.get(v.adapter or ""), prompt.to_dict(),
-                                params.to_dict())
+                key = cache_key(
+                    fingerprints[v.model], adapter_prints.get(v.adapter or ""), prompt.to_dict(), params.to_dict()
+                )
                 calls.append(_Call(vi, ii, r, prompt, params, key))
 
     run_id = "e" + new_id()
@@ -147,13 +164,22 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
     fd = os.open(folder / "results.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         with os.fdopen(fd, "a", encoding="utf-8") as out:
+
             def finish(call: _Call, result: dict[str, Any], from_cache: bool) -> None:
                 item = items[call.item]
                 grade = grader(result["output"], item.expected)
-                row = {"variant": call.variant, "item": item.id, "repeat": call.repeat, "output": result["output"],
-                       "expected": item.expected, "passed": grade.passed, "score": grade.score,
-                       "latency_s": result.get("latency_s"), "completion_tokens": result.get("completion_tokens"),
-                       "cached": from_cache}
+                row = {
+                    "variant": call.variant,
+                    "item": item.id,
+                    "repeat": call.repeat,
+                    "output": result["output"],
+                    "expected": item.expected,
+                    "passed": grade.passed,
+                    "score": grade.score,
+                    "latency_s": result.get("latency_s"),
+                    "completion_tokens": result.get("completion_tokens"),
+                    "cached": from_cache,
+                }
                 with lock:
                     rows.append(row)
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -185,8 +211,14 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
                 for c in group:  # identical calls (same key) run once; the others reuse the result
                     (duplicates if c.key in seen else unique).append(c)
                     seen.add(c.key)
-                backend.run(model, adapter, [c.prompt.to_dict() for c in unique], json.loads(params_json),
-                            partial(_finish_fresh, finish, unique), cancel)
+                backend.run(
+                    model,
+                    adapter,
+                    [c.prompt.to_dict() for c in unique],
+                    json.loads(params_json),
+                    partial(_finish_fresh, finish, unique),
+                    cancel,
+                )
                 for c in duplicates:
                     if c.key in fresh:
                         finish(c, fresh[c.key], True)
@@ -194,8 +226,9 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
         if fresh:  # what was computed is cached even when a later batch fails
             cache.put_many(fresh)
 
-    summary = _summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows,
-                         "cancelled" if cancel.is_set() else "done")
+    summary = _summarize(
+        run_id, request, dataset.name, dataset.sha256, variants, items, rows, "cancelled" if cancel.is_set() else "done"
+    )
     write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))
     headline = {k: v for k, v in summary.items() if k != "items"}
     Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
@@ -203,8 +236,9 @@ def run_eval(root: Path, request: EvalRequest, variants: list[Variant], backend:
     return summary
 
 
-def _finish_fresh(finish: Callable[[_Call, dict[str, Any], bool], None], calls: list[_Call], index: int,
-                  result: dict[str, Any]) -> None:
+def _finish_fresh(
+    finish: Callable[[_Call, dict[str, Any], bool], None], calls: list[_Call], index: int, result: dict[str, Any]
+) -> None:
     finish(calls[index], result, False)
 
 
@@ -219,18 +253,36 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
         lo, hi = wilson_interval(passed, len(vrows))
         latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
         tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
-        out_variants.append({
-            "label": v.label, "prompt_name": v.name if v.version else None,
-            "prompt_id": v.version.id if v.version else None, "model": v.model, "adapter": v.adapter,
-            "trials": len(vrows), "passed": passed, "pass_rate": passed / len(vrows) if vrows else 0.0,
-            "ci": [round(lo, 4), round(hi, 4)],
-            "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
-            "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
-            "cached": sum(r["cached"] for r in vrows)})
+        out_variants.append(
+            {
+                "label": v.label,
+                "prompt_name": v.name if v.version else None,
+                "prompt_id": v.version.id if v.version else None,
+                "model": v.model,
+                "adapter": v.adapter,
+                "trials": len(vrows),
+                "passed": passed,
+                "pass_rate": passed / len(vrows) if vrows else 0.0,
+                "ci": [round(lo, 4), round(hi, 4)],
+                "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
+                "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
+                "cached": sum(r["cached"] for r in vrows),
+            }
+        )
         per_item[str(vi)] = _per_item(vrows)
-    return {"id": run_id, "created_at": now_iso(), "status": status, "dataset": dataset_name,
-            "dataset_sha256": dataset_sha, "split": request.split, "grader": request.grader,
-            "repeat": request.repeat, "n_items": len(items), "variants": out_variants, "items": per_item}
+    return {
+        "id": run_id,
+        "created_at": now_iso(),
+        "status": status,
+        "dataset": dataset_name,
+        "dataset_sha256": dataset_sha,
+        "split": request.split,
+        "grader": request.grader,
+        "repeat": request.repeat,
+        "n_items": len(items),
+        "variants": out_variants,
+        "items": per_item,
+    }
 
 
 def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -242,8 +294,12 @@ def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for item_id, reps in grouped.items():
         outputs = Counter(r["output"] for r in reps)
         fraction = sum(r["passed"] for r in reps) / len(reps)
-        out[item_id] = {"pass": round(fraction, 4), "passed": fraction >= 0.5,
-                        "majority": outputs.most_common(1)[0][0], "distinct": len(outputs)}
+        out[item_id] = {
+            "pass": round(fraction, 4),
+            "passed": fraction >= 0.5,
+            "majority": outputs.most_common(1)[0][0],
+            "distinct": len(outputs),
+        }
     return out
 
 
@@ -291,9 +347,13 @@ def compare(summary: dict[str, Any], baseline: dict[str, Any], baseline_variant:
     for vi, v in enumerate(summary["variants"]):
         items = summary["items"][str(vi)]
         shared = sorted(set(items) & set(base_items))
-        out.append({"delta": v["pass_rate"] - base_rate,
-                    "fixed": [i for i in shared if items[i]["passed"] and not base_items[i]["passed"]],
-                    "broken": [i for i in shared if not items[i]["passed"] and base_items[i]["passed"]]})
+        out.append(
+            {
+                "delta": v["pass_rate"] - base_rate,
+                "fixed": [i for i in shared if items[i]["passed"] and not base_items[i]["passed"]],
+                "broken": [i for i in shared if not items[i]["passed"] and base_items[i]["passed"]],
+            }
+        )
     return out
 
 
@@ -312,8 +372,13 @@ class HostBackend:
         if model != self.model:
             self.host.load(replace(self.options, model=model))
             self.model = model
-        self.host.batch([Prompt.from_dict(x) for x in prompts], GenParams.from_dict(params), adapter,
-                        on_result=on_result, cancel=cancel)
+        self.host.batch(
+            [Prompt.from_dict(x) for x in prompts],
+            GenParams.from_dict(params),
+            adapter,
+            on_result=on_result,
+            cancel=cancel,
+        )
 
 
 class WorkerBackend:

@@ -52,8 +52,7 @@ class Template:
         missing = [name for name in self.variables if name not in available]
         if missing:
             have = ", ".join(sorted(available)) or "none"
-            raise TunelabError(f"template variable '{{{{{missing[0]}}}}}' has no value in {source} "
-                               f"(available: {have})")
+            raise TunelabError(f"template variable '{{{{{missing[0]}}}}}' has no value in {source} (available: {have})")
 
     def render(self, values: Mapping[str, object]) -> str:
         self.check(values)
@@ -64,7 +63,7 @@ def _bad_placeholder(text: str, start: int) -> str:
     end = text.find("}}", start + 2)
     if end == -1:
         return "unbalanced '{{' (no closing '}}')"
-    inner = text[start + 2:end].strip()
+    inner = text[start + 2 : end].strip()
     if not inner:
         return "empty placeholder '{{}}'"
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+|\[[^\]]*\])+", inner):

@@ -18,8 +18,27 @@ from core.history.store import History, label_of
 from core.storage.atomic import writable
 from core.storage.text import decode_utf8, jsonl_objects
 
-CSV_COLUMNS = ("id", "created_at", "kind", "status", "model", "adapter", "prompt_name", "mode", "system", "prompt",
-               "output", "label", "correction", "tags", "starred", "note", "completion_tokens", "latency_s", "ref")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "status",
+    "model",
+    "adapter",
+    "prompt_name",
+    "mode",
+    "system",
+    "prompt",
+    "output",
+    "label",
+    "correction",
+    "tags",
+    "starred",
+    "note",
+    "completion_tokens",
+    "latency_s",
+    "ref",
+)
 FORMATS = ("jsonl", "csv", "training")
 
 
@@ -49,8 +68,20 @@ def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> i
     return _write_rows(records, fmt, out, CSV_COLUMNS)
 
 
-EVAL_COLUMNS = ("run", "variant", "label", "item", "repeat", "expected", "output", "passed", "score", "latency_s",
-                "completion_tokens", "cached")
+EVAL_COLUMNS = (
+    "run",
+    "variant",
+    "label",
+    "item",
+    "repeat",
+    "expected",
+    "output",
+    "passed",
+    "score",
+    "latency_s",
+    "completion_tokens",
+    "cached",
+)
 
 
 def eval_rows(root: Path, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -67,8 +98,11 @@ def eval_rows(root: Path, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        yield {"run": summary["id"], "label": labels[row["variant"]] if row.get("variant") in range(len(labels))
-               else "", **row}
+        yield {
+            "run": summary["id"],
+            "label": labels[row["variant"]] if row.get("variant") in range(len(labels)) else "",
+            **row,
+        }
 
 
 def write_eval_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
@@ -77,8 +111,9 @@ def write_eval_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> in
     return _write_rows(rows, fmt, out, EVAL_COLUMNS)
 
 
-def export_history(history: History, query: HistoryQuery, fmt: str, path: Path | None = None,
-                   out: TextIO | None = None) -> int:
+def export_history(
+    history: History, query: HistoryQuery, fmt: str, path: Path | None = None, out: TextIO | None = None
+) -> int:
     """Matching records to `out`, or to `path` written whole (temp file, then rename: no half files)."""
     if path is None:
         return write_records(history.iter_matching(query), fmt, out or io.StringIO())

@@ -66,22 +66,33 @@ def _text_or_none(value: Any) -> str | None:
 def index_row(record: dict[str, Any]) -> dict[str, Any]:
     """The small row a list shows and a filter checks; `created_at` comes first (date checks read bytes).
     Fields are coerced to their types, so an imported record of any shape lists like the others."""
+
     def preview(name: str) -> str:
-        return " ".join(str(record.get(name) or "")[:PREVIEW * 2].split())[:PREVIEW]
+        return " ".join(str(record.get(name) or "")[: PREVIEW * 2].split())[:PREVIEW]
 
     def number(name: str) -> float | None:
         value = record.get(name)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     tags = record.get("tags")
-    return {"created_at": str(record.get("created_at", "")), "id": record["id"],
-            "kind": str(record.get("kind") or "generation"), "status": _text_or_none(record.get("status")),
-            "model": _text_or_none(record.get("model")), "adapter": _text_or_none(record.get("adapter")),
-            "prompt_name": _text_or_none(record.get("prompt_name")),
-            "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
-            "starred": bool(record.get("starred")), "label": _text_or_none(label_of(record)),
-            "note": bool(record.get("note")), "prompt": preview("prompt"), "output": preview("output"),
-            "tokens": number("completion_tokens"), "latency_s": number("latency_s"), "ref": _text_or_none(record.get("ref"))}
+    return {
+        "created_at": str(record.get("created_at", "")),
+        "id": record["id"],
+        "kind": str(record.get("kind") or "generation"),
+        "status": _text_or_none(record.get("status")),
+        "model": _text_or_none(record.get("model")),
+        "adapter": _text_or_none(record.get("adapter")),
+        "prompt_name": _text_or_none(record.get("prompt_name")),
+        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+        "starred": bool(record.get("starred")),
+        "label": _text_or_none(label_of(record)),
+        "note": bool(record.get("note")),
+        "prompt": preview("prompt"),
+        "output": preview("output"),
+        "tokens": number("completion_tokens"),
+        "latency_s": number("latency_s"),
+        "ref": _text_or_none(record.get("ref")),
+    }
 
 
 def search_text(record: dict[str, Any], row: dict[str, Any]) -> str:
@@ -150,14 +161,16 @@ class History:
         try:
             return int(json.loads(marker.read_text())["format"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise TunelabError(f"{marker}: unreadable format marker ({exc}); expected {{\"format\": N}}") from None
+            raise TunelabError(f'{marker}: unreadable format marker ({exc}); expected {{"format": N}}') from None
 
     def _migrate(self) -> None:
         """Bring an older store up to FORMAT_VERSION once, step by step; refuse a newer one."""
         version = self._format()
         if version > FORMAT_VERSION:
-            raise TunelabError(f"history in {self.folder} has format {version}, newer than this tunelab "
-                               f"understands ({FORMAT_VERSION}); upgrade tunelab")
+            raise TunelabError(
+                f"history in {self.folder} has format {version}, newer than this tunelab "
+                f"understands ({FORMAT_VERSION}); upgrade tunelab"
+            )
         if version == FORMAT_VERSION:
             return
         with self._writing():
@@ -182,8 +195,7 @@ class History:
             if "id" not in doc:
                 continue
             row = index_row(doc)
-            lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\t"
-                         + search_text(doc, row).encode())
+            lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\t" + search_text(doc, row).encode())
         return lines
 
     def _write_index(self, shard: Path, docs: list[dict[str, Any]]) -> list[bytes]:
@@ -242,7 +254,7 @@ class History:
             while pending:
                 if len(docs) >= SHARD_SIZE:
                     number, docs = number + 1, []
-                take, pending = pending[:SHARD_SIZE - len(docs)], pending[SHARD_SIZE - len(docs):]
+                take, pending = pending[: SHARD_SIZE - len(docs)], pending[SHARD_SIZE - len(docs) :]
                 shard = self._shard(number)
                 self._db(shard).insert_multiple(take)
                 docs = docs + take
@@ -253,11 +265,15 @@ class History:
         """Set tags, star, note, label (good/bad/None) or correction on one record; returns it."""
         unknown = set(changes) - EDITABLE
         if unknown:
-            raise TunelabError(f"cannot edit field(s) {', '.join(sorted(unknown))} (editable: {', '.join(sorted(EDITABLE))})")
+            raise TunelabError(
+                f"cannot edit field(s) {', '.join(sorted(unknown))} (editable: {', '.join(sorted(EDITABLE))})"
+            )
         if changes.get("label") not in (None, "good", "bad"):
             raise TunelabError(f"label must be good, bad or none, got {changes['label']!r}")
         if "tags" in changes:
-            changes["tags"] = sorted({str(t).strip().lstrip("#") for t in changes["tags"] if str(t).strip().lstrip("#")})
+            changes["tags"] = sorted(
+                {str(t).strip().lstrip("#") for t in changes["tags"] if str(t).strip().lstrip("#")}
+            )
         with self._writing():
             path, record = self._locate(record_id, shard)
             self._db(path).update(changes, Query().id == record["id"])
@@ -266,8 +282,9 @@ class History:
         return self._with_blobs(record)
 
     # -- reading ----------------------------------------------------------------------------------
-    def search(self, query: HistoryQuery | None = None, limit: int = 100,
-               cursor: tuple[int, int] | None = None) -> Page:
+    def search(
+        self, query: HistoryQuery | None = None, limit: int = 100, cursor: tuple[int, int] | None = None
+    ) -> Page:
         """Index rows matching `query`, newest first; pass the returned cursor for the next page.
 
         The longest needle is found with bytes.find over a whole index file, so only lines that
@@ -298,7 +315,7 @@ class History:
                 end = body.find(b"\n", start)
                 end = len(body) if end < 0 else end
                 pos = end + 1
-                day = body[start + 15:start + 25]  # {"created_at":"YYYY-MM-DD
+                day = body[start + 15 : start + 25]  # {"created_at":"YYYY-MM-DD
                 if (since and day < since) or (until and day > until):
                     continue
                 line = body[start:end]
@@ -306,7 +323,7 @@ class History:
                     continue
                 tab = line.find(b"\t")
                 row = json.loads(line[:tab])
-                if query.matches(row, line[tab + 1:]):
+                if query.matches(row, line[tab + 1 :]):
                     row["shard"] = number
                     rows.append(row)
                     if len(rows) >= limit:
@@ -322,8 +339,9 @@ class History:
             for row in page.rows:
                 if row["shard"] not in by_shard:
                     by_shard.clear()
-                    by_shard[row["shard"]] = {d["id"]: d for d in self._docs(self._shard(row["shard"])) or []
-                                              if "id" in d}
+                    by_shard[row["shard"]] = {
+                        d["id"]: d for d in self._docs(self._shard(row["shard"])) or [] if "id" in d
+                    }
                 doc = by_shard[row["shard"]].get(row["id"])
                 if doc is not None:
                     yield self._with_blobs(doc)
@@ -366,8 +384,9 @@ class History:
         """The record's shard and document; `shard` (from a search row) skips the id lookup."""
         if shard is not None:
             path = self._shard(shard)
-            found = next((d for d in self._docs(path) or [] if d.get("id") == record_id), None) \
-                if path.exists() else None
+            found = (
+                next((d for d in self._docs(path) or [] if d.get("id") == record_id), None) if path.exists() else None
+            )
             if found is not None:
                 return path, found
         full = self.resolve(record_id)
@@ -384,7 +403,9 @@ class History:
             try:
                 record[name] = (self.folder / "blobs" / f"{record['id']}.{name}").read_text(encoding="utf-8")
             except OSError as exc:
-                self._problem(TunelabError(f"blob {record['id']}.{name} unreadable ({exc.strerror}); kept the first part"))
+                self._problem(
+                    TunelabError(f"blob {record['id']}.{name} unreadable ({exc.strerror}); kept the first part")
+                )
         return record
 
     def get(self, record_id: str, shard: int | None = None) -> dict[str, Any] | None:

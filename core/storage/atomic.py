@@ -117,8 +117,10 @@ def _flock(fd: int, folder: Path, timeout: float | None) -> None:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise StoreBusy(f"{folder} is locked by another tunelab process (pid {holder}); "
-                                "it stays read-only until that one finishes writing") from None
+                raise StoreBusy(
+                    f"{folder} is locked by another tunelab process (pid {holder}); "
+                    "it stays read-only until that one finishes writing"
+                ) from None
             time.sleep(0.05)
 
 

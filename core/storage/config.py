@@ -68,14 +68,15 @@ def load_config(path: Path | None = None) -> Config:
         config.theme = theme
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
-        config.problems.append(f"{path}: [keys] must be a table of binding id = \"key\"; using the default keys")
+        config.problems.append(f'{path}: [keys] must be a table of binding id = "key"; using the default keys')
         keys = {}
     for binding_id, value in keys.items():
         if isinstance(value, str) and KEY_NAME.match(value.replace(" ", "")):
             config.keys[binding_id] = value.replace(" ", "")
         else:
-            config.problems.append(f"{path}: keys.{binding_id} = {value!r} is not a key like \"ctrl+r\" or \"f5,ctrl+e\"; "
-                                   "kept the default")
+            config.problems.append(
+                f'{path}: keys.{binding_id} = {value!r} is not a key like "ctrl+r" or "f5,ctrl+e"; kept the default'
+            )
     return config
 
 

@@ -30,8 +30,10 @@ def base_of(adapter: Path) -> str | None:
     """The base model an adapter names: its training run's model, else `adapter_config.json`'s."""
     import json
 
-    for path, keys in ((adapter.parent / "run_config.json", ("config", "model")),
-                       (adapter / "adapter_config.json", ("base_model_name_or_path",))):
+    for path, keys in (
+        (adapter.parent / "run_config.json", ("config", "model")),
+        (adapter / "adapter_config.json", ("base_model_name_or_path",)),
+    ):
         try:
             value: Any = json.loads(path.read_text(encoding="utf-8"))
             for key in keys:
@@ -43,8 +45,7 @@ def base_of(adapter: Path) -> str | None:
     return None
 
 
-def merge(root: Path, ref: str, out: Path, base: str | None = None,
-          load_options: dict[str, Any] | None = None) -> Path:
+def merge(root: Path, ref: str, out: Path, base: str | None = None, load_options: dict[str, Any] | None = None) -> Path:
     """Fold the adapter into its base model's weights and save a plain model folder (safetensors,
     with the tokenizer and chat template), loadable anywhere with `--model OUT`."""
     from peft import PeftModel

@@ -75,8 +75,9 @@ class TrainConfig:
             raise TunelabError("target_modules must be all-linear or module names like q_proj,v_proj")
         for name in [*names, *self.modules_to_save]:
             if not MODULE_NAME.match(name):
-                raise TunelabError(f"'{name}' is not a module name (target_modules/modules_to_save take names "
-                                   "like q_proj,v_proj)")
+                raise TunelabError(
+                    f"'{name}' is not a module name (target_modules/modules_to_save take names like q_proj,v_proj)"
+                )
         Template(self.template)
         Template(self.system)
         ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)

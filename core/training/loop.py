@@ -63,6 +63,7 @@ def lr_factor(schedule: str, warmup: int, total: int):
         if schedule == "linear":
             return max(0.0, 1 - progress)
         return 1.0
+
     return factor
 
 
@@ -147,19 +148,32 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     import peft
     import transformers
 
-    record["resolved"] = {"device": loaded.device, "dtype": loaded.dtype, "model_location": loaded.source.location,
-                          "linear_modules": linear, "train_examples": len(train_data), "eval_examples": len(eval_data),
-                          "world_size": dist.world, "model_fingerprint": fingerprint(loaded.source),
-                          "dataset_sha256": dataset.sha256,
-                          "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                                       "peft": peft.__version__}}
+    record["resolved"] = {
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "model_location": loaded.source.location,
+        "linear_modules": linear,
+        "train_examples": len(train_data),
+        "eval_examples": len(eval_data),
+        "world_size": dist.world,
+        "model_fingerprint": fingerprint(loaded.source),
+        "dataset_sha256": dataset.sha256,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+    }
     if dist.main:
         write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
 
-    model = get_peft_model(model, LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
-        target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
-        modules_to_save=list(cfg.modules_to_save) or None))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            task_type="CAUSAL_LM",
+            target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
+            modules_to_save=list(cfg.modules_to_save) or None,
+        ),
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
     forward = model
     if dist.world > 1:
@@ -175,7 +189,8 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     except (RuntimeError, ValueError):
         optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * total), total))
+        optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * total), total)
+    )
     step, epoch, position, tokens_seen = 0, 0, 0, 0
     checkpoints = run_dir / runs.CHECKPOINTS
     if resume:
@@ -195,9 +210,19 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         final = checkpoints / f"step-{step:06d}"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "py_rng": list(random.getstate()), "step": step,
-                    "epoch": epoch, "position": position, "tokens_seen": tokens_seen}, tmp / "trainer_state.pt")
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "py_rng": list(random.getstate()),
+                "step": step,
+                "epoch": epoch,
+                "position": position,
+                "tokens_seen": tokens_seen,
+            },
+            tmp / "trainer_state.pt",
+        )
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final
@@ -211,8 +236,11 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             for start in range(0, len(eval_data), cfg.batch_size):
                 batch = list(range(start, min(start + cfg.batch_size, len(eval_data))))
                 ids, labels, mask = collate(eval_data, batch, loaded.tokenizer.pad_token_id)
-                out = model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                            labels=labels.to(loaded.device))
+                out = model(
+                    input_ids=ids.to(loaded.device),
+                    attention_mask=mask.to(loaded.device),
+                    labels=labels.to(loaded.device),
+                )
                 total_loss += out.loss.item() * len(batch)
                 count += len(batch)
         model.train()
@@ -233,16 +261,18 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
                 status.update(state="cancelled", step=step)
                 return
             if stop:
-                status.update(state="stopped", step=step,
-                              last_checkpoint=save_checkpoint().name if dist.main else None)
+                status.update(state="stopped", step=step, last_checkpoint=save_checkpoint().name if dist.main else None)
                 return
             step_began = time.monotonic()
             losses, tokens = [], 0
             mine = position + dist.rank * cfg.grad_accum
-            for micro in batches[mine:mine + cfg.grad_accum]:
+            for micro in batches[mine : mine + cfg.grad_accum]:
                 ids, labels, mask = collate(train_data, micro, loaded.tokenizer.pad_token_id)
-                out = forward(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                              labels=labels.to(loaded.device))
+                out = forward(
+                    input_ids=ids.to(loaded.device),
+                    attention_mask=mask.to(loaded.device),
+                    labels=labels.to(loaded.device),
+                )
                 (out.loss / cfg.grad_accum).backward()
                 losses.append(out.loss.item())
                 tokens += int(mask.sum())
@@ -257,12 +287,18 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             elapsed = time.monotonic() - began
             rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
             row: dict[str, Any] = {
-                "step": step, "epoch": round(epoch + position / len(batches), 4),
-                "loss": round(mean_loss, 5), "lr": scheduler.get_last_lr()[0],
-                "grad_norm": round(grad_norm, 4), "tokens": tokens, "tokens_seen": tokens_seen,
+                "step": step,
+                "epoch": round(epoch + position / len(batches), 4),
+                "loss": round(mean_loss, 5),
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": round(grad_norm, 4),
+                "tokens": tokens,
+                "tokens_seen": tokens_seen,
                 "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
-                "elapsed_s": round(elapsed, 2), "eta_s": round((total - step) / rate, 1) if rate else None,
-                "mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                "elapsed_s": round(elapsed, 2),
+                "eta_s": round((total - step) / rate, 1) if rate else None,
+                "mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
             if cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
                 row["eval_loss"] = round(eval_loss(), 5) if eval_data else None
             metrics.write(json.dumps(row) + "\n")
@@ -271,13 +307,20 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             if cfg.save_every and step % cfg.save_every == 0 and dist.main:
                 saved = {"last_checkpoint": save_checkpoint().name}
             if saved or "eval_loss" in row or step == total or time.monotonic() - status_written >= STATUS_EVERY_S:
-                status.update(step=step, epoch=row["epoch"], loss=row["loss"], eval_loss=row.get("eval_loss"),
-                              eta_s=row["eta_s"], **saved)  # fsynced: at most twice a second on short steps
+                status.update(
+                    step=step,
+                    epoch=row["epoch"],
+                    loss=row["loss"],
+                    eval_loss=row.get("eval_loss"),
+                    eta_s=row["eta_s"],
+                    **saved,
+                )  # fsynced: at most twice a second on short steps
                 status_written = time.monotonic()
         if position + per_step > len(batches):
             epoch, position = epoch + 1, 0
     if dist.main:
         final_eval = eval_loss()
         model.save_pretrained(run_dir / runs.ADAPTER)
-        status.update(state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER,
-                      last_checkpoint=save_checkpoint().name)
+        status.update(
+            state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER, last_checkpoint=save_checkpoint().name
+        )

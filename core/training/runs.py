@@ -117,8 +117,10 @@ class Runs:
         check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)
-        write_atomic(run_dir / CONFIG_FILE, json.dumps({"id": run_id, "created_at": now_iso(),
-                                                        "config": config.to_dict()}, indent=2))
+        write_atomic(
+            run_dir / CONFIG_FILE,
+            json.dumps({"id": run_id, "created_at": now_iso(), "config": config.to_dict()}, indent=2),
+        )
         StatusWriter(run_dir).update(state="created", step=0)
         History(self.root).add(train_record(run_id, config.to_dict()))
         return run_id
@@ -132,12 +134,21 @@ class Runs:
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         nproc = TrainConfig.from_dict(self.config(run_id)["config"]).nproc
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-            if nproc > 1 else [sys.executable]
+        launcher = (
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+            if nproc > 1
+            else [sys.executable]
+        )
         try:
-            proc = subprocess.Popen([*launcher, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
-                                    stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                [*launcher, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         finally:
             os.close(fd)
         StatusWriter(run_dir).update(state="starting", pid=proc.pid, pid_start=_start_time(proc.pid), error=None)

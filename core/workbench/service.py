@@ -108,18 +108,28 @@ class Workbench:
     def variants(self, prompts: list[PromptRef | None], adapters: list[str | None], models: list[str]) -> list[Variant]:
         """Every prompt (None: the items as they are) x adapter (None: the base) x model: with "no prompt",
         one prompt and one adapter, the 2x2."""
-        out = [Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
-               for adapter in adapters for ref in prompts for model in models]
+        out = [
+            Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
+            for adapter in adapters
+            for ref in prompts
+            for model in models
+        ]
         if not out:
             raise TunelabError("give at least one --prompt (or --no-prompt)")
         return out
 
-    def run_eval(self, request: EvalRequest, variants: list[Variant], backend: Backend, *,
-                 new_prompts: Iterable[PromptRef] = (), on_row: Callable[[dict[str, Any]], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None) -> dict[str, Any]:
-        summary = run_eval(self.root, request, variants, backend, on_row=on_row, on_progress=on_progress,
-                           cancel=cancel)
+    def run_eval(
+        self,
+        request: EvalRequest,
+        variants: list[Variant],
+        backend: Backend,
+        *,
+        new_prompts: Iterable[PromptRef] = (),
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        summary = run_eval(self.root, request, variants, backend, on_row=on_row, on_progress=on_progress, cancel=cancel)
         self.save_prompts(new_prompts)
         return summary
 
@@ -135,8 +145,9 @@ class Workbench:
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}
         if template.variables or system.variables:
-            items = load_dataset(request.dataset, expected=request.expected,
-                                 mapping=request.mapping).split(request.split)
+            items = load_dataset(request.dataset, expected=request.expected, mapping=request.mapping).split(
+                request.split
+            )
             if not items:
                 raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
             values = items[0].vars
@@ -144,8 +155,15 @@ class Workbench:
             system.check(values, source=items[0].where)
         return Prompt(template.render(values), system.render(values), version.mode)
 
-    def generate_here(self, options: ModelOptions, prompt: Prompt, params: GenParams, *,
-                      emit: Callable[[str, int], None], cancel: threading.Event) -> dict[str, Any]:
+    def generate_here(
+        self,
+        options: ModelOptions,
+        prompt: Prompt,
+        params: GenParams,
+        *,
+        emit: Callable[[str, int], None],
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
         """A single run in this process (the headless CLI): the same model host the worker serves."""
         from core.engine.host import ModelHost
 
@@ -154,15 +172,36 @@ class Workbench:
         host.load(options)
         return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
 
-    def save_generation(self, *, model: str, prompt: Prompt, params: dict[str, Any], status: str,
-                        result: dict[str, Any] | None = None, error: str | None = None, streamed: str = "",
-                        rendered_prompt: str = "", adapter: str | None = None,
-                        named: PromptRef | None = None, save: bool = True) -> dict[str, Any]:
+    def save_generation(
+        self,
+        *,
+        model: str,
+        prompt: Prompt,
+        params: dict[str, Any],
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        streamed: str = "",
+        rendered_prompt: str = "",
+        adapter: str | None = None,
+        named: PromptRef | None = None,
+        save: bool = True,
+    ) -> dict[str, Any]:
         """One history record for a single run (and its prompt version, when it has a name); returns it,
         with its id when saved."""
-        record = generation_record(model=model, prompt=prompt.text, system=prompt.system, mode=prompt.mode,
-                                   params=params, result=result, status=status, error=error,
-                                   partial_output=streamed, rendered_prompt=rendered_prompt, adapter=adapter)
+        record = generation_record(
+            model=model,
+            prompt=prompt.text,
+            system=prompt.system,
+            mode=prompt.mode,
+            params=params,
+            result=result,
+            status=status,
+            error=error,
+            partial_output=streamed,
+            rendered_prompt=rendered_prompt,
+            adapter=adapter,
+        )
         if named is not None:
             self.prompts.save(named.name, named.version)
             record.update(prompt_name=named.name, prompt_version=named.version.id, template=named.version.template)
@@ -178,9 +217,14 @@ class Workbench:
             if status["state"] == "done" and status.get("adapter"):
                 config = self.runs.config(status["id"]).get("config", {})
                 template = str(config.get("template") or "")
-                out.append(Adapter(status["id"], self.runs.path(status["id"]) / str(status["adapter"]),
-                                   status.get("eval_loss"),
-                                   template.splitlines()[0][:40] if template.strip() else "as is"))
+                out.append(
+                    Adapter(
+                        status["id"],
+                        self.runs.path(status["id"]) / str(status["adapter"]),
+                        status.get("eval_loss"),
+                        template.splitlines()[0][:40] if template.strip() else "as is",
+                    )
+                )
         return out
 
     def adapter_path(self, ref: str) -> Path:
@@ -189,16 +233,33 @@ class Workbench:
         return resolve_adapter(self.root, ref)
 
     # -- training ------------------------------------------------------------------------------
-    def train_config(self, settings: dict[str, Any], *, options: ModelOptions, dataset: str,
-                     expected: str | None = None, mapping: dict[str, str] | None = None,
-                     prompt: PromptVersion | None = None, mode: str = "raw") -> TrainConfig:
+    def train_config(
+        self,
+        settings: dict[str, Any],
+        *,
+        options: ModelOptions,
+        dataset: str,
+        expected: str | None = None,
+        mapping: dict[str, str] | None = None,
+        prompt: PromptVersion | None = None,
+        mode: str = "raw",
+    ) -> TrainConfig:
         """A run's settings from the form or the flags, the model options and (optionally) the prompt
         version the examples are rendered with."""
         if options.adapter:
             raise TunelabError("--adapter does not apply to training (a run trains a new adapter)")
-        values = {**settings, "model": options.model, "dataset": dataset, "expected": expected,
-                  "mapping": mapping or {}, "mode": mode, "allow_pickle": options.allow_pickle,
-                  "trust_remote_code": options.trust_remote_code, "dtype": options.dtype, "device": options.device}
+        values = {
+            **settings,
+            "model": options.model,
+            "dataset": dataset,
+            "expected": expected,
+            "mapping": mapping or {},
+            "mode": mode,
+            "allow_pickle": options.allow_pickle,
+            "trust_remote_code": options.trust_remote_code,
+            "dtype": options.dtype,
+            "device": options.device,
+        }
         if prompt is not None:
             values.update(template=prompt.template, system=prompt.system, mode=prompt.mode)
         return TrainConfig.from_dict(values)

@@ -11,8 +11,9 @@ HEAVY = ("torch", "transformers", "peft")
 
 def imported_after(code: str) -> set[str]:
     script = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=subprocess_env(),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, check=True
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -23,9 +24,11 @@ def test_tui_app_leaves_the_ml_stack_out():
 
 
 def test_core_client_side_never_imports_textual_or_rich_or_torch():
-    mods = imported_after("import core, core.workbench.service, core.history.store, core.engine.client, "
-                          "core.engine.protocol, core.engine.worker, core.engine.host, core.evals.runner, "
-                          "core.training.runs, core.history.records")
+    mods = imported_after(
+        "import core, core.workbench.service, core.history.store, core.engine.client, "
+        "core.engine.protocol, core.engine.worker, core.engine.host, core.evals.runner, "
+        "core.training.runs, core.history.records"
+    )
     assert not [m for m in (*HEAVY, "textual", "rich") if m in mods]
 
 

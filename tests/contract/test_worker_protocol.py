@@ -52,8 +52,10 @@ def make_adapter(folder) -> str:
     from core import demo
 
     torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR),
-                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(demo.MODEL_DIR),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False),
+    )
     for name, param in model.named_parameters():
         if "lora_B" in name:
             param.data.normal_(0, 0.5)
@@ -96,8 +98,15 @@ def test_stream_cancel_and_crash_mid_request(client):
     done = own.until(p.Done)
     assert own.trace() == ["started", "chunk+", "done"] and done.id == rid
     assert done.result["stop_reason"] == "cancelled" and done.result["completion_tokens"] < 2000
-    assert set(done.result) >= {"output", "rendered_prompt", "prompt_tokens", "completion_tokens", "stop_reason",
-                                "latency_s", "tok_per_s"}
+    assert set(done.result) >= {
+        "output",
+        "rendered_prompt",
+        "prompt_tokens",
+        "completion_tokens",
+        "stop_reason",
+        "latency_s",
+        "tok_per_s",
+    }
     chunks = "".join(e.text for e in own.seen if isinstance(e, p.Chunk))
     assert chunks == done.result["output"]
 

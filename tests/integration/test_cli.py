@@ -36,18 +36,21 @@ def test_gen_reads_stdin_and_respects_stop(home):
     assert tunelab("history", home=home).stdout == ""
 
 
-@pytest.mark.parametrize("args,message", [
-    (("gen", "hi", "--model", "/no/such/model"), "model folder not found: /no/such/model"),
-    (("gen", "hi", "--model", "tunelab-test/absent"), "cannot load model hub id 'tunelab-test/absent'"),
-    (("gen", "hi", "--top-p", "3"), "top_p must be in (0, 1]"),
-    (("gen", "hi", "--max-new-tokens", "0"), "max_new_tokens must be between"),
-    (("history", "show", "nope"), "'nope' is not a history record id"),
-    (("history", "show", "abcdef12"), "no history record with id abcdef12"),
-    (("history", "kind:banana"), "kind:banana is not a record kind"),
-    (("history", "since:yesterday"), "since:yesterday is not a date"),
-    (("history", "import", "/no/such.jsonl"), "/no/such.jsonl: no such file"),
-    (("history", "export", "--format", "xml"), "export format must be jsonl, csv, training"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("gen", "hi", "--model", "/no/such/model"), "model folder not found: /no/such/model"),
+        (("gen", "hi", "--model", "tunelab-test/absent"), "cannot load model hub id 'tunelab-test/absent'"),
+        (("gen", "hi", "--top-p", "3"), "top_p must be in (0, 1]"),
+        (("gen", "hi", "--max-new-tokens", "0"), "max_new_tokens must be between"),
+        (("history", "show", "nope"), "'nope' is not a history record id"),
+        (("history", "show", "abcdef12"), "no history record with id abcdef12"),
+        (("history", "kind:banana"), "kind:banana is not a record kind"),
+        (("history", "since:yesterday"), "since:yesterday is not a date"),
+        (("history", "import", "/no/such.jsonl"), "/no/such.jsonl: no such file"),
+        (("history", "export", "--format", "xml"), "export format must be jsonl, csv, training"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(home, args, message):
     out = tunelab(*args, home=home)
     assert out.returncode == 2
@@ -66,15 +69,29 @@ def test_pickle_only_model_is_refused(home, model_copy):
 def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
     first, second = tmp_path / "senti.toml", tmp_path / "senti2.toml"
     first.write_text('mode = "raw"\ntemplate = "Review: {{text}}\\nSentiment:"\n[params]\nmax_new_tokens = 3\n')
-    second.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n'
-                      '[params]\nmax_new_tokens = 3\n')
+    second.write_text(
+        'name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n[params]\nmax_new_tokens = 3\n'
+    )
     out = tunelab("eval", "--no-prompt", "--prompt", str(first), "--limit", "40", "--pin", home=home)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "demo:eval · 40 items · grader labels" in lines[0]
     assert lines[2].split()[:5] == ["0", "no", "prompt", "|", "demo"]
-    out = tunelab("eval", "--prompt", str(second), "--model", "demo", "--model", "demo", "--limit", "40",
-                  "--min-pass", "90%", "--json", home=home)
+    out = tunelab(
+        "eval",
+        "--prompt",
+        str(second),
+        "--model",
+        "demo",
+        "--model",
+        "demo",
+        "--limit",
+        "40",
+        "--min-pass",
+        "90%",
+        "--json",
+        home=home,
+    )
     assert out.returncode == 1 and "min-pass failed" in out.stderr
     result = json.loads(out.stdout)
     assert len(result["variants"]) == 2 and result["variants"][0]["pass_rate"] > 0.5
@@ -100,8 +117,9 @@ def test_train_runs_stop_and_a_changed_resume_is_refused(home):
         time.sleep(0.5)
     stopped = tunelab("runs", "stop", run_id, home=home)
     assert stopped.returncode == 0 and "stopped, saved step-" in stopped.stderr
-    refused = tunelab("train", "--resume", run_id, "--max-steps", "300", "--batch-size", "8", "--lora-r", "8",
-                      home=home)
+    refused = tunelab(
+        "train", "--resume", run_id, "--max-steps", "300", "--batch-size", "8", "--lora-r", "8", home=home
+    )
     assert refused.returncode == 2 and "lora_r: 16 -> 8" in refused.stderr and "Traceback" not in refused.stderr
     listed = tunelab("runs", home=home).stdout
     assert run_id in listed and "stopped" in listed

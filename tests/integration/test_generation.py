@@ -70,8 +70,7 @@ def test_cancel_mid_stream_stops_early(demo_loaded):
         cancel.set()  # cancel as soon as the first text arrives
 
     prompt = Prompt("Anna was a", mode="raw")
-    result = generate(demo_loaded, prompt, GenParams(max_new_tokens=200), emit=emit, cancel=cancel,
-                      interval=0.0)
+    result = generate(demo_loaded, prompt, GenParams(max_new_tokens=200), emit=emit, cancel=cancel, interval=0.0)
     assert result["stop_reason"] == "cancelled"
     assert 0 < result["completion_tokens"] < 20
     assert "".join(chunks) == result["output"]

@@ -29,6 +29,7 @@ BAD = REPO / "tests" / "bad_inputs"
 
 # -- kill storm ---------------------------------------------------------------------------------------
 
+
 def _storm_writer(home: Path, acked: Path, start: int) -> None:
     """Add records forever; after each add returns, append its id to `acked`."""
     h = History(home)
@@ -74,16 +75,29 @@ def test_kill_storm_leaves_every_file_readable_and_every_returned_write_stored(h
 
 # -- the bad-input corpus through the CLI -------------------------------------------------------------
 
+
 def _fingerprint(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 CASES = [
-    (("eval", "--no-prompt", "--dataset", f"{BAD}/truncated.jsonl", "--split", "all"), "truncated.jsonl:2: not valid JSON"),
-    (("eval", "--no-prompt", "--dataset", f"{BAD}/wrong_types.jsonl", "--split", "all"), "wrong_types.jsonl:1: field 'messages'"),
+    (
+        ("eval", "--no-prompt", "--dataset", f"{BAD}/truncated.jsonl", "--split", "all"),
+        "truncated.jsonl:2: not valid JSON",
+    ),
+    (
+        ("eval", "--no-prompt", "--dataset", f"{BAD}/wrong_types.jsonl", "--split", "all"),
+        "wrong_types.jsonl:1: field 'messages'",
+    ),
     (("eval", "--no-prompt", "--dataset", f"{BAD}/not_utf8.jsonl", "--split", "all"), "not_utf8.jsonl:1: not UTF-8"),
-    (("eval", "--no-prompt", "--dataset", f"{BAD}/missing_column.csv", "--split", "all"), "missing_column.csv:4: missing value"),
+    (
+        ("eval", "--no-prompt", "--dataset", f"{BAD}/missing_column.csv", "--split", "all"),
+        "missing_column.csv:4: missing value",
+    ),
     (("eval", "--no-prompt", "--dataset", f"{BAD}/empty.jsonl", "--split", "all"), "empty.jsonl: no rows"),
     (("eval", "--prompt", f"{BAD}/attribute.toml"), "attribute or item access is not allowed"),
     (("eval", "--prompt", f"{BAD}/unbalanced.toml"), "unbalanced '{{'"),
@@ -141,23 +155,36 @@ def test_corrupt_config_and_unwritable_data_dir_from_the_cli(home, tmp_path):
 
 # -- property tests: loaders and renderer never fail any other way --------------------------------------
 
-cell = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
-                 st.lists(st.text(max_size=5), max_size=3))
-row = st.dictionaries(st.sampled_from(["text", "label", "expected", "input", "instruction", "output",
-                                       "messages", "split", "id", "x"]), cell, max_size=5)
+cell = st.one_of(
+    st.text(max_size=20),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+row = st.dictionaries(
+    st.sampled_from(["text", "label", "expected", "input", "instruction", "output", "messages", "split", "id", "x"]),
+    cell,
+    max_size=5,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.one_of(row, st.text(max_size=30), st.integers()), max_size=6),
-       suffix=st.sampled_from([".jsonl", ".csv"]), garbage=st.binary(max_size=20))
+@given(
+    rows=st.lists(st.one_of(row, st.text(max_size=30), st.integers()), max_size=6),
+    suffix=st.sampled_from([".jsonl", ".csv"]),
+    garbage=st.binary(max_size=20),
+)
 def test_any_dataset_file_loads_or_fails_with_one_line(tmp_path, rows, suffix, garbage):
     path = tmp_path / f"data{suffix}"
     if suffix == ".jsonl":
         path.write_bytes("\n".join(json.dumps(r) for r in rows).encode() + garbage)
     else:
         header = sorted({k for r in rows if isinstance(r, dict) for k in r}) or ["text"]
-        lines = [",".join(header)] + [",".join(json.dumps(r.get(k)) if isinstance(r, dict) else str(r)
-                                               for k in header) for r in rows]
+        lines = [",".join(header)] + [
+            ",".join(json.dumps(r.get(k)) if isinstance(r, dict) else str(r) for k in header) for r in rows
+        ]
         path.write_bytes("\n".join(lines).encode() + garbage)
     try:
         data = load_dataset(str(path))
@@ -168,8 +195,10 @@ def test_any_dataset_file_loads_or_fails_with_one_line(tmp_path, rows, suffix, g
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from(list("{}ab _.x[]()\n")), max_size=40),
-       values=st.dictionaries(st.sampled_from(["a", "b", "x", "a_b"]), st.text(max_size=10), max_size=4))
+@given(
+    text=st.text(alphabet=st.sampled_from(list("{}ab _.x[]()\n")), max_size=40),
+    values=st.dictionaries(st.sampled_from(["a", "b", "x", "a_b"]), st.text(max_size=10), max_size=4),
+)
 def test_any_template_renders_or_fails_with_one_line_and_never_evaluates(text, values):
     try:
         template = Template(text)
@@ -188,6 +217,7 @@ def test_any_template_renders_or_fails_with_one_line_and_never_evaluates(text, v
 
 
 # -- security defaults --------------------------------------------------------------------------------
+
 
 def test_no_shell_anywhere_in_the_code():
     sources = [p for d in ("core", "tui", "bench") for p in (REPO / d).rglob("*.py")]

@@ -121,9 +121,12 @@ def test_watchdog_escalates_when_a_run_ignores_stop(home):
     assert runs.status(run_id)["state"] == "killed"
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"target_modules": ("q_proj", "attn_out")}, "unknown target module 'attn_out' (valid: all-linear, down_proj"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"target_modules": ("q_proj", "attn_out")}, "unknown target module 'attn_out' (valid: all-linear, down_proj"),
+    ],
+)
 def test_bad_input_fails_with_one_line(home, settings, message):
     runs, run_id = start(home, **QUICK, **settings)
     status = wait(runs, run_id, finished)
@@ -142,8 +145,12 @@ def test_lora_beats_the_prompt_on_the_demo_task(home):
     """The issue's target: the demo task's LoRA accuracy reaches 90%."""
     runs, run_id = start(home)
     assert wait(runs, run_id, finished, timeout=600)["state"] == "done"
-    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels"),
-                       [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)], HostBackend(ModelOptions()))
+    summary = run_eval(
+        home,
+        EvalRequest("demo", "eval", grader="labels"),
+        [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)],
+        HostBackend(ModelOptions()),
+    )
     base, lora = summary["variants"]
     assert base["pass_rate"] < 0.1 and lora["pass_rate"] >= 0.9
 

@@ -19,7 +19,9 @@ def stats(app) -> str:
 async def test_run_streams_output_and_saves_history(home):
     events = []
     app = fake_app(home)
-    async with app.run_test(size=(80, 24), message_hook=lambda m: isinstance(m, WorkerMessage) and events.append(m.event.TAG)) as pilot:
+    async with app.run_test(
+        size=(80, 24), message_hook=lambda m: isinstance(m, WorkerMessage) and events.append(m.event.TAG)
+    ) as pilot:
         await wait_for(pilot, lambda: app.model_ready)
         assert "demo · cpu" in app.sub_title
         await run_prompt(pilot, "Tell me a story")
@@ -70,8 +72,9 @@ async def test_bad_param_is_a_one_line_error_and_nothing_runs(home):
 
 
 async def test_load_error_is_shown_and_another_model_can_be_loaded(home):
-    app = TunelabApp("missing-model", home=home,
-                     client_factory=lambda cb: FakeClient(cb, bad_models=("missing-model",)))
+    app = TunelabApp(
+        "missing-model", home=home, client_factory=lambda cb: FakeClient(cb, bad_models=("missing-model",))
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "not found" in stats(app))
         assert not app.model_ready and app.sub_title == "no model"

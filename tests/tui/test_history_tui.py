@@ -12,13 +12,32 @@ from tui.screens.history import HistoryScreen
 def _seed(home):
     h = History(home)
     ids = {}
-    ids["cat"] = h.add({"kind": "generation", "status": "done", "model": "demo", "mode": "raw", "prompt": "a cat story",
-                        "system": "be kind", "output": "the cat sat", "params": {"max_new_tokens": 7, "temperature": 0.5,
-                                                                                  "seed": 3}, "prompt_name": "cats"})
-    ids["dog"] = h.add({"kind": "generation", "status": "done", "model": "demo", "prompt": "a dog story",
-                        "output": "the dog ran"})
-    ids["eval"] = h.add({"kind": "eval", "status": "done", "model": "demo", "prompt": "eval demo:eval",
-                         "output": "x: 50.0%", "ref": "e123"})
+    ids["cat"] = h.add(
+        {
+            "kind": "generation",
+            "status": "done",
+            "model": "demo",
+            "mode": "raw",
+            "prompt": "a cat story",
+            "system": "be kind",
+            "output": "the cat sat",
+            "params": {"max_new_tokens": 7, "temperature": 0.5, "seed": 3},
+            "prompt_name": "cats",
+        }
+    )
+    ids["dog"] = h.add(
+        {"kind": "generation", "status": "done", "model": "demo", "prompt": "a dog story", "output": "the dog ran"}
+    )
+    ids["eval"] = h.add(
+        {
+            "kind": "eval",
+            "status": "done",
+            "model": "demo",
+            "prompt": "eval demo:eval",
+            "output": "x: 50.0%",
+            "ref": "e123",
+        }
+    )
     return h, ids
 
 
@@ -49,7 +68,9 @@ async def test_search_as_you_type_and_filters(home):
         await _search(pilot, screen, "story kind:generation", [ids["dog"], ids["cat"]])
         await _search(pilot, screen, "kind:eval", [ids["eval"]])
         screen.query_one("#history-query", Input).value = "kind:nope"  # a bad filter leaves the list as it was
-        await wait_for(pilot, lambda: "kind:nope is not a record kind" in str(screen.query_one("#history-status").render()))
+        await wait_for(
+            pilot, lambda: "kind:nope is not a record kind" in str(screen.query_one("#history-status").render())
+        )
         assert _shown(screen) == [ids["eval"]]
         await _search(pilot, screen, "zebra", [])
         assert "nothing matches" in str(screen.query_one("#history-status").render())
@@ -133,8 +154,18 @@ async def test_a_run_shows_up_in_history_and_paging_loads_more(home, monkeypatch
 
 async def test_imported_records_of_any_shape_list_preview_and_reopen(home):
     h = History(home)
-    odd = h.add({"kind": "train", "prompt": ["not", "text"], "output": {"a": 1}, "model": 7, "tags": "x",
-                 "latency_s": "slow", "params": "none", "completion_tokens": True})
+    odd = h.add(
+        {
+            "kind": "train",
+            "prompt": ["not", "text"],
+            "output": {"a": 1},
+            "model": 7,
+            "tags": "x",
+            "latency_s": "slow",
+            "params": "none",
+            "completion_tokens": True,
+        }
+    )
     async with fake_app(home).run_test(size=(100, 30)) as pilot:
         screen = await _open(pilot)
         await wait_for(pilot, lambda: screen.record is not None and screen.record["id"] == odd)

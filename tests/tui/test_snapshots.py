@@ -61,16 +61,34 @@ def seeded_history(home):
     from core.history.store import History
 
     h = History(home)
-    rows = [("generation", "Review: a gripping, heartfelt film.\nSentiment:", " positive", None),
-            ("generation", "Write a haiku about autumn.", "Leaves drift on the pond / ...", None),
-            ("eval", "eval demo:eval with labels, 120 items x1", "no prompt | demo: 0.0% (0/120)\n"
-             "senti@3 | demo: 78.3% (94/120)", None),
-            ("train", "demo:train as is", "LoRA r=16 on all-linear, 3.0 epochs, lr 0.002, batch 16", "t18e0snap"),
-            ("generation", "Review: the plot was dull and slow.\nSentiment:", " negative", "t18e0snap")]
-    ids = h.add_many({"id": f"18e0000000000{i:03d}aaaaaa", "created_at": f"2026-11-2{i}T10:0{i}:00.000+00:00",
-                      "kind": kind, "status": "done", "model": "demo", "prompt": prompt, "output": output,
-                      "adapter": adapter, "completion_tokens": 2, "latency_s": 0.04, "prompt_name": "senti@3"}
-                     for i, (kind, prompt, output, adapter) in enumerate(rows))
+    rows = [
+        ("generation", "Review: a gripping, heartfelt film.\nSentiment:", " positive", None),
+        ("generation", "Write a haiku about autumn.", "Leaves drift on the pond / ...", None),
+        (
+            "eval",
+            "eval demo:eval with labels, 120 items x1",
+            "no prompt | demo: 0.0% (0/120)\nsenti@3 | demo: 78.3% (94/120)",
+            None,
+        ),
+        ("train", "demo:train as is", "LoRA r=16 on all-linear, 3.0 epochs, lr 0.002, batch 16", "t18e0snap"),
+        ("generation", "Review: the plot was dull and slow.\nSentiment:", " negative", "t18e0snap"),
+    ]
+    ids = h.add_many(
+        {
+            "id": f"18e0000000000{i:03d}aaaaaa",
+            "created_at": f"2026-11-2{i}T10:0{i}:00.000+00:00",
+            "kind": kind,
+            "status": "done",
+            "model": "demo",
+            "prompt": prompt,
+            "output": output,
+            "adapter": adapter,
+            "completion_tokens": 2,
+            "latency_s": 0.04,
+            "prompt_name": "senti@3",
+        }
+        for i, (kind, prompt, output, adapter) in enumerate(rows)
+    )
     h.update(ids[4], tags=["sentiment"], starred=True, label="good")
     h.update(ids[1], label="bad", correction="Leaves drift slowly / on the cold still pond / autumn says goodbye")
     return ids

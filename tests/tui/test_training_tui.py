@@ -24,9 +24,19 @@ def fake_finished_run(home, steps=12, fixed_id=None):
     run_dir = runs.path(run_id)
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for step in range(1, steps + 1):
-            row = {"step": step, "epoch": step / steps, "loss": 3.0 / step, "lr": 1e-3, "grad_norm": 0.5,
-                   "tokens": 100, "tokens_seen": 100 * step, "tok_s": 4000.0, "elapsed_s": step / 10,
-                   "eta_s": (steps - step) / 10, "mem_mb": 500.0}
+            row = {
+                "step": step,
+                "epoch": step / steps,
+                "loss": 3.0 / step,
+                "lr": 1e-3,
+                "grad_norm": 0.5,
+                "tokens": 100,
+                "tokens_seen": 100 * step,
+                "tok_s": 4000.0,
+                "elapsed_s": step / 10,
+                "eta_s": (steps - step) / 10,
+                "mem_mb": 500.0,
+            }
             if step % 6 == 0:
                 row["eval_loss"] = 3.2 / step
             fh.write(json.dumps(row) + "\n")
@@ -71,8 +81,9 @@ async def test_bad_setting_in_the_form_is_named(home):
         assert "q_proj" in str(app.screen.query_one("#train-linear").render())
         await submit_train_form(pilot, lora_r="8", target_modules="q_proj,attn")
         await pilot.pause()
-        assert "unknown target module 'attn' (valid: all-linear, down_proj" in \
-            str(app.screen.query_one("#train-error").render())
+        assert "unknown target module 'attn' (valid: all-linear, down_proj" in str(
+            app.screen.query_one("#train-error").render()
+        )
         await submit_train_form(pilot, schedule="wavy", target_modules="all-linear")
         await pilot.pause()
         assert "schedule must be one of cosine" in str(app.screen.query_one("#train-error").render())

@@ -16,7 +16,9 @@ async def test_palette_finds_and_runs_workbench_actions(home):
         await wait_for(pilot, lambda: app.model_ready)
         await pilot.press("ctrl+p")
         await pilot.press(*"open hist")
-        await wait_for(pilot, lambda: "Open history" in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt))
+        await wait_for(
+            pilot, lambda: "Open history" in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt)
+        )
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("escape")
@@ -111,8 +113,14 @@ def test_make_screenshots_draws_the_four_readme_pictures_from_the_real_app(tmp_p
 
     from tests.conftest import REPO, subprocess_env
 
-    out = subprocess.run([sys.executable, "-m", "tui.screenshots", str(tmp_path)], cwd=REPO, env=subprocess_env(),
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "tui.screenshots", str(tmp_path)],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     names = sorted(p.name for p in tmp_path.glob("*.svg"))
     assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg"]

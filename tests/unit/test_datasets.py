@@ -41,9 +41,16 @@ def test_alpaca_rows(tmp_path):
 
 
 def test_chat_rows_keep_turns_and_take_the_last_answer(tmp_path):
-    rows = [{"id": "c1", "messages": [{"role": "system", "content": "be kind"},
-                                      {"role": "user", "content": "hi"},
-                                      {"role": "assistant", "content": "hello"}]}]
+    rows = [
+        {
+            "id": "c1",
+            "messages": [
+                {"role": "system", "content": "be kind"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+            ],
+        }
+    ]
     ds = load_dataset(str(write(tmp_path / "c.jsonl", jsonl(rows))))
     item = ds.items[0]
     assert ds.format == "chat" and item.expected == "hello" and item.vars == {"input": "hi", "system": "be kind"}
@@ -71,20 +78,26 @@ def test_content_hash_changes_with_content(tmp_path):
     assert load_dataset(str(f)).sha256 != first
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "lab', "t.jsonl:2: not valid JSON"),
-    ("t.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', "t.jsonl:2: expected a JSON object, got list"),
-    ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n', "t.jsonl:2: missing field 'label'"),
-    ("t.jsonl", '{"text": null, "label": "x"}\n', "t.jsonl:1: field 'text' is null"),
-    ("t.jsonl", b'{"text": "a", "label": "x"}\n{"text": "\xff"}\n', "t.jsonl:2: not UTF-8 (byte 0xff)"),
-    ("t.jsonl", "\n\n", "t.jsonl: no rows"),
-    ("t.jsonl", '{"messages": []}\n', "t.jsonl:1: field 'messages' must be a non-empty list"),
-    ("t.jsonl", '{"id": 1, "text": "a", "label": "x"}\n{"id": 1, "text": "b", "label": "y"}\n',
-     "id '1' appears more than once"),
-    ("t.csv", "text,label\na,x\nb\n", "t.csv:3: missing value for column 'label'"),
-    ("t.csv", "text,label\na,x,extra\n", "t.csv:2: more values than columns"),
-    ("t.csv", "", "t.csv: no rows"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "lab', "t.jsonl:2: not valid JSON"),
+        ("t.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', "t.jsonl:2: expected a JSON object, got list"),
+        ("t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n', "t.jsonl:2: missing field 'label'"),
+        ("t.jsonl", '{"text": null, "label": "x"}\n', "t.jsonl:1: field 'text' is null"),
+        ("t.jsonl", b'{"text": "a", "label": "x"}\n{"text": "\xff"}\n', "t.jsonl:2: not UTF-8 (byte 0xff)"),
+        ("t.jsonl", "\n\n", "t.jsonl: no rows"),
+        ("t.jsonl", '{"messages": []}\n', "t.jsonl:1: field 'messages' must be a non-empty list"),
+        (
+            "t.jsonl",
+            '{"id": 1, "text": "a", "label": "x"}\n{"id": 1, "text": "b", "label": "y"}\n',
+            "id '1' appears more than once",
+        ),
+        ("t.csv", "text,label\na,x\nb\n", "t.csv:3: missing value for column 'label'"),
+        ("t.csv", "text,label\na,x,extra\n", "t.csv:2: more values than columns"),
+        ("t.csv", "", "t.csv: no rows"),
+    ],
+)
 def test_bad_files_name_file_line_and_field(tmp_path, name, content, message):
     f = write(tmp_path / name, content)
     with pytest.raises(TunelabError) as info:
@@ -102,7 +115,9 @@ def test_missing_paths(tmp_path):
 def test_template_check_names_the_row(tmp_path):
     f = write(tmp_path / "v.jsonl", jsonl([{"text": "a", "label": "x"}, {"body": "b", "label": "y"}]))
     ds = load_dataset(str(f))
-    with pytest.raises(TunelabError, match=r"^v.jsonl:2: template variable '\{\{text\}\}' has no value \(fields: body\)$"):
+    with pytest.raises(
+        TunelabError, match=r"^v.jsonl:2: template variable '\{\{text\}\}' has no value \(fields: body\)$"
+    ):
         ds.check_template(Template("{{text}}"))
 
 

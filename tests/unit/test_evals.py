@@ -6,13 +6,13 @@ import threading
 import pytest
 
 from core.engine.options import ModelOptions
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.prompts import PromptVersion
 from core.evals.runner import EvalRequest, EvalRuns, HostBackend, Variant, compare, run_eval
 from core.history.query import parse_query
 from core.history.store import History
-from core.engine.params import GenParams
-from core.engine.prompt import Prompt
 from tests.fakes import scripted_answer
 
 
@@ -27,7 +27,14 @@ class ScriptedBackend:
         for i, p in enumerate(prompts):
             if cancel.is_set():
                 return
-            on_result(i, {"output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params)), "latency_s": 0.01, "completion_tokens": 2})
+            on_result(
+                i,
+                {
+                    "output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params)),
+                    "latency_s": 0.01,
+                    "completion_tokens": 2,
+                },
+            )
 
 
 PROMPT = PromptVersion("Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
@@ -38,8 +45,7 @@ REQ = EvalRequest("demo", "eval", grader="labels", limit=20)
 def test_two_variants_are_graded_and_stored(home):
     backend = ScriptedBackend()
     rows = []
-    summary = run_eval(home, REQ, [Variant("no prompt", None), Variant("senti", PROMPT)], backend,
-                       on_row=rows.append)
+    summary = run_eval(home, REQ, [Variant("no prompt", None), Variant("senti", PROMPT)], backend, on_row=rows.append)
     raw, prompted = summary["variants"]
     assert raw["trials"] == prompted["trials"] == 20 and raw["passed"] == 0
     assert prompted["pass_rate"] > 0.6 and prompted["ci"][0] < prompted["pass_rate"] < prompted["ci"][1]
@@ -61,8 +67,12 @@ def test_identical_calls_come_from_the_cache(home):
     summary = run_eval(home, REQ, [Variant("senti", PROMPT)], again)
     assert again.calls == [] and summary["variants"][0]["cached"] == 20
     bypass = ScriptedBackend()
-    run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=20, use_cache=False),
-             [Variant("senti", PROMPT)], bypass)
+    run_eval(
+        home,
+        EvalRequest("demo", "eval", grader="labels", limit=20, use_cache=False),
+        [Variant("senti", PROMPT)],
+        bypass,
+    )
     assert bypass.calls == [20]
     changed = ScriptedBackend()
     run_eval(home, REQ, [Variant("senti", SMARTER)], changed)
@@ -71,8 +81,12 @@ def test_identical_calls_come_from_the_cache(home):
 
 def test_repeats_aggregate_per_item(home):
     sampled = PromptVersion("Review: {{text}}\nSentiment:", params={"temperature": 0.9, "seed": 4})
-    summary = run_eval(home, EvalRequest("demo", "eval", grader="contains:positive", repeat=3, limit=6),
-                       [Variant("s", sampled)], ScriptedBackend())
+    summary = run_eval(
+        home,
+        EvalRequest("demo", "eval", grader="contains:positive", repeat=3, limit=6),
+        [Variant("s", sampled)],
+        ScriptedBackend(),
+    )
     assert summary["variants"][0]["trials"] == 18
     per_item = summary["items"]["0"]
     assert len(per_item) == 6 and all(v["distinct"] == 2 for v in per_item.values())
@@ -103,8 +117,14 @@ def test_baseline_pin_shows_fixed_and_broken(home):
 
 def test_cancel_stops_early_and_is_recorded(home):
     cancel = threading.Event()
-    summary = run_eval(home, REQ, [Variant("senti", PROMPT), Variant("smarter", SMARTER)], ScriptedBackend(),
-                       on_row=lambda row: cancel.set(), cancel=cancel)
+    summary = run_eval(
+        home,
+        REQ,
+        [Variant("senti", PROMPT), Variant("smarter", SMARTER)],
+        ScriptedBackend(),
+        on_row=lambda row: cancel.set(),
+        cancel=cancel,
+    )
     assert summary["status"] == "cancelled" and summary["variants"][0]["trials"] == 1
     assert summary["variants"][1]["trials"] == 0
 
@@ -112,10 +132,14 @@ def test_cancel_stops_early_and_is_recorded(home):
 @pytest.mark.slow
 def test_real_demo_model_batched_eval_then_cached(home):
     variants = [Variant("no prompt", None), Variant("senti", PROMPT)]
-    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions()))
+    summary = run_eval(
+        home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
+    )
     assert [v["trials"] for v in summary["variants"]] == [32, 32]
     assert all(v["mean_completion_tokens"] > 0 for v in summary["variants"])
-    again = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions()))
+    again = run_eval(
+        home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
+    )
     assert [v["cached"] for v in again["variants"]] == [32, 32]
     assert [v["pass_rate"] for v in again["variants"]] == [v["pass_rate"] for v in summary["variants"]]
 

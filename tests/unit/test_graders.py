@@ -51,8 +51,12 @@ def test_regex():
 def test_json_and_schema(tmp_path):
     assert passed("json", '{"a": 1}') and passed("json", '```json\n{"a": 1}\n```')
     assert not passed("json", "{a: 1}")
-    schema = {"type": "object", "required": ["label"], "additionalProperties": False,
-              "properties": {"label": {"enum": ["positive", "negative"]}, "score": {"type": "number", "maximum": 1}}}
+    schema = {
+        "type": "object",
+        "required": ["label"],
+        "additionalProperties": False,
+        "properties": {"label": {"enum": ["positive", "negative"]}, "score": {"type": "number", "maximum": 1}},
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(schema))
     spec = f"json:{path}"

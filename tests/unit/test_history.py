@@ -162,8 +162,17 @@ def test_format_1_store_is_migrated_once_and_newer_is_refused(home):
 
     folder = home / "history"
     folder.mkdir(parents=True)
-    old = {"_default": {"1": {"id": "17a0000000000001", "created_at": "2025-01-01T00:00:00+00:00",
-                              "kind": "generation", "prompt": "old prompt", "output": "old output"}}}
+    old = {
+        "_default": {
+            "1": {
+                "id": "17a0000000000001",
+                "created_at": "2025-01-01T00:00:00+00:00",
+                "kind": "generation",
+                "prompt": "old prompt",
+                "output": "old output",
+            }
+        }
+    }
     (folder / "gen-000001.json").write_text(json.dumps(old))
     h = History(home)
     assert json.loads((folder / "FORMAT").read_text()) == {"format": history_mod.FORMAT_VERSION}

@@ -68,8 +68,10 @@ def test_labelled_outputs_become_a_training_split_the_loader_reads(home, tmp_pat
     assert add_to_dataset(h, parse_query(""), folder) == 0  # already there
     data = load_dataset(str(folder))
     train = data.split("train")
-    assert [(i.id, i.vars["text"], i.expected) for i in train] == [(bad, "capital of France?", "Paris"),
-                                                                   (good, "2+2=", "4")]
+    assert [(i.id, i.vars["text"], i.expected) for i in train] == [
+        (bad, "capital of France?", "Paris"),
+        (good, "2+2=", "4"),
+    ]
     assert train[1].vars["system"] == "be brief"
 
 
@@ -100,8 +102,12 @@ def test_eval_results_export_as_csv_and_jsonl(home):
     from core.evals.runner import EvalRequest, Variant, run_eval
     from tests.unit.test_evals import PROMPT, ScriptedBackend
 
-    summary = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=5),
-                       [Variant("no prompt", None), Variant("senti", PROMPT)], ScriptedBackend())
+    summary = run_eval(
+        home,
+        EvalRequest("demo", "eval", grader="labels", limit=5),
+        [Variant("no prompt", None), Variant("senti", PROMPT)],
+        ScriptedBackend(),
+    )
     out = tunelab("evals", "export", summary["id"], "--format", "csv", home=home)
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert out.returncode == 0 and len(rows) == 10 and "exported 10 graded row(s)" in out.stderr

@@ -16,11 +16,22 @@ def test_strings_from_the_ui_are_coerced():
     assert not p.greedy
 
 
-@pytest.mark.parametrize("field,value", [
-    ("max_new_tokens", 0), ("max_new_tokens", 10**9), ("temperature", -1), ("top_p", 0),
-    ("top_p", 1.5), ("top_k", -3), ("seed", -1), ("temperature", "hot"), ("max_new_tokens", 2.5),
-    ("temperature", "nan"), ("top_k", True),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("max_new_tokens", 0),
+        ("max_new_tokens", 10**9),
+        ("temperature", -1),
+        ("top_p", 0),
+        ("top_p", 1.5),
+        ("top_k", -3),
+        ("seed", -1),
+        ("temperature", "hot"),
+        ("max_new_tokens", 2.5),
+        ("temperature", "nan"),
+        ("top_k", True),
+    ],
+)
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(TunelabError, match=field):
         GenParams.from_dict({field: value})

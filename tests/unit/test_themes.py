@@ -11,11 +11,14 @@ def test_shipped_themes_cover_dark_light_and_high_contrast():
     assert themes["tunelab-dark"].dark and not themes["tunelab-light"].dark
 
 
-@pytest.mark.parametrize("text,message", [
-    ('name = "x"\nprimary = "#fff"\nsparkle = 1', "unknown key 'sparkle'"),
-    ('primary = "#fff"', "'name' is required"),
-    ('name = "x"\nprimary = ', "my.toml"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('name = "x"\nprimary = "#fff"\nsparkle = 1', "unknown key 'sparkle'"),
+        ('primary = "#fff"', "'name' is required"),
+        ('name = "x"\nprimary = ', "my.toml"),
+    ],
+)
 def test_bad_theme_files_name_file_and_key(text, message):
     with pytest.raises(TunelabError, match=message) as info:
         parse_theme(text, "my.toml")

@@ -5,12 +5,20 @@ from core.training.config import TrainConfig
 from core.training.loop import lr_factor
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("lora_r", 0, "lora_r must be at least 1"), ("lora_dropout", 1.0, "lora_dropout"),
-    ("learning_rate", 0, "learning_rate"), ("schedule", "wavy", "schedule must be one of cosine"),
-    ("batch_size", 0, "batch_size"), ("max_steps", 0, "max_steps"), ("epochs", 0, "epochs"),
-    ("template", "{{ x.y }}", "template: attribute"), ("mode", "json", "mode must be"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("lora_r", 0, "lora_r must be at least 1"),
+        ("lora_dropout", 1.0, "lora_dropout"),
+        ("learning_rate", 0, "learning_rate"),
+        ("schedule", "wavy", "schedule must be one of cosine"),
+        ("batch_size", 0, "batch_size"),
+        ("max_steps", 0, "max_steps"),
+        ("epochs", 0, "epochs"),
+        ("template", "{{ x.y }}", "template: attribute"),
+        ("mode", "json", "mode must be"),
+    ],
+)
 def test_bad_settings_name_the_field(field, value, message):
     with pytest.raises(TunelabError, match=message):
         TrainConfig(**{field: value})
@@ -19,8 +27,9 @@ def test_bad_settings_name_the_field(field, value, message):
 def test_round_trip_and_differences():
     config = TrainConfig(target_modules=("q_proj", "v_proj"), max_steps=5)
     assert TrainConfig.from_dict(config.to_dict()) == config
-    assert config.differences(TrainConfig(target_modules=("q_proj", "v_proj"), max_steps=5, lora_r=8)) == \
-        ["lora_r: 16 -> 8"]
+    assert config.differences(TrainConfig(target_modules=("q_proj", "v_proj"), max_steps=5, lora_r=8)) == [
+        "lora_r: 16 -> 8"
+    ]
     with pytest.raises(TunelabError, match="unknown training setting 'rank'"):
         TrainConfig.from_dict({"rank": 4})
 

@@ -54,9 +54,17 @@ def run_gen(args: argparse.Namespace) -> int:
     from core.engine.params import GenParams
 
     options, _, _ = _options(args)
-    params = GenParams.from_dict({"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-                                  "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed,
-                                  "stop": args.stop, "min_new_tokens": args.min_new_tokens})
+    params = GenParams.from_dict(
+        {
+            "max_new_tokens": args.max_new_tokens,
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "top_k": args.top_k,
+            "seed": args.seed,
+            "stop": args.stop,
+            "min_new_tokens": args.min_new_tokens,
+        }
+    )
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
     bench = _workbench()
     prompt = Prompt(text, args.system, args.mode)
@@ -86,10 +94,19 @@ def run_gen(args: argparse.Namespace) -> int:
     result = outcome["result"]
     sys.stdout.write("\n")
     status = "cancelled" if result["stop_reason"] == "cancelled" else "done"
-    record = bench.save_generation(model=options.model, prompt=prompt, params=params.to_dict(), result=result,
-                                   status=status, adapter=options.adapter, save=not args.no_history)
-    say(f"[{result['completion_tokens']} tokens, {result['tok_per_s']} tok/s, "
-        f"{result['latency_s']:.2f}s, stop: {result['stop_reason']}]")
+    record = bench.save_generation(
+        model=options.model,
+        prompt=prompt,
+        params=params.to_dict(),
+        result=result,
+        status=status,
+        adapter=options.adapter,
+        save=not args.no_history,
+    )
+    say(
+        f"[{result['completion_tokens']} tokens, {result['tok_per_s']} tok/s, "
+        f"{result['latency_s']:.2f}s, stop: {result['stop_reason']}]"
+    )
     if args.json:
         print(json.dumps(record, ensure_ascii=False))
     return 130 if status == "cancelled" else 0
@@ -97,19 +114,29 @@ def run_gen(args: argparse.Namespace) -> int:
 
 # -- eval -----------------------------------------------------------------------------------------
 def add_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", action="append", default=[], metavar="P",
-                   help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable")
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        metavar="P",
+        help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable",
+    )
     p.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
     p.add_argument("--dataset", default="demo", help="'demo', a folder of split files, or a .jsonl/.csv file")
     p.add_argument("--split", default="eval", help="split to evaluate ('all' for every row)")
     p.add_argument("--expected", default=None, help="field holding the expected answer")
     p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
-    p.add_argument("--grader", default="labels", help="exact, labels[:a,b], contains[:x], not_contains:x, "
-                   "regex:p, json[:schema], levenshtein[:t], chrf[:t]")
+    p.add_argument(
+        "--grader",
+        default="labels",
+        help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t]",
+    )
     p.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--no-cache", action="store_true", help="recompute even identical calls")
-    p.add_argument("--baseline", default=None, metavar="RUN[:V]", help="compare with this run (default: the pinned one)")
+    p.add_argument(
+        "--baseline", default=None, metavar="RUN[:V]", help="compare with this run (default: the pinned one)"
+    )
     p.add_argument("--pin", action="store_true", help="pin this run's first variant as the baseline")
     p.add_argument("--min-pass", default=None, metavar="RATE", help="exit 1 if a variant passes less (0.8 or 80%%)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -140,9 +167,12 @@ def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | Non
 
 
 def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> None:
-    head = (f"eval {summary['id']} · {summary['dataset']}:{summary['split']} · {summary['n_items']} items"
-            f" · grader {summary['grader']}" + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
-            + ("" if summary["status"] == "done" else f" · {summary['status']}"))
+    head = (
+        f"eval {summary['id']} · {summary['dataset']}:{summary['split']} · {summary['n_items']} items"
+        f" · grader {summary['grader']}"
+        + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
+        + ("" if summary["status"] == "done" else f" · {summary['status']}")
+    )
     rows = []
     for i, v in enumerate(summary["variants"]):
         lo, hi = v["ci"]
@@ -152,8 +182,17 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
         if comparisons:
             c = comparisons[i]
             against = f"{c['delta'] * 100:+.1f} (fixed {len(c['fixed'])}, broken {len(c['broken'])})"
-        rows.append((i, v["label"], f"{v['pass_rate'] * 100:.1f}%", f"[{lo * 100:.1f}, {hi * 100:.1f}]", latency,
-                     tokens, against))
+        rows.append(
+            (
+                i,
+                v["label"],
+                f"{v['pass_rate'] * 100:.1f}%",
+                f"[{lo * 100:.1f}, {hi * 100:.1f}]",
+                latency,
+                tokens,
+                against,
+            )
+        )
     print(head)
     table(("#", "variant", "pass", "95% CI", "latency", "tokens", "vs baseline"), rows)
 
@@ -168,8 +207,16 @@ def run_eval(args: argparse.Namespace) -> int:
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
     if args.limit is not None and args.limit < 1:
         raise TunelabError(f"--limit must be at least 1, got {args.limit}")
-    request = EvalRequest(args.dataset, None if args.split == "all" else args.split, args.grader, args.repeat,
-                          not args.no_cache, args.limit, args.expected, parse_mapping(args.map))
+    request = EvalRequest(
+        args.dataset,
+        None if args.split == "all" else args.split,
+        args.grader,
+        args.repeat,
+        not args.no_cache,
+        args.limit,
+        args.expected,
+        parse_mapping(args.map),
+    )
     baseline = None
     if args.baseline:
         run, variant = _run_and_variant(args.baseline)
@@ -204,11 +251,22 @@ def run_prompts(args: argparse.Namespace) -> int:
     store = _workbench().prompts
     need = {"list": (0, 1), "show": (1, 1), "diff": (2, 2), "save": (1, 1)}[args.action]
     if not need[0] <= len(args.refs) <= need[1]:
-        raise TunelabError(f"prompts {args.action} takes {need[0]}{'' if need[0] == need[1] else f' to {need[1]}'} argument(s)")
+        raise TunelabError(
+            f"prompts {args.action} takes {need[0]}{'' if need[0] == need[1] else f' to {need[1]}'} argument(s)"
+        )
     if args.action == "list":
-        table(("version", "id", "created", "template"),
-              [(f"{r['name']}@{r['number']}", r["id"], r["created_at"][:19], repr(" ".join(r["template"].split())[:50]))
-               for r in store.versions(args.refs[0] if args.refs else None)])
+        table(
+            ("version", "id", "created", "template"),
+            [
+                (
+                    f"{r['name']}@{r['number']}",
+                    r["id"],
+                    r["created_at"][:19],
+                    repr(" ".join(r["template"].split())[:50]),
+                )
+                for r in store.versions(args.refs[0] if args.refs else None)
+            ],
+        )
     elif args.action == "show":
         row, version = store.get(args.refs[0])
         print(f"{row['name']}@{row['number']} ({row['id']})")
@@ -235,8 +293,15 @@ def run_evals(args: argparse.Namespace) -> int:
         rows = []
         for row in runs.list():
             best = max(row["variants"], key=lambda v: v["pass_rate"], default=None)
-            rows.append((row["id"], row["created_at"][:19], f"{row['dataset']}:{row['split']}", row["status"],
-                         f"{best['pass_rate']:.1%} {best['label']}" if best else ""))
+            rows.append(
+                (
+                    row["id"],
+                    row["created_at"][:19],
+                    f"{row['dataset']}:{row['split']}",
+                    row["status"],
+                    f"{best['pass_rate']:.1%} {best['label']}" if best else "",
+                )
+            )
         table(("run", "created", "data", "status", "best"), rows)
         return 0
     if not args.run:
@@ -263,14 +328,20 @@ def run_evals(args: argparse.Namespace) -> int:
 
 # -- training -------------------------------------------------------------------------------------
 TRAIN_NUMBERS: tuple[tuple[str, type, Any, str], ...] = (
-    ("--lora-r", int, 16, "LoRA rank"), ("--lora-alpha", int, 32, "LoRA scaling numerator"),
-    ("--lora-dropout", float, 0.05, "dropout on the LoRA path"), ("--learning-rate", float, 2e-3, "peak learning rate"),
-    ("--warmup-ratio", float, 0.05, "share of steps spent warming up"), ("--epochs", float, 3.0, "passes over the data"),
+    ("--lora-r", int, 16, "LoRA rank"),
+    ("--lora-alpha", int, 32, "LoRA scaling numerator"),
+    ("--lora-dropout", float, 0.05, "dropout on the LoRA path"),
+    ("--learning-rate", float, 2e-3, "peak learning rate"),
+    ("--warmup-ratio", float, 0.05, "share of steps spent warming up"),
+    ("--epochs", float, 3.0, "passes over the data"),
     ("--max-steps", int, None, "stop after this many steps (overrides --epochs)"),
-    ("--batch-size", int, 16, "examples per micro-batch"), ("--grad-accum", int, 1, "micro-batches per step"),
+    ("--batch-size", int, 16, "examples per micro-batch"),
+    ("--grad-accum", int, 1, "micro-batches per step"),
     ("--max-seq-len", int, 256, "tokens per example, prompt and answer"),
-    ("--eval-every", int, 20, "steps between eval losses"), ("--save-every", int, 20, "steps between checkpoints"),
-    ("--seed", int, 0, "seed for shuffling and init"))
+    ("--eval-every", int, 20, "steps between eval losses"),
+    ("--save-every", int, 20, "steps between checkpoints"),
+    ("--seed", int, 0, "seed for shuffling and init"),
+)
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
@@ -283,13 +354,19 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
     for flag, kind, default, helptext in TRAIN_NUMBERS:
         p.add_argument(flag, type=kind, default=default, help=helptext)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="learning-rate schedule")
+    p.add_argument(
+        "--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="learning-rate schedule"
+    )
     p.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
     p.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
     p.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
     p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
-    p.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN from its last checkpoint (refused if these settings differ from its own)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="continue RUN from its last checkpoint (refused if these settings differ from its own)",
+    )
     p.add_argument("--detach", action="store_true", help="start and return at once")
 
 
@@ -297,15 +374,32 @@ def run_train(args: argparse.Namespace) -> int:
     options, _, _ = _options(args)
     bench = _workbench()
     ref = bench.prompt_ref(args.prompt) if args.prompt else None
-    targets: str | tuple[str, ...] = args.target_modules if args.target_modules == "all-linear" else \
-        tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
-    settings = {key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_"))
-                for key, *_ in TRAIN_NUMBERS}
-    settings.update(split=args.split, eval_split=None if args.eval_split == "none" else args.eval_split,
-                    target_modules=targets, modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m),
-                    schedule=args.schedule, answer_only_loss=not args.full_loss, nproc=args.nproc)
-    config = bench.train_config(settings, options=options, dataset=args.dataset, expected=args.expected,
-                                mapping=parse_mapping(args.map), prompt=ref.version if ref else None, mode=args.mode)
+    targets: str | tuple[str, ...] = (
+        args.target_modules
+        if args.target_modules == "all-linear"
+        else tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
+    )
+    settings = {
+        key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_")) for key, *_ in TRAIN_NUMBERS
+    }
+    settings.update(
+        split=args.split,
+        eval_split=None if args.eval_split == "none" else args.eval_split,
+        target_modules=targets,
+        modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m),
+        schedule=args.schedule,
+        answer_only_loss=not args.full_loss,
+        nproc=args.nproc,
+    )
+    config = bench.train_config(
+        settings,
+        options=options,
+        dataset=args.dataset,
+        expected=args.expected,
+        mapping=parse_mapping(args.map),
+        prompt=ref.version if ref else None,
+        mode=args.mode,
+    )
     if args.resume:
         run_id = bench.resume_run(args.resume, config)
         say(f"resumed training run {run_id}")
@@ -326,8 +420,11 @@ def follow(bench: Workbench, run_id: str) -> int:
             for row in rows:
                 eval_part = f" eval_loss {row['eval_loss']:.4f}" if row.get("eval_loss") is not None else ""
                 eta = f" eta {row['eta_s']:.0f}s" if row.get("eta_s") is not None else ""
-                print(f"step {row['step']} epoch {row['epoch']:.2f} loss {row['loss']:.4f}{eval_part} "
-                      f"lr {row['lr']:.2e} {row['tok_s']:.0f} tok/s{eta}", flush=True)
+                print(
+                    f"step {row['step']} epoch {row['epoch']:.2f} loss {row['loss']:.4f}{eval_part} "
+                    f"lr {row['lr']:.2e} {row['tok_s']:.0f} tok/s{eta}",
+                    flush=True,
+                )
                 shown = row["step"]
             status = bench.runs.status(run_id)
             if status["state"] not in LIVE | {"created"}:
@@ -336,14 +433,21 @@ def follow(bench: Workbench, run_id: str) -> int:
     except KeyboardInterrupt:
         say(f"\ndetached: the run goes on (tunelab runs attach {run_id})")
         return 0
-    say(f"run {run_id}: {status['state']} at step {status.get('step', shown)}"
-        + (f" ({status['error']})" if status.get("error") else ""))
+    say(
+        f"run {run_id}: {status['state']} at step {status.get('step', shown)}"
+        + (f" ({status['error']})" if status.get("error") else "")
+    )
     return 0 if status["state"] in {"done", "stopped"} else 1
 
 
 def add_runs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["list", "show", "attach", "stop", "cancel", "resume"], default="list",
-                   help="what to do")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "show", "attach", "stop", "cancel", "resume"],
+        default="list",
+        help="what to do",
+    )
     p.add_argument("run", nargs="?", help="run id (prefix)")
     p.add_argument("--now", action="store_true", help="with stop: kill at once instead of stop-and-save")
     p.add_argument("--grace", type=float, default=30.0, help="with stop: seconds before escalating to SIGKILL")
@@ -353,10 +457,19 @@ def run_runs(args: argparse.Namespace) -> int:
     bench = _workbench()
     runs = bench.runs
     if args.action == "list":
-        table(("run", "state", "step", "loss", "note"),
-              [(s["id"], s["state"], f"{s.get('step', 0)}/{s.get('total_steps', '?')}",
-                f"{s['loss']:.4f}" if isinstance(s.get("loss"), (int, float)) else "", s.get("error") or "")
-               for s in runs.list()])
+        table(
+            ("run", "state", "step", "loss", "note"),
+            [
+                (
+                    s["id"],
+                    s["state"],
+                    f"{s.get('step', 0)}/{s.get('total_steps', '?')}",
+                    f"{s['loss']:.4f}" if isinstance(s.get("loss"), (int, float)) else "",
+                    s.get("error") or "",
+                )
+                for s in runs.list()
+            ],
+        )
         return 0
     if not args.run:
         raise TunelabError(f"runs {args.action} needs a run id")
@@ -371,8 +484,10 @@ def run_runs(args: argparse.Namespace) -> int:
             say(f"killed {run_id}")
         else:
             status = bench.stop_and_wait(run_id, grace=args.grace)
-            say(f"{run_id}: {status['state']}" + (f", saved {status['last_checkpoint']}"
-                                                  if status.get("last_checkpoint") else ""))
+            say(
+                f"{run_id}: {status['state']}"
+                + (f", saved {status['last_checkpoint']}" if status.get("last_checkpoint") else "")
+            )
     elif args.action == "cancel":
         runs.cancel(run_id)
         say(f"cancelling {run_id}")
@@ -394,9 +509,13 @@ def run_adapters(args: argparse.Namespace) -> int:
 
     bench = _workbench()
     if args.action == "list":
-        table(("run", "folder", "eval loss", "trained on"),
-              [(a.run_id, a.path, f"{a.eval_loss:.4f}" if a.eval_loss is not None else "", a.trained_on)
-               for a in bench.adapters()])
+        table(
+            ("run", "folder", "eval loss", "trained on"),
+            [
+                (a.run_id, a.path, f"{a.eval_loss:.4f}" if a.eval_loss is not None else "", a.trained_on)
+                for a in bench.adapters()
+            ],
+        )
         return 0
     options, models, _ = _options(args)
     adapter = args.adapter or options.adapter
@@ -431,8 +550,12 @@ def run_demo(args: argparse.Namespace) -> int:
     from core.demo.build import BuildConfig, build
 
     cfg = BuildConfig() if args.steps is None else BuildConfig(steps=args.steps)
-    build(Path(args.out) if args.out else demo.MODEL_DIR, Path(args.data_out) if args.data_out else demo.TASK_DIR,
-          cfg, log=say)
+    build(
+        Path(args.out) if args.out else demo.MODEL_DIR,
+        Path(args.data_out) if args.data_out else demo.TASK_DIR,
+        cfg,
+        log=say,
+    )
     return 0
 
 
@@ -448,5 +571,13 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "demo": ("rebuild the demo model and demo task", add_demo),
 }
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "gen": run_gen, "eval": run_eval, "train": run_train, "runs": run_runs, "adapters": run_adapters,
-    "prompts": run_prompts, "evals": run_evals, "locate": run_locate, "demo": run_demo}
+    "gen": run_gen,
+    "eval": run_eval,
+    "train": run_train,
+    "runs": run_runs,
+    "adapters": run_adapters,
+    "prompts": run_prompts,
+    "evals": run_evals,
+    "locate": run_locate,
+    "demo": run_demo,
+}

@@ -1,9 +1,9 @@
 """`tunelab history ...`: search, show, tag, star, label, note, export, import and add-to-dataset, headless.
 
-    tunelab history [list|search] [WORDS and key:value filters] [--tag T] [--kind K] [--starred] [--json]
-    tunelab history show ID | tag ID T... [--remove] | star ID [--off] | label ID good|bad|none [--correction TEXT]
-    tunelab history note ID TEXT | export [filters] --format jsonl|csv|training [--out F] | import FILE
-    tunelab history add-to-dataset [filters] --dataset PATH
+tunelab history [list|search] [WORDS and key:value filters] [--tag T] [--kind K] [--starred] [--json]
+tunelab history show ID | tag ID T... [--remove] | star ID [--off] | label ID good|bad|none [--correction TEXT]
+tunelab history note ID TEXT | export [filters] --format jsonl|csv|training [--out F] | import FILE
+tunelab history add-to-dataset [filters] --dataset PATH
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ ACTIONS = ("list", "search", "show", "tag", "star", "label", "note", "export", "
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("words", nargs="*", help="search words and filters (kind:, model:, adapter:, prompt:, "
-                   "tag:, is:starred, label:, since:, until:)")
+    p.add_argument(
+        "words",
+        nargs="*",
+        help="search words and filters (kind:, model:, adapter:, prompt:, tag:, is:starred, label:, since:, until:)",
+    )
     p.add_argument("--tag", action="append", default=[], help="only records with this tag (repeatable)")
     p.add_argument("--kind", default=None, help="generation, eval or train")
     p.add_argument("--starred", action="store_true", help="only starred records")
@@ -32,8 +35,12 @@ def _record(actions: Any, name: str, helptext: str) -> argparse.ArgumentParser:
 
 
 def add_parser(sub: Any) -> None:
-    hist = sub.add_parser("history", help="search saved generations, eval and training runs; label, export, import",
-                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    hist = sub.add_parser(
+        "history",
+        help="search saved generations, eval and training runs; label, export, import",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = hist.add_subparsers(dest="action", metavar="ACTION", parser_class=type(hist))
     for name in ("list", "search"):
         p = actions.add_parser(name, help="records matching words and filters, newest first")
@@ -54,7 +61,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--format", default="jsonl", help="jsonl, csv or training")
     p.add_argument("--out", default=None, help="a file (default: stdout)")
     actions.add_parser("import", help="add records from a .jsonl export (never twice)").add_argument(
-        "file", help="the .jsonl file")
+        "file", help="the .jsonl file"
+    )
     p = actions.add_parser("add-to-dataset", help="append good and corrected outputs to a dataset's train.jsonl")
     _filters(p)
     p.add_argument("--dataset", required=True, help="a dataset folder or .jsonl file")
@@ -76,8 +84,11 @@ def _query(args: argparse.Namespace, words: list[str]):
     from core.history.query import parse_query
 
     return parse_query(" ".join(_quoted(w) for w in words)).with_filters(
-        tags=getattr(args, "tag", []), kind=getattr(args, "kind", None), starred=getattr(args, "starred", False),
-        label=getattr(args, "label", None))
+        tags=getattr(args, "tag", []),
+        kind=getattr(args, "kind", None),
+        starred=getattr(args, "starred", False),
+        label=getattr(args, "label", None),
+    )
 
 
 def _quoted(word: str) -> str:
@@ -85,11 +96,15 @@ def _quoted(word: str) -> str:
 
 
 def _line(row: dict[str, Any]) -> str:
-    flags = ("*" if row.get("starred") else " ") + {"good": "+", "bad": "-", "corrected": "~"}.get(row.get("label"), " ")
+    flags = ("*" if row.get("starred") else " ") + {"good": "+", "bad": "-", "corrected": "~"}.get(
+        row.get("label"), " "
+    )
     who = row.get("adapter") or row.get("model") or ""
     tags = " ".join(f"#{t}" for t in row.get("tags") or ())
-    return (f"{row['id']}  {row['created_at'][:19]}  {flags} {row.get('kind', ''):10} {who[:20]:20} "
-            f"{row.get('prompt', '')[:30]!r} -> {row.get('output', '')[:30]!r} {tags}").rstrip()
+    return (
+        f"{row['id']}  {row['created_at'][:19]}  {flags} {row.get('kind', ''):10} {who[:20]:20} "
+        f"{row.get('prompt', '')[:30]!r} -> {row.get('output', '')[:30]!r} {tags}"
+    ).rstrip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,5 +192,15 @@ def _add_to_dataset(history, args) -> int:
     return 0
 
 
-ACTION_RUNNERS = {"list": _list, "search": _list, "show": _show, "tag": _tag, "star": _star, "label": _label,
-                  "note": _note, "export": _export, "import": _import, "add-to-dataset": _add_to_dataset}
+ACTION_RUNNERS = {
+    "list": _list,
+    "search": _list,
+    "show": _show,
+    "tag": _tag,
+    "star": _star,
+    "label": _label,
+    "note": _note,
+    "export": _export,
+    "import": _import,
+    "add-to-dataset": _add_to_dataset,
+}

@@ -21,8 +21,9 @@ def console() -> Console:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
     """A plain table (no box), so piped output stays one row a line."""
-    out = Table(*columns, box=None, title=title, title_justify="left", show_edge=False, pad_edge=False,
-                header_style="bold")
+    out = Table(
+        *columns, box=None, title=title, title_justify="left", show_edge=False, pad_edge=False, header_style="bold"
+    )
     for row in rows:
         out.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(out)
@@ -38,8 +39,14 @@ def progress(what: str) -> Iterator[Any]:
     if not sys.stderr.isatty():
         yield lambda done, total: None
         return
-    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(file=sys.stderr), transient=True)
+    bar = Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )
     task = bar.add_task(what, total=None)
     with bar:
         yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -13,8 +13,10 @@ from textual.widgets import Input, Label, TextArea
 class AskScreen(ModalScreen[str | None]):
     """Enter (or ctrl+r in the multi-line form) answers; esc dismisses with None."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="ask-cancel"),
-                Binding("ctrl+r", "submit", "Save", id="ask-submit", priority=True)]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel", id="ask-cancel"),
+        Binding("ctrl+r", "submit", "Save", id="ask-submit", priority=True),
+    ]
 
     def __init__(self, question: str, value: str = "", *, multiline: bool = False) -> None:
         super().__init__()

@@ -30,8 +30,14 @@ from tui.screens.ask import AskScreen
 PAGE = 100
 FLAGS = {"good": "+", "bad": "-", "corrected": "~"}
 KIND_SHORT = {"generation": "gen", "eval": "eval", "train": "train"}
-COLUMNS = (("when", "when", 11), ("", "flags", 2), ("kind", "kind", 5), ("model/adapter", "who", 14),
-           ("prompt", "prompt", 22), ("output", "output", 40))
+COLUMNS = (
+    ("when", "when", 11),
+    ("", "flags", 2),
+    ("kind", "kind", 5),
+    ("model/adapter", "who", 14),
+    ("prompt", "prompt", 22),
+    ("output", "output", 40),
+)
 SEARCH_HELP = "search… words, kind: model: adapter: prompt: tag: is:starred label: since: until:"
 
 
@@ -54,11 +60,13 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         Binding("g", "move_to(0)", "First", id="history-first", show=False),
         Binding("G", "move_to(-1)", "Last", id="history-last", show=False),
     ]
-    HELP = ("Every generation, eval and training run, newest first. Type to search: words match prompts, "
-            "outputs, corrections, notes and tags; filters kind:, model:, adapter:, prompt:, tag: (or #x), "
-            "is:starred, label:good|bad|corrected|any, since:/until:YYYY-MM-DD. enter re-opens a record in "
-            "the editor; s star, t tags, n note, + good, - bad, c correct the output, y copy the output, "
-            "Y copy the record (JSON), e export what matches, d add good/corrected outputs to a dataset.")
+    HELP = (
+        "Every generation, eval and training run, newest first. Type to search: words match prompts, "
+        "outputs, corrections, notes and tags; filters kind:, model:, adapter:, prompt:, tag: (or #x), "
+        "is:starred, label:good|bad|corrected|any, since:/until:YYYY-MM-DD. enter re-opens a record in "
+        "the editor; s star, t tags, n note, + good, - bad, c correct the output, y copy the output, "
+        "Y copy the record (JSON), e export what matches, d add good/corrected outputs to a dataset."
+    )
 
     def __init__(self, history: History, root: Path, query: str = "") -> None:
         super().__init__()
@@ -111,8 +119,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         except (OSError, TunelabError) as exc:
             self.post_message(HistoryPage(token, [], None, append=append, error=str(exc)))
             return
-        self.post_message(HistoryPage(token, page.rows, page.cursor, append=append,
-                                      problems=tuple(self.history.problems)))
+        self.post_message(
+            HistoryPage(token, page.rows, page.cursor, append=append, problems=tuple(self.history.problems))
+        )
 
     @on(HistoryPage)
     def show_page(self, message: HistoryPage) -> None:
@@ -133,8 +142,13 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
                 table.add_row(*self._cells(row), key=row["id"])
         self.cursor = message.cursor
         more = " · more below" if self.cursor else ""
-        shown = f"{len(self.rows)} shown{more}" if self.rows else "nothing matches" if not self.query_obj.empty \
+        shown = (
+            f"{len(self.rows)} shown{more}"
+            if self.rows
+            else "nothing matches"
+            if not self.query_obj.empty
             else "no history yet: each run, eval and training run is saved here"
+        )
         problems = f" · skipped: {'; '.join(message.problems)}" if message.problems else ""
         self._status(f"{shown} · enter opens in the editor{problems}", error=bool(message.problems))
         if not message.append:
@@ -153,8 +167,14 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         flags = ("*" if row.get("starred") else " ") + FLAGS.get(row.get("label"), " ")
         who = row.get("adapter") or row.get("model") or ""
-        return [row["created_at"][5:16].replace("T", " "), flags, KIND_SHORT.get(row.get("kind"), "?"),
-                who[:14], Text(row.get("prompt", "")), Text(row.get("output", ""))]
+        return [
+            row["created_at"][5:16].replace("T", " "),
+            flags,
+            KIND_SHORT.get(row.get("kind"), "?"),
+            who[:14],
+            Text(row.get("prompt", "")),
+            Text(row.get("output", "")),
+        ]
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#history-status", Static)
@@ -188,7 +208,8 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             try:
                 status = Runs(self.root).status(str(record["ref"]))
                 extra = f"run now: {status.get('state')} at step {status.get('step', 0)}" + (
-                    f" ({status['error']})" if status.get("error") else "")
+                    f" ({status['error']})" if status.get("error") else ""
+                )
             except TunelabError as exc:
                 extra = str(exc)
         self.post_message(HistoryRecord(record, extra))
@@ -210,8 +231,13 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         self.record = record
         text = Text()
         row = index_row(record)  # the same coerced fields as the list: any imported shape shows
-        head = [row["kind"], row["status"] or "", row["created_at"][:19], row["model"] or "",
-                f"lora {row['adapter']}" if row["adapter"] else "base" if row["kind"] == "generation" else ""]
+        head = [
+            row["kind"],
+            row["status"] or "",
+            row["created_at"][:19],
+            row["model"] or "",
+            f"lora {row['adapter']}" if row["adapter"] else "base" if row["kind"] == "generation" else "",
+        ]
         text.append(" · ".join(h for h in head if h) + "\n", style="bold")
         facts = []
         if row["prompt_name"]:
@@ -231,8 +257,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         if facts:
             text.append(" · ".join(facts) + "\n", style="dim")
         if record.get("params") and row["kind"] == "generation":
-            text.append("params " + json.dumps(record["params"], separators=(", ", "="), default=str) + "\n",
-                        style="dim")
+            text.append(
+                "params " + json.dumps(record["params"], separators=(", ", "="), default=str) + "\n", style="dim"
+            )
         for name in ("note", "system", "prompt", "rendered_prompt", "output", "correction", "error"):
             if record.get(name):
                 text.append(f"\n{name.replace('_', ' ')}:\n", style="bold")
@@ -293,8 +320,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     def _ask(self, question: str, value: str, done, multiline: bool = False) -> None:
         if self._selected() is None:
             return
-        self.app.push_screen(AskScreen(question, value, multiline=multiline),
-                             lambda answer: answer is not None and done(answer))
+        self.app.push_screen(
+            AskScreen(question, value, multiline=multiline), lambda answer: answer is not None and done(answer)
+        )
 
     def action_tag(self) -> None:
         current = " ".join((self._selected() or {}).get("tags") or ())
@@ -307,13 +335,19 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     def action_correct(self) -> None:
         record = self.record or {}
         current = record.get("correction") or record.get("output") or ""
-        self._ask("Corrected output (an empty text removes the correction)", current,
-                  lambda answer: self._edit(correction=answer if answer.strip() else None), multiline=True)
+        self._ask(
+            "Corrected output (an empty text removes the correction)",
+            current,
+            lambda answer: self._edit(correction=answer if answer.strip() else None),
+            multiline=True,
+        )
 
     def action_export(self) -> None:
         default = str(Path.home() / "tunelab-history.jsonl")
-        self.app.push_screen(AskScreen("Export the matching records to (.jsonl or .csv)", default),
-                             lambda answer: answer and self._export(answer.strip()))
+        self.app.push_screen(
+            AskScreen("Export the matching records to (.jsonl or .csv)", default),
+            lambda answer: answer and self._export(answer.strip()),
+        )
 
     @work(thread=True, group="history-export")
     def _export(self, target: str) -> None:
@@ -328,9 +362,14 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
 
     def action_to_dataset(self) -> None:
         default = str(self.root / "datasets" / "labelled")
-        self.app.push_screen(AskScreen("Add the good and corrected outputs matching this search to the "
-                                       "train split of (a dataset folder or .jsonl)", default),
-                             lambda answer: answer and self._to_dataset(answer.strip()))
+        self.app.push_screen(
+            AskScreen(
+                "Add the good and corrected outputs matching this search to the "
+                "train split of (a dataset folder or .jsonl)",
+                default,
+            ),
+            lambda answer: answer and self._to_dataset(answer.strip()),
+        )
 
     @work(thread=True, group="history-export")
     def _to_dataset(self, target: str) -> None:

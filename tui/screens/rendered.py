@@ -10,8 +10,10 @@ from textual.widgets import Label, TextArea
 
 
 class RenderedScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="close-rendered"),
-                Binding("y", "copy", "Copy", id="copy-rendered")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="close-rendered"),
+        Binding("y", "copy", "Copy", id="copy-rendered"),
+    ]
 
     def __init__(self, text: str, tokens: int) -> None:
         super().__init__()

@@ -12,12 +12,22 @@ from core.errors import TunelabError
 from core.training.config import TrainConfig
 
 FIELDS = (  # (TrainConfig field, label, type)
-    ("split", "train split", str), ("eval_split", "eval split", str),
-    ("epochs", "epochs", float), ("max_steps", "max steps", int),
-    ("learning_rate", "learning rate", float), ("lora_r", "LoRA r", int), ("lora_alpha", "LoRA alpha", int),
-    ("lora_dropout", "LoRA dropout", float), ("batch_size", "batch size", int), ("grad_accum", "grad accum", int),
-    ("max_seq_len", "max seq len", int), ("eval_every", "eval every", int), ("save_every", "save every", int),
-    ("seed", "seed", int), ("schedule", "schedule", str), ("target_modules", "target modules", str),
+    ("split", "train split", str),
+    ("eval_split", "eval split", str),
+    ("epochs", "epochs", float),
+    ("max_steps", "max steps", int),
+    ("learning_rate", "learning rate", float),
+    ("lora_r", "LoRA r", int),
+    ("lora_alpha", "LoRA alpha", int),
+    ("lora_dropout", "LoRA dropout", float),
+    ("batch_size", "batch size", int),
+    ("grad_accum", "grad accum", int),
+    ("max_seq_len", "max seq len", int),
+    ("eval_every", "eval every", int),
+    ("save_every", "save every", int),
+    ("seed", "seed", int),
+    ("schedule", "schedule", str),
+    ("target_modules", "target modules", str),
     ("modules_to_save", "modules to save", str),
 )
 LISTS = {"target_modules", "modules_to_save"}  # comma lists (target_modules may be "all-linear")
@@ -29,8 +39,10 @@ class TrainForm(ModalScreen[dict | None]):
     A blank max steps trains for the epochs; a blank eval split skips the eval loss.
     """
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-train"),
-                Binding("enter", "submit", "Start", id="start-train")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Close", id="close-train"),
+        Binding("enter", "submit", "Start", id="start-train"),
+    ]
 
     def __init__(self, dataset: str, prompt_name: str, linear_modules: list[str] | None = None) -> None:
         super().__init__()
@@ -48,8 +60,9 @@ class TrainForm(ModalScreen[dict | None]):
                     yield Label(label)
                     yield Input(shown, id=f"train-{name}", compact=True)
             if self.linear_modules:
-                yield Static(f"linear modules: all-linear or any of {', '.join(self.linear_modules)}",
-                             id="train-linear")
+                yield Static(
+                    f"linear modules: all-linear or any of {', '.join(self.linear_modules)}", id="train-linear"
+                )
             yield Checkbox(f"render examples with the prompt '{self.prompt_name}'", id="train-use-prompt")
             yield Static("", id="train-error")
 
@@ -69,7 +82,9 @@ class TrainForm(ModalScreen[dict | None]):
             try:
                 out[name] = kind(raw)
             except ValueError:
-                raise TunelabError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got '{raw}'") from None
+                raise TunelabError(
+                    f"{name} must be {'a whole number' if kind is int else 'a number'}, got '{raw}'"
+                ) from None
         out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
         return out
 
@@ -81,11 +96,15 @@ class TrainForm(ModalScreen[dict | None]):
         try:
             settings = self.settings()
             TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
-            unknown = [m for m in settings["target_modules"] if self.linear_modules and m not in self.linear_modules] \
-                if settings["target_modules"] != "all-linear" else []
+            unknown = (
+                [m for m in settings["target_modules"] if self.linear_modules and m not in self.linear_modules]
+                if settings["target_modules"] != "all-linear"
+                else []
+            )
             if unknown:
-                raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, "
-                                   f"{', '.join(self.linear_modules)})")
+                raise TunelabError(
+                    f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(self.linear_modules)})"
+                )
         except TunelabError as exc:
             self.query_one("#train-error", Static).update(str(exc))
             return

@@ -16,8 +16,10 @@ from core.evals.prompts import PromptStore
 
 
 class VersionsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="close-versions"),
-                Binding("space", "mark", "Mark A", id="mark-version")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="close-versions"),
+        Binding("space", "mark", "Mark A", id="mark-version"),
+    ]
 
     def __init__(self, store: PromptStore, name: str) -> None:
         super().__init__()
@@ -33,7 +35,9 @@ class VersionsScreen(ModalScreen[None]):
                 yield Static(id="diff")
 
     def _line(self, row: dict[str, Any]) -> str:
-        return f"@{row['number']}  {row['id'][:8]}  {row['created_at'][11:19]}  {' '.join(row['template'].split())[:40]}"
+        return (
+            f"@{row['number']}  {row['id'][:8]}  {row['created_at'][11:19]}  {' '.join(row['template'].split())[:40]}"
+        )
 
     def on_mount(self) -> None:
         if not self.rows:
@@ -58,6 +62,14 @@ class VersionsScreen(ModalScreen[None]):
         diff = self.store.diff(a_row["id"], b_row["id"])
         text = Text()
         for line in diff.splitlines():
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim" if line.startswith("@@") else ""
+            style = (
+                "green"
+                if line.startswith("+")
+                else "red"
+                if line.startswith("-")
+                else "dim"
+                if line.startswith("@@")
+                else ""
+            )
             text.append(line + "\n", style=style)
         self.query_one("#diff", Static).update(text)

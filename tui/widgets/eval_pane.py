@@ -46,11 +46,15 @@ class Column:
 
 
 class EvalPane(Vertical):
-    HELP = ("The eval matrix: one row per item, one column per variant (prompt x model x LoRA), with pass "
-            "rates, Wilson intervals and the change against the pinned baseline. ctrl+g runs the prompt on "
-            "screen; b pins the column under the cursor as the baseline; y copies that column as TSV.")
-    BINDINGS = [Binding("b", "pin", "Pin baseline", id="pin-baseline"),
-                Binding("y", "copy_column", "Copy column", id="copy-column")]
+    HELP = (
+        "The eval matrix: one row per item, one column per variant (prompt x model x LoRA), with pass "
+        "rates, Wilson intervals and the change against the pinned baseline. ctrl+g runs the prompt on "
+        "screen; b pins the column under the cursor as the baseline; y copies that column as TSV."
+    )
+    BINDINGS = [
+        Binding("b", "pin", "Pin baseline", id="pin-baseline"),
+        Binding("y", "copy_column", "Copy column", id="copy-column"),
+    ]
 
     class PinRequested(Message):
         def __init__(self, run_id: str, variant: int) -> None:
@@ -67,12 +71,18 @@ class EvalPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
             yield Label("data", classes="param-label")
-            yield Input("demo", id="eval-dataset", compact=True,
-                        tooltip="'demo', a folder of splits, or a file; then expected=FIELD and VAR=FIELD to map fields")
+            yield Input(
+                "demo",
+                id="eval-dataset",
+                compact=True,
+                tooltip="'demo', a folder of splits, or a file; then expected=FIELD and VAR=FIELD to map fields",
+            )
             yield Label("split", classes="param-label")
             yield Input("eval", id="eval-split", compact=True)
             yield Label("grader", classes="param-label")
-            yield Input("labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…")
+            yield Input(
+                "labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…"
+            )
             yield Label("x", classes="param-label")
             yield Input("1", id="eval-repeat", compact=True, tooltip="repeats per item (seed, seed+1, …)")
         yield ProgressBar(id="eval-progress", show_eta=False)
@@ -93,9 +103,14 @@ class EvalPane(Vertical):
         if not repeat.isdigit():
             raise TunelabError(f"repeat must be a whole number, got '{repeat}'")
         spec, expected, mapping = parse_data_field(self.query_one("#eval-dataset", Input).value)
-        return EvalRequest(spec, None if split in {"", "all"} else split,
-                           self.query_one("#eval-grader", Input).value.strip() or "exact", int(repeat),
-                           expected=expected, mapping=mapping)
+        return EvalRequest(
+            spec,
+            None if split in {"", "all"} else split,
+            self.query_one("#eval-grader", Input).value.strip() or "exact",
+            int(repeat),
+            expected=expected,
+            mapping=mapping,
+        )
 
     def start_run(self, token: str, labels: list[str]) -> None:
         self.columns += [Column(token, i, label) for i, label in enumerate(labels)]
@@ -143,7 +158,10 @@ class EvalPane(Vertical):
         return f"{column.token}:{column.variant}"
 
     def _is_baseline(self, column: Column) -> bool:
-        return self.baseline is not None and (column.token, column.variant) == (self.baseline[0]["id"], self.baseline[1])
+        return self.baseline is not None and (column.token, column.variant) == (
+            self.baseline[0]["id"],
+            self.baseline[1],
+        )
 
     def _comparison(self, column: Column) -> dict[str, Any] | None:
         return self.diffs.get(self._key(column))
@@ -155,8 +173,11 @@ class EvalPane(Vertical):
             if self.baseline is None or column.summary is None or self._is_baseline(column):
                 continue
             diff = compare(column.summary, *self.baseline)[column.variant]
-            self.diffs[self._key(column)] = {"delta": diff["delta"], "fixed": set(diff["fixed"]),
-                                             "broken": set(diff["broken"])}
+            self.diffs[self._key(column)] = {
+                "delta": diff["delta"],
+                "fixed": set(diff["fixed"]),
+                "broken": set(diff["broken"]),
+            }
 
     def _cell_text(self, column: Column, item_id: str) -> Text:
         cell = column.cell(item_id)
@@ -225,8 +246,7 @@ class EvalPane(Vertical):
             cell = column.cell(item_id)
             if cell is not None:
                 passed, output = cell
-                lines.append("\t".join([item_id, expected or "", "yes" if passed else "no",
-                                        " ".join(output.split())]))
+                lines.append("\t".join([item_id, expected or "", "yes" if passed else "no", " ".join(output.split())]))
         self.app.copy_to_clipboard("\n".join(lines) + "\n")
         self.notify(f"Copied {len(lines) - 1} rows of {column.short}.")
 

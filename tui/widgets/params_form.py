@@ -14,8 +14,12 @@ from textual.widgets import Input, Label
 from core.engine.params import GenParams
 
 FIELDS = (  # (param name, short label, width)
-    ("max_new_tokens", "max", 6), ("temperature", "temp", 5), ("top_p", "top_p", 5),
-    ("top_k", "top_k", 4), ("seed", "seed", 6), ("stop", "stop", 10),
+    ("max_new_tokens", "max", 6),
+    ("temperature", "temp", 5),
+    ("top_p", "top_p", 5),
+    ("top_k", "top_k", 4),
+    ("seed", "seed", 6),
+    ("stop", "stop", 10),
 )
 
 
@@ -27,15 +31,13 @@ class ParamsForm(Vertical):
             with Horizontal(classes="params-row"):
                 for name, label, width in row:
                     yield Label(label, classes="param-label")
-                    field = Input(_shown(defaults[name]), id=f"param-{name}", compact=True,
-                                  classes="param-input")
+                    field = Input(_shown(defaults[name]), id=f"param-{name}", compact=True, classes="param-input")
                     field.styles.width = width + 2
                     yield field
 
     def params(self) -> GenParams:
         """The current values, validated (raises TunelabError naming the field)."""
-        raw: dict[str, Any] = {name: self.query_one(f"#param-{name}", Input).value.strip()
-                               for name, _, _ in FIELDS}
+        raw: dict[str, Any] = {name: self.query_one(f"#param-{name}", Input).value.strip() for name, _, _ in FIELDS}
         stop = raw.pop("stop")
         raw["stop"] = [stop.replace("\\n", "\n").replace("\\t", "\t")] if stop else []
         return GenParams.from_dict(raw)

@@ -19,10 +19,12 @@ from tui.widgets.params_form import ParamsForm
 
 class PromptPane(Vertical):
     BORDER_TITLE = "Prompt"
-    HELP = ("The prompt is a template: {{name}} fills from the eval dataset's rows (the first row in a single "
-            "run). mode chat applies the model's chat template, raw sends the text as is. The lora list "
-            "offers finished training runs. ctrl+r runs, ctrl+g evaluates, ctrl+t shows the rendered "
-            "prompt, ctrl+o the saved versions of this name, f4 opens it in $EDITOR.")
+    HELP = (
+        "The prompt is a template: {{name}} fills from the eval dataset's rows (the first row in a single "
+        "run). mode chat applies the model's chat template, raw sends the text as is. The lora list "
+        "offers finished training runs. ctrl+r runs, ctrl+g evaluates, ctrl+t shows the rendered "
+        "prompt, ctrl+o the saved versions of this name, f4 opens it in $EDITOR."
+    )
 
     def __init__(self, model: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -32,22 +34,44 @@ class PromptPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
             yield Label("model", classes="param-label")
-            yield Input(self.model, id="model-input", compact=True,
-                        tooltip="'demo', a local folder or a hub id; Enter loads it")
-            yield Select([(m, m) for m in MODES], value="auto", allow_blank=False, compact=True,
-                         id="mode-select", tooltip="chat applies the model's chat template; raw sends text as is")
+            yield Input(
+                self.model, id="model-input", compact=True, tooltip="'demo', a local folder or a hub id; Enter loads it"
+            )
+            yield Select(
+                [(m, m) for m in MODES],
+                value="auto",
+                allow_blank=False,
+                compact=True,
+                id="mode-select",
+                tooltip="chat applies the model's chat template; raw sends text as is",
+            )
         with Horizontal(classes="field-row"):
             yield Label("lora ", classes="param-label")
-            yield Select([], prompt="none (base model)", allow_blank=True, compact=True, id="adapter-select",
-                         tooltip="a finished training run's adapter, hot-swapped in the model worker")
+            yield Select(
+                [],
+                prompt="none (base model)",
+                allow_blank=True,
+                compact=True,
+                id="adapter-select",
+                tooltip="a finished training run's adapter, hot-swapped in the model worker",
+            )
         with Horizontal(classes="field-row"):
             yield Label("name", classes="param-label")
             yield Input("untitled", id="prompt-name", compact=True, tooltip="versions are kept per name")
             yield Label("system", classes="param-label")
-            yield Input("", id="system-input", compact=True, placeholder="(none)",
-                        tooltip="system prompt; may use {{variables}} too")
-        yield TextArea(id="prompt-text", soft_wrap=True, show_line_numbers=False,
-                       placeholder="Type a prompt ({{text}} fills from the dataset), then ctrl+r")
+            yield Input(
+                "",
+                id="system-input",
+                compact=True,
+                placeholder="(none)",
+                tooltip="system prompt; may use {{variables}} too",
+            )
+        yield TextArea(
+            id="prompt-text",
+            soft_wrap=True,
+            show_line_numbers=False,
+            placeholder="Type a prompt ({{text}} fills from the dataset), then ctrl+r",
+        )
         yield ParamsForm(id="params")
 
     @property
@@ -83,6 +107,7 @@ class PromptPane(Vertical):
     def load_record(self, record: dict[str, Any]) -> None:
         """Put a history record's prompt, system, mode, name, params and adapter back in the editor
         (an imported record may have odd types: text fields become text, odd params are skipped)."""
+
         def text(name: str) -> str:
             value = record.get(name)
             return "" if value is None else str(value)
@@ -104,5 +129,9 @@ class PromptPane(Vertical):
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""
-        return PromptVersion(self.text, self.query_one("#system-input", Input).value, self.mode,
-                             self.query_one(ParamsForm).params().to_dict())
+        return PromptVersion(
+            self.text,
+            self.query_one("#system-input", Input).value,
+            self.mode,
+            self.query_one(ParamsForm).params().to_dict(),
+        )

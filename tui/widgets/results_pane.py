@@ -28,8 +28,10 @@ class StreamArea(TextArea):
 
 class ResultsPane(Vertical):
     BORDER_TITLE = "Results"
-    HELP = ("The streamed output of the last run, with tokens, tok/s, latency and why it stopped. "
-            "esc cancels a run and keeps what streamed; y copies the output (OSC 52 works over SSH).")
+    HELP = (
+        "The streamed output of the last run, with tokens, tok/s, latency and why it stopped. "
+        "esc cancels a run and keeps what streamed; y copies the output (OSC 52 works over SSH)."
+    )
     BINDINGS = [
         Binding("y", "app.copy_output", "Copy", id="copy-output"),
         Binding("j", "scroll(1)", "Down", id="results-down", show=False),
@@ -79,4 +81,5 @@ class ResultsPane(Vertical):
     def finish(self, result: dict[str, Any]) -> None:
         self.set_status(
             f"{result['completion_tokens']} tok · {result['tok_per_s']:.0f} tok/s · "
-            f"{result['latency_s']:.2f}s · {result['stop_reason']}")
+            f"{result['latency_s']:.2f}s · {result['stop_reason']}"
+        )

@@ -47,9 +47,11 @@ class Watched:
 
 class TrainingPane(Vertical):
     BORDER_TITLE = "Training"
-    HELP = ("LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
-            "curves, rate, ETA and checkpoints. ctrl+n starts a run; s stops and saves (twice: at once), "
-            "x cancels, u resumes, [ and ] switch runs, o overlays the other runs' curves.")
+    HELP = (
+        "LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
+        "curves, rate, ETA and checkpoints. ctrl+n starts a run; s stops and saves (twice: at once), "
+        "x cancels, u resumes, [ and ] switch runs, o overlays the other runs' curves."
+    )
 
     class RunEnded(Message):
         """A watched run left the live states (done, stopped, failed, ...): adapters may have changed."""
@@ -71,9 +73,18 @@ class TrainingPane(Vertical):
         """What a thread worker read of the runs folder: new metric rows from `offset` on, the status, the
         run ids (newest first) and, with the overlay on, the other runs' new rows."""
 
-        def __init__(self, run_id: str | None, offset: int, rows: list[dict[str, Any]], new_offset: int,
-                     status: dict[str, Any] | None, ids: list[str], others: dict[str, tuple[int, list, int]],
-                     killed: bool, force: bool) -> None:
+        def __init__(
+            self,
+            run_id: str | None,
+            offset: int,
+            rows: list[dict[str, Any]],
+            new_offset: int,
+            status: dict[str, Any] | None,
+            ids: list[str],
+            others: dict[str, tuple[int, list, int]],
+            killed: bool,
+            force: bool,
+        ) -> None:
             super().__init__()
             self.run_id, self.offset, self.rows, self.new_offset = run_id, offset, rows, new_offset
             self.status, self.ids, self.others, self.killed, self.force = status, ids, others, killed, force
@@ -178,8 +189,12 @@ class TrainingPane(Vertical):
         total = status.get("total_steps") or 0
         parts = [f"{self.selected[:10]} {status['state']}", f"step {status.get('step', 0)}/{total or '?'}"]
         if last:
-            parts += [f"loss {last['loss']:.4f}", f"lr {last['lr']:.1e}", f"gn {last['grad_norm']:.2f}",
-                      f"{last['tok_s']:.0f} tok/s"]
+            parts += [
+                f"loss {last['loss']:.4f}",
+                f"lr {last['lr']:.1e}",
+                f"gn {last['grad_norm']:.2f}",
+                f"{last['tok_s']:.0f} tok/s",
+            ]
             if last.get("eta_s") is not None and status["state"] in LIVE:
                 parts.append(f"eta {last['eta_s']:.0f}s")
         if status.get("eval_loss") is not None:
@@ -200,8 +215,12 @@ class TrainingPane(Vertical):
     def _control(self, action: str, run_id: str) -> None:
         """Stop, kill, cancel or resume: files and signals, off the UI loop."""
         try:
-            {"stop": self.bench.stop_run, "kill": self.runs.kill, "cancel": self.runs.cancel,
-             "resume": self.bench.resume_run}[action](run_id)
+            {
+                "stop": self.bench.stop_run,
+                "kill": self.runs.kill,
+                "cancel": self.runs.cancel,
+                "resume": self.bench.resume_run,
+            }[action](run_id)
         except (OSError, TunelabError) as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return

@@ -1,0 +1,79 @@
+"""One model option set, before or after the command, for every command that loads a model."""
+
+import pytest
+
+from core.engine.options import ModelOptions
+from core.errors import TunelabError
+from tui.cli import history
+from tui.cli.main import MODEL_COMMANDS, build_parser, given_model_flags, model_options
+
+OPTIONS = [
+    "--model",
+    "/m",
+    "--adapter",
+    "runA",
+    "--allow-pickle",
+    "--trust-remote-code",
+    "--dtype",
+    "bfloat16",
+    "--device",
+    "cpu",
+]
+EXPECTED = ModelOptions("/m", "runA", True, True, "bfloat16", "cpu")
+COMMANDS = {
+    "gen": ["gen", "hi"],
+    "eval": ["eval", "--no-prompt"],
+    "train": ["train"],
+    "adapters": ["adapters", "merge", "--out", "x"],
+}
+
+
+def parse(argv):
+    return build_parser().parse_args(history.normalize(argv))
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("before", [True, False])
+def test_every_model_command_takes_the_options_in_either_position(command, before):
+    argv = OPTIONS + COMMANDS[command] if before else COMMANDS[command] + OPTIONS
+    args = parse(argv)
+    assert args.command == command and args.command in MODEL_COMMANDS
+    assert model_options(args)[0] == EXPECTED
+
+
+def test_the_app_takes_them_too():
+    assert model_options(parse(OPTIONS))[0] == EXPECTED
+    assert model_options(parse([]))[0] == ModelOptions()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--model", "x", "history"], ["--device", "cpu", "runs"], ["--adapter", "a", "prompts", "list"]]
+)
+def test_commands_that_load_no_model_refuse_them(argv, capsys):
+    from tui.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tunelab: error: ")
+
+
+def test_several_models_only_where_they_compare():
+    args = parse(["eval", "--no-prompt", "--model", "a", "--model", "b", "--adapter", "r1", "--adapter", "r2"])
+    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
+    assert models == ["a", "b"] and adapters == ["r1", "r2"] and options.model == "a"
+    with pytest.raises(TunelabError, match="takes one --model"):
+        model_options(parse(["gen", "hi", "--model", "a", "--model", "b"]))
+    assert given_model_flags(parse(["gen", "hi"])) == []
+
+
+def test_bad_values_are_one_line_errors():
+    with pytest.raises(TunelabError, match="--device must be"):
+        ModelOptions(device="gpu9")
+    with pytest.raises(SystemExit):
+        parse(["gen", "hi", "--dtype", "int3"])
+
+
+def test_history_words_search_and_actions_stay_actions():
+    assert parse(["history", "search", "show"]).words == ["show"]
+    assert parse(["history", "kind:eval"]).words == ["kind:eval"]
+    assert parse(["history", "tag", "abc", "x"]).tags == ["x"]
