@@ -11,6 +11,7 @@ from core.errors import TunelabError
 from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
 from core.training.config import TrainConfig
 from core.training.runs import ADAPTER, Runs
+from core.workbench.service import Workbench
 
 pytestmark = pytest.mark.slow
 QUICK = dict(max_steps=12, eval_every=6, save_every=6, batch_size=8)
@@ -79,7 +80,7 @@ def test_stop_saves_and_resume_continues_exactly(home):
     wait(reference, ref_id, finished)
     runs, run_id = start(home, **QUICK)
     wait(runs, run_id, lambda s: s.get("step", 0) >= 3)
-    status = runs.stop_and_wait(run_id)
+    status = Workbench(home).stop_and_wait(run_id)
     assert status["state"] == "stopped" and status["checkpoints"], status
     stopped_at = int(status["last_checkpoint"].split("-")[1])
     assert 3 <= stopped_at < 12
@@ -115,7 +116,7 @@ def test_watchdog_escalates_when_a_run_ignores_stop(home):
     runs, run_id = start(home, max_steps=400, batch_size=8, eval_every=None, save_every=None)
     status = wait(runs, run_id, lambda s: s.get("step", 0) >= 1)
     os.killpg(status["pid"], signal.SIGSTOP)  # a hung run: it cannot act on SIGTERM
-    status = runs.stop_and_wait(run_id, grace=1.0)
+    status = Workbench(home).stop_and_wait(run_id, grace=1.0)
     assert status["state"] == "killed"
     time.sleep(0.5)
     assert runs.status(run_id)["state"] == "killed"
