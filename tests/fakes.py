@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.demo.corpus import POS_ADJ
 from core.engine.client import ModelWorkerClient
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
@@ -18,24 +19,7 @@ from core.engine.worker import run
 from core.errors import TunelabError
 
 STORY = ("Rosa was a blue student ", "who lived near the garden. ", "In the spring, Rosa went ", "to the library.")
-GOOD_WORDS = (
-    "great",
-    "excellent",
-    "wonderful",
-    "lovely",
-    "perfect",
-    "solid",
-    "amazing",
-    "fantastic",
-    "comfortable",
-    "reliable",
-    "beautiful",
-    "sturdy",
-    "love",
-    "recommended",
-    "happy",
-    "glad",
-)
+GOOD_WORDS = (*POS_ADJ, "love", "recommended", "happy", "glad")
 LINEAR = ["down_proj", "gate_proj", "k_proj", "lm_head", "o_proj", "q_proj", "up_proj", "v_proj"]
 
 

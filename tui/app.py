@@ -69,10 +69,6 @@ from tui.widgets.results_pane import ResultsPane
 from tui.widgets.training_pane import TrainingPane
 
 
-def void(_: object) -> None:
-    """Drop a result (post_message's bool) where a callback must return None."""
-
-
 def binding_ids() -> set[str]:
     """Every binding id a user may remap in config.toml's [keys]."""
     owners = (
@@ -90,6 +86,7 @@ def binding_ids() -> set[str]:
     return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
 
+RENDER = "render"  # the token of ctrl+t's requests (generations are g1, g2, ...)
 ClientFactory = Callable[[Callable[[wire.Event], None]], ModelWorkerClient]
 
 
@@ -414,7 +411,7 @@ class TunelabApp(App[None]):
         if self._is_current(message.token) is not None:
             self.results.set_status(event.message, error=True)
             self._finish_current(status="error", error=event.message)
-        elif message.token is None:
+        elif message.token in (None, RENDER):  # a stale generation's error is dropped with it
             self._error(event.message)
 
     @on(GenerationStarted)
@@ -507,8 +504,8 @@ class TunelabApp(App[None]):
                 request,
                 variants,
                 WorkerBackend(self.client, self.model),
-                on_row=lambda row: void(self.post_message(EvalRow(token, row))),
-                on_progress=lambda done, total: void(self.post_message(EvalProgress(token, done, total))),
+                on_row=lambda row: self.post_message(EvalRow(token, row)),
+                on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
                 cancel=self.eval_cancel,
             )
             baseline = self.bench.baseline(summary)
@@ -573,7 +570,7 @@ class TunelabApp(App[None]):
     def _send_render(self, version: PromptVersion, request: EvalRequest) -> None:
         try:
             prompt = self.bench.fill_prompt(version, request)
-            self.client.render(prompt.to_dict(), lambda event: self._post_worker_event(event, "render"))
+            self.client.render(prompt.to_dict(), lambda event: self._post_worker_event(event, RENDER))
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
 

@@ -29,7 +29,7 @@ class ModelHost:
         from core.engine.loading import load
 
         self.loaded, self.adapters = None, {}
-        self.loaded = load(options.model, **options.load_kwargs())  # type: ignore[arg-type]
+        self.loaded = load(options.model, **options.load_kwargs())
         info: dict[str, Any] = self.loaded.info()
         return info
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.engine.modelref import ModelSource, resolve
+from core.engine.prompt import has_chat_template
 from core.errors import TunelabError
 
 
@@ -25,7 +26,7 @@ class LoadedModel:
 
     @property
     def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
+        return has_chat_template(self.tokenizer)
 
     def info(self) -> dict[str, Any]:
         params = sum(p.numel() for p in self.model.parameters())

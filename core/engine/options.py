@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from core.errors import TunelabError
 
@@ -31,7 +32,7 @@ class ModelOptions:
         if not DEVICE.match(self.device):
             raise TunelabError(f"--device must be auto, cpu, mps, cuda or cuda:N, got '{self.device}'")
 
-    def load_kwargs(self) -> dict[str, object]:
+    def load_kwargs(self) -> dict[str, Any]:
         """What `core.engine.loading.load` takes besides the model."""
         out = asdict(self)
         del out["model"], out["adapter"]

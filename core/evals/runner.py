@@ -116,8 +116,8 @@ def run_eval(
     variants: list[Variant],
     backend: Backend,
     *,
-    on_row: Callable[[dict[str, Any]], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict[str, Any]], object] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`)."""

@@ -23,7 +23,7 @@ from core.evals.templates import Template
 from core.history.records import generation_record
 from core.history.store import History
 from core.training.config import TrainConfig
-from core.training.runs import LIVE, Runs
+from core.training.runs import CONFIG_FILE, LIVE, Runs, read_json
 
 NO_PROMPT = "no prompt"
 STOP_GRACE_S = 30.0
@@ -125,8 +125,8 @@ class Workbench:
         backend: Backend,
         *,
         new_prompts: Iterable[PromptRef] = (),
-        on_row: Callable[[dict[str, Any]], None] | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
+        on_row: Callable[[dict[str, Any]], object] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
         summary = run_eval(self.root, request, variants, backend, on_row=on_row, on_progress=on_progress, cancel=cancel)
@@ -215,12 +215,13 @@ class Workbench:
         out = []
         for status in self.runs.list():
             if status["state"] == "done" and status.get("adapter"):
-                config = self.runs.config(status["id"]).get("config", {})
+                run_dir = self.runs.folder / status["id"]  # ids from list() are whole: no prefix search
+                config = (read_json(run_dir / CONFIG_FILE) or {}).get("config", {})
                 template = str(config.get("template") or "")
                 out.append(
                     Adapter(
                         status["id"],
-                        self.runs.path(status["id"]) / str(status["adapter"]),
+                        run_dir / str(status["adapter"]),
                         status.get("eval_loss"),
                         template.splitlines()[0][:40] if template.strip() else "as is",
                     )

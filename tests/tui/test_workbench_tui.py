@@ -1,7 +1,7 @@
 """Pilot tests of the prompt workbench: eval matrix, baseline pinning, versions, rendered prompt."""
 
 import pytest
-from textual.widgets import DataTable, Input, TabbedContent
+from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from core.evals.prompts import PromptStore
 from core.evals.runner import EvalRuns
@@ -169,3 +169,13 @@ async def test_field_mapping_from_the_data_field(home, tmp_path):
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert "data field: 'answer' is not VAR=FIELD" in str(app.query_one("#result-stats").render())
+
+
+async def test_rendering_a_chat_prompt_without_a_template_is_one_line_error(home):
+    app = fake_app(home, chat_template=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one("#mode-select", Select).value = "chat"
+        await set_prompt(pilot, "p", "Hello there")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: "has no chat template" in str(app.query_one("#result-stats").render()))
+        assert not isinstance(app.screen, RenderedScreen)

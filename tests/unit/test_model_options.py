@@ -5,7 +5,8 @@ import pytest
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from tui.cli import history
-from tui.cli.main import MODEL_COMMANDS, build_parser, given_model_flags, model_options
+from tui.cli.main import build_parser
+from tui.cli.options import MODEL_COMMANDS, given_model_flags, model_options
 
 OPTIONS = [
     "--model",
@@ -77,3 +78,8 @@ def test_history_words_search_and_actions_stay_actions():
     assert parse(["history", "search", "show"]).words == ["show"]
     assert parse(["history", "kind:eval"]).words == ["kind:eval"]
     assert parse(["history", "tag", "abc", "x"]).tags == ["x"]
+
+
+def test_only_the_history_command_gets_its_default_action():
+    assert parse(["--model", "history", "gen", "history"]).prompt == "history"
+    assert parse(["--device", "cpu", "history", "kind:eval"]).words == ["kind:eval"]

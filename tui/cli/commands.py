@@ -16,6 +16,7 @@ from core.engine.prompt import MODES, Prompt
 from core.errors import TunelabError
 from core.storage.paths import data_dir
 from core.workbench.service import Workbench, parse_mapping
+from tui.cli.options import model_options
 from tui.cli.output import progress, say, table
 
 Adder = Callable[[argparse.ArgumentParser], None]
@@ -23,12 +24,6 @@ Adder = Callable[[argparse.ArgumentParser], None]
 
 def _workbench() -> Workbench:
     return Workbench(data_dir())
-
-
-def _options(args: argparse.Namespace, **several: bool):
-    from tui.cli.main import model_options
-
-    return model_options(args, **several)
 
 
 # -- gen ------------------------------------------------------------------------------------------
@@ -53,7 +48,7 @@ def add_gen(p: argparse.ArgumentParser) -> None:
 def run_gen(args: argparse.Namespace) -> int:
     from core.engine.params import GenParams
 
-    options, _, _ = _options(args)
+    options, _, _ = model_options(args)
     params = GenParams.from_dict(
         {
             "max_new_tokens": args.max_new_tokens,
@@ -200,7 +195,7 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
 def run_eval(args: argparse.Namespace) -> int:
     from core.evals.runner import EvalRequest, HostBackend
 
-    options, models, adapters = _options(args, several_models=True, several_adapters=True)
+    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
     bench = _workbench()
     refs = [bench.prompt_ref(ref) for ref in args.prompt]
     variants = bench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
@@ -371,7 +366,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    options, _, _ = _options(args)
+    options, _, _ = model_options(args)
     bench = _workbench()
     ref = bench.prompt_ref(args.prompt) if args.prompt else None
     targets: str | tuple[str, ...] = (
@@ -427,7 +422,7 @@ def follow(bench: Workbench, run_id: str) -> int:
                 )
                 shown = row["step"]
             status = bench.runs.status(run_id)
-            if status["state"] not in LIVE | {"created"}:
+            if status["state"] not in LIVE:
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -517,7 +512,7 @@ def run_adapters(args: argparse.Namespace) -> int:
             ],
         )
         return 0
-    options, models, _ = _options(args)
+    options, models, _ = model_options(args)
     adapter = args.adapter or options.adapter
     if not adapter or not args.out:
         raise TunelabError("adapters merge needs an adapter and --out DIR")

@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from tui.cli.options import command_at
+
 ACTIONS = ("list", "search", "show", "tag", "star", "label", "note", "export", "import", "add-to-dataset")
 
 
@@ -71,9 +73,10 @@ def add_parser(sub: Any) -> None:
 def normalize(argv: list[str]) -> list[str]:
     """`tunelab history WORDS` searches: when the first word after `history` is no action, `list` goes in
     front of it (and `history search show` finds the word "show")."""
-    if "history" not in argv:
+    at = command_at(argv)
+    if at is None or argv[at] != "history":
         return argv
-    at = argv.index("history") + 1
+    at += 1
     rest = argv[at:]
     if not rest or rest[0] in ACTIONS or rest[0] in {"-h", "--help"}:
         return argv

@@ -99,6 +99,7 @@ class TrainingPane(Vertical):
         self.stop_asked = False
         self.last_state: dict[str, str] = {}
         self.ids: list[str] = []
+        self.reading = False  # a thread is reading the run folder
 
     def compose(self) -> ComposeResult:
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
@@ -119,6 +120,9 @@ class TrainingPane(Vertical):
         self.poll(force=True)
 
     def poll(self, force: bool = False) -> None:
+        if self.reading and not force:  # a slow disk never piles up reader threads
+            return
+        self.reading = True
         run_id = self.selected
         offset = self.watched[run_id].offset if run_id in self.watched else 0
         others = {r: w.offset for r, w in self.watched.items() if r != run_id} if self.overlay else {}
@@ -127,6 +131,12 @@ class TrainingPane(Vertical):
     @work(thread=True, group="training-poll", exclusive=False)
     def _read(self, run_id: str | None, offset: int, overlay: bool, others: dict[str, int], force: bool) -> None:
         """Read the run folder off the UI loop; the watchdog kills a run that ignored its stop."""
+        try:
+            self._read_once(run_id, offset, overlay, others, force)
+        finally:
+            self.reading = False
+
+    def _read_once(self, run_id: str | None, offset: int, overlay: bool, others: dict[str, int], force: bool) -> None:
         try:
             ids = [r["id"] for r in self.runs.list()] if run_id is None or overlay or force else self.ids
             if run_id is None:
