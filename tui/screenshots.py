@@ -30,8 +30,11 @@ def _still(app) -> None:
 
 
 async def take(folder: Path) -> list[Path]:
+    from textual.widgets import Input, Select, TextArea
+
     from core.training.config import TrainConfig
     from tui.app import TunelabApp
+    from tui.widgets.training_pane import TrainingPane
 
     app = TunelabApp()
     shots: list[Path] = []
@@ -43,26 +46,25 @@ async def take(folder: Path) -> list[Path]:
 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.model_ready and app.query("#eval-split"))
-        app.query_one("#prompt-name").value = "senti"
-        app.query_one("#mode-select").value = "raw"
-        app.query_one("#prompt-text").text = "{{text}} Overall, this review is"
-        app.query_one("#param-max_new_tokens").value = "8"
+        app.query_one("#prompt-name", Input).value = "senti"
+        app.query_one("#mode-select", Select).value = "raw"
+        app.query_one("#prompt-text", TextArea).text = "{{text}} Overall, this review is"
+        app.query_one("#param-max_new_tokens", Input).value = "8"
         await pilot.press("ctrl+g")
         await until(pilot, lambda: app.eval_token is None)
         await shot("eval-matrix")
-        app.query_one("#mode-select").value = "auto"
-        app.query_one("#prompt-name").value = "story"
-        app.query_one("#prompt-text").text = "Tell me a short story."
-        app.query_one("#param-max_new_tokens").value = "64"
+        app.query_one("#mode-select", Select).value = "auto"
+        app.query_one("#prompt-name", Input).value = "story"
+        app.query_one("#prompt-text", TextArea).text = "Tell me a short story."
+        app.query_one("#param-max_new_tokens", Input).value = "64"
         await pilot.press("ctrl+r")
         await until(pilot, lambda: app.current is None)
         await app.workers.wait_for_complete()
         await shot("main")
-        pane = app.query_one("#training-pane")
-        run_id = pane.start(TrainConfig(max_steps=60, eval_every=10, save_every=30))
-        await until(pilot, lambda: pane.runs.status(run_id)["state"] == "done")
-        pane.poll(force=True)
-        app.query_one("#training-pane").focus()
+        pane = app.query_one(TrainingPane)
+        app._start_run(TrainConfig(max_steps=60, eval_every=10, save_every=30))  # as ctrl+n's form does
+        await until(pilot, lambda: pane.selected is not None and pane.last_state.get(pane.selected) == "done")
+        pane.focus()
         await shot("training-monitor")
         await pilot.press("f8")
         await until(pilot, lambda: getattr(app.screen, "record", None) is not None)

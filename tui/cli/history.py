@@ -99,9 +99,8 @@ def _quoted(word: str) -> str:
 
 
 def _line(row: dict[str, Any]) -> str:
-    flags = ("*" if row.get("starred") else " ") + {"good": "+", "bad": "-", "corrected": "~"}.get(
-        row.get("label"), " "
-    )
+    marks = {"good": "+", "bad": "-", "corrected": "~"}
+    flags = ("*" if row.get("starred") else " ") + marks.get(str(row.get("label")), " ")
     who = row.get("adapter") or row.get("model") or ""
     tags = " ".join(f"#{t}" for t in row.get("tags") or ())
     return (

@@ -8,6 +8,7 @@ recent runs' curves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,12 +226,13 @@ class TrainingPane(Vertical):
     def _control(self, action: str, run_id: str) -> None:
         """Stop, kill, cancel or resume: files and signals, off the UI loop."""
         try:
-            {
+            controls: dict[str, Callable[[str], object]] = {
                 "stop": self.bench.stop_run,
                 "kill": self.runs.kill,
                 "cancel": self.runs.cancel,
                 "resume": self.bench.resume_run,
-            }[action](run_id)
+            }
+            controls[action](run_id)
         except (OSError, TunelabError) as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
