@@ -112,7 +112,7 @@ def app_figures(home: Path, bare) -> dict:
                     app.action_run()  # what ctrl+r calls (Pilot's own key handling would add ~0.1 s)
                     await until(pilot, lambda: app.current is None)
                     elapsed = finished[-1] - began
-                    await app.workers.wait_for_complete()
+                    await app.settled()
                     tokens = History(home).recent(1)[0]["completion_tokens"]
                     if i:
                         rates.append(tokens / elapsed)
@@ -123,7 +123,7 @@ def app_figures(home: Path, bare) -> dict:
                 began = time.perf_counter()
                 app.action_run()
                 await until(pilot, lambda: app.current is None)
-                await app.workers.wait_for_complete()
+                await app.settled()
                 rates.append(History(home).recent(1)[0]["completion_tokens"] / (finished[-1] - began))
             figures["rates"] = rates
             pane = app.query_one("#training-pane")

@@ -60,3 +60,12 @@ def tunelab(*args, home, stdin=None, env=None):
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """One tiny random model per family in `tests.tiny_models`, built once per test session."""
+    from tests.tiny_models import FAMILIES, build
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {f.name: build(f, root / f.name) for f in FAMILIES}

@@ -33,7 +33,7 @@ async def run_prompt(pilot: Pilot, text: str) -> None:
     await type_prompt(pilot, text)
     await pilot.press("ctrl+r")
     await wait_for(pilot, lambda: pilot.app.current is None)
-    await pilot.app.workers.wait_for_complete()
+    await pilot.app.settled()
 
 
 async def start_held_run(pilot: Pilot, text: str) -> None:

@@ -37,6 +37,7 @@ from core.evals.prompts import PromptVersion
 from core.evals.runner import EvalRequest, WorkerBackend
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from core.storage.paths import data_dir, logs_dir
+from core.storage.watch import watch_folder
 from core.training.config import TrainConfig
 from core.workbench.service import Adapter, PromptRef, Workbench
 from tui.commands import TunelabCommands
@@ -141,6 +142,7 @@ class TunelabApp(App[None]):
         self.tokens = itertools.count(1)
         self.adapters: list[Adapter] = []
         self.problems: list[str] = []  # config and theme problems, shown once the screen is up
+        self.stop_watching = threading.Event()  # ends the theme watcher at exit
         self._apply_config()
 
     def compose(self) -> ComposeResult:
@@ -195,13 +197,19 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self.notify(str(exc), severity="warning")
 
-    def _reload_user_themes(self) -> None:
+    @work(thread=True, group="themes-watch")
+    def _watch_user_themes(self) -> None:
         """Hot reload: a theme file added or edited in the user themes dir applies without a restart."""
-        stamp = folder_stamp(themes_dir())
-        if stamp == self._themes_stamp:
-            return
-        self._themes_stamp = stamp
-        themes, problems = user_themes(themes_dir())
+
+        def reload() -> None:
+            stamp = folder_stamp(themes_dir())
+            if stamp != self._themes_stamp:
+                self._themes_stamp = stamp
+                self.call_from_thread(self._apply_user_themes, *user_themes(themes_dir()))
+
+        watch_folder(themes_dir(), self.stop_watching, reload, heartbeat_s=5.0)
+
+    def _apply_user_themes(self, themes: list, problems: list[str]) -> None:
         for problem in problems:
             self.notify(problem, severity="warning", timeout=8)
         for theme in themes:
@@ -213,7 +221,7 @@ class TunelabApp(App[None]):
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_chosen)
-        self.set_interval(2.0, self._reload_user_themes)
+        self._watch_user_themes()
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
         self.refresh_adapters(select=self.options.adapter)
@@ -773,7 +781,18 @@ class TunelabApp(App[None]):
             path.unlink(missing_ok=True)
         self.query_one("#prompt-text").focus()
 
+    def in_flight(self) -> list:
+        """The workers doing a piece of work: all but the folder watchers, which run until the app ends."""
+        return [w for w in self.workers if w.is_running and not w.group.endswith("-watch")]
+
+    async def settled(self) -> None:
+        """Wait for the work in flight."""
+        busy = self.in_flight()
+        if busy:  # an empty list would mean every worker
+            await self.workers.wait_for_complete(busy)
+
     def on_unmount(self) -> None:
+        self.stop_watching.set()
         if self.current is not None and self.current["rid"]:  # quitting mid-stream: stop, do not wait
             self.client.cancel(self.current["rid"])
         self.eval_cancel.set()

@@ -59,7 +59,7 @@ async def take(folder: Path) -> list[Path]:
         app.query_one("#param-max_new_tokens", Input).value = "64"
         await pilot.press("ctrl+r")
         await until(pilot, lambda: app.current is None)
-        await app.workers.wait_for_complete()
+        await app.settled()
         await shot("main")
         pane = app.query_one(TrainingPane)
         app._start_run(TrainConfig(max_steps=60, eval_every=10, save_every=30))  # as ctrl+n's form does

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.engine.loading import LoadedModel
 from core.engine.params import GenParams
-from core.engine.prompt import Prompt, encode, render
+from core.engine.prompt import Prompt, fit, prompt_room, render, stop_ids
 from core.errors import TunelabError
 
 CHUNK_INTERVAL_S = 0.05
@@ -80,7 +80,7 @@ def generate(
 
     tok = loaded.tokenizer
     rendered = render(tok, prompt, loaded.source.spec)
-    ids = encode(tok, rendered)
+    ids, _ = fit(tok, rendered, prompt_room(loaded.model, tok, params.max_new_tokens), side=None)
     if not ids:
         raise TunelabError("the prompt is empty: nothing to generate from")
     input_ids = torch.tensor([ids], device=loaded.device)
@@ -95,7 +95,7 @@ def generate(
             done = cancel.is_set() or stream.stopped_by is not None
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
-    kwargs = _decode_kwargs(params, tok)
+    kwargs = _decode_kwargs(params, tok, loaded)
     if params.seed is not None:
         torch.manual_seed(params.seed)
     start = time.monotonic()
@@ -150,18 +150,19 @@ def generate_batch(
     cancel = cancel or threading.Event()
     tok = loaded.tokenizer
     rendered = [render(tok, p, loaded.source.spec) for p in prompts]
-    encoded = [encode(tok, text) for text in rendered]
+    room = prompt_room(loaded.model, tok, params.max_new_tokens)
+    fitted = [fit(tok, text, room, side="left") for text in rendered]  # an over-long item keeps its end
+    encoded = [ids for ids, _ in fitted]
     if not all(encoded):
         raise TunelabError("an eval item renders to an empty prompt: nothing to generate from")
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-    eos = loaded.model.generation_config.eos_token_id
-    stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.pad_token_id}
+    ends = set(stop_ids(tok, loaded.model.generation_config.eos_token_id)) | {tok.pad_token_id}
 
     class _Cancel(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
             return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-    kwargs = _decode_kwargs(params, tok)
+    kwargs = _decode_kwargs(params, tok, loaded)
     if params.stop:
         kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
     for start in range(0, len(order), batch_size):
@@ -178,16 +179,18 @@ def generate_batch(
         width = enc["input_ids"].shape[1]
         for row, i in enumerate(idx):
             ids = out[row, width:].tolist()
-            hit_eos = next((n for n, t in enumerate(ids) if t in stop_ids), None)
+            hit_eos = next((n for n, t in enumerate(ids) if t in ends), None)
             ids = ids if hit_eos is None else ids[:hit_eos]
             text = tok.decode(ids, skip_special_tokens=True)
             cut = min((p for p in (text.find(s) for s in params.stop) if p != -1), default=-1)
             if cut != -1:
                 text, reason = text[:cut], "stop"
-            elif cancel.is_set():
-                reason = "cancelled"
+            elif hit_eos is not None:
+                reason = "eos"  # finished before the cancel: complete
+            elif len(ids) >= params.max_new_tokens or not cancel.is_set():
+                reason = "length"
             else:
-                reason = "eos" if hit_eos is not None else "length"
+                reason = "cancelled"  # cut short: never cached, never graded
             on_result(
                 i,
                 {
@@ -196,6 +199,7 @@ def generate_batch(
                     "prompt_tokens": int(enc["attention_mask"][row].sum()),
                     "completion_tokens": len(ids),
                     "stop_reason": reason,
+                    "truncated": fitted[i][1],
                     "latency_s": round(share, 4),
                     "ttft_s": None,
                     "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0,
@@ -203,11 +207,12 @@ def generate_batch(
             )
 
 
-def _decode_kwargs(params: GenParams, tok) -> dict[str, Any]:
+def _decode_kwargs(params: GenParams, tok, loaded: LoadedModel) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "max_new_tokens": params.max_new_tokens,
         "do_sample": not params.greedy,
         "pad_token_id": tok.pad_token_id,
+        "eos_token_id": stop_ids(tok, loaded.model.generation_config.eos_token_id),
     }
     if params.min_new_tokens:
         kwargs["min_new_tokens"] = params.min_new_tokens

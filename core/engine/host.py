@@ -8,15 +8,35 @@ batched work gets every core while streaming keeps one thread (restored afterwar
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
-from core.engine.prompt import Prompt, encode, render
+from core.engine.prompt import Prompt, context_length, fit, render
 from core.errors import TunelabError
+
+
+def adapter_failure(adapter: str | Path, model: str, exc: BaseException) -> TunelabError:
+    """One line for an adapter that would not load: for one trained on another base, both bases and the
+    first tensor that does not fit (peft's own message is a state_dict dump of dozens of lines)."""
+    text = str(exc).strip()
+    mismatch = re.search(r"size mismatch for ([\w.]+): copying a param with shape (\S+ \S+?),? from checkpoint", text)
+    if mismatch or "Error(s) in loading state_dict" in text or "Target modules" in text:
+        try:
+            declared = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+            base = declared.get("base_model_name_or_path") or "an unnamed base"
+        except (OSError, ValueError, AttributeError):
+            base = "another base"
+        where = f"; first mismatch: {mismatch.group(1)}" if mismatch else ""
+        return TunelabError(f"adapter {adapter} was trained on {base}, not on the loaded model {model}{where}")
+    first = text.splitlines()[0][:300] if text else type(exc).__name__
+    return TunelabError(f"cannot load adapter {adapter}: {first}")
 
 
 class ModelHost:
@@ -60,7 +80,7 @@ class ModelHost:
             else:
                 self.loaded.model = PeftModel.from_pretrained(self.loaded.model, adapter, adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise TunelabError(f"cannot load adapter {adapter}: {str(exc).strip().splitlines()[0][:300]}") from None
+            raise adapter_failure(adapter, self.loaded.source.spec, exc) from None
         self.loaded.model.eval()
 
     def render(self, prompt: Prompt) -> tuple[str, int]:
@@ -68,7 +88,9 @@ class ModelHost:
         if self.loaded is None:
             raise TunelabError("no model loaded")
         text = render(self.loaded.tokenizer, prompt, self.loaded.source.spec)
-        return text, len(encode(self.loaded.tokenizer, text))
+        limit = context_length(self.loaded.model, self.loaded.tokenizer)
+        ids, over = fit(self.loaded.tokenizer, text, limit, side="right")
+        return text, len(ids) + over  # over the context: shown as one more than it holds
 
     def generate(
         self,

@@ -8,6 +8,8 @@ from typing import Any
 from core.errors import TunelabError
 
 MAX_NEW_TOKENS_LIMIT = 32768
+MIN_TEMPERATURE = 0.01  # below this, logits / temperature overflow to inf and sampling gets NaN
+MAX_SEED = 2**32 - 1  # what every seeding function accepts (torch, numpy, random)
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,16 @@ class GenParams:
             )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise TunelabError(f"min_new_tokens must be between 0 and max_new_tokens, got {self.min_new_tokens}")
-        if not 0.0 <= self.temperature <= 10.0:
-            raise TunelabError(f"temperature must be between 0 and 10, got {self.temperature}")
+        if not (self.temperature == 0.0 or MIN_TEMPERATURE <= self.temperature <= 10.0):
+            raise TunelabError(
+                f"temperature must be 0 (greedy) or between {MIN_TEMPERATURE} and 10, got {self.temperature}"
+            )
         if not 0.0 < self.top_p <= 1.0:
             raise TunelabError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise TunelabError(f"top_k must be 0 (off) or positive, got {self.top_k}")
-        if self.seed is not None and self.seed < 0:
-            raise TunelabError(f"seed must be 0 or positive, got {self.seed}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise TunelabError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if any(not s for s in self.stop):
             raise TunelabError("stop strings must not be empty")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from core.storage.atomic import AtomicJSONStorage, StoreCorrupt, writer_lock
+from core.storage.atomic import AtomicJSONStorage, StoreBusy, StoreCorrupt, writer_lock
 from core.storage.paths import ensure_private_dir
 
 
@@ -39,22 +39,37 @@ class GenerationCache:
         for shard, wanted in by_shard.items():
             try:
                 with TinyDB(shard, storage=AtomicJSONStorage) as db:
-                    found.update({d["k"]: d["r"] for d in db.all() if d.get("k") in wanted})
+                    found.update({d["k"]: d["r"] for d in db.all() if d.get("k") in wanted and _complete(d.get("r"))})
             except StoreCorrupt:
                 continue  # a damaged shard is a cache miss, never an error
         return found
 
     def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        entries = {k: r for k, r in entries.items() if _complete(r)}
         by_shard: dict[Path, dict[str, dict[str, Any]]] = defaultdict(dict)
         for key, result in entries.items():
             by_shard[self._shard(key)][key] = result
-        with writer_lock(self.folder):
-            for shard, items in by_shard.items():
-                try:
-                    with TinyDB(shard, storage=AtomicJSONStorage) as db:
-                        present = {d.get("k") for d in db.all()}
-                        db.insert_multiple({"k": k, "r": r} for k, r in items.items() if k not in present)
-                except StoreCorrupt:
-                    shard.replace(shard.with_suffix(".corrupt"))  # only a cache: set it aside, start afresh
-                    with TinyDB(shard, storage=AtomicJSONStorage) as db:
-                        db.insert_multiple({"k": k, "r": r} for k, r in items.items())
+        try:
+            with writer_lock(self.folder):
+                self._put(by_shard)
+        except StoreBusy:
+            return  # only a cache: another writer held it too long, so these results are not kept
+
+    def _put(self, by_shard: dict[Path, dict[str, dict[str, Any]]]) -> None:
+        for shard, items in by_shard.items():
+            try:
+                with TinyDB(shard, storage=AtomicJSONStorage) as db:
+                    present = {d.get("k") for d in db.all()}
+                    db.insert_multiple({"k": k, "r": r} for k, r in items.items() if k not in present)
+            except StoreCorrupt:
+                shard.replace(shard.with_suffix(".corrupt"))  # only a cache: set it aside, start afresh
+                with TinyDB(shard, storage=AtomicJSONStorage) as db:
+                    db.insert_multiple({"k": k, "r": r} for k, r in items.items())
+
+
+def _complete(result: Any) -> bool:
+    """Only whole generations are reused: an output cut short by a cancel (as 0.1.0 cached them) would
+    be graded as if the model had said only that."""
+    return (
+        isinstance(result, dict) and isinstance(result.get("output"), str) and result.get("stop_reason") != "cancelled"
+    )

@@ -1,29 +1,32 @@
-"""Test-case datasets from JSONL or CSV: alpaca rows, chat `messages`, or plain `{vars..., expected}`.
+"""Test-case datasets as users have them: alpaca rows (with `history`), OpenAI `messages`, ShareGPT
+`conversations`, or plain `{vars..., expected}`, from JSONL, JSON arrays, CSV or Parquet (`rowfiles`).
 
-A dataset spec is `demo` (the shipped task), a folder of split files (`train.jsonl`, `eval.csv`, ...),
-or one file whose rows may carry a `split` field. Every error names the file and line (and the field).
+A dataset spec is `demo` (the shipped task), a folder of split files (`train.jsonl`, `eval.json`, ...),
+one file whose rows may carry a `split` field (rows without one are split here, seeded by their ids), or
+`FOLDER#NAME` for an entry of LLaMA-Factory's `dataset_info.json`. Every error names the file and line or
+index (and the field).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core import demo
 from core.errors import TunelabError
+from core.evals.rowfiles import SUFFIXES, read_rows
 from core.evals.templates import Template
-from core.storage.text import decode_utf8, jsonl_objects
+from core.evals.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 
-SUFFIXES = (".jsonl", ".csv")
 EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target")
 RESERVED = {"id", "split"}
-csv.field_size_limit(2**31 - 1)  # long single-line fields are data, not an attack on a local tool
+CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
+INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index of datasets
+HOLDOUT = 0.1  # rows with no split: this fraction is held out as `eval`
 
 
 @dataclass(frozen=True)
@@ -33,19 +36,28 @@ class Item:
     expected: str | None
     where: str  # "file:line", for errors about this row
     split: str | None = None
-    messages: tuple[dict[str, str], ...] = ()  # chat rows: the prompt turns
+    messages: tuple[dict[str, Any], ...] = ()  # chat rows: the prompt turns
 
 
 @dataclass
 class Dataset:
     name: str
-    format: str  # plain | alpaca | chat
+    format: str  # plain | alpaca | chat | sharegpt
     items: list[Item]
     expected_field: str | None
     sha256: str
     splits: tuple[str, ...] = field(default=())
+    held_out: bool = False  # the rows named no split: `train`/`eval` were assigned here
+
+    def resolve_split(self, name: str | None) -> str | None:
+        """`auto`: the dataset's own `eval` split, or every row of a file that names no splits (test cases,
+        not a training set; ask for `eval` to get only the rows held out from training)."""
+        if name == "auto":
+            return None if self.held_out else "eval"
+        return name
 
     def split(self, name: str | None) -> list[Item]:
+        name = self.resolve_split(name)
         if name is None:
             return self.items
         if name not in self.splits:
@@ -65,13 +77,25 @@ class Dataset:
                 )
 
 
-def load_dataset(spec: str, *, expected: str | None = None, mapping: Mapping[str, str] | None = None) -> Dataset:
-    """Load all rows of `spec`; `expected` names the answer field, `mapping` adds var=field aliases."""
-    path = demo.TASK_DIR if spec == "demo" else Path(spec).expanduser()
+def load_dataset(
+    spec: str,
+    *,
+    expected: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    holdout: float = HOLDOUT,
+) -> Dataset:
+    """Load all rows of `spec`; `expected` names the answer field, `mapping` adds var=field aliases.
+
+    `spec` is `demo`, a file, a folder of split files, or `FOLDER#NAME` for an entry of LLaMA-Factory's
+    `dataset_info.json`. Rows that name no split are split here: a `holdout` fraction becomes `eval`, the
+    rest `train`, chosen by a hash of each row's id (the same rows whatever the order or the run)."""
+    if not 0.0 <= holdout < 1.0:
+        raise TunelabError(f"the eval fraction must be at least 0 and below 1, got {holdout}")
+    path, columns = _locate(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.name != INFO_FILE)
         if not files:
-            raise TunelabError(f"dataset folder {path} has no .jsonl or .csv files")
+            raise TunelabError(f"dataset folder {path} has no {', '.join(SUFFIXES)} files")
     elif path.is_file():
         files = [path]
     else:
@@ -80,61 +104,115 @@ def load_dataset(spec: str, *, expected: str | None = None, mapping: Mapping[str
     digest = hashlib.sha256()
     fmt, field_name = "plain", expected
     for file in files:
-        data = file.read_bytes()
+        data, rows = read_rows(file)
         digest.update(file.name.encode() + b"\0" + data)
         split = file.stem if path.is_dir() else None
-        rows = list(_rows(file, data))
-        if not rows:
+        first = True
+        for where, row in rows:
+            row = _renamed(row, columns)
+            if first:
+                fmt = _detect(row)
+                field_name = expected or _guess_expected(fmt, row)
+                first = False
+            items.append(_item(where, row, fmt, field_name, split, mapping or {}))
+        if first:
             raise TunelabError(f"{file.name}: no rows")
-        fmt = _detect(rows[0][1])
-        field_name = expected or _guess_expected(fmt, rows[0][1])
-        items.extend(_item(file.name, line, row, fmt, field_name, split, mapping or {}) for line, row in rows)
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise TunelabError(f"dataset {path.name}: id '{dup}' appears more than once")
+    seen: set[str] = set()
+    for it in items:
+        if it.id in seen:
+            raise TunelabError(f"{it.where}: id '{it.id}' appears more than once")
+        seen.add(it.id)
+    held_out = not any(it.split for it in items)
+    if held_out:
+        items = _held_out(items, holdout)
     splits = tuple(dict.fromkeys(it.split for it in items if it.split))
-    return Dataset(spec if spec == "demo" else path.name, fmt, items, field_name, digest.hexdigest(), splits)
+    name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if columns is not None else "")
+    return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out)
 
 
-def _rows(file: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = decode_utf8(file.name, data)
-    if file.suffix == ".csv":
-        yield from _csv_rows(file.name, text)
-    else:
-        yield from jsonl_objects(file.name, text)
+def _held_out(items: list[Item], fraction: float) -> list[Item]:
+    """`train`/`eval` for rows with no split: the `fraction` of rows whose id hashes lowest are `eval`."""
+    if fraction == 0 or len(items) < 2:
+        return [replace(it, split="train") for it in items]
+    n_eval = min(len(items) - 1, max(1, round(len(items) * fraction)))
+    ranked = sorted(range(len(items)), key=lambda i: hashlib.sha256(items[i].id.encode()).digest())
+    held = set(ranked[:n_eval])
+    return [replace(it, split="eval" if i in held else "train") for i, it in enumerate(items)]
 
 
-def _csv_rows(name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
-    if not reader.fieldnames:
-        return
-    if len(set(reader.fieldnames)) != len(reader.fieldnames) or any(not f.strip() for f in reader.fieldnames):
-        raise TunelabError(f"{name}:1: column names must be unique and non-empty")
-    start = 2
+def _locate(spec: str) -> tuple[Path, dict[str, str] | None]:
+    """The file or folder a spec names, and for a dataset_info.json entry its column renames."""
+    if spec == "demo":
+        return demo.TASK_DIR, None
+    base, sep, entry = spec.rpartition("#")
+    if not sep or not entry:
+        return Path(spec).expanduser(), None
+    folder = Path(base).expanduser()
+    info_path = folder if folder.name == INFO_FILE else folder / INFO_FILE
     try:
-        for row in reader:
-            if "\0extra" in row:
-                raise TunelabError(f"{name}:{start}: more values than columns")
-            missing = [k for k, v in row.items() if v is None]
-            if missing:
-                raise TunelabError(f"{name}:{start}: missing value for column '{missing[0]}'")
-            yield start, row
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise TunelabError(f"{name}:{reader.line_num}: bad CSV ({exc})") from None
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TunelabError(f"{info_path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TunelabError(f"{info_path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or not isinstance(info.get(entry), dict):
+        known = ", ".join(sorted(info)) if isinstance(info, dict) else "none"
+        raise TunelabError(f"{info_path}: no dataset '{entry}' (known: {known})")
+    meta = info[entry]
+    if not isinstance(meta.get("file_name"), str):
+        raise TunelabError(f"{info_path}: dataset '{entry}' has no local 'file_name' (hub datasets are not read)")
+    return info_path.parent / meta["file_name"], _columns(meta)
+
+
+def _columns(meta: dict[str, Any]) -> dict[str, str]:
+    """LLaMA-Factory's column and tag names as renames onto the names this reader knows
+    (tags and keys inside ShareGPT turns are marked with a `\\0tag:`/`\\0key:` prefix)."""
+    columns: dict[str, Any] = meta["columns"] if isinstance(meta.get("columns"), dict) else {}
+    sharegpt = meta.get("formatting") == "sharegpt"
+    ours = {"prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history"}
+    ours["messages"] = "conversations" if sharegpt else "messages"
+    renames = {v: ours[k] for k, v in columns.items() if k in ours and isinstance(v, str)}
+    tags: dict[str, Any] = meta["tags"] if isinstance(meta.get("tags"), dict) else {}
+    for tag, role in (("user_tag", "user"), ("assistant_tag", "assistant"), ("system_tag", "system")):
+        if isinstance(tags.get(tag), str):
+            renames[f"\0tag:{tags[tag]}"] = role
+    for tag, key in (("role_tag", "from"), ("content_tag", "value")):
+        if isinstance(tags.get(tag), str):
+            renames[f"\0key:{tags[tag]}"] = key
+    return renames
+
+
+def _renamed(row: dict[str, Any], columns: dict[str, str] | None) -> dict[str, Any]:
+    if not columns:
+        return row
+    out = {columns.get(k, k): v for k, v in row.items()}
+    keys = {k[5:]: v for k, v in columns.items() if k.startswith("\0key:")}
+    tags = {k[5:]: v for k, v in columns.items() if k.startswith("\0tag:")}
+    turns = out.get("conversations")
+    if (keys or tags) and isinstance(turns, list):
+        out["conversations"] = [_renamed_turn(m, keys, tags) if isinstance(m, dict) else m for m in turns]
+    return out
+
+
+def _renamed_turn(turn: dict[str, Any], keys: dict[str, str], tags: dict[str, str]) -> dict[str, Any]:
+    out = {keys.get(k, k): v for k, v in turn.items()}
+    if isinstance(out.get("from"), str):
+        out["from"] = tags.get(out["from"], out["from"])
+    return out
 
 
 def _detect(row: dict[str, Any]) -> str:
     if "messages" in row:
         return "chat"
+    if "conversations" in row:
+        return "sharegpt"
     if "instruction" in row:
         return "alpaca"
     return "plain"
 
 
 def _guess_expected(fmt: str, row: dict[str, Any]) -> str | None:
-    if fmt == "chat":
+    if fmt in ("chat", "sharegpt"):
         return None  # the last assistant turn
     if fmt == "alpaca":
         return "output"
@@ -152,19 +230,18 @@ def _text(where: str, name: str, value: Any) -> str:
 
 
 def _item(
-    name: str,
-    line: int,
+    where: str,
     row: dict[str, Any],
     fmt: str,
     expected_field: str | None,
     split: str | None,
     mapping: Mapping[str, str],
 ) -> Item:
-    where = f"{name}:{line}"
-    messages: tuple[dict[str, str], ...] = ()
+    messages: tuple[dict[str, Any], ...] = ()
     expected: str | None = None
-    if fmt == "chat":
-        messages, expected = _chat(where, row.get("messages"))
+    turns = _turns(where, row, fmt)
+    if turns is not None:
+        messages, expected = split_answer(where, turns)
         variables = {"input": messages[-1]["content"]}
         if messages[0]["role"] == "system":
             variables["system"] = messages[0]["content"]
@@ -176,7 +253,7 @@ def _item(
         variables = {
             k: _text(where, k, v)
             for k, v in row.items()
-            if k not in RESERVED and k != expected_field and k != "messages"
+            if k not in RESERVED and k != expected_field and k not in CHAT_FIELDS
         }
     for var, source in mapping.items():
         if source not in row:
@@ -185,23 +262,32 @@ def _item(
     row_split = row.get("split")
     if row_split is not None and not isinstance(row_split, str):
         raise TunelabError(f"{where}: field 'split' must be a string")
-    item_id = row.get("id", f"{Path(name).stem}:{line}")
+    item_id = row.get("id", _default_id(where))
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
         raise TunelabError(f"{where}: field 'id' must be a string or integer")
     return Item(str(item_id), variables, expected, where, split or row_split, messages)
 
 
-def _chat(where: str, messages: Any) -> tuple[tuple[dict[str, str], ...], str | None]:
-    if not isinstance(messages, list) or not messages:
-        raise TunelabError(f"{where}: field 'messages' must be a non-empty list")
-    turns = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise TunelabError(f"{where}: messages[{i}] needs string 'role' and 'content'")
-        turns.append({"role": m["role"], "content": m["content"]})
-    expected = None
-    if turns[-1]["role"] == "assistant":
-        expected = turns.pop()["content"]
-    if not turns or turns[-1]["role"] != "user":
-        raise TunelabError(f"{where}: field 'messages' must end with a user turn (or user then assistant)")
-    return tuple(turns), expected
+def _default_id(where: str) -> str:
+    """`train:12` for line 12 of train.jsonl, `data:3` for data.json[3]."""
+    name, _, rest = where.partition("[") if where.endswith("]") else where.rpartition(":")
+    return f"{Path(name).stem}:{rest.rstrip(']')}"
+
+
+def _turns(where: str, row: dict[str, Any], fmt: str) -> list[dict[str, Any]] | None:
+    """The row as chat turns, or None for a row of fields (plain, or alpaca without history)."""
+    if fmt == "chat":
+        return openai_turns(where, row.get("messages"))
+    if fmt == "sharegpt":
+        return sharegpt_turns(where, row)
+    if fmt == "alpaca" and row.get("history"):
+        question = _text(where, "instruction", row.get("instruction", ""))
+        if row.get("input"):
+            question = f"{question}\n\n{_text(where, 'input', row['input'])}"
+        system = row.get("system")
+        turns = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
+        turns += [*history_turns(where, row["history"]), {"role": "user", "content": question}]
+        if "output" in row:
+            turns.append({"role": "assistant", "content": _text(where, "output", row["output"])})
+        return turns
+    return None

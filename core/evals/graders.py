@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+from rapidfuzz.distance import Levenshtein
+
 from core.errors import TunelabError
 
 EDGE_PUNCT = string.punctuation + string.whitespace + "“”‘’"
@@ -73,8 +79,8 @@ def parse_grader(spec: str, labels: Iterable[str] = ()) -> Grader:
             raise TunelabError("grader 'regex' needs a pattern: regex:^\\d+$")
         return Grader(spec, lambda out, exp: _bool(pattern.search(out) is not None))
     if kind == "json":
-        schema = _load_schema(arg) if arg else None
-        return Grader(spec, lambda out, exp: _json(out, schema))
+        validator = _load_schema(arg) if arg else None
+        return Grader(spec, lambda out, exp: _json(out, validator))
     if kind in {"levenshtein", "chrf"}:
         threshold = _threshold(spec, arg, 0.8 if kind == "levenshtein" else 0.5)
         measure = levenshtein_ratio if kind == "levenshtein" else chrf
@@ -118,18 +124,8 @@ def _label(output: str, expected: str, labels: list[str]) -> Grade:
 
 
 def levenshtein_ratio(a: str, b: str) -> float:
-    """1 - edit distance / longer length (1.0 for two empty strings)."""
-    if a == b:
-        return 1.0
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1.0 - prev[-1] / len(a)
+    """1 - edit distance / longer length (1.0 for two empty strings), in C via rapidfuzz."""
+    return float(Levenshtein.normalized_similarity(a, b))
 
 
 def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
@@ -152,7 +148,9 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
     return (1 + beta**2) * p * r / (beta**2 * p + r)
 
 
-def _load_schema(path: str) -> dict[str, Any]:
+def _load_schema(path: str) -> Validator:
+    """A full JSON Schema validator (the draft the schema names, else 2020-12); a bad schema is refused here,
+    once, rather than failing every item."""
     try:
         schema = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
     except OSError as exc:
@@ -161,66 +159,31 @@ def _load_schema(path: str) -> dict[str, Any]:
         raise TunelabError(f"JSON schema {path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(schema, dict):
         raise TunelabError(f"JSON schema {path}: must be a JSON object")
-    return schema
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise TunelabError(f"JSON schema {path}: not a valid schema at {where} ({exc.message})") from None
+    return cls(schema)
 
 
-def _json(output: str, schema: dict[str, Any] | None) -> Grade:
+def _json(output: str, validator: Validator | None) -> Grade:
     text = output.strip()
     fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
     try:
         value = json.loads(fenced.group(1) if fenced else text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return _bool(False)
-    return _bool(schema is None or not schema_errors(value, schema))
+    return _bool(validator is None or not schema_errors(value, validator))
 
 
-JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-
-
-def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """A JSON Schema subset (type, enum, const, required, properties, additionalProperties, items,
-    minimum/maximum, minLength/maxLength): enough to check structured answers without a dependency."""
-    errors: list[str] = []
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_is_type(value, k) for k in kinds):
-            return [f"{path}: expected {kind}"]
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: not one of {schema['enum']}")
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{path}: must be {schema['const']!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(f"{path}: below {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(f"{path}: above {schema['maximum']}")
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", math.inf):
-            errors.append(f"{path}: length out of range")
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                errors.append(f"{path}: missing '{key}'")
-        props = schema.get("properties", {})
-        for key, sub in value.items():
-            if key in props:
-                errors.extend(schema_errors(sub, props[key], f"{path}.{key}"))
-            elif schema.get("additionalProperties") is False:
-                errors.append(f"{path}: unexpected '{key}'")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, sub in enumerate(value):
-            errors.extend(schema_errors(sub, schema["items"], f"{path}[{i}]"))
-    return errors
-
-
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    expected = JSON_TYPES.get(kind)
-    return expected is not None and isinstance(value, expected)
+def schema_errors(value: Any, validator: Validator) -> list[str]:
+    """Each way `value` breaks the schema, as `$.path: message`."""
+    return [
+        "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) + f": {error.message}"
+        for error in validator.iter_errors(value)
+    ]
 
 
 def wilson_interval(passed: int, total: int, z: float = 1.96) -> tuple[float, float]:

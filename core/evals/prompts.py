@@ -87,6 +87,11 @@ def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
         raise TunelabError(f"prompt file {path.name}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     if not isinstance(data.get("template"), str):
         raise TunelabError(f"prompt file {path.name}: 'template' is required and must be a string")
+    for key in ("name", "system", "mode"):
+        if key in data and not isinstance(data[key], str):
+            raise TunelabError(f"prompt file {path.name}: '{key}' must be a string, got {type(data[key]).__name__}")
+    if not isinstance(data.get("params", {}), dict):
+        raise TunelabError(f"prompt file {path.name}: [params] must be a table of decoding settings")
     try:
         version = PromptVersion(
             data["template"],

@@ -29,7 +29,7 @@ from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
-from core.evals.datasets import Item, load_dataset
+from core.evals.datasets import HOLDOUT, Item, load_dataset
 from core.evals.graders import parse_grader, wilson_interval
 from core.evals.prompts import PromptVersion
 from core.evals.templates import Template
@@ -62,13 +62,14 @@ class Variant:
 @dataclass
 class EvalRequest:
     dataset: str
-    split: str | None = "eval"
+    split: str | None = "auto"
     grader: str = "exact"
     repeat: int = 1
     use_cache: bool = True
     limit: int | None = None
     expected: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)
+    eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
 
 
 class Backend(Protocol):
@@ -93,21 +94,21 @@ class _Call:
     key: str
 
 
-def item_prompt(version: PromptVersion | None, item: Item) -> Prompt:
+def item_prompt(version: PromptVersion | None, item: Item, mode: str | None = None) -> Prompt:
     """With a version: its templates filled from the item. Without: the item's own input as is, raw
-    text (or its chat turns): exactly what a LoRA trained without a template saw."""
+    text (or its chat turns), or in `mode` when given: exactly what a LoRA trained without a template saw."""
     if version is not None:
         return Prompt(
             Template(version.template).render(item.vars), Template(version.system).render(item.vars), version.mode
         )
     if item.messages:
-        return Prompt("", mode="auto", messages=item.messages)
+        return Prompt("", mode=mode or "auto", messages=item.messages)
     v = item.vars
     if "instruction" in v:
         text = v["instruction"] + (f"\n\n{v['input']}" if v.get("input") else "")
     else:
         text = v.get("input") or v.get("text") or next(iter(v.values()), "")
-    return Prompt(text, v.get("system", ""), "raw")
+    return Prompt(text, v.get("system", ""), mode or "raw")
 
 
 def run_eval(
@@ -126,7 +127,10 @@ def run_eval(
     if not 1 <= request.repeat <= 100:
         raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
     cancel = cancel or threading.Event()
-    dataset = load_dataset(request.dataset, expected=request.expected, mapping=request.mapping)
+    dataset = load_dataset(
+        request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
+    )
+    request = replace(request, split=dataset.resolve_split(request.split))
     items = dataset.split(request.split)[: request.limit]
     if not items:
         raise TunelabError(f"dataset {dataset.name} has no items in split '{request.split}'")
@@ -166,6 +170,8 @@ def run_eval(
         with os.fdopen(fd, "a", encoding="utf-8") as out:
 
             def finish(call: _Call, result: dict[str, Any], from_cache: bool) -> None:
+                if result.get("stop_reason") == "cancelled":
+                    return  # an output cut short by a cancel is neither graded nor cached
                 item = items[call.item]
                 grade = grader(result["output"], item.expected)
                 row = {
@@ -178,6 +184,7 @@ def run_eval(
                     "score": grade.score,
                     "latency_s": result.get("latency_s"),
                     "completion_tokens": result.get("completion_tokens"),
+                    "truncated": bool(result.get("truncated")),
                     "cached": from_cache,
                 }
                 with lock:
@@ -267,6 +274,7 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
                 "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
                 "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
                 "cached": sum(r["cached"] for r in vrows),
+                "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
             }
         )
         per_item[str(vi)] = _per_item(vrows)

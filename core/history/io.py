@@ -148,16 +148,10 @@ def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
 def import_history(history: History, path: Path) -> tuple[int, int]:
     """Add the file's records whose ids are not stored yet; returns (added, skipped)."""
     records = read_jsonl_records(path)
-    known = history.ids()
-    fresh, seen = [], set()
     for record in records:
-        if record["id"] not in known and record["id"] not in seen:
-            seen.add(record["id"])
-            record.pop("blobs", None)  # exported records carry their full text
-            fresh.append(record)
-    if fresh:
-        history.add_many(fresh)
-    return len(fresh), len(records) - len(fresh)
+        record.pop("blobs", None)  # exported records carry their full text
+    added = history.add_many(records, skip_known=True)  # known ids checked under the writer lock
+    return len(added), len(records) - len(added)
 
 
 def training_rows(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -28,7 +28,7 @@ from tinydb import Query, TinyDB
 
 from core.errors import TunelabError
 from core.history.query import HistoryQuery
-from core.storage.atomic import AtomicJSONStorage, StoreCorrupt, writable, write_atomic, writer_lock
+from core.storage.atomic import LOCK_TIMEOUT, AtomicJSONStorage, StoreCorrupt, writable, write_atomic, writer_lock
 from core.storage.paths import ensure_private_dir
 
 FORMAT_VERSION = 2
@@ -38,7 +38,6 @@ BLOB_FIELDS = ("prompt", "system", "output", "rendered_prompt", "correction")
 SEARCH_FIELDS = ("prompt", "system", "output", "correction", "note")
 PREVIEW = 100
 MARK = "\x1f"  # before kind:/is:/label: marks in search text; typed words never contain it
-LOCK_TIMEOUT = 30.0
 SHARD_NAME = re.compile(r"^gen-(\d{6})\.json$")
 ROW_START = rb'^\{"created_at":"[^"]*","id":"('  # an index line's start, up to its id
 ALL_IDS = re.compile(ROW_START + rb'[^"]+)"', re.M)
@@ -116,10 +115,17 @@ class History:
         self.folder = ensure_private_dir(Path(root) / "history")
         self.lock_timeout = lock_timeout
         self.problems: list[str] = []  # corrupt shards met while reading, by name
-        self._migrate()
+        self.unusable: str | None = None  # a store this tunelab cannot read: shown, never written
+        try:
+            self._migrate()
+        except TunelabError as exc:
+            self.unusable = str(exc)
+            self.problems.append(self.unusable)
 
     # -- layout -----------------------------------------------------------------------------------
     def _shards(self) -> list[Path]:
+        if self.unusable:
+            return []
         found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := SHARD_NAME.match(p.name))]
         return [p for _, p in sorted(found)]
 
@@ -148,6 +154,8 @@ class History:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """The writer lock (waiting at most lock_timeout, then naming the holder); failed writes are one line."""
+        if self.unusable:
+            raise TunelabError(self.unusable)
         with writable(f"history in {self.folder}"), writer_lock(self.folder, timeout=self.lock_timeout):
             for stale in [*self.folder.glob(".*.tmp"), *self.folder.glob("blobs/.*.tmp")]:
                 stale.unlink(missing_ok=True)  # left by a writer killed mid-write: we hold the lock now
@@ -159,9 +167,14 @@ class History:
         if not marker.exists():
             return 1 if self._shards() else FORMAT_VERSION
         try:
-            return int(json.loads(marker.read_text())["format"])
-        except (ValueError, KeyError, TypeError) as exc:
+            version = json.loads(marker.read_text())["format"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TunelabError(f'{marker}: unreadable format marker ({exc}); expected {{"format": N}}') from None
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise TunelabError(
+                f'{marker}: format must be a whole number from 1, got {version!r}; expected {{"format": N}}'
+            )
+        return version
 
     def _migrate(self) -> None:
         """Bring an older store up to FORMAT_VERSION once, step by step; refuse a newer one."""
@@ -191,9 +204,7 @@ class History:
 
     def _build_index(self, shard: Path, docs: list[dict[str, Any]]) -> list[bytes]:
         lines = []
-        for doc in sorted(docs, key=lambda d: d.get("id", ""), reverse=True):
-            if "id" not in doc:
-                continue
+        for doc in sorted((d for d in docs if isinstance(d.get("id"), str)), key=lambda d: d["id"], reverse=True):
             row = index_row(doc)
             lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\t" + search_text(doc, row).encode())
         return lines
@@ -237,10 +248,22 @@ class History:
         """Store one record (an `id` and `created_at` are added when missing); returns its id."""
         return self.add_many([record])[0]
 
-    def add_many(self, records: Iterable[dict[str, Any]]) -> list[str]:
-        """Store records in order, filling the newest shard and then new ones; each shard written once."""
+    def add_many(self, records: Iterable[dict[str, Any]], *, skip_known: bool = False) -> list[str]:
+        """Store records in order, filling the newest shard and then new ones; each shard written once.
+
+        `skip_known` (imports) leaves out records whose id is stored already or repeats in the batch,
+        checked under the writer lock, so two imports of one file at once add each record once."""
         batch = [{"id": new_id(), "created_at": now_iso(), **r} for r in records]
         with self._writing():
+            if skip_known:
+                known, fresh = self.ids(), []
+                for record in batch:
+                    if record["id"] not in known:
+                        known.add(record["id"])
+                        fresh.append(record)
+                batch = fresh
+            if not batch:
+                return []
             if not (self.folder / "FORMAT").exists():
                 write_atomic(self.folder / "FORMAT", json.dumps({"format": FORMAT_VERSION}))
             for record in batch:
@@ -261,8 +284,18 @@ class History:
                 self._write_index(shard, docs)
         return [r["id"] for r in batch]
 
-    def update(self, record_id: str, shard: int | None = None, **changes: Any) -> dict[str, Any]:
-        """Set tags, star, note, label (good/bad/None) or correction on one record; returns it."""
+    def update(
+        self,
+        record_id: str,
+        shard: int | None = None,
+        *,
+        add_tags: Iterable[str] = (),
+        remove_tags: Iterable[str] = (),
+        **changes: Any,
+    ) -> dict[str, Any]:
+        """Set tags, star, note, label (good/bad/None) or correction on one record; returns it.
+        `add_tags`/`remove_tags` change the tags as stored when the lock is held, so concurrent taggers
+        lose nothing."""
         unknown = set(changes) - EDITABLE
         if unknown:
             raise TunelabError(
@@ -271,11 +304,12 @@ class History:
         if changes.get("label") not in (None, "good", "bad"):
             raise TunelabError(f"label must be good, bad or none, got {changes['label']!r}")
         if "tags" in changes:
-            changes["tags"] = sorted(
-                {str(t).strip().lstrip("#") for t in changes["tags"] if str(t).strip().lstrip("#")}
-            )
+            changes["tags"] = sorted(_tags(changes["tags"]))
         with self._writing():
             path, record = self._locate(record_id, shard)
+            if add_tags or remove_tags:
+                current = set(changes.get("tags", record.get("tags") or ()))
+                changes["tags"] = sorted((current | _tags(add_tags)) - _tags(remove_tags))
             self._db(path).update(changes, Query().id == record["id"])
             self._write_index(path, self._docs(path) or [])
         record.update(changes)
@@ -414,6 +448,10 @@ class History:
         except TunelabError:
             return None
         return self._with_blobs(record)
+
+
+def _tags(tags: Iterable[Any]) -> set[str]:
+    return {str(t).strip().lstrip("#") for t in tags if str(t).strip().lstrip("#")}
 
 
 def _index_all(history: History) -> None:

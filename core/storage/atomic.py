@@ -16,6 +16,8 @@ from tinydb.storages import Storage
 
 from core.errors import TunelabError
 
+LOCK_TIMEOUT = 30.0  # seconds a writer waits for another before saying who holds the store
+
 
 class StoreCorrupt(TunelabError):
     """A store file could not be parsed; it is named, skipped, and never overwritten."""
@@ -62,6 +64,11 @@ class AtomicJSONStorage(Storage):
             raise StoreCorrupt(f"store file {self.path.name} is corrupt (line {exc.lineno}): skipped") from None
         if not isinstance(data, dict):
             raise StoreCorrupt(f"store file {self.path.name} is corrupt (not a JSON object): skipped")
+        for name, table in data.items():  # TinyDB's shape: {table: {doc id: {document}}}
+            if not isinstance(table, dict) or not all(
+                isinstance(doc, dict) and str(key).isdigit() for key, doc in table.items()
+            ):
+                raise StoreCorrupt(f"store file {self.path.name} is corrupt (table '{name}' is not documents): skipped")
         return data
 
     def write(self, data: dict[str, Any]) -> None:
@@ -79,15 +86,15 @@ class StoreBusy(TunelabError):
 
 
 @contextmanager
-def writer_lock(folder: Path, timeout: float | None = None) -> Iterator[None]:
+def writer_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Exclusive across threads and processes: writers queue, so the store has one writer at a time.
 
-    With a timeout, a writer that cannot get the lock in time raises StoreBusy naming the holder's pid
-    (written into `.lock`), so a second tunelab says so instead of hanging.
+    A writer that cannot get the lock within `timeout` raises StoreBusy naming the holder's pid (written
+    into `.lock`), so a second tunelab says so instead of hanging.
     """
     key = str(folder.resolve())
     tlock = _thread_locks.setdefault(key, threading.Lock())
-    if not tlock.acquire(timeout=-1 if timeout is None else timeout):
+    if not tlock.acquire(timeout=timeout):
         raise StoreBusy(f"{folder} is being written by another thread; try again")
     try:
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -105,10 +112,7 @@ def writer_lock(folder: Path, timeout: float | None = None) -> Iterator[None]:
         tlock.release()
 
 
-def _flock(fd: int, folder: Path, timeout: float | None) -> None:
-    if timeout is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
+def _flock(fd: int, folder: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -11,15 +11,17 @@ line per problem, naming the file, line or key. Writes are atomic and keep the u
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomlkit
 from platformdirs import user_config_dir
+from tomlkit.exceptions import TOMLKitError
 
+from core.errors import TunelabError
 from core.storage.atomic import writable, write_atomic
 
 KEY_NAME = re.compile(r"^[a-z0-9_+\-]+(,[a-z0-9_+\-]+)*$")
@@ -81,19 +83,22 @@ def load_config(path: Path | None = None) -> Config:
 
 
 def save_setting(name: str, value: str, path: Path | None = None) -> None:
-    """Set one top-level string setting, keeping the rest of the file as written (comments included)."""
+    """Set one top-level setting, keeping the rest of the file as written (comments, order, tables).
+
+    A file that is not TOML is left alone and the change refused with the reason: it holds the user's
+    other settings, which a rewrite would lose."""
     path = path or config_path()
-    line = f"{name} = {json.dumps(value)}"  # a JSON string is a valid TOML basic string
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    pattern = re.compile(rf"^{re.escape(name)}\s*=.*$", re.M)
-    head, sep, tail = text.partition("\n[")  # top-level keys live before the first table
-    if pattern.search(head):
-        head = pattern.sub(line, head, count=1)
-    else:
-        head = f"{line}\n{head}" if head else line + "\n"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunelabError(f"{path}: unreadable ({exc}); the {name} setting was not saved") from None
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise TunelabError(f"{path}: not valid TOML ({exc}); the {name} setting was not saved") from None
+    document[name] = value
     with writable(str(path)):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, head + sep + tail)
+        write_atomic(path, tomlkit.dumps(document))

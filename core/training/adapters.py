@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from core.engine.host import adapter_failure
 from core.errors import TunelabError
 from core.training.runs import ADAPTER, Runs
 
@@ -45,6 +46,18 @@ def base_of(adapter: Path) -> str | None:
     return None
 
 
+def stored_dtype(base: str) -> str | None:
+    """The dtype a local base model's config.json says its weights are stored in, if it says one."""
+    import json
+
+    try:
+        config = json.loads((Path(base).expanduser() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("torch_dtype") or config.get("dtype") if isinstance(config, dict) else None
+    return value if value in ("float32", "float16", "bfloat16") else None
+
+
 def merge(root: Path, ref: str, out: Path, base: str | None = None, load_options: dict[str, Any] | None = None) -> Path:
     """Fold the adapter into its base model's weights and save a plain model folder (safetensors,
     with the tokenizer and chat template), loadable anywhere with `--model OUT`."""
@@ -58,8 +71,14 @@ def merge(root: Path, ref: str, out: Path, base: str | None = None, load_options
         raise TunelabError(f"adapter {adapter} does not say its base model: pass --model")
     if out.exists() and any(out.iterdir()):
         raise TunelabError(f"output folder is not empty: {out}")
-    loaded = load(base, **(load_options or {}))
-    merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    options = dict(load_options or {})
+    if options.get("dtype", "auto") == "auto":
+        options["dtype"] = stored_dtype(base) or "auto"  # a bf16 base stays bf16, not float32 at twice the size
+    loaded = load(base, **options)
+    try:
+        merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise adapter_failure(adapter, base, exc) from None
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out)

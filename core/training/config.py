@@ -25,9 +25,10 @@ class TrainConfig:
     dataset: str = "demo"
     split: str = "train"
     eval_split: str | None = "eval"
+    eval_fraction: float = 0.1  # a file with no splits: this share of rows (by id hash) is `eval`
     template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
     system: str = ""
-    mode: str = "raw"  # only with a template; without one, items go as they are (see evals.item_prompt)
+    mode: str = "raw"  # without a template: raw sends items as they are, chat/auto through the chat template
     expected: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     lora_r: int = 16
@@ -57,7 +58,8 @@ class TrainConfig:
             (0.0 < self.learning_rate <= 1.0, "learning_rate must be in (0, 1]"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
-            (self.epochs > 0, "epochs must be positive"),
+            (0 < self.epochs <= 10_000, "epochs must be positive and at most 10000"),
+            (0 <= self.seed <= 2**32 - 1, "seed must be between 0 and 4294967295"),
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
             (1 <= self.batch_size <= 4096, "batch_size must be between 1 and 4096"),
             (1 <= self.grad_accum <= 1024, "grad_accum must be between 1 and 1024"),
@@ -66,6 +68,7 @@ class TrainConfig:
             (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
             (self.mode in MODES, f"mode must be {', '.join(MODES)}"),
             (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
+            (0.0 <= self.eval_fraction < 1.0, "eval_fraction must be at least 0 and below 1"),
         ]
         for ok, message in checks:
             if not ok:

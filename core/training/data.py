@@ -7,8 +7,7 @@ import random
 from dataclasses import dataclass
 
 from core.engine.loading import LoadedModel
-from core.engine.prompt import encode as encode_prompt
-from core.engine.prompt import render
+from core.engine.prompt import answer_ids, fit, render
 from core.errors import TunelabError
 from core.evals.datasets import Dataset, Item
 from core.evals.prompts import PromptVersion
@@ -34,11 +33,16 @@ def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | No
     if item.expected is None:
         raise TunelabError(f"{item.where}: no expected answer to train on (name the field with expected=)")
     tok = loaded.tokenizer
-    prompt = item_prompt(version, item)  # the same request the workbench's variant sends
-    prompt_ids = encode_prompt(tok, render(tok, prompt, loaded.source.spec))  # the ids generation sends
-    answer_ids = tok(item.expected, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    ids = (prompt_ids + answer_ids)[: config.max_seq_len]
-    labels = ([-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)) + answer_ids
+    # the same request the workbench's variant sends; without a prompt version, `mode` says raw or chat
+    prompt = item_prompt(version, item, None if version or config.mode == "raw" else config.mode)
+    rendered = render(tok, prompt, loaded.source.spec)
+    answer = answer_ids(tok, prompt, rendered, item.expected, config.max_seq_len, loaded.source.spec)
+    # the ids generation sends; over max_seq_len, the prompt is cut on the left (as eval cuts it) and keeps
+    # at least half the length, so a long row still teaches its answer. Work is bounded on any row.
+    room = config.max_seq_len - min(len(answer), config.max_seq_len // 2)
+    prompt_ids, _ = fit(tok, rendered, room, side="left")
+    ids = (prompt_ids + answer)[: config.max_seq_len]
+    labels = ([-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)) + answer
     return Example(ids, labels[: config.max_seq_len])
 
 

@@ -142,7 +142,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         unknown = [m for m in cfg.target_modules if m not in linear]
         if unknown:
             raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(linear)})")
-    dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping)
+    dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
     train_data = examples(loaded, cfg, dataset, cfg.split)
     eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
     import peft

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import write_atomic
+from core.storage.atomic import StoreBusy, write_atomic, writer_lock
 from core.storage.paths import child_env, ensure_private_dir
 from core.training.config import TrainConfig
 
@@ -43,10 +44,57 @@ class StatusWriter:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file another process writes; anything else (missing, torn, `[1, 2]`) is None."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
+    return value if isinstance(value, dict) else None
+
+
+def metric_row(line: bytes) -> dict[str, Any] | None:
+    """One metrics.jsonl line as the monitor can draw it, or None: a torn or foreign line is skipped, a
+    loss that is not a finite number (a diverged run's NaN) is kept as a gap, never a crash."""
+    try:
+        row = json.loads(line)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(row, dict) or not _finite(row.get("step")):
+        return None
+    for key in ("loss", "eval_loss"):
+        if key in row and not _finite(row[key]):
+            row[key] = None
+    return row
+
+
+STEP_FIELDS = (  # (key, label, format): how one metrics row reads, in the monitor and `runs attach`
+    ("epoch", "epoch", "{:.2f}"),
+    ("loss", "loss", "{:.4f}"),
+    ("eval_loss", "eval", "{:.4f}"),
+    ("lr", "lr", "{:.1e}"),
+    ("grad_norm", "gn", "{:.2f}"),
+    ("tok_s", "", "{:.0f} tok/s"),
+    ("eta_s", "eta", "{:.0f}s"),
+)
+
+
+def step_parts(row: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """A metrics row as short `label value` parts; a missing field is left out, a diverged loss reads nan."""
+    parts = []
+    for key, label, fmt in STEP_FIELDS:
+        if key in skip or key not in row:
+            continue
+        value = row[key]
+        text = (
+            "nan" if value is None and key in ("loss", "eval_loss") else fmt.format(value) if _finite(value) else None
+        )
+        if text is not None:
+            parts.append(f"{label} {text}".strip())
+    return parts
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -65,7 +113,7 @@ def _start_time(pid: int) -> str | None:
 
 def alive(status: dict[str, Any]) -> bool:
     pid = status.get("pid")
-    if not pid:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     if Path("/proc").is_dir():
         started = _start_time(pid)
@@ -90,7 +138,9 @@ def check_data(config: TrainConfig) -> None:
     from core.evals.datasets import load_dataset
     from core.evals.templates import Template
 
-    dataset = load_dataset(config.dataset, expected=config.expected, mapping=config.mapping)
+    dataset = load_dataset(
+        config.dataset, expected=config.expected, mapping=config.mapping, holdout=config.eval_fraction
+    )
     for split in filter(None, (config.split, config.eval_split)):
         items = dataset.split(split)
         if not items:
@@ -133,7 +183,7 @@ class Runs:
         env = child_env()
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        nproc = TrainConfig.from_dict(self.config(run_id)["config"]).nproc
+        nproc = self.train_config(run_id).nproc
         launcher = (
             [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
             if nproc > 1
@@ -157,7 +207,14 @@ class Runs:
     def status(self, run_id: str) -> dict[str, Any]:
         """The status, with a run whose process vanished mid-work shown as failed with its log tail."""
         run_dir = self.path(run_id)
-        status = read_json(run_dir / STATUS_FILE) or {"state": "unknown"}
+        status = read_json(run_dir / STATUS_FILE) or {}
+        if not isinstance(status.get("state"), str):
+            status["state"] = "unknown"  # an empty folder, or a status.json of another shape
+        for key in ("step", "total_steps", "eval_loss", "loss"):
+            if key in status and not _finite(status[key]):
+                del status[key]
+        if "error" in status and not isinstance(status["error"], str):
+            status["error"] = str(status["error"])
         status["id"] = run_dir.name
         if status.get("state") in LIVE | {"stopping"} and not alive(status):
             status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
@@ -175,6 +232,17 @@ class Runs:
     def config(self, run_id: str) -> dict[str, Any]:
         return read_json(self.path(run_id) / CONFIG_FILE) or {}
 
+    def train_config(self, run_id: str) -> TrainConfig:
+        """The settings the run was started with; a missing or damaged run_config.json is one line."""
+        run_dir = self.path(run_id)
+        saved = self.config(run_id).get("config")
+        try:
+            if not isinstance(saved, dict):
+                raise TunelabError("missing")
+            return TrainConfig.from_dict(saved)
+        except (TunelabError, TypeError, ValueError, KeyError):
+            raise TunelabError(f"{run_dir / CONFIG_FILE}: missing or damaged; the run cannot be restarted") from None
+
     def metrics(self, run_id: str, offset: int = 0) -> tuple[builtins.list[dict[str, Any]], int]:
         """New metric rows since byte `offset` (a torn last line waits for the next call)."""
         path = self.path(run_id) / METRICS_FILE
@@ -185,7 +253,7 @@ class Runs:
         except FileNotFoundError:
             return [], offset
         complete = data.rfind(b"\n") + 1
-        rows = [json.loads(line) for line in data[:complete].splitlines() if line.strip()]
+        rows = [row for line in data[:complete].splitlines() if line.strip() and (row := metric_row(line))]
         return rows, offset + complete
 
     def stop(self, run_id: str) -> None:
@@ -200,27 +268,39 @@ class Runs:
         (run_dir / CANCEL_FILE).touch()
         self._signal(run_id, signal.SIGTERM)
 
-    def kill(self, run_id: str) -> None:
-        """The escalation: SIGKILL the run's whole process group, and mark it stopped by force."""
-        self._signal(run_id, signal.SIGKILL)
+    def kill(self, run_id: str) -> bool:
+        """The escalation: SIGKILL the run's whole process group, and mark it stopped by force. A run that
+        is no longer running keeps its state (and its adapter): False."""
+        if not self._signal(run_id, signal.SIGKILL):
+            return False
         StatusWriter(self.path(run_id)).update(state="killed", error="killed after ignoring a stop")
+        return True
 
     def resume(self, run_id: str, config: TrainConfig | None = None) -> int:
-        """Continue from the last checkpoint; a changed config is refused, naming what differs."""
-        status = self.status(run_id)
-        if status["state"] in LIVE:
-            raise TunelabError(f"run {status['id']} is still {status['state']}")
-        if not status["checkpoints"]:
-            raise TunelabError(f"run {status['id']} has no checkpoint to resume from")
-        saved = TrainConfig.from_dict(self.config(run_id)["config"])
-        if config is not None and (diff := saved.differences(config)):
-            raise TunelabError(f"run {status['id']} was started with other settings ({'; '.join(diff)})")
-        return self.launch(status["id"], resume=True)
+        """Continue from the last checkpoint; a changed config is refused, naming what differs. The check
+        and the start hold the run's lock, so two resumes at once start one trainer, never two."""
+        run_dir = self.path(run_id)
+        try:
+            with writer_lock(run_dir, timeout=30):
+                status = self.status(run_id)
+                if status["state"] in LIVE | {"stopping"} and alive(status):
+                    raise TunelabError(f"run {status['id']} is still {status['state']}")
+                if not status["checkpoints"]:
+                    raise TunelabError(f"run {status['id']} has no checkpoint to resume from")
+                saved = self.train_config(run_id)
+                if config is not None and (diff := saved.differences(config)):
+                    raise TunelabError(f"run {status['id']} was started with other settings ({'; '.join(diff)})")
+                return self.launch(status["id"], resume=True)
+        except StoreBusy:
+            raise TunelabError(f"run {run_dir.name} is being started by another tunelab; try again") from None
 
-    def _signal(self, run_id: str, sig: int) -> None:
+    def _signal(self, run_id: str, sig: int) -> bool:
+        """Signal the run's whole session (torchrun's workers too); False when it is not running."""
         status = read_json(self.path(run_id) / STATUS_FILE) or {}
-        if alive(status):
-            try:
-                os.killpg(os.getpgid(status["pid"]), sig)  # the run's session: torchrun's workers too
-            except ProcessLookupError:
-                pass
+        if not alive(status):
+            return False
+        try:
+            os.killpg(os.getpgid(status["pid"]), sig)
+        except ProcessLookupError:
+            return False
+        return True

@@ -145,9 +145,9 @@ class Workbench:
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}
         if template.variables or system.variables:
-            items = load_dataset(request.dataset, expected=request.expected, mapping=request.mapping).split(
-                request.split
-            )
+            items = load_dataset(
+                request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
+            ).split(request.split)
             if not items:
                 raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
             values = items[0].vars
@@ -281,13 +281,19 @@ class Workbench:
         """Stop and save at the next step; `enforce_stop` kills it once the grace is over."""
         self.runs.stop(run_id)
 
+    def kill_run(self, run_id: str) -> str:
+        """Stop now, without saving; a run that already ended keeps its state and adapter."""
+        status = self.runs.status(run_id)
+        if self.runs.kill(run_id):
+            return f"killed {status['id']}"
+        return f"{status['id']} is not running ({status['state']}); nothing killed"
+
     def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S) -> bool:
         """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed."""
         status = self.runs.status(run_id)
         asked = status.get("stop_requested_at")
         if status["state"] in LIVE and isinstance(asked, (int, float)) and time.time() - asked > grace:
-            self.runs.kill(run_id)
-            return True
+            return self.runs.kill(run_id)
         return False
 
     def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> dict[str, Any]:

@@ -104,7 +104,7 @@ CASES = [
     (("eval", "--prompt", f"{BAD}/unknown_variable.toml"), "template variable '{{review}}' has no value"),
     (("gen", "hi", "--model", f"{BAD}/not_a_model"), "not a model folder (no config.json)"),
     (("gen", "hi", "--model", f"{BAD}/no_such_folder"), "model folder not found"),
-    (("gen", "hi", "--temperature", "-1"), "temperature must be between 0 and 10"),
+    (("gen", "hi", "--temperature", "-1"), "temperature must be 0 (greedy) or between 0.01 and 10"),
     (("gen", "hi", "--top-k", "-5"), "top_k must be 0 (off) or positive"),
     (("gen", "hi", "--max-new-tokens", "1000000000"), "max_new_tokens must be between 1 and 32768"),
     (("train", "--lora-r", "0", "--detach"), "lora_r must be at least 1"),

@@ -43,7 +43,7 @@ async def test_escape_cancels_mid_stream_and_keeps_partial_output(home):
         assert len(app.client.requests) == 1
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.current is None)
-        await app.workers.wait_for_complete()
+        await app.settled()
         assert "cancelled" in stats(app)
     record = History(home).recent(1)[0]
     assert record["status"] == "cancelled" and record["output"] == STORY[0]
@@ -95,7 +95,7 @@ async def test_worker_crash_is_reported_and_the_next_run_works(home):
         await wait_for(pilot, lambda: "model worker exited" in stats(app))
         assert app.current is None
         gate.set()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers))
+        await wait_for(pilot, lambda: not app.in_flight())
         await run_prompt(pilot, "b")
         assert app.results.output.text == "".join(STORY)
     kinds = [(r["prompt"], r["status"]) for r in History(home).recent(5)]
@@ -113,7 +113,7 @@ async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(
         app.query_one("#mode-select", Select).value = "raw"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.current is None)
-        await app.workers.wait_for_complete()
+        await app.settled()
         assert app.results.output.text == "".join(STORY)
     assert [(r["mode"], r["status"]) for r in History(home).recent(5)] == [("raw", "done"), ("chat", "error")]
 

@@ -116,7 +116,7 @@ async def test_enter_reopens_prompt_params_and_name_in_the_editor(home):
         assert app.query_one("#param-temperature").value == "0.5"
         await pilot.press("ctrl+r")  # and re-run it from there
         await wait_for(pilot, lambda: app.current is None and len(History(home).recent(10)) == 4)
-        await app.workers.wait_for_complete()
+        await app.settled()
         rerun = History(home).recent(1)[0]
         assert rerun["prompt"] == "a cat story" and rerun["params"]["max_new_tokens"] == 7
 

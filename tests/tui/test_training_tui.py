@@ -146,7 +146,7 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         await pilot.press("ctrl+g")  # all four are shown already: the prompt's column runs again
         await wait_for(pilot, lambda: app.eval_token is None)
         assert len(app.query_one(EvalPane).columns) == 5
-        await app.workers.wait_for_complete()
+        await app.settled()
     from core.history.query import parse_query
     from core.history.store import History
 

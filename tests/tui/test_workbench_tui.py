@@ -91,7 +91,7 @@ async def test_single_run_fills_variables_from_the_first_row_and_saves_the_versi
         await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.current is None)
-        await app.workers.wait_for_complete()
+        await app.settled()
     sent = app.client.requests[0]["prompt"]
     assert sent.endswith("\nSentiment:") and "{{" not in sent and len(sent) > 30
     record = History(home).recent(1)[0]
@@ -111,7 +111,7 @@ async def test_rendered_prompt_and_versions_diff(home):
             await set_prompt(pilot, "p", text)
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: app.current is None)
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, VersionsScreen))
         await pilot.press("down")

@@ -2,6 +2,9 @@
 
 import stat
 
+import pytest
+
+from core.errors import TunelabError
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from tests.conftest import tunelab
 from tests.tui_helpers import fake_app, run_prompt, wait_for
@@ -40,6 +43,23 @@ def test_saving_a_setting_keeps_comments_and_tables():
     assert config_path().read_text() == '# mine\ntheme = "tunelab-light"\n\n[keys]\nrun = "f5"\n'
     assert load_config().keys == {"run": "f5"}
     assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
+
+
+def test_saving_a_setting_into_a_new_file_and_before_tables_of_inline_comments():
+    save_setting("theme", "tunelab-light")
+    assert load_config().theme == "tunelab-light"
+    write_config('[keys] # mine\nrun = "f5"\n')
+    save_setting("theme", 'odd "quoted" \\ name')
+    config = load_config()
+    assert config.theme == 'odd "quoted" \\ name' and config.keys == {"run": "f5"}
+    assert "# mine" in config_path().read_text()
+
+
+def test_a_setting_is_not_saved_over_a_file_that_is_not_toml():
+    write_config('theme = "tunelab-dark"\nkeys = [oops\n')
+    with pytest.raises(TunelabError, match="config.toml: not valid TOML .*theme setting was not saved"):
+        save_setting("theme", "tunelab-light")
+    assert config_path().read_text() == 'theme = "tunelab-dark"\nkeys = [oops\n'
 
 
 async def test_theme_and_keymap_from_config_and_the_choice_persists(home):

@@ -4,11 +4,13 @@ import json
 import threading
 
 import pytest
+from tinydb import TinyDB
 
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.cache import GenerationCache
 from core.evals.prompts import PromptVersion
 from core.evals.runner import EvalRequest, EvalRuns, HostBackend, Variant, compare, run_eval
 from core.history.query import parse_query
@@ -127,6 +129,50 @@ def test_cancel_stops_early_and_is_recorded(home):
     )
     assert summary["status"] == "cancelled" and summary["variants"][0]["trials"] == 1
     assert summary["variants"][1]["trials"] == 0
+
+
+class CancelledMidBatch(ScriptedBackend):
+    """A batch cancelled half way, as the model host reports it: the first half whole, the rest cut short."""
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        self.calls.append(len(prompts))
+        for i, p in enumerate(prompts):
+            whole = scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params))
+            if i == len(prompts) // 2:
+                cancel.set()
+            cut = cancel.is_set()
+            on_result(i, {"output": whole[:1] if cut else whole, "stop_reason": "cancelled" if cut else "eos"})
+
+
+def test_a_cancelled_eval_caches_and_grades_only_whole_outputs(home):
+    cancel = threading.Event()
+    cancelled = run_eval(home, REQ, [Variant("senti", PROMPT)], CancelledMidBatch(), cancel=cancel)
+    assert cancelled["status"] == "cancelled" and cancelled["variants"][0]["trials"] == 10
+    cache_rows = [json.loads(shard.read_text()) for shard in (home / "cache").glob("*.json")]
+    stored = [doc["r"] for shard in cache_rows for doc in shard.get("_default", {}).values()]
+    assert len(stored) == 10 and all(r["stop_reason"] == "eos" for r in stored)
+    again = ScriptedBackend()
+    summary = run_eval(home, REQ, [Variant("senti", PROMPT)], again)
+    assert again.calls == [10] and summary["variants"][0]["cached"] == 10
+    fresh = run_eval(
+        home,
+        EvalRequest("demo", "eval", grader="labels", limit=20, use_cache=False),
+        [Variant("senti", PROMPT)],
+        ScriptedBackend(),
+    )
+    assert summary["variants"][0]["passed"] == fresh["variants"][0]["passed"]
+
+
+def test_outputs_cut_short_that_an_old_version_cached_are_not_reused(home):
+    keys = {
+        "k" * 64: {"output": "pos", "stop_reason": "cancelled"},
+        "j" * 64: {"output": "positive", "stop_reason": "eos"},
+    }
+    cache = GenerationCache(home)
+    for key, result in keys.items():  # written as 0.1.0 did, around the filter
+        with TinyDB(cache._shard(key)) as db:
+            db.insert({"k": key, "r": result})
+    assert list(cache.get_many(list(keys))) == ["j" * 64]
 
 
 @pytest.mark.slow

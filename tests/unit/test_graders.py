@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from core.errors import TunelabError
 from core.evals.graders import chrf, levenshtein_ratio, normalize, parse_grader, schema_errors, wilson_interval
@@ -64,14 +65,44 @@ def test_json_and_schema(tmp_path):
     assert not passed(spec, '{"label": "meh"}')
     assert not passed(spec, '{"score": 0.5}')
     assert not passed(spec, '{"label": "positive", "extra": 1}')
-    assert schema_errors([1, "x"], {"type": "array", "items": {"type": "integer"}}) == ["$[1]: expected integer"]
+    assert schema_errors([1, "x"], Draft202012Validator({"type": "array", "items": {"type": "integer"}})) == [
+        "$[1]: 'x' is not of type 'integer'"
+    ]
     with pytest.raises(TunelabError, match="JSON schema .*nope.json"):
         parse_grader(f"json:{tmp_path / 'nope.json'}")
+
+
+def test_json_schema_grader_checks_every_keyword_of_the_standard(tmp_path):
+    """pattern, minItems and oneOf were silently ignored by the old subset, so wrong answers passed."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Z]{3}-\\d+$"},
+            "tags": {"type": "array", "minItems": 2},
+            "value": {"oneOf": [{"type": "integer"}, {"type": "string", "format": "date"}]},
+        },
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(schema))
+    spec = f"json:{path}"
+    assert passed(spec, '{"id": "ABC-12", "tags": ["a", "b"], "value": 3}')
+    assert not passed(spec, '{"id": "abc-12"}')
+    assert not passed(spec, '{"tags": ["a"]}')
+    assert not passed(spec, '{"value": 2.5}')
+    assert passed(spec, '```json\n{"id": "XYZ-1"}\n```')
+
+
+def test_a_schema_that_is_not_a_schema_is_refused_once_with_where(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integr"}}}))
+    with pytest.raises(TunelabError, match=r"bad.json: not a valid schema at properties/n/type"):
+        parse_grader(f"json:{path}")
 
 
 def test_similarity_graders():
     assert levenshtein_ratio("kitten", "sitting") == pytest.approx(1 - 3 / 7)
     assert levenshtein_ratio("", "") == 1.0
+    assert levenshtein_ratio("a" * 1000, "b" * 1000) == 0.0  # rapidfuzz: 1000x1000 in microseconds
     assert chrf("the cat sat", "the cat sat") == pytest.approx(1.0)
     assert 0 < chrf("the cat sat", "the cat sits") < 1 and chrf("abc", "xyz") == 0.0
     assert passed("levenshtein:0.5", "kitten", "sitting") and not passed("levenshtein:0.9", "kitten", "sitting")

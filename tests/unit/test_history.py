@@ -179,8 +179,10 @@ def test_format_1_store_is_migrated_once_and_newer_is_refused(home):
     assert (folder / "gen-000001.idx").exists()
     assert [r["id"] for r in h.search(parse_query("old")).rows] == ["17a0000000000001"]
     (folder / "FORMAT").write_text('{"format": 99}')
+    newer = History(home)  # shown as a problem, read as empty, never written
+    assert "format 99, newer than this tunelab" in newer.problems[0] and newer.recent() == []
     with pytest.raises(TunelabError, match="format 99, newer than this tunelab"):
-        History(home)
+        newer.add({"kind": "generation"})
 
 
 def _hold_lock(folder, ready, release):

@@ -55,3 +55,15 @@ def test_min_new_tokens_is_validated_and_absent_from_dicts_when_unused():
     assert GenParams.from_dict({"max_new_tokens": 8, "min_new_tokens": "8"}).to_dict()["min_new_tokens"] == 8
     with pytest.raises(TunelabError, match="min_new_tokens must be between 0 and max_new_tokens"):
         GenParams(max_new_tokens=4, min_new_tokens=5)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"temperature": 1e-45}, "temperature must be 0 \\(greedy\\) or between 0.01 and 10"),
+        ({"seed": 10**30}, "seed must be between 0 and 4294967295"),
+    ],
+)
+def test_values_that_break_sampling_are_refused(values, message):
+    with pytest.raises(TunelabError, match=message):
+        GenParams.from_dict(values)

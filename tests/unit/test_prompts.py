@@ -54,3 +54,19 @@ def test_prompt_files(tmp_path):
     f.write_text('template = "{{oops"\n')
     with pytest.raises(TunelabError, match="senti.toml: template: unbalanced"):
         read_prompt_file(f)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('template = "x"\nparams = "x"\n', r"\[params\] must be a table"),
+        ('template = "x"\nsystem = 5\n', "'system' must be a string, got int"),
+        ('template = "x"\nmode = []\n', "'mode' must be a string, got list"),
+        ('template = "x"\nname = 1.5\n', "'name' must be a string, got float"),
+    ],
+)
+def test_prompt_files_of_the_wrong_types_are_one_line(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(TunelabError, match=f"prompt file p.toml: {message}"):
+        read_prompt_file(path)

@@ -58,3 +58,16 @@ def test_out_of_memory_marks_the_run_failed_with_advice(home, monkeypatch):
     status = runs.status(run_id)
     assert status["state"] == "failed"
     assert status["error"].startswith("OutOfMemoryError: out of memory: lower batch_size or max_seq_len")
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"epochs": float("inf")}, "epochs must be positive and at most 10000"),
+        ({"seed": 10**30}, "seed must be between 0 and 4294967295"),
+        ({"eval_fraction": 1.5}, "eval_fraction must be at least 0 and below 1"),
+    ],
+)
+def test_settings_that_would_fail_in_the_child_are_refused_up_front(values, message):
+    with pytest.raises(TunelabError, match=message):
+        TrainConfig(**values)

@@ -108,6 +108,12 @@ def run_gen(args: argparse.Namespace) -> int:
 
 
 # -- eval -----------------------------------------------------------------------------------------
+DATASET_HELP = (
+    "'demo', a .jsonl/.json/.csv/.parquet file, a folder of split files, or FOLDER#NAME from a dataset_info.json"
+)
+FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
+
+
 def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt",
@@ -117,8 +123,13 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable",
     )
     p.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
-    p.add_argument("--dataset", default="demo", help="'demo', a folder of split files, or a .jsonl/.csv file")
-    p.add_argument("--split", default="eval", help="split to evaluate ('all' for every row)")
+    p.add_argument("--dataset", default="demo", help=DATASET_HELP)
+    p.add_argument(
+        "--split",
+        default="auto",
+        help="split to evaluate: auto (the dataset's eval split, or every row of a file with no splits), a name, or all",
+    )
+    p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
     p.add_argument("--expected", default=None, help="field holding the expected answer")
     p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
     p.add_argument(
@@ -190,6 +201,9 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
         )
     print(head)
     table(("#", "variant", "pass", "95% CI", "latency", "tokens", "vs baseline"), rows)
+    cut = max((v.get("truncated", 0) for v in summary["variants"]), default=0)
+    if cut:
+        say(f"{cut} prompt(s) were over the model's context and were cut on the left to fit")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -211,6 +225,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.limit,
         args.expected,
         parse_mapping(args.map),
+        args.eval_fraction,
     )
     baseline = None
     if args.baseline:
@@ -340,9 +355,10 @@ TRAIN_NUMBERS: tuple[tuple[str, type, Any, str], ...] = (
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="demo", help="'demo', a folder of split files, or a .jsonl/.csv file")
+    p.add_argument("--dataset", default="demo", help=DATASET_HELP)
     p.add_argument("--split", default="train", help="split to train on")
     p.add_argument("--eval-split", default="eval", help="split for the eval loss ('none' to skip)")
+    p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
     p.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
     p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
     p.add_argument("--expected", default=None, help="field holding the answer to learn")
@@ -385,6 +401,7 @@ def run_train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         answer_only_loss=not args.full_loss,
         nproc=args.nproc,
+        eval_fraction=args.eval_fraction,
     )
     config = bench.train_config(
         settings,
@@ -406,20 +423,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def follow(bench: Workbench, run_id: str) -> int:
     """Print metrics as they arrive until the run ends; Ctrl+C detaches, the run goes on."""
-    from core.training.runs import LIVE
+    from core.training.runs import LIVE, step_parts
 
     offset, shown = 0, -1
     try:
         while True:
             rows, offset = bench.runs.metrics(run_id, offset)
             for row in rows:
-                eval_part = f" eval_loss {row['eval_loss']:.4f}" if row.get("eval_loss") is not None else ""
-                eta = f" eta {row['eta_s']:.0f}s" if row.get("eta_s") is not None else ""
-                print(
-                    f"step {row['step']} epoch {row['epoch']:.2f} loss {row['loss']:.4f}{eval_part} "
-                    f"lr {row['lr']:.2e} {row['tok_s']:.0f} tok/s{eta}",
-                    flush=True,
-                )
+                print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
                 shown = row["step"]
             status = bench.runs.status(run_id)
             if status["state"] not in LIVE:
@@ -475,8 +486,7 @@ def run_runs(args: argparse.Namespace) -> int:
         return follow(bench, run_id)
     elif args.action == "stop":
         if args.now:
-            runs.kill(run_id)
-            say(f"killed {run_id}")
+            say(bench.kill_run(run_id))
         else:
             status = bench.stop_and_wait(run_id, grace=args.grace)
             say(

@@ -137,10 +137,8 @@ def _show(history, args) -> int:
 
 
 def _tag(history, args) -> int:
-    record = history.get(history.resolve(args.id))
-    current = set(record.get("tags") or ())
-    wanted = {t.lstrip("#") for t in args.tags}
-    record = history.update(record["id"], tags=sorted(current - wanted if args.remove else current | wanted))
+    change = {"remove_tags" if args.remove else "add_tags": args.tags}
+    record = history.update(history.resolve(args.id), **change)
     print(" ".join(f"#{t}" for t in record["tags"]) or "(no tags)")
     return 0
 

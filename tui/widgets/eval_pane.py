@@ -78,7 +78,7 @@ class EvalPane(Vertical):
                 tooltip="'demo', a folder of splits, or a file; then expected=FIELD and VAR=FIELD to map fields",
             )
             yield Label("split", classes="param-label")
-            yield Input("eval", id="eval-split", compact=True)
+            yield Input("auto", id="eval-split", compact=True)
             yield Label("grader", classes="param-label")
             yield Input(
                 "labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…"

@@ -1,13 +1,15 @@
-"""The training monitor: the selected run's progress, rates and loss curves, polled from its folder.
+"""The training monitor: the selected run's progress, rates and loss curves, read from its folder.
 
 Runs are child processes that outlive the app, so this pane only reads files (`metrics.jsonl` from
-where it left off, `status.json`) a few times a second; starting the app again re-attaches at once.
+where it left off, `status.json`) when the runs folder changes (watched, not polled; a heartbeat each
+second catches a process that died or a stop that ran out of grace); starting the app again re-attaches at once.
 `s` stops and saves (again: kill), `x` cancels, `u` resumes, `[`/`]` switch runs, `o` overlays the
 recent runs' curves.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +22,12 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
-from core.training.runs import LIVE
+from core.storage.watch import watch_folder
+from core.training.runs import LIVE, step_parts
 from core.workbench.service import Workbench
 from tui.widgets.loss_chart import LossChart
 
-POLL_S = 0.33
+HEARTBEAT_S = 1.0
 OVERLAY_STYLES = ("magenta", "green", "blue", "red")
 
 
@@ -39,8 +42,9 @@ class Watched:
     last: dict[str, Any] = field(default_factory=dict)
 
     def add(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            self.loss.append((row["step"], row["loss"]))
+        for row in rows:  # a diverged step's loss is None: a gap in the curve
+            if row.get("loss") is not None:
+                self.loss.append((row["step"], row["loss"]))
             if row.get("eval_loss") is not None:
                 self.eval_loss.append((row["step"], row["eval_loss"]))
             self.last = row
@@ -101,6 +105,7 @@ class TrainingPane(Vertical):
         self.last_state: dict[str, str] = {}
         self.ids: list[str] = []
         self.reading = False  # a thread is reading the run folder
+        self.stop_watching = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
@@ -111,7 +116,21 @@ class TrainingPane(Vertical):
         self.can_focus = True
         self.add_class("-idle")  # no bar or chart until there is a run to show
         self.poll(force=True)  # with nothing selected yet, the newest run is re-attached
-        self.set_interval(POLL_S, self.poll)
+        self._watch()
+
+    def on_unmount(self) -> None:
+        self.stop_watching.set()
+
+    class Changed(Message):
+        """Something under the runs folder changed (or the heartbeat ticked)."""
+
+    @work(thread=True, group="training-watch")
+    def _watch(self) -> None:
+        watch_folder(self.runs.folder, self.stop_watching, lambda: self.post_message(self.Changed()), HEARTBEAT_S)
+
+    @on(Changed)
+    def _changed(self) -> None:
+        self.poll()
 
     def select(self, run_id: str) -> None:
         self.selected = run_id
@@ -200,14 +219,7 @@ class TrainingPane(Vertical):
         total = status.get("total_steps") or 0
         parts = [f"{self.selected[:10]} {status['state']}", f"step {status.get('step', 0)}/{total or '?'}"]
         if last:
-            parts += [
-                f"loss {last['loss']:.4f}",
-                f"lr {last['lr']:.1e}",
-                f"gn {last['grad_norm']:.2f}",
-                f"{last['tok_s']:.0f} tok/s",
-            ]
-            if last.get("eta_s") is not None and status["state"] in LIVE:
-                parts.append(f"eta {last['eta_s']:.0f}s")
+            parts += step_parts(last, skip=("epoch", "eval_loss") + (() if status["state"] in LIVE else ("eta_s",)))
         if status.get("eval_loss") is not None:
             parts.append(f"eval {status['eval_loss']:.4f}")
         if status["checkpoints"]:
@@ -228,7 +240,7 @@ class TrainingPane(Vertical):
         try:
             controls: dict[str, Callable[[str], object]] = {
                 "stop": self.bench.stop_run,
-                "kill": self.runs.kill,
+                "kill": self.bench.kill_run,
                 "cancel": self.runs.cancel,
                 "resume": self.bench.resume_run,
             }

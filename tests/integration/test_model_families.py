@@ -1,0 +1,166 @@
+"""Tiny random models of real families (Llama-2/3, Qwen2, Gemma, Mistral, Zephyr, Phi-3, GPT-2) with the chat
+templates they ship: training sees exactly the ids generation sends, answers end where generation stops,
+and templates that refuse a system turn get it folded in."""
+
+import pytest
+
+from core.engine.loading import load
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt, end_of_turn, render, stop_ids
+from core.errors import TunelabError
+from core.evals.datasets import Item
+from core.evals.prompts import PromptVersion
+from core.evals.runner import item_prompt
+from core.training.config import TrainConfig
+from core.training.data import encode as training_example
+from tests.tiny_models import CHATML as CHATML_TEMPLATE
+from tests.tiny_models import FAMILIES
+
+pytestmark = pytest.mark.slow
+BY_NAME = {f.name: f for f in FAMILIES}
+CASES = [(f.name, mode) for f in FAMILIES for mode in (("raw", "chat") if f.template else ("raw",))]
+ITEM = Item("r1", {"text": "the film was great", "system": "Answer in one word."}, "positive", "t.jsonl:1")
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_models):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = load(str(tiny_models[name]))
+        return cache[name]
+
+    return get
+
+
+def sent_ids(model, prompt: Prompt, batched: bool) -> list[int]:
+    """The ids the model's generate() received for `prompt` (padding removed)."""
+    from core.engine.generation import generate, generate_batch
+
+    seen = []
+    real = model.model.generate
+
+    def spy(*args, **kwargs):
+        ids, mask = kwargs.get("input_ids", args[0] if args else None), kwargs.get("attention_mask")
+        row = ids[0].tolist() if mask is None else [t for t, m in zip(ids[0].tolist(), mask[0].tolist()) if m]
+        seen.append(row)
+        return real(*args, **kwargs)
+
+    model.model.generate = spy
+    try:
+        params = GenParams(max_new_tokens=2, temperature=0)
+        if batched:
+            generate_batch(model, [prompt], params, on_result=lambda i, r: None)
+        else:
+            generate(model, prompt, params, emit=lambda text, n: None)
+    finally:
+        del model.model.generate
+    return seen[0]
+
+
+@pytest.mark.parametrize("family, mode", CASES)
+@pytest.mark.parametrize("with_prompt", [True, False], ids=["prompt-version", "as-is"])
+def test_training_ids_are_the_ids_generation_sends(loaded, family, mode, with_prompt):
+    model = loaded(family)
+    version = PromptVersion("Review: {{text}}", "{{system}}", mode) if with_prompt else None
+    config = TrainConfig(mode=mode)
+    example = training_example(model, config, version, ITEM)
+    prompt = item_prompt(version, ITEM, None if with_prompt or mode == "raw" else mode)
+    for batched in (False, True):
+        ids = sent_ids(model, prompt, batched)
+        assert example.ids[: len(ids)] == ids, f"{family} {mode} batched={batched}"
+        assert example.labels[: len(ids)] == [-100] * len(ids)  # loss on the answer only
+    bos = model.tokenizer.bos_token_id
+    assert (
+        ids.count(bos) == (1 if BY_NAME[family].adds_bos or "bos_token" in (BY_NAME[family].template or "") else 0)
+        or mode == "raw"
+    )
+    if BY_NAME[family].adds_bos:
+        assert ids[0] == bos and ids[1] != bos  # BOS once, whether the tokenizer or the template writes it
+
+
+@pytest.mark.parametrize("family, mode", CASES)
+def test_the_answer_ends_with_the_token_generation_stops_at(loaded, family, mode):
+    model = loaded(family)
+    tok = model.tokenizer
+    example = training_example(model, TrainConfig(mode=mode), None, ITEM)
+    last = tok.convert_ids_to_tokens(example.ids[-1])
+    expected = BY_NAME[family].end_of_turn if mode == "chat" else "</s>"
+    assert last == expected
+    assert example.ids[-1] in stop_ids(tok, model.model.generation_config.eos_token_id)
+
+
+@pytest.mark.parametrize("family", [f.name for f in FAMILIES if f.refuses_system])
+def test_a_template_that_refuses_a_system_turn_gets_it_folded_into_the_first_user_turn(loaded, family):
+    tok = loaded(family).tokenizer
+    text = render(tok, Prompt("What is 2+2?", "Answer in one word.", "chat"), family)
+    assert "Answer in one word.\n\nWhat is 2+2?" in text
+    multi = Prompt(
+        "",
+        "Be brief.",
+        "chat",
+        ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, {"role": "user", "content": "ok?"}),
+    )
+    assert render(tok, multi, family).count("Be brief.") == 1
+
+
+def test_end_of_turn_is_found_from_the_template_itself(loaded):
+    for family in FAMILIES:
+        tok = loaded(family.name).tokenizer
+        found = end_of_turn(tok)
+        assert (tok.convert_ids_to_tokens(found) if found is not None else None) == family.end_of_turn, family.name
+
+
+def plain_peft_adapter(base_folder, out, dtype=None):
+    """An adapter made with plain peft, as a user brings it (not by tunelab)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype or torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    return out
+
+
+def test_an_adapter_for_another_base_is_one_line_naming_both(tiny_models, tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from core.engine.host import ModelHost
+    from core.engine.options import ModelOptions
+
+    config = AutoConfig.from_pretrained(tiny_models["llama2"])
+    config.update({"hidden_size": 48, "head_dim": 24, "intermediate_size": 96})
+    wider = tmp_path / "wider-llama"
+    AutoModelForCausalLM.from_config(config).save_pretrained(wider)
+    adapter = plain_peft_adapter(wider, tmp_path / "wider-lora")
+    host = ModelHost()
+    host.load(ModelOptions(str(tiny_models["llama2"])))
+    with pytest.raises(TunelabError) as caught, host.using(str(adapter)):
+        pass
+    message = str(caught.value)
+    assert "\n" not in message and f"trained on {wider}, not on the loaded model {tiny_models['llama2']}" in message
+    assert "first mismatch: " in message
+    with host.using(None):  # the host is still usable
+        pass
+
+
+def test_merge_of_a_plain_peft_adapter_keeps_the_base_dtype_and_template(tiny_models, tmp_path, home):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from core.training.adapters import merge
+
+    base = tmp_path / "bf16-base"
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["qwen2"], dtype=torch.bfloat16)
+    model.save_pretrained(base)
+    load(str(tiny_models["qwen2"])).tokenizer.save_pretrained(base)
+    adapter = plain_peft_adapter(base, tmp_path / "lora", dtype=torch.bfloat16)
+    out = merge(home, str(adapter), tmp_path / "merged")  # the base is read from adapter_config.json
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}
+    assert dtypes == {"BF16"}
+    assert load(str(out)).tokenizer.chat_template == CHATML_TEMPLATE

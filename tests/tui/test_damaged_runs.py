@@ -1,0 +1,172 @@
+"""Run folders as a bad day leaves them: the app starts, the pane shows what it can, nothing is lost."""
+
+import json
+
+import pytest
+
+from core.errors import TunelabError
+from core.training.runs import Runs, step_parts
+from core.workbench.service import Workbench
+from tests.tui.test_training_tui import fake_finished_run
+from tests.tui_helpers import fake_app, wait_for
+from tui.widgets.training_pane import TrainingPane
+
+
+def damage(home, how: str) -> str:
+    """The newest run folder, damaged one way."""
+    runs = Runs(home)
+    if how == "stray empty folder":
+        (runs.folder / "t9999stray").mkdir()
+        return "t9999stray"
+    run_id = fake_finished_run(home, steps=6, fixed_id="t9999" + how.replace(" ", "")[:10])
+    run_dir = runs.path(run_id)
+    metrics = run_dir / "metrics.jsonl"
+    rows = metrics.read_text().splitlines()
+    if how == "nan loss":  # what `train --learning-rate 1` writes once it diverges
+        rows[3] = json.dumps({**json.loads(rows[3]), "loss": float("nan"), "grad_norm": float("inf")})
+    elif how == "torn middle line":
+        rows[2] = rows[2][:17]
+    elif how == "row without loss":
+        rows[1] = json.dumps({"step": 2, "lr": "fast"})
+    elif how == "status of another shape":
+        (run_dir / "status.json").write_text("[1, 2]")
+    elif how == "status with wrong types":
+        (run_dir / "status.json").write_text('{"state": ["done"], "step": "x", "pid": "123", "error": 5}')
+    metrics.write_text("\n".join(rows) + "\n")
+    return run_id
+
+
+CASES = [
+    "nan loss",
+    "torn middle line",
+    "row without loss",
+    "status of another shape",
+    "status with wrong types",
+    "stray empty folder",
+]
+
+
+@pytest.mark.parametrize("how", CASES)
+def test_a_damaged_run_folder_reads_as_what_it_can(home, how):
+    fake_finished_run(home, steps=4)
+    run_id = damage(home, how)
+    runs = Runs(home)
+    listed = {s["id"]: s for s in runs.list()}
+    assert set(listed) >= {run_id} and all(isinstance(s["state"], str) for s in listed.values())
+    rows, _ = runs.metrics(run_id)
+    assert all(isinstance(r["step"], (int, float)) for r in rows)
+    for row in rows:
+        step_parts(row)  # every row reads, whatever it holds
+
+
+@pytest.mark.parametrize("how", CASES)
+async def test_the_app_starts_over_a_damaged_newest_run(home, how):
+    fake_finished_run(home, steps=4)
+    run_id = damage(home, how)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id and run_id in pane.last_state)
+        await pilot.pause()
+        assert app.is_running
+
+
+def test_nan_reads_as_nan_in_the_step_line(home):
+    run_id = damage(home, "nan loss")
+    rows, _ = Runs(home).metrics(run_id)
+    assert "loss nan" in step_parts(rows[3]) and not any(p.startswith("gn") for p in step_parts(rows[3]))
+
+
+def test_kill_now_on_a_finished_run_keeps_it_done(home):
+    run_id = fake_finished_run(home, steps=4)
+    bench = Workbench(home)
+    assert bench.kill_run(run_id) == f"{run_id} is not running (done); nothing killed"
+    assert Runs(home).status(run_id)["state"] == "done"
+
+
+def test_resume_without_run_config_is_one_line(home):
+    run_id = fake_finished_run(home, steps=4)
+    runs = Runs(home)
+    (runs.path(run_id) / "checkpoints" / "step-4").mkdir(parents=True)
+    (runs.path(run_id) / "run_config.json").unlink()
+    with pytest.raises(TunelabError, match="run_config.json: missing or damaged; the run cannot be restarted"):
+        runs.resume(run_id)
+
+
+def test_two_resumes_at_once_start_one_trainer(home, monkeypatch):
+    import subprocess
+    import threading
+
+    from core.training.runs import StatusWriter, _start_time
+
+    run_id = fake_finished_run(home, steps=4)
+    runs = Runs(home)
+    (runs.path(run_id) / "checkpoints" / "step-4").mkdir(parents=True)
+    started = []
+
+    def launch(self, rid, resume=False):  # a trainer that takes a while to start
+        proc = subprocess.Popen(["sleep", "30"])
+        started.append(proc)
+        StatusWriter(self.path(rid)).update(state="starting", pid=proc.pid, pid_start=_start_time(proc.pid))
+        return proc.pid
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    outcomes = []
+
+    def resume():
+        try:
+            outcomes.append(Runs(home).resume(run_id))
+        except TunelabError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=resume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(started) == 1
+        assert sorted(map(type, outcomes), key=str) == [int, str] and "is still starting" in str(outcomes)
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+SHARD_DAMAGE = {
+    "a document that is a string": '{"_default": {"1": "just text"}}',
+    "a table that is a list": '{"_default": []}',
+    "a record with an integer id": '{"_default": {"1": {"id": 7, "kind": "generation", "prompt": "p"}}}',
+}
+
+
+@pytest.mark.parametrize("how", sorted(SHARD_DAMAGE))
+async def test_history_opens_over_a_damaged_shard_and_keeps_the_good_records(home, how):
+    from core.history.store import History
+    from tests.tui_helpers import wait_for as wait
+    from tui.screens.history import HistoryScreen
+
+    kept = History(home).add({"kind": "generation", "prompt": "kept", "output": "safe"})
+    (home / "history" / "gen-000099.json").write_text(SHARD_DAMAGE[how])
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f8")
+        await wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.rows)
+        assert [r["id"] for r in app.screen.rows] == [kept]
+    assert History(home).get(kept)["prompt"] == "kept"
+
+
+async def test_a_format_marker_of_the_wrong_value_is_one_line_not_a_crash(home):
+    from core.history.store import History
+
+    History(home).add({"kind": "generation", "prompt": "kept", "output": "safe"})
+    (home / "history" / "FORMAT").write_text('{"format": 0}')
+    history = History(home)
+    assert "FORMAT: format must be a whole number from 1, got 0" in history.problems[0] and history.recent() == []
+    with pytest.raises(TunelabError, match="FORMAT: format must be a whole number"):
+        history.add({"kind": "generation"})  # nothing is written over a store it cannot read
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f8")
+        await pilot.pause(0.5)
+        assert app.is_running
