@@ -46,7 +46,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def tunelab(*args, home, stdin=None, env=None):
+def tunelab(*args, home, stdin=None, env=None, timeout=120):
     """The CLI as a user runs it: a subprocess with its own exit code and streams."""
     import subprocess
     import sys
@@ -58,7 +58,7 @@ def tunelab(*args, home, stdin=None, env=None):
         env=subprocess_env(TUNELAB_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 

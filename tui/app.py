@@ -247,6 +247,10 @@ class TunelabApp(App[None]):
         )
         self.refresh_adapters()
 
+    @on(TrainingPane.AdaptersChanged)
+    def adapters_changed(self) -> None:
+        self.refresh_adapters()
+
     def _out_of_sight(self, pane_id: str) -> bool:
         """True when `pane_id`'s tab is not shown: another tab, a dialog or history on top, another pane zoomed."""
         maximized = self.screen_stack[0].maximized

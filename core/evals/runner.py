@@ -166,6 +166,7 @@ def run_eval(
     lock = threading.Lock()
 
     fd = os.open(folder / "results.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
         with os.fdopen(fd, "a", encoding="utf-8") as out:
 
@@ -229,17 +230,24 @@ def run_eval(
                 for c in duplicates:
                     if c.key in fresh:
                         finish(c, fresh[c.key], True)
+    except BaseException as exc:
+        error = exc
     finally:
         if fresh:  # what was computed is cached even when a later batch fails
             cache.put_many(fresh)
 
-    summary = _summarize(
-        run_id, request, dataset.name, dataset.sha256, variants, items, rows, "cancelled" if cancel.is_set() else "done"
-    )
+    status = "cancelled" if cancel.is_set() else "done"
+    if error is not None:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    summary = _summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
+    if error is not None:
+        summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))
     headline = {k: v for k, v in summary.items() if k != "items"}
     Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
     History(root).add(eval_record(summary))
+    if error is not None:  # stored as partial with what finished; the caller still sees why it stopped
+        raise error
     return summary
 
 
@@ -265,6 +273,8 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
                 "label": v.label,
                 "prompt_name": v.name if v.version else None,
                 "prompt_id": v.version.id if v.version else None,
+                "template": v.version.template if v.version else None,
+                "mode": v.version.mode if v.version else None,
                 "model": v.model,
                 "adapter": v.adapter,
                 "trials": len(vrows),
@@ -332,6 +342,10 @@ class EvalRuns:
     def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:
         """Make (run, variant) the baseline for its dataset split; later runs are compared to it."""
         summary = self.load(run_id)
+        if summary.get("status") != "done":
+            raise TunelabError(
+                f"eval run {summary['id']} is {summary.get('status')}: only a complete eval is a baseline"
+            )
         if not 0 <= variant < len(summary["variants"]):
             raise TunelabError(f"eval run {summary['id']} has no variant {variant}")
         key = f"{summary['dataset']}:{summary['split']}"

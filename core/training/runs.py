@@ -213,7 +213,7 @@ class Runs:
         for key in ("step", "total_steps", "eval_loss", "loss"):
             if key in status and not _finite(status[key]):
                 del status[key]
-        if "error" in status and not isinstance(status["error"], str):
+        if status.get("error") is not None and not isinstance(status["error"], str):
             status["error"] = str(status["error"])
         status["id"] = run_dir.name
         if status.get("state") in LIVE | {"stopping"} and not alive(status):

@@ -20,6 +20,7 @@ from core.errors import TunelabError
 from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
 from core.evals.templates import Template
+from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History
 from core.training.config import TrainConfig
@@ -135,6 +136,28 @@ class Workbench:
 
     def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         return self.evals.baseline_for(summary["dataset"], summary["split"])
+
+    def verdict(self, summary: dict[str, Any]) -> tuple[Verdict, list[str]]:
+        """Which cell wins and whether it is real, plus a warning for each LoRA cell whose prompt is not
+        the one its adapter was trained with (it scores a format the LoRA never saw)."""
+        warnings = []
+        for v in summary["variants"]:
+            trained = self.trained_with(v["adapter"]) if v.get("adapter") else None
+            if trained is None or trained == (v.get("template") or ""):
+                continue
+            how = "as is (no prompt)" if not trained else "with a prompt"
+            used = "this prompt" if v.get("template") else "no prompt"
+            hint = " (compare --train-with-prompt trains one on it)" if v.get("template") else ""
+            warnings.append(f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}")
+        return verdict(summary), warnings
+
+    def trained_with(self, adapter: str) -> str | None:
+        """The template a run's adapter was trained with ('' for as is); None for a folder from elsewhere."""
+        try:
+            config = self.runs.config(adapter).get("config")
+        except TunelabError:
+            return None
+        return str(config.get("template") or "") if isinstance(config, dict) else None
 
     # -- single runs ---------------------------------------------------------------------------
     def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
@@ -275,6 +298,25 @@ class Workbench:
     def resume_run(self, run_id: str, config: TrainConfig | None = None) -> str:
         run_id = str(self.runs.status(run_id)["id"])
         self.runs.resume(run_id, config)
+        return run_id
+
+    def train_and_wait(
+        self, config: TrainConfig, on_step: Callable[[int, int], object] | None = None, poll: float = 0.5
+    ) -> str:
+        """Start a run and wait for it to finish (headless `compare --train`); a run that does not end
+        `done` is one line with its state and error."""
+        run_id = self.start_run(config)
+        while True:
+            status = self.runs.status(run_id)
+            if on_step:
+                on_step(int(status.get("step", 0)), int(status.get("total_steps") or 0))
+            if status["state"] not in LIVE | {"created"}:
+                break
+            time.sleep(poll)
+        if status["state"] != "done":
+            raise TunelabError(
+                f"training run {run_id} {status['state']}: {status.get('error') or 'see its worker.log'}"
+            )
         return run_id
 
     def stop_run(self, run_id: str) -> None:

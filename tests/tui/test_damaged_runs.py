@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.errors import TunelabError
-from core.training.runs import Runs, step_parts
+from core.training.runs import Runs, StatusWriter, step_parts
 from core.workbench.service import Workbench
 from tests.tui.test_training_tui import fake_finished_run
 from tests.tui_helpers import fake_app, wait_for
@@ -57,6 +57,13 @@ def test_a_damaged_run_folder_reads_as_what_it_can(home, how):
     assert all(isinstance(r["step"], (int, float)) for r in rows)
     for row in rows:
         step_parts(row)  # every row reads, whatever it holds
+    assert all(s.get("error") is None or isinstance(s["error"], str) for s in listed.values())
+
+
+def test_a_clean_run_keeps_no_error(home):
+    run_id = fake_finished_run(home, steps=4)
+    StatusWriter(Runs(home).path(run_id)).update(error=None)  # as the trainer writes it
+    assert Runs(home).status(run_id)["error"] is None
 
 
 @pytest.mark.parametrize("how", CASES)

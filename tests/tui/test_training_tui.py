@@ -152,3 +152,14 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
 
     runs = History(home).search(parse_query("kind:generation")).rows
     assert runs[0]["adapter"] == run_id
+
+
+async def test_an_adapter_trained_elsewhere_appears_in_the_lora_list_while_the_app_runs(home):
+    watched = fake_finished_run(home)  # the pane shows this one; the next finishes in another terminal
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        select = app.query_one("#adapter-select")
+        await wait_for(pilot, lambda: app.query_one(TrainingPane).selected == watched)
+        assert [value for _, value in select._options if value is not select.NULL] == []
+        elsewhere = fake_adapter_run(home)
+        await wait_for(pilot, lambda: elsewhere in [value for _, value in select._options])

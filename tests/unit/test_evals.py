@@ -129,6 +129,36 @@ def test_cancel_stops_early_and_is_recorded(home):
     )
     assert summary["status"] == "cancelled" and summary["variants"][0]["trials"] == 1
     assert summary["variants"][1]["trials"] == 0
+    with pytest.raises(TunelabError, match="is cancelled: only a complete eval is a baseline"):
+        EvalRuns(home).pin(summary["id"])
+
+
+class CrashesMidway(ScriptedBackend):
+    """A worker that dies after a few items, or a ctrl+c there."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        for i, p in enumerate(prompts[:5]):
+            on_result(i, {"output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params))})
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error, status", [(TunelabError("model worker exited (signal 9)"), "failed"), (KeyboardInterrupt(), "interrupted")]
+)
+def test_an_eval_that_dies_midway_is_stored_partial_and_listed(home, error, status):
+    with pytest.raises(type(error)):
+        run_eval(home, REQ, [Variant("senti", PROMPT)], CrashesMidway(error))
+    (listed,) = EvalRuns(home).list()
+    assert listed["status"] == status and listed["variants"][0]["trials"] == 5
+    summary = EvalRuns(home).load(listed["id"])
+    assert summary["items"]["0"] and (status == "interrupted" or "model worker exited" in summary["error"])
+    assert History(home).search(parse_query("kind:eval")).rows
+    with pytest.raises(TunelabError, match=f"is {status}: only a complete eval is a baseline"):
+        EvalRuns(home).pin(listed["id"])
 
 
 class CancelledMidBatch(ScriptedBackend):

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from core import demo
+from core.engine.options import ModelOptions
 from core.engine.prompt import MODES, Prompt
 from core.errors import TunelabError
+from core.evals.prompts import PromptVersion
 from core.storage.paths import data_dir
 from core.workbench.service import Workbench, parse_mapping
 from tui.cli.options import model_options
@@ -207,10 +209,21 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
+    return _evaluate(args, _workbench(), options, models, adapters)
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    bench: Workbench,
+    options: ModelOptions,
+    models: list[str],
+    adapters: list[str],
+    with_verdict: bool = False,
+) -> int:
+    """The eval both `eval` and `compare` run: prompts x adapters x models, graded, stored, shown."""
     from core.evals.runner import EvalRequest, HostBackend
 
-    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
-    bench = _workbench()
     refs = [bench.prompt_ref(ref) for ref in args.prompt]
     variants = bench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
@@ -237,16 +250,60 @@ def run_eval(args: argparse.Namespace) -> int:
     comparisons = _against(summary, baseline)
     if args.pin:
         bench.evals.pin(summary["id"])
+    judged = bench.verdict(summary) if with_verdict and len(variants) > 1 else None
     if args.json:
-        print(json.dumps({**summary, "comparisons": comparisons}, ensure_ascii=False))
+        extra = {"verdict": judged[0].to_dict(), "warnings": judged[1]} if judged else {}
+        print(json.dumps({**summary, "comparisons": comparisons, **extra}, ensure_ascii=False))
     else:
         show_summary(summary, comparisons)
         if baseline and comparisons:
             print(f"vs baseline {baseline[0]['id']}:{baseline[1]} ({baseline[0]['variants'][baseline[1]]['label']})")
+        if judged:
+            print(judged[0].sentence)
+            for warning in judged[1]:
+                say(f"note: {warning}")
     failing = [v for v in summary["variants"] if min_pass is not None and v["pass_rate"] < min_pass]
     for v in failing:
         say(f"tunelab: min-pass failed: {v['label']} passed {v['pass_rate']:.1%} < {min_pass:.1%}")
     return 1 if failing else 0
+
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    add_eval(p)
+    p.add_argument("--train", action="store_true", help="first train a LoRA on the dataset as is")
+    p.add_argument("--train-with-prompt", action="store_true", help="also train a LoRA with each --prompt")
+    p.add_argument("--train-epochs", type=float, default=3.0, help="epochs for the LoRAs --train starts")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """The whole question in one command: base and each adapter, with no prompt and each prompt, and
+    the verdict; with --train, the LoRAs it needs are trained first."""
+    options, models, adapters = model_options(args, several_adapters=True)
+    bench = _workbench()
+    args.no_prompt = True
+    refs = [bench.prompt_ref(ref) for ref in args.prompt]
+    if args.train_with_prompt and not refs:
+        raise TunelabError("--train-with-prompt needs at least one --prompt")
+    wanted: list[PromptVersion | None] = ([None] if args.train else []) + (
+        [r.version for r in refs] if args.train_with_prompt else []
+    )
+    configs = [
+        bench.train_config(
+            {"epochs": args.train_epochs, "eval_fraction": args.eval_fraction},
+            options=options,
+            dataset=args.dataset,
+            expected=args.expected,
+            mapping=parse_mapping(args.map),
+            prompt=version,
+        )
+        for version in wanted
+    ]
+    for config in configs:
+        with progress(f"train ({'as is' if not config.template else 'with the prompt'})") as update:
+            run_id = bench.train_and_wait(config, on_step=update)
+        say(f"trained {run_id}")
+        adapters.append(run_id)
+    return _evaluate(args, bench, options, models, adapters, with_verdict=True)
 
 
 # -- prompts and evals ----------------------------------------------------------------------------
@@ -567,6 +624,7 @@ def run_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, Adder]] = {
     "gen": ("generate from a prompt, streaming to stdout", add_gen),
     "eval": ("run prompt variants (and adapters) over a dataset split and grade them", add_eval),
+    "compare": ("prompt, LoRA, or both? every cell graded and the verdict (--train trains the LoRAs)", add_compare),
     "train": ("start a LoRA training run (a detached process) and follow it", add_train),
     "runs": ("list, show, attach to, stop, cancel or resume training runs", add_runs),
     "adapters": ("list trained adapters, or merge one into its base model", add_adapters),
@@ -578,6 +636,7 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "gen": run_gen,
     "eval": run_eval,
+    "compare": run_compare,
     "train": run_train,
     "runs": run_runs,
     "adapters": run_adapters,

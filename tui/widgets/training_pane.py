@@ -65,6 +65,9 @@ class TrainingPane(Vertical):
             super().__init__()
             self.run_id, self.state, self.error = run_id, state, error
 
+    class AdaptersChanged(Message):
+        """A run finished that this pane was not watching (another tab, the CLI): the adapters changed."""
+
     BINDINGS = [
         Binding("s", "stop", "Stop", id="train-stop"),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
@@ -89,10 +92,12 @@ class TrainingPane(Vertical):
             others: dict[str, tuple[int, list, int]],
             killed: bool,
             force: bool,
+            done: frozenset[str],
         ) -> None:
             super().__init__()
             self.run_id, self.offset, self.rows, self.new_offset = run_id, offset, rows, new_offset
             self.status, self.ids, self.others, self.killed, self.force = status, ids, others, killed, force
+            self.done = done  # the runs that finished with an adapter
 
     def __init__(self, bench: Workbench, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -105,6 +110,7 @@ class TrainingPane(Vertical):
         self.last_state: dict[str, str] = {}
         self.ids: list[str] = []
         self.reading = False  # a thread is reading the run folder
+        self.done: frozenset[str] | None = None  # finished runs as last read
         self.stop_watching = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -158,7 +164,9 @@ class TrainingPane(Vertical):
 
     def _read_once(self, run_id: str | None, offset: int, overlay: bool, others: dict[str, int], force: bool) -> None:
         try:
-            ids = [r["id"] for r in self.runs.list()] if run_id is None or overlay or force else self.ids
+            listed = self.runs.list()  # every read: a run started or finished elsewhere shows up at once
+            ids = [r["id"] for r in listed]
+            done = frozenset(r["id"] for r in listed if r["state"] == "done" and r.get("adapter"))
             if run_id is None:
                 if not ids:
                     return
@@ -174,13 +182,16 @@ class TrainingPane(Vertical):
                     extra[other] = (start, got, end)
         except (OSError, TunelabError):
             return
-        self.post_message(self.Snapshot(run_id, offset, rows, new_offset, status, ids, extra, killed, force))
+        self.post_message(self.Snapshot(run_id, offset, rows, new_offset, status, ids, extra, killed, force, done))
 
     @on(Snapshot)
     def apply(self, message: Snapshot) -> None:
         run_id = message.run_id
         if run_id is None or message.status is None:
             return
+        if self.done is not None and message.done != self.done:
+            self.post_message(self.AdaptersChanged())
+        self.done = message.done
         self.ids = message.ids
         if self.selected is None:
             self.selected = run_id

@@ -1,0 +1,62 @@
+"""The verdict: winner, margin, and the exact McNemar test on a hand-computed case."""
+
+import pytest
+
+from core.errors import TunelabError
+from core.evals.verdict import mcnemar_exact, verdict
+
+
+def test_mcnemar_exact_matches_the_binomial_by_hand():
+    # 9 discordant items split 8:1 -> P(X <= 1) = (1 + 9) / 512; two-sided: 20 / 512
+    assert mcnemar_exact(8, 1) == pytest.approx(20 / 512)
+    assert mcnemar_exact(1, 8) == mcnemar_exact(8, 1)
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(19, 1) < 0.001
+
+
+def cell(label, rate, prompt=None, adapter=None):
+    return {"label": label, "pass_rate": rate, "prompt_id": prompt, "adapter": adapter}
+
+
+def summary_of(cells, passes, status="done"):
+    """`passes[v]` is the per-item pass list of variant v over items i0.."""
+    return {
+        "id": "e1",
+        "status": status,
+        "variants": cells,
+        "items": {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)},
+    }
+
+
+def test_lora_alone_beats_the_best_prompt_with_a_real_difference():
+    n = 20
+    base = [False] * n
+    prompt = [True] * 10 + [False] * 10
+    lora = [True] * 19 + [False]
+    both = [False] * n
+    cells = [
+        cell("no prompt | demo", 0.0),
+        cell("senti@2 raw | demo", 0.5, prompt="p1"),
+        cell("no prompt | demo + t1", 0.95, adapter="t1"),
+        cell("senti@2 raw | demo + t1", 0.0, prompt="p1", adapter="t1"),
+    ]
+    v = verdict(summary_of(cells, [base, prompt, lora, both]))
+    assert (v.winner, v.other, v.fixed, v.broken) == (2, 1, 9, 0)
+    assert v.sentence.startswith("The LoRA alone wins (no prompt | demo + t1): 95.0% vs 50.0% for the prompt alone")
+    assert "+45.0 points, p = 0.004, a real difference (fixed 9, broken 0 of 20 items)" in v.sentence
+
+
+def test_a_small_margin_is_not_called_real():
+    prompt = [True] * 6 + [False] * 4
+    lora = [True] * 5 + [False, True] + [False] * 3
+    cells = [cell("p", 0.6, prompt="p1"), cell("l", 0.6, adapter="t1")]
+    v = verdict(summary_of(cells, [prompt, lora]))
+    assert "p = 1.00, not a real difference (fixed 1, broken 1 of 10 items)" in v.sentence
+
+
+def test_a_partial_or_single_cell_eval_gives_no_verdict():
+    cells = [cell("a", 0.5), cell("b", 0.6, prompt="p")]
+    with pytest.raises(TunelabError, match="is cancelled: a partial eval gives no verdict"):
+        verdict(summary_of(cells, [[True], [True]], status="cancelled"))
+    with pytest.raises(TunelabError, match="has one cell"):
+        verdict(summary_of(cells[:1], [[True]]))
