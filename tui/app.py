@@ -521,10 +521,20 @@ class TunelabApp(App[None]):
                 cancel=self.eval_cancel,
             )
             baseline = self.bench.baseline(summary)
+            verdict = self._verdict_text(summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
-        self.post_message(EvalFinished(token, summary, baseline=baseline))
+        self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
+
+    def _verdict_text(self, summary: dict[str, Any]) -> str | None:
+        """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
+        if summary["status"] != "done":
+            return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
+        if len(summary["variants"]) < 2:
+            return None
+        judged, warnings = self.bench.verdict(summary)
+        return "\n".join([judged.sentence, *(f"note: {w}" for w in warnings)])
 
     @on(EvalRow)
     def eval_row(self, message: EvalRow) -> None:
@@ -541,8 +551,12 @@ class TunelabApp(App[None]):
             self.evals.drop_run(message.token)
             self._error(message.error or "eval failed")
             return
-        self.evals.finish_run(message.token, message.summary)
+        if message.summary["status"] == "done":
+            self.evals.finish_run(message.token, message.summary)
+        else:  # a partial column never stays to be compared, pinned or taken as done by the next ctrl+g
+            self.evals.drop_run(message.token)
         self.evals.show_baseline(message.baseline)
+        self.evals.show_verdict(message.verdict)
         best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
         if self._out_of_sight("tab-eval"):
             self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")

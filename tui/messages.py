@@ -114,7 +114,7 @@ class EvalProgress(Message):
 
 
 class EvalFinished(Message):
-    """The eval run `token` ended: its summary and the pinned baseline, or an error."""
+    """The eval run `token` ended: its summary, the pinned baseline and the verdict, or an error."""
 
     def __init__(
         self,
@@ -123,9 +123,11 @@ class EvalFinished(Message):
         *,
         error: str | None = None,
         baseline: tuple[dict[str, Any], int] | None = None,
+        verdict: str | None = None,
     ) -> None:
         super().__init__()
         self.token, self.summary, self.error, self.baseline = token, summary, error, baseline
+        self.verdict = verdict
 
 
 class HistoryPage(Message):

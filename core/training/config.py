@@ -48,6 +48,9 @@ class TrainConfig:
     save_every: int | None = 20
     seed: int = 0
     answer_only_loss: bool = True
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
+    use_dora: bool = False  # weight-decomposed LoRA (DoRA)
+    use_rslora: bool = False  # rank-stabilized scaling, alpha / sqrt(r)
     nproc: int = 1  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
 
     def __post_init__(self) -> None:

@@ -163,9 +163,14 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     if dist.main:
         write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
 
+    if cfg.gradient_checkpointing:  # peft needs the inputs to carry grad for checkpointed blocks
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     model = get_peft_model(
         model,
         LoraConfig(
+            use_dora=cfg.use_dora,
+            use_rslora=cfg.use_rslora,
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,

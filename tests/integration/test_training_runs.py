@@ -1,5 +1,7 @@
 """Training runs as real child processes: done, stop-and-save, resume, cancel, kill, bad input."""
 
+import json
+import math
 import os
 import signal
 import time
@@ -187,3 +189,17 @@ def test_torchrun_with_two_processes_on_gloo(home):
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]
     assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_memory_and_lora_variants_train_and_save_a_plain_peft_adapter(home):
+    runs, run_id = start(
+        home, max_steps=4, eval_every=None, save_every=None, batch_size=8,
+        gradient_checkpointing=True, use_dora=True, use_rslora=True,
+    )  # fmt: skip
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "done", status
+    config = json.loads((runs.path(run_id) / ADAPTER / "adapter_config.json").read_text())
+    assert config["use_dora"] is True and config["use_rslora"] is True
+    rows, _ = runs.metrics(run_id)
+    assert len(rows) == 4 and all(math.isfinite(r["loss"]) for r in rows)

@@ -140,6 +140,9 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         columns = app.query_one(EvalPane).columns
         labels = [c.label for c in columns]
         assert len(labels) == 4 and sum(f"+{run_id[:9]}" in label for label in labels) == 2
+        verdict = str(app.query_one("#eval-verdict").render())  # the 2x2 is judged on one screen
+        assert " wins (" in verdict or verdict.startswith("A tie")
+        assert "the LoRA was trained as is (no prompt), here used with this prompt" in verdict
         rates = [c.summary["variants"][c.variant]["pass_rate"] for c in columns]
         positives = sum(it.expected == "positive" for it in load_dataset("demo").split("eval")) / 120
         assert rates[0] == 0.0 and rates[2] == rates[3] == positives  # the fake "LoRA" always says positive

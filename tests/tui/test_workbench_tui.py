@@ -179,3 +179,26 @@ async def test_rendering_a_chat_prompt_without_a_template_is_one_line_error(home
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: "has no chat template" in str(app.query_one("#result-stats").render()))
         assert not isinstance(app.screen, RenderedScreen)
+
+
+async def test_a_cancelled_eval_is_partial_gives_no_verdict_and_a_rerun_completes(home):
+    import threading
+
+    gate = threading.Event()
+    app = fake_app(home, gate=gate)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        await pilot.press("ctrl+g")
+        pane = app.query_one(EvalPane)
+        await wait_for(pilot, lambda: any(c.live for c in pane.columns))  # the first item is graded
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.eval_token is None)
+        verdict = str(app.query_one("#eval-verdict").render())
+        assert verdict == "Eval cancelled: a partial eval gives no verdict and cannot be a baseline."
+        (cancelled,) = EvalRuns(home).list()
+        assert cancelled["status"] == "cancelled" and pane.columns == []  # listed, but out of the matrix
+        gate.set()
+        await run_eval(pilot)
+        newest = EvalRuns(home).list()[0]
+        assert newest["status"] == "done" and [v["trials"] for v in newest["variants"]] == [120, 120]
+        assert " wins (" in str(app.query_one("#eval-verdict").render())

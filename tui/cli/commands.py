@@ -428,6 +428,15 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
     p.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
     p.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: much less memory for long sequences, about 30%% slower",
+    )
+    p.add_argument("--use-dora", action="store_true", help="DoRA: weight-decomposed LoRA (often better at low rank)")
+    p.add_argument(
+        "--use-rslora", action="store_true", help="rank-stabilized LoRA scaling (alpha/sqrt(r)) for high ranks"
+    )
     p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
     p.add_argument(
         "--resume",
@@ -457,6 +466,9 @@ def run_train(args: argparse.Namespace) -> int:
         modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m),
         schedule=args.schedule,
         answer_only_loss=not args.full_loss,
+        gradient_checkpointing=args.gradient_checkpointing,
+        use_dora=args.use_dora,
+        use_rslora=args.use_rslora,
         nproc=args.nproc,
         eval_fraction=args.eval_fraction,
     )

@@ -91,6 +91,7 @@ class EvalPane(Vertical):
         table.fixed_columns = FIXED_COLUMNS
         yield table
         yield Static("ctrl+g runs the prompt over the split", id="eval-summary")
+        yield Static("", id="eval-verdict")
 
     @property
     def table(self) -> DataTable:
@@ -212,6 +213,12 @@ class EvalPane(Vertical):
         if self.columns:
             table.move_cursor(column=min(max(cursor, FIXED_COLUMNS), FIXED_COLUMNS + len(self.columns) - 1))
         self.query_one("#eval-summary", Static).update(Text(self.summary_text()))  # "[lo-hi]" is not markup
+
+    def show_verdict(self, text: str | None) -> None:
+        """The last eval's verdict (which cell wins and whether it is real), or why there is none."""
+        verdict = self.query_one("#eval-verdict", Static)
+        verdict.update(Text(text or ""))
+        verdict.display = bool(text)
 
     def summary_text(self) -> str:
         lines = []
