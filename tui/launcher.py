@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.engine.options import ModelOptions
+from core.storage.paths import private_files
 from tui.cli.main import main as cli_main
 
 
@@ -17,6 +18,7 @@ def open_tui(args: argparse.Namespace, options: ModelOptions) -> int:
 
 
 def main() -> int:
+    private_files()
     return cli_main(sys.argv[1:], open_tui=open_tui)
 
 

@@ -53,7 +53,8 @@ def is_chat(tokenizer: Any, prompt: Prompt) -> bool:
     return prompt.mode == "chat" or (prompt.mode == "auto" and has_chat_template(tokenizer))
 
 
-def _turns(prompt: Prompt) -> list[dict[str, Any]]:
+def chat_turns(prompt: Prompt) -> list[dict[str, Any]]:
+    """The turns a prompt sends: its messages (or its text as one user turn), the system prompt first."""
     turns = list(prompt.messages) or [{"role": "user", "content": prompt.text}]
     if prompt.system and turns[0]["role"] != "system":
         turns.insert(0, {"role": "system", "content": prompt.system})
@@ -63,7 +64,7 @@ def _turns(prompt: Prompt) -> list[dict[str, Any]]:
 def render(tokenizer: Any, prompt: Prompt, model_name: str = "model") -> str:
     """The exact string the model sees."""
     check_mode(prompt.mode)
-    turns = _turns(prompt)
+    turns = chat_turns(prompt)
     if not is_chat(tokenizer, prompt):
         return "\n\n".join(t["content"] for t in turns)
     if not has_chat_template(tokenizer):
@@ -167,7 +168,9 @@ def answer_ids(
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     text, end = answer, eos
     if is_chat(tokenizer, prompt) and has_chat_template(tokenizer):
-        full = apply_template(tokenizer, [*_turns(prompt), {"role": "assistant", "content": answer}], model_name, False)
+        full = apply_template(
+            tokenizer, [*chat_turns(prompt), {"role": "assistant", "content": answer}], model_name, False
+        )
         if full.startswith(rendered):
             text, end = full[len(rendered) :], []
     window = limit * WINDOW_CHARS_PER_TOKEN

@@ -138,6 +138,9 @@ def run(host: Host, requests: Iterable[str], out: TextIO) -> None:
 def main() -> int:
     import torch
 
+    from core.storage.paths import private_files
+
+    private_files()
     from core.engine.host import ModelHost
 
     torch.set_num_threads(int(os.environ.get("TUNELAB_TORCH_THREADS", "1")))  # batch-1 decode is fastest on one

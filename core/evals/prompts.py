@@ -132,11 +132,14 @@ class PromptStore:
         return rows[::-1]
 
     def get(self, ref: str) -> tuple[dict[str, Any], PromptVersion]:
-        """`name` (latest), `name@N` (N-th version), or an id or unique id prefix."""
+        """`name` (latest), `name@N` (N-th version), `name@ID` (as eval labels show it: an id prefix), or
+        an id or unique id prefix."""
         rows = self.versions()
         name, _, number = ref.partition("@")
         if number:
             hits = [r for r in rows if r["name"] == name and str(r["number"]) == number]
+            if not hits and len(number) >= 4:
+                hits = list({r["id"]: r for r in rows if r["name"] == name and r["id"].startswith(number)}.values())
         else:
             hits = [r for r in rows if r["name"] == ref][:1] or list(
                 {r["id"]: r for r in rows if len(ref) >= 4 and r["id"].startswith(ref)}.values()

@@ -14,6 +14,15 @@ def data_dir() -> Path:
     return ensure_private_dir(root)
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """Every file and folder this process (and its children) creates is the user's alone (0600/0700):
+    prompts, outputs, adapters and logs can hold private data. Called first in every tunelab process."""
+    os.umask(PRIVATE_UMASK)
+
+
 def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path

@@ -7,10 +7,12 @@ import traceback
 from pathlib import Path
 
 from core.errors import TunelabError
+from core.storage.paths import private_files
 from core.training import runs
 
 
 def main(argv: list[str]) -> int:
+    private_files()
     run_dir = Path(argv[0])
     status = runs.StatusWriter(run_dir)
     try:

@@ -7,7 +7,8 @@ import random
 from dataclasses import dataclass
 
 from core.engine.loading import LoadedModel
-from core.engine.prompt import answer_ids, fit, render
+from core.engine.prompt import Prompt, answer_ids, apply_template, chat_turns, end_of_turn, fit, is_chat, render
+from core.engine.prompt import encode as encode_prompt
 from core.errors import TunelabError
 from core.evals.datasets import Dataset, Item
 from core.evals.prompts import PromptVersion
@@ -40,10 +41,48 @@ def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | No
     # the ids generation sends; over max_seq_len, the prompt is cut on the left (as eval cuts it) and keeps
     # at least half the length, so a long row still teaches its answer. Work is bounded on any row.
     room = config.max_seq_len - min(len(answer), config.max_seq_len // 2)
-    prompt_ids, _ = fit(tok, rendered, room, side="left")
+    prompt_ids, cut = fit(tok, rendered, room, side="left")
+    prompt_labels = [-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)
+    if not cut and config.answer_only_loss and is_chat(tok, prompt):
+        prompt_labels = earlier_answers(loaded, prompt, rendered, prompt_ids) or prompt_labels
     ids = (prompt_ids + answer)[: config.max_seq_len]
-    labels = ([-100] * len(prompt_ids) if config.answer_only_loss else list(prompt_ids)) + answer
-    return Example(ids, labels[: config.max_seq_len])
+    return Example(ids, (prompt_labels + answer)[: config.max_seq_len])
+
+
+def earlier_answers(loaded: LoadedModel, prompt: Prompt, rendered: str, prompt_ids: list[int]) -> list[int] | None:
+    """Labels for a multi-turn prompt that learn each earlier assistant turn too (unless its `weight` is 0),
+    as the template writes it, up to its end-of-turn. The turns are tokenized piece by piece; when the
+    pieces are not exactly `prompt_ids` (the ids generation sends), None: only the final answer is learned."""
+    tok, name = loaded.tokenizer, loaded.source.spec
+    turns = chat_turns(prompt)
+    if not any(t["role"] == "assistant" for t in turns):
+        return None
+    eot = end_of_turn(tok)
+    eot_text = tok.convert_ids_to_tokens(eot) if eot is not None else None
+    pieces: list[tuple[str, bool]] = []  # (text, learned)
+    consumed = ""
+    for k, turn in enumerate(turns):
+        if turn["role"] != "assistant":
+            continue
+        before = apply_template(tok, turns[:k], name, add_generation_prompt=True)
+        after = apply_template(tok, turns[: k + 1], name, add_generation_prompt=False)
+        if not (before.startswith(consumed) and after.startswith(before)):
+            return None
+        said = after[len(before) :]
+        if eot_text and eot_text in said:
+            said = said[: said.index(eot_text) + len(eot_text)]
+        pieces += [(before[len(consumed) :], False), (said, turn.get("weight", 1) != 0)]
+        consumed = before + said
+    if not rendered.startswith(consumed):
+        return None
+    pieces.append((rendered[len(consumed) :], False))
+    ids: list[int] = []
+    labels: list[int] = []
+    for n, (text, learned) in enumerate(pieces):
+        got = encode_prompt(tok, text) if n == 0 else list(tok(text, add_special_tokens=False)["input_ids"])
+        ids += got
+        labels += got if learned else [-100] * len(got)
+    return labels if ids == prompt_ids else None
 
 
 def length_grouped_batches(data: list[Example], batch_size: int, seed: int) -> list[list[int]]:

@@ -164,3 +164,23 @@ def test_merge_of_a_plain_peft_adapter_keeps_the_base_dtype_and_template(tiny_mo
         dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}
     assert dtypes == {"BF16"}
     assert load(str(out)).tokenizer.chat_template == CHATML_TEMPLATE
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama3", "gemma", "phi3", "llama2", "mistral", "zephyr"])
+def test_multi_turn_rows_learn_every_assistant_turn_but_weight_zero_ones(loaded, family):
+    model = loaded(family)
+    tok = model.tokenizer
+    turns = (
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "four"},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "SKIPPED", "weight": 0},
+        {"role": "user", "content": "4+4?"},
+    )
+    item = Item("m1", {"input": "4+4?"}, "eight", "chat.jsonl:1", messages=turns)
+    example = training_example(model, TrainConfig(mode="chat"), None, item)
+    learned = tok.decode([i for i, label in zip(example.ids, example.labels, strict=True) if label != -100])
+    assert "four" in learned and "eight" in learned and "SKIPPED" not in learned and "2+2" not in learned
+    prompt = item_prompt(None, item, "chat")
+    sent = sent_ids(model, prompt, batched=False)
+    assert example.ids[: len(sent)] == sent  # still exactly the ids generation sends

@@ -50,3 +50,34 @@ def test_two_taggers_on_one_record_lose_no_tag(home):
     )
     run_both(script, record_id, home=home)
     assert len(History(home).get(record_id)["tags"]) == 80
+
+
+def test_every_file_tunelab_writes_is_the_users_alone(tmp_path, home):
+    """gen, eval, train, merge and export, then a walk of the data and config dirs: 0600 files, 0700 folders."""
+    import stat
+
+    from tests.conftest import tunelab
+
+    config = tmp_path / "config"
+    env = {"TUNELAB_CONFIG_DIR": str(config)}
+    steps = [
+        ("gen", "Anna was a", "--raw", "--max-new-tokens", "4"),
+        ("eval", "--no-prompt", "--limit", "4"),
+        ("train", "--max-steps", "2", "--eval-every", "1", "--save-every", "1", "--batch-size", "4"),
+        ("history", "export", "--out", str(home / "export.jsonl")),
+    ]
+    for args in steps:
+        done = tunelab(*args, home=home, env=env, timeout=300)
+        assert done.returncode == 0, (args, done.stderr[-1500:])
+    run_id = next((home / "runs").iterdir()).name
+    done = tunelab("adapters", "merge", run_id, "--out", str(home / "merged"), home=home, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    wide = []
+    for root in (home, config):
+        for path in [root, *root.rglob("*")] if root.exists() else []:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if path.is_symlink():
+                continue
+            if mode & 0o077:
+                wide.append(f"{path.relative_to(root.parent)} {oct(mode)}")
+    assert not wide, wide

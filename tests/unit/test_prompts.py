@@ -28,6 +28,7 @@ def test_saving_is_idempotent_and_versions_are_numbered(home):
     rows = store.versions("senti")
     assert [(r["number"], r["id"]) for r in rows] == [(2, v2.id), (1, v1.id)]
     assert store.get("senti")[1] == v2 and store.get("senti@1")[1] == v1 and store.get(v1.id[:6])[1] == v1
+    assert store.get(f"senti@{v1.id[:6]}")[1] == v1  # the form eval labels show (senti@4ab7b9)
     with pytest.raises(TunelabError, match="no prompt version 'senti@3'"):
         store.get("senti@3")
 
