@@ -43,10 +43,28 @@ class LoadedModel:
 
 
 def linear_module_names(model) -> list[str]:
-    """Names of the model's linear layers: the valid LoRA targets."""
+    """Names of the layers LoRA can adapt: linear layers and GPT-2's Conv1D (what peft accepts)."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    kinds = (torch.nn.Linear, Conv1D)
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, kinds)})
+
+
+def module_names_from_config(spec: str, trust_remote_code: bool = False) -> list[str] | None:
+    """The LoRA targets of `spec`, from its config alone (built on the meta device: no weights read, no
+    memory), so a bad `--target-modules` is refused before a run exists; None when the config is not at hand."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    source = resolve(spec, allow_pickle=True)
+    try:
+        config = AutoConfig.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception:  # offline hub id, custom code: the run's own check will say
+        return None
+    return linear_module_names(model)
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -5,6 +5,7 @@ Pure Python, so the TUI can reject a bad path at once without starting the model
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,21 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
         )
     if not pickled:
         raise TunelabError(f"no model weights (*.safetensors) in {path}")
+
+
+def ships_chat_template(source: ModelSource) -> bool | None:
+    """Whether a local model folder ships a chat template (read from its files, no torch); None for a hub
+    id, which is only known once loaded."""
+    if not source.local:
+        return None
+    folder = Path(source.location)
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("chat_template"))
 
 
 def fingerprint(source: ModelSource) -> str:

@@ -15,15 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
-from rapidfuzz.distance import Levenshtein
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TunelabError
+
+if TYPE_CHECKING:  # jsonschema and rapidfuzz load when a grader needs them, not with the TUI
+    from jsonschema.protocols import Validator
 
 EDGE_PUNCT = string.punctuation + string.whitespace + "“”‘’"
 
@@ -125,6 +122,8 @@ def _label(output: str, expected: str, labels: list[str]) -> Grade:
 
 def levenshtein_ratio(a: str, b: str) -> float:
     """1 - edit distance / longer length (1.0 for two empty strings), in C via rapidfuzz."""
+    from rapidfuzz.distance import Levenshtein
+
     return float(Levenshtein.normalized_similarity(a, b))
 
 
@@ -151,6 +150,10 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
 def _load_schema(path: str) -> Validator:
     """A full JSON Schema validator (the draft the schema names, else 2020-12); a bad schema is refused here,
     once, rather than failing every item."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     try:
         schema = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
     except OSError as exc:

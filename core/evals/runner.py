@@ -321,6 +321,18 @@ def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _headline(row: Any) -> bool:
+    fields = {"id": str, "created_at": str, "dataset": str, "status": str, "variants": list}
+    return (
+        isinstance(row, dict)
+        and all(isinstance(row.get(k), t) for k, t in fields.items())
+        and all(
+            isinstance(v, dict) and isinstance(v.get("pass_rate"), (int, float)) and isinstance(v.get("label"), str)
+            for v in row["variants"]
+        )
+    )
+
+
 class EvalRuns:
     """Stored eval runs, and the pinned baseline per dataset split."""
 
@@ -328,16 +340,21 @@ class EvalRuns:
         self.root, self.meta = Path(root), Meta(root)
 
     def list(self) -> list[dict[str, Any]]:
-        return self.meta.read(RUNS_TABLE)[::-1]
+        """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out."""
+        return [r for r in self.meta.read(RUNS_TABLE)[::-1] if _headline(r)]
 
     def load(self, run_id: str) -> dict[str, Any]:
-        ids = [r["id"] for r in self.meta.read(RUNS_TABLE) if r["id"].startswith(run_id)] if run_id else []
+        ids = [r["id"] for r in self.list() if r["id"].startswith(run_id)] if run_id else []
         if len(ids) != 1:
             raise TunelabError(f"no eval run '{run_id}'" if not ids else f"eval run '{run_id}' is ambiguous")
+        path = self.root / "evals" / ids[0] / "summary.json"
         try:
-            return json.loads((self.root / "evals" / ids[0] / "summary.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise TunelabError(f"eval run {ids[0]}: summary unreadable ({exc})") from None
+        if not _headline(summary) or not isinstance(summary.get("items"), dict):
+            raise TunelabError(f"{path}: not an eval summary (damaged or hand-edited)")
+        return summary
 
     def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:
         """Make (run, variant) the baseline for its dataset split; later runs are compared to it."""

@@ -356,7 +356,11 @@ class History:
                 if any(n not in line for n in rest):
                     continue
                 tab = line.find(b"\t")
-                row = json.loads(line[:tab])
+                row = _index_line(line[:tab]) if tab > 0 else None
+                if row is None:  # a damaged index (its header intact): rebuilt from the shard on the next read
+                    self._index_path(shard).unlink(missing_ok=True)
+                    self._problem(TunelabError(f"index {self._index_path(shard).name} was damaged; rebuilt"))
+                    continue
                 if query.matches(row, line[tab + 1 :]):
                     row["shard"] = number
                     rows.append(row)
@@ -448,6 +452,14 @@ class History:
         except TunelabError:
             return None
         return self._with_blobs(record)
+
+
+def _index_line(data: bytes) -> dict[str, Any] | None:
+    try:
+        row = json.loads(data)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("id"), str) else None
 
 
 def _tags(tags: Iterable[Any]) -> set[str]:

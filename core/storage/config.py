@@ -17,9 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomlkit
 from platformdirs import user_config_dir
-from tomlkit.exceptions import TOMLKitError
 
 from core.errors import TunelabError
 from core.storage.atomic import writable, write_atomic
@@ -87,6 +85,9 @@ def save_setting(name: str, value: str, path: Path | None = None) -> None:
 
     A file that is not TOML is left alone and the change refused with the reason: it holds the user's
     other settings, which a rewrite would lose."""
+    import tomlkit  # only when a setting is saved: not on the app's way to its first frame
+    from tomlkit.exceptions import TOMLKitError
+
     path = path or config_path()
     try:
         text = path.read_text(encoding="utf-8")

@@ -88,6 +88,14 @@ class TrainConfig:
         Template(self.system)
         ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
 
+    def check_targets(self, valid: list[str]) -> None:
+        """Every `target_modules` name must be one of the model's adaptable layers; the error lists them."""
+        if self.target_modules == "all-linear":
+            return
+        unknown = [m for m in self.target_modules if m not in valid]
+        if unknown:
+            raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(valid)})")
+
     @property
     def options(self) -> ModelOptions:
         return ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)

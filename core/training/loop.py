@@ -138,10 +138,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     loaded = load(cfg.model, **cfg.options.load_kwargs())
     model = loaded.model
     linear = linear_module_names(model)
-    if cfg.target_modules != "all-linear":
-        unknown = [m for m in cfg.target_modules if m not in linear]
-        if unknown:
-            raise TunelabError(f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(linear)})")
+    cfg.check_targets(linear)
     dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
     train_data = examples(loaded, cfg, dataset, cfg.split)
     eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
@@ -209,6 +206,8 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         torch.set_rng_state(state["torch_rng"])
         random.setstate((state["py_rng"][0], tuple(state["py_rng"][1]), state["py_rng"][2]))
         step, epoch, position, tokens_seen = state["step"], state["epoch"], state["position"], state["tokens_seen"]
+        if dist.main:  # steps logged after that checkpoint are trained again: their rows go, never twice
+            runs.trim_metrics(run_dir, step)
 
     def save_checkpoint() -> Path:
         tmp = checkpoints / f".tmp-step-{step:06d}"
@@ -288,6 +287,16 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             position += per_step
             mean_loss, tokens = dist.mean_and_sum(sum(losses) / len(losses), tokens)
             step += 1
+            if not math.isfinite(mean_loss):  # every rank sees the same mean: all stop together
+                metrics.write(json.dumps({"step": step, "loss": None, "grad_norm": None}) + "\n")
+                metrics.flush()
+                status.update(
+                    state="diverged",
+                    step=step,
+                    error=f"the loss became {mean_loss} at step {step}: lower --learning-rate "
+                    "(resume starts again from the last checkpoint)",
+                )
+                return
             tokens_seen += tokens
             elapsed = time.monotonic() - began
             rate = (step - start_step) / elapsed if elapsed > 0 else 0.0

@@ -97,6 +97,17 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def trim_metrics(run_dir: Path, last_step: int) -> None:
+    """Keep only the metric rows up to `last_step` (and no torn line): a resumed run logs the rest again."""
+    path = run_dir / METRICS_FILE
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return
+    kept = [line for line in lines if (row := metric_row(line)) is not None and row["step"] <= last_step]
+    write_atomic(path, b"".join(line + b"\n" for line in kept).decode("utf-8", errors="replace"))
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = sorted((run_dir / CHECKPOINTS).glob("step-*")) if (run_dir / CHECKPOINTS).is_dir() else []
     return found[-1] if found else None
@@ -135,9 +146,12 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
 
 
 def check_data(config: TrainConfig) -> None:
+    from core.engine.modelref import resolve, ships_chat_template
     from core.evals.datasets import load_dataset
     from core.evals.templates import Template
 
+    if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
+        raise TunelabError(f"model '{config.model}' has no chat template: --mode chat needs one (use raw)")
     dataset = load_dataset(
         config.dataset, expected=config.expected, mapping=config.mapping, holdout=config.eval_fraction
     )
@@ -210,6 +224,7 @@ class Runs:
         status = read_json(run_dir / STATUS_FILE) or {}
         if not isinstance(status.get("state"), str):
             status["state"] = "unknown"  # an empty folder, or a status.json of another shape
+            status["problem"] = f"{run_dir / STATUS_FILE}: missing, unreadable or of another shape"
         for key in ("step", "total_steps", "eval_loss", "loss"):
             if key in status and not _finite(status[key]):
                 del status[key]

@@ -288,6 +288,17 @@ class Workbench:
             values.update(template=prompt.template, system=prompt.system, mode=prompt.mode)
         return TrainConfig.from_dict(values)
 
+    def check_targets(self, config: TrainConfig) -> None:
+        """Refuse unknown `target_modules` before a run exists, from the model's config on the meta device.
+        Imports torch: for the headless CLI only (in the TUI the run's child says it, one line)."""
+        if config.target_modules == "all-linear":
+            return
+        from core.engine.loading import module_names_from_config
+
+        valid = module_names_from_config(config.model, config.trust_remote_code)
+        if valid is not None:
+            config.check_targets(valid)
+
     def start_run(self, config: TrainConfig, new_prompts: Iterable[PromptRef] = ()) -> str:
         """Check the data, create the run folder and start its process (reads disk: off the UI loop)."""
         run_id = self.runs.create(config)

@@ -7,6 +7,7 @@ import sys
 from tests.conftest import REPO, subprocess_env
 
 HEAVY = ("torch", "transformers", "peft")
+LATER = ("jsonschema", "rapidfuzz", "tomlkit", "pyarrow", "watchfiles")  # loaded when a feature needs them
 
 
 def imported_after(code: str) -> set[str]:
@@ -20,6 +21,7 @@ def imported_after(code: str) -> set[str]:
 def test_tui_app_leaves_the_ml_stack_out():
     mods = imported_after("import core, tui.app, tui.launcher\napp = tui.app.TunelabApp")
     assert not [m for m in HEAVY if m in mods]
+    assert not [m for m in LATER if m in mods]  # nothing on the way to the first frame
     assert "textual" in mods
 
 

@@ -184,3 +184,22 @@ def test_multi_turn_rows_learn_every_assistant_turn_but_weight_zero_ones(loaded,
     prompt = item_prompt(None, item, "chat")
     sent = sent_ids(model, prompt, batched=False)
     assert example.ids[: len(sent)] == sent  # still exactly the ids generation sends
+
+
+def test_chat_training_on_a_model_without_a_template_is_refused_before_a_run_exists(tiny_models, home):
+    from core.training.runs import Runs
+
+    runs = Runs(home)
+    with pytest.raises(TunelabError, match="has no chat template: --mode chat needs one"):
+        runs.create(TrainConfig(model=str(tiny_models["gpt2"]), mode="chat"))
+    assert list(runs.folder.iterdir()) == []
+    assert runs.create(TrainConfig(model=str(tiny_models["qwen2"]), mode="chat"))  # one that ships a template
+
+
+def test_lora_targets_come_from_the_config_alone_and_include_conv1d(tiny_models):
+    from core.engine.loading import module_names_from_config
+
+    assert "c_attn" in module_names_from_config(str(tiny_models["gpt2"]))  # GPT-2's Conv1D, as peft adapts it
+    assert {"q_proj", "v_proj"} <= set(module_names_from_config(str(tiny_models["llama2"])))
+    with pytest.raises(TunelabError, match="unknown target module 'foo_proj' \\(valid: all-linear, .*c_attn"):
+        TrainConfig(target_modules=("foo_proj",)).check_targets(module_names_from_config(str(tiny_models["gpt2"])))

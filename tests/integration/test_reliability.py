@@ -113,6 +113,7 @@ CASES = [
     (("gen", "hi", "--max-new-tokens", "1000000000"), "max_new_tokens must be between 1 and 32768"),
     (("train", "--lora-r", "0", "--detach"), "lora_r must be at least 1"),
     (("train", "--target-modules", "q proj", "--detach"), "'q proj' is not a module name"),
+    (("train", "--target-modules", "foo_proj", "--detach"), "unknown target module 'foo_proj' (valid: all-linear"),
     (("train", "--dataset", f"{BAD}/truncated.jsonl", "--detach"), "truncated.jsonl:2: not valid JSON"),
     (("history", "import", f"{BAD}/truncated.jsonl"), "truncated.jsonl:1: field 'id' must be"),
 ]

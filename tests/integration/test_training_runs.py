@@ -203,3 +203,24 @@ def test_memory_and_lora_variants_train_and_save_a_plain_peft_adapter(home):
     assert config["use_dora"] is True and config["use_rslora"] is True
     rows, _ = runs.metrics(run_id)
     assert len(rows) == 4 and all(math.isfinite(r["loss"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_as_diverged_with_one_line(home):
+    runs, run_id = start(home, max_steps=8, learning_rate=1.0, eval_every=None, save_every=None, batch_size=8)
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "diverged", status
+    assert "the loss became nan" in status["error"] and "lower --learning-rate" in status["error"]
+    rows, _ = runs.metrics(run_id)
+    assert rows[-1]["loss"] is None and not (runs.path(run_id) / ADAPTER).exists()
+
+
+def test_resume_trims_the_rows_logged_after_the_last_checkpoint(tmp_path):
+    from core.training.runs import METRICS_FILE, trim_metrics
+
+    (tmp_path / METRICS_FILE).write_text(
+        "".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 9)) + '{"step": 9, "lo'
+    )
+    trim_metrics(tmp_path, 6)
+    steps = [json.loads(line)["step"] for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]

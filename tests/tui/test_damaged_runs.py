@@ -177,3 +177,37 @@ async def test_a_format_marker_of_the_wrong_value_is_one_line_not_a_crash(home):
         await pilot.press("f8")
         await pilot.pause(0.5)
         assert app.is_running
+
+
+def test_an_index_damaged_under_a_valid_header_is_rebuilt(home):
+    from core.history.query import parse_query
+    from core.history.store import History
+
+    history = History(home)
+    ids = [history.add({"kind": "generation", "prompt": f"p{i}", "output": "o"}) for i in range(3)]
+    index = next((home / "history").glob("*.idx"))
+    header, _, body = index.read_bytes().partition(b"\n")
+    index.write_bytes(header + b"\n" + b"{broken\tp\n" + body)  # the header still matches the shard
+    first = History(home)
+    first.search(parse_query(""))
+    assert any("damaged; rebuilt" in p for p in first.problems)
+    assert sorted(r["id"] for r in History(home).search(parse_query("")).rows) == sorted(ids)
+
+
+def test_runs_and_history_commands_list_what_they_can_and_warn_once_per_bad_file(home):
+    from core.history.store import History
+    from tests.conftest import tunelab
+
+    good = fake_finished_run(home, steps=4)
+    bad = damage(home, "status of another shape")
+    History(home).add({"kind": "generation", "prompt": "kept", "output": "safe"})
+    (home / "history" / "gen-000099.json").write_text(SHARD_DAMAGE["a table that is a list"])
+    runs = tunelab("runs", home=home)
+    assert runs.returncode == 0 and good in runs.stdout and bad in runs.stdout
+    assert [ln for ln in runs.stderr.splitlines() if ln.strip()] == [
+        f"tunelab: warning: {Runs(home).path(bad) / 'status.json'}: missing, unreadable or of another shape"
+    ]
+    history = tunelab("history", home=home)
+    assert history.returncode == 0 and "kept" in history.stdout
+    warnings = [ln for ln in history.stderr.splitlines() if ln.strip()]
+    assert len(warnings) == 1 and "gen-000099.json" in warnings[0] and warnings[0].startswith("tunelab: warning: ")

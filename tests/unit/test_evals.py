@@ -226,3 +226,14 @@ def test_identical_calls_within_one_run_are_computed_once(home):
     assert backend.calls == [20]
     assert [v["cached"] for v in summary["variants"]] == [0, 20]
     assert summary["variants"][0]["pass_rate"] == summary["variants"][1]["pass_rate"]
+
+
+def test_eval_rows_of_another_shape_are_left_out_and_a_bad_summary_is_one_line(home):
+    from core.storage.meta import Meta
+
+    summary = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
+    Meta(home).write(lambda db: db.table("eval_runs").insert({"id": "e-odd", "variants": "x"}))
+    assert [r["id"] for r in EvalRuns(home).list()] == [summary["id"]]
+    (home / "evals" / summary["id"] / "summary.json").write_text("[1, 2]")
+    with pytest.raises(TunelabError, match="summary.json: not an eval summary"):
+        EvalRuns(home).load(summary["id"])

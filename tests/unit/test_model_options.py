@@ -24,6 +24,7 @@ EXPECTED = ModelOptions("/m", "runA", True, True, "bfloat16", "cpu")
 COMMANDS = {
     "gen": ["gen", "hi"],
     "eval": ["eval", "--no-prompt"],
+    "compare": ["compare", "--prompt", "p.toml"],
     "train": ["train"],
     "adapters": ["adapters", "merge", "--out", "x"],
 }
@@ -31,6 +32,10 @@ COMMANDS = {
 
 def parse(argv):
     return build_parser().parse_args(history.normalize(argv))
+
+
+def test_every_command_that_loads_a_model_is_in_the_table():
+    assert set(COMMANDS) == MODEL_COMMANDS - {None}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

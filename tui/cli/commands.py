@@ -485,6 +485,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_id = bench.resume_run(args.resume, config)
         say(f"resumed training run {run_id}")
     else:
+        bench.check_targets(config)  # a bad name is exit 2 with nothing stored
         run_id = bench.start_run(config, [ref] if ref else [])
         say(f"started training run {run_id}")
     return 0 if args.detach else follow(bench, run_id)
@@ -532,6 +533,7 @@ def run_runs(args: argparse.Namespace) -> int:
     bench = _workbench()
     runs = bench.runs
     if args.action == "list":
+        listed = runs.list()
         table(
             ("run", "state", "step", "loss", "note"),
             [
@@ -542,9 +544,12 @@ def run_runs(args: argparse.Namespace) -> int:
                     f"{s['loss']:.4f}" if isinstance(s.get("loss"), (int, float)) else "",
                     s.get("error") or "",
                 )
-                for s in runs.list()
+                for s in listed
             ],
         )
+        for s in listed:  # one warning line per bad file, after the table
+            if s.get("problem"):
+                say(f"tunelab: warning: {s['problem']}")
         return 0
     if not args.run:
         raise TunelabError(f"runs {args.action} needs a run id")
