@@ -211,3 +211,39 @@ def test_runs_and_history_commands_list_what_they_can_and_warn_once_per_bad_file
     assert history.returncode == 0 and "kept" in history.stdout
     warnings = [ln for ln in history.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and "gen-000099.json" in warnings[0] and warnings[0].startswith("tunelab: warning: ")
+
+
+async def test_the_app_starts_and_works_with_every_damage_at_once(home):
+    """Every corrupt state above in one data dir: the app starts, re-attaches, opens history, runs a
+    prompt and an eval, and nothing that was readable is lost."""
+    from core.evals.runner import EvalRuns
+    from core.history.store import History
+    from core.storage.meta import Meta
+    from tests.tui_helpers import run_prompt
+    from tests.tui_helpers import wait_for as wait
+    from tui.screens.history import HistoryScreen
+
+    fake_finished_run(home, steps=4)
+    for how in CASES:
+        damage(home, how)
+    kept = History(home).add({"kind": "generation", "prompt": "kept", "output": "safe"})
+    for n, text in enumerate(SHARD_DAMAGE.values(), start=90):
+        (home / "history" / f"gen-{n:06d}.json").write_text(text)
+    Meta(home).write(lambda db: db.table("eval_runs").insert({"id": "e-odd", "variants": "x"}))
+    (home / "cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache" / "ab.json").write_text("{torn")
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait(pilot, lambda: pane.selected is not None)
+        await pilot.press("f8")
+        await wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.rows)
+        assert kept in [r["id"] for r in app.screen.rows]
+        await pilot.press("escape")
+        await run_prompt(pilot, "hello")
+        assert app.results.output.text
+        app.query_one("#prompt-text").text = "{{text}}\nSentiment:"
+        await pilot.press("ctrl+g")
+        await wait(pilot, lambda: app.eval_token is None)
+        assert app.is_running
+    assert EvalRuns(home).list()[0]["status"] == "done" and History(home).get(kept)["output"] == "safe"
