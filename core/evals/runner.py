@@ -53,7 +53,9 @@ class Variant:
 
     @property
     def label(self) -> str:
-        prompt = f"{self.name}@{self.version.id[:6]}" if self.version else "no prompt"
+        """`senti@4ab7b9 raw | demo+t18eb468a`: the prompt version (as `prompts show` takes it) and its
+        mode, the model, and the adapter."""
+        prompt = f"{self.name}@{self.version.id[:6]} {self.version.mode}" if self.version else "no prompt"
         return f"{prompt} | {self.model}" + (
             f"+{Path(self.adapter).name[:9]}" if self.adapter else ""
         )  # run id or folder

@@ -51,7 +51,7 @@ def test_two_variants_are_graded_and_stored(home):
     raw, prompted = summary["variants"]
     assert raw["trials"] == prompted["trials"] == 20 and raw["passed"] == 0
     assert prompted["pass_rate"] > 0.6 and prompted["ci"][0] < prompted["pass_rate"] < prompted["ci"][1]
-    assert prompted["label"] == f"senti@{PROMPT.id[:6]} | demo" and raw["label"] == "no prompt | demo"
+    assert prompted["label"] == f"senti@{PROMPT.id[:6]} raw | demo" and raw["label"] == "no prompt | demo"
     assert len(rows) == 40 and {r["variant"] for r in rows} == {0, 1}
     folder = home / "evals" / summary["id"]
     assert len((folder / "results.jsonl").read_text().splitlines()) == 40

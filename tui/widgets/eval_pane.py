@@ -35,7 +35,10 @@ class Column:
 
     @property
     def short(self) -> str:
-        return self.label.split(" | ")[0]
+        """The label without the model: the prompt and mode, and the adapter when there is one."""
+        prompt, _, model = self.label.partition(" | ")
+        _, plus, adapter = model.partition("+")
+        return f"{prompt} +{adapter}" if plus else prompt
 
     def cell(self, item_id: str) -> tuple[bool, str] | None:
         if self.summary is not None:
