@@ -173,3 +173,20 @@ async def test_imported_records_of_any_shape_list_preview_and_reopen(home):
         screen.query_one(DataTable).focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, HistoryScreen))
+
+
+async def test_typing_on_open_searches_and_list_keys_act_in_the_list(home):
+    from textual.widgets import DataTable
+
+    History(home).add({"kind": "generation", "prompt": "a note story", "output": "o"})
+    History(home).add({"kind": "generation", "prompt": "a dog story", "output": "o"})
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("n", "o", "t", "e")  # letters that are list keys search while the box has focus
+        await wait_for(pilot, lambda: len(screen.rows) == 1)
+        assert app.screen is screen and screen.query_one("#history-query", Input).value == "note"
+        await pilot.press("down")
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("s")  # in the list, s stars
+        await wait_for(pilot, lambda: screen.rows[0]["starred"])

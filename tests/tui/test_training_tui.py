@@ -90,6 +90,26 @@ async def test_bad_setting_in_the_form_is_named(home):
         assert Runs(home).list() == []
 
 
+async def test_the_prompt_checkbox_says_on_or_off_and_enter_on_it_starts_the_run(home):
+    from textual.widgets import Checkbox
+
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        box = app.screen.query_one("#train-use-prompt", Checkbox)
+        assert "(OFF" in str(box.label)
+        box.focus()
+        await pilot.press("space")
+        assert box.value and "(ON)" in str(box.label)
+        app.screen.query_one("#train-max_steps", Input).value = "0"  # a bad value: enter submits, not toggles
+        box.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert box.value and "max_steps must be at least 1" in str(app.screen.query_one("#train-error").render())
+
+
 @pytest.mark.slow
 async def test_start_watch_stop_and_resume_from_the_tui(home):
     app = fake_app(home)

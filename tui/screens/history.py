@@ -45,6 +45,7 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
     BINDINGS = [
         Binding("escape", "close", "Back", id="history-close"),
         Binding("slash", "focus_search", "Search", id="history-search"),
+        Binding("down", "focus_list", "List", id="history-list", show=False),  # from the search box
         Binding("s", "star", "Star", id="history-star"),
         Binding("t", "tag", "Tags", id="history-tag"),
         Binding("n", "note", "Note", id="history-note"),
@@ -91,7 +92,7 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         table = self.query_one(DataTable)
         for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
-        table.focus()
+        self.query_one("#history-query", Input).focus()  # typing searches; enter (or down) moves to the list
         self.search(self.initial)
 
     # -- searching --------------------------------------------------------------------------------
@@ -284,6 +285,9 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_focus_list(self) -> None:
+        self.query_one(DataTable).focus()
 
     def action_focus_search(self) -> None:
         self.query_one("#history-query", Input).focus()

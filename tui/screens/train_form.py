@@ -41,7 +41,7 @@ class TrainForm(ModalScreen[dict | None]):
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close", id="close-train"),
-        Binding("enter", "submit", "Start", id="start-train"),
+        Binding("enter", "submit", "Start", id="start-train", priority=True),  # on the checkbox too: space toggles
     ]
 
     def __init__(self, dataset: str, prompt_name: str, linear_modules: list[str] | None = None) -> None:
@@ -63,8 +63,17 @@ class TrainForm(ModalScreen[dict | None]):
                 yield Static(
                     f"linear modules: all-linear or any of {', '.join(self.linear_modules)}", id="train-linear"
                 )
-            yield Checkbox(f"render examples with the prompt '{self.prompt_name}'", id="train-use-prompt")
+            yield Checkbox(self._use_prompt_label(False), id="train-use-prompt")
             yield Static("", id="train-error")
+
+    def _use_prompt_label(self, on: bool) -> str:
+        """Says the choice in words: the checkbox glyph alone reads the same on and off in some themes."""
+        if on:
+            return f"space: examples rendered with the prompt '{self.prompt_name}' (ON)"
+        return f"space: examples as they are, no prompt (OFF: render with '{self.prompt_name}')"
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = self._use_prompt_label(event.value)
 
     def settings(self) -> dict:
         out: dict = {}
@@ -95,16 +104,9 @@ class TrainForm(ModalScreen[dict | None]):
     def action_submit(self) -> None:
         try:
             settings = self.settings()
-            TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
-            unknown = (
-                [m for m in settings["target_modules"] if self.linear_modules and m not in self.linear_modules]
-                if settings["target_modules"] != "all-linear"
-                else []
-            )
-            if unknown:
-                raise TunelabError(
-                    f"unknown target module '{unknown[0]}' (valid: all-linear, {', '.join(self.linear_modules)})"
-                )
+            config = TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
+            if self.linear_modules:
+                config.check_targets(self.linear_modules)
         except TunelabError as exc:
             self.query_one("#train-error", Static).update(str(exc))
             return
