@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from core.engine import protocol as p
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
+from core.storage.atomic import LOG_LIMIT, open_append
 from core.storage.paths import child_env
 
 Listener = Callable[[p.Event], None]
@@ -45,7 +46,7 @@ class ProcessChannel:
 
     def __init__(self, command: list[str], log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", encoding="utf-8")
+        log = os.fdopen(open_append(log_path, rotate_at=LOG_LIMIT), "a", encoding="utf-8")
         try:
             self.proc = subprocess.Popen(
                 command,

@@ -35,7 +35,7 @@ from core.evals.prompts import PromptVersion
 from core.evals.templates import Template
 from core.history.records import eval_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import write_atomic
+from core.storage.atomic import open_append, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
 from core.training.adapters import resolve_adapter
@@ -167,7 +167,7 @@ def run_eval(
     rows: list[dict[str, Any]] = []
     lock = threading.Lock()
 
-    fd = os.open(folder / "results.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_append(folder / "results.jsonl")
     error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
         with os.fdopen(fd, "a", encoding="utf-8") as out:

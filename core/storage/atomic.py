@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -41,6 +42,26 @@ def write_atomic(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+LOG_LIMIT = 10 * 2**20  # a log past this is moved to `.1` when its writer starts (one old log kept)
+
+
+def open_append(path: Path, rotate_at: int | None = None) -> int:
+    """A file descriptor appending to `path` (0600), never through a symlink planted in its place: that
+    is one line naming the file. With `rotate_at`, a file already that large is first moved to `path.1`."""
+    if rotate_at is not None:
+        try:
+            if path.lstat().st_size > rotate_at:
+                os.replace(path, path.with_name(path.name + ".1"))
+        except FileNotFoundError:
+            pass
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)") from None
+        raise
 
 
 class AtomicJSONStorage(Storage):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
-from core.storage.atomic import write_atomic
+from core.storage.atomic import open_append, write_atomic
 from core.training import runs
 from core.training.config import TrainConfig
 
@@ -251,7 +251,11 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         return total_loss / count
 
     status.update(state="running", step=step, total_steps=total)
-    metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") if dist.main else open(os.devnull, "w")
+    metrics = (
+        os.fdopen(open_append(run_dir / runs.METRICS_FILE), "a", encoding="utf-8")
+        if dist.main
+        else open(os.devnull, "w")
+    )
     began = status_written = time.monotonic()
     start_step = step
     model.train()

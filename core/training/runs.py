@@ -22,7 +22,7 @@ from typing import Any
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import StoreBusy, write_atomic, writer_lock
+from core.storage.atomic import LOG_LIMIT, StoreBusy, open_append, write_atomic, writer_lock
 from core.storage.paths import child_env, ensure_private_dir
 from core.training.config import TrainConfig
 
@@ -196,7 +196,7 @@ class Runs:
             (run_dir / name).unlink(missing_ok=True)
         env = child_env()
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-        fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_append(run_dir / LOG_FILE, rotate_at=LOG_LIMIT)
         nproc = self.train_config(run_id).nproc
         launcher = (
             [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]

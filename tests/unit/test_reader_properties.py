@@ -73,3 +73,22 @@ def test_a_history_shard_of_anything_never_breaks_a_search(data):
         assert history.get(kept)["prompt"] == "kept"
     finally:
         shutil.rmtree(root)
+
+
+def test_appends_never_go_through_a_planted_symlink_and_logs_rotate(tmp_path):
+    import os
+
+    import pytest
+
+    from core.storage.atomic import open_append
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("theirs")
+    (tmp_path / "metrics.jsonl").symlink_to(target)
+    with pytest.raises(TunelabError, match="metrics.jsonl is a symbolic link; tunelab never writes through one"):
+        open_append(tmp_path / "metrics.jsonl")
+    assert target.read_text() == "theirs"
+    log = tmp_path / "worker.log"
+    log.write_text("x" * 100)
+    os.close(open_append(log, rotate_at=50))
+    assert (tmp_path / "worker.log.1").read_text() == "x" * 100 and log.read_text() == ""
