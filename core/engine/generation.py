@@ -151,11 +151,14 @@ def generate_batch(
     tok = loaded.tokenizer
     rendered = [render(tok, p, loaded.source.spec) for p in prompts]
     room = prompt_room(loaded.model, tok, params.max_new_tokens)
-    fitted = [fit(tok, text, room, side="left") for text in rendered]  # an over-long item keeps its end
+    fitted = [_fitted(tok, text, room, params.truncate) for text in rendered]
     encoded = [ids for ids, _ in fitted]
-    if not all(encoded):
+    skipped = {i for i, (ids, cut) in enumerate(fitted) if cut and not ids}
+    for i in sorted(skipped):  # over the context with truncate=skip: reported, never generated
+        on_result(i, {"output": "", "rendered_prompt": rendered[i], "stop_reason": "skipped", "truncated": True})
+    if not all(ids for i, ids in enumerate(encoded) if i not in skipped):
         raise TunelabError("an eval item renders to an empty prompt: nothing to generate from")
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    order = sorted(set(range(len(prompts))) - skipped, key=lambda i: len(encoded[i]))
     ends = set(stop_ids(tok, loaded.model.generation_config.eos_token_id)) | {tok.pad_token_id}
 
     class _Cancel(StoppingCriteria):
@@ -205,6 +208,16 @@ def generate_batch(
                     "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0,
                 },
             )
+
+
+def _fitted(tok, text: str, room: int, truncate: str) -> tuple[list[int], bool]:
+    """`fit` by the eval's truncation: left keeps the end, right keeps the start, skip gives ([], True)."""
+    if truncate != "skip":
+        return fit(tok, text, room, side=truncate)
+    try:
+        return fit(tok, text, room, side=None)
+    except TunelabError:
+        return [], True
 
 
 def _decode_kwargs(params: GenParams, tok, loaded: LoadedModel) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from core.errors import TunelabError
 
 MAX_NEW_TOKENS_LIMIT = 32768
+TRUNCATE = ("left", "right", "skip")
 MIN_TEMPERATURE = 0.01  # below this, logits / temperature overflow to inf and sampling gets NaN
 MAX_SEED = 2**32 - 1  # what every seeding function accepts (torch, numpy, random)
 
@@ -23,6 +24,7 @@ class GenParams:
     seed: int | None = 0
     stop: tuple[str, ...] = ()
     min_new_tokens: int = 0  # > 0 keeps generating past the end-of-text token (fixed-length benchmarks)
+    truncate: str = "left"  # a batched prompt over the context: cut its start (left), its end (right), or skip it
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
@@ -41,6 +43,8 @@ class GenParams:
             raise TunelabError(f"top_k must be 0 (off) or positive, got {self.top_k}")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise TunelabError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        if self.truncate not in TRUNCATE:
+            raise TunelabError(f"truncate must be {', '.join(TRUNCATE)}, got {self.truncate!r}")
         if any(not s for s in self.stop):
             raise TunelabError("stop strings must not be empty")
 
@@ -64,6 +68,8 @@ class GenParams:
         out["stop"] = list(self.stop)
         if not self.min_new_tokens:  # absent when unused: versions and cache keys made before it stay equal
             del out["min_new_tokens"]
+        if self.truncate == "left":  # the same for the default truncation
+            del out["truncate"]
         return out
 
 
@@ -74,6 +80,8 @@ def _coerce(key: str, raw: Any) -> Any:
         if isinstance(raw, (list, tuple)) and all(isinstance(s, str) for s in raw):
             return tuple(raw)
         raise TunelabError("stop must be a string or a list of strings")
+    if key == "truncate":
+        return str(raw)
     if key == "seed" and (raw is None or raw == ""):
         return None
     kind = int if key in {"max_new_tokens", "min_new_tokens", "top_k", "seed"} else float

@@ -71,5 +71,7 @@ def _complete(result: Any) -> bool:
     """Only whole generations are reused: an output cut short by a cancel (as 0.1.0 cached them) would
     be graded as if the model had said only that."""
     return (
-        isinstance(result, dict) and isinstance(result.get("output"), str) and result.get("stop_reason") != "cancelled"
+        isinstance(result, dict)
+        and isinstance(result.get("output"), str)
+        and result.get("stop_reason") not in ("cancelled", "skipped")
     )

@@ -72,6 +72,7 @@ class EvalRequest:
     expected: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
+    truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
 
 
 class Backend(Protocol):
@@ -152,6 +153,7 @@ def run_eval(
         base = v.version.gen_params if v.version else fallback
         for r in range(request.repeat):
             params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
+            params = replace(params, truncate=request.truncate)
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
                 key = cache_key(
@@ -165,6 +167,7 @@ def run_eval(
     cached = cache.get_many([c.key for c in calls]) if request.use_cache else {}
     fresh: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
+    skipped: Counter[int] = Counter()
     lock = threading.Lock()
 
     fd = open_append(folder / "results.jsonl")
@@ -175,6 +178,10 @@ def run_eval(
             def finish(call: _Call, result: dict[str, Any], from_cache: bool) -> None:
                 if result.get("stop_reason") == "cancelled":
                     return  # an output cut short by a cancel is neither graded nor cached
+                if result.get("stop_reason") == "skipped":
+                    with lock:
+                        skipped[call.variant] += 1  # too long for the context: counted, not graded
+                    return
                 item = items[call.item]
                 grade = grader(result["output"], item.expected)
                 row = {
@@ -242,6 +249,8 @@ def run_eval(
     if error is not None:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
     summary = _summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
+    for vi, v in enumerate(summary["variants"]):
+        v["skipped"] = skipped[vi]
     if error is not None:
         summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))

@@ -93,3 +93,17 @@ def test_a_5_mb_training_row_becomes_a_bounded_example(llama):
         )
         assert len(example.ids) == len(example.labels) == 64
         assert sum(label != -100 for label in example.labels) == 32  # half the room still teaches the answer
+
+
+def test_eval_can_cut_the_end_or_skip_an_over_long_item(tmp_path, home):
+    from core.engine.options import ModelOptions
+    from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
+
+    rows = [{"text": "great fun", "label": "positive"}, {"text": "dull " * 2000, "label": "negative"}]
+    data = tmp_path / "cases.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    backend = HostBackend(ModelOptions("demo"))
+    for truncate, trials, cut, skipped in (("right", 2, 1, 0), ("skip", 1, 0, 1)):
+        request = EvalRequest(str(data), grader="labels", truncate=truncate)
+        (cell,) = run_eval(home, request, [Variant("no prompt", None)], backend)["variants"]
+        assert (cell["trials"], cell["truncated"], cell["skipped"]) == (trials, cut, skipped), truncate

@@ -140,6 +140,12 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t]",
     )
     p.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
+    p.add_argument(
+        "--truncate",
+        choices=["left", "right", "skip"],
+        default="left",
+        help="a prompt over the model's context: cut its start, cut its end, or skip the item (counted)",
+    )
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--no-cache", action="store_true", help="recompute even identical calls")
     p.add_argument(
@@ -205,7 +211,10 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
     table(("#", "variant", "pass", "95% CI", "latency", "tokens", "vs baseline"), rows)
     cut = max((v.get("truncated", 0) for v in summary["variants"]), default=0)
     if cut:
-        say(f"{cut} prompt(s) were over the model's context and were cut on the left to fit")
+        say(f"{cut} prompt(s) were over the model's context and were cut to fit")
+    skipped = max((v.get("skipped", 0) for v in summary["variants"]), default=0)
+    if skipped:
+        say(f"{skipped} item(s) were over the model's context and were skipped (not graded)")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -239,6 +248,7 @@ def _evaluate(
         args.expected,
         parse_mapping(args.map),
         args.eval_fraction,
+        args.truncate,
     )
     baseline = None
     if args.baseline:
