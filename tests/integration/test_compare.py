@@ -15,7 +15,7 @@ def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_p
     prompt.write_text(SENTI)
     done = tunelab(
         "compare", "--prompt", str(prompt), "--train", "--train-with-prompt", "--train-epochs", "1",
-        "--limit", "30", "--json", home=home, timeout=600,
+        "--limit", "30", "--json", "--report", str(tmp_path / "report.html"), home=home, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
@@ -26,9 +26,38 @@ def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_p
     assert report["variants"][verdict["winner"]]["pass_rate"] == max(v["pass_rate"] for v in report["variants"])
     assert len(report["warnings"]) == 2  # each LoRA used once with a format it was not trained on
     assert any("trained as is (no prompt), here used with this prompt" in w for w in report["warnings"])
+    page = (tmp_path / "report.html").read_text()
+    assert verdict["sentence"].split(":")[0] in page and f"{report['variants'][0]['pass_rate'] * 100:.1f}%" in page
 
 
 def test_compare_refuses_training_with_a_prompt_it_was_not_given(home):
     done = tunelab("compare", "--train-with-prompt", home=home)
     assert done.returncode == 2 and "--train-with-prompt needs at least one --prompt" in done.stderr
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_the_report_holds_the_grid_and_the_verdict(tmp_path):
+    from html.parser import HTMLParser
+
+    from core.evals.report import write_report
+
+    summary = {
+        "id": "e1", "dataset": "demo", "split": "eval", "grader": "labels",
+        "variants": [
+            {"label": "no prompt | demo", "pass_rate": 0.0, "ci": [0.0, 0.03], "trials": 120,
+             "mean_latency_s": 0.002, "mean_completion_tokens": 1.4},
+            {"label": "senti@150f96 raw | demo", "pass_rate": 0.783, "ci": [0.702, 0.848], "trials": 120,
+             "mean_latency_s": None, "mean_completion_tokens": None},
+        ],
+    }  # fmt: skip
+    sentence = "The prompt alone wins (senti@150f96 raw | demo): 78.3% vs 0.0% ..."
+    cells: list[str] = []
+
+    class Cells(HTMLParser):
+        def handle_data(self, data):
+            cells.append(data)
+
+    Cells().feed(write_report(tmp_path / "r.html", summary, sentence, ["a <note>"]).read_text())
+    assert "78.3%" in cells and "70.2-84.8" in cells and sentence in cells and "a <note>" in cells
+    markdown = write_report(tmp_path / "r.md", summary, sentence, []).read_text()
+    assert "| senti@150f96 raw \\| demo | 78.3% | 70.2-84.8 | 120 | cached | - |" in markdown

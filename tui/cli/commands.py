@@ -261,6 +261,10 @@ def _evaluate(
     if args.pin:
         bench.evals.pin(summary["id"])
     judged = bench.verdict(summary) if with_verdict and len(variants) > 1 else None
+    if judged and getattr(args, "report", None):
+        from core.evals.report import write_report
+
+        say(f"report: {write_report(Path(args.report).expanduser(), summary, judged[0].sentence, judged[1])}")
     if args.json:
         extra = {"verdict": judged[0].to_dict(), "warnings": judged[1]} if judged else {}
         print(json.dumps({**summary, "comparisons": comparisons, **extra}, ensure_ascii=False))
@@ -283,6 +287,9 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="first train a LoRA on the dataset as is")
     p.add_argument("--train-with-prompt", action="store_true", help="also train a LoRA with each --prompt")
     p.add_argument("--train-epochs", type=float, default=3.0, help="epochs for the LoRAs --train starts")
+    p.add_argument(
+        "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
+    )
 
 
 def run_compare(args: argparse.Namespace) -> int:
