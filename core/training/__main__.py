@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -14,6 +15,10 @@ from core.training import runs
 def main(argv: list[str]) -> int:
     private_files()
     run_dir = Path(argv[0])
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 holds it for the group
+    if first_rank and not runs.hold_trainer_lock(run_dir):  # another trainer owns this folder: hands off
+        print(f"tunelab: error: another trainer is already writing {run_dir}", flush=True)
+        return 2
     status = runs.StatusWriter(run_dir)
     try:
         from core.training.loop import train

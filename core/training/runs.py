@@ -9,12 +9,14 @@ drop; anyone can re-attach by reading the folder.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,51 @@ def step_parts(row: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+TRAINER_LOCK = ".trainer.lock"
+_held: list[int] = []  # the lock's descriptor, kept open for the life of the trainer process
+
+
+def hold_trainer_lock(run_dir: Path) -> bool:
+    """Take the run folder's trainer lock for the rest of this process (the OS frees it when the process
+    dies, however it dies); False when another trainer holds it. One training process per run folder."""
+    fd = os.open(run_dir / TRAINER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _held.append(fd)
+    return True
+
+
+def trainer_running(run_dir: Path) -> bool:
+    """Whether a trainer holds the run folder's lock right now (whatever its status.json says)."""
+    try:
+        fd = os.open(run_dir / TRAINER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def trainer_gone(run_dir: Path, grace: float = 15.0) -> bool:
+    """Whether the trainer lock is free, waiting up to `grace` seconds: a trainer that has written its final
+    status is still shutting down (or being reaped) for a moment before the OS frees its lock."""
+    deadline = time.monotonic() + grace
+    while trainer_running(run_dir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def trim_metrics(run_dir: Path, last_step: int) -> None:
@@ -300,6 +347,8 @@ class Runs:
                 status = self.status(run_id)
                 if status["state"] in LIVE | {"stopping"} and alive(status):
                     raise TunelabError(f"run {status['id']} is still {status['state']}")
+                if not trainer_gone(run_dir):
+                    raise TunelabError(f"run {status['id']} is {status['state']} but a trainer still holds it")
                 if not status["checkpoints"]:
                     raise TunelabError(f"run {status['id']} has no checkpoint to resume from")
                 saved = self.train_config(run_id)

@@ -247,3 +247,37 @@ async def test_the_app_starts_and_works_with_every_damage_at_once(home):
         await wait(pilot, lambda: app.eval_token is None)
         assert app.is_running
     assert EvalRuns(home).list()[0]["status"] == "done" and History(home).get(kept)["output"] == "safe"
+
+
+def test_a_second_trainer_on_a_held_run_folder_leaves_and_resume_is_refused(home, monkeypatch):
+    import subprocess
+    import sys
+
+    from core.storage.paths import child_env
+    from core.training.runs import hold_trainer_lock, trainer_running
+
+    run_id = fake_finished_run(home, steps=4)
+    runs = Runs(home)
+    run_dir = runs.path(run_id)
+    (run_dir / "checkpoints" / "step-4").mkdir(parents=True)
+    assert not trainer_running(run_dir)
+    assert hold_trainer_lock(run_dir)  # this test process plays the running trainer
+    assert trainer_running(run_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.training", str(run_dir), "--resume"],
+        env=child_env(TUNELAB_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "another trainer is already writing" in done.stdout
+    assert runs.status(run_id)["state"] == "done"  # its status untouched
+    monkeypatch.setattr("core.training.runs.trainer_gone", lambda run_dir: False)  # skip the 15 s grace
+    with pytest.raises(TunelabError, match="is done but a trainer still holds it"):
+        runs.resume(run_id)
+    import os
+
+    from core.training import runs as runs_module
+
+    os.close(runs_module._held.pop())  # this process stops playing the trainer
+    assert not trainer_running(run_dir)
