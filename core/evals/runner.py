@@ -349,10 +349,16 @@ class EvalRuns:
 
     def __init__(self, root: Path) -> None:
         self.root, self.meta = Path(root), Meta(root)
+        self.problems: list[str] = []  # rows left out, one line each
 
     def list(self) -> list[dict[str, Any]]:
-        """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out."""
-        return [r for r in self.meta.read(RUNS_TABLE)[::-1] if _headline(r)]
+        """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out and named."""
+        rows = self.meta.read(RUNS_TABLE)[::-1]
+        for row in rows:
+            problem = f"{self.meta.path}: eval row {str(row.get('id', '?'))[:30]!r} is not an eval summary; left out"
+            if not _headline(row) and problem not in self.problems:
+                self.problems.append(problem)
+        return [r for r in rows if _headline(r)]
 
     def load(self, run_id: str) -> dict[str, Any]:
         ids = [r["id"] for r in self.list() if r["id"].startswith(run_id)] if run_id else []

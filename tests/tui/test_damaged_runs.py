@@ -211,6 +211,15 @@ def test_runs_and_history_commands_list_what_they_can_and_warn_once_per_bad_file
     assert history.returncode == 0 and "kept" in history.stdout
     warnings = [ln for ln in history.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and "gen-000099.json" in warnings[0] and warnings[0].startswith("tunelab: warning: ")
+    adapters = tunelab("adapters", home=home)
+    assert adapters.returncode == 0 and adapters.stderr.count("tunelab: warning: ") == 1
+    from core.storage.meta import Meta
+
+    Meta(home).write(lambda db: db.table("eval_runs").insert({"id": "e-odd", "variants": "x"}))
+    evals = tunelab("evals", home=home)
+    assert evals.returncode == 0 and [ln for ln in evals.stderr.splitlines() if ln.strip()] == [
+        f"tunelab: warning: {home / 'meta.json'}: eval row 'e-odd' is not an eval summary; left out"
+    ]
 
 
 async def test_the_app_starts_and_works_with_every_damage_at_once(home):

@@ -387,6 +387,7 @@ def run_evals(args: argparse.Namespace) -> int:
                 )
             )
         table(("run", "created", "data", "status", "best"), rows)
+        _warn(runs.problems)
         return 0
     if not args.run:
         raise TunelabError(f"evals {args.action} needs a run id")
@@ -564,9 +565,7 @@ def run_runs(args: argparse.Namespace) -> int:
                 for s in listed
             ],
         )
-        for s in listed:  # one warning line per bad file, after the table
-            if s.get("problem"):
-                say(f"tunelab: warning: {s['problem']}")
+        _warn([s["problem"] for s in listed if s.get("problem")])
         return 0
     if not args.run:
         raise TunelabError(f"runs {args.action} needs a run id")
@@ -612,6 +611,7 @@ def run_adapters(args: argparse.Namespace) -> int:
                 for a in bench.adapters()
             ],
         )
+        _warn([s["problem"] for s in bench.runs.list() if s.get("problem")])
         return 0
     options, models, _ = model_options(args)
     adapter = args.adapter or options.adapter
@@ -621,6 +621,12 @@ def run_adapters(args: argparse.Namespace) -> int:
     out = merge(bench.root, adapter, Path(args.out).expanduser(), base, options.load_kwargs())
     say(f"merged model written to {out} (use it with --model {out})")
     return 0
+
+
+def _warn(problems: list[str]) -> None:
+    """One warning line per bad file, after the output it did not stop."""
+    for problem in problems:
+        say(f"tunelab: warning: {problem}")
 
 
 # -- small commands -------------------------------------------------------------------------------
