@@ -15,7 +15,7 @@ import statistics
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -308,6 +308,7 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
         "split": request.split,
         "grader": request.grader,
         "repeat": request.repeat,
+        "request": asdict(request),  # all it takes to run it again (or resume it after a cancel)
         "n_items": len(items),
         "variants": out_variants,
         "items": per_item,

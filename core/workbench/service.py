@@ -130,9 +130,37 @@ class Workbench:
         on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
-        summary = run_eval(self.root, request, variants, backend, on_row=on_row, on_progress=on_progress, cancel=cancel)
-        self.save_prompts(new_prompts)
-        return summary
+        try:
+            return run_eval(
+                self.root, request, variants, backend, on_row=on_row, on_progress=on_progress, cancel=cancel
+            )
+        finally:  # a partial eval is stored too, and resuming it needs its prompt versions
+            self.save_prompts(new_prompts)
+
+    def resume_eval(
+        self, run_id: str, backend: Backend, on_progress: Callable[[int, int], object] | None = None
+    ) -> dict[str, Any]:
+        """Run a partial (cancelled, failed, interrupted) eval again to completion: what it finished comes from
+        the cache, the rest is generated. The complete run is a new one; the partial one stays listed."""
+        old = self.evals.load(run_id)
+        if old["status"] == "done":
+            raise TunelabError(f"eval {old['id']} is complete: nothing to resume")
+        if not isinstance(old.get("request"), dict):
+            raise TunelabError(f"eval {old['id']} was stored before evals could be resumed: run it again")
+        try:
+            request = EvalRequest(**{**old["request"], "use_cache": True})
+        except TypeError as exc:
+            raise TunelabError(f"eval {old['id']}: stored request unreadable ({exc})") from None
+        variants = [
+            Variant(
+                v.get("prompt_name") or NO_PROMPT,
+                self.prompts.get(v["prompt_id"])[1] if v.get("prompt_id") else None,
+                v["model"],
+                v.get("adapter"),
+            )
+            for v in old["variants"]
+        ]
+        return self.run_eval(request, variants, backend, on_progress=on_progress)
 
     def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         return self.evals.baseline_for(summary["dataset"], summary["split"])

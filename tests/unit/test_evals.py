@@ -237,3 +237,18 @@ def test_eval_rows_of_another_shape_are_left_out_and_a_bad_summary_is_one_line(h
     (home / "evals" / summary["id"] / "summary.json").write_text("[1, 2]")
     with pytest.raises(TunelabError, match="summary.json: not an eval summary"):
         EvalRuns(home).load(summary["id"])
+
+
+def test_a_cancelled_eval_resumes_to_completion_from_the_cache(home):
+    from core.workbench.service import PromptRef, Workbench
+
+    bench = Workbench(home)
+    variants = [Variant("senti", PROMPT)]
+    cancelled = bench.run_eval(REQ, variants, CancelledMidBatch(), new_prompts=[PromptRef("senti", PROMPT, new=True)])
+    assert cancelled["status"] == "cancelled" and cancelled["request"]["limit"] == 20
+    again = ScriptedBackend()
+    resumed = bench.resume_eval(cancelled["id"], again)
+    assert resumed["status"] == "done" and resumed["variants"][0]["trials"] == 20
+    assert again.calls == [10] and resumed["variants"][0]["cached"] == 10  # only what the cancel left undone
+    with pytest.raises(TunelabError, match="is complete: nothing to resume"):
+        bench.resume_eval(resumed["id"], ScriptedBackend())

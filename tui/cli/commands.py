@@ -365,7 +365,9 @@ def run_prompts(args: argparse.Namespace) -> int:
 
 
 def add_evals(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["list", "show", "pin", "export"], default="list", help="what to do")
+    p.add_argument(
+        "action", nargs="?", choices=["list", "show", "pin", "export", "resume"], default="list", help="what to do"
+    )
     p.add_argument("run", nargs="?", help="run id (prefix); for pin, RUN[:V]")
     p.add_argument("--format", default="jsonl", help="with export: jsonl or csv (one row per graded item)")
 
@@ -391,6 +393,14 @@ def run_evals(args: argparse.Namespace) -> int:
         return 0
     if not args.run:
         raise TunelabError(f"evals {args.action} needs a run id")
+    if args.action == "resume":
+        from core.evals.runner import HostBackend
+
+        model = runs.load(args.run)["variants"][0]["model"]
+        with progress("eval") as update:
+            summary = bench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
+        show_summary(summary, _against(summary, bench.baseline(summary)))
+        return 0
     if args.action == "pin":
         run, variant = _run_and_variant(args.run)
         doc = runs.pin(run, variant)
