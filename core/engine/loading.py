@@ -95,7 +95,13 @@ def pick_dtype(device: str, requested: str = "auto"):
 
 
 def load(
-    spec: str, *, allow_pickle: bool = False, trust_remote_code: bool = False, device: str = "auto", dtype: str = "auto"
+    spec: str,
+    *,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    quantize: str | None = None,
 ) -> LoadedModel:
     """Load `spec`; every failure becomes a one-line TunelabError naming the model.
 
@@ -116,6 +122,8 @@ def load(
         "dtype": torch_dtype,
         "use_safetensors": None if allow_pickle else True,
     }
+    if quantize:
+        options["quantization_config"] = _bnb_config(quantize, dev, torch_dtype)
     where = "folder" if source.local else "hub id"
     try:
         if source.local:
@@ -126,19 +134,44 @@ def load(
         raise TunelabError(f"cannot load model {where} '{spec}': {exc}") from None
     except Exception as exc:  # transformers raises OSError/ValueError/EnvironmentError variously
         raise TunelabError(f"cannot load model {where} '{spec}': {_first_line(exc)}") from None
-    model.to(dev).eval()
+    if not quantize:  # a bitsandbytes model is placed on the GPU as it loads, and cannot be moved
+        model.to(dev)
+    model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(source, model, tokenizer, dev, str(torch_dtype).removeprefix("torch."), time.monotonic() - start)
 
 
-def _from_pretrained(location: str, *, dtype, use_safetensors, trust_remote_code, local_files_only=False):
+def _from_pretrained(
+    location: str, *, dtype, use_safetensors, trust_remote_code, local_files_only=False, quantization_config=None
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     common = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
     tokenizer = AutoTokenizer.from_pretrained(location, **common)
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_safetensors=use_safetensors, **common)
+    extra = {"quantization_config": quantization_config, "device_map": {"": 0}} if quantization_config else {}
+    model = AutoModelForCausalLM.from_pretrained(
+        location, dtype=dtype, use_safetensors=use_safetensors, **common, **extra
+    )
     return tokenizer, model
+
+
+def _bnb_config(quantize: str, device: str, compute_dtype):
+    """QLoRA's base: 4-bit NF4 (double quantized) or 8-bit weights, computing in `compute_dtype`."""
+    import importlib.util
+
+    if device != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
+        raise TunelabError(f"--load-in-{quantize} needs bitsandbytes and a CUDA GPU (this device: {device})")
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
 
 
 def _from_hub(hub_id: str, **options):

@@ -51,6 +51,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
     use_dora: bool = False  # weight-decomposed LoRA (DoRA)
     use_rslora: bool = False  # rank-stabilized scaling, alpha / sqrt(r)
+    quantize: str | None = None  # "4bit" or "8bit": QLoRA on a base loaded through bitsandbytes (CUDA only)
     nproc: int = 1  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
 
     def __post_init__(self) -> None:
@@ -72,6 +73,7 @@ class TrainConfig:
             (self.mode in MODES, f"mode must be {', '.join(MODES)}"),
             (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
             (0.0 <= self.eval_fraction < 1.0, "eval_fraction must be at least 0 and below 1"),
+            (self.quantize in (None, "4bit", "8bit"), "quantize must be 4bit or 8bit"),
         ]
         for ok, message in checks:
             if not ok:

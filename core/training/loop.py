@@ -135,7 +135,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     status.update(state="loading")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    loaded = load(cfg.model, **cfg.options.load_kwargs())
+    loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
     model = loaded.model
     linear = linear_module_names(model)
     cfg.check_targets(linear)
@@ -160,7 +160,11 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     if dist.main:
         write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
 
-    if cfg.gradient_checkpointing:  # peft needs the inputs to carry grad for checkpointed blocks
+    if cfg.quantize:  # QLoRA: norms in float32, inputs carrying grad, checkpointing as peft prepares it
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:  # peft needs the inputs to carry grad for checkpointed blocks
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = get_peft_model(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import fcntl
+import importlib.util
 import json
 import math
 import os
@@ -197,6 +198,10 @@ def check_data(config: TrainConfig) -> None:
     from core.evals.datasets import load_dataset
     from core.evals.templates import Template
 
+    if config.quantize and importlib.util.find_spec("bitsandbytes") is None:
+        raise TunelabError(
+            f"--load-in-{config.quantize} (QLoRA) needs bitsandbytes and a CUDA GPU: pip install bitsandbytes"
+        )
     if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
         raise TunelabError(f"model '{config.model}' has no chat template: --mode chat needs one (use raw)")
     dataset = load_dataset(

@@ -114,6 +114,7 @@ CASES = [
     (("train", "--lora-r", "0", "--detach"), "lora_r must be at least 1"),
     (("train", "--target-modules", "q proj", "--detach"), "'q proj' is not a module name"),
     (("train", "--target-modules", "foo_proj", "--detach"), "unknown target module 'foo_proj' (valid: all-linear"),
+    (("train", "--load-in-4bit", "--detach"), "--load-in-4bit (QLoRA) needs bitsandbytes and a CUDA GPU"),
     (("train", "--dataset", f"{BAD}/truncated.jsonl", "--detach"), "truncated.jsonl:2: not valid JSON"),
     (("history", "import", f"{BAD}/truncated.jsonl"), "truncated.jsonl:1: field 'id' must be"),
 ]

@@ -465,6 +465,15 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--use-rslora", action="store_true", help="rank-stabilized LoRA scaling (alpha/sqrt(r)) for high ranks"
     )
+    bits = p.add_mutually_exclusive_group()
+    for n in ("4", "8"):
+        bits.add_argument(
+            f"--load-in-{n}bit",
+            dest="quantize",
+            action="store_const",
+            const=f"{n}bit",
+            help=f"QLoRA: the base in {n}-bit through bitsandbytes (CUDA), for bases too large for memory",
+        )
     p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
     p.add_argument(
         "--resume",
@@ -497,6 +506,7 @@ def run_train(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         use_dora=args.use_dora,
         use_rslora=args.use_rslora,
+        quantize=args.quantize,
         nproc=args.nproc,
         eval_fraction=args.eval_fraction,
     )
