@@ -123,8 +123,10 @@ def run_eval(
     on_row: Callable[[dict[str, Any]], object] | None = None,
     on_progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`)."""
+    """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `on_start`
+    runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
     if not variants:
         raise TunelabError("an eval needs at least one variant")
     if not 1 <= request.repeat <= 100:
@@ -161,6 +163,8 @@ def run_eval(
                 )
                 calls.append(_Call(vi, ii, r, prompt, params, key))
 
+    if on_start:
+        on_start()
     run_id = "e" + new_id()
     folder = ensure_private_dir(Path(root) / "evals" / run_id)
     cache = GenerationCache(root)

@@ -130,12 +130,16 @@ class Workbench:
         on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
-        try:
-            return run_eval(
-                self.root, request, variants, backend, on_row=on_row, on_progress=on_progress, cancel=cancel
-            )
-        finally:  # a partial eval is stored too, and resuming it needs its prompt versions
-            self.save_prompts(new_prompts)
+        return run_eval(
+            self.root,
+            request,
+            variants,
+            backend,
+            on_row=on_row,
+            on_progress=on_progress,
+            cancel=cancel,
+            on_start=lambda: self.save_prompts(new_prompts),  # saved once the eval exists, partial or not
+        )
 
     def resume_eval(
         self, run_id: str, backend: Backend, on_progress: Callable[[int, int], object] | None = None
