@@ -173,12 +173,7 @@ def answer_ids(
         )
         if full.startswith(rendered):
             text, end = full[len(rendered) :], []
-    window = limit * WINDOW_CHARS_PER_TOKEN
-    while True:
-        ids = list(tokenizer(text[:window], add_special_tokens=False)["input_ids"])
-        if len(ids) > limit or len(text) <= window:
-            break
-        window *= 4
+    ids, _ = _window_ids(tokenizer, text, limit)
     eot = end_of_turn(tokenizer) if not end else None
     if eot is not None and eot in ids:
         ids = ids[: ids.index(eot) + 1]
@@ -223,18 +218,11 @@ def fit(tokenizer: Any, rendered: str, limit: int, side: str | None = "left") ->
     end of the prompt, where the question usually is; right keeps the start) and None refuses with one
     line. Only a window of text about `limit` tokens long is ever tokenized, so a 5 MB row costs what a
     long prompt costs."""
-    window = limit * WINDOW_CHARS_PER_TOKEN
-    while True:
-        if len(rendered) <= window:
-            ids = encode(tokenizer, rendered)
-            if len(ids) <= limit:
-                return ids, False
-            break
-        part = rendered[:window] if side == "right" else rendered[-window:]
-        ids = list(tokenizer(part, add_special_tokens=False)["input_ids"])
-        if len(ids) > limit:
-            break
-        window *= 4  # text that packs many characters per token: look further
+    ids, whole = _window_ids(tokenizer, rendered, limit, from_end=side != "right")
+    if whole:
+        ids = _with_bos(tokenizer, rendered, ids)
+        if len(ids) <= limit:
+            return ids, False
     if side is None:
         raise TunelabError(
             f"the prompt is over {limit:,} tokens ({len(rendered):,} characters), more than the model's context "
@@ -251,8 +239,25 @@ def fit(tokenizer: Any, rendered: str, limit: int, side: str | None = "left") ->
 def encode(tokenizer: Any, rendered: str) -> list[int]:
     """Token ids for a rendered prompt: BOS once when the tokenizer adds one and the chat template did
     not already write it; never an EOS. Every path that turns a prompt into ids goes through here."""
-    ids = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    return _with_bos(tokenizer, rendered, list(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
+
+
+def _with_bos(tokenizer: Any, rendered: str, ids: list[int]) -> list[int]:
     bos = tokenizer.bos_token
     if adds_bos(tokenizer) and not (bos and rendered.startswith(bos)):
-        ids.insert(0, tokenizer.bos_token_id)
+        return [tokenizer.bos_token_id, *ids]
     return ids
+
+
+def _window_ids(tokenizer: Any, text: str, limit: int, from_end: bool = False) -> tuple[list[int], bool]:
+    """Ids (no special tokens) of a window of `text` at its start (or end) holding more than `limit` tokens,
+    or of all of it, and whether it was all of it. The window starts at about `limit` tokens of text and
+    grows only for text that packs many characters per token, so the work is bounded on any input."""
+    window = limit * WINDOW_CHARS_PER_TOKEN
+    while True:
+        whole = len(text) <= window
+        part = text if whole else text[-window:] if from_end else text[:window]
+        ids = list(tokenizer(part, add_special_tokens=False)["input_ids"])
+        if whole or len(ids) > limit:
+            return ids, whole
+        window *= 4

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core import demo
 from core.errors import TunelabError
@@ -91,7 +91,7 @@ def load_dataset(
     rest `train`, chosen by a hash of each row's id (the same rows whatever the order or the run)."""
     if not 0.0 <= holdout < 1.0:
         raise TunelabError(f"the eval fraction must be at least 0 and below 1, got {holdout}")
-    path, columns = _locate(spec)
+    path, renames = _locate(spec)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.name != INFO_FILE)
         if not files:
@@ -109,7 +109,7 @@ def load_dataset(
         split = file.stem if path.is_dir() else None
         first = True
         for where, row in rows:
-            row = _renamed(row, columns)
+            row = _renamed(row, renames)
             if first:
                 fmt = _detect(row)
                 field_name = expected or _guess_expected(fmt, row)
@@ -126,7 +126,7 @@ def load_dataset(
     if held_out:
         items = _held_out(items, holdout)
     splits = tuple(dict.fromkeys(it.split for it in items if it.split))
-    name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if columns is not None else "")
+    name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if renames is not None else "")
     return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out)
 
 
@@ -140,7 +140,15 @@ def _held_out(items: list[Item], fraction: float) -> list[Item]:
     return [replace(it, split="eval" if i in held else "train") for i, it in enumerate(items)]
 
 
-def _locate(spec: str) -> tuple[Path, dict[str, str] | None]:
+class Renames(NamedTuple):
+    """How a dataset_info.json entry names things: row columns, and ShareGPT turn keys and speaker tags."""
+
+    columns: dict[str, str]
+    keys: dict[str, str]
+    tags: dict[str, str]
+
+
+def _locate(spec: str) -> tuple[Path, Renames | None]:
     """The file or folder a spec names, and for a dataset_info.json entry its column renames."""
     if spec == "demo":
         return demo.TASK_DIR, None
@@ -164,40 +172,37 @@ def _locate(spec: str) -> tuple[Path, dict[str, str] | None]:
     return info_path.parent / meta["file_name"], _columns(meta)
 
 
-def _columns(meta: dict[str, Any]) -> dict[str, str]:
-    """LLaMA-Factory's column and tag names as renames onto the names this reader knows
-    (tags and keys inside ShareGPT turns are marked with a `\\0tag:`/`\\0key:` prefix)."""
+def _columns(meta: dict[str, Any]) -> Renames:
+    """LLaMA-Factory's column, key and tag names, mapped onto the names this reader knows."""
     columns: dict[str, Any] = meta["columns"] if isinstance(meta.get("columns"), dict) else {}
-    sharegpt = meta.get("formatting") == "sharegpt"
     ours = {"prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history"}
-    ours["messages"] = "conversations" if sharegpt else "messages"
-    renames = {v: ours[k] for k, v in columns.items() if k in ours and isinstance(v, str)}
+    ours["messages"] = "conversations" if meta.get("formatting") == "sharegpt" else "messages"
     tags: dict[str, Any] = meta["tags"] if isinstance(meta.get("tags"), dict) else {}
-    for tag, role in (("user_tag", "user"), ("assistant_tag", "assistant"), ("system_tag", "system")):
-        if isinstance(tags.get(tag), str):
-            renames[f"\0tag:{tags[tag]}"] = role
-    for tag, key in (("role_tag", "from"), ("content_tag", "value")):
-        if isinstance(tags.get(tag), str):
-            renames[f"\0key:{tags[tag]}"] = key
-    return renames
+
+    def named(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        return {tags[tag]: ours_name for tag, ours_name in pairs if isinstance(tags.get(tag), str)}
+
+    return Renames(
+        {v: ours[k] for k, v in columns.items() if k in ours and isinstance(v, str)},
+        named((("role_tag", "from"), ("content_tag", "value"))),
+        named((("user_tag", "user"), ("assistant_tag", "assistant"), ("system_tag", "system"))),
+    )
 
 
-def _renamed(row: dict[str, Any], columns: dict[str, str] | None) -> dict[str, Any]:
-    if not columns:
+def _renamed(row: dict[str, Any], renames: Renames | None) -> dict[str, Any]:
+    if renames is None:
         return row
-    out = {columns.get(k, k): v for k, v in row.items()}
-    keys = {k[5:]: v for k, v in columns.items() if k.startswith("\0key:")}
-    tags = {k[5:]: v for k, v in columns.items() if k.startswith("\0tag:")}
+    out = {renames.columns.get(k, k): v for k, v in row.items()}
     turns = out.get("conversations")
-    if (keys or tags) and isinstance(turns, list):
-        out["conversations"] = [_renamed_turn(m, keys, tags) if isinstance(m, dict) else m for m in turns]
+    if (renames.keys or renames.tags) and isinstance(turns, list):
+        out["conversations"] = [_renamed_turn(m, renames) if isinstance(m, dict) else m for m in turns]
     return out
 
 
-def _renamed_turn(turn: dict[str, Any], keys: dict[str, str], tags: dict[str, str]) -> dict[str, Any]:
-    out = {keys.get(k, k): v for k, v in turn.items()}
+def _renamed_turn(turn: dict[str, Any], renames: Renames) -> dict[str, Any]:
+    out = {renames.keys.get(k, k): v for k, v in turn.items()}
     if isinstance(out.get("from"), str):
-        out["from"] = tags.get(out["from"], out["from"])
+        out["from"] = renames.tags.get(out["from"], out["from"])
     return out
 
 

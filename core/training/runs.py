@@ -87,12 +87,10 @@ def step_parts(row: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
     for key, label, fmt in STEP_FIELDS:
         if key in skip or key not in row:
             continue
-        value = row[key]
-        text = (
-            "nan" if value is None and key in ("loss", "eval_loss") else fmt.format(value) if _finite(value) else None
-        )
-        if text is not None:
-            parts.append(f"{label} {text}".strip())
+        if _finite(row[key]):
+            parts.append(f"{label} {fmt.format(row[key])}".strip())
+        elif row[key] is None and key in ("loss", "eval_loss"):  # metric_row's mark for a non-finite loss
+            parts.append(f"{label} nan")
     return parts
 
 

@@ -373,9 +373,10 @@ class Workbench:
             return f"killed {status['id']}"
         return f"{status['id']} is not running ({status['state']}); nothing killed"
 
-    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S) -> bool:
-        """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed."""
-        status = self.runs.status(run_id)
+    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S, status: dict[str, Any] | None = None) -> bool:
+        """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed.
+        `status`: the run's status when the caller has just read it."""
+        status = status or self.runs.status(run_id)
         asked = status.get("stop_requested_at")
         if status["state"] in LIVE and isinstance(asked, (int, float)) and time.time() - asked > grace:
             return self.runs.kill(run_id)

@@ -7,6 +7,13 @@ from core.errors import TunelabError
 from core.evals.graders import chrf, levenshtein_ratio, normalize, parse_grader, schema_errors, wilson_interval
 
 
+def schema_spec(tmp_path, schema) -> str:
+    """`json:PATH` for `schema` written to a file."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(schema))
+    return f"json:{path}"
+
+
 def passed(spec, output, expected=None, labels=()):
     return parse_grader(spec, labels)(output, expected).passed
 
@@ -58,9 +65,7 @@ def test_json_and_schema(tmp_path):
         "additionalProperties": False,
         "properties": {"label": {"enum": ["positive", "negative"]}, "score": {"type": "number", "maximum": 1}},
     }
-    path = tmp_path / "s.json"
-    path.write_text(json.dumps(schema))
-    spec = f"json:{path}"
+    spec = schema_spec(tmp_path, schema)
     assert passed(spec, '{"label": "positive", "score": 0.9}')
     assert not passed(spec, '{"label": "meh"}')
     assert not passed(spec, '{"score": 0.5}')
@@ -82,9 +87,7 @@ def test_json_schema_grader_checks_every_keyword_of_the_standard(tmp_path):
             "value": {"oneOf": [{"type": "integer"}, {"type": "string", "format": "date"}]},
         },
     }
-    path = tmp_path / "s.json"
-    path.write_text(json.dumps(schema))
-    spec = f"json:{path}"
+    spec = schema_spec(tmp_path, schema)
     assert passed(spec, '{"id": "ABC-12", "tags": ["a", "b"], "value": 3}')
     assert not passed(spec, '{"id": "abc-12"}')
     assert not passed(spec, '{"tags": ["a"]}')

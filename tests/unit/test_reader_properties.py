@@ -2,7 +2,6 @@
 one-line error, never anything else."""
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,45 +33,37 @@ def test_a_metrics_line_reads_as_a_row_or_nothing(data):
 @settings(max_examples=60, deadline=None)
 @given(CONTENT)
 def test_a_status_file_of_anything_lists_as_a_run(data):
-    root = Path(tempfile.mkdtemp())
-    try:
-        runs = Runs(root)
+    with tempfile.TemporaryDirectory() as root:  # a fresh folder per example (tmp_path is one per test)
+        runs = Runs(Path(root))
         (runs.folder / "t1").mkdir()
         (runs.folder / "t1" / "status.json").write_bytes(data)
         (status,) = runs.list()
         assert isinstance(status["state"], str) and status["id"] == "t1"
-    finally:
-        shutil.rmtree(root)
 
 
 @settings(max_examples=60, deadline=None)
 @given(CONTENT)
 def test_a_store_file_of_anything_reads_or_is_named_corrupt(data):
-    root = Path(tempfile.mkdtemp())
-    try:
-        path = root / "store.json"
+    with tempfile.TemporaryDirectory() as root:
+        path = Path(root) / "store.json"
         path.write_bytes(data)
         try:
             value = AtomicJSONStorage(path).read()
         except TunelabError:
             return
         assert value is None or all(isinstance(t, dict) for t in value.values())
-    finally:
-        shutil.rmtree(root)
 
 
 @settings(max_examples=40, deadline=None)
 @given(CONTENT)
 def test_a_history_shard_of_anything_never_breaks_a_search(data):
-    root = Path(tempfile.mkdtemp())
-    try:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
         kept = History(root).add({"kind": "generation", "prompt": "kept", "output": "o"})
         (root / "history" / "gen-000050.json").write_bytes(data)
         history = History(root)
         assert kept in [r["id"] for r in history.search(parse_query("")).rows]
         assert history.get(kept)["prompt"] == "kept"
-    finally:
-        shutil.rmtree(root)
 
 
 def test_appends_never_go_through_a_planted_symlink_and_logs_rotate(tmp_path):

@@ -10,6 +10,7 @@ recent runs' curves.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from core.workbench.service import Workbench
 from tui.widgets.loss_chart import LossChart
 
 HEARTBEAT_S = 1.0
+LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
 OVERLAY_STYLES = ("magenta", "green", "blue", "red")
 
 
@@ -111,6 +113,8 @@ class TrainingPane(Vertical):
         self.ids: list[str] = []
         self.reading = False  # a thread is reading the run folder
         self.done: frozenset[str] | None = None  # finished runs as last read
+        self.listing: tuple[list[str], frozenset[str]] = ([], frozenset())  # run ids, finished ones
+        self.listed_at = -LIST_EVERY_S
         self.stop_watching = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -164,16 +168,23 @@ class TrainingPane(Vertical):
 
     def _read_once(self, run_id: str | None, offset: int, overlay: bool, others: dict[str, int], force: bool) -> None:
         try:
-            listed = self.runs.list()  # every read: a run started or finished elsewhere shows up at once
-            ids = [r["id"] for r in listed]
-            done = frozenset(r["id"] for r in listed if r["state"] == "done" and r.get("adapter"))
+            if run_id is None or force or time.monotonic() - self.listed_at >= LIST_EVERY_S:
+                listed = self.runs.list()  # a run started or finished elsewhere shows up within LIST_EVERY_S
+                self.listing = (
+                    [r["id"] for r in listed],
+                    frozenset(r["id"] for r in listed if r["state"] == "done" and r.get("adapter")),
+                )
+                self.listed_at = time.monotonic()
+            ids, done = self.listing
             if run_id is None:
                 if not ids:
                     return
                 run_id, offset = ids[0], 0  # re-attach to the newest run
             rows, new_offset = self.runs.metrics(run_id, offset)
-            killed = self.bench.enforce_stop(run_id)
             status = self.runs.status(run_id)
+            killed = self.bench.enforce_stop(run_id, status=status)
+            if killed:
+                status = self.runs.status(run_id)
             extra = {}
             if overlay:
                 for other in [i for i in ids if i != run_id][: len(OVERLAY_STYLES)]:
