@@ -533,8 +533,8 @@ class TunelabApp(App[None]):
             return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
         if len(summary["variants"]) < 2:
             return None
-        judged, warnings = self.bench.verdict(summary)
-        return "\n".join([judged.sentence, *(f"note: {w}" for w in warnings)])
+        judged = self.bench.comparison(summary)
+        return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
 
     @on(EvalRow)
     def eval_row(self, message: EvalRow) -> None:

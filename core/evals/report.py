@@ -1,61 +1,163 @@
-"""A comparison as a file to share: the grid, the verdict and its notes, readable offline.
+"""A comparison as text and as a file to share: the grid, the verdict, its notes, the costs, a bar chart of
+pass rates with their intervals and the training loss curves.
 
-`.md` is GitHub-flavoured Markdown; `.html` is one self-contained page (no scripts, no fetches).
+`.md` is GitHub-flavoured Markdown; `.html` is one self-contained page (no scripts, no fetches). Charts are
+drawn by matplotlib as inline SVG, imported only when a report is written.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
+from core.evals.grid import Cell, Column, Grid, Row
 from core.storage.atomic import write_atomic
 
-HEADERS = ("cell", "pass", "95% CI", "trials", "latency", "tokens")
+Curve = Sequence[tuple[int, float]]  # (step, loss)
 
 
-def rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = []
-    for v in summary["variants"]:
-        lo, hi = v["ci"]
-        latency = f"{v['mean_latency_s'] * 1000:.0f} ms" if v.get("mean_latency_s") is not None else "cached"
-        tokens = f"{v['mean_completion_tokens']:.1f}" if v.get("mean_completion_tokens") is not None else "-"
-        out.append(
-            (
-                str(v["label"]),
-                f"{v['pass_rate'] * 100:.1f}%",
-                f"{lo * 100:.1f}-{hi * 100:.1f}",
-                str(v["trials"]),
-                latency,
-                tokens,
-            )
-        )
+def rate_text(cell: Cell) -> str:
+    """`93.3% [82-98]`, with `±2.1` across seeds."""
+    lo, hi = cell.ci
+    spread = f" ±{cell.spread * 100:.1f}" if cell.spread is not None else ""
+    return f"{cell.pass_rate * 100:.1f}%{spread} [{lo * 100:.0f}-{hi * 100:.0f}]"
+
+
+def usage_text(cell: Cell) -> str:
+    """`41 ms 12+4 tok`: mean latency, prompt + completion tokens per call."""
+    latency = f"{cell.latency_s * 1000:.0f} ms" if cell.latency_s is not None else "cached"
+    prompt = f"{cell.prompt_tokens:.0f}" if cell.prompt_tokens is not None else "?"
+    completion = f"{cell.completion_tokens:.0f}" if cell.completion_tokens is not None else "?"
+    return f"{latency} {prompt}+{completion} tok"
+
+
+def row_cost(row: Row) -> str:
+    """A LoRA's cost: training wall time and device, trainable parameters, adapter size."""
+    if not row.adapters:
+        return "no training"
+    c = row.cost
+    parts = []
+    if "train_s" in c:
+        parts.append(f"trained {c['train_s']:.0f} s on {c.get('device', '?')}")
+    if "trainable_params" in c:
+        parts.append(f"{c['trainable_params'] / 1e6:.2f}M params")
+    if "adapter_mb" in c:
+        parts.append(f"{c['adapter_mb']:.1f} MB")
+    seeds = f" (each of {len(row.adapters)} seeds)" if len(row.adapters) > 1 else ""
+    return (", ".join(parts) or "cost unknown (trained elsewhere)") + seeds
+
+
+def column_cost(col: Column) -> str:
+    """A prompt's cost: the prompt tokens it adds to every call, and the latency they add."""
+    if not col.key:
+        return "no prompt"
+    c = col.cost
+    if not c:
+        return "no 'no prompt' cell to price it against"
+    parts = []
+    if "extra_prompt_tokens" in c:
+        parts.append(f"{c['extra_prompt_tokens']:+.0f} prompt tokens per call")
+    if "added_latency_s" in c:
+        parts.append(f"{c['added_latency_s'] * 1000:+.0f} ms")
+    return ", ".join(parts)
+
+
+def grid_table(grid: Grid) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per model variant, one column per prompt; an empty cell is '-'."""
+    header = ["model variant", *(c.label for c in grid.cols)]
+    body = []
+    for r, row in enumerate(grid.rows):
+        cells = [grid.cell(r, c) for c in range(len(grid.cols))]
+        body.append([row.label, *(f"{rate_text(x)} · {usage_text(x)}" if x else "-" for x in cells)])
+    return header, body
+
+
+def costs(grid: Grid) -> list[str]:
+    return [f"{row.label}: {row_cost(row)}" for row in grid.rows if row.adapters] + [
+        f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key
+    ]
+
+
+def _svg(figure: Any) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.find("<svg") :]  # inline in HTML: no XML prolog
+
+
+def charts(grid: Grid, curves: Mapping[str, Curve]) -> list[tuple[str, str]]:
+    """(title, SVG) for the pass-rate bars with their intervals and, when runs logged any, the loss curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no GUI toolkit
+    from matplotlib.figure import Figure
+
+    cells = grid.all()
+    labels = [f"{grid.cols[c.col].label}\n{grid.rows[c.row].label}" for c in cells]
+    rates = [c.pass_rate * 100 for c in cells]
+    errors = [[r - c.ci[0] * 100 for r, c in zip(rates, cells)], [c.ci[1] * 100 - r for r, c in zip(rates, cells)]]
+    figure = Figure(figsize=(max(5.0, 1.6 * len(cells)), 3.6))
+    axes = figure.subplots()
+    axes.bar(range(len(cells)), rates, yerr=errors, capsize=4, color="#4c78a8")
+    axes.set_xticks(range(len(cells)), labels, fontsize=7)
+    axes.set_ylabel("pass rate, % (95% interval)")
+    axes.set_ylim(0, 100)
+    out = [("Pass rate per cell", _svg(figure))]
+    if curves:
+        figure = Figure(figsize=(6.0, 3.4))
+        axes = figure.subplots()
+        for name, points in curves.items():
+            axes.plot([s for s, _ in points], [loss for _, loss in points], label=name)
+        axes.set_xlabel("step")
+        axes.set_ylabel("training loss")
+        axes.legend(fontsize=7)
+        out.append(("Training loss", _svg(figure)))
     return out
 
 
-def write_report(path: Path, summary: dict[str, Any], sentence: str, notes: list[str]) -> Path:
+def write_report(
+    path: Path,
+    summary: dict[str, Any],
+    grid: Grid,
+    sentence: str,
+    notes: list[str],
+    curves: Mapping[str, Curve] | None = None,
+) -> Path:
     title = (
         f"tunelab compare {summary['id']}: {summary['dataset']}:{summary['split'] or 'all'}, grader {summary['grader']}"
     )
+    header, body = grid_table(grid)
+    if path.suffix not in (".md", ".html", ".htm"):
+        raise TunelabError(f"--report {path}: write a .md or .html file")
+    drawn = charts(grid, curves or {})
     if path.suffix == ".md":
         lines = [f"# {title}", "", f"**{sentence}**", "", *(f"- {n}" for n in notes), ""]
-        lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(summary)]
-        text = "\n".join(lines) + "\n"
-    elif path.suffix in (".html", ".htm"):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows(summary))
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+        lines += ["", "## Cost", "", *(f"- {c}" for c in costs(grid)), ""]
+        for name, svg in drawn:
+            data = base64.b64encode(svg.encode()).decode()
+            lines += [f"## {name}", "", f"![{name}](data:image/svg+xml;base64,{data})", ""]
+        text = "\n".join(lines)
+    else:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        spent = "".join(f"<li>{html.escape(c)}</li>" for c in costs(grid))
+        figures = "".join(f"<h2>{html.escape(name)}</h2><figure>{svg}</figure>" for name, svg in drawn)
         text = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p><strong>{html.escape(sentence)}</strong></p><ul>{items}</ul>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>\n"
+            "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}svg{max-width:100%;height:auto}"
+            f"</style></head><body><h1>{html.escape(title)}</h1><p><strong>{html.escape(sentence)}</strong></p>"
+            f"<ul>{items}</ul><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            f"<h2>Cost</h2><ul>{spent}</ul>{figures}</body></html>\n"
         )
-    else:
-        raise TunelabError(f"--report {path}: write a .md or .html file")
     try:
         write_atomic(path, text)
     except OSError as exc:

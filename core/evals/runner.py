@@ -197,6 +197,7 @@ def run_eval(
                     "passed": grade.passed,
                     "score": grade.score,
                     "latency_s": result.get("latency_s"),
+                    "prompt_tokens": result.get("prompt_tokens"),
                     "completion_tokens": result.get("completion_tokens"),
                     "truncated": bool(result.get("truncated")),
                     "cached": from_cache,
@@ -283,6 +284,7 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
         lo, hi = wilson_interval(passed, len(vrows))
         latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
         tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
+        prompt_tokens = [r["prompt_tokens"] for r in vrows if r.get("prompt_tokens") is not None]
         out_variants.append(
             {
                 "label": v.label,
@@ -298,6 +300,7 @@ def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows
                 "ci": [round(lo, 4), round(hi, 4)],
                 "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
                 "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
+                "mean_prompt_tokens": round(statistics.fmean(prompt_tokens), 2) if prompt_tokens else None,
                 "cached": sum(r["cached"] for r in vrows),
                 "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
             }

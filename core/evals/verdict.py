@@ -1,8 +1,8 @@
 """The verdict: prompt, LoRA, or both? Which cell of a comparison wins, by how much, and whether the
 difference is real, from a paired test on the same items.
 
-Cells are the variants of one complete eval (no prompt / prompt versions x base / adapters). The winner
-is the cell with the best pass rate; it is set against the best cell of another approach (prompt alone,
+Cells are those of the eval's grid (no prompt / prompt versions x base / LoRAs, seeds of one LoRA in one
+cell). The winner is the cell with the best pass rate; it is set against the best cell of another approach (prompt alone,
 LoRA alone, LoRA with a prompt, or the bare base when there is only one approach), and the two are compared
 item by item with the exact McNemar test: only the items one gets right and the other wrong (fixed,
 broken) carry evidence, and under "no difference" each of them goes either way with probability 1/2.
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import TunelabError
+from core.evals.grid import Grid, build_grid
 
 SIGNIFICANT = 0.05
 APPROACHES = {
@@ -38,8 +39,8 @@ def mcnemar_exact(fixed: int, broken: int) -> float:
 
 @dataclass(frozen=True)
 class Verdict:
-    winner: int  # variant index
-    other: int
+    winner: tuple[int, int]  # (row, column) of the grid
+    other: tuple[int, int]
     winner_label: str
     other_label: str
     winner_rate: float
@@ -55,48 +56,45 @@ class Verdict:
         return asdict(self)
 
 
-def approach(variant: dict[str, Any]) -> str:
-    return APPROACHES[(variant.get("prompt_id") is not None, variant.get("adapter") is not None)]
-
-
-def verdict(summary: dict[str, Any]) -> Verdict:
-    """The verdict over a complete eval of at least two cells; a partial eval never gives one."""
+def verdict(summary: dict[str, Any], grid: Grid | None = None) -> Verdict:
+    """The verdict over a complete eval of at least two cells (of `grid`, when its LoRA seeds are grouped);
+    a partial eval never gives one."""
     if summary.get("status") != "done":
         raise TunelabError(f"eval {summary['id']} is {summary.get('status')}: a partial eval gives no verdict")
-    variants = summary["variants"]
-    if len(variants) < 2:
+    grid = grid or build_grid(summary)
+    cells = grid.all()
+    if len(cells) < 2:
         raise TunelabError(f"eval {summary['id']} has one cell: a verdict needs two to compare")
-    ranked = sorted(range(len(variants)), key=lambda i: (-variants[i]["pass_rate"], i))
-    winner = ranked[0]
-    others = [i for i in ranked[1:] if approach(variants[i]) != approach(variants[winner])]
-    other = others[0] if others else ranked[1]
-    mine, theirs = summary["items"][str(winner)], summary["items"][str(other)]
-    shared = set(mine) & set(theirs)
-    fixed = sum(mine[i]["passed"] and not theirs[i]["passed"] for i in shared)
-    broken = sum(theirs[i]["passed"] and not mine[i]["passed"] for i in shared)
+    ranked = sorted(range(len(cells)), key=lambda i: (-cells[i].pass_rate, i))
+    winner = cells[ranked[0]]
+    others = [cells[i] for i in ranked[1:] if grid.approach(cells[i]) != grid.approach(winner)]
+    other = others[0] if others else cells[ranked[1]]
+    fixed_items, broken_items = grid.diff(winner, other)
+    fixed, broken = len(fixed_items), len(broken_items)
+    shared = sum(i in other.passed for i in winner.passed)
     p = mcnemar_exact(fixed, broken)
-    a, b = variants[winner]["pass_rate"] * 100, variants[other]["pass_rate"] * 100
-    wins = approach(variants[winner])
-    head = f"{wins[0].upper()}{wins[1:]} wins ({variants[winner]['label']})"
+    a, b = winner.pass_rate * 100, other.pass_rate * 100
+    wins, loses = APPROACHES[grid.approach(winner)], APPROACHES[grid.approach(other)]
+    head = f"{wins[0].upper()}{wins[1:]} wins ({winner.label})"
     if a == b:
-        head = f"A tie between {wins} and {approach(variants[other])}"
-    body = f"{a:.1f}% vs {b:.1f}% for {approach(variants[other])} ({variants[other]['label']}), {a - b:+.1f} points"
-    evidence = f"fixed {fixed}, broken {broken} of {len(shared)} items"
+        head = f"A tie between {wins} and {loses}"
+    body = f"{a:.1f}% vs {b:.1f}% for {loses} ({other.label}), {a - b:+.1f} points"
+    evidence = f"fixed {fixed}, broken {broken} of {shared} items"
     if p < SIGNIFICANT:
         judged = f"p {'< 0.001' if p < 0.001 else f'= {p:.3f}'}, a real difference"
     else:
         judged = f"p = {p:.2f}, not a real difference"
     return Verdict(
-        winner,
-        other,
-        variants[winner]["label"],
-        variants[other]["label"],
+        (winner.row, winner.col),
+        (other.row, other.col),
+        winner.label,
+        other.label,
         round(a / 100, 4),
         round(b / 100, 4),
         round(a - b, 2),
         p,
         fixed,
         broken,
-        len(shared),
+        shared,
         f"{head}: {body}, {judged} ({evidence}).",
     )

@@ -181,6 +181,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         ),
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable_params = sum(p.numel() for p in trainable)
     forward = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -344,5 +345,12 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         final_eval = eval_loss()
         model.save_pretrained(run_dir / runs.ADAPTER)
         status.update(
-            state="done", step=step, eval_loss=final_eval, adapter=runs.ADAPTER, last_checkpoint=save_checkpoint().name
+            state="done",
+            step=step,
+            eval_loss=final_eval,
+            adapter=runs.ADAPTER,
+            last_checkpoint=save_checkpoint().name,
+            trainable_params=trainable_params,  # the cost of the LoRA, shown beside its verdict cell
+            device=loaded.device,
+            train_s=round(time.monotonic() - began, 2),  # this session of the run (a resumed one: since the resume)
         )

@@ -6,10 +6,11 @@ gather input and show output. Nothing here imports Textual, and nothing imports 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.grid import Grid, build_grid
 from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
 from core.evals.templates import Template
@@ -24,7 +26,7 @@ from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History
 from core.training.config import TrainConfig
-from core.training.runs import CONFIG_FILE, LIVE, Runs, read_json
+from core.training.runs import ADAPTER, CONFIG_FILE, LIVE, Runs, read_json
 
 NO_PROMPT = "no prompt"
 STOP_GRACE_S = 30.0
@@ -70,6 +72,43 @@ class Adapter:
     def label(self) -> str:
         loss = f" eval {self.eval_loss:.3f}" if self.eval_loss is not None else ""
         return f"{self.run_id[:10]}{loss}"
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A LoRA cell whose prompt is not the one the LoRA was trained with."""
+
+    label: str
+    adapter: str
+    prompt_id: str | None
+    warning: str
+
+
+@dataclass
+class Comparison:
+    """One eval as a comparison: its grid, the verdict (or why there is none) and the foreign-prompt notes."""
+
+    summary: dict[str, Any]
+    grid: Grid
+    verdict: Verdict | None
+    why_none: str
+    foreign: list[Foreign]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f.warning for f in self.foreign]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary,
+            "grid": {
+                "rows": [asdict(r) for r in self.grid.rows],
+                "columns": [asdict(c) for c in self.grid.cols],
+                "cells": [asdict(c) for c in self.grid.all()],
+            },
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -169,27 +208,101 @@ class Workbench:
     def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         return self.evals.baseline_for(summary["dataset"], summary["split"])
 
-    def verdict(self, summary: dict[str, Any]) -> tuple[Verdict, list[str]]:
-        """Which cell wins and whether it is real, plus a warning for each LoRA cell whose prompt is not
-        the one its adapter was trained with (it scores a format the LoRA never saw)."""
-        warnings = []
-        for v in summary["variants"]:
-            trained = self.trained_with(v["adapter"]) if v.get("adapter") else None
-            if trained is None or trained == (v.get("template") or ""):
-                continue
-            how = "as is (no prompt)" if not trained else "with a prompt"
-            used = "this prompt" if v.get("template") else "no prompt"
-            hint = " (compare --train-with-prompt trains one on it)" if v.get("template") else ""
-            warnings.append(f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}")
-        return verdict(summary), warnings
+    def comparison(self, summary: dict[str, Any]) -> Comparison:
+        """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
+        other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
+        and a warning for each LoRA used with a prompt it was not trained with. Reads run folders: off the loop."""
+        labels = {
+            v["template"]: f"{v['prompt_name']}@{v['prompt_id'][:6]} {v['mode']}"
+            for v in summary["variants"]
+            if v.get("prompt_id")
+        }
+        loras = {v["adapter"]: self.lora_info(v["adapter"], labels) for v in summary["variants"] if v.get("adapter")}
+        grid = build_grid(summary, loras)
+        judged, why = None, ""
+        if summary.get("status") != "done":
+            why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
+        elif len(grid.cells) < 2:
+            why = "One cell: a verdict needs two to compare."
+        else:
+            judged = verdict(summary, grid)
+        return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras))
 
-    def trained_with(self, adapter: str) -> str | None:
-        """The template a run's adapter was trained with ('' for as is); None for a folder from elsewhere."""
+    def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
+        out = []
+        for v in summary["variants"]:
+            info = loras.get(v.get("adapter") or "")
+            if not info or info.get("template") is None or info["template"] == (v.get("template") or ""):
+                continue
+            how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
+            used = "this prompt" if v.get("template") else "no prompt"
+            hint = " (t trains one on it; compare --train-with-prompt)" if v.get("template") else ""
+            out.append(
+                Foreign(
+                    v["label"],
+                    str(v["adapter"]),
+                    v.get("prompt_id"),
+                    f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}",
+                )
+            )
+        return out
+
+    def lora_info(self, adapter: str, prompt_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """What the verdict needs of a LoRA: its row group (runs alike but for the seed share one), what it was
+        trained on, the template ('' as is; None from elsewhere) and its cost. Damaged runs say less, never fail."""
         try:
-            config = self.runs.config(adapter).get("config")
+            path = self.adapter_path(adapter)
         except TunelabError:
-            return None
-        return str(config.get("template") or "") if isinstance(config, dict) else None
+            return {"trained_on": "missing", "template": None, "group": adapter, "cost": {}}
+        cost: dict[str, Any] = {
+            "adapter_mb": round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20, 2)
+        }
+        config = self.runs.config(adapter).get("config") if path.name == ADAPTER else None
+        if not isinstance(config, dict):
+            return {"trained_on": "elsewhere", "template": None, "group": str(path), "cost": cost}
+        status = self.runs.status(adapter)
+        cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
+        template = str(config.get("template") or "")
+        trained_on = "as is"
+        if template:
+            trained_on = (prompt_labels or {}).get(template) or f"prompt '{template.splitlines()[0][:24]}'"
+        group = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
+        return {
+            "trained_on": trained_on,
+            "template": template,
+            "group": group,
+            "run": status["id"],
+            "seed": config.get("seed"),
+            "cost": cost,
+        }
+
+    def train_on_prompt(self, adapter: str, prompt_id: str) -> str:
+        """One key on the verdict screen: a LoRA with `adapter`'s settings, trained on the prompt it was
+        evaluated with instead. Returns the new run's id."""
+        _, version = self.prompts.get(prompt_id)
+        config = self.runs.train_config(adapter)
+        values = {**config.to_dict(), "template": version.template, "system": version.system, "mode": version.mode}
+        return self.start_run(TrainConfig.from_dict(values))
+
+    def write_report(self, comparison: Comparison, path: Path) -> Path:
+        """The comparison as a shareable .md or .html file, with each trained LoRA's loss curve."""
+        from core.evals.report import write_report
+
+        if comparison.verdict is None:
+            raise TunelabError(f"--report {path}: {comparison.why_none}")
+        curves = {}
+        for row in comparison.grid.rows:
+            for adapter in row.adapters:
+                try:
+                    rows, _ = self.runs.metrics(adapter)
+                except TunelabError:
+                    continue  # a folder from elsewhere: no curve
+                points = [(int(m["step"]), float(m["loss"])) for m in rows if m.get("loss") is not None]
+                if points:
+                    curves[f"{Path(adapter).name[:10]} {row.trained_on}"] = points[:: max(1, len(points) // 500)]
+        return write_report(
+            path, comparison.summary, comparison.grid, comparison.verdict.sentence, comparison.warnings, curves
+        )
 
     # -- single runs ---------------------------------------------------------------------------
     def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:

@@ -41,7 +41,7 @@ def test_lora_alone_beats_the_best_prompt_with_a_real_difference():
         cell("senti@2 raw | demo + t1", 0.0, prompt="p1", adapter="t1"),
     ]
     v = verdict(summary_of(cells, [base, prompt, lora, both]))
-    assert (v.winner, v.other, v.fixed, v.broken) == (2, 1, 9, 0)
+    assert (v.winner, v.other, v.fixed, v.broken) == ((1, 0), (0, 1), 9, 0)
     assert v.sentence.startswith("The LoRA alone wins (no prompt | demo + t1): 95.0% vs 50.0% for the prompt alone")
     assert "+45.0 points, p = 0.004, a real difference (fixed 9, broken 0 of 20 items)" in v.sentence
 

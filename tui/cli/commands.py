@@ -17,7 +17,7 @@ from core.engine.prompt import MODES, Prompt
 from core.errors import TunelabError
 from core.evals.prompts import PromptVersion
 from core.storage.paths import data_dir
-from core.workbench.service import Workbench, parse_mapping
+from core.workbench.service import Comparison, Workbench, parse_mapping
 from tui.cli.options import model_options
 from tui.cli.output import progress, say, table
 
@@ -217,6 +217,20 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
         say(f"{skipped} item(s) were over the model's context and were skipped (not graded)")
 
 
+def show_comparison(judged: Comparison) -> None:
+    """The grid (model variants x prompts), the verdict sentence, its notes and each approach's cost."""
+    from core.evals.report import costs, grid_table
+
+    header, body = grid_table(judged.grid)
+    print()
+    table(header, body)
+    print(judged.verdict.sentence if judged.verdict else judged.why_none)
+    for warning in judged.warnings:
+        say(f"note: {warning}")
+    for cost in costs(judged.grid):
+        print(f"cost: {cost}")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     options, models, adapters = model_options(args, several_models=True, several_adapters=True)
     return _evaluate(args, _workbench(), options, models, adapters)
@@ -260,22 +274,18 @@ def _evaluate(
     comparisons = _against(summary, baseline)
     if args.pin:
         bench.evals.pin(summary["id"])
-    judged = bench.verdict(summary) if with_verdict and len(variants) > 1 else None
+    judged = bench.comparison(summary) if with_verdict else None
     if judged and getattr(args, "report", None):
-        from core.evals.report import write_report
-
-        say(f"report: {write_report(Path(args.report).expanduser(), summary, judged[0].sentence, judged[1])}")
+        say(f"report: {bench.write_report(judged, Path(args.report).expanduser())}")
     if args.json:
-        extra = {"verdict": judged[0].to_dict(), "warnings": judged[1]} if judged else {}
-        print(json.dumps({**summary, "comparisons": comparisons, **extra}, ensure_ascii=False))
+        shown = judged.to_dict() if judged else summary
+        print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
     else:
         show_summary(summary, comparisons)
         if baseline and comparisons:
             print(f"vs baseline {baseline[0]['id']}:{baseline[1]} ({baseline[0]['variants'][baseline[1]]['label']})")
         if judged:
-            print(judged[0].sentence)
-            for warning in judged[1]:
-                say(f"note: {warning}")
+            show_comparison(judged)
     failing = [v for v in summary["variants"] if min_pass is not None and v["pass_rate"] < min_pass]
     for v in failing:
         say(f"tunelab: min-pass failed: {v['label']} passed {v['pass_rate']:.1%} < {min_pass:.1%}")
@@ -287,6 +297,9 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="first train a LoRA on the dataset as is")
     p.add_argument("--train-with-prompt", action="store_true", help="also train a LoRA with each --prompt")
     p.add_argument("--train-epochs", type=float, default=3.0, help="epochs for the LoRAs --train starts")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="train each LoRA with K seeds; its cell shows their mean and spread"
+    )
     p.add_argument(
         "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
     )
@@ -304,9 +317,11 @@ def run_compare(args: argparse.Namespace) -> int:
     wanted: list[PromptVersion | None] = ([None] if args.train else []) + (
         [r.version for r in refs] if args.train_with_prompt else []
     )
+    if not 1 <= args.seeds <= 20:
+        raise TunelabError(f"--seeds must be between 1 and 20, got {args.seeds}")
     configs = [
         bench.train_config(
-            {"epochs": args.train_epochs, "eval_fraction": args.eval_fraction},
+            {"epochs": args.train_epochs, "eval_fraction": args.eval_fraction, "seed": seed},
             options=options,
             dataset=args.dataset,
             expected=args.expected,
@@ -314,9 +329,11 @@ def run_compare(args: argparse.Namespace) -> int:
             prompt=version,
         )
         for version in wanted
+        for seed in range(args.seeds)
     ]
     for config in configs:
-        with progress(f"train ({'as is' if not config.template else 'with the prompt'})") as update:
+        what = "as is" if not config.template else "with the prompt"
+        with progress(f"train ({what}{f', seed {config.seed}' if args.seeds > 1 else ''})") as update:
             run_id = bench.train_and_wait(config, on_step=update)
         say(f"trained {run_id}")
         adapters.append(run_id)

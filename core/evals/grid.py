@@ -1,0 +1,174 @@
+"""The comparison grid of one eval: a row per model variant (the base, each LoRA), a column per prompt (none,
+each version in its mode), and in each cell the pass rate with its interval, latency and tokens.
+
+LoRAs trained the same way with different seeds share a row: their cell shows the mean pass rate and the
+spread across seeds, and an item counts as passed when most seeds pass it, so "LoRA beats prompt" never rests
+on one lucky run. Pure data: the service adds what each LoRA was trained on and what it cost.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str  # "demo (base)", "demo+t18eb468a as is", "demo+LoRA with senti@4ab7b9 ×3 seeds"
+    model: str
+    adapters: tuple[str, ...] = ()  # empty for the base
+    trained_on: str | None = None  # "as is", "senti@4ab7b9 raw", "elsewhere"; None for the base
+    cost: dict[str, Any] = field(default_factory=dict)  # training wall time, device, parameters, size
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the prompt version id, "" for no prompt
+    label: str  # "no prompt" or "senti@4ab7b9 raw"
+    template: str | None = None
+    cost: dict[str, Any] = field(default_factory=dict)  # extra prompt tokens and latency per call
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: int
+    col: int
+    variants: tuple[int, ...]  # one per seed
+    label: str
+    pass_rate: float  # mean over seeds
+    spread: float | None  # standard deviation of the seeds' pass rates; None with one seed
+    ci: tuple[float, float]
+    latency_s: float | None
+    prompt_tokens: float | None
+    completion_tokens: float | None
+    passed: dict[str, bool]  # per item: at least half the seeds pass it (as the runner folds repeats)
+
+
+@dataclass(frozen=True)
+class Grid:
+    rows: list[Row]
+    cols: list[Column]
+    cells: dict[tuple[int, int], Cell]
+
+    def cell(self, row: int, col: int) -> Cell | None:
+        return self.cells.get((row, col))
+
+    def all(self) -> list[Cell]:
+        return [self.cells[k] for k in sorted(self.cells)]
+
+    def approach(self, cell: Cell) -> tuple[bool, bool]:
+        """(with a prompt, with a LoRA)."""
+        return bool(self.cols[cell.col].key), bool(self.rows[cell.row].adapters)
+
+    def diff(self, a: Cell, b: Cell) -> tuple[list[str], list[str]]:
+        """Items `a` fixes (passes where `b` fails) and breaks, over the items both graded."""
+        shared = [i for i in a.passed if i in b.passed]
+        return [i for i in shared if a.passed[i] and not b.passed[i]], [
+            i for i in shared if b.passed[i] and not a.passed[i]
+        ]
+
+
+def _mean(values: list[Any]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.fmean(known), 4) if known else None
+
+
+def build_grid(summary: dict[str, Any], loras: Mapping[str, Mapping[str, Any]] | None = None) -> Grid:
+    """The grid of `summary`'s variants. `loras[adapter]` may give `group` (adapters of one group are seeds
+    of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own."""
+    loras = loras or {}
+    variants = summary["variants"]
+    rows: list[Row] = []
+    cols: list[Column] = []
+    members: dict[tuple[int, int], list[int]] = {}
+    for vi, v in enumerate(variants):
+        adapter = v.get("adapter")
+        info = loras.get(adapter, {}) if adapter else {}
+        row_key = f"{v.get('model')}:{info.get('group', adapter) if adapter else BASE}"
+        r = next((i for i, row in enumerate(rows) if row.key == row_key), None)
+        if r is None:
+            rows.append(_row(row_key, v, info))
+            r = len(rows) - 1
+        elif adapter and adapter not in rows[r].adapters:
+            rows[r] = _with_adapter(rows[r], adapter)
+        col_key = v.get("prompt_id") or ""
+        c = next((i for i, col in enumerate(cols) if col.key == col_key), None)
+        if c is None:
+            label = f"{v.get('prompt_name')}@{col_key[:6]} {v.get('mode')}" if col_key else "no prompt"
+            cols.append(Column(col_key, label, v.get("template")))
+            c = len(cols) - 1
+        members.setdefault((r, c), []).append(vi)
+    cells = {key: _cell(summary, key, vis, rows, cols) for key, vis in members.items()}
+    return Grid(rows, _priced(cols, cells), cells)
+
+
+def _row(key: str, variant: dict[str, Any], info: Mapping[str, Any]) -> Row:
+    model, adapter = str(variant.get("model")), variant.get("adapter")
+    if not adapter:
+        return Row(key, f"{model} (base)", model)
+    trained_on = str(info.get("trained_on") or "elsewhere")
+    return Row(
+        key, f"{model}+{str(adapter)[-10:]} {trained_on}", model, (adapter,), trained_on, dict(info.get("cost", {}))
+    )
+
+
+def _with_adapter(row: Row, adapter: str) -> Row:
+    adapters = (*row.adapters, adapter)
+    label = f"{row.model}+LoRA {row.trained_on} ×{len(adapters)} seeds"
+    return Row(row.key, label, row.model, adapters, row.trained_on, row.cost)
+
+
+def _cell(summary: dict[str, Any], key: tuple[int, int], vis: list[int], rows: list[Row], cols: list[Column]) -> Cell:
+    variants = [summary["variants"][vi] for vi in vis]
+    rates = [float(v["pass_rate"]) for v in variants]
+    votes: dict[str, list[bool]] = {}
+    for vi in vis:
+        for item, agg in summary["items"].get(str(vi), {}).items():
+            votes.setdefault(item, []).append(bool(agg["passed"]))
+    passed = {item: sum(seen) * 2 >= len(seen) for item, seen in votes.items()}
+    ci = variants[0].get("ci") or [0.0, 1.0]
+    if len(variants) > 1:  # the interval across seeds: their lowest and highest bounds
+        ci = [min(v["ci"][0] for v in variants), max(v["ci"][1] for v in variants)]
+    r, c = key
+    label = variants[0]["label"] if len(vis) == 1 else f"{cols[c].label} | {rows[r].label}"
+    return Cell(
+        r,
+        c,
+        tuple(vis),
+        label,
+        round(statistics.fmean(rates), 4),
+        round(statistics.stdev(rates), 4) if len(rates) > 1 else None,
+        (float(ci[0]), float(ci[1])),
+        _mean([v.get("mean_latency_s") for v in variants]),
+        _mean([v.get("mean_prompt_tokens") for v in variants]),
+        _mean([v.get("mean_completion_tokens") for v in variants]),
+        passed,
+    )
+
+
+def _priced(cols: list[Column], cells: dict[tuple[int, int], Cell]) -> list[Column]:
+    """Each prompt's cost against no prompt, on the first row that has both: the extra prompt tokens per call
+    and the latency they add."""
+    if not any(not col.key for col in cols):
+        return cols
+    bare = next(c for c, col in enumerate(cols) if not col.key)
+    out = []
+    for c, col in enumerate(cols):
+        pair = next(
+            ((cells[(r, c)], cells[(r, bare)]) for (r, cc) in sorted(cells) if cc == c and (r, bare) in cells), None
+        )
+        if col.key and pair is not None:
+            with_prompt, without = pair
+            cost: dict[str, Any] = {}
+            if with_prompt.prompt_tokens is not None and without.prompt_tokens is not None:
+                cost["extra_prompt_tokens"] = round(with_prompt.prompt_tokens - without.prompt_tokens, 1)
+            if with_prompt.latency_s is not None and without.latency_s is not None:
+                cost["added_latency_s"] = round(with_prompt.latency_s - without.latency_s, 4)
+            col = Column(col.key, col.label, col.template, cost)
+        out.append(col)
+    return out

@@ -1,0 +1,71 @@
+"""The comparison grid: rows are model variants, columns prompts; seeds of one LoRA share a cell."""
+
+import pytest
+
+from core.evals.grid import build_grid
+from core.evals.verdict import verdict
+
+
+def variant(rate, prompt=None, adapter=None, latency=0.01, prompt_tokens=10.0):
+    return {
+        "label": f"{prompt or 'no prompt'} | demo" + (f"+{adapter}" if adapter else ""),
+        "pass_rate": rate, "ci": [max(0.0, rate - 0.1), min(1.0, rate + 0.1)], "model": "demo",
+        "prompt_id": prompt, "prompt_name": "senti" if prompt else None, "mode": "raw" if prompt else None,
+        "adapter": adapter, "mean_latency_s": latency, "mean_prompt_tokens": prompt_tokens,
+        "mean_completion_tokens": 2.0,
+    }  # fmt: skip
+
+
+def summary_of(variants, passes):
+    return {
+        "id": "e1",
+        "status": "done",
+        "variants": variants,
+        "items": {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)},
+    }
+
+
+def test_rows_are_model_variants_and_columns_prompts_each_cell_in_its_place():
+    summary = summary_of(
+        [variant(0.0), variant(0.5, "p1"), variant(0.75, adapter="t1"), variant(0.25, "p1", "t1")],
+        [[False] * 4, [True, True, False, False], [True, True, True, False], [True, False, False, False]],
+    )
+    grid = build_grid(summary, {"t1": {"trained_on": "as is", "cost": {"train_s": 12.0}}})
+    assert [r.label for r in grid.rows] == ["demo (base)", "demo+t1 as is"]
+    assert [c.label for c in grid.cols] == ["no prompt", "senti@p1 raw"]
+    assert grid.cell(1, 0).pass_rate == 0.75 and grid.cell(0, 1).pass_rate == 0.5
+    assert grid.rows[1].cost == {"train_s": 12.0} and grid.rows[0].adapters == ()
+    assert grid.diff(grid.cell(1, 0), grid.cell(0, 1)) == (["i2"], [])
+
+
+def test_a_prompt_is_priced_against_no_prompt_in_the_same_row():
+    summary = summary_of(
+        [variant(0.0, latency=0.010, prompt_tokens=12.0), variant(0.5, "p1", latency=0.014, prompt_tokens=30.0)],
+        [[False], [True]],
+    )
+    grid = build_grid(summary)
+    assert grid.cols[1].cost == {"extra_prompt_tokens": 18.0, "added_latency_s": 0.004}
+    assert grid.cols[0].cost == {}
+
+
+def test_seeds_of_one_lora_share_a_row_with_mean_spread_and_majority_items():
+    seeds = [variant(rate, adapter=f"t{k}") for k, rate in enumerate([0.5, 0.75, 1.0])]
+    passes = [[True, True, False, False], [True, True, True, False], [True, True, True, True]]
+    summary = summary_of([variant(0.25), *seeds], [[True, False, False, False], *passes])
+    same = {f"t{k}": {"group": "g", "trained_on": "as is"} for k in range(3)}
+    grid = build_grid(summary, same)
+    assert len(grid.rows) == 2 and grid.rows[1].adapters == ("t0", "t1", "t2")
+    assert grid.rows[1].label == "demo+LoRA as is ×3 seeds"
+    cell = grid.cell(1, 0)
+    assert cell.pass_rate == pytest.approx(0.75) and cell.spread == pytest.approx(0.25)
+    assert cell.variants == (1, 2, 3)
+    assert cell.passed == {"i0": True, "i1": True, "i2": True, "i3": False}  # 2 of 3 seeds pass i2
+    assert cell.ci == (0.4, 1.0)  # across seeds: the lowest and highest bounds
+    v = verdict(summary, grid)  # one verdict for the three seeds together, never one lucky run
+    assert v.winner == (1, 0) and (v.fixed, v.broken) == (2, 0)
+    assert v.sentence.startswith("The LoRA alone wins (no prompt | demo+LoRA as is ×3 seeds): 75.0% vs 25.0%")
+
+
+def test_without_groups_every_adapter_is_a_row_of_its_own():
+    summary = summary_of([variant(0.5, adapter="a"), variant(0.6, adapter="b")], [[True], [True]])
+    assert len(build_grid(summary).rows) == 2
