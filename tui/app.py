@@ -49,19 +49,24 @@ from tui.messages import (
     GenerationChunk,
     GenerationDone,
     GenerationStarted,
+    ItemInput,
     ModelReady,
     PromptRendered,
     RunStarted,
+    VerdictReady,
     WorkbenchFailed,
     WorkerCrashed,
     WorkerError,
     worker_message,
 )
 from tui.screens.ask import AskScreen
+from tui.screens.cell_items import CellItemsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
+from tui.screens.item_outputs import ItemOutputsScreen
 from tui.screens.rendered import RenderedScreen
 from tui.screens.train_form import TrainForm
+from tui.screens.verdict import VerdictScreen
 from tui.screens.versions import VersionsScreen
 from tui.themes import DEFAULT_THEME, folder_stamp, shipped_themes, user_themes
 from tui.widgets.eval_pane import EvalPane
@@ -83,6 +88,9 @@ def binding_ids() -> set[str]:
         TrainForm,
         AskScreen,
         HelpScreen,
+        VerdictScreen,
+        CellItemsScreen,
+        ItemOutputsScreen,
     )
     return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
 
@@ -111,6 +119,7 @@ class TunelabApp(App[None]):
         Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
         Binding("ctrl+n", "train", "Train", id="train", priority=True),
         Binding("f8", "history", "History", id="history", priority=True),
+        Binding("f9", "verdict", "Verdict", id="verdict", priority=True),
         Binding("f1", "help", "Help", id="help", priority=True),  # priority: text areas bind f6/f7 themselves
         Binding("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True),
         Binding("f6", "zoom", "Zoom", id="zoom", show=False, priority=True),
@@ -139,6 +148,7 @@ class TunelabApp(App[None]):
         self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
+        self.last_eval: dict[str, Any] | None = None  # this session's newest complete eval: the verdict's
         self.tokens = itertools.count(1)
         self.adapters: list[Adapter] = []
         self.problems: list[str] = []  # config and theme problems, shown once the screen is up
@@ -227,7 +237,18 @@ class TunelabApp(App[None]):
         self.refresh_adapters(select=self.options.adapter)
         self.load_model(self.model)
 
-    MAIN_ONLY = {"run", "eval", "rendered", "versions", "train", "history", "edit_prompt", "zoom", "toggle_layout"}
+    MAIN_ONLY = {
+        "run",
+        "eval",
+        "rendered",
+        "versions",
+        "train",
+        "history",
+        "verdict",
+        "edit_prompt",
+        "zoom",
+        "toggle_layout",
+    }
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Workbench keys act on the main screen only; over a dialog or the history they pass through."""
@@ -553,6 +574,7 @@ class TunelabApp(App[None]):
             return
         if message.summary["status"] == "done":
             self.evals.finish_run(message.token, message.summary)
+            self.last_eval = message.summary
         else:  # a partial column never stays to be compared, pinned or taken as done by the next ctrl+g
             self.evals.drop_run(message.token)
         self.evals.show_baseline(message.baseline)
@@ -560,6 +582,86 @@ class TunelabApp(App[None]):
         best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
         if self._out_of_sight("tab-eval"):
             self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
+
+    # -- the verdict -----------------------------------------------------------------------------
+    def action_verdict(self) -> None:
+        self._open_verdict(self.last_eval)
+
+    @work(thread=True, group="verdict", exclusive=True)
+    def _open_verdict(self, summary: dict[str, Any] | None) -> None:
+        """This session's newest complete eval, else the newest stored one with two cells (off the UI loop)."""
+        try:
+            if summary is None:
+                newest = next(
+                    (r for r in self.bench.evals.list() if r["status"] == "done" and len(r["variants"]) > 1), None
+                )
+                summary = self.bench.evals.load(newest["id"]) if newest else None
+            if summary is None:
+                self.post_message(
+                    WorkbenchFailed("No complete eval yet: ctrl+g runs one (or 'Compare on the demo task' in ctrl+p).")
+                )
+                return
+            self.post_message(VerdictReady(self.bench.comparison(summary)))
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+
+    @on(VerdictReady)
+    def verdict_ready(self, message: VerdictReady) -> None:
+        if isinstance(self.screen, VerdictScreen):
+            self.pop_screen()
+        self.push_screen(VerdictScreen(message.comparison))
+
+    @on(VerdictScreen.OpenCell)
+    def open_cell(self, message: VerdictScreen.OpenCell) -> None:
+        self.push_screen(CellItemsScreen(message.comparison, message.cell))
+
+    @on(CellItemsScreen.OpenItem)
+    def open_item(self, message: CellItemsScreen.OpenItem) -> None:
+        self.push_screen(ItemOutputsScreen(message.comparison, message.item_id))
+        self._read_item(message.comparison.summary, message.item_id)
+
+    @work(thread=True, group="item-input", exclusive=True)
+    def _read_item(self, summary: dict[str, Any], item_id: str) -> None:
+        self.post_message(ItemInput(item_id, self.bench.item_input(summary, item_id)))
+
+    @on(ItemInput)
+    def item_input(self, message: ItemInput) -> None:
+        screen = self.screen
+        if isinstance(screen, ItemOutputsScreen) and screen.item_id == message.item_id:
+            screen.show_input(message.text)
+
+    @on(VerdictScreen.TrainOnPrompt)
+    def train_on_prompt(self, message: VerdictScreen.TrainOnPrompt) -> None:
+        self._train_on_prompt(message.foreign.adapter, str(message.foreign.prompt_id))
+
+    @work(thread=True, group="train-start", exclusive=True)
+    def _train_on_prompt(self, adapter: str, prompt_id: str) -> None:
+        try:
+            run_id = self.bench.train_on_prompt(adapter, prompt_id)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.post_message(RunStarted(run_id))
+
+    @on(VerdictScreen.WriteReport)
+    def ask_report_path(self, message: VerdictScreen.WriteReport) -> None:
+        default = str(VerdictScreen.report_path(self.root, message.comparison))
+
+        def write(path: str | None) -> None:
+            if path and path.strip():
+                self._write_report(message.comparison, Path(path.strip()).expanduser())
+
+        self.push_screen(AskScreen("Write the report (.html or .md) to", default), write)
+
+    @work(thread=True, group="report", exclusive=True)
+    def _write_report(self, comparison: Any, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = self.bench.write_report(comparison, path)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.notify(f"Report written: {written}")
 
     @on(EvalPane.PinRequested)
     def pin_baseline(self, message: EvalPane.PinRequested) -> None:

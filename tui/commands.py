@@ -21,6 +21,7 @@ class TunelabCommands(Provider):
         out: list[tuple[str, str, Callable[[], object]]] = [
             ("Run the prompt", "generate from the prompt on screen (ctrl+r)", app.action_run),
             ("Evaluate", "the prompt against no prompt on the eval dataset (ctrl+g)", app.action_eval),
+            ("Verdict", "prompt, LoRA, or both? the grid of the newest eval (f9)", app.action_verdict),
             ("New training run", "LoRA on the workbench's dataset (ctrl+n)", app.action_train),
             ("Stop the training run", "stop and save the selected run", app.action_stop_training),
             ("Cancel", "the generation or eval in progress (esc)", app.action_cancel),

@@ -93,6 +93,22 @@ class AdaptersFound(Message):
         self.adapters, self.select = adapters, select
 
 
+class VerdictReady(Message):
+    """A comparison built off the UI loop (it reads run folders), ready for the verdict screen."""
+
+    def __init__(self, comparison: Any) -> None:
+        super().__init__()
+        self.comparison = comparison
+
+
+class ItemInput(Message):
+    """An eval item's input, read from its dataset off the UI loop, for the item screen on top."""
+
+    def __init__(self, item_id: str, text: str) -> None:
+        super().__init__()
+        self.item_id, self.text = item_id, text
+
+
 class RunStarted(Message):
     def __init__(self, run_id: str) -> None:
         super().__init__()

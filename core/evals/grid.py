@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 BASE = "base"
@@ -113,7 +114,12 @@ def _row(key: str, variant: dict[str, Any], info: Mapping[str, Any]) -> Row:
         return Row(key, f"{model} (base)", model)
     trained_on = str(info.get("trained_on") or "elsewhere")
     return Row(
-        key, f"{model}+{str(adapter)[-10:]} {trained_on}", model, (adapter,), trained_on, dict(info.get("cost", {}))
+        key,
+        f"{model}+{Path(str(adapter)).name[:9]} {trained_on}",
+        model,
+        (adapter,),
+        trained_on,
+        dict(info.get("cost", {})),
     )
 
 

@@ -336,6 +336,7 @@ def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "passed": fraction >= 0.5,
             "majority": outputs.most_common(1)[0][0],
             "distinct": len(outputs),
+            "expected": reps[0]["expected"],
         }
     return out
 

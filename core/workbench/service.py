@@ -18,6 +18,7 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.datasets import HOLDOUT
 from core.evals.grid import Grid, build_grid
 from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
@@ -283,6 +284,29 @@ class Workbench:
         config = self.runs.train_config(adapter)
         values = {**config.to_dict(), "template": version.template, "system": version.system, "mode": version.mode}
         return self.start_run(TrainConfig.from_dict(values))
+
+    def item_input(self, summary: dict[str, Any], item_id: str) -> str:
+        """An eval item's input as the dataset holds it now (fields, or chat turns), for the verdict's item
+        view; one line saying so when the dataset changed or is gone (reads disk: off the UI loop)."""
+        from core.evals.datasets import load_dataset
+
+        request = summary.get("request") or {}
+        try:
+            dataset = load_dataset(
+                summary["dataset"],
+                expected=request.get("expected"),
+                mapping=request.get("mapping") or {},
+                holdout=request.get("eval_fraction", HOLDOUT),
+            )
+        except (OSError, TunelabError) as exc:
+            return f"(input not available: {exc})"
+        item = next((it for it in dataset.items if it.id == item_id), None)
+        if item is None:
+            return f"(item {item_id} is no longer in {summary['dataset']})"
+        changed = "" if dataset.sha256 == summary.get("dataset_sha256") else "(the dataset changed since this eval)\n"
+        if item.messages:
+            return changed + "\n".join(f"{m.get('role')}: {m.get('content')}" for m in item.messages)
+        return changed + "\n".join(f"{k}: {v}" for k, v in item.vars.items())
 
     def write_report(self, comparison: Comparison, path: Path) -> Path:
         """The comparison as a shareable .md or .html file, with each trained LoRA's loss curve."""

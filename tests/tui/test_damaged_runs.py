@@ -7,7 +7,7 @@ import pytest
 from core.errors import TunelabError
 from core.training.runs import Runs, StatusWriter, step_parts
 from core.workbench.service import Workbench
-from tests.tui.test_training_tui import fake_finished_run
+from tests.seeded import finished_run as fake_finished_run
 from tests.tui_helpers import fake_app, wait_for
 from tui.widgets.training_pane import TrainingPane
 

@@ -43,7 +43,7 @@ def test_eval_matrix_with_baseline(snap_compare, home):
 
 
 def test_training_monitor_reattached(snap_compare, home):
-    from tests.tui.test_training_tui import fake_finished_run
+    from tests.seeded import finished_run as fake_finished_run
 
     fake_finished_run(home, steps=40, fixed_id="t0000snapshot")
 
@@ -104,3 +104,19 @@ def test_history_screen(snap_compare, home):
         await pilot.pause()
 
     assert snap_compare(fake_app(home), terminal_size=(100, 30), run_before=opened)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_verdict_screen(snap_compare, home, size):
+    from tests.seeded import comparison_eval, finished_run
+    from tui.screens.verdict import VerdictScreen
+
+    comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
+
+    async def opened(pilot):
+        await wait_for(pilot, lambda: pilot.app.model_ready)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, VerdictScreen))
+        await pilot.pause()
+
+    assert snap_compare(fake_app(home), terminal_size=size, run_before=opened)

@@ -1,47 +1,15 @@
 """Pilot tests of the training monitor: re-attach from files, and a real run stopped and resumed."""
 
-import json
-
 import pytest
 from textual.widgets import Input
 
 from core.evals.datasets import load_dataset
-from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
+from tests.seeded import finished_run as fake_finished_run
 from tests.tui_helpers import fake_app, wait_for
 from tui.screens.train_form import TrainForm
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.training_pane import TrainingPane
-
-
-def fake_finished_run(home, steps=12, fixed_id=None):
-    """A finished run's folder written directly (no training), as a previous session left it."""
-    runs = Runs(home)
-    run_id = runs.create(TrainConfig(max_steps=steps))
-    if fixed_id:
-        runs.path(run_id).rename(runs.folder / fixed_id)
-        run_id = fixed_id
-    run_dir = runs.path(run_id)
-    with open(run_dir / "metrics.jsonl", "w") as fh:
-        for step in range(1, steps + 1):
-            row = {
-                "step": step,
-                "epoch": step / steps,
-                "loss": 3.0 / step,
-                "lr": 1e-3,
-                "grad_norm": 0.5,
-                "tokens": 100,
-                "tokens_seen": 100 * step,
-                "tok_s": 4000.0,
-                "elapsed_s": step / 10,
-                "eta_s": (steps - step) / 10,
-                "mem_mb": 500.0,
-            }
-            if step % 6 == 0:
-                row["eval_loss"] = 3.2 / step
-            fh.write(json.dumps(row) + "\n")
-    StatusWriter(run_dir).update(state="done", step=steps, total_steps=steps, eval_loss=0.27)
-    return run_id
 
 
 async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):

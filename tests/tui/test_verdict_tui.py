@@ -1,0 +1,132 @@
+"""The verdict screen, as a person uses it: f9, the grid, enter on a cell and on an item, t and w."""
+
+from html.parser import HTMLParser
+
+from textual.widgets import DataTable, Input
+
+from tests.seeded import SENTI, comparison_eval, finished_run
+from tests.tui_helpers import fake_app, wait_for
+from tui.screens.cell_items import CellItemsScreen
+from tui.screens.item_outputs import ItemOutputsScreen
+from tui.screens.verdict import VerdictScreen
+
+
+def seeded(home):
+    run_id = finished_run(home, fixed_id="t0000lora-asis", adapter=True)
+    return run_id, comparison_eval(home, run_id)
+
+
+async def open_verdict(pilot):
+    await wait_for(pilot, lambda: pilot.app.model_ready)
+    await pilot.press("f9")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, VerdictScreen))
+    await pilot.pause()
+    return pilot.app.screen
+
+
+def cell_texts(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(r)] for r in range(table.row_count)]
+
+
+async def test_f9_shows_the_grid_the_verdict_the_costs_and_the_foreign_prompt_mark(home):
+    seeded(home)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_verdict(pilot)
+        table = screen.query_one(DataTable)
+        rows = cell_texts(table)
+        assert [r[0] for r in rows] == ["demo (base)", "demo+t0000lora as is"]
+        assert [str(c.label) for c in table.columns.values()][1:] == ["no prompt", f"senti@{SENTI.id[:6]} raw"]
+        assert rows[1][1].startswith("★ 90.0% [") and rows[0][2].startswith("○ 60.0% [")  # winner and its rival
+        assert rows[1][2].startswith("! 20.0%")  # a LoRA trained as is, used with the prompt
+        assert "ms 20+2 tok" in rows[0][1] and "26+2 tok" in rows[0][2]  # latency, prompt+completion tokens
+        sentence = str(screen.query_one("#verdict-sentence").render())
+        assert sentence.startswith("The LoRA alone wins") and "90.0% vs 60.0% for the prompt alone" in sentence
+        assert "fixed 6, broken 0 of 20 items" in sentence
+        notes = str(screen.query_one("#verdict-notes-text").render())
+        assert "trained as is (no prompt), here used with this prompt" in notes
+        assert "trained 42 s on cpu, 0.10M params, 0.3 MB" in notes and "+6 prompt tokens per call" in notes
+        assert (table.cursor_row, table.cursor_column) == (1, 1)  # the cursor starts on the winner
+        await pilot.press("escape")
+        assert not isinstance(app.screen, VerdictScreen)
+
+
+async def test_enter_on_a_cell_lists_fixed_and_broken_then_enter_on_an_item_shows_every_output(home):
+    seeded(home)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_verdict(pilot)
+        await pilot.press("enter")  # on the winner: against the verdict's other cell
+        await wait_for(pilot, lambda: isinstance(app.screen, CellItemsScreen))
+        await pilot.pause()
+        items = app.screen.query_one(DataTable)
+        title = str(app.screen.query_one("#cell-title").render())
+        assert "vs senti@" in title and "fixed 6, broken 0" in title
+        assert [items.get_row_at(r)[0] for r in range(items.row_count)] == [f"i{i}" for i in range(12, 18)]
+        await pilot.press("o")  # against the next cell: the LoRA with the prompt
+        await pilot.pause()
+        assert "fixed 14, broken 0" in str(app.screen.query_one("#cell-title").render())
+        await pilot.press("o")  # and the next: the base with no prompt
+        await pilot.pause()
+        assert "fixed 16, broken 0" in str(app.screen.query_one("#cell-title").render())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ItemOutputsScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "loading" not in str(screen.query_one("#item-input").render()))
+        outputs = screen.query_one(DataTable)
+        assert outputs.row_count == 4  # every cell's output for this item, side by side
+        assert [str(outputs.get_row_at(r)[1]) for r in range(4)] == ["✗", "✓", "✓", "✓"]  # item i02
+        assert "expected: positive" in str(screen.query_one("#item-title").render())
+        assert "no longer in demo" in str(screen.query_one("#item-input").render())  # seeded ids, not demo's
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, VerdictScreen)
+
+
+async def test_t_trains_a_lora_on_the_prompt_it_was_used_with(home, monkeypatch):
+    run_id, _ = seeded(home)
+    app = fake_app(home)
+    started = []
+    monkeypatch.setattr(app.bench, "start_run", lambda config: started.append(config) or "t0000new")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_verdict(pilot)
+        await pilot.press("t")  # on the winner: trained and used as is, nothing to do
+        await pilot.pause()
+        assert not started
+        screen.query_one(DataTable).move_cursor(row=1, column=2)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: bool(started))
+        assert started[0].template == SENTI.template and started[0].mode == "raw"
+        assert started[0].max_steps == 12  # the LoRA's own settings, on the prompt instead
+
+
+async def test_w_writes_the_report_it_shows(home):
+    seeded(home)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_verdict(pilot)
+        await pilot.press("w")
+        await pilot.pause()
+        path = home / "report.html"
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: path.exists())
+    texts: list[str] = []
+
+    class Texts(HTMLParser):
+        def handle_data(self, data):
+            texts.append(data)
+
+    Texts().feed(path.read_text())
+    assert any(t.startswith("The LoRA alone wins") for t in texts)
+    assert any(t.startswith("90.0% [") for t in texts) and "<svg" in path.read_text()
+
+
+async def test_f9_without_a_complete_eval_says_what_to_do(home):
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        await pilot.press("f9")
+        await pilot.pause(0.2)
+        await app.settled()
+        assert not isinstance(app.screen, VerdictScreen)
+        assert any("No complete eval yet" in n.message for n in app._notifications)

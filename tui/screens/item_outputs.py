@@ -1,0 +1,66 @@
+"""One eval item across the whole comparison: its input, the expected answer, and every cell's output side
+by side (each seed of a LoRA on a line of its own)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from core.workbench.service import Comparison
+
+
+class ItemOutputsScreen(Screen[None]):
+    HELP = "One item: its input (as the dataset holds it now), the expected answer, and every cell's output."
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="item-back"),
+        Binding("y", "copy", "Copy outputs", id="item-copy"),
+    ]
+
+    def __init__(self, comparison: Comparison, item_id: str) -> None:
+        super().__init__()
+        self.comparison, self.item_id = comparison, item_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="item-box"):
+            yield Static(Text(f"item {self.item_id} · expected: {self._expected()}"), id="item-title")
+            with VerticalScroll(id="item-input-scroll"):
+                yield Static(Text("loading the input…", style="dim"), id="item-input")
+            yield DataTable(id="item-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("cell", key="cell", width=34)
+        table.add_column("", key="pass", width=2)
+        table.add_column("output", key="output")
+        for label, passed, output in self.rows():
+            mark = Text("✓", style="green") if passed else Text("✗", style="red")
+            table.add_row(label, mark, output)
+        table.focus()
+
+    def rows(self) -> list[tuple[str, bool, str]]:
+        out = []
+        for vi, variant in enumerate(self.comparison.summary["variants"]):
+            agg = self.comparison.summary["items"].get(str(vi), {}).get(self.item_id)
+            if agg is not None:
+                out.append((str(variant["label"]), bool(agg["passed"]), " ".join(str(agg["majority"]).split())))
+        return out
+
+    def _expected(self) -> str:
+        for items in self.comparison.summary["items"].values():
+            agg = items.get(self.item_id)
+            if agg is not None and agg.get("expected") is not None:
+                return str(agg["expected"])
+        return "-"
+
+    def show_input(self, text: str) -> None:
+        self.query_one("#item-input", Static).update(Text(text))
+
+    def action_copy(self) -> None:
+        lines = [f"{label}\t{'pass' if ok else 'fail'}\t{output}" for label, ok, output in self.rows()]
+        self.app.copy_to_clipboard("\n".join(lines) + "\n")
+        self.notify(f"Copied {len(lines)} outputs.")

@@ -1,0 +1,158 @@
+"""The verdict: prompt, LoRA, or both? One grid (a row per model variant, a column per prompt), the sentence
+that says which cell wins and whether it is real, the notes, and what each approach costs.
+
+Enter on a cell lists the items it fixes and breaks against another cell; `t` trains a LoRA on the prompt a
+cell used it with when it was trained on something else; `w` writes the report to share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from core.evals.grid import Cell
+from core.evals.report import column_cost, rate_text, row_cost, usage_text
+from core.workbench.service import Comparison, Foreign
+
+LABEL_WIDTH = 24  # the model-variant column; the full label is in the notes below
+CELL_WIDTH = 18
+
+
+class VerdictScreen(Screen[None]):
+    HELP = (
+        "The verdict: one row per model variant (the base, each LoRA and what it was trained on), one column "
+        "per prompt (name@id and mode). Each cell: pass rate, 95% interval (± the spread across seeds), mean "
+        "latency, prompt+completion tokens. ★ marks the winner, ○ the cell it is tested against (exact McNemar "
+        "on the same items), ! a LoRA used with a prompt it was not trained with. Enter on a cell lists the "
+        "items it fixes and breaks; t trains a LoRA on that cell's prompt; w writes the report."
+    )
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
+        Binding("t", "train_on_prompt", "Train on prompt", id="verdict-train"),
+        Binding("w", "write_report", "Report", id="verdict-report"),
+    ]
+
+    class TrainOnPrompt(Message):
+        def __init__(self, foreign: Foreign) -> None:
+            super().__init__()
+            self.foreign = foreign
+
+    class WriteReport(Message):
+        def __init__(self, comparison: Comparison) -> None:
+            super().__init__()
+            self.comparison = comparison
+
+    class OpenCell(Message):
+        def __init__(self, comparison: Comparison, cell: Cell) -> None:
+            super().__init__()
+            self.comparison, self.cell = comparison, cell
+
+    def __init__(self, comparison: Comparison) -> None:
+        super().__init__()
+        self.comparison = comparison
+
+    def compose(self) -> ComposeResult:
+        summary = self.comparison.summary
+        with Vertical(id="verdict-box"):
+            yield Static(
+                Text(
+                    f"Verdict · eval {summary['id']} · {summary['dataset']}:{summary['split'] or 'all'}"
+                    f" · {summary['n_items']} items · grader {summary['grader']}"
+                ),
+                id="verdict-title",
+            )
+            yield DataTable(id="verdict-grid", cursor_type="cell", zebra_stripes=True)
+            verdict = self.comparison.verdict
+            yield Static(Text(verdict.sentence if verdict else self.comparison.why_none), id="verdict-sentence")
+            with VerticalScroll(id="verdict-notes"):
+                yield Static(self._notes(), id="verdict-notes-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        grid = self.comparison.grid
+        table = self.query_one(DataTable)
+        table.fixed_columns = 1
+        table.add_column("model variant", key="row", width=LABEL_WIDTH)
+        for c, col in enumerate(grid.cols):
+            table.add_column(col.label, key=str(c), width=max(CELL_WIDTH, min(len(col.label), 30)))
+        for r, row in enumerate(grid.rows):
+            label = row.label if len(row.label) <= LABEL_WIDTH else row.label[: LABEL_WIDTH - 1] + "…"
+            table.add_row(Text(label), *(self._cell_text(r, c) for c in range(len(grid.cols))), key=str(r), height=2)
+        verdict = self.comparison.verdict
+        if verdict is not None:
+            table.move_cursor(row=verdict.winner[0], column=verdict.winner[1] + 1)
+        table.focus()
+
+    def _marks(self, r: int, c: int) -> str:
+        verdict = self.comparison.verdict
+        mark = ""
+        if verdict is not None and (r, c) == verdict.winner:
+            mark = "★"
+        elif verdict is not None and (r, c) == verdict.other:
+            mark = "○"
+        if self._foreign(r, c) is not None:
+            mark += "!"
+        return mark
+
+    def _cell_text(self, r: int, c: int) -> Text:
+        cell = self.comparison.grid.cell(r, c)
+        if cell is None:
+            return Text("-", style="dim")
+        mark = self._marks(r, c)
+        style = "bold green" if mark.startswith("★") else ""
+        return Text.assemble((f"{mark}{' ' if mark else ''}{rate_text(cell)}", style), "\n", (usage_text(cell), "dim"))
+
+    def _foreign(self, r: int, c: int) -> Foreign | None:
+        cell = self.comparison.grid.cell(r, c)
+        if cell is None:
+            return None
+        labels = {self.comparison.summary["variants"][vi]["label"] for vi in cell.variants}
+        return next((f for f in self.comparison.foreign if f.label in labels), None)
+
+    def _notes(self) -> Text:
+        grid = self.comparison.grid
+        lines = [f"note: {w}" for w in self.comparison.warnings]
+        lines += [f"{row.label}: {row_cost(row)}" for row in grid.rows if row.adapters]
+        lines += [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key]
+        return Text("\n".join(lines))
+
+    def _selected(self) -> tuple[int, int] | None:
+        table = self.query_one(DataTable)
+        r, c = table.cursor_row, table.cursor_column - 1
+        return (r, c) if c >= 0 and self.comparison.grid.cell(r, c) is not None else None
+
+    @on(DataTable.CellSelected)
+    def open_cell(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            self.notify("Move to a cell to list its items.", severity="warning")
+            return
+        cell = self.comparison.grid.cell(*selected)
+        assert cell is not None
+        self.post_message(self.OpenCell(self.comparison, cell))
+
+    def action_train_on_prompt(self) -> None:
+        selected = self._selected()
+        foreign = self._foreign(*selected) if selected else None
+        if foreign is None or foreign.prompt_id is None:
+            self.notify("t works on a cell marked !: a LoRA used with a prompt it was not trained with.")
+            return
+        self.post_message(self.TrainOnPrompt(foreign))
+
+    def action_write_report(self) -> None:
+        if self.comparison.verdict is None:
+            self.notify(self.comparison.why_none, severity="warning")
+            return
+        self.post_message(self.WriteReport(self.comparison))
+
+    @staticmethod
+    def report_path(root: Path, comparison: Comparison) -> Path:
+        return root / "reports" / f"{comparison.summary['id']}.html"
