@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 
-from core import __version__
+from core import __version__, demo
 from core.engine import protocol as wire
 from core.engine.client import ModelWorkerClient
 from core.engine.options import ModelOptions
@@ -39,13 +39,18 @@ from core.storage.config import config_path, load_config, save_setting, themes_d
 from core.storage.paths import data_dir, logs_dir
 from core.storage.watch import watch_folder
 from core.training.config import TrainConfig
-from core.workbench.service import Adapter, PromptRef, Workbench
+from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
+from core.workbench.service import Adapter, Comparison, PromptRef, Workbench
 from tui.commands import TunelabCommands
+from tui.compare_progress import PostingWatcher
 from tui.messages import (
     AdaptersFound,
+    CompareStage,
     EvalFinished,
     EvalProgress,
     EvalRow,
+    EvalStarted,
+    FirstStart,
     GenerationChunk,
     GenerationDone,
     GenerationStarted,
@@ -236,6 +241,21 @@ class TunelabApp(App[None]):
         self.query_one("#prompt-text").focus()
         self.refresh_adapters(select=self.options.adapter)
         self.load_model(self.model)
+        self._check_first_start()
+
+    @work(thread=True, group="first-start", exclusive=True)
+    def _check_first_start(self) -> None:
+        try:
+            first = not self.bench.evals.list()
+        except (OSError, TunelabError):
+            return
+        if first:
+            self.post_message(FirstStart())
+
+    @on(FirstStart)
+    def first_start(self) -> None:
+        if self.current is None and self.eval_token is None:
+            self.results.offer_demo(True)
 
     MAIN_ONLY = {
         "run",
@@ -517,6 +537,7 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
+        self.results.offer_demo(False)
         ref = PromptRef(pane.prompt_name, version)
         adapters: list[str | None] = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA: the 2x2
         candidates = self.bench.variants([None, ref], adapters, [self.model])
@@ -548,14 +569,67 @@ class TunelabApp(App[None]):
             return
         self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
 
-    def _verdict_text(self, summary: dict[str, Any]) -> str | None:
+    def _verdict_text(self, summary: dict[str, Any], judged: Comparison | None = None) -> str | None:
         """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
         if summary["status"] != "done":
             return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
         if len(summary["variants"]) < 2:
             return None
-        judged = self.bench.comparison(summary)
+        judged = judged or self.bench.comparison(summary)
         return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
+
+    # -- the demo comparison ----------------------------------------------------------------------
+    def action_compare_demo(self) -> None:
+        """The first five minutes: the demo prompt (raw) in the editor, a LoRA trained as is and one with the
+        prompt, every cell graded in the Eval matrix, then the verdict screen."""
+        if self._not_mounted_yet(self.action_compare_demo):
+            return
+        if self.eval_token is not None or self.current is not None:
+            self.notify("A run or eval is in progress; esc cancels it.", severity="warning")
+            return
+        if self.model != demo.MODEL_ALIAS:
+            self._error("The demo comparison runs on the demo model: type demo in the model field.")
+            return
+        record = {
+            "template": DEMO_PROMPT.template,
+            "mode": DEMO_PROMPT.mode,
+            "params": DEMO_PROMPT.gen_params.to_dict(),
+            "prompt_name": DEMO_PROMPT_NAME,
+            "adapter": None,
+        }
+        self.query_one(PromptPane).load_record(record)
+        token = f"t{next(self.tokens)}"
+        self.eval_token = token
+        self.eval_cancel = threading.Event()
+        self.results.offer_demo(False)
+        self.results.set_status("Compare on the demo task: starting… (esc cancels)")
+        self._compare_in_thread(token, replace(self.options, model=self.model, adapter=None))
+
+    @work(thread=True, group="eval", exclusive=False)
+    def _compare_in_thread(self, token: str, options: ModelOptions) -> None:
+        try:
+            plan = self.bench.demo_plan(options)
+            watcher = PostingWatcher(self, token, plan.seeds)
+            judged = self.bench.compare(plan, WorkerBackend(self.client, self.model), watcher, self.eval_cancel)
+            baseline = self.bench.baseline(judged.summary)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        verdict = self._verdict_text(judged.summary, judged)
+        self.post_message(EvalFinished(token, judged.summary, baseline=baseline, verdict=verdict))
+        if judged.summary["status"] == "done":
+            self.post_message(VerdictReady(judged))
+
+    @on(CompareStage)
+    def compare_stage(self, message: CompareStage) -> None:
+        if message.token == self.eval_token:
+            self.results.set_status(f"Compare on the demo task · {message.text}")
+
+    @on(EvalStarted)
+    def eval_started(self, message: EvalStarted) -> None:
+        if message.token == self.eval_token:
+            self.evals.start_run(message.token, message.labels, clean=message.clean)
+            self.query_one(TabbedContent).active = "tab-eval"
 
     @on(EvalRow)
     def eval_row(self, message: EvalRow) -> None:

@@ -22,6 +22,11 @@ class TunelabCommands(Provider):
             ("Run the prompt", "generate from the prompt on screen (ctrl+r)", app.action_run),
             ("Evaluate", "the prompt against no prompt on the eval dataset (ctrl+g)", app.action_eval),
             ("Verdict", "prompt, LoRA, or both? the grid of the newest eval (f9)", app.action_verdict),
+            (
+                "Compare on the demo task",
+                "prompt, LoRA, or both? trains two LoRAs on the demo and shows the verdict",
+                app.action_compare_demo,
+            ),
             ("New training run", "LoRA on the workbench's dataset (ctrl+n)", app.action_train),
             ("Stop the training run", "stop and save the selected run", app.action_stop_training),
             ("Cancel", "the generation or eval in progress (esc)", app.action_cancel),

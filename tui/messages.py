@@ -109,6 +109,26 @@ class ItemInput(Message):
         self.item_id, self.text = item_id, text
 
 
+class CompareStage(Message):
+    """A comparison moved on (a LoRA's training step, the eval starting): one status line."""
+
+    def __init__(self, token: str, text: str) -> None:
+        super().__init__()
+        self.token, self.text = token, text
+
+
+class EvalStarted(Message):
+    """The eval run `token` starts with these cells (a comparison starts clean: earlier columns leave)."""
+
+    def __init__(self, token: str, labels: list[str], clean: bool = False) -> None:
+        super().__init__()
+        self.token, self.labels, self.clean = token, labels, clean
+
+
+class FirstStart(Message):
+    """No eval stored yet: the results pane offers the demo comparison."""
+
+
 class RunStarted(Message):
     def __init__(self, run_id: str) -> None:
         super().__init__()

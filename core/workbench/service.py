@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from core.history.records import generation_record
 from core.history.store import History
 from core.training.config import TrainConfig
 from core.training.runs import ADAPTER, CONFIG_FILE, LIVE, Runs, read_json
+from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
 
 NO_PROMPT = "no prompt"
 STOP_GRACE_S = 30.0
@@ -481,23 +482,98 @@ class Workbench:
         return run_id
 
     def train_and_wait(
-        self, config: TrainConfig, on_step: Callable[[int, int], object] | None = None, poll: float = 0.5
+        self,
+        config: TrainConfig,
+        watcher: CompareWatcher | None = None,
+        cancel: threading.Event | None = None,
+        new_prompts: Iterable[PromptRef] = (),
+        poll: float = 0.5,
     ) -> str:
-        """Start a run and wait for it to finish (headless `compare --train`); a run that does not end
-        `done` is one line with its state and error."""
-        run_id = self.start_run(config)
+        """Start a run and wait for it to finish (a comparison's LoRA); a run that does not end `done` is one
+        line with its state and error. `cancel` asks the run to stop (it saves its adapter, and can resume)."""
+        watcher = watcher or CompareWatcher()
+        run_id = self.start_run(config, new_prompts)
+        watcher.started(run_id)
         while True:
             status = self.runs.status(run_id)
-            if on_step:
-                on_step(int(status.get("step", 0)), int(status.get("total_steps") or 0))
+            watcher.step(int(status.get("step", 0)), int(status.get("total_steps") or 0))
             if status["state"] not in LIVE | {"created"}:
                 break
+            if cancel is not None and cancel.is_set():
+                self.stop_run(run_id)
+                raise TunelabError(f"comparison cancelled: training run {run_id} stops at its next step")
             time.sleep(poll)
         if status["state"] != "done":
             raise TunelabError(
                 f"training run {run_id} {status['state']}: {status.get('error') or 'see its worker.log'}"
             )
         return run_id
+
+    # -- the whole comparison ------------------------------------------------------------------
+    def compare_plan(
+        self,
+        request: EvalRequest,
+        options: ModelOptions,
+        prompts: list[PromptRef],
+        adapters: Iterable[str] = (),
+        *,
+        train: bool = False,
+        train_with_prompt: bool = False,
+        seeds: int = 1,
+        train_settings: dict[str, Any] | None = None,
+    ) -> ComparePlan:
+        """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config."""
+        if train_with_prompt and not prompts:
+            raise TunelabError("--train-with-prompt needs at least one --prompt")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise TunelabError(f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
+        wanted = ([None] if train else []) + ([ref.version for ref in prompts] if train_with_prompt else [])
+        configs = [
+            self.train_config(
+                {**(train_settings or {}), "eval_fraction": request.eval_fraction, "seed": seed},
+                options=replace(options, adapter=None),
+                dataset=request.dataset,
+                expected=request.expected,
+                mapping=request.mapping,
+                prompt=version,
+            )
+            for version in wanted
+            for seed in range(seeds)
+        ]
+        return ComparePlan(request, options, list(prompts), list(adapters), configs, seeds)
+
+    def demo_plan(self, options: ModelOptions) -> ComparePlan:
+        """The first five minutes: the demo prompt (raw) on the demo task, a LoRA trained as is and one with it."""
+        ref = PromptRef(DEMO_PROMPT_NAME, DEMO_PROMPT, new=True)
+        request = EvalRequest("demo", "eval", "labels")
+        return self.compare_plan(request, options, [ref], train=True, train_with_prompt=True)
+
+    def compare(
+        self,
+        plan: ComparePlan,
+        backend: Backend,
+        watcher: CompareWatcher | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Comparison:
+        """Train the plan's LoRAs, then grade base and each LoRA with no prompt and each prompt, stored as one
+        eval; the comparison of it. Cancelled: the eval is partial and gives no verdict."""
+        watcher = watcher or CompareWatcher()
+        adapters = list(plan.adapters)
+        for index, config in enumerate(plan.train):
+            watcher.training(config, index, len(plan.train))
+            adapters.append(self.train_and_wait(config, watcher, cancel, plan.prompts))
+        variants = self.variants([None, *plan.prompts], [None, *adapters], [plan.options.model])
+        watcher.evaluating([v.label for v in variants])
+        summary = self.run_eval(
+            plan.request,
+            variants,
+            backend,
+            new_prompts=plan.prompts,
+            on_row=watcher.row,
+            on_progress=watcher.progress,
+            cancel=cancel,
+        )
+        return self.comparison(summary)
 
     def stop_run(self, run_id: str) -> None:
         """Stop and save at the next step; `enforce_stop` kills it once the grace is over."""

@@ -1,9 +1,13 @@
 """The verdict screen, as a person uses it: f9, the grid, enter on a cell and on an item, t and w."""
 
+import dataclasses
 from html.parser import HTMLParser
 
-from textual.widgets import DataTable, Input
+import pytest
+from textual.widgets import Button, DataTable, Input, Select
 
+from core.workbench.compare import DEMO_PROMPT
+from core.workbench.service import Workbench
 from tests.seeded import SENTI, comparison_eval, finished_run
 from tests.tui_helpers import fake_app, wait_for
 from tui.screens.cell_items import CellItemsScreen
@@ -130,3 +134,40 @@ async def test_f9_without_a_complete_eval_says_what_to_do(home):
         await app.settled()
         assert not isinstance(app.screen, VerdictScreen)
         assert any("No complete eval yet" in n.message for n in app._notifications)
+
+
+@pytest.mark.slow
+async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_and_opens_the_verdict(
+    home, monkeypatch
+):
+    """The first five minutes, shortened: the same plan with 2 training steps and 8 items."""
+    demo_plan = Workbench.demo_plan
+
+    def quick(self, options):
+        plan = demo_plan(self, options)
+        return dataclasses.replace(
+            plan,
+            train=[dataclasses.replace(c, max_steps=2) for c in plan.train],
+            request=dataclasses.replace(plan.request, limit=8),
+        )
+
+    monkeypatch.setattr(Workbench, "demo_plan", quick)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        button = app.query_one("#compare-demo", Button)
+        await wait_for(pilot, lambda: button.display)
+        await pilot.pause()  # laid out before the click
+        await pilot.click("#compare-demo")
+        await wait_for(pilot, lambda: app.eval_token is not None)
+        assert app.query_one("#prompt-text").text == DEMO_PROMPT.template
+        assert app.query_one("#mode-select", Select).value == "raw" and not button.display
+        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=240)
+        grid = app.screen.comparison.grid
+        assert [r.label.split("+")[0] for r in grid.rows] == ["demo (base)", "demo", "demo"]
+        assert [r.trained_on for r in grid.rows[1:]] == ["as is", f"senti@{DEMO_PROMPT.id[:6]} raw"]
+        assert [c.label for c in grid.cols] == ["no prompt", f"senti@{DEMO_PROMPT.id[:6]} raw"]
+        assert app.screen.comparison.summary["status"] == "done" and len(grid.cells) == 6
+        assert len(app.evals.columns) == 6  # the comparison started the matrix clean
+        runs = sorted(p.name for p in (home / "runs").iterdir())
+        assert len(runs) == 2 and all((home / "runs" / r / "adapter").is_dir() for r in runs)

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from core import demo
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES, Prompt
 from core.errors import TunelabError
-from core.evals.prompts import PromptVersion
 from core.storage.paths import data_dir
+from core.training.config import TrainConfig
+from core.workbench.compare import CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench, parse_mapping
 from tui.cli.options import model_options
 from tui.cli.output import progress, say, table
@@ -232,23 +234,23 @@ def show_comparison(judged: Comparison) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from core.evals.runner import HostBackend
+
     options, models, adapters = model_options(args, several_models=True, several_adapters=True)
-    return _evaluate(args, _workbench(), options, models, adapters)
-
-
-def _evaluate(
-    args: argparse.Namespace,
-    bench: Workbench,
-    options: ModelOptions,
-    models: list[str],
-    adapters: list[str],
-    with_verdict: bool = False,
-) -> int:
-    """The eval both `eval` and `compare` run: prompts x adapters x models, graded, stored, shown."""
-    from core.evals.runner import EvalRequest, HostBackend
-
+    bench = _workbench()
+    request, min_pass = _eval_request(args)
     refs = [bench.prompt_ref(ref) for ref in args.prompt]
     variants = bench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
+    baseline = _given_baseline(args, bench)
+    with progress("eval") as update:
+        summary = bench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
+    return _answer(args, bench, summary, None, baseline, min_pass)
+
+
+def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
+    """The eval the flags describe and the --min-pass bar, both checked before anything runs."""
+    from core.evals.runner import EvalRequest
+
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
     if args.limit is not None and args.limit < 1:
         raise TunelabError(f"--limit must be at least 1, got {args.limit}")
@@ -264,17 +266,30 @@ def _evaluate(
         args.eval_fraction,
         args.truncate,
     )
-    baseline = None
-    if args.baseline:
-        run, variant = _run_and_variant(args.baseline)
-        baseline = (bench.evals.load(run), variant)
-    with progress("eval") as update:
-        summary = bench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
+    return request, min_pass
+
+
+def _given_baseline(args: argparse.Namespace, bench: Workbench) -> tuple[dict[str, Any], int] | None:
+    if not args.baseline:
+        return None
+    run, variant = _run_and_variant(args.baseline)
+    return bench.evals.load(run), variant
+
+
+def _answer(
+    args: argparse.Namespace,
+    bench: Workbench,
+    summary: dict[str, Any],
+    judged: Comparison | None,
+    baseline: tuple[dict[str, Any], int] | None,
+    min_pass: float | None,
+) -> int:
+    """What `eval` and `compare` print (and pin, and report): the table or JSON, the comparison when there is
+    one; exit 1 when a variant is under --min-pass."""
     baseline = baseline or bench.baseline(summary)
     comparisons = _against(summary, baseline)
     if args.pin:
         bench.evals.pin(summary["id"])
-    judged = bench.comparison(summary) if with_verdict else None
     if judged and getattr(args, "report", None):
         say(f"report: {bench.write_report(judged, Path(args.report).expanduser())}")
     if args.json:
@@ -305,39 +320,57 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _CompareBars(CompareWatcher):
+    """One progress bar per stage on stderr: each training run, then the eval."""
+
+    def __init__(self, seeds: int) -> None:
+        self.seeds = seeds
+        self.stack = ExitStack()
+        self.update: Callable[[int, int], object] = lambda done, total: None
+
+    def _stage(self, what: str) -> None:
+        self.stack.close()
+        self.update = self.stack.enter_context(progress(what))
+
+    def training(self, config: TrainConfig, index: int, total: int) -> None:
+        self._stage(training_label(config, self.seeds))
+
+    def started(self, run_id: str) -> None:
+        say(f"training {run_id}")
+
+    def step(self, step: int, total: int) -> None:
+        self.update(step, total)
+
+    def evaluating(self, labels: list[str]) -> None:
+        self._stage(f"eval ({len(labels)} cells)")
+
+    def progress(self, done: int, total: int) -> None:
+        self.update(done, total)
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """The whole question in one command: base and each adapter, with no prompt and each prompt, and
     the verdict; with --train, the LoRAs it needs are trained first."""
-    options, models, adapters = model_options(args, several_adapters=True)
+    from core.evals.runner import HostBackend
+
+    options, _, adapters = model_options(args, several_adapters=True)
     bench = _workbench()
-    args.no_prompt = True
-    refs = [bench.prompt_ref(ref) for ref in args.prompt]
-    if args.train_with_prompt and not refs:
-        raise TunelabError("--train-with-prompt needs at least one --prompt")
-    wanted: list[PromptVersion | None] = ([None] if args.train else []) + (
-        [r.version for r in refs] if args.train_with_prompt else []
+    request, min_pass = _eval_request(args)
+    plan = bench.compare_plan(
+        request,
+        options,
+        [bench.prompt_ref(ref) for ref in args.prompt],
+        adapters,
+        train=args.train,
+        train_with_prompt=args.train_with_prompt,
+        seeds=args.seeds,
+        train_settings={"epochs": args.train_epochs},
     )
-    if not 1 <= args.seeds <= 20:
-        raise TunelabError(f"--seeds must be between 1 and 20, got {args.seeds}")
-    configs = [
-        bench.train_config(
-            {"epochs": args.train_epochs, "eval_fraction": args.eval_fraction, "seed": seed},
-            options=options,
-            dataset=args.dataset,
-            expected=args.expected,
-            mapping=parse_mapping(args.map),
-            prompt=version,
-        )
-        for version in wanted
-        for seed in range(args.seeds)
-    ]
-    for config in configs:
-        what = "as is" if not config.template else "with the prompt"
-        with progress(f"train ({what}{f', seed {config.seed}' if args.seeds > 1 else ''})") as update:
-            run_id = bench.train_and_wait(config, on_step=update)
-        say(f"trained {run_id}")
-        adapters.append(run_id)
-    return _evaluate(args, bench, options, models, adapters, with_verdict=True)
+    baseline = _given_baseline(args, bench)
+    bars = _CompareBars(args.seeds)
+    with bars.stack:
+        judged = bench.compare(plan, HostBackend(options), bars)
+    return _answer(args, bench, judged.summary, judged, baseline, min_pass)
 
 
 # -- prompts and evals ----------------------------------------------------------------------------

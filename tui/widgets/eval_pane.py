@@ -116,7 +116,9 @@ class EvalPane(Vertical):
             mapping=mapping,
         )
 
-    def start_run(self, token: str, labels: list[str]) -> None:
+    def start_run(self, token: str, labels: list[str], clean: bool = False) -> None:
+        """New columns for the eval `token`; `clean` (a new comparison) drops the earlier ones first."""
+        self.columns = [] if clean else self.columns
         self.columns += [Column(token, i, label) for i, label in enumerate(labels)]
         self.query_one("#eval-progress", ProgressBar).update(total=None, progress=0)
         self.rebuild()

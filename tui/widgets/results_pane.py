@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import Reactive
-from textual.widgets import Static, TextArea
+from textual.widgets import Button, Static, TextArea
 
 
 class StreamArea(TextArea):
@@ -41,8 +41,18 @@ class ResultsPane(Vertical):
     ]
 
     def compose(self) -> ComposeResult:
+        yield Button(
+            "Compare on the demo task",
+            id="compare-demo",
+            action="app.compare_demo",
+            tooltip="prompt, LoRA, or both? loads the demo prompt, trains two small LoRAs and shows the verdict",
+        )
         yield StreamArea(id="output", read_only=True, soft_wrap=True, show_line_numbers=False)
         yield Static("", id="result-stats")
+
+    def offer_demo(self, offered: bool) -> None:
+        """On a first start (nothing evaluated yet) the empty pane offers the demo comparison."""
+        self.query_one("#compare-demo").display = offered
 
     def action_scroll(self, lines: int) -> None:
         self.output.scroll_relative(y=lines, animate=False)
@@ -63,6 +73,7 @@ class ResultsPane(Vertical):
         stats.update(text, layout=False)  # one fixed-height line: no layout pass per streamed chunk
 
     def begin(self) -> None:
+        self.offer_demo(False)
         self.output.text = ""
         self.set_status("generating… (esc cancels)")
 

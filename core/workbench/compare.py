@@ -1,0 +1,59 @@
+"""The whole question as one unit of work: train the LoRAs a comparison needs, then grade every cell
+(base and each LoRA x no prompt and each prompt). `tunelab compare` and the TUI's "Compare on the demo
+task" both run it; they differ only in how they show progress (a `CompareWatcher`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.engine.options import ModelOptions
+from core.evals.prompts import PromptVersion
+from core.evals.runner import EvalRequest
+from core.training.config import TrainConfig
+
+MAX_SEEDS = 20
+DEMO_PROMPT_NAME = "senti"
+# The demo task's prompt: a raw continuation the demo model was built to finish with a label.
+DEMO_PROMPT = PromptVersion("{{text}} Overall, this review is", mode="raw", params={"max_new_tokens": 4})
+
+
+@dataclass
+class ComparePlan:
+    """What a comparison runs: the eval (dataset, split, grader, decoding), the prompts besides "no prompt",
+    the adapters it already has besides the base, and the runs to train first (one per seed, as is and with
+    each prompt when asked). Every config is checked before anything starts."""
+
+    request: EvalRequest
+    options: ModelOptions
+    prompts: list[Any]  # PromptRef
+    adapters: list[str] = field(default_factory=list)
+    train: list[TrainConfig] = field(default_factory=list)
+    seeds: int = 1
+
+
+class CompareWatcher:
+    """How a front end follows a comparison; every method is called from the worker thread doing it."""
+
+    def training(self, config: TrainConfig, index: int, total: int) -> None:
+        """Run `index` of `total` is about to start."""
+
+    def started(self, run_id: str) -> None:
+        """A training run's process exists (the front end may follow its folder)."""
+
+    def step(self, step: int, total: int) -> None:
+        """The current run's progress."""
+
+    def evaluating(self, labels: list[str]) -> None:
+        """Training is over; the eval of these cells starts."""
+
+    def row(self, row: dict[str, Any]) -> None:
+        """One graded item."""
+
+    def progress(self, done: int, total: int) -> None:
+        """Items graded so far."""
+
+
+def training_label(config: TrainConfig, seeds: int) -> str:
+    what = "with the prompt" if config.template else "as is"
+    return f"train ({what}{f', seed {config.seed}' if seeds > 1 else ''})"

@@ -1,0 +1,44 @@
+"""A comparison followed from the TUI: the watcher posts messages (never touches widgets) from its thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import App
+
+from core.training.config import TrainConfig
+from core.workbench.compare import CompareWatcher, training_label
+from tui.messages import CompareStage, EvalProgress, EvalRow, EvalStarted, RunStarted
+
+
+class PostingWatcher(CompareWatcher):
+    """Training runs show in the Training pane (RunStarted) and as one status line with their step; the eval
+    fills the Eval matrix, clean, as `ctrl+g` does."""
+
+    def __init__(self, app: App[Any], token: str, seeds: int) -> None:
+        self.app, self.token, self.seeds = app, token, seeds
+        self.stage = ""
+
+    def _say(self, text: str) -> None:
+        self.app.post_message(CompareStage(self.token, f"{text} · esc cancels"))
+
+    def training(self, config: TrainConfig, index: int, total: int) -> None:
+        self.stage = f"{training_label(config, self.seeds)} {index + 1}/{total}"
+        self._say(self.stage)
+
+    def started(self, run_id: str) -> None:
+        self.app.post_message(RunStarted(run_id))
+
+    def step(self, step: int, total: int) -> None:
+        if total:
+            self._say(f"{self.stage} · step {step}/{total}")
+
+    def evaluating(self, labels: list[str]) -> None:
+        self.app.post_message(EvalStarted(self.token, labels, clean=True))
+        self._say(f"grading {len(labels)} cells")
+
+    def row(self, row: dict[str, Any]) -> None:
+        self.app.post_message(EvalRow(self.token, row))
+
+    def progress(self, done: int, total: int) -> None:
+        self.app.post_message(EvalProgress(self.token, done, total))
