@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import quiet_logs
 
-MEASURES = ("startup", "generation", "training", "history_scale", "worker_memory")
+MEASURES = ("startup", "generation", "training", "history_scale", "worker_memory", "first_answer")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

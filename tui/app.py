@@ -43,6 +43,7 @@ from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
 from core.workbench.service import Adapter, Comparison, PromptRef, Workbench
 from tui.commands import TunelabCommands
 from tui.compare_progress import PostingWatcher
+from tui.keymap import bad_keys
 from tui.messages import (
     AdaptersFound,
     CompareStage,
@@ -199,11 +200,20 @@ class TunelabApp(App[None]):
             wanted = DEFAULT_THEME
         self.theme = wanted
         known = binding_ids()
-        for binding_id in sorted(set(config.keys) - known):
-            self.problems.append(
-                f"{config_path()}: keys.{binding_id} is not a binding id (see F1 for the ids); ignored"
-            )
-        self.set_keymap({k: v for k, v in config.keys.items() if k in known})
+        keymap = {}
+        for binding_id, value in sorted(config.keys.items()):
+            if binding_id not in known:
+                self.problems.append(
+                    f"{config_path()}: keys.{binding_id} is not a binding id (see F1 for the ids); ignored"
+                )
+            elif bad := bad_keys(value):
+                self.problems.append(
+                    f"{config_path()}: keys.{binding_id}: '{bad[0]}' is not a key name (like ctrl+r, f5, escape); "
+                    "kept the default"
+                )
+            else:
+                keymap[binding_id] = value
+        self.set_keymap(keymap)
 
     def _theme_chosen(self, theme) -> None:
         """The palette's theme switcher (or any change) persists the choice in config.toml."""

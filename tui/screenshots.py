@@ -34,6 +34,7 @@ async def take(folder: Path) -> list[Path]:
 
     from core.training.config import TrainConfig
     from tui.app import TunelabApp
+    from tui.screens.verdict import VerdictScreen
     from tui.widgets.training_pane import TrainingPane
 
     app = TunelabApp()
@@ -69,6 +70,10 @@ async def take(folder: Path) -> list[Path]:
         await pilot.press("f8")
         await until(pilot, lambda: getattr(app.screen, "record", None) is not None)
         await shot("history")
+        await pilot.press("escape")
+        app.action_compare_demo()  # the first-start action: two LoRAs, every cell, the verdict
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=600)
+        await shot("verdict")
     return shots
 
 

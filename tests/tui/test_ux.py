@@ -37,6 +37,8 @@ async def test_f1_explains_the_focused_pane_with_its_keys(home):
         assert app.screen.title_text == "Results" and "copies the output" in app.screen.about
         keys = {binding_id: key for key, _, binding_id in app.screen.keys}
         assert keys["copy-output"] == "y" and keys["run"] == "^r" and keys["history"] == "f8"
+        described = {description for _, description, _ in app.screen.keys}
+        assert not described & {"Redo", "Undo", "Paste", "Cut"}  # the output is read-only: no editing keys
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
@@ -108,7 +110,7 @@ async def test_a_run_that_ends_out_of_sight_is_announced(home):
 
 
 @pytest.mark.slow
-def test_make_screenshots_draws_the_four_readme_pictures_from_the_real_app(tmp_path):
+def test_make_screenshots_draws_the_readme_pictures_from_the_real_app(tmp_path):
     import subprocess
 
     from tests.conftest import REPO, subprocess_env
@@ -119,9 +121,11 @@ def test_make_screenshots_draws_the_four_readme_pictures_from_the_real_app(tmp_p
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     names = sorted(p.name for p in tmp_path.glob("*.svg"))
-    assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg"]
+    assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg", "verdict.svg"]
     assert "78.3%" in (tmp_path / "eval-matrix.svg").read_text().replace("&#160;", " ")
+    verdict = (tmp_path / "verdict.svg").read_text().replace("&#160;", " ")
+    assert "model variant" in verdict and "wins" in verdict and "senti@150f96" in verdict

@@ -77,7 +77,7 @@ async def test_theme_and_keymap_from_config_and_the_choice_persists(home):
 
 
 async def test_bad_config_and_theme_files_start_on_defaults_and_say_why(home):
-    write_config('theme = "nope"\n[keys]\nfly = "f9"\n')
+    write_config('theme = "nope"\n[keys]\nfly = "f9"\nrun = "kontrol+r"\neval = "f5,ctrl+gg"\nhelp = "f2"\n')
     themes_dir().mkdir(parents=True)
     (themes_dir() / "broken.toml").write_text('name = "b"\nprimary = \n')
     app = fake_app(home)
@@ -86,6 +86,17 @@ async def test_bad_config_and_theme_files_start_on_defaults_and_say_why(home):
         text = " | ".join(app.problems)
         assert "theme 'nope' is not installed" in text and "keys.fly is not a binding id" in text
         assert "broken.toml" in text
+        assert "keys.run: 'kontrol+r' is not a key name" in text and "keys.eval: 'ctrl+gg' is not a key name" in text
+        keys = {a.binding.id: a.binding.key for a in app.active_bindings.values() if a.binding.id}
+        assert keys["run"] == "ctrl+r" and keys["eval"] == "ctrl+g" and keys["help"] == "f2"  # bad ones: defaults
+
+
+def test_key_names_follow_textual():
+    from tui.keymap import bad_keys, valid_key
+
+    assert all(map(valid_key, ["ctrl+r", "f5", "shift+tab", "escape", "exclamation_mark", "a", "ctrl+shift+up"]))
+    assert not any(map(valid_key, ["kontrol+r", "ctrl+", "f99", "ctrl+gg", "hyperspace"]))
+    assert bad_keys("f5,ctrl+gg") == ["ctrl+gg"]
 
 
 async def test_user_themes_load_and_hot_reload(home):

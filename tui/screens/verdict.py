@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -77,19 +77,34 @@ class VerdictScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        grid = self.comparison.grid
-        table = self.query_one(DataTable)
-        table.fixed_columns = 1
-        table.add_column("model variant", key="row", width=LABEL_WIDTH)
-        for c, col in enumerate(grid.cols):
-            table.add_column(col.label, key=str(c), width=max(CELL_WIDTH, min(len(col.label), 30)))
-        for r, row in enumerate(grid.rows):
-            label = row.label if len(row.label) <= LABEL_WIDTH else row.label[: LABEL_WIDTH - 1] + "…"
-            table.add_row(Text(label), *(self._cell_text(r, c) for c in range(len(grid.cols))), key=str(r), height=2)
+        self._fill(self.app.size.width)
         verdict = self.comparison.verdict
         if verdict is not None:
-            table.move_cursor(row=verdict.winner[0], column=verdict.winner[1] + 1)
-        table.focus()
+            self.query_one(DataTable).move_cursor(row=verdict.winner[0], column=verdict.winner[1] + 1)
+        self.query_one(DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        table = self.query_one(DataTable)
+        cursor = table.cursor_coordinate
+        self._fill(event.size.width)
+        table.cursor_coordinate = cursor
+
+    def _fill(self, width: int) -> None:
+        """The grid at this width: labels abbreviated at 80 columns (the notes hold them whole) and whole when
+        the screen has room; the label column stays put while the cells scroll sideways."""
+        grid = self.comparison.grid
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.fixed_columns = 1
+        cells = [max(CELL_WIDTH, min(len(col.label), 30)) for col in grid.cols]
+        room = width - 4 - sum(w + 2 for w in cells)  # cell padding, borders
+        label_width = max(LABEL_WIDTH, min(max((len(r.label) for r in grid.rows), default=0), room))
+        table.add_column("model variant", key="row", width=label_width)
+        for c, col in enumerate(grid.cols):
+            table.add_column(col.label, key=str(c), width=cells[c])
+        for r, row in enumerate(grid.rows):
+            label = row.label if len(row.label) <= label_width else row.label[: label_width - 1] + "…"
+            table.add_row(Text(label), *(self._cell_text(r, c) for c in range(len(grid.cols))), key=str(r), height=2)
 
     def _marks(self, r: int, c: int) -> str:
         verdict = self.comparison.verdict

@@ -18,6 +18,11 @@ class StreamArea(TextArea):
     scrollbar (a scrollbar appearing still triggers the one layout it needs)."""
 
     virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    EDITING = ("undo", "redo", "cut", "paste", "delete_")  # TextArea's own keys that mean nothing read-only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Editing keys are off here, so F1 and the footer never offer them."""
+        return False if action.startswith(self.EDITING) else super().check_action(action, parameters)
 
     def watch_virtual_size(self, size: Size) -> None:
         if self.show_vertical_scrollbar:
