@@ -24,8 +24,10 @@ from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.lazy import Lazy
-from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane, TextArea
 
 from core import __version__, demo
 from core.engine import protocol as wire
@@ -47,6 +49,7 @@ from tui.keymap import bad_keys
 from tui.messages import (
     AdaptersFound,
     CompareStage,
+    EditorRestored,
     EvalFinished,
     EvalProgress,
     EvalRow,
@@ -79,6 +82,12 @@ from tui.widgets.eval_pane import EvalPane
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
 from tui.widgets.training_pane import TrainingPane
+
+
+def _only(adapters: object) -> str | None:
+    """The one adapter of an eval's history record ("a, b" when it compared several: then none)."""
+    names = [a.strip() for a in str(adapters or "").split(",") if a.strip()]
+    return names[0] if len(names) == 1 else None
 
 
 def binding_ids() -> set[str]:
@@ -154,6 +163,9 @@ class TunelabApp(App[None]):
         self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
         self.eval_token: str | None = None  # the eval run in progress
         self.eval_cancel = threading.Event()
+        self.editor_state: dict[str, Any] | None = None  # the prompt on screen, changed and not yet kept
+        self.editor_timer: Timer | None = None
+        self.editor_ready = False  # the kept prompt has been read (changes before that are the start's own)
         self.last_eval: dict[str, Any] | None = None  # this session's newest complete eval: the verdict's
         self.tokens = itertools.count(1)
         self.adapters: list[Adapter] = []
@@ -255,12 +267,53 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="first-start", exclusive=True)
     def _check_first_start(self) -> None:
+        """The prompt kept from the last session comes back; with no eval yet, the demo comparison is offered."""
         try:
+            state = self.bench.remembered_editor()
             first = not self.bench.evals.list()
         except (OSError, TunelabError):
-            return
+            state, first = None, False
+        self.post_message(EditorRestored(state or {}))
         if first:
             self.post_message(FirstStart())
+
+    @on(TextArea.Changed, "#prompt-text")
+    @on(Input.Changed, "#prompt-name, #system-input, .param-input")
+    @on(Select.Changed, "#mode-select, #adapter-select")
+    def editor_changed(self) -> None:
+        """The prompt on screen is kept for the next start: captured now, written a second after the last
+        change (off the loop), and at exit if that second has not passed."""
+        if not self.editor_ready:  # the fields filling at start, before the kept prompt is back
+            return
+        try:
+            self.editor_state = self.query_one(PromptPane).state()
+        except NoMatches:
+            return
+        if self.editor_timer is not None:
+            self.editor_timer.stop()
+        self.editor_timer = self.set_timer(1.0, self._remember_editor_later)
+
+    def _remember_editor_later(self) -> None:
+        self.run_worker(self._remember_editor, thread=True, group="editor", exclusive=True)
+
+    def _remember_editor(self) -> None:
+        state, self.editor_state = self.editor_state, None
+        if state is not None:
+            try:
+                self.bench.remember_editor(state)
+            except (OSError, TunelabError):
+                pass  # a prompt not kept for the next start is no reason to interrupt anything
+
+    @on(EditorRestored)
+    def editor_restored(self, message: EditorRestored) -> None:
+        self.editor_ready = True
+        pane = self.query_one(PromptPane)
+        if not message.state or pane.text or self.current is not None:  # typed into already: the new text wins
+            return
+        pane.load_record({**message.state, "adapter": None})
+        adapter = message.state.get("adapter")
+        if isinstance(adapter, str) and adapter and not self.options.adapter:
+            self.refresh_adapters(select=adapter)
 
     @on(FirstStart)
     def first_start(self) -> None:
@@ -864,7 +917,7 @@ class TunelabApp(App[None]):
                 "system": version.system,
                 "mode": version.mode,
                 "params": version.params,
-                "adapter": None,
+                "adapter": _only(record.get("adapter")),  # the eval's LoRA when it had one (the 2x2)
             }
         elif kind == "eval":
             self.notify("That eval ran the items without a prompt: nothing to open.", severity="warning")
@@ -997,6 +1050,8 @@ class TunelabApp(App[None]):
 
     def on_unmount(self) -> None:
         self.stop_watching.set()
+        if self.editor_state is not None:  # changed since the last write: kept now (one small file)
+            self._remember_editor()
         if self.current is not None and self.current["rid"]:  # quitting mid-stream: stop, do not wait
             self.client.cancel(self.current["rid"])
         self.eval_cancel.set()

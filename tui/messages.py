@@ -125,6 +125,14 @@ class EvalStarted(Message):
         self.token, self.labels, self.clean = token, labels, clean
 
 
+class EditorRestored(Message):
+    """The prompt that was on screen when the app last closed."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.state = state
+
+
 class FirstStart(Message):
     """No eval stored yet: the results pane offers the demo comparison."""
 

@@ -26,11 +26,15 @@ from core.evals.templates import Template
 from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History
+from core.storage.atomic import write_atomic
 from core.training.config import TrainConfig
 from core.training.runs import ADAPTER, CONFIG_FILE, LIVE, Runs, read_json
 from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
 
 NO_PROMPT = "no prompt"
+EDITOR_FILE = "editor.json"
+EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
+EDITOR_MAX_BYTES = 4_000_000
 STOP_GRACE_S = 30.0
 
 
@@ -131,6 +135,26 @@ class Workbench:
         self.evals = EvalRuns(self.root)
 
     # -- prompts -------------------------------------------------------------------------------
+    def remember_editor(self, state: dict[str, Any]) -> None:
+        """The prompt on screen (name, template, system, mode, params, adapter), kept for the next start."""
+        kept = {k: state[k] for k in EDITOR_FIELDS if k in state}
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / EDITOR_FILE, json.dumps(kept, ensure_ascii=False))
+
+    def remembered_editor(self) -> dict[str, Any] | None:
+        """What `remember_editor` kept, if it is there and sane (a large or foreign file is ignored)."""
+        path = self.root / EDITOR_FILE
+        try:
+            if path.stat().st_size > EDITOR_MAX_BYTES:
+                return None
+        except OSError:
+            return None
+        state = read_json(path)
+        if state is None:
+            return None
+        kept = {k: v for k, v in state.items() if k in EDITOR_FIELDS and isinstance(v, (str, dict))}
+        return kept if isinstance(kept.get("template"), str) else None
+
     def prompt_ref(self, ref: str) -> PromptRef:
         """A `.toml` prompt file (saved as a version only once the command got past its checks) or a
         saved version (`name`, `name@N`, id prefix)."""

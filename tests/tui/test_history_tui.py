@@ -4,9 +4,12 @@ import json
 
 from textual.widgets import DataTable, Input
 
+from core.evals.prompts import PromptStore
 from core.history.store import History
+from tests.seeded import SENTI, finished_run
 from tests.tui_helpers import fake_app, run_prompt, wait_for
 from tui.screens.history import HistoryScreen
+from tui.widgets.prompt_pane import PromptPane
 
 
 def _seed(home):
@@ -190,3 +193,42 @@ async def test_typing_on_open_searches_and_list_keys_act_in_the_list(home):
         assert isinstance(app.focused, DataTable)
         await pilot.press("s")  # in the list, s stars
         await wait_for(pilot, lambda: screen.rows[0]["starred"])
+
+
+async def test_the_prompt_on_screen_survives_a_restart(home):
+    run_id = finished_run(home, adapter=True)
+    async with fake_app(home).run_test(size=(100, 30)) as pilot:
+        app = pilot.app
+        await wait_for(pilot, lambda: run_id in app.query_one(PromptPane).adapter_ids)
+        app.query_one("#prompt-name").value = "senti"
+        app.query_one("#prompt-text").text = "{{text}} Overall, this review is"
+        app.query_one("#system-input").value = "be brief"
+        app.query_one("#mode-select").value = "raw"
+        app.query_one("#param-max_new_tokens").value = "4"
+        app.use_adapter(run_id)
+        await pilot.pause()
+    async with fake_app(home).run_test(size=(100, 30)) as pilot:
+        app = pilot.app
+        await wait_for(pilot, lambda: app.query_one(PromptPane).adapter == run_id)
+        pane = app.query_one(PromptPane)
+        assert (pane.prompt_name, pane.text, pane.mode) == ("senti", "{{text}} Overall, this review is", "raw")
+        assert app.query_one("#system-input").value == "be brief"
+        assert app.query_one("#param-max_new_tokens").value == "4"
+
+
+async def test_reopening_a_record_keeps_its_adapter(home):
+    run_id = finished_run(home, adapter=True)
+    version_id = PromptStore(home).save("senti", SENTI)
+    h = History(home)
+    generation = h.add({"kind": "generation", "prompt": "hello", "output": "o", "adapter": run_id})
+    evaluation = h.add(
+        {"kind": "eval", "prompt": "eval demo", "output": "o", "adapter": run_id, "prompt_id": version_id}
+    )
+    async with fake_app(home).run_test(size=(100, 30)) as pilot:
+        app = pilot.app
+        await wait_for(pilot, lambda: run_id in app.query_one(PromptPane).adapter_ids)
+        for record_id in (generation, evaluation):
+            app.use_adapter(None)
+            app.reopen(h.get(record_id))
+            await pilot.pause()
+            assert app.query_one(PromptPane).adapter == run_id

@@ -118,6 +118,12 @@ async def test_rendered_prompt_and_versions_diff(home):
         await pilot.pause()
         diff = str(app.screen.query_one("#diff").render())
         assert "-Hello again" in diff and "+Hello there" in diff
+        options = app.screen.query_one("#versions-list")
+        marks = lambda: [str(options.get_option_at_index(i).prompt)[:2] for i in range(2)]  # noqa: E731
+        assert marks() == ["A ", "  "]  # A is the newest until another is marked
+        await pilot.press("space")
+        await pilot.pause()
+        assert marks() == ["  ", "A "]
 
 
 @pytest.mark.slow

@@ -30,14 +30,18 @@ class VersionsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="versions-box"):
             yield Label(f"Versions of '{self.prompt_name}': space marks A, the cursor is B, esc closes")
-            yield OptionList(*[Option(self._line(r), id=r["id"]) for r in self.rows], id="versions-list")
+            yield OptionList(*[Option(self._line(i), id=r["id"]) for i, r in enumerate(self.rows)], id="versions-list")
             with VerticalScroll(id="diff-scroll"):
                 yield Static(id="diff")
 
-    def _line(self, row: dict[str, Any]) -> str:
-        return (
+    def _line(self, index: int) -> Text:
+        """One version; the one marked A says so in the first column."""
+        row = self.rows[index]
+        text = (
             f"@{row['number']}  {row['id'][:8]}  {row['created_at'][11:19]}  {' '.join(row['template'].split())[:40]}"
         )
+        mark = ("A ", "bold reverse") if index == self.marked else ("  ", "")
+        return Text.assemble(mark, " ", text)
 
     def on_mount(self) -> None:
         if not self.rows:
@@ -48,7 +52,10 @@ class VersionsScreen(ModalScreen[None]):
         self.show_diff()
 
     def action_mark(self) -> None:
-        self.marked = self.query_one(OptionList).highlighted or 0
+        options = self.query_one(OptionList)
+        before, self.marked = self.marked, options.highlighted or 0
+        for index in {before, self.marked}:
+            options.replace_option_prompt_at_index(index, self._line(index))
         self.show_diff()
 
     def show_diff(self) -> None:

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
+from core.errors import TunelabError
 from core.evals.prompts import PromptVersion
 from tui.widgets.params_form import ParamsForm
 
@@ -126,6 +127,21 @@ class PromptPane(Vertical):
             select.clear()
         elif adapter in self.adapter_ids:
             select.value = adapter
+
+    def state(self) -> dict[str, Any]:
+        """What is on screen, as `load_record` takes it back (kept across a restart); bad params are left out."""
+        try:
+            params = self.query_one(ParamsForm).params().to_dict()
+        except TunelabError:
+            params = {}
+        return {
+            "prompt_name": self.prompt_name,
+            "template": self.text,
+            "system": self.query_one("#system-input", Input).value,
+            "mode": self.mode,
+            "params": params,
+            "adapter": self.adapter,
+        }
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""

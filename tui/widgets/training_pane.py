@@ -109,6 +109,7 @@ class TrainingPane(Vertical):
         self.selected: str | None = None
         self.overlay = False
         self.stop_asked = False
+        self.pending = ""  # a stop, kill or cancel asked and not yet done, shown in the status line
         self.last_state: dict[str, str] = {}
         self.ids: list[str] = []
         self.reading = False  # a thread is reading the run folder
@@ -144,7 +145,7 @@ class TrainingPane(Vertical):
 
     def select(self, run_id: str) -> None:
         self.selected = run_id
-        self.stop_asked = False
+        self.stop_asked, self.pending = False, ""
         self.remove_class("-idle")
         self.watched.setdefault(run_id, Watched(run_id))
         self.poll(force=True)
@@ -230,7 +231,7 @@ class TrainingPane(Vertical):
             changed = True
         self.last_state[run_id] = state
         if state not in LIVE:
-            self.stop_asked = False
+            self.stop_asked, self.pending = False, ""
         if changed:
             self._show(status)
 
@@ -248,6 +249,8 @@ class TrainingPane(Vertical):
             parts.append(f"{len(status['checkpoints'])} ckpt, last {status['checkpoints'][-1]}")
         if status.get("error"):
             parts.append(status["error"])
+        if self.pending:
+            parts.append(f"⏳ {self.pending}")
         self.query_one("#training-status", Static).update(" · ".join(parts))
         self.query_one("#training-progress", ProgressBar).update(total=total or None, progress=status.get("step", 0))
         series = [(watched.loss, "cyan"), (watched.eval_loss, "yellow")]
@@ -278,20 +281,22 @@ class TrainingPane(Vertical):
         self.poll(force=True)
 
     def action_stop(self) -> None:
+        """A request shows in the status line (redrawn once the request is made); the run's end is the one
+        toast (RunEnded)."""
         if self.selected is None:
             return
         if self.stop_asked:  # a second press escalates at once
             self._control("kill", self.selected)
-            self.app.notify("Run killed.", severity="warning")
+            self.pending = "killing"
         else:
             self._control("stop", self.selected)
             self.stop_asked = True
-            self.app.notify("Stopping: a checkpoint is saved at the next step (s again kills).")
+            self.pending = "stopping: a checkpoint is saved at the next step (s again kills)"
 
     def action_cancel_run(self) -> None:
         if self.selected is not None:
             self._control("cancel", self.selected)
-            self.app.notify("Cancelling: the run's checkpoints will be removed.")
+            self.pending = "cancelling: the run's checkpoints will be removed"
 
     def action_resume(self) -> None:
         if self.selected is not None:
