@@ -165,6 +165,7 @@ class TunelabApp(App[None]):
         self.eval_cancel = threading.Event()
         self.editor_state: dict[str, Any] | None = None  # the prompt on screen, changed and not yet kept
         self.editor_timer: Timer | None = None
+        self.busy_since_start = False  # a run, eval or training started: no first-start offer any more
         self.editor_ready = False  # the kept prompt has been read (changes before that are the start's own)
         self.last_eval: dict[str, Any] | None = None  # this session's newest complete eval: the verdict's
         self.tokens = itertools.count(1)
@@ -270,7 +271,7 @@ class TunelabApp(App[None]):
         """The prompt kept from the last session comes back; with no eval yet, the demo comparison is offered."""
         try:
             state = self.bench.remembered_editor()
-            first = not self.bench.evals.list()
+            first = self.bench.first_start()
         except (OSError, TunelabError):
             state, first = None, False
         self.post_message(EditorRestored(state or {}))
@@ -317,8 +318,12 @@ class TunelabApp(App[None]):
 
     @on(FirstStart)
     def first_start(self) -> None:
-        if self.current is None and self.eval_token is None:
+        if not self.busy_since_start:  # the user got going before this check came back: offer nothing
             self.results.offer_demo(True)
+
+    def _got_going(self) -> None:
+        self.busy_since_start = True
+        self.results.offer_demo(False)
 
     MAIN_ONLY = {
         "run",
@@ -428,6 +433,7 @@ class TunelabApp(App[None]):
     def action_run(self) -> None:
         if self._not_mounted_yet(self.action_run):
             return
+        self._got_going()
         if self.current is not None:
             self.notify("Already generating; esc cancels.", severity="warning")
             return
@@ -590,6 +596,7 @@ class TunelabApp(App[None]):
     def action_eval(self) -> None:
         if self._not_mounted_yet(self.action_eval):
             return
+        self._got_going()
         if self.eval_token is not None:
             self.notify("An eval is running; esc cancels it.", severity="warning")
             return
@@ -600,7 +607,6 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
-        self.results.offer_demo(False)
         ref = PromptRef(pane.prompt_name, version)
         adapters: list[str | None] = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA: the 2x2
         candidates = self.bench.variants([None, ref], adapters, [self.model])
@@ -664,7 +670,7 @@ class TunelabApp(App[None]):
         token = f"t{next(self.tokens)}"
         self.eval_token = token
         self.eval_cancel = threading.Event()
-        self.results.offer_demo(False)
+        self._got_going()
         self.results.set_status("Compare on the demo task: starting… (esc cancels)")
         self._compare_in_thread(token, replace(self.options, model=self.model, adapter=None))
 
@@ -846,6 +852,7 @@ class TunelabApp(App[None]):
     def action_train(self) -> None:
         if self._not_mounted_yet(self.action_train):
             return
+        self._got_going()
         try:
             request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
         except TunelabError as exc:

@@ -134,6 +134,12 @@ class Workbench:
         self.runs = Runs(self.root)
         self.evals = EvalRuns(self.root)
 
+    def first_start(self) -> bool:
+        """Nothing evaluated, trained or generated here yet: the front ends offer the demo comparison."""
+        runs = self.runs.folder
+        trained = runs.is_dir() and any(runs.iterdir())
+        return not trained and not self.evals.list() and not self.history.recent(1)
+
     # -- prompts -------------------------------------------------------------------------------
     def remember_editor(self, state: dict[str, Any]) -> None:
         """The prompt on screen (name, template, system, mode, params, adapter), kept for the next start."""

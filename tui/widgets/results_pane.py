@@ -58,6 +58,7 @@ class ResultsPane(Vertical):
     def offer_demo(self, offered: bool) -> None:
         """On a first start (nothing evaluated yet) the empty pane offers the demo comparison."""
         self.query_one("#compare-demo").display = offered
+        self.output.display = not offered  # in place of the empty output: its width never changes under it
 
     def action_scroll(self, lines: int) -> None:
         self.output.scroll_relative(y=lines, animate=False)
@@ -78,7 +79,6 @@ class ResultsPane(Vertical):
         stats.update(text, layout=False)  # one fixed-height line: no layout pass per streamed chunk
 
     def begin(self) -> None:
-        self.offer_demo(False)
         self.output.text = ""
         self.set_status("generating… (esc cancels)")
 
