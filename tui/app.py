@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -308,7 +309,10 @@ class TunelabApp(App[None]):
     @on(EditorRestored)
     def editor_restored(self, message: EditorRestored) -> None:
         self.editor_ready = True
-        pane = self.query_one(PromptPane)
+        try:
+            pane = self.query_one(PromptPane)
+        except NoMatches:  # quitting already
+            return
         if not message.state or pane.text or self.current is not None:  # typed into already: the new text wins
             return
         pane.load_record({**message.state, "adapter": None})
@@ -319,7 +323,8 @@ class TunelabApp(App[None]):
     @on(FirstStart)
     def first_start(self) -> None:
         if not self.busy_since_start:  # the user got going before this check came back: offer nothing
-            self.results.offer_demo(True)
+            with suppress(NoMatches):  # quitting already
+                self.results.offer_demo(True)
 
     def _got_going(self) -> None:
         self.busy_since_start = True
