@@ -951,9 +951,21 @@ class TunelabApp(App[None]):
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))
 
     # -- palette, help, editor, clipboard, layout -------------------------------------------------
-    @property
-    def adapter_choices(self) -> list[str]:
-        return self.query_one(PromptPane).adapter_ids
+    def action_add_adapter_folder(self) -> None:
+        def add(path: str | None) -> None:
+            if path and path.strip():
+                self._add_adapter_folder(path.strip())
+
+        self.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
+
+    @work(thread=True, group="adapter-folder", exclusive=True)
+    def _add_adapter_folder(self, path: str) -> None:
+        try:
+            adapter = self.bench.add_adapter_folder(path)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.refresh_adapters(select=adapter.run_id)
 
     def use_adapter(self, adapter: str | None) -> None:
         select = self.query_one("#adapter-select", Select)
@@ -961,7 +973,8 @@ class TunelabApp(App[None]):
             select.clear()
         else:
             select.value = adapter
-        self.notify(f"Next runs use {'LoRA ' + adapter[:10] if adapter else 'the base model'}.")
+        label = next((a.label for a in self.adapters if a.run_id == adapter), str(adapter)[:10])
+        self.notify(f"Next runs use {'LoRA ' + label if adapter else 'the base model'}.")
 
     def action_focus_model(self) -> None:
         self.query_one("#model-input", Input).focus()

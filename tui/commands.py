@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from core.workbench.service import ELSEWHERE
+
 if TYPE_CHECKING:
     from tui.app import TunelabApp
 
@@ -34,6 +36,11 @@ class TunelabCommands(Provider):
             ("Export history", "the history screen's export of what matches", app.action_export_history),
             ("Switch model", "type a model: demo, a folder or a hub id", app.action_focus_model),
             ("Use the base model", "no LoRA adapter", partial(app.use_adapter, None)),
+            (
+                "Add a LoRA folder",
+                "a PEFT adapter made elsewhere, offered in the lora list",
+                app.action_add_adapter_folder,
+            ),
             ("Edit the prompt in $EDITOR", "then come back to it (f4)", app.action_edit_prompt),
             ("Copy the output", "to the clipboard, over SSH too (OSC 52)", app.action_copy_output),
             ("Show the rendered prompt", "exactly as the model sees it (ctrl+t)", app.action_rendered),
@@ -42,10 +49,9 @@ class TunelabCommands(Provider):
             ("Toggle layout", "side by side or stacked (f7)", app.action_toggle_layout),
             ("Help", "keys for the focused pane (f1)", app.action_help),
         ]
-        for adapter in getattr(app, "adapter_choices", []):
-            out.append(
-                (f"Use LoRA {adapter[:10]}", "a finished training run's adapter", partial(app.use_adapter, adapter))
-            )
+        for adapter in app.adapters:
+            what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
+            out.append((f"Use LoRA {adapter.label}", what, partial(app.use_adapter, adapter.run_id)))
         return out
 
     async def discover(self) -> Hits:

@@ -33,8 +33,11 @@ from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, Com
 
 NO_PROMPT = "no prompt"
 EDITOR_FILE = "editor.json"
+ADAPTER_CONFIG = "adapter_config.json"
 EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
 EDITOR_MAX_BYTES = 4_000_000
+FOLDERS_FILE = "adapter_folders.json"  # PEFT adapter folders from elsewhere, offered beside the runs' own
+ELSEWHERE = "elsewhere"
 STOP_GRACE_S = 30.0
 
 
@@ -67,15 +70,18 @@ class PromptRef:
 
 @dataclass
 class Adapter:
-    """A finished LoRA: the run that trained it, its folder, and what it was trained on."""
+    """A finished LoRA: the run that trained it (or, for a folder from elsewhere, its path), its folder, and
+    what it was trained on."""
 
     run_id: str
     path: Path
     eval_loss: float | None = None
-    trained_on: str = "as is"  # or the template's first line, when rendered with a prompt
+    trained_on: str = "as is"  # or the template's first line, when rendered with a prompt; "elsewhere"
 
     @property
     def label(self) -> str:
+        if self.trained_on == ELSEWHERE:
+            return f"{self.path.name[:24]} (folder)"
         loss = f" eval {self.eval_loss:.3f}" if self.eval_loss is not None else ""
         return f"{self.run_id[:10]}{loss}"
 
@@ -291,7 +297,7 @@ class Workbench:
         }
         config = self.runs.config(adapter).get("config") if path.name == ADAPTER else None
         if not isinstance(config, dict):
-            return {"trained_on": "elsewhere", "template": None, "group": str(path), "cost": cost}
+            return {"trained_on": ELSEWHERE, "template": None, "group": str(path), "cost": cost}
         status = self.runs.status(adapter)
         cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
         template = str(config.get("template") or "")
@@ -433,8 +439,25 @@ class Workbench:
         return record
 
     # -- adapters ------------------------------------------------------------------------------
+    def add_adapter_folder(self, folder: str) -> Adapter:
+        """Offer a PEFT adapter folder made elsewhere (checked: `adapter_config.json` and weights) from now on."""
+        from core.training.adapters import resolve_adapter
+
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise TunelabError(f"no adapter folder {path}")
+        path = resolve_adapter(self.root, str(path.resolve()))
+        kept = [str(p) for p in self._adapter_folders() if p != path]
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / FOLDERS_FILE, json.dumps({"folders": [str(path), *kept]}))
+        return Adapter(str(path), path, trained_on=ELSEWHERE)
+
+    def _adapter_folders(self) -> list[Path]:
+        folders = (read_json(self.root / FOLDERS_FILE) or {}).get("folders")
+        return [Path(f) for f in folders if isinstance(f, str)] if isinstance(folders, list) else []
+
     def adapters(self) -> list[Adapter]:
-        """Finished runs' adapters, newest first."""
+        """Finished runs' adapters, newest first, then the folders added from elsewhere that are still there."""
         out = []
         for status in self.runs.list():
             if status["state"] == "done" and status.get("adapter"):
@@ -449,6 +472,9 @@ class Workbench:
                         template.splitlines()[0][:40] if template.strip() else "as is",
                     )
                 )
+        out += [
+            Adapter(str(p), p, trained_on=ELSEWHERE) for p in self._adapter_folders() if (p / ADAPTER_CONFIG).is_file()
+        ]
         return out
 
     def adapter_path(self, ref: str) -> Path:

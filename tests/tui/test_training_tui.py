@@ -156,3 +156,32 @@ async def test_an_adapter_trained_elsewhere_appears_in_the_lora_list_while_the_a
         assert [value for _, value in select._options if value is not select.NULL] == []
         elsewhere = fake_adapter_run(home)
         await wait_for(pilot, lambda: elsewhere in [value for _, value in select._options])
+
+
+async def test_an_adapter_folder_from_elsewhere_joins_the_lora_list_and_stays(home, tmp_path):
+    folder = tmp_path / "my-peft-lora"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"base_model_name_or_path": "demo", "peft_type": "LORA"}')
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    app = fake_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        app.action_add_adapter_folder()
+        await pilot.pause()
+        app.screen.query_one("#ask-input", Input).value = str(tmp_path / "nowhere")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "no adapter folder" in str(app.results.query_one("#result-stats").render()))
+        app.action_add_adapter_folder()
+        await pilot.pause()
+        app.screen.query_one("#ask-input", Input).value = str(folder)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query_one("#adapter-select").value == str(folder))
+        app.query_one("#prompt-text").text = "hello"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.client.requests and app.current is None)
+        assert app.client.requests[-1]["adapter"] == str(folder)
+    app = fake_app(home)  # the next start offers it too
+    async with app.run_test(size=(120, 40)) as pilot:
+        select = app.query_one("#adapter-select")
+        await wait_for(pilot, lambda: any(value == str(folder) for _, value in select._options))
+        assert [label for label, value in select._options if value == str(folder)] == ["my-peft-lora (folder)"]
