@@ -16,7 +16,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -287,10 +286,7 @@ class TunelabApp(App[None]):
         change (off the loop), and at exit if that second has not passed."""
         if not self.editor_ready:  # the fields filling at start, before the kept prompt is back
             return
-        try:
-            self.editor_state = self.query_one(PromptPane).state()
-        except NoMatches:
-            return
+        self.editor_state = self.query_one(PromptPane).state()
         if self.editor_timer is not None:
             self.editor_timer.stop()
         self.editor_timer = self.set_timer(1.0, self._remember_editor_later)
@@ -309,10 +305,7 @@ class TunelabApp(App[None]):
     @on(EditorRestored)
     def editor_restored(self, message: EditorRestored) -> None:
         self.editor_ready = True
-        try:
-            pane = self.query_one(PromptPane)
-        except NoMatches:  # quitting already
-            return
+        pane = self.query_one(PromptPane)
         if not message.state or pane.text or self.current is not None:  # typed into already: the new text wins
             return
         pane.load_record({**message.state, "adapter": None})
@@ -323,8 +316,7 @@ class TunelabApp(App[None]):
     @on(FirstStart)
     def first_start(self) -> None:
         if not self.busy_since_start:  # the user got going before this check came back: offer nothing
-            with suppress(NoMatches):  # quitting already
-                self.results.offer_demo(True)
+            self.results.offer_demo(True)
 
     def _got_going(self) -> None:
         self.busy_since_start = True
@@ -1072,6 +1064,12 @@ class TunelabApp(App[None]):
         busy = self.in_flight()
         if busy:  # an empty list would mean every worker
             await self.workers.wait_for_complete(busy)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A worker's message that arrives while the app quits finds its widgets gone: that is no crash."""
+        if isinstance(error, NoMatches) and (self._exit or self._closing or not self.screen_stack):
+            return
+        super()._handle_exception(error)
 
     def on_unmount(self) -> None:
         self.stop_watching.set()

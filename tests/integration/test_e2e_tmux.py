@@ -80,7 +80,7 @@ def test_killing_the_tui_leaves_training_running_and_a_new_tunelab_reattaches(ho
         tmux.wait_for("ready: demo")
         tmux("send-keys", "-t", "e2e", "C-n")
         tmux.wait_for("New LoRA run")
-        tmux("send-keys", "-t", "e2e", "Enter")  # the form's defaults: 3 epochs on the demo task
+        tmux("send-keys", "-t", "e2e", "Enter")  # the form's defaults: 6 epochs on the demo task
         screen = tmux.wait_for(r"t[0-9a-f]{9} running · step [1-9]")
         run_id = Runs(home).list()[0]["id"]
         assert run_id[:10] in screen

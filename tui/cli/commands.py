@@ -311,7 +311,9 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     add_eval(p)
     p.add_argument("--train", action="store_true", help="first train a LoRA on the dataset as is")
     p.add_argument("--train-with-prompt", action="store_true", help="also train a LoRA with each --prompt")
-    p.add_argument("--train-epochs", type=float, default=3.0, help="epochs for the LoRAs --train starts")
+    p.add_argument(
+        "--train-epochs", type=float, default=TrainConfig().epochs, help="epochs for the LoRAs --train starts"
+    )
     p.add_argument(
         "--seeds", type=int, default=1, help="train each LoRA with K seeds; its cell shows their mean and spread"
     )
@@ -472,20 +474,20 @@ def run_evals(args: argparse.Namespace) -> int:
 
 
 # -- training -------------------------------------------------------------------------------------
-TRAIN_NUMBERS: tuple[tuple[str, type, Any, str], ...] = (
-    ("--lora-r", int, 16, "LoRA rank"),
-    ("--lora-alpha", int, 32, "LoRA scaling numerator"),
-    ("--lora-dropout", float, 0.05, "dropout on the LoRA path"),
-    ("--learning-rate", float, 2e-3, "peak learning rate"),
-    ("--warmup-ratio", float, 0.05, "share of steps spent warming up"),
-    ("--epochs", float, 3.0, "passes over the data"),
-    ("--max-steps", int, None, "stop after this many steps (overrides --epochs)"),
-    ("--batch-size", int, 16, "examples per micro-batch"),
-    ("--grad-accum", int, 1, "micro-batches per step"),
-    ("--max-seq-len", int, 256, "tokens per example, prompt and answer"),
-    ("--eval-every", int, 20, "steps between eval losses"),
-    ("--save-every", int, 20, "steps between checkpoints"),
-    ("--seed", int, 0, "seed for shuffling and init"),
+TRAIN_NUMBERS: tuple[tuple[str, type, str], ...] = (  # defaults: TrainConfig's
+    ("--lora-r", int, "LoRA rank"),
+    ("--lora-alpha", int, "LoRA scaling numerator"),
+    ("--lora-dropout", float, "dropout on the LoRA path"),
+    ("--learning-rate", float, "peak learning rate"),
+    ("--warmup-ratio", float, "share of steps spent warming up"),
+    ("--epochs", float, "passes over the data"),
+    ("--max-steps", int, "stop after this many steps (overrides --epochs)"),
+    ("--batch-size", int, "examples per micro-batch"),
+    ("--grad-accum", int, "micro-batches per step"),
+    ("--max-seq-len", int, "tokens per example, prompt and answer"),
+    ("--eval-every", int, "steps between eval losses"),
+    ("--save-every", int, "steps between checkpoints"),
+    ("--seed", int, "seed for shuffling and init"),
 )
 
 
@@ -498,13 +500,18 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
     p.add_argument("--expected", default=None, help="field holding the answer to learn")
     p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
-    for flag, kind, default, helptext in TRAIN_NUMBERS:
-        p.add_argument(flag, type=kind, default=default, help=helptext)
+    defaults = TrainConfig()
+    for flag, kind, helptext in TRAIN_NUMBERS:
+        p.add_argument(flag, type=kind, default=getattr(defaults, flag[2:].replace("-", "_")), help=helptext)
     p.add_argument(
         "--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="learning-rate schedule"
     )
     p.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
-    p.add_argument("--modules-to-save", default="lm_head", help="comma list trained in full ('' for none)")
+    p.add_argument(
+        "--modules-to-save",
+        default=",".join(TrainConfig().modules_to_save),
+        help="comma list trained in full, e.g. lm_head (more memory and a much larger adapter)",
+    )
     p.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
     p.add_argument(
         "--gradient-checkpointing",
