@@ -77,9 +77,9 @@ class ScriptedHost:
             raise TunelabError(f"model '{self.model}' has no chat template; use raw mode")
         return f"<|user|>\n{prompt.text}<|end|>\n<|assistant|>\n"
 
-    def render(self, prompt: Prompt) -> tuple[str, int]:
+    def render(self, prompt: Prompt) -> tuple[str, int, str]:
         text = self._text(prompt)
-        return text, len(text.split())
+        return text, len(text.split()), ""
 
     def _hold(self, cancel: threading.Event) -> None:
         while self.gate is not None and not self.gate.wait(0.01) and not cancel.is_set() and not self.killed.is_set():

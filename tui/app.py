@@ -844,7 +844,7 @@ class TunelabApp(App[None]):
 
     @on(PromptRendered)
     def show_rendered(self, message: PromptRendered) -> None:
-        self.push_screen(RenderedScreen(message.event.text, message.event.tokens))
+        self.push_screen(RenderedScreen(message.event.text, message.event.tokens, message.event.note))
 
     def action_train(self) -> None:
         if self._not_mounted_yet(self.action_train):

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
-from core.engine.prompt import Prompt, context_length, fit, render
+from core.engine.prompt import FOLD_NOTE, Prompt, context_length, fit, folds_system, render
 from core.errors import TunelabError
 
 
@@ -83,14 +83,16 @@ class ModelHost:
             raise adapter_failure(adapter, self.loaded.source.spec, exc) from None
         self.loaded.model.eval()
 
-    def render(self, prompt: Prompt) -> tuple[str, int]:
-        """The exact string a prompt becomes for the loaded model, and its token count."""
+    def render(self, prompt: Prompt) -> tuple[str, int, str]:
+        """The exact string a prompt becomes for the loaded model, its token count, and what to know about it."""
         if self.loaded is None:
             raise TunelabError("no model loaded")
-        text = render(self.loaded.tokenizer, prompt, self.loaded.source.spec)
-        limit = context_length(self.loaded.model, self.loaded.tokenizer)
-        ids, over = fit(self.loaded.tokenizer, text, limit, side="right")
-        return text, len(ids) + over  # over the context: shown as one more than it holds
+        tokenizer = self.loaded.tokenizer
+        text = render(tokenizer, prompt, self.loaded.source.spec)
+        limit = context_length(self.loaded.model, tokenizer)
+        ids, over = fit(tokenizer, text, limit, side="right")
+        note = FOLD_NOTE if prompt.system and prompt.mode != "raw" and folds_system(tokenizer) else ""
+        return text, len(ids) + over, note  # over the context: shown as one more than it holds
 
     def generate(
         self,

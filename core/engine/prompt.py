@@ -95,6 +95,9 @@ def apply_template(tokenizer: Any, turns: list[dict[str, Any]], model_name: str,
         raise TunelabError(f"model '{model_name}': its chat template failed ({str(exc).splitlines()[0]})") from None
 
 
+FOLD_NOTE = "this model's chat template takes no system turn: the system prompt is folded into the first user turn"
+
+
 def folds_system(tokenizer: Any) -> bool:
     """Whether a system prompt had to be folded into the first user turn (said once in the rendered view)."""
     return bool(getattr(tokenizer, "_tunelab_folds_system", False))

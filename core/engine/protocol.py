@@ -100,6 +100,7 @@ class Rendered(Event):
     id: str
     text: str
     tokens: int
+    note: str = ""  # e.g. the system prompt was folded into the first user turn
 
 
 @dataclass(frozen=True)

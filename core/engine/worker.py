@@ -100,8 +100,7 @@ class Worker:
             options = ModelOptions(req.model, None, req.allow_pickle, req.trust_remote_code, req.dtype, req.device)
             self.send(p.Ready(self.host.load(options)))
         elif isinstance(req, p.Render):
-            text, tokens = self.host.render(Prompt.from_dict(req.prompt))
-            self.send(p.Rendered(req.id, text, tokens))
+            self.send(p.Rendered(req.id, *self.host.render(Prompt.from_dict(req.prompt))))
         elif isinstance(req, p.Generate):
             rid = req.id
             result = self.host.generate(

@@ -105,6 +105,19 @@ def test_a_template_that_refuses_a_system_turn_gets_it_folded_into_the_first_use
     assert render(tok, multi, family).count("Be brief.") == 1
 
 
+@pytest.mark.parametrize("family", [f.name for f in FAMILIES if f.refuses_system][:1])
+def test_the_rendered_view_says_once_that_the_system_prompt_was_folded(tiny_models, family):
+    from core.engine.host import ModelHost
+    from core.engine.options import ModelOptions
+    from core.engine.prompt import FOLD_NOTE
+
+    host = ModelHost()
+    host.load(ModelOptions(str(tiny_models[family])))
+    text, tokens, note = host.render(Prompt("What is 2+2?", "Answer in one word.", "chat"))
+    assert note == FOLD_NOTE and "Answer in one word.\n\nWhat is 2+2?" in text and tokens > 0
+    assert host.render(Prompt("What is 2+2?", "", "chat"))[2] == ""  # nothing folded, nothing said
+
+
 def test_end_of_turn_is_found_from_the_template_itself(loaded):
     for family in FAMILIES:
         tok = loaded(family.name).tokenizer

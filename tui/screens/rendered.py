@@ -15,13 +15,15 @@ class RenderedScreen(ModalScreen[None]):
         Binding("y", "copy", "Copy", id="copy-rendered"),
     ]
 
-    def __init__(self, text: str, tokens: int) -> None:
+    def __init__(self, text: str, tokens: int, note: str = "") -> None:
         super().__init__()
-        self.text, self.tokens = text, tokens
+        self.text, self.tokens, self.note = text, tokens, note
 
     def compose(self) -> ComposeResult:
         with Vertical(id="rendered-box"):
             yield Label(f"Rendered prompt: {self.tokens} tokens, exactly as sent (esc closes)")
+            if self.note:
+                yield Label(f"note: {self.note}", id="rendered-note")
             yield TextArea(self.text, id="rendered-text", read_only=True, soft_wrap=True, show_line_numbers=True)
 
     def action_copy(self) -> None:
