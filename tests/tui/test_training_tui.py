@@ -4,7 +4,7 @@ import pytest
 from textual.widgets import Input
 
 from core.evals.datasets import load_dataset
-from core.training.runs import Runs, StatusWriter
+from core.training.runs import Runs
 from tests.seeded import finished_run as fake_finished_run
 from tests.tui_helpers import fake_app, wait_for
 from tui.screens.train_form import TrainForm
@@ -100,18 +100,8 @@ async def test_start_watch_stop_and_resume_from_the_tui(home):
         Runs(home).kill(run_id)  # enough: the resumed run is training past where it stopped
 
 
-def fake_adapter_run(home):
-    run_id = fake_finished_run(home)
-    run_dir = Runs(home).path(run_id)
-    (run_dir / "adapter").mkdir()
-    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
-    (run_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"")
-    StatusWriter(run_dir).update(adapter="adapter")
-    return run_id
-
-
 async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
-    run_id = fake_adapter_run(home)
+    run_id = fake_finished_run(home, adapter=True)
     app = fake_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
         select = app.query_one("#adapter-select")
@@ -154,7 +144,7 @@ async def test_an_adapter_trained_elsewhere_appears_in_the_lora_list_while_the_a
         select = app.query_one("#adapter-select")
         await wait_for(pilot, lambda: app.query_one(TrainingPane).selected == watched)
         assert [value for _, value in select._options if value is not select.NULL] == []
-        elsewhere = fake_adapter_run(home)
+        elsewhere = fake_finished_run(home, adapter=True)
         await wait_for(pilot, lambda: elsewhere in [value for _, value in select._options])
 
 
