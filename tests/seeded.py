@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 
 from core.evals.prompts import PromptStore, PromptVersion
-from core.evals.runner import RUNS_TABLE, EvalRequest, Variant, _summarize
-from core.storage.atomic import write_atomic
-from core.storage.meta import Meta
+from core.evals.runner import EvalRequest, Variant, store, summarize
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
 
@@ -68,10 +66,9 @@ def comparison_eval(home: Path, run_id: str, eval_id: str = "e0000snapshot") -> 
         for i in range(N_ITEMS)
     ]  # fmt: skip
     request = EvalRequest("demo", "eval", "labels")
-    summary = _summarize(eval_id, request, "demo", "sha", variants, [None] * N_ITEMS, rows, "done")
+    summary = summarize(eval_id, request, "demo", "sha", variants, [None] * N_ITEMS, rows, "done")
     summary["created_at"] = "2026-11-25T12:00:00"
     folder = home / "evals" / eval_id
     folder.mkdir(parents=True)
-    write_atomic(folder / "summary.json", json.dumps(summary))
-    Meta(home).write(lambda db: db.table(RUNS_TABLE).insert({k: v for k, v in summary.items() if k != "items"}))
+    store(home, folder, summary)
     return summary

@@ -272,8 +272,13 @@ class TunelabApp(App[None]):
         try:
             state = self.bench.remembered_editor()
             first = self.bench.first_start()
+            recovered = self.bench.recover_evals()
         except (OSError, TunelabError):
-            state, first = None, False
+            state, first, recovered = None, False, []
+        if recovered:
+            self.call_from_thread(
+                self.notify, f"Recovered {len(recovered)} eval(s) cut short last time: partial, resumable."
+            )
         self.post_message(EditorRestored(state or {}))
         if first:
             self.post_message(FirstStart())

@@ -8,6 +8,7 @@ headline numbers go to the metadata DB. No torch at import: the TUI runs this th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -73,6 +74,12 @@ class EvalRequest:
     mapping: dict[str, str] = field(default_factory=dict)
     eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
     truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
+
+
+PLAN_FILE = "plan.json"  # all it takes to summarize what finished, should the process die
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+WRITER_LOCK = ".writer.lock"  # held by the process running the eval until its summary is stored
 
 
 class Backend(Protocol):
@@ -167,6 +174,7 @@ def run_eval(
         on_start()
     run_id = "e" + new_id()
     folder = ensure_private_dir(Path(root) / "evals" / run_id)
+    writer = _begin(folder, request, dataset.name, dataset.sha256, variants, len(items))
     cache = GenerationCache(root)
     cached = cache.get_many([c.key for c in calls]) if request.use_cache else {}
     fresh: dict[str, dict[str, Any]] = {}
@@ -174,7 +182,7 @@ def run_eval(
     skipped: Counter[int] = Counter()
     lock = threading.Lock()
 
-    fd = open_append(folder / "results.jsonl")
+    fd = open_append(folder / RESULTS_FILE)
     error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
         with os.fdopen(fd, "a", encoding="utf-8") as out:
@@ -205,6 +213,7 @@ def run_eval(
                 with lock:
                     rows.append(row)
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    out.flush()  # on disk row by row: a killed process leaves what it graded
                     if not from_cache:
                         fresh[call.key] = result
                     done = len(rows)
@@ -253,18 +262,50 @@ def run_eval(
     status = "cancelled" if cancel.is_set() else "done"
     if error is not None:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-    summary = _summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
+    summary = summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
     for vi, v in enumerate(summary["variants"]):
         v["skipped"] = skipped[vi]
     if error is not None:
         summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    write_atomic(folder / "summary.json", json.dumps(summary, ensure_ascii=False))
-    headline = {k: v for k, v in summary.items() if k != "items"}
-    Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
-    History(root).add(eval_record(summary))
+    try:
+        store(root, folder, summary)
+    finally:
+        os.close(writer)
     if error is not None:  # stored as partial with what finished; the caller still sees why it stopped
         raise error
     return summary
+
+
+def _begin(folder: Path, request: EvalRequest, dataset: str, sha: str, variants: list[Variant], n_items: int) -> int:
+    """Write the eval's plan and take its writer lock (kept until the summary is stored; the OS frees it however
+    the process ends), so a folder left without a summary can be told from one still running and recovered."""
+    plan = {
+        "request": asdict(request),
+        "dataset": dataset,
+        "dataset_sha256": sha,
+        "n_items": n_items,
+        "variants": [
+            {
+                "name": v.name,
+                "version": asdict(v.version) if v.version else None,
+                "model": v.model,
+                "adapter": v.adapter,
+            }
+            for v in variants
+        ],
+    }
+    write_atomic(folder / PLAN_FILE, json.dumps(plan, ensure_ascii=False))
+    fd = os.open(folder / WRITER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def store(root: Path, folder: Path, summary: dict[str, Any]) -> None:
+    """An eval's summary in its folder, its row in the list and its history record."""
+    write_atomic(folder / SUMMARY_FILE, json.dumps(summary, ensure_ascii=False))
+    headline = {k: v for k, v in summary.items() if k != "items"}
+    Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
+    History(root).add(eval_record(summary))
 
 
 def _finish_fresh(
@@ -273,7 +314,7 @@ def _finish_fresh(
     finish(calls[index], result, False)
 
 
-def _summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
+def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
     by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_variant[row["variant"]].append(row)
@@ -373,7 +414,7 @@ class EvalRuns:
         ids = [r["id"] for r in self.list() if r["id"].startswith(run_id)] if run_id else []
         if len(ids) != 1:
             raise TunelabError(f"no eval run '{run_id}'" if not ids else f"eval run '{run_id}' is ambiguous")
-        path = self.root / "evals" / ids[0] / "summary.json"
+        path = self.root / "evals" / ids[0] / SUMMARY_FILE
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

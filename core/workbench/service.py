@@ -243,6 +243,12 @@ class Workbench:
         ]
         return self.run_eval(request, variants, backend, on_progress=on_progress)
 
+    def recover_evals(self) -> list[str]:
+        """Evals whose process died before their summary, stored now as interrupted (listed, resumable)."""
+        from core.evals.recovery import recover_evals
+
+        return recover_evals(self.root)
+
     def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         return self.evals.baseline_for(summary["dataset"], summary["split"])
 

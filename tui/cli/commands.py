@@ -427,6 +427,8 @@ def add_evals(p: argparse.ArgumentParser) -> None:
 def run_evals(args: argparse.Namespace) -> int:
     bench = _workbench()
     runs = bench.evals
+    for run_id in bench.recover_evals():
+        say(f"recovered eval {run_id}: its process ended before it finished (tunelab evals resume {run_id})")
     if args.action == "list":
         rows = []
         for row in runs.list():

@@ -1,0 +1,86 @@
+"""Evals whose process died before writing the summary (a killed TUI, a power cut, kill -9): the folder holds
+the plan and the rows that finished, so it is summarized as `interrupted`, listed and resumable, never lost."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from core.errors import TunelabError
+from core.evals.prompts import PromptVersion
+from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, EvalRequest, Variant, store, summarize
+from core.training.runs import read_json
+
+GONE = "the eval's process ended before it finished; recovered with what it had graded"
+
+
+def writer_alive(folder: Path) -> bool:
+    """Whether the process writing this eval still holds its lock (the OS frees it however it died)."""
+    try:
+        fd = os.open(folder / WRITER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """The graded rows; a line torn by the crash is left out."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            continue
+        if isinstance(row, dict) and isinstance(row.get("variant"), int) and isinstance(row.get("item"), str):
+            out.append(row)
+    return out
+
+
+def _summary(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    variants = [
+        Variant(v["name"], PromptVersion(**v["version"]) if v["version"] else None, v["model"], v["adapter"])
+        for v in plan["variants"]
+    ]
+    request = EvalRequest(**plan["request"])
+    rows = [r for r in _rows(folder / RESULTS_FILE) if 0 <= r["variant"] < len(variants)]
+    summary = summarize(
+        folder.name, request, plan["dataset"], plan["dataset_sha256"], variants, [None] * plan["n_items"], rows,
+        "interrupted",
+    )  # fmt: skip
+    summary["error"] = GONE
+    return summary
+
+
+def recover_evals(root: Path) -> list[str]:
+    """Summarize every eval folder left without a summary by a process that is gone; returns their ids. A folder
+    still being written, or without a readable plan (from before plans, or damaged), is left as it is."""
+    base = Path(root) / "evals"
+    recovered: list[str] = []
+    if not base.is_dir():
+        return recovered
+    for folder in sorted(base.iterdir()):
+        if folder.is_symlink() or not folder.is_dir() or (folder / SUMMARY_FILE).exists():
+            continue
+        plan = read_json(folder / PLAN_FILE)
+        if plan is None or writer_alive(folder):
+            continue
+        try:
+            summary = _summary(folder, plan)
+        except (KeyError, TypeError, ValueError, TunelabError):
+            continue
+        store(root, folder, summary)
+        recovered.append(folder.name)
+    return recovered
