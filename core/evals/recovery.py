@@ -3,33 +3,17 @@ the plan and the rows that finished, so it is summarized as `interrupted`, liste
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
 from core.evals.prompts import PromptVersion
 from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, EvalRequest, Variant, store, summarize
+from core.storage.atomic import lock_held
 from core.training.runs import read_json
 
 GONE = "the eval's process ended before it finished; recovered with what it had graded"
-
-
-def writer_alive(folder: Path) -> bool:
-    """Whether the process writing this eval still holds its lock (the OS frees it however it died)."""
-    try:
-        fd = os.open(folder / WRITER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -75,7 +59,7 @@ def recover_evals(root: Path) -> list[str]:
         if folder.is_symlink() or not folder.is_dir() or (folder / SUMMARY_FILE).exists():
             continue
         plan = read_json(folder / PLAN_FILE)
-        if plan is None or writer_alive(folder):
+        if plan is None or lock_held(folder / WRITER_LOCK):  # still being written
             continue
         try:
             summary = _summary(folder, plan)

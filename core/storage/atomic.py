@@ -149,6 +149,21 @@ def _flock(fd: int, folder: Path, timeout: float) -> None:
             time.sleep(0.05)
 
 
+def lock_held(path: Path) -> bool:
+    """Whether a process holds an exclusive flock on `path` right now (the OS frees it however its holder dies)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 @contextmanager
 def writable(what: str) -> Iterator[None]:
     """Turn a failed write (read-only folder, full disk, permissions) into one line naming `what`."""

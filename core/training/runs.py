@@ -25,7 +25,7 @@ from typing import Any
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import LOG_LIMIT, StoreBusy, open_append, write_atomic, writer_lock
+from core.storage.atomic import LOG_LIMIT, StoreBusy, lock_held, open_append, write_atomic, writer_lock
 from core.storage.paths import child_env, ensure_private_dir
 from core.training.config import TrainConfig
 
@@ -119,17 +119,7 @@ def hold_trainer_lock(run_dir: Path) -> bool:
 
 def trainer_running(run_dir: Path) -> bool:
     """Whether a trainer holds the run folder's lock right now (whatever its status.json says)."""
-    try:
-        fd = os.open(run_dir / TRAINER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lock_held(run_dir / TRAINER_LOCK)
 
 
 def trainer_gone(run_dir: Path, grace: float = 15.0) -> bool:
