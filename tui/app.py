@@ -275,10 +275,8 @@ class TunelabApp(App[None]):
             recovered = self.bench.recover_evals()
         except (OSError, TunelabError):
             state, first, recovered = None, False, []
-        if recovered:
-            self.call_from_thread(
-                self.notify, f"Recovered {len(recovered)} eval(s) cut short last time: partial, resumable."
-            )
+        if recovered:  # notify is thread-safe
+            self.notify(f"Recovered {len(recovered)} eval(s) cut short last time: partial, resumable.")
         self.post_message(EditorRestored(state or {}))
         if first:
             self.post_message(FirstStart())

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.engine.host import adapter_failure
 from core.errors import TunelabError
-from core.training.runs import ADAPTER, Runs
+from core.training.runs import ADAPTER, ADAPTER_CONFIG, Runs
 
 
 def resolve_adapter(root: Path, ref: str) -> Path:
@@ -20,7 +20,7 @@ def resolve_adapter(root: Path, ref: str) -> Path:
             raise TunelabError(f"no adapter '{ref}': not a folder and not a training run id") from None
         if not path.is_dir():
             raise TunelabError(f"training run {ref} has no adapter yet (it is saved when the run finishes)")
-    if not (path / "adapter_config.json").is_file():
+    if not (path / ADAPTER_CONFIG).is_file():
         raise TunelabError(f"not a PEFT adapter folder (no adapter_config.json): {path}")
     if not (path / "adapter_model.safetensors").is_file():
         raise TunelabError(f"adapter has no adapter_model.safetensors: {path}")
@@ -33,7 +33,7 @@ def base_of(adapter: Path) -> str | None:
 
     for path, keys in (
         (adapter.parent / "run_config.json", ("config", "model")),
-        (adapter / "adapter_config.json", ("base_model_name_or_path",)),
+        (adapter / ADAPTER_CONFIG, ("base_model_name_or_path",)),
     ):
         try:
             value: Any = json.loads(path.read_text(encoding="utf-8"))

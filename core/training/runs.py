@@ -31,6 +31,7 @@ from core.training.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, STATUS_FILE, LOG_FILE = "run_config.json", "metrics.jsonl", "status.json", "worker.log"
 STOP_FILE, CANCEL_FILE, CHECKPOINTS, ADAPTER = "STOP", "CANCEL", "checkpoints", "adapter"
+ADAPTER_CONFIG = "adapter_config.json"  # what makes a folder a PEFT adapter
 LIVE = {"starting", "loading", "running"}
 
 

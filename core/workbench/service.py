@@ -28,12 +28,11 @@ from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.training.config import TrainConfig
-from core.training.runs import ADAPTER, CONFIG_FILE, LIVE, Runs, read_json
+from core.training.runs import ADAPTER, ADAPTER_CONFIG, CONFIG_FILE, LIVE, Runs, read_json
 from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
 
 NO_PROMPT = "no prompt"
 EDITOR_FILE = "editor.json"
-ADAPTER_CONFIG = "adapter_config.json"
 EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
 EDITOR_MAX_BYTES = 4_000_000
 FOLDERS_FILE = "adapter_folders.json"  # PEFT adapter folders from elsewhere, offered beside the runs' own
@@ -109,6 +108,20 @@ class Comparison:
     @property
     def warnings(self) -> list[str]:
         return [f.warning for f in self.foreign]
+
+    def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
+        """A variant's result on an item: passed (over its repeats) and its majority output on one line."""
+        agg = self.summary["items"].get(str(variant), {}).get(item_id)
+        return None if agg is None else (bool(agg["passed"]), " ".join(str(agg["majority"]).split()))
+
+    def expected(self) -> dict[str, str]:
+        """Each item's expected answer (items without one are left out)."""
+        return {
+            item_id: str(agg["expected"])
+            for items in self.summary["items"].values()
+            for item_id, agg in items.items()
+            if agg.get("expected") is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {

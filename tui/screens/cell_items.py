@@ -21,12 +21,8 @@ OUTPUT_WIDTH = 28
 
 def cell_output(comparison: Comparison, cell: Cell, item_id: str) -> str:
     """The cell's majority output for the item (seeds: each seed's, joined)."""
-    outputs = []
-    for vi in cell.variants:
-        agg = comparison.summary["items"].get(str(vi), {}).get(item_id)
-        if agg is not None:
-            outputs.append(" ".join(str(agg["majority"]).split()))
-    return " / ".join(outputs)
+    results = (comparison.output(vi, item_id) for vi in cell.variants)
+    return " / ".join(result[1] for result in results if result is not None)
 
 
 class CellItemsScreen(Screen[None]):
@@ -90,7 +86,7 @@ class CellItemsScreen(Screen[None]):
         table.add_column("expected", key="expected", width=10)
         table.add_column("this cell", key="this", width=OUTPUT_WIDTH)
         table.add_column("other cell", key="other", width=OUTPUT_WIDTH)
-        expected = self._expected()
+        expected = self.comparison.expected()
         for item_id, mark, style in [*((i, "✓+", "green") for i in fixed), *((i, "✗-", "red") for i in broken)]:
             table.add_row(
                 item_id,
@@ -100,15 +96,6 @@ class CellItemsScreen(Screen[None]):
                 cell_output(self.comparison, other, item_id),
                 key=item_id,
             )
-
-    def _expected(self) -> dict[str, str]:
-        """The expected answers, from the eval's results (the summary folds them away)."""
-        return {
-            item_id: str(agg.get("expected") or "")
-            for items in self.comparison.summary["items"].values()
-            for item_id, agg in items.items()
-            if agg.get("expected") is not None
-        }
 
     def action_next_other(self) -> None:
         if self.others:

@@ -26,7 +26,8 @@ class ItemOutputsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="item-box"):
-            yield Static(Text(f"item {self.item_id} · expected: {self._expected()}"), id="item-title")
+            expected = self.comparison.expected().get(self.item_id, "-")
+            yield Static(Text(f"item {self.item_id} · expected: {expected}"), id="item-title")
             with VerticalScroll(id="item-input-scroll"):
                 yield Static(Text("loading the input…", style="dim"), id="item-input")
             yield DataTable(id="item-table", cursor_type="row", zebra_stripes=True)
@@ -43,19 +44,13 @@ class ItemOutputsScreen(Screen[None]):
         table.focus()
 
     def rows(self) -> list[tuple[str, bool, str]]:
+        """Every variant that graded this item: its label, whether it passed, its output."""
         out = []
         for vi, variant in enumerate(self.comparison.summary["variants"]):
-            agg = self.comparison.summary["items"].get(str(vi), {}).get(self.item_id)
-            if agg is not None:
-                out.append((str(variant["label"]), bool(agg["passed"]), " ".join(str(agg["majority"]).split())))
+            result = self.comparison.output(vi, self.item_id)
+            if result is not None:
+                out.append((str(variant["label"]), *result))
         return out
-
-    def _expected(self) -> str:
-        for items in self.comparison.summary["items"].values():
-            agg = items.get(self.item_id)
-            if agg is not None and agg.get("expected") is not None:
-                return str(agg["expected"])
-        return "-"
 
     def show_input(self, text: str) -> None:
         self.query_one("#item-input", Static).update(Text(text))
