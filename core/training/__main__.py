@@ -19,6 +19,8 @@ def main(argv: list[str]) -> int:
     if first_rank and not runs.hold_trainer_lock(run_dir):  # another trainer owns this folder: hands off
         print(f"tunelab: error: another trainer is already writing {run_dir}", flush=True)
         return 2
+    if "LOCAL_RANK" in os.environ:
+        runs.record_rank(run_dir, os.environ.get("RANK", "0"))
     status = runs.StatusWriter(run_dir)
     try:
         from core.training.loop import train

@@ -9,6 +9,7 @@ drop; anyone can re-attach by reading the folder.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import fcntl
 import importlib.util
 import json
@@ -100,6 +101,7 @@ def _finite(value: Any) -> bool:
 
 
 TRAINER_LOCK = ".trainer.lock"
+RANKS = "ranks"  # one file per torchrun rank: torchrun starts each in a session of its own
 _held: list[int] = []  # the lock's descriptor, kept open for the life of the trainer process
 
 
@@ -159,6 +161,26 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
+def record_rank(run_dir: Path, rank: str) -> None:
+    """Note this rank's process (host, pid, start time) so stop and kill reach it even when the torchrun
+    agent that started it is gone."""
+    folder = ensure_private_dir(run_dir / RANKS)
+    entry = {"host": os.uname().nodename, "pid": os.getpid(), "start": _start_time(os.getpid())}
+    write_atomic(folder / f"{entry['host']}-{rank}.json", json.dumps(entry))
+
+
+def rank_pids(run_dir: Path) -> builtins.list[int]:
+    """The recorded ranks still running on this host (a reused pid has another start time)."""
+    host, pids = os.uname().nodename, []
+    for path in sorted((run_dir / RANKS).glob("*.json")):
+        entry = read_json(path)
+        if isinstance(entry, dict) and entry.get("host") == host and isinstance(entry.get("pid"), int):
+            started = _start_time(entry["pid"]) if entry["pid"] > 1 else None
+            if started is not None and started == entry.get("start"):
+                pids.append(entry["pid"])
+    return pids
+
+
 def alive(status: dict[str, Any]) -> bool:
     pid = status.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
@@ -171,6 +193,12 @@ def alive(status: dict[str, Any]) -> bool:
     except OSError:
         return False
     return True
+
+
+def running(run_dir: Path, status: dict[str, Any]) -> bool:
+    """The run's launcher is alive, or its trainer still holds the folder (torchrun's ranks outlive a
+    killed agent)."""
+    return alive(status) or trainer_running(run_dir)
 
 
 def log_tail(run_dir: Path, lines: int = 1) -> str:
@@ -235,6 +263,8 @@ class Runs:
         run_dir = self.path(run_id)
         for name in (STOP_FILE, CANCEL_FILE):
             (run_dir / name).unlink(missing_ok=True)
+        for path in (run_dir / RANKS).glob("*.json"):
+            path.unlink()
         env = child_env()
         env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         fd = open_append(run_dir / LOG_FILE, rotate_at=LOG_LIMIT)
@@ -256,7 +286,9 @@ class Runs:
             )
         finally:
             os.close(fd)
-        StatusWriter(run_dir).update(state="starting", pid=proc.pid, pid_start=_start_time(proc.pid), error=None)
+        StatusWriter(run_dir).update(
+            state="starting", pid=proc.pid, pgid=proc.pid, pid_start=_start_time(proc.pid), error=None
+        )  # its own session: the group id is its pid, and outlives it while torchrun's ranks run on
         return proc.pid
 
     def status(self, run_id: str) -> dict[str, Any]:
@@ -272,7 +304,7 @@ class Runs:
         if status.get("error") is not None and not isinstance(status["error"], str):
             status["error"] = str(status["error"])
         status["id"] = run_dir.name
-        if status.get("state") in LIVE | {"stopping"} and not alive(status):
+        if status.get("state") in LIVE | {"stopping"} and not running(run_dir, status):
             status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
         try:  # when a stop was asked for: the watchdog kills a run that ignores it
             status["stop_requested_at"] = (run_dir / STOP_FILE).stat().st_mtime
@@ -339,7 +371,7 @@ class Runs:
         try:
             with writer_lock(run_dir, timeout=30):
                 status = self.status(run_id)
-                if status["state"] in LIVE | {"stopping"} and alive(status):
+                if status["state"] in LIVE | {"stopping"} and running(run_dir, status):
                     raise TunelabError(f"run {status['id']} is still {status['state']}")
                 if not trainer_gone(run_dir):
                     raise TunelabError(f"run {status['id']} is {status['state']} but a trainer still holds it")
@@ -353,12 +385,16 @@ class Runs:
             raise TunelabError(f"run {run_dir.name} is being started by another tunelab; try again") from None
 
     def _signal(self, run_id: str, sig: int) -> bool:
-        """Signal the run's whole session (torchrun's workers too); False when it is not running."""
-        status = read_json(self.path(run_id) / STATUS_FILE) or {}
-        if not alive(status):
+        """Signal the launcher's process group and each torchrun rank's own (they outlive a killed torchrun
+        agent); False when nothing of the run is running."""
+        run_dir = self.path(run_id)
+        status = read_json(run_dir / STATUS_FILE) or {}
+        if not running(run_dir, status):
             return False
-        try:
-            os.killpg(os.getpgid(status["pid"]), sig)
-        except ProcessLookupError:
-            return False
-        return True
+        groups = set(rank_pids(run_dir))  # each rank leads its own group
+        if alive(status) and isinstance(status.get("pgid"), int) and status["pgid"] > 1:
+            groups.add(status["pgid"])
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
+        return bool(groups)

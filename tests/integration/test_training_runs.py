@@ -12,7 +12,7 @@ from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
 from core.training.config import TrainConfig
-from core.training.runs import ADAPTER, Runs
+from core.training.runs import ADAPTER, Runs, rank_pids
 from core.workbench.service import Workbench
 
 pytestmark = pytest.mark.slow
@@ -189,6 +189,24 @@ def test_torchrun_with_two_processes_on_gloo(home):
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]
     assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
+
+
+def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(home):
+    runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 2000, "save_every": 2})
+    status = wait(runs, run_id, lambda s: s.get("step", 0) >= 3 and s["checkpoints"])
+    os.kill(status["pid"], signal.SIGKILL)  # the torchrun agent: its ranks train on
+    time.sleep(1)
+    assert runs.status(run_id)["state"] == "running"  # not "failed" while the ranks still hold the folder
+    with pytest.raises(TunelabError, match="still running"):
+        runs.resume(run_id)  # never a third trainer
+    ranks = rank_pids(runs.path(run_id))
+    assert len(ranks) == 2
+    assert runs.kill(run_id)
+    deadline = time.monotonic() + 60
+    while rank_pids(runs.path(run_id)):
+        assert time.monotonic() < deadline, "a rank of the killed run is still alive"
+        time.sleep(0.2)
+    assert runs.status(run_id)["state"] == "killed"
 
 
 @pytest.mark.slow
