@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from core.errors import TunelabError
 from core.history.query import HistoryQuery
-from core.history.store import History, label_of
+from core.history.store import History, iso_time, label_of
 from core.storage.atomic import writable
 from core.storage.text import decode_utf8, jsonl_objects
 
@@ -141,6 +141,8 @@ def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
         rid = record.get("id")
         if not isinstance(rid, str) or not rid or not all(c in "0123456789abcdef" for c in rid):
             raise TunelabError(f"{path.name}:{number}: field 'id' must be a lower-case hex string")
+        if "created_at" in record and iso_time(record["created_at"]) is None:
+            raise TunelabError(f"{path.name}:{number}: field 'created_at' must be an ISO date-time")
         records.append(record)
     return records
 

@@ -53,6 +53,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def iso_time(value: Any) -> str | None:
+    """`value` when it is an ISO date-time (all the index's byte-level date checks can read), else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value
+
+
 def label_of(record: dict[str, Any]) -> str | None:
     """A correction is the strongest human label; otherwise good, bad or none."""
     return "corrected" if record.get("correction") else record.get("label")
@@ -75,7 +86,7 @@ def index_row(record: dict[str, Any]) -> dict[str, Any]:
 
     tags = record.get("tags")
     return {
-        "created_at": str(record.get("created_at", "")),
+        "created_at": iso_time(record.get("created_at")) or "",
         "id": record["id"],
         "kind": str(record.get("kind") or "generation"),
         "status": _text_or_none(record.get("status")),

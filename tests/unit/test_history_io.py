@@ -50,10 +50,20 @@ def test_import_names_the_bad_line_and_adds_nothing(home, tmp_path):
     bad.write_text('{"id": "abc123", "prompt": "ok"}\n{"id": 5}\n')
     with pytest.raises(TunelabError, match="bad.jsonl:2: field 'id' must be"):
         import_history(History(home), bad)
+    bad.write_text('{"id": "abc123"}\n{"id": "abc124", "created_at": "2026-01-01\\"x"}\n')
+    with pytest.raises(TunelabError, match="bad.jsonl:2: field 'created_at' must be an ISO date-time"):
+        import_history(History(home), bad)
     bad.write_text('{"id": "abc123"}\n{"id": "abc\n')
     with pytest.raises(TunelabError, match="bad.jsonl:2: not valid JSON"):
         import_history(History(home), bad)
     assert History(home).recent(5) == []
+
+
+def test_a_stored_record_whose_created_at_holds_a_quote_lists_shows_and_is_known(home):
+    h = History(home)
+    rid = h.add({"created_at": 'x"y', "prompt": "p"})
+    assert [r["id"] for r in h.recent(5)] == [rid] and h.get(rid)["prompt"] == "p"
+    assert h.add_many([{"id": rid, "prompt": "again"}], skip_known=True) == []
 
 
 def test_labelled_outputs_become_a_training_split_the_loader_reads(home, tmp_path):
