@@ -36,7 +36,7 @@ from core.evals.prompts import PromptVersion
 from core.evals.templates import Template
 from core.history.records import eval_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import open_append, write_atomic
+from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
 from core.training.adapters import resolve_adapter
@@ -295,7 +295,7 @@ def _begin(folder: Path, request: EvalRequest, dataset: str, sha: str, variants:
         ],
     }
     write_atomic(folder / PLAN_FILE, json.dumps(plan, ensure_ascii=False))
-    fd = os.open(folder / WRITER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fd = open_private(folder / WRITER_LOCK, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 

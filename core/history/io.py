@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from core.errors import TunelabError
 from core.history.query import HistoryQuery
 from core.history.store import History, iso_time, label_of
-from core.storage.atomic import writable
+from core.storage.atomic import writable, write_atomic
 from core.storage.text import decode_utf8, jsonl_objects
 
 CSV_COLUMNS = (
@@ -120,10 +120,8 @@ def export_history(
     path = Path(path).expanduser()
     buffer = io.StringIO()
     count = write_records(history.iter_matching(query), fmt, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
     with writable(str(path)):
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, buffer.getvalue())
     return count
 
 

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +25,29 @@ class StoreCorrupt(TunelabError):
     """A store file could not be parsed; it is named, skipped, and never overwritten."""
 
 
+def open_private(path: Path, flags: int) -> int:
+    """`os.open` of a 0600 file that never goes through a symlink planted in `path`'s place (another user's
+    link would have tunelab truncate or fill its target): that is one line naming the file."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)") from None
+        raise
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a folder tree or a link (the link itself, never what it points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write to a private temp file, fsync, then rename over `path`: readers see old or new, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -56,12 +76,7 @@ def open_append(path: Path, rotate_at: int | None = None) -> int:
                 os.replace(path, path.with_name(path.name + ".1"))
         except FileNotFoundError:
             pass
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)") from None
-        raise
+    return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
 
 class AtomicJSONStorage(Storage):
@@ -118,7 +133,7 @@ def writer_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     if not tlock.acquire(timeout=timeout):
         raise StoreBusy(f"{folder} is being written by another thread; try again")
     try:
-        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(folder / ".lock", os.O_RDWR | os.O_CREAT)
         try:
             _flock(fd, folder, timeout)
             try:

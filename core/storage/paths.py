@@ -7,11 +7,14 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from core.errors import TunelabError
+
 
 def data_dir() -> Path:
     """The data root (history, runs, logs), created private (0700) on first use."""
     root = Path(os.environ.get("TUNELAB_HOME") or user_data_dir("tunelab", appauthor=False))
-    return ensure_private_dir(root)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)  # the root itself may be a link the user made
+    return root
 
 
 PRIVATE_UMASK = 0o077
@@ -24,6 +27,9 @@ def private_files() -> None:
 
 
 def ensure_private_dir(path: Path) -> Path:
+    """A 0700 folder inside the data dir; a symlink planted in its place is refused, never written through."""
+    if path.is_symlink():
+        raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

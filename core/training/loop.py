@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
-from core.storage.atomic import open_append, write_atomic
+from core.storage.atomic import open_append, remove_path, write_atomic
+from core.storage.paths import ensure_private_dir
 from core.training import runs
 from core.training.config import TrainConfig
 
@@ -215,9 +216,10 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             runs.trim_metrics(run_dir, step)
 
     def save_checkpoint() -> Path:
+        ensure_private_dir(checkpoints)  # a link planted in its place is refused
         tmp = checkpoints / f".tmp-step-{step:06d}"
         final = checkpoints / f"step-{step:06d}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_path(tmp)  # a leftover, or a link planted there: never written through
         model.save_pretrained(tmp)
         torch.save(
             {
@@ -232,7 +234,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             },
             tmp / "trainer_state.pt",
         )
-        shutil.rmtree(final, ignore_errors=True)
+        remove_path(final)
         os.replace(tmp, final)
         return final
 
@@ -343,6 +345,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             epoch, position = epoch + 1, 0
     if dist.main:
         final_eval = eval_loss()
+        remove_path(run_dir / runs.ADAPTER)
         model.save_pretrained(run_dir / runs.ADAPTER)
         status.update(
             state="done",

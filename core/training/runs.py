@@ -26,7 +26,15 @@ from typing import Any
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
-from core.storage.atomic import LOG_LIMIT, StoreBusy, lock_held, open_append, write_atomic, writer_lock
+from core.storage.atomic import (
+    LOG_LIMIT,
+    StoreBusy,
+    lock_held,
+    open_append,
+    open_private,
+    write_atomic,
+    writer_lock,
+)
 from core.storage.paths import child_env, ensure_private_dir
 from core.training.config import TrainConfig
 
@@ -108,7 +116,7 @@ _held: list[int] = []  # the lock's descriptor, kept open for the life of the tr
 def hold_trainer_lock(run_dir: Path) -> bool:
     """Take the run folder's trainer lock for the rest of this process (the OS frees it when the process
     dies, however it dies); False when another trainer holds it. One training process per run folder."""
-    fd = os.open(run_dir / TRAINER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fd = open_private(run_dir / TRAINER_LOCK, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -209,6 +209,18 @@ def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(hom
     assert runs.status(run_id)["state"] == "killed"
 
 
+def test_a_link_planted_as_the_checkpoints_folder_fails_the_run_and_is_never_written_through(home, tmp_path):
+    runs = Runs(home)
+    run_id = runs.create(TrainConfig(max_steps=2, eval_every=None, save_every=1, batch_size=8))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (runs.path(run_id) / "checkpoints").symlink_to(elsewhere)
+    runs.launch(run_id)
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "failed" and "is a symbolic link" in status["error"], status
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_memory_and_lora_variants_train_and_save_a_plain_peft_adapter(home):
     runs, run_id = start(
