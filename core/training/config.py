@@ -12,6 +12,7 @@ from core.errors import TunelabError
 from core.evals.templates import Template
 
 SCHEDULES = ("cosine", "linear", "constant")
+ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -53,6 +54,8 @@ class TrainConfig:
     use_rslora: bool = False  # rank-stabilized scaling, alpha / sqrt(r)
     quantize: str | None = None  # "4bit" or "8bit": QLoRA on a base loaded through bitsandbytes (CUDA only)
     nproc: int = 1  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
+    nnodes: int = 1  # >1: torchrun's multi-node rendezvous at rdzv_endpoint; nproc processes on each node
+    rdzv_endpoint: str | None = None  # HOST:PORT of node 0 (its c10d store), the same on every node
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +75,11 @@ class TrainConfig:
             (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
             (self.mode in MODES, f"mode must be {', '.join(MODES)}"),
             (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
+            (1 <= self.nnodes <= 1024, "nnodes must be between 1 and 1024"),
+            (
+                self.nnodes == 1 or bool(self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)),
+                "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)",
+            ),
             (0.0 <= self.eval_fraction < 1.0, "eval_fraction must be at least 0 and below 1"),
             (self.quantize in (None, "4bit", "8bit"), "quantize must be 4bit or 8bit"),
         ]

@@ -203,6 +203,19 @@ def alive(status: dict[str, Any]) -> bool:
     return True
 
 
+def launcher(config: TrainConfig, run_id: str, node_rank: int) -> builtins.list[str]:
+    """The command before `-m core.training`: python alone, or torchrun on one node or many."""
+    if config.nnodes > 1:
+        return [
+            sys.executable, "-m", "torch.distributed.run", f"--nnodes={config.nnodes}", f"--node-rank={node_rank}",
+            "--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}", f"--rdzv-id={run_id}",
+            f"--nproc-per-node={config.nproc}",
+        ]  # fmt: skip
+    if config.nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={config.nproc}"]
+    return [sys.executable]
+
+
 def running(run_dir: Path, status: dict[str, Any]) -> bool:
     """The run's launcher is alive, or its trainer still holds the folder (torchrun's ranks outlive a
     killed agent)."""
@@ -266,25 +279,28 @@ class Runs:
         History(self.root).add(train_record(run_id, config.to_dict()))
         return run_id
 
-    def launch(self, run_id: str, resume: bool = False) -> int:
-        """Start the run's child in its own session; its output goes to worker.log, never a pipe."""
+    def launch(self, run_id: str, resume: bool = False, node_rank: int = 0) -> int:
+        """Start the run's child in its own session; its output goes to worker.log, never a pipe. Under a
+        multi-node config this starts node `node_rank`'s torchrun agent; only node 0's owns the status."""
         run_dir = self.path(run_id)
-        for name in (STOP_FILE, CANCEL_FILE):
-            (run_dir / name).unlink(missing_ok=True)
-        for path in (run_dir / RANKS).glob("*.json"):
-            path.unlink()
+        config = self.train_config(run_id)
+        if node_rank == 0:
+            for name in (STOP_FILE, CANCEL_FILE):
+                (run_dir / name).unlink(missing_ok=True)
+            for path in (run_dir / RANKS).glob("*.json"):
+                path.unlink()
         env = child_env()
-        env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-        fd = open_append(run_dir / LOG_FILE, rotate_at=LOG_LIMIT)
-        nproc = self.train_config(run_id).nproc
-        launcher = (
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-            if nproc > 1
-            else [sys.executable]
-        )
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.nproc)))
+        fd = open_append(run_dir / (LOG_FILE if node_rank == 0 else f"worker-node{node_rank}.log"), rotate_at=LOG_LIMIT)
         try:
             proc = subprocess.Popen(
-                [*launcher, "-m", "core.training", str(run_dir), *(["--resume"] if resume else [])],
+                [
+                    *launcher(config, run_id, node_rank),
+                    "-m",
+                    "core.training",
+                    str(run_dir),
+                    *(["--resume"] if resume else []),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=subprocess.STDOUT,
@@ -294,10 +310,37 @@ class Runs:
             )
         finally:
             os.close(fd)
-        StatusWriter(run_dir).update(
-            state="starting", pid=proc.pid, pgid=proc.pid, pid_start=_start_time(proc.pid), error=None
-        )  # its own session: the group id is its pid, and outlives it while torchrun's ranks run on
+        if node_rank == 0:
+            StatusWriter(run_dir).update(
+                state="starting",
+                pid=proc.pid,
+                pgid=proc.pid,
+                pid_start=_start_time(proc.pid),
+                error=None,
+                resumed=resume,
+            )  # its own session: the group id is its pid; `resumed` tells joining nodes to load the checkpoint
         return proc.pid
+
+    def join(self, endpoint: str, node_rank: int, timeout: float = 600.0, poll: float = 0.5) -> str:
+        """Node `node_rank` (>0) of a multi-node run: wait for node 0's run folder with this rendezvous
+        endpoint to appear on the shared filesystem, then start this node's torchrun agent for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for run_dir in sorted(self.folder.iterdir(), reverse=True):
+                saved = (read_json(run_dir / CONFIG_FILE) or {}).get("config") if run_dir.is_dir() else None
+                if not isinstance(saved, dict) or saved.get("rdzv_endpoint") != endpoint:
+                    continue
+                status = self.status(run_dir.name)
+                if status["state"] in LIVE:
+                    if node_rank >= int(saved.get("nnodes", 1)):
+                        raise TunelabError(
+                            f"node rank {node_rank} is outside run {run_dir.name}'s {saved['nnodes']} nodes"
+                        )
+                    self.launch(run_dir.name, resume=status.get("resumed") is True, node_rank=node_rank)
+                    return run_dir.name
+            if time.monotonic() > deadline:
+                raise TunelabError(f"no run waits at {endpoint} after {timeout:.0f} s: start node 0 first")
+            time.sleep(poll)
 
     def status(self, run_id: str) -> dict[str, Any]:
         """The status, with a run whose process vanished mid-work shown as failed with its log tail."""

@@ -551,6 +551,10 @@ class Workbench:
         self.runs.launch(run_id)
         return run_id
 
+    def join_run(self, endpoint: str, node_rank: int) -> str:
+        """This machine as node `node_rank` of the multi-node run waiting at `endpoint` (shared data dir)."""
+        return self.runs.join(endpoint, node_rank)
+
     def resume_run(self, run_id: str, config: TrainConfig | None = None) -> str:
         run_id = str(self.runs.status(run_id)["id"])
         self.runs.resume(run_id, config)

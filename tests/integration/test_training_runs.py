@@ -191,6 +191,25 @@ def test_torchrun_with_two_processes_on_gloo(home):
     assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
 
 
+def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(home):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{sock.getsockname()[1]}"
+    runs, run_id = start(home, **{**QUICK, "max_steps": 6, "nnodes": 2, "rdzv_endpoint": endpoint})
+    assert runs.join(endpoint, node_rank=1, timeout=30) == run_id  # what node 1's `tunelab train` does
+    status = wait(runs, run_id, finished)
+    log = runs.path(run_id).joinpath("worker.log").read_text()[-2000:]
+    assert status["state"] == "done", (status, log, runs.path(run_id).joinpath("worker-node1.log").read_text()[-2000:])
+    assert runs.config(run_id)["resolved"]["world_size"] == 2
+    rows, _ = runs.metrics(run_id)
+    assert [r["step"] for r in rows] == list(range(1, 7))  # written once, by global rank 0
+    assert len(list(runs.folder.iterdir())) == 1
+    with pytest.raises(TunelabError, match="no run waits at 127.0.0.1:1 after 0 s"):
+        runs.join("127.0.0.1:1", node_rank=1, timeout=0)
+
+
 def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(home):
     runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 2000, "save_every": 2})
     status = wait(runs, run_id, lambda s: s.get("step", 0) >= 3 and s["checkpoints"])

@@ -534,6 +534,16 @@ def add_train(p: argparse.ArgumentParser) -> None:
             help=f"QLoRA: the base in {n}-bit through bitsandbytes (CUDA), for bases too large for memory",
         )
     p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines in a multi-node run (torchrun rendezvous)")
+    p.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        help="this machine's place in a multi-node run: 0 creates the run; others join it by --rdzv-endpoint",
+    )
+    p.add_argument(
+        "--rdzv-endpoint", default=None, metavar="HOST:PORT", help="node 0's address and a free port, on every node"
+    )
     p.add_argument(
         "--resume",
         default=None,
@@ -567,6 +577,8 @@ def run_train(args: argparse.Namespace) -> int:
         use_rslora=args.use_rslora,
         quantize=args.quantize,
         nproc=args.nproc,
+        nnodes=args.nnodes,
+        rdzv_endpoint=args.rdzv_endpoint,
         eval_fraction=args.eval_fraction,
     )
     config = bench.train_config(
@@ -578,7 +590,12 @@ def run_train(args: argparse.Namespace) -> int:
         prompt=ref.version if ref else None,
         mode=args.mode,
     )
-    if args.resume:
+    if not 0 <= args.node_rank < config.nnodes:
+        raise TunelabError(f"--node-rank must be between 0 and {config.nnodes - 1} (--nnodes {config.nnodes})")
+    if args.node_rank > 0:  # node 0 created the run on the shared filesystem; its settings rule
+        run_id = bench.join_run(str(config.rdzv_endpoint), args.node_rank)
+        say(f"node {args.node_rank} joined training run {run_id}")
+    elif args.resume:
         run_id = bench.resume_run(args.resume, config)
         say(f"resumed training run {run_id}")
     else:
