@@ -11,6 +11,7 @@ from core.errors import TunelabError
 from core.evals.prompts import PromptVersion
 from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, EvalRequest, Variant, store, summarize
 from core.storage.atomic import lock_held
+from core.storage.schemas import EvalPlan, ResultRow, problem
 from core.training.runs import read_json
 
 GONE = "the eval's process ended before it finished; recovered with what it had graded"
@@ -28,7 +29,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except (UnicodeDecodeError, ValueError, RecursionError):
             continue
-        if isinstance(row, dict) and isinstance(row.get("variant"), int) and isinstance(row.get("item"), str):
+        if problem(ResultRow, row) is None:
             out.append(row)
     return out
 
@@ -59,7 +60,7 @@ def recover_evals(root: Path) -> list[str]:
         if folder.is_symlink() or not folder.is_dir() or (folder / SUMMARY_FILE).exists():
             continue
         plan = read_json(folder / PLAN_FILE)
-        if plan is None or lock_held(folder / WRITER_LOCK):  # still being written
+        if plan is None or problem(EvalPlan, plan) is not None or lock_held(folder / WRITER_LOCK):
             continue
         try:
             summary = _summary(folder, plan)

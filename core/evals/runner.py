@@ -382,18 +382,6 @@ def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _headline(row: Any) -> bool:
-    fields = {"id": str, "created_at": str, "dataset": str, "status": str, "variants": list}
-    return (
-        isinstance(row, dict)
-        and all(isinstance(row.get(k), t) for k, t in fields.items())
-        and all(
-            isinstance(v, dict) and isinstance(v.get("pass_rate"), (int, float)) and isinstance(v.get("label"), str)
-            for v in row["variants"]
-        )
-    )
-
-
 class EvalRuns:
     """Stored eval runs, and the pinned baseline per dataset split."""
 
@@ -403,12 +391,17 @@ class EvalRuns:
 
     def list(self) -> list[dict[str, Any]]:
         """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out and named."""
-        rows = self.meta.read(RUNS_TABLE)[::-1]
-        for row in rows:
-            problem = f"{self.meta.path}: eval row {str(row.get('id', '?'))[:30]!r} is not an eval summary; left out"
-            if not _headline(row) and problem not in self.problems:
-                self.problems.append(problem)
-        return [r for r in rows if _headline(r)]
+        from core.storage.schemas import EvalHeadline, problem
+
+        listed = []
+        for row in self.meta.read(RUNS_TABLE)[::-1]:
+            if (why := problem(EvalHeadline, row)) is None:
+                listed.append(row)
+                continue
+            line = f"{self.meta.path}: eval row {str(row.get('id', '?'))[:30]!r} left out ({why})"
+            if line not in self.problems:
+                self.problems.append(line)
+        return listed
 
     def load(self, run_id: str) -> dict[str, Any]:
         ids = [r["id"] for r in self.list() if r["id"].startswith(run_id)] if run_id else []
@@ -419,8 +412,10 @@ class EvalRuns:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TunelabError(f"eval run {ids[0]}: summary unreadable ({exc})") from None
-        if not _headline(summary) or not isinstance(summary.get("items"), dict):
-            raise TunelabError(f"{path}: not an eval summary (damaged or hand-edited)")
+        from core.storage.schemas import EvalSummary, problem
+
+        if (why := problem(EvalSummary, summary)) is not None:
+            raise TunelabError(f"{path}: not an eval summary, damaged or hand-edited ({why})")
         return summary
 
     def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:

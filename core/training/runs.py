@@ -68,16 +68,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def metric_row(line: bytes) -> dict[str, Any] | None:
     """One metrics.jsonl line as the monitor can draw it, or None: a torn or foreign line is skipped, a
     loss that is not a finite number (a diverged run's NaN) is kept as a gap, never a crash."""
+    from core.storage.schemas import MetricRow, checked
+
     try:
         row = json.loads(line)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(row, dict) or not _finite(row.get("step")):
-        return None
-    for key in ("loss", "eval_loss"):
-        if key in row and not _finite(row[key]):
-            row[key] = None
-    return row
+    return checked(MetricRow, row)
 
 
 STEP_FIELDS = (  # (key, label, format): how one metrics row reads, in the monitor and `runs attach`
@@ -345,15 +342,20 @@ class Runs:
     def status(self, run_id: str) -> dict[str, Any]:
         """The status, with a run whose process vanished mid-work shown as failed with its log tail."""
         run_dir = self.path(run_id)
-        status = read_json(run_dir / STATUS_FILE) or {}
-        if not isinstance(status.get("state"), str):
-            status["state"] = "unknown"  # an empty folder, or a status.json of another shape
-            status["problem"] = f"{run_dir / STATUS_FILE}: missing, unreadable or of another shape"
-        for key in ("step", "total_steps", "eval_loss", "loss"):
-            if key in status and not _finite(status[key]):
+        from core.storage.schemas import RunStatus, checked, problem
+
+        raw = read_json(run_dir / STATUS_FILE)
+        status = checked(RunStatus, raw)
+        if status is None:  # an empty folder, or a status.json of another shape: named, never rewritten here
+            why = (
+                f"of another shape ({problem(RunStatus, raw)})"
+                if raw is not None
+                else "missing, unreadable or of another shape"
+            )
+            status = {"state": "unknown", "problem": f"{run_dir / STATUS_FILE}: {why}"}
+        for key in ("loss", "eval_loss"):  # a diverged run's NaN: no figure, rather than one to format
+            if key in status and status[key] is None:
                 del status[key]
-        if status.get("error") is not None and not isinstance(status["error"], str):
-            status["error"] = str(status["error"])
         status["id"] = run_dir.name
         if status.get("state") in LIVE | {"stopping"} and not running(run_dir, status):
             status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
@@ -373,12 +375,14 @@ class Runs:
 
     def train_config(self, run_id: str) -> TrainConfig:
         """The settings the run was started with; a missing or damaged run_config.json is one line."""
+        from core.storage.schemas import RunConfig, checked
+
         run_dir = self.path(run_id)
-        saved = self.config(run_id).get("config")
+        saved = checked(RunConfig, self.config(run_id))
         try:
-            if not isinstance(saved, dict):
+            if saved is None:
                 raise TunelabError("missing")
-            return TrainConfig.from_dict(saved)
+            return TrainConfig.from_dict(saved["config"])
         except (TunelabError, TypeError, ValueError, KeyError):
             raise TunelabError(f"{run_dir / CONFIG_FILE}: missing or damaged; the run cannot be restarted") from None
 

@@ -218,7 +218,7 @@ def test_runs_and_history_commands_list_what_they_can_and_warn_once_per_bad_file
     Meta(home).write(lambda db: db.table("eval_runs").insert({"id": "e-odd", "variants": "x"}))
     evals = tunelab("evals", home=home)
     assert evals.returncode == 0 and [ln for ln in evals.stderr.splitlines() if ln.strip()] == [
-        f"tunelab: warning: {home / 'meta.json'}: eval row 'e-odd' is not an eval summary; left out"
+        f"tunelab: warning: {home / 'meta.json'}: eval row 'e-odd' left out (field 'created_at': field required)"
     ]
 
 

@@ -1,0 +1,32 @@
+"""Each file read back from disk has a pydantic shape: a mismatch names its first bad field."""
+
+import math
+
+import pytest
+
+from core.storage.schemas import EvalHeadline, EvalPlan, MetricRow, RunStatus, checked, problem
+
+HEADLINE = {"id": "e1", "created_at": "2026-01-01", "dataset": "demo", "status": "done"}
+
+
+@pytest.mark.parametrize(
+    ("shape", "data", "expected"),
+    [
+        (RunStatus, [1, 2], "Input should be a valid dictionary"),
+        (RunStatus, {"step": 3}, "field 'state': field required"),
+        (RunStatus, {"state": "running", "step": "3"}, "field 'step': input should be a valid integer"),
+        (RunStatus, {"state": "running", "error": 5}, "field 'error': input should be a valid string"),
+        (MetricRow, {"loss": 1.0}, "field 'step': field required"),
+        (EvalHeadline, {**HEADLINE, "variants": [{"label": "a"}]}, "field 'variants.0.pass_rate': field required"),
+        (EvalPlan, {"request": {}}, "field 'dataset': field required"),
+    ],
+)
+def test_a_file_of_another_shape_is_named_by_its_first_bad_field(shape, data, expected):
+    assert problem(shape, data).startswith(expected)
+    assert checked(shape, data) is None
+
+
+def test_a_diverged_loss_reads_as_a_gap_and_unknown_fields_are_kept():
+    row = checked(MetricRow, {"step": 4, "loss": math.nan, "lr": 0.001})
+    assert row == {"step": 4, "loss": None, "lr": 0.001}  # eval_loss stays absent: it was never logged
+    assert problem(EvalHeadline, {**HEADLINE, "variants": [{"label": "a", "pass_rate": 1}]}) is None
