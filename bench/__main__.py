@@ -1,4 +1,6 @@
-"""Run the benchmarks, print the table, write `bench/results/latest.json` and `latest.md`."""
+"""Run the benchmarks (`python -m bench [SECTION...] [--with-noise]`), write `bench/results/latest.json`,
+`latest.md` and the README's table. Each section runs between two calibrations of the machine and is run
+again while it was busy; `--with-noise` keeps every core busy to show that guard at work."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import quiet_logs
+from bench.noise import Guard, Hog, calibrate
+from bench.report import LATEST, RESULTS, write
 
-MEASURES = ("startup", "generation", "training", "history_scale", "worker_memory", "first_answer")
-RESULTS = Path(__file__).resolve().parent / "results"
+MEASURES = ("startup", "generation", "training", "memory", "history_scale", "worker_memory", "first_answer")
 
 
 def machine() -> str:
@@ -34,73 +37,83 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
-def markdown(results: list[dict], growth: list[dict], when: str, where: str, total: float) -> str:
-    lines = [
-        f"Measured {when} on {where}; the run took {total:.0f} s.",
-        "",
-        "| measure | tunelab | baseline (same run) | ratio | target | met |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        base = f"{r['baseline']:.4g} {r['unit']}" if r["baseline"] is not None else "-"
-        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
-        met = {True: "yes", False: "**no**", None: "-"}[r["ok"]]
-        lines.append(f"| {r['measure']} | {r['value']:.4g} {r['unit']} | {base} | {ratio} | {r['target']} | {met} |")
-    if growth:
-        lines += [
-            "",
-            "| model | params | gen ms/token (prompt 32 / 256) | LoRA step s, batch 4 (seq 64 / 256) |",
-            "|---|---|---|---|",
-        ]
-        for g in growth:
-            lines.append(
-                f"| {g['model']} | {g['params_m']}M | {g['gen_ms_per_token_prompt32']} / "
-                f"{g['gen_ms_per_token_prompt256']} | {g['train_step_s_seq64']} / {g['train_step_s_seq256']} |"
-            )
-    return "\n".join(lines) + "\n"
+RERUNS = 2  # a section measured on a busy machine is run again up to this many times
+
+
+def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
+    """Run one measure module under the guard: rows marked reliable or not, re-run while unreliable."""
+    module = importlib.import_module(f"bench.{name}")
+    for attempt in range(RERUNS + 1):
+        before = calibrate()
+        out = module.run()
+        reliable, load = guard.check(before, calibrate())
+        if name == "cost_growth":
+            return [], out
+        rows = [{**r.to_dict(), "section": name, "date": date.today().isoformat(), "load": load} for r in out]
+        for row in rows:
+            row["reliable"] = reliable
+        if reliable:
+            return rows, []
+        print(f"bench: {name}: the machine was busy ({load}); attempt {attempt + 1} of {RERUNS + 1}", file=sys.stderr)
+    return rows, []
+
+
+def failed(name: str, exc: Exception) -> list[dict]:
+    """A section that could not run: one row saying why, so the table never silently drops it."""
+    why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip(": ")
+    return [{"name": name, "value": None, "baseline": None, "ratio": None, "unit": "", "target": "-", "met": None,
+             "spread": "", "note": why, "reliable": None, "section": name, "date": date.today().isoformat()}]  # fmt: skip
+
+
+def merged(previous: dict, rows: list[dict], ran: set[str], growth: list[dict]) -> dict:
+    """This run's rows replace those of the sections it ran; the other sections keep their last figures."""
+    kept = [r for r in previous.get("results", []) if r.get("section") not in ran]
+    order = {name: i for i, name in enumerate([*MEASURES, "cost_growth"])}
+    results = sorted([*kept, *rows], key=lambda r: order.get(r.get("section", ""), len(order)))
+    return {
+        "machine": machine(),
+        "dates": sorted({r["date"] for r in results if r.get("date")}),
+        "results": results,
+        "cost_growth": growth or previous.get("cost_growth", []),
+    }
 
 
 def main(argv: list[str]) -> int:
     quiet_logs()
-    wanted = argv or [*MEASURES, "cost_growth"]
+    noise = "--with-noise" in argv
+    wanted = [a for a in argv if not a.startswith("--")] or [*MEASURES, "cost_growth"]
     began = time.monotonic()
-    results, growth, failures = [], [], []
-    for name in wanted:
-        t0 = time.monotonic()
-        print(f"bench: {name}…", file=sys.stderr, flush=True)
-        try:
-            module = importlib.import_module(f"bench.{name}")
-            if name == "cost_growth":
-                growth = module.run()
-            else:
-                results += [r.to_dict() for r in module.run()]
-        except Exception as exc:
-            traceback.print_exc()
-            failures.append(f"{name}: {type(exc).__name__}: {exc}")
-        print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-    total = time.monotonic() - began
-    when, where = date.today().isoformat(), machine()
+    guard = Guard()  # the quiet reference, taken before any noise starts
+    hog = Hog() if noise else None
+    rows, growth = [], []
+    try:
+        for name in wanted:
+            t0 = time.monotonic()
+            print(f"bench: {name}…", file=sys.stderr, flush=True)
+            try:
+                got, grown = section(name, guard)
+                rows += got
+                growth = grown or growth
+            except Exception as exc:
+                traceback.print_exc()
+                rows += failed(name, exc)
+            print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        if hog:
+            hog.stop()
     RESULTS.mkdir(exist_ok=True)
-    payload = {
-        "date": when,
-        "machine": where,
-        "total_s": round(total, 1),
-        "results": results,
-        "cost_growth": growth,
-        "failures": failures,
-    }
-    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
-    table = markdown(results, growth, when, where, total)
-    (RESULTS / "latest.md").write_text(table)
-    print(table)
-    missed = [r["measure"] for r in results if r["ok"] is False]
+    previous = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+    payload = merged(previous, rows, set(wanted), growth)
+    LATEST.write_text(json.dumps(payload, indent=2) + "\n")
+    print(write(payload))
+    missed = [r["name"] for r in rows if r["met"] is False and r["reliable"]]
+    shaky = [r["name"] for r in rows if r["reliable"] is False]
     print(
-        f"{len(results) - len(missed)}/{len(results)} targets met"
+        f"{len(rows)} rows in {time.monotonic() - began:.0f} s"
         + (f"; missed: {', '.join(missed)}" if missed else "")
+        + (f"; unreliable (the machine was busy): {', '.join(shaky)}" if shaky else "")
     )
-    for failure in failures:
-        print(f"bench: FAILED {failure}")
-    return 1 if failures else 0
+    return 1 if any(r["value"] is None for r in rows) else 0
 
 
 if __name__ == "__main__":

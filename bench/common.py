@@ -13,24 +13,37 @@ REPEATS = 5
 
 @dataclass
 class Result:
-    """One table row: `value` against `baseline` (same unit), and whether `target` holds."""
+    """One table row: `value` against `baseline` (same unit), and whether `target` holds (`met`). A paired
+    row's `ratio` is the median of subject/baseline over pairs measured back to back, `spread` their range."""
 
-    measure: str
-    value: float
+    name: str
+    value: float | None
     baseline: float | None
     unit: str
     target: str
-    ok: bool | None
+    met: bool | None
     spread: str = ""
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    ratio: float | None = None
+    reliable: bool | None = None  # set by the run: False when the machine's load moved during the section
 
-    @property
-    def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline else None
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.value is not None and self.baseline:
+            self.ratio = self.value / self.baseline
+
+    @classmethod
+    def paired(
+        cls, name: str, subject: Sample, base: Sample, unit: str, target: str, meets: Callable[[float], bool], note: str
+    ) -> Result:
+        """Subject and baseline alternated (ABAB): the figure is the median of the per-pair ratios."""
+        ratios = [s / b for s, b in zip(subject.values, base.values, strict=True) if b]
+        ratio = statistics.median(ratios)
+        spread = f"{min(ratios):.2f}..{max(ratios):.2f}x over {len(ratios)} pairs"
+        return cls(name, subject.median, base.median, unit, target, meets(ratio), spread, note, ratio=ratio)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        return asdict(self)
 
 
 @dataclass
@@ -39,6 +52,9 @@ class Sample:
     low: float
     high: float
     values: list[float]
+
+    def scaled(self, factor: float) -> Sample:
+        return sample([v * factor for v in self.values])
 
     def spread(self, unit: str = "", scale: float = 1.0) -> str:
         return f"{self.low * scale:.3g}..{self.high * scale:.3g}{unit}"
@@ -58,6 +74,31 @@ def timed(fn: Callable[[], Any], repeats: int = REPEATS, warmup: int = 1) -> Sam
         fn()
         out.append(time.perf_counter() - began)
     return sample(out)
+
+
+def alternated(
+    subject: Callable[[], float], base: Callable[[], float], repeats: int = REPEATS
+) -> tuple[Sample, Sample]:
+    """Each callable returns its own figure; one warm-up each, then subject, baseline, subject, baseline...
+    so a change in the machine's load hits both sides of every pair alike."""
+    subject()
+    base()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(subject())
+        b.append(base())
+    return sample(a), sample(b)
+
+
+def seconds(fn: Callable[[], Any]) -> Callable[[], float]:
+    """`fn` as a callable returning its wall seconds (for `alternated`)."""
+
+    def run() -> float:
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+
+    return run
 
 
 def percentile(values: list[float], q: float) -> float:

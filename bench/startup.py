@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPEATS, Result, sample
+from bench.common import Result, alternated
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,22 +32,15 @@ def start_once(which: str, home: str) -> float:
 
 def run() -> list[Result]:
     with tempfile.TemporaryDirectory() as home:
-        start_once("tunelab", home)  # warm the file cache for both
-        start_once("bare", home)
-        ours, bare = [], []
-        for _ in range(REPEATS):  # interleaved, so drift hits both alike
-            ours.append(start_once("tunelab", home))
-            bare.append(start_once("bare", home))
-    o, b = sample(ours), sample(bare)
+        ours, bare = alternated(lambda: start_once("tunelab", home), lambda: start_once("bare", home))
     return [
-        Result(
+        Result.paired(
             "TUI start to first frame",
-            o.median * 1e3,
-            b.median * 1e3,
+            ours.scaled(1e3),
+            bare.scaled(1e3),
             "ms",
             "<= 1.3x bare app",
-            o.median <= 1.3 * b.median,
-            o.spread("ms", 1e3),
-            f"bare {b.spread('ms', 1e3)}",
+            lambda ratio: ratio <= 1.3,
+            f"tunelab {ours.spread('ms', 1e3)}, bare {bare.spread('ms', 1e3)}",
         )
     ]

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPEATS, Result, sample
+from bench.common import Result, alternated
 
 STEPS = 12
 BATCH = 16
@@ -134,13 +134,7 @@ def trainer(cfg, pad_to: int | None = None) -> float:
 
 def compare(root: Path, dataset: Path, max_seq_len: int, pad_to: int | None = None) -> tuple:
     cfg = config(dataset, max_seq_len)
-    ours(root, cfg)  # warm-up: first import and allocation costs fall on neither side
-    trainer(cfg, pad_to)
-    a, b = [], []
-    for _ in range(REPEATS):  # interleaved, so drift hits both alike
-        a.append(ours(root, cfg))
-        b.append(trainer(cfg, pad_to))
-    return sample(a), sample(b)
+    return alternated(lambda: ours(root, cfg), lambda: trainer(cfg, pad_to))
 
 
 def run() -> list[Result]:
@@ -155,35 +149,32 @@ def run() -> list[Result]:
         v_ours, v_base = compare(tmp / "home", varied, 256)
         m_ours, m_base = compare(tmp / "home", varied, 256, pad_to=256)
     return [
-        Result(
+        Result.paired(
             "LoRA training tok/s, fixed length",
-            f_ours.median,
-            f_base.median,
+            f_ours,
+            f_base,
             "tok/s",
             ">= 1.0x Trainer+PEFT",
-            f_ours.median >= f_base.median,
-            f_ours.spread(" tok/s"),
+            lambda ratio: ratio >= 1.0,
             f"{STEPS} steps of {BATCH} x 128 tokens; Trainer {f_base.spread(' tok/s')}",
         ),
-        Result(
+        Result.paired(
             "LoRA effective tok/s, variable length",
-            v_ours.median,
-            v_base.median,
+            v_ours,
+            v_base,
             "tok/s",
             ">= 1.5x Trainer with padding",
-            v_ours.median >= 1.5 * v_base.median,
-            v_ours.spread(" tok/s"),
+            lambda ratio: ratio >= 1.5,
             f"lengths 4..200 words; length-grouped batches vs random ones padded to their longest; "
             f"Trainer {v_base.spread(' tok/s')}",
         ),
-        Result(
+        Result.paired(
             "LoRA effective tok/s, variable length (pad to max)",
-            m_ours.median,
-            m_base.median,
+            m_ours,
+            m_base,
             "tok/s",
             ">= 1.5x Trainer with padding",
-            m_ours.median >= 1.5 * m_base.median,
-            m_ours.spread(" tok/s"),
+            lambda ratio: ratio >= 1.5,
             f"the same, against a script padding every example to max_seq_len 256; Trainer {m_base.spread(' tok/s')}",
         ),
     ]

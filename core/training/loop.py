@@ -68,6 +68,18 @@ def lr_factor(schedule: str, warmup: int, total: int):
     return factor
 
 
+def memory_setup(model: Any, quantize: str | None, gradient_checkpointing: bool) -> Any:
+    """The base prepared for LoRA on real sizes, before peft wraps it (the bench measures this same step)."""
+    if quantize:  # QLoRA: norms in float32, inputs carrying grad, checkpointing as peft prepares it
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if gradient_checkpointing:  # peft needs the inputs to carry grad for checkpointed blocks
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return model
+
+
 class Distributed:
     """One process (the default) or a torchrun rank: collectives become no-ops when alone."""
 
@@ -161,13 +173,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     if dist.main:
         write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
 
-    if cfg.quantize:  # QLoRA: norms in float32, inputs carrying grad, checkpointing as peft prepares it
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    elif cfg.gradient_checkpointing:  # peft needs the inputs to carry grad for checkpointed blocks
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+    model = memory_setup(model, cfg.quantize, cfg.gradient_checkpointing)
     model = get_peft_model(
         model,
         LoraConfig(

@@ -1,0 +1,121 @@
+"""How busy the machine is, so a figure measured while neighbours ran is marked unreliable instead of
+being reported as a miss: a fixed calibration loop (torch matmuls on every core, the kind of work the
+measures do) timed before and after each section, other processes' CPU share during it (from
+/proc/stat), and the load average."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+DRIFT = 0.20  # a section is unreliable when a calibration ran this much slower than the quietest one
+BUSY = 0.5  # ... or other processes used this many cores' worth while it ran
+
+
+@dataclass
+class Calibration:
+    seconds: float  # the fixed loop's wall time
+    others: float  # cores' worth of CPU other processes used meanwhile (None where /proc is missing)
+    load: float  # 1-minute load average
+
+    def describe(self, quietest: float) -> str:
+        return f"calibration {self.seconds / quietest:.2f}x, others {self.others:.1f} cores, load {self.load:.1f}"
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU jiffies of the whole machine since boot."""
+    try:
+        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def others_busy(window: float) -> float:
+    """Cores' worth of CPU that other processes used over `window` seconds while this one slept."""
+    machine = _busy_jiffies()
+    time.sleep(window)
+    after = _busy_jiffies()
+    if not machine or not after or after[1] <= machine[1]:
+        return 0.0
+    return (after[0] - machine[0]) / (after[1] - machine[1]) * (os.cpu_count() or 1)
+
+
+def settle(limit: float = 15.0) -> None:
+    """Wait (up to `limit` s) for the work a section leaves behind (a model worker or trainer shutting
+    down) to end, so the calibration measures the neighbours, not the bench's own tail."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and others_busy(0.5) > BUSY:
+        pass
+
+
+def calibrate(rounds: int = 40, runs: int = 5) -> Calibration:
+    """The median of `runs` timings of a fixed matmul loop (512x512, every core): about 0.3 s on 2 cores,
+    steady to within a few percent on a quiet machine."""
+    import torch
+
+    settle()
+    threads = torch.get_num_threads()  # a section may have set its own (generation uses one)
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        a = torch.randn(512, 512)
+        torch.mm(a, a)
+        machine, mine = _busy_jiffies(), os.times()
+        timings = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            for _ in range(rounds):
+                torch.mm(a, a)
+            timings.append(time.perf_counter() - began)
+        after, mine_after = _busy_jiffies(), os.times()
+    finally:
+        torch.set_num_threads(threads)
+    others = 0.0
+    if machine and after and after[1] > machine[1]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        cores = os.cpu_count() or 1
+        wall = (after[1] - machine[1]) / ticks / cores  # total jiffies count every core
+        own = (mine_after.user + mine_after.system) - (mine.user + mine.system)
+        others = max(0.0, (after[0] - machine[0]) / ticks - own) / max(wall, 1e-9)
+    return Calibration(statistics.median(timings), others, os.getloadavg()[0])
+
+
+class Guard:
+    """The quietest calibration seen so far is the reference; a section whose calibrations drift from it,
+    or that ran beside other busy processes, is unreliable."""
+
+    def __init__(self) -> None:
+        self.quietest = min(calibrate().seconds for _ in range(3))
+
+    def check(self, before: Calibration, after: Calibration) -> tuple[bool, str]:
+        self.quietest = min(self.quietest, before.seconds, after.seconds)
+        worst = max(before, after, key=lambda c: c.seconds)
+        busiest = max(before.others, after.others)
+        reliable = worst.seconds <= (1 + DRIFT) * self.quietest and busiest <= BUSY
+        return reliable, f"before: {before.describe(self.quietest)}; after: {after.describe(self.quietest)}"
+
+
+def _spin(stop: float) -> None:
+    while time.monotonic() < stop:
+        pass
+
+
+class Hog:
+    """`--with-noise`: keep every core busy with a spinning process each (for at most `limit` seconds,
+    so a bench that dies never leaves them behind for long), to show the guard marks what it spoils."""
+
+    def __init__(self, limit: float = 3600.0) -> None:
+        stop = time.monotonic() + limit
+        ctx = multiprocessing.get_context("spawn")
+        self.procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(os.cpu_count() or 1)]
+        for proc in self.procs:
+            proc.start()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.join(5)

@@ -1,0 +1,86 @@
+"""The results table, made from `bench/results/latest.json` and nothing else: written to `latest.md` and
+into the README's Performance section between its markers. `python -m bench.report` redoes both."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LATEST = RESULTS / "latest.json"
+README = ROOT / "README.md"
+START, END = (
+    "<!-- bench table: made by `python -m bench.report` from bench/results/latest.json -->",
+    "<!-- end of bench table -->",
+)
+
+
+def _number(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.4g} {unit}".strip()
+
+
+def verdict(row: dict[str, Any]) -> str:
+    if row.get("value") is None:
+        return "not measured"
+    if row.get("reliable") is False:
+        return "unreliable"
+    return {True: "yes", False: "**no**", None: "-"}[row.get("met")]
+
+
+def table(payload: dict[str, Any]) -> str:
+    lines = [
+        f"Measured on {payload['machine']}; sections run {', '.join(payload['dates'])}.",
+        "",
+        "| measure | tunelab | baseline (same run) | ratio | spread | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in payload["results"]:
+        if row.get("value") is None:
+            lines.append(f"| {row['name']} | - | - | - | - | {row['target']} | not measured: {row['note']} |")
+            continue
+        ratio = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "-"
+        lines.append(
+            f"| {row['name']} | {_number(row['value'], row['unit'])} | {_number(row['baseline'], row['unit'])} "
+            f"| {ratio} | {row.get('spread') or '-'} | {row['target']} | {verdict(row)} |"
+        )
+    growth = payload.get("cost_growth") or []
+    if growth:
+        lines += [
+            "",
+            "| model | params | gen ms/token (prompt 32 / 256) | LoRA step s, batch 4 (seq 64 / 256) |",
+            "|---|---|---|---|",
+        ]
+        for g in growth:
+            lines.append(
+                f"| {g['model']} | {g['params_m']}M | {g['gen_ms_per_token_prompt32']} / "
+                f"{g['gen_ms_per_token_prompt256']} | {g['train_step_s_seq64']} / {g['train_step_s_seq256']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def with_table(readme: str, text: str) -> str:
+    """The README with the text between the markers replaced (the markers must be there, once each)."""
+    if readme.count(START) != 1 or readme.count(END) != 1:
+        raise SystemExit(f"README.md needs the bench table markers once each:\n{START}\n{END}")
+    head, rest = readme.split(START)
+    _, tail = rest.split(END)
+    return f"{head}{START}\n{text}{END}{tail}"
+
+
+def write(payload: dict[str, Any]) -> str:
+    text = table(payload)
+    (RESULTS / "latest.md").write_text(text)
+    README.write_text(with_table(README.read_text(), text))
+    return text
+
+
+def main() -> int:
+    print(write(json.loads(LATEST.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
