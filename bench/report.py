@@ -46,6 +46,12 @@ def table(payload: dict[str, Any]) -> str:
             f"| {row['name']} | {_number(row['value'], row['unit'])} | {_number(row['baseline'], row['unit'])} "
             f"| {ratio} | {row.get('spread') or '-'} | {row['target']} | {verdict(row)} |"
         )
+    for row in payload["results"]:  # a measure's own detail: the import times, the training profile
+        detail = (row.get("extra") or {}).get("table")
+        if detail:
+            lines += ["", f"{detail['title']}:", "", "| " + " | ".join(detail["columns"]) + " |"]
+            lines.append("|" + "---|" * len(detail["columns"]))
+            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |" for r in detail["rows"]]
     growth = payload.get("cost_growth") or []
     if growth:
         lines += [

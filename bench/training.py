@@ -137,6 +137,29 @@ def compare(root: Path, dataset: Path, max_seq_len: int, pad_to: int | None = No
     return alternated(lambda: ours(root, cfg), lambda: trainer(cfg, pad_to))
 
 
+def profiled(fn) -> dict[str, float]:
+    """Self CPU ms per operator (torch.profiler) over one call of `fn`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()}
+
+
+def profile_table(root: Path, dataset: Path, top: int = 10) -> dict:
+    """Where tunelab's loop spends time that Trainer does not: the operators with the largest difference
+    in self CPU time over the same run on fixed-length data (model load included on both sides)."""
+    cfg = config(dataset, 128)
+    mine, theirs = profiled(lambda: ours(root, cfg)), profiled(lambda: trainer(cfg))
+    keys = sorted(set(mine) | set(theirs), key=lambda k: theirs.get(k, 0.0) - mine.get(k, 0.0))[:top]
+    return {
+        "title": f"torch.profiler, {STEPS} steps on fixed-length data: the {top} operators tunelab spends most "
+        f"more time in than Trainer (self CPU ms; totals {sum(mine.values()):.0f} vs {sum(theirs.values()):.0f})",
+        "columns": ["operator", "tunelab ms", "Trainer ms"],
+        "rows": [[k, f"{mine.get(k, 0.0):.1f}", f"{theirs.get(k, 0.0):.1f}"] for k in keys],
+    }
+
+
 def run() -> list[Result]:
     from bench.common import quiet_logs
 
@@ -146,18 +169,21 @@ def run() -> list[Result]:
         fixed = write_dataset(tmp / "fixed", (200, 200))  # every example truncated to the same 128 tokens
         varied = write_dataset(tmp / "varied", (4, 200), seed=1)
         f_ours, f_base = compare(tmp / "home", fixed, 128)
+        profile = profile_table(tmp / "home", fixed)
         v_ours, v_base = compare(tmp / "home", varied, 256)
         m_ours, m_base = compare(tmp / "home", varied, 256, pad_to=256)
+    fixed_row = Result.paired(
+        "LoRA training tok/s, fixed length",
+        f_ours,
+        f_base,
+        "tok/s",
+        ">= 1.0x Trainer+PEFT",
+        lambda ratio: ratio >= 1.0,
+        f"{STEPS} steps of {BATCH} x 128 tokens; Trainer {f_base.spread(' tok/s')}",
+    )
+    fixed_row.extra["table"] = profile
     return [
-        Result.paired(
-            "LoRA training tok/s, fixed length",
-            f_ours,
-            f_base,
-            "tok/s",
-            ">= 1.0x Trainer+PEFT",
-            lambda ratio: ratio >= 1.0,
-            f"{STEPS} steps of {BATCH} x 128 tokens; Trainer {f_base.spread(' tok/s')}",
-        ),
+        fixed_row,
         Result.paired(
             "LoRA effective tok/s, variable length",
             v_ours,
