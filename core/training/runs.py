@@ -257,7 +257,7 @@ class Runs:
         self.folder = ensure_private_dir(self.root / "runs")
 
     def path(self, run_id: str) -> Path:
-        matches = [p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith(run_id)] if run_id else []
+        matches = [p for p in self._folders() if p.name.startswith(run_id)] if run_id else []
         if len(matches) != 1:
             raise TunelabError(f"no training run '{run_id}'" if not matches else f"run id '{run_id}' is ambiguous")
         return matches[0]
@@ -323,8 +323,8 @@ class Runs:
         endpoint to appear on the shared filesystem, then start this node's torchrun agent for it."""
         deadline = time.monotonic() + timeout
         while True:
-            for run_dir in sorted(self.folder.iterdir(), reverse=True):
-                saved = (read_json(run_dir / CONFIG_FILE) or {}).get("config") if run_dir.is_dir() else None
+            for run_dir in sorted(self._folders(), reverse=True):
+                saved = (read_json(run_dir / CONFIG_FILE) or {}).get("config")
                 if not isinstance(saved, dict) or saved.get("rdzv_endpoint") != endpoint:
                     continue
                 status = self.status(run_dir.name)
@@ -367,8 +367,12 @@ class Runs:
         status["checkpoints"] = sorted(p.name for p in (run_dir / CHECKPOINTS).glob("step-*")) if checkpoint else []
         return status
 
+    def _folders(self) -> builtins.list[Path]:
+        """The run folders; a link planted among them is not one (a run would be written through it)."""
+        return [p for p in self.folder.iterdir() if p.is_dir() and not p.is_symlink()]
+
     def list(self) -> builtins.list[dict[str, Any]]:
-        return [self.status(p.name) for p in sorted(self.folder.iterdir(), reverse=True) if p.is_dir()]
+        return [self.status(p.name) for p in sorted(self._folders(), reverse=True)]
 
     def config(self, run_id: str) -> dict[str, Any]:
         return read_json(self.path(run_id) / CONFIG_FILE) or {}

@@ -45,3 +45,15 @@ def test_a_linked_folder_is_refused_and_removing_a_link_keeps_what_it_points_to(
         ensure_private_dir(tmp_path / "runs")
     remove_path(tmp_path / "runs")
     assert not (tmp_path / "runs").exists() and (elsewhere / "keep").is_dir()
+
+
+def test_a_link_among_the_run_folders_is_not_a_run(home, tmp_path):
+    from core.training.runs import Runs
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runs = Runs(home)
+    (runs.folder / "t123").symlink_to(elsewhere)
+    assert runs.list() == []
+    with pytest.raises(TunelabError, match="no training run 't123'"):
+        runs.path("t123")
