@@ -52,6 +52,74 @@ def test_two_taggers_on_one_record_lose_no_tag(home):
     assert len(History(home).get(record_id)["tags"]) == 80
 
 
+def test_a_tagger_and_a_starrer_labeller_noter_on_one_record_keep_each_others_changes(home):
+    record_id = History(home).add({"kind": "generation", "prompt": "p", "output": "o"})
+    script = (
+        "import os, sys\nfrom core.history.store import History\nh, rid = History(sys.argv[1]), sys.argv[2]\n"
+        "first = h.update(rid, add_tags=[f'claim-{os.getpid()}'])['tags'] == [f'claim-{os.getpid()}']\n"
+        "for i in range(30):\n"
+        "    if first:\n        h.update(rid, add_tags=[f't{i}'])\n"
+        "    else:\n        h.update(rid, starred=i % 2 == 0, label='good' if i % 2 else 'bad', note=f'n{i}')\n"
+    )
+    run_both(script, record_id, home=home)
+    record = History(home).get(record_id)
+    assert {f"t{i}" for i in range(30)} <= set(record["tags"])  # the tagger's 30, and the other's note:
+    assert record["note"] == "n29" and record["label"] == "good" and record["starred"] is False
+
+
+def test_two_prompt_savers_keep_every_version_once(home):
+    from core.evals.prompts import PromptStore
+
+    script = (
+        "import os, sys\nfrom core.evals.prompts import PromptStore, PromptVersion\ns = PromptStore(sys.argv[1])\n"
+        "for i in range(20):\n"
+        "    s.save('p', PromptVersion(f'{{{{text}}}} {os.getpid()} {i}'))\n"
+        "    s.save('p', PromptVersion(f'{{{{text}}}} shared {i}'))\n"
+    )
+    run_both(script, home=home)
+    versions = PromptStore(home).versions("p")
+    assert len(versions) == 60 and len({v["id"] for v in versions}) == 60  # 20 each, and 20 shared once
+
+
+def test_two_pinners_keep_both_baselines(home):
+    from core.evals.runner import RUNS_TABLE, SUMMARY_FILE, EvalRuns
+    from core.history.store import now_iso
+    from core.storage.meta import Meta
+
+    for n in (1, 2):  # two finished evals, as `store` leaves them: a summary and a row in the list
+        summary = {
+            "id": f"e{n}", "created_at": now_iso(), "dataset": f"d{n}", "split": "eval", "status": "done",
+            "variants": [{"label": "base", "pass_rate": 0.5}, {"label": "lora", "pass_rate": 1.0}], "items": {},
+        }  # fmt: skip
+        (home / "evals" / f"e{n}").mkdir(parents=True)
+        (home / "evals" / f"e{n}" / SUMMARY_FILE).write_text(json.dumps(summary))
+        Meta(home).write(lambda db, row=summary: db.table(RUNS_TABLE).insert(row))
+    script = (
+        "import os, sys\nfrom core.evals.runner import EvalRuns\nruns = EvalRuns(sys.argv[1])\n"
+        "mine = 'e1' if not EvalRuns(sys.argv[1]).meta.read('claims') else 'e2'\n"
+        "runs.meta.write(lambda db: db.table('claims').insert({'pid': os.getpid()}))\n"
+        "for i in range(20):\n    runs.pin(mine, i % 2)\n"
+    )
+    run_both(script, home=home)
+    pinned = {key: EvalRuns(home).baseline_for(key, "eval") for key in ("d1", "d2")}
+    assert all(found is not None for found in pinned.values()), pinned
+
+
+def test_two_cache_writers_keep_every_result_once(home):
+
+    script = (
+        "import os, sys\nfrom core.evals.cache import GenerationCache\nc = GenerationCache(sys.argv[1])\n"
+        "for i in range(10):\n"
+        "    c.put_many({f'{os.getpid()}-{i}-{j}': {'output': 'o'} for j in range(5)})\n"
+        "    c.put_many({f'shared-{i}': {'output': 's'}})\n"
+    )
+    run_both(script, home=home)
+    keys = [
+        d["k"] for shard in (home / "cache").glob("*.json") for d in json.loads(shard.read_text())["_default"].values()
+    ]
+    assert len(keys) == 110 and len(set(keys)) == 110  # 50 each, and 10 shared once
+
+
 def test_every_file_tunelab_writes_is_the_users_alone(tmp_path, home):
     """gen, eval, train, merge and export, then a walk of the data and config dirs: 0600 files, 0700 folders."""
     import stat
