@@ -20,18 +20,26 @@ CHUNK_INTERVAL_S = 0.05
 
 
 class _Stream:
-    """Receives token ids from `generate`, decodes them, watches stop strings, emits coalesced text."""
+    """Receives token ids from `generate`, decodes them, watches stop strings, emits coalesced text.
+
+    Decoding is incremental (each token decodes a few ids, as vLLM's detokenizer does), so a long output
+    costs linear time, not a full decode per token; the end checks the text against one full decode."""
 
     def __init__(self, tokenizer, stop: tuple[str, ...], emit: Callable[[str, int], None], interval: float):
         self.tokenizer, self.stop, self.emit, self.interval = tokenizer, stop, emit, interval
-        self.holdback = max((len(s) for s in stop), default=1) - 1
+        self.longest_stop = max((len(s) for s in stop), default=0)
+        self.holdback = max(self.longest_stop, 1) - 1
         self.ids: list[int] = []
+        self.prefix_offset = self.read_offset = 0  # ids[prefix:read] is context, ids[read:] not yet text
         self.text = ""
         self.sent = 0
         self.last_emit = time.monotonic()
         self.first_token_at: float | None = None
         self.stopped_by: str | None = None
         self.prompt_seen = False
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # transformers' streamer protocol
     def put(self, value) -> None:
@@ -41,19 +49,31 @@ class _Stream:
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
         self.ids.extend(value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a multi-byte character is still incomplete
+        if self.stopped_by is not None:
             return
-        self.text = text
-        for s in self.stop:
-            cut = text.find(s)
-            if cut != -1:
-                self.text, self.stopped_by = text[:cut], s
-                break
+        context = self._decode(self.ids[self.prefix_offset : self.read_offset])
+        text = self._decode(self.ids[self.prefix_offset :])
+        if len(text) <= len(context) or text.endswith("\ufffd"):  # nothing new yet, or half a character
+            return
+        searched_from = max(0, len(self.text) - self.longest_stop + 1)
+        self.text += text[len(context) :]
+        self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        self._cut_at_stop(searched_from)
         if time.monotonic() - self.last_emit >= self.interval:
             self._flush(final=self.stopped_by is not None)
 
+    def _cut_at_stop(self, start: int = 0) -> None:
+        for s in self.stop:
+            cut = self.text.find(s, start)
+            if cut != -1:
+                self.text, self.stopped_by = self.text[:cut], s
+                return
+
     def end(self) -> None:
+        full = self._decode(self.ids)  # the output as one decode reads it, when it agrees with what was sent
+        if full.startswith(self.text[: self.sent]):
+            self.text, self.stopped_by = full, None
+            self._cut_at_stop()
         self._flush(final=True)
 
     def _flush(self, final: bool) -> None:
