@@ -50,11 +50,13 @@ def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
         if name == "cost_growth":
             return [], out
         rows = [{**r.to_dict(), "section": name, "date": date.today().isoformat(), "load": load} for r in out]
+        scattered = [r["name"] for r in rows if r.get("steady") is False]
         for row in rows:
-            row["reliable"] = reliable
-        if reliable:
+            row["reliable"] = reliable and row.get("steady") is not False
+        if reliable and not scattered:
             return rows, []
-        print(f"bench: {name}: the machine was busy ({load}); attempt {attempt + 1} of {RERUNS + 1}", file=sys.stderr)
+        why = load if not reliable else f"pair ratios scattered in: {', '.join(scattered)}"
+        print(f"bench: {name}: the machine was busy ({why}); attempt {attempt + 1} of {RERUNS + 1}", file=sys.stderr)
     return rows, []
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 REPEATS = 5
+STEADY = 1.5  # paired ratios further apart than this (largest / smallest): the load changed mid-section
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     ratio: float | None = None
     reliable: bool | None = None  # set by the run: False when the machine's load moved during the section
+    steady: bool | None = None  # a paired row: whether its pair ratios agree (a neighbour mid-run scatters them)
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.value is not None and self.baseline:
@@ -40,7 +42,10 @@ class Result:
         ratios = [s / b for s, b in zip(subject.values, base.values, strict=True) if b]
         ratio = statistics.median(ratios)
         spread = f"{min(ratios):.2f}..{max(ratios):.2f}x over {len(ratios)} pairs"
-        return cls(name, subject.median, base.median, unit, target, meets(ratio), spread, note, ratio=ratio)
+        steady = max(ratios) <= STEADY * min(ratios)
+        return cls(
+            name, subject.median, base.median, unit, target, meets(ratio), spread, note, ratio=ratio, steady=steady
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -49,6 +49,7 @@ class TrainConfig:
     save_every: int | None = 20
     seed: int = 0
     answer_only_loss: bool = True
+    packing: bool = False  # several examples per row, padding-free (when the model's attention keeps them apart)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
     use_dora: bool = False  # weight-decomposed LoRA (DoRA)
     use_rslora: bool = False  # rank-stabilized scaling, alpha / sqrt(r)

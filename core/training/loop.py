@@ -80,6 +80,31 @@ def memory_setup(model: Any, quantize: str | None, gradient_checkpointing: bool)
     return model
 
 
+def packing_holds(model: Any, data: list, pad_id: int, cfg: TrainConfig, device: str) -> bool:
+    """Whether this model's attention keeps packed examples apart (transformers reads the restarting
+    position ids as a block mask for sdpa, eager and flex attention, when there is no attention mask and no
+    cache): one batch's loss packed must equal its loss padded. A model whose attention mixes them trains
+    padded, as before."""
+    import torch
+
+    from core.training.data import collate, collate_packed
+
+    batch = list(range(min(len(data), cfg.batch_size)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ids, labels, mask = collate(data, batch, pad_id)
+            padded = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            ids, labels, positions = collate_packed(data, batch, pad_id, cfg.max_seq_len)
+            packed = model(
+                input_ids=ids.to(device), position_ids=positions.to(device), labels=labels.to(device), use_cache=False
+            ).loss
+    finally:
+        model.train(was_training)
+    return bool(abs(packed.item() - padded.item()) <= 1e-4 * max(1.0, abs(padded.item())))
+
+
 class Distributed:
     """One process (the default) or a torchrun rank: collectives become no-ops when alone."""
 
@@ -139,7 +164,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from core.engine.loading import linear_module_names, load
     from core.engine.modelref import fingerprint
     from core.evals.datasets import load_dataset
-    from core.training.data import collate, examples, length_grouped_batches
+    from core.training.data import collate, collate_packed, examples, length_grouped_batches
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(record["config"])
@@ -155,6 +180,8 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
     train_data = examples(loaded, cfg, dataset, cfg.split)
     eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
+    pad_id = loaded.tokenizer.pad_token_id
+    packed = cfg.packing and packing_holds(model, train_data, pad_id, cfg, loaded.device)
     import peft
     import transformers
 
@@ -166,6 +193,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         "train_examples": len(train_data),
         "eval_examples": len(eval_data),
         "world_size": dist.world,
+        "packing": packed,
         "model_fingerprint": fingerprint(loaded.source),
         "dataset_sha256": dataset.sha256,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
@@ -285,18 +313,22 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
                 status.update(state="stopped", step=step, last_checkpoint=save_checkpoint().name if dist.main else None)
                 return
             step_began = time.monotonic()
-            losses, tokens = [], 0
+            losses, tokens, slots = [], 0, 0
             mine = position + dist.rank * cfg.grad_accum
             for micro in batches[mine : mine + cfg.grad_accum]:
-                ids, labels, mask = collate(train_data, micro, loaded.tokenizer.pad_token_id)
-                out = forward(
-                    input_ids=ids.to(loaded.device),
-                    attention_mask=mask.to(loaded.device),
-                    labels=labels.to(loaded.device),
-                )
+                if packed:
+                    ids, labels, positions = collate_packed(train_data, micro, pad_id, cfg.max_seq_len)
+                    inputs = {"input_ids": ids, "position_ids": positions, "labels": labels, "use_cache": False}
+                    real = sum(len(train_data[i].ids) for i in micro)
+                else:
+                    ids, labels, mask = collate(train_data, micro, pad_id)
+                    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+                    real = int(mask.sum())
+                out = forward(**{k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()})
                 (out.loss / cfg.grad_accum).backward()
                 losses.append(out.loss.item())
-                tokens += int(mask.sum())
+                tokens += real
+                slots += ids.numel()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, 1.0))
             optimizer.step()
             scheduler.step()
@@ -324,6 +356,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
                 "lr": scheduler.get_last_lr()[0],
                 "grad_norm": round(grad_norm, 4),
                 "tokens": tokens,
+                "pad_frac": round(1 - tokens / (slots * dist.world), 4),  # of the step's token slots
                 "tokens_seen": tokens_seen,
                 "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
                 "elapsed_s": round(elapsed, 2),

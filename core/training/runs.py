@@ -84,6 +84,7 @@ STEP_FIELDS = (  # (key, label, format): how one metrics row reads, in the monit
     ("lr", "lr", "{:.1e}"),
     ("grad_norm", "gn", "{:.2f}"),
     ("tok_s", "", "{:.0f} tok/s"),
+    ("pad_frac", "pad", "{:.0%}"),
     ("eta_s", "eta", "{:.0f}s"),
 )
 

@@ -191,6 +191,16 @@ def test_torchrun_with_two_processes_on_gloo(home):
     assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
 
 
+def test_a_packed_run_trains_padding_free_and_reports_its_padding(home):
+    runs, run_id = start(home, **{**QUICK, "max_steps": 6, "batch_size": 8, "packing": True})
+    status = wait(runs, run_id, finished)
+    assert status["state"] == "done", status
+    assert runs.config(run_id)["resolved"]["packing"] is True  # checked against padding at the start
+    rows, _ = runs.metrics(run_id)
+    assert [r["pad_frac"] for r in rows] == [0.0] * 6  # eight short demo rows fill one packed row each step
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+
 def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(home):
     import socket
 

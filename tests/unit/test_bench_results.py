@@ -23,7 +23,9 @@ def test_a_paired_figure_is_the_median_of_the_ratios_of_back_to_back_runs():
     # the second pair ran while the machine was slow for both: its ratio is as good as the others
     subject, base = sample([10.0, 30.0, 11.0]), sample([10.0, 30.0, 10.0])
     row = Result.paired("x", subject, base, "s", "<= 1.05x", lambda r: r <= 1.05, "")
-    assert row.ratio == 1.0 and row.met is True and row.spread == "1.00..1.10x over 3 pairs"
+    assert row.ratio == 1.0 and row.met is True and row.spread == "1.00..1.10x over 3 pairs" and row.steady
+    scattered = Result.paired("x", sample([10.0, 20.0, 10.0]), sample([10.0, 10.0, 10.0]), "s", "", bool, "")
+    assert scattered.steady is False  # a neighbour during one pair: the section is run again, then unreliable
     assert row.value == 11.0 and row.baseline == 10.0
 
 

@@ -520,6 +520,11 @@ def add_train(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute activations in the backward pass: much less memory for long sequences, about 30%% slower",
     )
+    p.add_argument(
+        "--packing",
+        action="store_true",
+        help="pack each step's examples into full rows, padding-free (checked against padding at the start)",
+    )
     p.add_argument("--use-dora", action="store_true", help="DoRA: weight-decomposed LoRA (often better at low rank)")
     p.add_argument(
         "--use-rslora", action="store_true", help="rank-stabilized LoRA scaling (alpha/sqrt(r)) for high ranks"
@@ -573,6 +578,7 @@ def run_train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         answer_only_loss=not args.full_loss,
         gradient_checkpointing=args.gradient_checkpointing,
+        packing=args.packing,
         use_dora=args.use_dora,
         use_rslora=args.use_rslora,
         quantize=args.quantize,
