@@ -96,8 +96,7 @@ def test_two_pinners_keep_both_baselines(home):
         Meta(home).write(lambda db, row=summary: db.table(RUNS_TABLE).insert(row))
     script = (
         "import os, sys\nfrom core.evals.runner import EvalRuns\nruns = EvalRuns(sys.argv[1])\n"
-        "mine = 'e1' if not EvalRuns(sys.argv[1]).meta.read('claims') else 'e2'\n"
-        "runs.meta.write(lambda db: db.table('claims').insert({'pid': os.getpid()}))\n"
+        "mine = runs.meta.write(lambda db: 'e1' if db.table('claims').insert({'pid': os.getpid()}) == 1 else 'e2')\n"
         "for i in range(20):\n    runs.pin(mine, i % 2)\n"
     )
     run_both(script, home=home)

@@ -69,6 +69,7 @@ def run_gen(args: argparse.Namespace) -> int:
     prompt = Prompt(text, args.system, args.mode)
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: a join cut short by ctrl+c can return with the thread alive
 
     def emit(chunk: str, _tokens: int) -> None:
         sys.stdout.write(chunk)
@@ -79,15 +80,16 @@ def run_gen(args: argparse.Namespace) -> int:
             outcome["result"] = bench.generate_here(options, prompt, params, emit=emit, cancel=cancel)
         except BaseException as exc:  # re-raised on the main thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
+    threading.Thread(target=work, daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
+        while not done.wait(0.1):
+            pass
+    except KeyboardInterrupt:  # the first ctrl+c cancels (a model still loading is cancelled when loaded)
         cancel.set()
-        worker.join()
+        done.wait()
     if "error" in outcome:
         raise outcome["error"]
     result = outcome["result"]
