@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target")
 RESERVED = {"id", "split"}
 CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
 INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index of datasets
+META_FILES = {INFO_FILE, "state.json", "dataset_dict.json"}  # beside the data: LLaMA-Factory's, `datasets`' own
 HOLDOUT = 0.1  # rows with no split: this fraction is held out as `eval`
 
 
@@ -93,20 +95,20 @@ def load_dataset(
         raise TunelabError(f"the eval fraction must be at least 0 and below 1, got {holdout}")
     path, renames = _locate(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.name != INFO_FILE)
+        files = data_files(path)
         if not files:
             raise TunelabError(f"dataset folder {path} has no {', '.join(SUFFIXES)} files")
     elif path.is_file():
-        files = [path]
+        files = [(path, None)]
     else:
         raise TunelabError(f"dataset not found: {path}")
     items: list[Item] = []
     digest = hashlib.sha256()
     fmt, field_name = "plain", expected
-    for file in files:
-        data, rows = read_rows(file)
-        digest.update(file.name.encode() + b"\0" + data)
-        split = file.stem if path.is_dir() else None
+    for file, split in files:
+        label = file.name if file.parent == path or not path.is_dir() else f"{file.parent.name}/{file.name}"
+        data, rows = read_rows(file, label)
+        digest.update(label.encode() + b"\0" + data)
         first = True
         for where, row in rows:
             row = _renamed(row, renames)
@@ -128,6 +130,27 @@ def load_dataset(
     splits = tuple(dict.fromkeys(it.split for it in items if it.split))
     name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if renames is not None else "")
     return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out)
+
+
+SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(?:-[0-9a-f]+)?$")  # train-00000-of-00002[-hash]
+
+
+def data_files(folder: Path) -> list[tuple[Path, str | None]]:
+    """A folder's data files and the split each holds, in the layouts users have: `train.jsonl` beside
+    `eval.jsonl`; the hub's shards (`data/train-00000-of-00002.parquet`: split `train`); `datasets`'
+    save_to_disk (`train/data-00000-of-00001.arrow`: the split is the folder). One level of subfolders."""
+
+    def split_of(file: Path) -> str | None:
+        stem = match.group("split") if (match := SHARD.match(file.stem)) else file.stem
+        if stem == "data":  # save_to_disk names every shard data-NNNNN: its folder is the split
+            return file.parent.name if file.parent != folder else None
+        return stem
+
+    def own(where: Path) -> list[Path]:
+        return sorted(p for p in where.iterdir() if p.is_file() and p.suffix in SUFFIXES and p.name not in META_FILES)
+
+    files = own(folder) or [f for sub in sorted(p for p in folder.iterdir() if p.is_dir()) for f in own(sub)]
+    return [(file, split_of(file)) for file in files]
 
 
 def _held_out(items: list[Item], fraction: float) -> list[Item]:
@@ -274,9 +297,9 @@ def _item(
 
 
 def _default_id(where: str) -> str:
-    """`train:12` for line 12 of train.jsonl, `data:3` for data.json[3]."""
+    """`train:12` for line 12 of train.jsonl, `data:3` for data.json[3], `test/data-00000-of-00001:3`."""
     name, _, rest = where.partition("[") if where.endswith("]") else where.rpartition(":")
-    return f"{Path(name).stem}:{rest.rstrip(']')}"
+    return f"{Path(name).with_suffix('').as_posix()}:{rest.rstrip(']')}"
 
 
 def _turns(where: str, row: dict[str, Any], fmt: str) -> list[dict[str, Any]] | None:

@@ -16,30 +16,34 @@ from typing import Any
 from core.errors import TunelabError
 from core.storage.text import decode_utf8, jsonl_objects
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")  # .arrow: what `datasets`' save_to_disk writes
 MAX_FILE_BYTES = 4 * 2**30  # a data file larger than this is refused before it is read
 csv.field_size_limit(2**31 - 1)  # long single-line fields are data, not an attack on a local tool
 
 Rows = Iterator[tuple[str, dict[str, Any]]]
 
 
-def read_rows(file: Path) -> tuple[bytes, Rows]:
-    """The file's bytes (for the dataset's fingerprint) and its rows."""
+def read_rows(file: Path, name: str | None = None) -> tuple[bytes, Rows]:
+    """The file's bytes (for the dataset's fingerprint) and its rows, each named `name:line` (the file's
+    name unless given: a split folder's file is `train/data-00000-of-00001.arrow`)."""
+    name = name or file.name
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise TunelabError(f"{file.name}: {size / 2**30:.1f} GiB is over the {MAX_FILE_BYTES // 2**30} GiB limit")
+            raise TunelabError(f"{name}: {size / 2**30:.1f} GiB is over the {MAX_FILE_BYTES // 2**30} GiB limit")
         data = file.read_bytes()
     except OSError as exc:
         raise TunelabError(f"{file}: {exc.strerror or exc}") from None
     if file.suffix == ".parquet":
-        return data, _parquet_rows(file.name, data)
-    text = decode_utf8(file.name, data)
+        return data, _parquet_rows(name, data)
+    if file.suffix == ".arrow":
+        return data, _arrow_rows(name, data)
+    text = decode_utf8(name, data)
     if file.suffix == ".csv":
-        return data, _csv_rows(file.name, text)
+        return data, _csv_rows(name, text)
     if file.suffix == ".json":
-        return data, _json_rows(file.name, text)
-    return data, ((f"{file.name}:{line}", row) for line, row in jsonl_objects(file.name, text))
+        return data, _json_rows(name, text)
+    return data, ((f"{name}:{line}", row) for line, row in jsonl_objects(name, text))
 
 
 def _json_rows(name: str, text: str) -> Rows:
@@ -84,6 +88,23 @@ def _csv_rows(name: str, text: str) -> Rows:
             start = reader.line_num + 1
     except csv.Error as exc:
         raise TunelabError(f"{name}:{reader.line_num}: bad CSV ({exc})") from None
+
+
+def _arrow_rows(name: str, data: bytes) -> Rows:
+    """An Arrow IPC stream (as `datasets` saves a split) or file."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise TunelabError(f"{name}: reading Arrow files needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = pa.ipc.open_stream(data).read_all()
+    except Exception:  # not a stream: maybe the random-access file format
+        try:
+            table = pa.ipc.open_file(data).read_all()
+        except Exception as exc:
+            raise TunelabError(f"{name}: not a readable Arrow file ({str(exc).splitlines()[0]})") from None
+    for index, row in enumerate(table.to_pylist()):
+        yield f"{name}[{index}]", row
 
 
 def _parquet_rows(name: str, data: bytes) -> Rows:

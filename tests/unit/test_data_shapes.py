@@ -193,3 +193,51 @@ def test_duplicate_ids_in_many_rows_are_found_in_linear_time(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(TunelabError, match="big.jsonl:200001: id '7' appears more than once"):
         load_dataset(str(path))
+
+
+def _table(rows):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows)
+
+
+def test_a_hub_snapshot_with_sharded_parquet_splits_reads_by_split(tmp_path):
+    import pyarrow.parquet as pq
+
+    snapshot = tmp_path / "datasets--org--sentiment" / "snapshots" / "abc123"
+    (snapshot / "data").mkdir(parents=True)
+    (snapshot / "README.md").write_text("# card")
+    for name, rows in {
+        "train-00000-of-00002": [{"text": "good film", "label": "positive"}],
+        "train-00001-of-00002": [{"text": "dull film", "label": "negative"}],
+        "test-00000-of-00001-9f8e7d": [{"text": "fine film", "label": "positive"}],
+    }.items():
+        pq.write_table(_table(rows), snapshot / "data" / f"{name}.parquet")
+    ds = load_dataset(str(snapshot), expected="label")
+    assert ds.splits == ("test", "train")
+    assert [i.vars["text"] for i in ds.split("train")] == ["good film", "dull film"]
+    assert [i.expected for i in ds.split("test")] == ["positive"]
+
+
+def test_a_datasets_save_to_disk_folder_reads_each_split_folder(tmp_path):
+    import pyarrow as pa
+
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "dataset_dict.json").write_text('{"splits": ["train", "validation"]}')
+    for split, rows in {"train": ALPACA[:2], "validation": ALPACA[2:]}.items():
+        folder = tmp_path / "saved" / split
+        folder.mkdir()
+        table = _table(rows)
+        with pa.ipc.new_stream(str(folder / "data-00000-of-00001.arrow"), table.schema) as writer:
+            writer.write_table(table)  # the IPC stream `datasets` writes
+        (folder / "state.json").write_text('{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}')
+        (folder / "dataset_info.json").write_text("{}")
+    ds = load_dataset(str(tmp_path / "saved"))
+    assert ds.splits == ("train", "validation") and len(ds.split("train")) == 2
+    assert ds.split("validation")[0].expected == "goodbye"
+
+
+def test_a_damaged_arrow_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "train.arrow").write_bytes(b"not arrow at all")
+    with pytest.raises(TunelabError, match=r"train.arrow: not a readable Arrow file"):
+        load_dataset(str(tmp_path))

@@ -108,7 +108,7 @@ def test_bad_files_name_file_line_and_field(tmp_path, name, content, message):
 def test_missing_paths(tmp_path):
     with pytest.raises(TunelabError, match="dataset not found"):
         load_dataset(str(tmp_path / "nope.jsonl"))
-    with pytest.raises(TunelabError, match="has no .jsonl, .json, .csv, .parquet files"):
+    with pytest.raises(TunelabError, match="has no .jsonl, .json, .csv, .parquet, .arrow files"):
         load_dataset(str(tmp_path))
 
 
