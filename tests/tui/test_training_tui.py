@@ -78,6 +78,28 @@ async def test_the_prompt_checkbox_says_on_or_off_and_enter_on_it_starts_the_run
         assert box.value and "max_steps must be at least 1" in str(app.screen.query_one("#train-error").render())
 
 
+async def test_the_memory_and_lora_switches_reach_the_run_settings(home):
+    from textual.widgets import Checkbox
+
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model_ready)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        form = app.screen
+        assert form.settings()["packing"] is False and form.settings()["gradient_checkpointing"] is False
+        assert str(form.query_one("#train-packing", Checkbox).label) == "packing off"
+        for name in ("packing", "gradient_checkpointing"):
+            box = form.query_one(f"#train-{name}", Checkbox)
+            box.focus()
+            await pilot.press("space")
+            assert box.value and str(box.label).endswith(" on")
+        await pilot.click("#train-use_dora")
+        settings = form.settings()
+        assert settings["packing"] and settings["gradient_checkpointing"] and settings["use_dora"]
+        assert not settings["use_rslora"] and not settings["use_prompt"]
+
+
 @pytest.mark.slow
 async def test_start_watch_stop_and_resume_from_the_tui(home):
     app = fake_app(home)

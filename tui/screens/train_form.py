@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Static
 
@@ -31,6 +31,17 @@ FIELDS = (  # (TrainConfig field, label, type)
     ("modules_to_save", "modules to save", str),
 )
 LISTS = {"target_modules", "modules_to_save"}  # comma lists (target_modules may be "all-linear")
+SWITCHES = (  # (TrainConfig field, label): the memory and LoRA options, off by default
+    ("gradient_checkpointing", "checkpointing"),
+    ("packing", "packing"),
+    ("use_dora", "DoRA"),
+    ("use_rslora", "rsLoRA"),
+)
+
+
+def _switch_label(label: str, on: bool) -> str:
+    """The state in words as well: the checkbox glyph alone reads the same on and off in some themes."""
+    return f"{label} {'on' if on else 'off'}"
 
 
 class TrainForm(ModalScreen[dict | None]):
@@ -63,6 +74,10 @@ class TrainForm(ModalScreen[dict | None]):
                 yield Static(
                     f"linear modules: all-linear or any of {', '.join(self.linear_modules)}", id="train-linear"
                 )
+            with Horizontal(id="train-switches"):
+                for name, label in SWITCHES:
+                    on = getattr(defaults, name)
+                    yield Checkbox(_switch_label(label, on), on, id=f"train-{name}", compact=True, name=label)
             yield Checkbox(self._use_prompt_label(False), id="train-use-prompt")
             yield Static("", id="train-error")
 
@@ -73,7 +88,10 @@ class TrainForm(ModalScreen[dict | None]):
         return f"space: examples as they are, no prompt (OFF: render with '{self.prompt_name}')"
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        event.checkbox.label = self._use_prompt_label(event.value)
+        if event.checkbox.id == "train-use-prompt":
+            event.checkbox.label = self._use_prompt_label(event.value)
+        else:
+            event.checkbox.label = _switch_label(str(event.checkbox.name), event.value)
 
     def settings(self) -> dict:
         out: dict = {}
@@ -94,6 +112,8 @@ class TrainForm(ModalScreen[dict | None]):
                 raise TunelabError(
                     f"{name} must be {'a whole number' if kind is int else 'a number'}, got '{raw}'"
                 ) from None
+        for name, _ in SWITCHES:
+            out[name] = self.query_one(f"#train-{name}", Checkbox).value
         out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
         return out
 
