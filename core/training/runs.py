@@ -330,10 +330,9 @@ class Runs:
                     continue
                 status = self.status(run_dir.name)
                 if status["state"] in LIVE:
-                    if node_rank >= int(saved.get("nnodes", 1)):
-                        raise TunelabError(
-                            f"node rank {node_rank} is outside run {run_dir.name}'s {saved['nnodes']} nodes"
-                        )
+                    nnodes = self.train_config(run_dir.name).nnodes  # checked: a damaged config is one line
+                    if node_rank >= nnodes:
+                        raise TunelabError(f"node rank {node_rank} is outside run {run_dir.name}'s {nnodes} nodes")
                     self.launch(run_dir.name, resume=status.get("resumed") is True, node_rank=node_rank)
                     return run_dir.name
             if time.monotonic() > deadline:
