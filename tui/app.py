@@ -472,22 +472,17 @@ class TunelabApp(App[None]):
         try:
             prompt = self.bench.fill_prompt(version, request)
             path = str(self.bench.adapter_path(adapter)) if adapter else None
-            self.call_from_thread(self._prompt_filled, token, prompt)
             rid = self.client.generate(
                 prompt.to_dict(), version.params, lambda event: self._post_worker_event(event, token), adapter=path
-            )
+            )  # sent at once: a round trip through the UI loop first would delay every run by a frame
         except (OSError, TunelabError) as exc:
             self.post_message(WorkerError(wire.Error(str(exc), None, "generate"), token))
             return
-        self.call_from_thread(self._generation_sent, token, rid)
+        self.call_from_thread(self._generation_sent, token, rid, prompt)
 
-    def _prompt_filled(self, token: str, prompt: Prompt) -> None:
+    def _generation_sent(self, token: str, rid: str, prompt: Prompt) -> None:
         if self.current is not None and self.current["token"] == token:
-            self.current["prompt"] = prompt
-
-    def _generation_sent(self, token: str, rid: str) -> None:
-        if self.current is not None and self.current["token"] == token:
-            self.current["rid"] = rid
+            self.current.update(rid=rid, prompt=prompt)
             if self.current["cancel"]:
                 self.client.cancel(rid)
 
