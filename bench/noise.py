@@ -18,7 +18,7 @@ BUSY = 0.5  # ... or other processes used this many cores' worth while it ran
 @dataclass
 class Calibration:
     seconds: float  # the fixed loop's wall time
-    others: float  # cores' worth of CPU other processes used meanwhile (None where /proc is missing)
+    others: float  # cores' worth of CPU other processes used meanwhile (0 where /proc is missing)
     load: float  # 1-minute load average
 
     def describe(self, quietest: float) -> str:
@@ -35,14 +35,20 @@ def _busy_jiffies() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+def _others(before: tuple[int, int] | None, after: tuple[int, int] | None, own_s: float = 0.0) -> float:
+    """Cores' worth of CPU that processes other than this one used between two /proc/stat readings."""
+    if not before or not after or after[1] <= before[1]:
+        return 0.0
+    ticks, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+    wall_s = (after[1] - before[1]) / ticks / cores  # the total counts every core's jiffies
+    return max(0.0, (after[0] - before[0]) / ticks - own_s) / wall_s
+
+
 def others_busy(window: float) -> float:
     """Cores' worth of CPU that other processes used over `window` seconds while this one slept."""
-    machine = _busy_jiffies()
+    before = _busy_jiffies()
     time.sleep(window)
-    after = _busy_jiffies()
-    if not machine or not after or after[1] <= machine[1]:
-        return 0.0
-    return (after[0] - machine[0]) / (after[1] - machine[1]) * (os.cpu_count() or 1)
+    return _others(before, _busy_jiffies())
 
 
 def settle(limit: float = 15.0) -> None:
@@ -74,14 +80,8 @@ def calibrate(rounds: int = 40, runs: int = 5) -> Calibration:
         after, mine_after = _busy_jiffies(), os.times()
     finally:
         torch.set_num_threads(threads)
-    others = 0.0
-    if machine and after and after[1] > machine[1]:
-        ticks = os.sysconf("SC_CLK_TCK")
-        cores = os.cpu_count() or 1
-        wall = (after[1] - machine[1]) / ticks / cores  # total jiffies count every core
-        own = (mine_after.user + mine_after.system) - (mine.user + mine.system)
-        others = max(0.0, (after[0] - machine[0]) / ticks - own) / max(wall, 1e-9)
-    return Calibration(statistics.median(timings), others, os.getloadavg()[0])
+    own_s = (mine_after.user + mine_after.system) - (mine.user + mine.system)
+    return Calibration(statistics.median(timings), _others(machine, after, own_s), os.getloadavg()[0])
 
 
 class Guard:

@@ -17,6 +17,7 @@ from typing import Any
 from tinydb.storages import Storage
 
 from core.errors import TunelabError
+from core.storage.paths import refused_link
 
 LOCK_TIMEOUT = 30.0  # seconds a writer waits for another before saying who holds the store
 
@@ -32,7 +33,7 @@ def open_private(path: Path, flags: int) -> int:
         return os.open(path, flags | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)") from None
+            raise refused_link(path) from None
         raise
 
 

@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 from tinydb import TinyDB
 
 from core.storage.atomic import AtomicJSONStorage, writer_lock
+from core.storage.paths import private_root
 
 T = TypeVar("T")
 
 
 class Meta:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data root: a link the user made is fine
+        self.root = private_root(Path(root))
         self.path = self.root / "meta.json"
 
     def read(self, table: str) -> list[dict[str, Any]]:

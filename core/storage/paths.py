@@ -12,9 +12,18 @@ from core.errors import TunelabError
 
 def data_dir() -> Path:
     """The data root (history, runs, logs), created private (0700) on first use."""
-    root = Path(os.environ.get("TUNELAB_HOME") or user_data_dir("tunelab", appauthor=False))
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)  # the root itself may be a link the user made
+    return private_root(Path(os.environ.get("TUNELAB_HOME") or user_data_dir("tunelab", appauthor=False)))
+
+
+def private_root(root: Path) -> Path:
+    """The data root, created 0700; unlike the folders inside it, it may be a link the user made."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     return root
+
+
+def refused_link(path: Path) -> TunelabError:
+    """The one line for a symlink planted where tunelab writes."""
+    return TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)")
 
 
 PRIVATE_UMASK = 0o077
@@ -29,7 +38,7 @@ def private_files() -> None:
 def ensure_private_dir(path: Path) -> Path:
     """A 0700 folder inside the data dir; a symlink planted in its place is refused, never written through."""
     if path.is_symlink():
-        raise TunelabError(f"{path} is a symbolic link; tunelab never writes through one (remove it)")
+        raise refused_link(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

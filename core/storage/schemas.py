@@ -15,25 +15,29 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    """A diverged run writes NaN: shown as a gap, never a crash in a chart or a format string."""
-    return value if value is None or math.isfinite(value) else None
+class Losses(Shape):
+    """The losses a run writes (status and metrics alike); a diverged run's NaN reads as None: a gap in the
+    chart, never a crash in a format string."""
+
+    loss: float | None = None
+    eval_loss: float | None = None
+
+    @field_validator("loss", "eval_loss")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        return value if value is None or math.isfinite(value) else None
 
 
-class RunStatus(Shape):
+class RunStatus(Losses):
     """A run folder's `status.json` (written by the trainer, or the launcher before it starts)."""
 
     state: str
     step: int = 0
     total_steps: int | None = None
-    loss: float | None = None
-    eval_loss: float | None = None
     error: str | None = None
     pid: int | None = None
     pgid: int | None = None
     pid_start: str | None = None
-
-    _finite = field_validator("loss", "eval_loss")(_finite_or_none)
 
 
 class RunConfig(Shape):
@@ -45,14 +49,10 @@ class RunConfig(Shape):
     resolved: dict[str, Any] | None = None
 
 
-class MetricRow(Shape):
+class MetricRow(Losses):
     """One line of a run's `metrics.jsonl`."""
 
     step: int
-    loss: float | None = None
-    eval_loss: float | None = None
-
-    _finite = field_validator("loss", "eval_loss")(_finite_or_none)
 
 
 class EvalVariant(Shape):

@@ -152,3 +152,13 @@ def collate_packed(data: list[Example], batch: list[int], pad_id: int, width: in
             at += n
         positions[r, at:] = torch.arange(longest - at)  # the padding tail: a block of its own, never a target
     return ids, labels, positions
+
+
+def model_inputs(data: list[Example], batch: list[int], pad_id: int, width: int, packed: bool):
+    """One micro-batch as the model's keyword arguments (packed, or padded with an attention mask), and how
+    many of its tokens are real (the rest is padding)."""
+    if packed:
+        ids, labels, positions = collate_packed(data, batch, pad_id, width)
+        return {"input_ids": ids, "position_ids": positions, "labels": labels}, sum(len(data[i].ids) for i in batch)
+    ids, labels, mask = collate(data, batch, pad_id)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}, int(mask.sum())

@@ -87,22 +87,22 @@ def packing_holds(model: Any, data: list, pad_id: int, cfg: TrainConfig, device:
     padded, as before."""
     import torch
 
-    from core.training.data import collate, collate_packed
+    from core.training.data import model_inputs
 
     batch = list(range(min(len(data), cfg.batch_size)))
+
+    def loss(packed: bool) -> float:
+        inputs, _ = model_inputs(data, batch, pad_id, cfg.max_seq_len, packed)
+        return float(model(**{k: v.to(device) for k, v in inputs.items()}, use_cache=False).loss.item())
+
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            ids, labels, mask = collate(data, batch, pad_id)
-            padded = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
-            ids, labels, positions = collate_packed(data, batch, pad_id, cfg.max_seq_len)
-            packed = model(
-                input_ids=ids.to(device), position_ids=positions.to(device), labels=labels.to(device), use_cache=False
-            ).loss
+            padded, packed = loss(False), loss(True)
     finally:
         model.train(was_training)
-    return bool(abs(packed.item() - padded.item()) <= 1e-4 * max(1.0, abs(padded.item())))
+    return abs(packed - padded) <= 1e-4 * max(1.0, abs(padded))
 
 
 class Distributed:
@@ -164,7 +164,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from core.engine.loading import linear_module_names, load
     from core.engine.modelref import fingerprint
     from core.evals.datasets import load_dataset
-    from core.training.data import collate, collate_packed, examples, length_grouped_batches
+    from core.training.data import collate, examples, length_grouped_batches, model_inputs
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(record["config"])
@@ -316,19 +316,12 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             losses, tokens, slots = [], 0, 0
             mine = position + dist.rank * cfg.grad_accum
             for micro in batches[mine : mine + cfg.grad_accum]:
-                if packed:
-                    ids, labels, positions = collate_packed(train_data, micro, pad_id, cfg.max_seq_len)
-                    inputs = {"input_ids": ids, "position_ids": positions, "labels": labels, "use_cache": False}
-                    real = sum(len(train_data[i].ids) for i in micro)
-                else:
-                    ids, labels, mask = collate(train_data, micro, pad_id)
-                    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-                    real = int(mask.sum())
-                out = forward(**{k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()})
+                inputs, real = model_inputs(train_data, micro, pad_id, cfg.max_seq_len, packed)
+                out = forward(**{k: v.to(loaded.device) for k, v in inputs.items()}, use_cache=False)
                 (out.loss / cfg.grad_accum).backward()
                 losses.append(out.loss.item())
                 tokens += real
-                slots += ids.numel()
+                slots += inputs["input_ids"].numel()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, 1.0))
             optimizer.step()
             scheduler.step()

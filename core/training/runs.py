@@ -451,8 +451,8 @@ class Runs:
         if not running(run_dir, status):
             return False
         groups = set(rank_pids(run_dir))  # each rank leads its own group
-        if alive(status) and isinstance(status.get("pgid"), int) and status["pgid"] > 1:
-            groups.add(status["pgid"])
+        if alive(status):  # the launcher leads its session's group (runs from before `pgid` was kept: its pid)
+            groups.add(status.get("pgid") or status["pid"])
         for group in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, sig)

@@ -25,12 +25,19 @@ async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):
         assert "step 12" in str(app.query_one(LossChart).render())
 
 
-async def submit_train_form(pilot, **fields: str) -> None:
-    """Open the new-run form (unless open), fill `fields` and press enter."""
+async def open_train_form(pilot) -> TrainForm:
+    """The new-run form, opened with ctrl+n unless it is open already."""
     app = pilot.app
     if not isinstance(app.screen, TrainForm):
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+    return app.screen
+
+
+async def submit_train_form(pilot, **fields: str) -> None:
+    """Open the new-run form (unless open), fill `fields` and press enter."""
+    app = pilot.app
+    await open_train_form(pilot)
     for name, value in fields.items():
         app.screen.query_one(f"#train-{name}", Input).value = value
     await pilot.press("enter")
@@ -64,9 +71,7 @@ async def test_the_prompt_checkbox_says_on_or_off_and_enter_on_it_starts_the_run
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
         await wait_for(pilot, lambda: app.model_ready)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
-        box = app.screen.query_one("#train-use-prompt", Checkbox)
+        box = (await open_train_form(pilot)).query_one("#train-use-prompt", Checkbox)
         assert "(OFF" in str(box.label)
         box.focus()
         await pilot.press("space")
@@ -84,9 +89,7 @@ async def test_the_memory_and_lora_switches_reach_the_run_settings(home):
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.model_ready)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
-        form = app.screen
+        form = await open_train_form(pilot)
         assert form.settings()["packing"] is False and form.settings()["gradient_checkpointing"] is False
         assert str(form.query_one("#train-packing", Checkbox).label) == "packing off"
         for name in ("packing", "gradient_checkpointing"):

@@ -513,7 +513,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
     p.add_argument(
         "--modules-to-save",
-        default=",".join(TrainConfig().modules_to_save),
+        default=",".join(defaults.modules_to_save),
         help="comma list trained in full, e.g. lm_head (more memory and a much larger adapter)",
     )
     p.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
