@@ -163,6 +163,8 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         assert app.query_one("#prompt-text").text == DEMO_PROMPT.template
         assert app.query_one("#mode-select", Select).value == "raw" and not button.display
         await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=240)
+        # pushed is not yet mounted: the test ends only once the grid is on screen, never while it composes
+        await wait_for(pilot, lambda: any(t.row_count for t in app.screen.query("#verdict-grid").results(DataTable)))
         grid = app.screen.comparison.grid
         assert [r.label.split("+")[0] for r in grid.rows] == ["demo (base)", "demo", "demo"]
         assert [r.trained_on for r in grid.rows[1:]] == ["as is", f"senti@{DEMO_PROMPT.id[:6]} raw"]
