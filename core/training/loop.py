@@ -165,6 +165,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from core.engine.modelref import fingerprint
     from core.evals.datasets import load_dataset
     from core.training.data import collate, examples, length_grouped_batches, model_inputs
+    from core.training.dropout import cheapen_lora_dropout
 
     record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(record["config"])
@@ -215,6 +216,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             modules_to_save=list(cfg.modules_to_save) or None,
         ),
     )
+    cheapen_lora_dropout(model, loaded.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_params = sum(p.numel() for p in trainable)
     forward = model
