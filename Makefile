@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
+	$(PY) -m compileall -q core tui  # bytecode once: a checkout would otherwise compile on every start
 	$(VENV)/bin/tunelab
 
 test: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from bench.common import sample
 
@@ -22,6 +23,21 @@ def big_config():
         max_position_embeddings=1024,
         tie_word_embeddings=False,
     )
+
+
+def big_model_folder(folder: Path) -> Path:
+    """The ~110M config saved as a model folder (random weights, seeded; the demo's tokenizer, whose ids
+    all fall inside its vocabulary) so the real loading, training and eval paths can run on it."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from core.engine.loading import load
+
+    if not (folder / "config.json").exists():
+        torch.manual_seed(0)
+        LlamaForCausalLM(big_config()).save_pretrained(folder)
+        load("demo").tokenizer.save_pretrained(folder)
+    return folder
 
 
 def models():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 
 from textual.pilot import Pilot
 
@@ -11,8 +12,20 @@ from tests.fakes import STORY, FakeClient
 from tui.app import TunelabApp
 
 
+class StartedApp(TunelabApp):
+    """The app as tests drive it: `run_test` hands over the pilot once the parts that mount after the
+    first frame are there and the start-up work has begun (a test's first step comes far sooner than a
+    person's first key; the early key itself has its own test)."""
+
+    @asynccontextmanager
+    async def run_test(self, *args, **kwargs):
+        async with super().run_test(*args, **kwargs) as pilot:
+            await wait_for(pilot, lambda: self.started)
+            yield pilot
+
+
 def fake_app(home, **fake_options) -> TunelabApp:
-    return TunelabApp("demo", client_factory=lambda on_event: FakeClient(on_event, **fake_options), home=home)
+    return StartedApp("demo", client_factory=lambda on_event: FakeClient(on_event, **fake_options), home=home)
 
 
 async def wait_for(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -8,6 +8,7 @@ imports torch.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import shlex
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
@@ -27,24 +28,14 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane, TextArea
 
-from core import __version__, demo
-from core.engine import protocol as wire
-from core.engine.client import ModelWorkerClient
+from core import __version__
 from core.engine.options import ModelOptions
-from core.engine.prompt import Prompt
 from core.errors import TunelabError
-from core.evals.prompts import PromptVersion
-from core.evals.runner import EvalRequest, WorkerBackend
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from core.storage.paths import data_dir, logs_dir
-from core.storage.watch import watch_folder
-from core.training.config import TrainConfig
-from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
-from core.workbench.service import Adapter, Comparison, PromptRef, Workbench
-from tui.commands import TunelabCommands
-from tui.compare_progress import PostingWatcher
 from tui.keymap import bad_keys
 from tui.messages import (
     AdaptersFound,
@@ -68,20 +59,43 @@ from tui.messages import (
     WorkerError,
     worker_message,
 )
-from tui.screens.ask import AskScreen
-from tui.screens.cell_items import CellItemsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.history import HistoryScreen
-from tui.screens.item_outputs import ItemOutputsScreen
-from tui.screens.rendered import RenderedScreen
-from tui.screens.train_form import TrainForm
-from tui.screens.verdict import VerdictScreen
-from tui.screens.versions import VersionsScreen
 from tui.themes import DEFAULT_THEME, folder_stamp, shipped_themes, user_themes
-from tui.widgets.eval_pane import EvalPane
+from tui.widgets.deferred import Deferred
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
-from tui.widgets.training_pane import TrainingPane
+
+if TYPE_CHECKING:  # imported after the first frame (`_after_first_frame`), where they are used
+    from core.engine import protocol as wire
+    from core.engine.client import ModelWorkerClient
+    from core.engine.prompt import Prompt
+    from core.evals.prompts import PromptStore, PromptVersion
+    from core.evals.runner import EvalRequest
+    from core.history.store import History
+    from core.training.config import TrainConfig
+    from core.workbench.service import Adapter, Comparison, PromptRef, Workbench
+    from tui.screens.cell_items import CellItemsScreen
+    from tui.screens.verdict import VerdictScreen
+    from tui.widgets.eval_pane import EvalPane
+    from tui.widgets.training_pane import TrainingPane
+
+LATER = (  # what the first frame does not need, imported by a thread worker right after it
+    "core.engine.client",
+    "core.workbench.service",
+    "core.workbench.compare",
+    "tui.commands",
+    "tui.compare_progress",
+    "tui.screens.ask",
+    "tui.screens.cell_items",
+    "tui.screens.help",
+    "tui.screens.history",
+    "tui.screens.item_outputs",
+    "tui.screens.rendered",
+    "tui.screens.train_form",
+    "tui.screens.verdict",
+    "tui.screens.versions",
+    "tui.widgets.eval_pane",
+    "tui.widgets.training_pane",
+)
 
 
 def _only(adapters: object) -> str | None:
@@ -91,7 +105,20 @@ def _only(adapters: object) -> str | None:
 
 
 def binding_ids() -> set[str]:
-    """Every binding id a user may remap in config.toml's [keys]."""
+    """Every binding id a user may remap in config.toml's [keys] (it imports every screen: the keymap is
+    checked after the first frame)."""
+    from tui.screens.ask import AskScreen
+    from tui.screens.cell_items import CellItemsScreen
+    from tui.screens.help import HelpScreen
+    from tui.screens.history import HistoryScreen
+    from tui.screens.item_outputs import ItemOutputsScreen
+    from tui.screens.rendered import RenderedScreen
+    from tui.screens.train_form import TrainForm
+    from tui.screens.verdict import VerdictScreen
+    from tui.screens.versions import VersionsScreen
+    from tui.widgets.eval_pane import EvalPane
+    from tui.widgets.training_pane import TrainingPane
+
     owners = (
         TunelabApp,
         EvalPane,
@@ -111,17 +138,25 @@ def binding_ids() -> set[str]:
 
 
 RENDER = "render"  # the token of ctrl+t's requests (generations are g1, g2, ...)
-ClientFactory = Callable[[Callable[[wire.Event], None]], ModelWorkerClient]
 
 
 def default_client(on_event: Callable[[wire.Event], None]) -> ModelWorkerClient:
+    from core.engine.client import ModelWorkerClient
+
     return ModelWorkerClient(on_event, logs_dir() / "model-worker.log")
 
 
+def commands_provider():
+    """The palette's commands, imported when the palette first opens (textual.command costs ~20 ms)."""
+    from tui.commands import TunelabCommands
+
+    return TunelabCommands
+
+
 class TunelabApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "tunelab"
-    COMMANDS = App.COMMANDS | {TunelabCommands}
+    COMMANDS = App.COMMANDS | {commands_provider}
     HELP = (
         "tunelab: the prompt on the left (ctrl+r runs, ctrl+g evaluates), training below it (ctrl+n), "
         "results and the eval matrix on the right, history on f8, every action in the palette (ctrl+p). "
@@ -147,18 +182,19 @@ class TunelabApp(App[None]):
         self,
         options: ModelOptions | str = ModelOptions(),
         *,
-        client_factory: ClientFactory = default_client,
+        client_factory: Callable[[Callable[[wire.Event], None]], ModelWorkerClient] = default_client,
         home: Path | None = None,
     ) -> None:
         super().__init__()
         self.options = ModelOptions(options) if isinstance(options, str) else options
         self.model = self.options.model
-        self.client = client_factory(self._post_worker_event)
+        self.client_factory = client_factory
         self.root = home or data_dir()
-        self.bench = Workbench(self.root)
-        self.history = self.bench.history
-        self.prompts = self.bench.prompts
+        self._client: ModelWorkerClient | None = None
+        self._bench: Workbench | None = None
+        self._made = threading.Lock()  # the client and the workbench are made once, by whichever thread is first
         self.model_ready = False
+        self.started = False  # every part of the screen mounted and the start-up work begun (tests wait on it)
         self.linear_modules: list[str] = []  # offered as LoRA targets in the new-run form
         self.current: dict[str, Any] | None = None  # the single run being generated and what it streamed
         self.eval_token: str | None = None  # the eval run in progress
@@ -179,21 +215,61 @@ class TunelabApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield PromptPane(self.model, id="prompt-pane")
-                yield TrainingPane(self.bench, id="training-pane")
-            with TabbedContent(id="right"):
+                yield Deferred(self._training_pane)
+            with Lazy(TabbedContent(id="right")):  # results and eval matrix: empty at start, so just after it
                 with TabPane("Output", id="tab-output"):
                     yield ResultsPane(id="results-pane")
                 with TabPane("Eval", id="tab-eval"):
-                    yield Lazy(EvalPane(id="eval-pane"))  # hidden at start: mounted after the first frame
+                    yield Deferred(self._eval_pane)
         yield Footer()
+
+    @property
+    def client(self) -> ModelWorkerClient:
+        """The model worker's client, made on first use (by the model load, right after the first frame)."""
+        with self._made:
+            if self._client is None:
+                self._client = self.client_factory(self._post_worker_event)
+            return self._client
+
+    @property
+    def bench(self) -> Workbench:
+        """The workbench, made on first use (by the thread worker that runs after the first frame)."""
+        with self._made:
+            if self._bench is None:
+                from core.workbench.service import Workbench
+
+                self._bench = Workbench(self.root)
+            return self._bench
+
+    @property
+    def history(self) -> History:
+        return self.bench.history
+
+    @property
+    def prompts(self) -> PromptStore:
+        return self.bench.prompts
 
     @property
     def results(self) -> ResultsPane:
         return self.query_one(ResultsPane)
 
+    def _training_pane(self) -> TrainingPane:
+        from tui.widgets.training_pane import TrainingPane
+
+        return TrainingPane(lambda: self.bench, id="training-pane")
+
+    def _eval_pane(self) -> EvalPane:
+        from tui.widgets.eval_pane import EvalPane
+
+        return EvalPane(id="eval-pane")
+
     @property
     def evals(self) -> EvalPane:
-        return self.query_one(EvalPane)
+        return cast("EvalPane", self.query_one("#eval-pane"))
+
+    @property
+    def training(self) -> TrainingPane:
+        return cast("TrainingPane", self.query_one("#training-pane"))
 
     def _apply_config(self) -> None:
         """Themes (shipped, then the user's), the chosen theme and the user's keymap, before the first
@@ -211,15 +287,15 @@ class TunelabApp(App[None]):
         if wanted not in self.available_themes:
             self.problems.append(f"{config_path()}: theme '{wanted}' is not installed; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME
-        self.theme = wanted
-        known = binding_ids()
+        # Set as App.__init__ sets the default one, not through the watcher: that would re-parse the whole
+        # stylesheet at start (~8 ms of the first frame); nothing is parsed yet, so the variables suffice.
+        self.set_reactive(App.theme, wanted)
+        self.set_class(self.current_theme.dark, "-dark-mode", update=False)
+        self.set_class(not self.current_theme.dark, "-light-mode", update=False)
+        self.stylesheet.set_variables(self.get_css_variables())
         keymap = {}
-        for binding_id, value in sorted(config.keys.items()):
-            if binding_id not in known:
-                self.problems.append(
-                    f"{config_path()}: keys.{binding_id} is not a binding id (see F1 for the ids); ignored"
-                )
-            elif bad := bad_keys(value):
+        for binding_id, value in sorted(config.keys.items()):  # an unknown id is named by `_check_keymap`
+            if bad := bad_keys(value):
                 self.problems.append(
                     f"{config_path()}: keys.{binding_id}: '{bad[0]}' is not a key name (like ctrl+r, f5, escape); "
                     "kept the default"
@@ -227,6 +303,14 @@ class TunelabApp(App[None]):
             else:
                 keymap[binding_id] = value
         self.set_keymap(keymap)
+
+    def _check_keymap(self) -> None:
+        """Names each [keys] id that no binding has (every screen's bindings: known once they are imported)."""
+        known = binding_ids()
+        for binding_id in sorted(set(self._keymap) - known):
+            problem = f"{config_path()}: keys.{binding_id} is not a binding id (see F1 for the ids); ignored"
+            self.problems.append(problem)
+            self.notify(problem, severity="warning", timeout=10)
 
     def _theme_chosen(self, theme) -> None:
         """The palette's theme switcher (or any change) persists the choice in config.toml."""
@@ -245,6 +329,8 @@ class TunelabApp(App[None]):
                 self._themes_stamp = stamp
                 self.call_from_thread(self._apply_user_themes, *user_themes(themes_dir()))
 
+        from core.storage.watch import watch_folder
+
         watch_folder(themes_dir(), self.stop_watching, reload, heartbeat_s=5.0)
 
     def _apply_user_themes(self, themes: list, problems: list[str]) -> None:
@@ -259,12 +345,30 @@ class TunelabApp(App[None]):
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_chosen)
-        self._watch_user_themes()
         self.sub_title = f"v{__version__}"
         self.query_one("#prompt-text").focus()
-        self.refresh_adapters(select=self.options.adapter)
+        self.call_after_refresh(self._after_first_frame)  # its imports would hold the GIL mid-frame
+
+    @work(thread=True, group="start", exclusive=True)
+    def _after_first_frame(self) -> None:
+        """What the first frame does not need, off the UI loop: the modules of every screen and use case,
+        the model load, the adapters, the kept prompt, the keymap check, the themes watcher."""
+        for module in LATER:
+            importlib.import_module(module)
+        self.bench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
+        self.call_from_thread(self._started)
+
+    def _started(self) -> None:
+        for slot in self.screen_stack[0].query(Deferred):
+            slot.fill()
+        if self._not_mounted_yet(self._started):
+            return
         self.load_model(self.model)
+        self.refresh_adapters(select=self.options.adapter)
         self._check_first_start()
+        self._check_keymap()
+        self._watch_user_themes()
+        self.started = True
 
     @work(thread=True, group="first-start", exclusive=True)
     def _check_first_start(self) -> None:
@@ -342,12 +446,11 @@ class TunelabApp(App[None]):
         """Workbench keys act on the main screen only; over a dialog or the history they pass through."""
         if action in self.MAIN_ONLY and len(self.screen_stack) > 1:
             return False
-        if action == "help" and isinstance(self.screen, HelpScreen):
+        if action == "help" and type(self.screen).__name__ == "HelpScreen":  # by name: it loads after the first frame
             return False
         return True
 
-    @on(TrainingPane.RunEnded)
-    def run_ended(self, message: TrainingPane.RunEnded) -> None:
+    def on_training_pane_run_ended(self, message: TrainingPane.RunEnded) -> None:
         """One notice per ended run (with its error, if any); adapters may have changed."""
         severity: Literal["error", "information"] = "error" if message.state == "failed" else "information"
         self.notify(
@@ -356,8 +459,7 @@ class TunelabApp(App[None]):
         )
         self.refresh_adapters()
 
-    @on(TrainingPane.AdaptersChanged)
-    def adapters_changed(self) -> None:
+    def on_training_pane_adapters_changed(self) -> None:
         self.refresh_adapters()
 
     def _out_of_sight(self, pane_id: str) -> bool:
@@ -403,6 +505,8 @@ class TunelabApp(App[None]):
     @work(thread=True, group="model-load", exclusive=True)
     def _send_load(self, options: ModelOptions) -> None:
         """Starting the worker process happens off the UI loop."""
+        from core.engine import protocol as wire
+
         try:
             self.client.load(options)
         except TunelabError as exc:
@@ -424,8 +528,9 @@ class TunelabApp(App[None]):
         self.notify(message, severity="error", timeout=8)
 
     def _not_mounted_yet(self, action: Callable[[], None]) -> bool:
-        """The Eval tab mounts just after the first frame; a key pressed before that acts right after."""
-        if self.query("#eval-split"):  # the pane and its form fields
+        """Parts of the main screen mount just after the first frame (`Lazy`): the Eval tab, the training
+        pane, most prompt fields. A key pressed before that acts right after."""
+        if not self.screen_stack[0].query("Lazy, Deferred"):
             return False
         self.call_after_refresh(action)
         return True
@@ -447,6 +552,8 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
+        from core.workbench.service import PromptRef
+
         token = f"g{next(self.tokens)}"
         self.current = {
             "token": token,
@@ -469,6 +576,8 @@ class TunelabApp(App[None]):
     @work(thread=True, group="generate", exclusive=False)
     def _send_generation(self, token: str, version: PromptVersion, request: EvalRequest, adapter: str | None) -> None:
         """Fill the template (reads the dataset), find the adapter and send the request, off the UI loop."""
+        from core.engine import protocol as wire
+
         try:
             prompt = self.bench.fill_prompt(version, request)
             path = str(self.bench.adapter_path(adapter)) if adapter else None
@@ -564,6 +673,8 @@ class TunelabApp(App[None]):
         current, self.current = self.current, None
         if current is None:
             return
+        from core.engine.prompt import Prompt
+
         ref: PromptRef = current["ref"]
         prompt = current["prompt"] or Prompt(ref.version.template, ref.version.system, ref.version.mode)
         self.save_run(
@@ -602,6 +713,8 @@ class TunelabApp(App[None]):
         except TunelabError as exc:
             self._error(str(exc))
             return
+        from core.workbench.service import PromptRef
+
         ref = PromptRef(pane.prompt_name, version)
         adapters: list[str | None] = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA: the 2x2
         candidates = self.bench.variants([None, ref], adapters, [self.model])
@@ -616,6 +729,8 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="eval", exclusive=False)
     def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list, ref: PromptRef) -> None:
+        from core.evals.runner import WorkerBackend
+
         try:
             self.prompts.save(ref.name, ref.version)
             summary = self.bench.run_eval(
@@ -651,6 +766,9 @@ class TunelabApp(App[None]):
         if self.eval_token is not None or self.current is not None:
             self.notify("A run or eval is in progress; esc cancels it.", severity="warning")
             return
+        from core import demo
+        from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
+
         if self.model != demo.MODEL_ALIAS:
             self._error("The demo comparison runs on the demo model: type demo in the model field.")
             return
@@ -671,6 +789,9 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="eval", exclusive=False)
     def _compare_in_thread(self, token: str, options: ModelOptions) -> None:
+        from core.evals.runner import WorkerBackend
+        from tui.compare_progress import PostingWatcher
+
         try:
             plan = self.bench.demo_plan(options)
             watcher = PostingWatcher(self, token, plan.seeds)
@@ -745,16 +866,20 @@ class TunelabApp(App[None]):
 
     @on(VerdictReady)
     def verdict_ready(self, message: VerdictReady) -> None:
+        from tui.screens.verdict import VerdictScreen
+
         if isinstance(self.screen, VerdictScreen):
             self.pop_screen()
         self.push_screen(VerdictScreen(message.comparison))
 
-    @on(VerdictScreen.OpenCell)
-    def open_cell(self, message: VerdictScreen.OpenCell) -> None:
+    def on_verdict_screen_open_cell(self, message: VerdictScreen.OpenCell) -> None:
+        from tui.screens.cell_items import CellItemsScreen
+
         self.push_screen(CellItemsScreen(message.comparison, message.cell))
 
-    @on(CellItemsScreen.OpenItem)
-    def open_item(self, message: CellItemsScreen.OpenItem) -> None:
+    def on_cell_items_screen_open_item(self, message: CellItemsScreen.OpenItem) -> None:
+        from tui.screens.item_outputs import ItemOutputsScreen
+
         self.push_screen(ItemOutputsScreen(message.comparison, message.item_id))
         self._read_item(message.comparison.summary, message.item_id)
 
@@ -764,12 +889,13 @@ class TunelabApp(App[None]):
 
     @on(ItemInput)
     def item_input(self, message: ItemInput) -> None:
+        from tui.screens.item_outputs import ItemOutputsScreen
+
         screen = self.screen
         if isinstance(screen, ItemOutputsScreen) and screen.item_id == message.item_id:
             screen.show_input(message.text)
 
-    @on(VerdictScreen.TrainOnPrompt)
-    def train_on_prompt(self, message: VerdictScreen.TrainOnPrompt) -> None:
+    def on_verdict_screen_train_on_prompt(self, message: VerdictScreen.TrainOnPrompt) -> None:
         self._train_on_prompt(message.foreign.adapter, str(message.foreign.prompt_id))
 
     @work(thread=True, group="train-start", exclusive=True)
@@ -781,8 +907,10 @@ class TunelabApp(App[None]):
             return
         self.post_message(RunStarted(run_id))
 
-    @on(VerdictScreen.WriteReport)
-    def ask_report_path(self, message: VerdictScreen.WriteReport) -> None:
+    def on_verdict_screen_write_report(self, message: VerdictScreen.WriteReport) -> None:
+        from tui.screens.ask import AskScreen
+        from tui.screens.verdict import VerdictScreen
+
         default = str(VerdictScreen.report_path(self.root, message.comparison))
 
         def write(path: str | None) -> None:
@@ -801,8 +929,7 @@ class TunelabApp(App[None]):
             return
         self.notify(f"Report written: {written}")
 
-    @on(EvalPane.PinRequested)
-    def pin_baseline(self, message: EvalPane.PinRequested) -> None:
+    def on_eval_pane_pin_requested(self, message: EvalPane.PinRequested) -> None:
         self._pin(message.run_id, message.variant)
 
     @work(thread=True, group="pin", exclusive=True)
@@ -842,6 +969,8 @@ class TunelabApp(App[None]):
 
     @on(PromptRendered)
     def show_rendered(self, message: PromptRendered) -> None:
+        from tui.screens.rendered import RenderedScreen
+
         self.push_screen(RenderedScreen(message.event.text, message.event.tokens, message.event.note))
 
     def action_train(self) -> None:
@@ -873,6 +1002,8 @@ class TunelabApp(App[None]):
                 return
             self._start_run(config)
 
+        from tui.screens.train_form import TrainForm
+
         self.push_screen(TrainForm(request.dataset, self.query_one(PromptPane).prompt_name, self.linear_modules), start)
 
     @work(thread=True, group="train-start", exclusive=True)
@@ -887,10 +1018,12 @@ class TunelabApp(App[None]):
 
     @on(RunStarted)
     def run_started(self, message: RunStarted) -> None:
-        self.query_one(TrainingPane).select(message.run_id)
+        self.training.select(message.run_id)
         self.notify(f"Training run {message.run_id[:10]} started; it keeps running if you quit.")
 
     def action_history(self) -> None:
+        from tui.screens.history import HistoryScreen
+
         self.push_screen(HistoryScreen(self.history, self.root), self.reopen)
 
     def reopen(self, record: dict[str, Any] | None) -> None:
@@ -900,7 +1033,7 @@ class TunelabApp(App[None]):
         pane = self.query_one(PromptPane)
         kind = record.get("kind", "generation")
         if kind == "train" and record.get("ref"):
-            self.query_one(TrainingPane).select(str(record["ref"]))
+            self.training.select(str(record["ref"]))
             params = record.get("params")
             config: dict[str, Any] = params if isinstance(params, dict) else {}
             if not config.get("template"):
@@ -938,6 +1071,8 @@ class TunelabApp(App[None]):
         self.notify("Re-opened in the editor: ctrl+r runs it.")
 
     def action_versions(self) -> None:
+        from tui.screens.versions import VersionsScreen
+
         self.push_screen(VersionsScreen(self.prompts, self.query_one(PromptPane).prompt_name))
 
     # -- palette, help, editor, clipboard, layout -------------------------------------------------
@@ -945,6 +1080,8 @@ class TunelabApp(App[None]):
         def add(path: str | None) -> None:
             if path and path.strip():
                 self._add_adapter_folder(path.strip())
+
+        from tui.screens.ask import AskScreen
 
         self.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
 
@@ -970,14 +1107,18 @@ class TunelabApp(App[None]):
         self.query_one("#model-input", Input).focus()
 
     def action_stop_training(self) -> None:
-        self.query_one(TrainingPane).action_stop()
+        self.training.action_stop()
 
     def action_export_history(self) -> None:
+        from tui.screens.history import HistoryScreen
+
         if not isinstance(self.screen, HistoryScreen):
             self.action_history()
         self.call_after_refresh(self._export_from_history)
 
     def _export_from_history(self) -> None:
+        from tui.screens.history import HistoryScreen
+
         if isinstance(self.screen, HistoryScreen):
             self.screen.action_export()
 
@@ -996,9 +1137,13 @@ class TunelabApp(App[None]):
                 continue
             seen.add((binding.id, binding.action))
             keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
+        from tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(str(title), about, keys))
 
     def action_copy_output(self) -> None:
+        if self._not_mounted_yet(self.action_copy_output):
+            return
         text = self.results.output.text
         if not text:
             self.notify("Nothing to copy yet.", severity="warning")
@@ -1012,10 +1157,10 @@ class TunelabApp(App[None]):
         if screen.maximized is not None:
             screen.minimize()
             return
-        panes = (PromptPane, TrainingPane, TabbedContent)
+        panes = ("prompt-pane", "training-pane", "right")
         node = self.focused
-        pane = next((n for n in (node.ancestors_with_self if node else []) if isinstance(n, panes)), None)
-        if pane is not None:
+        pane = next((n for n in (node.ancestors_with_self if node else []) if n.id in panes), None)
+        if isinstance(pane, Widget):
             screen.maximized = pane
 
     def action_toggle_layout(self) -> None:
@@ -1073,7 +1218,9 @@ class TunelabApp(App[None]):
         self.stop_watching.set()
         if self.editor_state is not None:  # changed since the last write: kept now (one small file)
             self._remember_editor()
+        if self._client is None:  # quit before the model load began
+            return
         if self.current is not None and self.current["rid"]:  # quitting mid-stream: stop, do not wait
-            self.client.cancel(self.current["rid"])
+            self._client.cancel(self.current["rid"])
         self.eval_cancel.set()
-        self.client.close()
+        self._client.close()

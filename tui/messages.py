@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from core.engine import protocol as p
+if TYPE_CHECKING:  # the protocol is imported by the client, after the first frame
+    from core.engine import protocol as p
 
 
 class WorkerMessage(Message):
@@ -59,22 +60,22 @@ class BatchEnded(WorkerMessage):
     event: p.BatchDone
 
 
-WORKER_MESSAGES: dict[type[p.Event], type[WorkerMessage]] = {
-    p.Loading: ModelLoading,
-    p.Ready: ModelReady,
-    p.Started: GenerationStarted,
-    p.Chunk: GenerationChunk,
-    p.Done: GenerationDone,
-    p.Error: WorkerError,
-    p.Crashed: WorkerCrashed,
-    p.Rendered: PromptRendered,
-    p.Item: BatchItem,
-    p.BatchDone: BatchEnded,
+WORKER_MESSAGES: dict[str, type[WorkerMessage]] = {  # by the event class's name in core.engine.protocol
+    "Loading": ModelLoading,
+    "Ready": ModelReady,
+    "Started": GenerationStarted,
+    "Chunk": GenerationChunk,
+    "Done": GenerationDone,
+    "Error": WorkerError,
+    "Crashed": WorkerCrashed,
+    "Rendered": PromptRendered,
+    "Item": BatchItem,
+    "BatchDone": BatchEnded,
 }
 
 
 def worker_message(event: p.Event, token: str | None = None) -> WorkerMessage:
-    return WORKER_MESSAGES[type(event)](event, token)
+    return WORKER_MESSAGES[type(event).__name__](event, token)
 
 
 class WorkbenchFailed(Message):

@@ -20,7 +20,6 @@ from pathlib import Path
 from platformdirs import user_config_dir
 
 from core.errors import TunelabError
-from core.storage.atomic import writable, write_atomic
 
 KEY_NAME = re.compile(r"^[a-z0-9_+\-]+(,[a-z0-9_+\-]+)*$")
 KNOWN = {"theme", "keys"}
@@ -87,6 +86,8 @@ def save_setting(name: str, value: str, path: Path | None = None) -> None:
     other settings, which a rewrite would lose."""
     import tomlkit  # only when a setting is saved: not on the app's way to its first frame
     from tomlkit.exceptions import TOMLKitError
+
+    from core.storage.atomic import writable, write_atomic
 
     path = path or config_path()
     try:

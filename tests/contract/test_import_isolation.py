@@ -25,6 +25,15 @@ def test_tui_app_leaves_the_ml_stack_out():
     assert "textual" in mods
 
 
+def test_the_first_frame_imports_no_use_case_or_screen_module():
+    """Startup (bench: TUI start to first frame) pays only for what the first frame shows; the rest is
+    imported by a thread worker after it (`tui.app.LATER`)."""
+    mods = imported_after("import tui.app")
+    later = ("core.evals", "core.workbench", "core.training", "core.history", "core.engine.client", "tui.screens")
+    assert not [m for m in mods if m.startswith(later)]
+    assert "core.engine.protocol" not in mods and "tui.commands" not in mods
+
+
 def test_core_client_side_never_imports_textual_or_rich_or_torch():
     mods = imported_after(
         "import core, core.workbench.service, core.history.store, core.engine.client, "

@@ -183,3 +183,12 @@ def test_wire_round_trip_for_every_message():
         assert p.from_wire(p.to_wire(message), kinds) == message
     with pytest.raises(p.ProtocolError):
         p.from_wire('{"event": "nope"}', p.EVENTS)
+
+
+def test_every_event_type_has_its_app_message():
+    """The app maps events to messages by class name (the protocol module loads after the first frame)."""
+    from tui.messages import WORKER_MESSAGES, worker_message
+
+    assert set(WORKER_MESSAGES) == {cls.__name__ for cls in p.EVENTS.values()}
+    ready = worker_message(p.Ready({"model": "demo"}), "g1")
+    assert type(ready).__name__ == "ModelReady" and ready.event.info == {"model": "demo"} and ready.token == "g1"

@@ -7,7 +7,7 @@ from textual.widgets import Input, Select
 
 from core.history.store import History
 from tests.fakes import STORY, FakeClient
-from tests.tui_helpers import fake_app, run_prompt, start_held_run, type_prompt, wait_for
+from tests.tui_helpers import StartedApp, fake_app, run_prompt, start_held_run, type_prompt, wait_for
 from tui.app import TunelabApp
 from tui.messages import WorkerMessage
 
@@ -72,7 +72,7 @@ async def test_bad_param_is_a_one_line_error_and_nothing_runs(home):
 
 
 async def test_load_error_is_shown_and_another_model_can_be_loaded(home):
-    app = TunelabApp(
+    app = StartedApp(
         "missing-model", home=home, client_factory=lambda cb: FakeClient(cb, bad_models=("missing-model",))
     )
     async with app.run_test(size=(80, 24)) as pilot:
@@ -120,7 +120,7 @@ async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(
 
 @pytest.mark.slow
 async def test_real_model_worker_streams_into_the_results_pane(home):
-    app = TunelabApp("demo", home=home)
+    app = StartedApp("demo", home=home)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.model_ready, timeout=120)
         await run_prompt(pilot, "Tell me a short story.")
@@ -128,3 +128,27 @@ async def test_real_model_worker_streams_into_the_results_pane(home):
         assert len(shown.split()) >= 5
         assert "tok/s" in stats(app)
     assert History(home).recent(1)[0]["output"] == shown
+
+
+async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(home):
+    """The sampling form, the training pane and the Eval tab mount after the first frame; the model load
+    and the start-up reads wait for them; a key pressed before that acts once they are there."""
+    app = TunelabApp("demo", client_factory=FakeClient, home=home)  # the plain app: no wait for the start
+    first_frame: dict[str, bool] = {}
+
+    async def at_ready() -> None:
+        first_frame.update(
+            params=bool(app.query("#param-max_new_tokens")),
+            training=bool(app.query("#training-pane")),
+            evals=bool(app.query("#eval-split")),
+            editor=bool(app.query("#prompt-text")),
+            client=app._client is not None,
+        )
+
+    app.call_later(at_ready)  # runs on the first pass of the message loop, with the composed screen
+    async with app.run_test(size=(80, 24)) as pilot:
+        await type_prompt(pilot, "hi")
+        await pilot.press("ctrl+r")  # maybe before the rest is mounted: it runs once it is
+        await wait_for(pilot, lambda: len(app.client.requests) == 1 and app.current is None)
+        assert app.query_one("#param-max_new_tokens") and app.query_one("#training-pane")
+    assert first_frame == {"params": False, "training": False, "evals": False, "editor": True, "client": False}

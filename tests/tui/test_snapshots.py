@@ -48,6 +48,7 @@ def test_training_monitor_reattached(snap_compare, home):
     fake_finished_run(home, steps=40, fixed_id="t0000snapshot")
 
     async def settled(pilot):
+        await wait_for(pilot, lambda: pilot.app.started)
         pane = pilot.app.query_one("#training-pane")
         await wait_for(pilot, lambda: pilot.app.model_ready and pane.selected == "t0000snapshot")
         _no_blink(pilot)

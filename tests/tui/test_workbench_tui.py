@@ -6,7 +6,7 @@ from textual.widgets import DataTable, Input, Select, TabbedContent
 from core.evals.prompts import PromptStore
 from core.evals.runner import EvalRuns
 from core.history.store import History
-from tests.tui_helpers import fake_app, wait_for
+from tests.tui_helpers import StartedApp, fake_app, wait_for
 from tui.screens.rendered import RenderedScreen
 from tui.screens.versions import VersionsScreen
 from tui.widgets.eval_pane import EvalPane
@@ -128,9 +128,8 @@ async def test_rendered_prompt_and_versions_diff(home):
 
 @pytest.mark.slow
 async def test_real_worker_eval_fills_the_matrix(home):
-    from tui.app import TunelabApp
 
-    app = TunelabApp("demo", home=home)
+    app = StartedApp("demo", home=home)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.model_ready, timeout=120)
         app.query_one("#mode-select").value = "raw"

@@ -16,6 +16,7 @@ from core import __version__
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from tui.cli import commands, history
+from tui.cli.guard import guarded
 from tui.cli.options import MODEL_COMMANDS, add_model_options, given_model_flags, model_options
 
 
@@ -54,7 +55,8 @@ def main(
     """Run a command; with none, open the TUI through `open_tui` (passed in by `tui.launcher`)."""
     parser = build_parser()
     args = parser.parse_args(history.normalize(list(sys.argv[1:] if argv is None else argv)))
-    try:
+
+    def run() -> int:
         given = given_model_flags(args)
         if given and args.command not in MODEL_COMMANDS:
             raise TunelabError(f"{given[0]} does not apply to `{args.command}` (it loads no model)")
@@ -64,19 +66,5 @@ def main(
                 return 2
             return open_tui(args, model_options(args)[0])
         return RUNNERS[args.command](args)
-    except TunelabError as exc:
-        print(f"tunelab: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tunelab: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # a data dir that is read-only, full, or not a folder
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"tunelab: error: {exc.strerror or exc}{where}; nothing was changed", file=sys.stderr)
-        return 2
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return guarded(run)

@@ -13,6 +13,15 @@ from textual.widgets import Input, Label, TextArea
 class AskScreen(ModalScreen[str | None]):
     """Enter (or ctrl+r in the multi-line form) answers; esc dismisses with None."""
 
+    DEFAULT_CSS = """
+    AskScreen {
+        align: center middle;
+        #ask-box { width: 70; height: auto; border: round $primary; background: $surface; padding: 0 1; }
+        #ask-box.-multiline { width: 90%; height: 70%; }
+        #ask-text { height: 1fr; }
+    }
+    """
+
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Cancel", id="ask-cancel"),
         Binding("ctrl+r", "submit", "Save", id="ask-submit", priority=True),

@@ -26,6 +26,13 @@ def cell_output(comparison: Comparison, cell: Cell, item_id: str) -> str:
 
 
 class CellItemsScreen(Screen[None]):
+    DEFAULT_CSS = """
+    CellItemsScreen {
+        #cell-box { height: 1fr; padding: 0 1; }
+        #cell-title { height: auto; color: $text-muted; }
+        #cell-table { height: 1fr; }
+    }
+    """
     HELP = (
         "The items this cell fixes (✓+, it passes where the other cell fails) and breaks (✗-), against the "
         "cell named in the title: the verdict's other cell first; o moves to the next. Enter on an item shows "

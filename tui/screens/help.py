@@ -12,6 +12,12 @@ from textual.widgets import Label, Static
 
 
 class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+        #help-box { width: 90%; max-width: 110; height: 80%; border: round $primary; background: $surface; padding: 0 1; }
+    }
+    """
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="close-help")]
 
     def __init__(self, title: str, about: str, keys: list[tuple[str, str, str]]) -> None:

@@ -42,6 +42,16 @@ SEARCH_HELP = "search… words, kind: model: adapter: prompt: tag: is:starred la
 
 
 class HistoryScreen(Screen[dict[str, Any] | None]):
+    DEFAULT_CSS = """
+    HistoryScreen {
+        #history-box { height: 1fr; }
+        #history-query { height: 1; border: none; padding: 0 1; }
+        #history-table { height: 3fr; min-height: 5; overflow-x: hidden; }
+        #history-status { height: 1; color: $text-muted; padding: 0 1; }
+        #history-status.error { color: $error; }
+        #history-preview-scroll { height: 2fr; max-height: 16; border-top: solid $primary 50%; padding: 0 1; }
+    }
+    """
     BINDINGS = [
         Binding("escape", "close", "Back", id="history-close"),
         Binding("slash", "focus_search", "Search", id="history-search"),

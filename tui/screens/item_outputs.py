@@ -14,6 +14,14 @@ from core.workbench.service import Comparison
 
 
 class ItemOutputsScreen(Screen[None]):
+    DEFAULT_CSS = """
+    ItemOutputsScreen {
+        #item-box { height: 1fr; padding: 0 1; }
+        #item-title { height: auto; color: $text-muted; }
+        #item-table { height: 1fr; }
+        #item-input-scroll { height: auto; max-height: 40%; border-bottom: solid $primary 50%; }
+    }
+    """
     HELP = "One item: its input (as the dataset holds it now), the expected answer, and every cell's output."
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="item-back"),

@@ -10,6 +10,13 @@ from textual.widgets import Label, TextArea
 
 
 class RenderedScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    RenderedScreen {
+        align: center middle;
+        #rendered-box { width: 90%; height: 85%; border: round $primary; background: $surface; padding: 0 1; }
+        #rendered-text { height: 1fr; }
+    }
+    """
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="close-rendered"),
         Binding("y", "copy", "Copy", id="copy-rendered"),

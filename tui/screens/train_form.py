@@ -50,6 +50,17 @@ class TrainForm(ModalScreen[dict | None]):
     A blank max steps trains for the epochs; a blank eval split skips the eval loss.
     """
 
+    DEFAULT_CSS = """
+    TrainForm {
+        align: center middle;
+        #train-box { width: 76; height: auto; border: round $primary; background: $surface; padding: 0 1; }
+        #train-grid { grid-size: 4; grid-columns: 16 1fr 16 1fr; height: auto; grid-gutter: 0 1; }
+        #train-switches { height: auto; }
+        #train-switches Checkbox { margin-right: 2; }
+        #train-error { color: $error; height: auto; }
+    }
+    """
+
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close", id="close-train"),
         Binding("enter", "submit", "Start", id="start-train", priority=True),  # on the checkbox too: space toggles

@@ -27,6 +27,15 @@ CELL_WIDTH = 18
 
 
 class VerdictScreen(Screen[None]):
+    DEFAULT_CSS = """
+    VerdictScreen {
+        #verdict-box { height: 1fr; padding: 0 1; }
+        #verdict-title { height: auto; color: $text-muted; }
+        #verdict-grid { height: auto; max-height: 70%; }
+        #verdict-sentence { height: auto; text-style: bold; margin: 1 0 0 0; }
+        #verdict-notes { height: 1fr; min-height: 3; color: $text-muted; }
+    }
+    """
     HELP = (
         "The verdict: one row per model variant (the base, each LoRA and what it was trained on), one column "
         "per prompt (name@id and mode). Each cell: pass rate, 95% interval (± the spread across seeds), mean "

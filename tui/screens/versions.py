@@ -16,6 +16,14 @@ from core.evals.prompts import PromptStore
 
 
 class VersionsScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    VersionsScreen {
+        align: center middle;
+        #versions-box { width: 90%; height: 85%; border: round $primary; background: $surface; padding: 0 1; }
+        #versions-list { height: 8; }
+        #diff-scroll { height: 1fr; }
+    }
+    """
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="close-versions"),
         Binding("space", "mark", "Mark A", id="mark-version"),

@@ -8,7 +8,7 @@ baseline is pinned (`b` on a column) its change and the items it fixed (✓+) an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,8 +18,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, compare
-from core.workbench.service import parse_data_field
+
+if TYPE_CHECKING:
+    from core.evals.runner import EvalRequest
 
 FIXED_COLUMNS = 1  # "id expected", always in view
 CELL_WIDTH = 11  # "✓+ " and nine characters of output: widths are set, so layout never depends on timing
@@ -49,6 +50,20 @@ class Column:
 
 
 class EvalPane(Vertical):
+    DEFAULT_CSS = """
+    EvalPane {
+        padding: 0;
+        #eval-dataset { width: 1fr; }
+        #eval-split { width: 7; }
+        #eval-grader { width: 1fr; }
+        #eval-repeat { width: 4; }
+        #eval-progress { height: 1; }
+        #eval-progress Bar { width: 1fr; }
+        #eval-table { height: 1fr; }
+        #eval-summary { height: auto; max-height: 4; color: $text-muted; }
+        #eval-verdict { height: auto; max-height: 4; color: $text; text-style: bold; display: none; }
+    }
+    """
     HELP = (
         "The eval matrix: one row per item, one column per variant (prompt x model x LoRA), with pass "
         "rates, Wilson intervals and the change against the pinned baseline. ctrl+g runs the prompt on "
@@ -102,6 +117,9 @@ class EvalPane(Vertical):
 
     def form(self) -> EvalRequest:
         """The eval as the form describes it; a bad repeat count is an error naming the field."""
+        from core.evals.runner import EvalRequest
+        from core.workbench.service import parse_data_field
+
         split = self.query_one("#eval-split", Input).value.strip()
         repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
         if not repeat.isdigit():
@@ -174,6 +192,8 @@ class EvalPane(Vertical):
 
     def _compare_all(self) -> None:
         """Each column against the baseline, once per rebuild (cells look items up in sets)."""
+        from core.evals.runner import compare
+
         self.diffs = {}
         for column in self.columns:
             if self.baseline is None or column.summary is None or self._is_baseline(column):

@@ -6,16 +6,19 @@ and from its first row in single runs. What is on screen is one `PromptVersion`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
 from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
 from core.errors import TunelabError
-from core.evals.prompts import PromptVersion
 from tui.widgets.params_form import ParamsForm
+
+if TYPE_CHECKING:
+    from core.evals.prompts import PromptVersion
 
 
 class PromptPane(Vertical):
@@ -33,47 +36,59 @@ class PromptPane(Vertical):
         self.adapter_ids: list[str] = []  # the finished runs offered in the lora list
 
     def compose(self) -> ComposeResult:
+        """The model field and the editor are in the first frame; the other fields mount just after it,
+        in placeholders that hold their space (app.tcss), so nothing moves."""
         with Horizontal(classes="field-row"):
             yield Label("model", classes="param-label")
             yield Input(
                 self.model, id="model-input", compact=True, tooltip="'demo', a local folder or a hub id; Enter loads it"
             )
-            yield Select(
-                [(m, m) for m in MODES],
-                value="auto",
-                allow_blank=False,
-                compact=True,
-                id="mode-select",
-                tooltip="chat applies the model's chat template; raw sends text as is",
+            yield Lazy(
+                Select(
+                    [(m, m) for m in MODES],
+                    value="auto",
+                    allow_blank=False,
+                    compact=True,
+                    id="mode-select",
+                    tooltip="chat applies the model's chat template; raw sends text as is",
+                )
             )
-        with Horizontal(classes="field-row"):
-            yield Label("lora ", classes="param-label")
-            yield Select(
-                [],
-                prompt="none (base model)",
-                allow_blank=True,
-                compact=True,
-                id="adapter-select",
-                tooltip="a finished training run's adapter, hot-swapped in the model worker",
+        yield Lazy(
+            Horizontal(
+                Label("lora ", classes="param-label"),
+                Select(
+                    [],
+                    prompt="none (base model)",
+                    allow_blank=True,
+                    compact=True,
+                    id="adapter-select",
+                    tooltip="a finished training run's adapter, hot-swapped in the model worker",
+                ),
+                classes="field-row",
             )
-        with Horizontal(classes="field-row"):
-            yield Label("name", classes="param-label")
-            yield Input("untitled", id="prompt-name", compact=True, tooltip="versions are kept per name")
-            yield Label("system", classes="param-label")
-            yield Input(
-                "",
-                id="system-input",
-                compact=True,
-                placeholder="(none)",
-                tooltip="system prompt; may use {{variables}} too",
+        )
+        yield Lazy(
+            Horizontal(
+                Label("name", classes="param-label"),
+                Input("untitled", id="prompt-name", compact=True, tooltip="versions are kept per name"),
+                Label("system", classes="param-label"),
+                Input(
+                    "",
+                    id="system-input",
+                    compact=True,
+                    placeholder="(none)",
+                    tooltip="system prompt; may use {{variables}} too",
+                ),
+                classes="field-row",
             )
+        )
         yield TextArea(
             id="prompt-text",
             soft_wrap=True,
             show_line_numbers=False,
             placeholder="Type a prompt ({{text}} fills from the dataset), then ctrl+r",
         )
-        yield ParamsForm(id="params")
+        yield Lazy(ParamsForm(id="params"))
 
     @property
     def text(self) -> str:
@@ -145,6 +160,8 @@ class PromptPane(Vertical):
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""
+        from core.evals.prompts import PromptVersion
+
         return PromptVersion(
             self.text,
             self.query_one("#system-input", Input).value,

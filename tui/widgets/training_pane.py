@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,10 +23,11 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
-from core.storage.watch import watch_folder
-from core.training.runs import LIVE, step_parts
-from core.workbench.service import Workbench
 from tui.widgets.loss_chart import LossChart
+
+if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
+    from core.training.runs import Runs
+    from core.workbench.service import Workbench
 
 HEARTBEAT_S = 1.0
 LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
@@ -53,6 +54,16 @@ class Watched:
 
 
 class TrainingPane(Vertical):
+    DEFAULT_CSS = """
+    TrainingPane {
+        height: 2fr;
+        min-height: 9;
+        #training-status { height: auto; max-height: 2; }
+        #training-progress { height: 1; }
+        &.-idle #training-progress, &.-idle LossChart { display: none; }
+        #training-progress Bar { width: 1fr; }
+    }
+    """
     BORDER_TITLE = "Training"
     HELP = (
         "LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
@@ -101,10 +112,9 @@ class TrainingPane(Vertical):
             self.status, self.ids, self.others, self.killed, self.force = status, ids, others, killed, force
             self.done = done  # the runs that finished with an adapter
 
-    def __init__(self, bench: Workbench, **kwargs) -> None:
+    def __init__(self, bench: Callable[[], Workbench], **kwargs) -> None:
         super().__init__(**kwargs)
-        self.bench = bench
-        self.runs = bench.runs
+        self._bench = bench
         self.watched: dict[str, Watched] = {}
         self.selected: str | None = None
         self.overlay = False
@@ -117,6 +127,14 @@ class TrainingPane(Vertical):
         self.listing: tuple[list[str], frozenset[str]] = ([], frozenset())  # run ids, finished ones
         self.listed_at = -LIST_EVERY_S
         self.stop_watching = threading.Event()
+
+    @property
+    def bench(self) -> Workbench:
+        return self._bench()
+
+    @property
+    def runs(self) -> Runs:
+        return self.bench.runs
 
     def compose(self) -> ComposeResult:
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
@@ -137,6 +155,8 @@ class TrainingPane(Vertical):
 
     @work(thread=True, group="training-watch")
     def _watch(self) -> None:
+        from core.storage.watch import watch_folder
+
         watch_folder(self.runs.folder, self.stop_watching, lambda: self.post_message(self.Changed()), HEARTBEAT_S)
 
     @on(Changed)
@@ -198,6 +218,8 @@ class TrainingPane(Vertical):
 
     @on(Snapshot)
     def apply(self, message: Snapshot) -> None:
+        from core.training.runs import LIVE
+
         run_id = message.run_id
         if run_id is None or message.status is None:
             return
@@ -236,6 +258,8 @@ class TrainingPane(Vertical):
             self._show(status)
 
     def _show(self, status: dict[str, Any]) -> None:
+        from core.training.runs import LIVE, step_parts
+
         assert self.selected is not None
         watched = self.watched[self.selected]
         last = watched.last
