@@ -85,8 +85,30 @@ def train_step_s(model, seq: int, batch: int = 4) -> float:
     return sample(times).median
 
 
+EVAL_BATCHES = (1, 4, 16)
+
+
+def eval_items_per_s(loaded, batch: int, n: int = 16, tokens: int = 16) -> float:
+    """Eval throughput of the batched backend (`generate_batch`, all cores) at one batch size: `n`
+    items of different lengths, each generating exactly `tokens`."""
+    from core.engine.generation import generate_batch
+    from core.engine.params import GenParams
+    from core.engine.prompt import Prompt
+
+    words = "the film was a quiet joy with bright actors and a slow plot".split()
+    prompts = [Prompt(" ".join(words[: 3 + i % 10]) + " Overall, this review is", mode="raw") for i in range(n)]
+    params = GenParams(max_new_tokens=tokens, min_new_tokens=tokens)
+    began = time.perf_counter()
+    generate_batch(loaded, prompts, params, batch_size=batch, on_result=lambda i, r: None)
+    return n / (time.perf_counter() - began)
+
+
 def run() -> list[dict]:
+    import tempfile
+
     import torch
+
+    from core.engine.loading import load
 
     rows = []
     for name, model in models():
@@ -105,4 +127,9 @@ def run() -> list[dict]:
                 "train_step_s_seq256": round(train[256], 3),
             }
         )
+    with tempfile.TemporaryDirectory() as folder:
+        for row, spec in zip(rows, ("demo", str(big_model_folder(Path(folder) / "llama-110m"))), strict=True):
+            loaded = load(spec)
+            eval_items_per_s(loaded, EVAL_BATCHES[-1])  # warm-up
+            row["eval_items_per_s"] = {b: round(eval_items_per_s(loaded, b), 2) for b in EVAL_BATCHES}
     return rows

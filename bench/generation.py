@@ -17,6 +17,7 @@ PROMPT = "Anna was a"
 NEW_TOKENS = 256  # both paths generate exactly this many (min_new_tokens): the demo would stop near 60
 TEMPLATE = "{{text}} Overall, this review is"
 EVAL_TOKENS = 32  # a short-answer eval; the demo task's labels alone need 2 (see the note in the table)
+BIG_ITEMS, BIG_TOKENS = 16, 16  # on the 110M config one sequential token costs ~40 ms
 
 
 def bare_generator():
@@ -147,8 +148,10 @@ def app_figures(home: Path, bare) -> dict:
     return figures
 
 
-def batched_vs_sequential() -> tuple[Sample, Sample]:
-    """64 demo eval items: run_eval's batched backend against a loop of bare `generate` calls."""
+def batched_vs_sequential(
+    model: str = "demo", n: int = 64, tokens: int = EVAL_TOKENS, repeats: int = REPEATS
+) -> tuple[Sample, Sample]:
+    """`n` demo eval items on `model`: run_eval's batched backend against a loop of bare `generate` calls."""
     import torch
 
     from core.engine.loading import load
@@ -157,23 +160,24 @@ def batched_vs_sequential() -> tuple[Sample, Sample]:
     from core.evals.prompts import PromptVersion
     from core.evals.runner import EvalRequest, HostBackend, Variant, item_prompt, run_eval
 
-    version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": EVAL_TOKENS})
-    items = load_dataset("demo").split("eval")[:64]
+    version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": tokens})
+    items = load_dataset("demo").split("eval")[:n]
     torch.set_num_threads(1)
-    loaded = load("demo")
+    loaded = load(model)
     tok = loaded.tokenizer
     encoded = [tok(item_prompt(version, it).text, return_tensors="pt") for it in items]
 
     def sequential() -> None:
         with torch.inference_mode():
             for enc in encoded:
-                loaded.model.generate(**enc, max_new_tokens=EVAL_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
+                loaded.model.generate(**enc, max_new_tokens=tokens, do_sample=False, pad_token_id=tok.pad_token_id)
 
     backend = HostBackend(ModelOptions())
     with tempfile.TemporaryDirectory() as root:
-        request = EvalRequest("demo", "eval", grader="labels", limit=64, use_cache=False)
-        batched = seconds(lambda: run_eval(Path(root), request, [Variant("p", version)], backend))
-        return alternated(seconds(sequential), batched)
+        request = EvalRequest("demo", "eval", grader="labels", limit=n, use_cache=False)
+        variant = Variant("p", version, model=model)
+        batched = seconds(lambda: run_eval(Path(root), request, [variant], backend))
+        return alternated(seconds(sequential), batched, repeats)
 
 
 def run() -> list[Result]:
@@ -184,6 +188,11 @@ def run() -> list[Result]:
     stream_p99 = percentile(figures["streaming"], 0.99) * 1e3
     train_p99 = percentile(figures["training"], 0.99) * 1e3
     seq, batched = batched_vs_sequential()
+    with tempfile.TemporaryDirectory() as folder:
+        from bench.cost_growth import big_model_folder
+
+        big = str(big_model_folder(Path(folder) / "llama-110m"))
+        big_seq, big_batched = batched_vs_sequential(big, BIG_ITEMS, BIG_TOKENS, repeats=3)
     return [
         Result.paired(
             "generation tok/s via worker into the pane",
@@ -221,5 +230,15 @@ def run() -> list[Result]:
             lambda ratio: ratio <= 1 / 3,
             f"up to {EVAL_TOKENS} new tokens; batched {batched.spread('s')}, sequential bare generate "
             f"(1 thread) {seq.spread('s')}",
+        ),
+        Result.paired(
+            f"batched eval, {BIG_ITEMS} items, 110M",
+            big_batched,
+            big_seq,
+            "s",
+            ">= 3x faster than sequential (ratio <= 0.33)",
+            lambda ratio: ratio <= 1 / 3,
+            f"the ~110M Llama config (random weights), up to {BIG_TOKENS} new tokens; batched "
+            f"{big_batched.spread('s')}, sequential {big_seq.spread('s')}",
         ),
     ]

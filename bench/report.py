@@ -54,15 +54,19 @@ def table(payload: dict[str, Any]) -> str:
             lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |" for r in detail["rows"]]
     growth = payload.get("cost_growth") or []
     if growth:
+        batches = sorted({int(b) for g in growth for b in g.get("eval_items_per_s", {})})
         lines += [
             "",
-            "| model | params | gen ms/token (prompt 32 / 256) | LoRA step s, batch 4 (seq 64 / 256) |",
-            "|---|---|---|---|",
+            "| model | params | gen ms/token (prompt 32 / 256) | LoRA step s, batch 4 (seq 64 / 256) "
+            f"| eval items/s, batch {' / '.join(map(str, batches)) or '-'} (16 items, 16 tokens) |",
+            "|---|---|---|---|---|",
         ]
         for g in growth:
+            rates = g.get("eval_items_per_s") or {}
             lines.append(
                 f"| {g['model']} | {g['params_m']}M | {g['gen_ms_per_token_prompt32']} / "
-                f"{g['gen_ms_per_token_prompt256']} | {g['train_step_s_seq64']} / {g['train_step_s_seq256']} |"
+                f"{g['gen_ms_per_token_prompt256']} | {g['train_step_s_seq64']} / {g['train_step_s_seq256']} "
+                f"| {' / '.join(str(rates.get(str(b), rates.get(b, '-'))) for b in batches) or '-'} |"
             )
     return "\n".join(lines) + "\n"
 
