@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ def step(checkpointing: bool) -> dict[str, float]:
     from transformers import LlamaForCausalLM
 
     from bench.cost_growth import big_config
+    from core.training.allocator import peak_rss_mb
     from core.training.loop import memory_setup
 
     torch.manual_seed(0)
@@ -35,7 +35,7 @@ def step(checkpointing: bool) -> dict[str, float]:
     before = _rss_mb()
     model(input_ids=ids, labels=ids).loss.backward()
     optimizer.step()
-    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before_mb": before}
+    return {"peak_mb": peak_rss_mb(), "before_mb": before}
 
 
 def _rss_mb() -> float:

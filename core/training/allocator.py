@@ -1,8 +1,9 @@
-"""The training process keeps freed memory for its next step. glibc hands large blocks back to the
-kernel when they are freed (each block above 128 KB-32 MB is its own mapping, and the heap is
-trimmed), so every step's activations and logits are page-faulted in afresh: on CPU that made a LoRA
-step's elementwise ops up to 10x slower. Here every block comes from the heap and the heap is never
-trimmed; peak RSS is unchanged (it is the step's own high-water mark either way)."""
+"""The training process's memory: it keeps freed memory for its next step, and reads its own peak.
+
+glibc hands large blocks back to the kernel when they are freed (each block above 128 KB-32 MB is its
+own mapping, and the heap is trimmed), so every step's activations and logits are page-faulted in
+afresh: on CPU that made a LoRA step's elementwise ops up to 10x slower. Here every block comes from
+the heap and the heap is never trimmed; the step's peak is unchanged (its own high-water mark)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,20 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB. Linux's `ru_maxrss` carries the parent's resident size
+    at fork across exec (a child of a large process reports the parent's peak); `VmHWM` is this
+    process's own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KB elsewhere

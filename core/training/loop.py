@@ -11,7 +11,6 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import signal
 import time
@@ -22,7 +21,7 @@ from core.errors import TunelabError
 from core.storage.atomic import open_append, remove_path, write_atomic
 from core.storage.paths import ensure_private_dir
 from core.training import runs
-from core.training.allocator import keep_freed_memory
+from core.training.allocator import keep_freed_memory, peak_rss_mb
 from core.training.config import TrainConfig
 
 STATUS_EVERY_S = 0.5  # status.json is read by the TUI at 3 Hz; metrics.jsonl has every step
@@ -358,7 +357,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
                 "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
                 "elapsed_s": round(elapsed, 2),
                 "eta_s": round((total - step) / rate, 1) if rate else None,
-                "mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "mem_mb": round(peak_rss_mb(), 1),
             }
             if cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
                 row["eval_loss"] = round(eval_loss(), 5) if eval_data else None

@@ -43,3 +43,23 @@ def test_steps_after_the_first_do_not_fault_their_memory_in_again():
     if without < 5 * 8192:  # this C library keeps the memory itself: nothing to compare
         pytest.skip(f"the default allocator faulted only {without} pages in 5 steps")
     assert with_it * 3 < without
+
+
+def test_the_peak_is_this_process_own_not_its_parents():
+    """A child of a large process reports its own peak (ru_maxrss would report the parent's)."""
+    import torch  # noqa: F401 -- the parent grows first
+
+    from core.training.allocator import peak_rss_mb
+
+    ballast = bytearray(600 << 20)  # 600 MB resident in this (parent) process
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    out = subprocess.run(
+        [sys.executable, "-c", "from core.training.allocator import peak_rss_mb; print(peak_rss_mb())"],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert peak_rss_mb() > 600
+    assert float(out.stdout) < 300
