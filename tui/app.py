@@ -36,6 +36,7 @@ from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from core.storage.paths import data_dir, logs_dir
+from tui.cli.guard import error_line
 from tui.keymap import bad_keys
 from tui.messages import (
     AdaptersFound,
@@ -355,7 +356,11 @@ class TunelabApp(App[None]):
         the model load, the adapters, the kept prompt, the keymap check, the themes watcher."""
         for module in LATER:
             importlib.import_module(module)
-        self.bench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
+        try:
+            self.bench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
+        except (OSError, TunelabError) as exc:  # a data dir that cannot be used: one line, as the CLI says it
+            self.call_from_thread(self.exit, None, 2, error_line(exc))
+            return
         self.call_from_thread(self._started)
 
     def _started(self) -> None:

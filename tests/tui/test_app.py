@@ -152,3 +152,16 @@ async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(
         await wait_for(pilot, lambda: len(app.client.requests) == 1 and app.current is None)
         assert app.query_one("#param-max_new_tokens") and app.query_one("#training-pane")
     assert first_frame == {"params": False, "training": False, "evals": False, "editor": True, "client": False}
+
+
+async def test_a_data_dir_that_cannot_be_used_ends_the_app_with_one_line(tmp_path, capsys):
+    """The workbench is made after the first frame: a data dir that is a file ends the app with the
+    command line's one line and exit code 2, never a traceback."""
+    home = tmp_path / "not-a-folder"
+    home.write_text("x")
+    app = TunelabApp("demo", client_factory=FakeClient, home=home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 2
+    said = capsys.readouterr().err.replace("\n", "")  # printed at exit, wrapped to the terminal's width
+    assert said == f"tunelab: error: Not a directory ({home / 'history'}); nothing was changed"

@@ -12,15 +12,19 @@ def guarded(run: Callable[[], int]) -> int:
     """User errors print `tunelab: error: ...` and exit 2; Ctrl+C is one line and exit 130."""
     try:
         return run()
-    except TunelabError as exc:
-        print(f"tunelab: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("tunelab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except OSError as exc:  # a data dir that is read-only, full, or not a folder
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"tunelab: error: {exc.strerror or exc}{where}; nothing was changed", file=sys.stderr)
+    except (TunelabError, OSError) as exc:
+        print(error_line(exc), file=sys.stderr)
         return 2
+
+
+def error_line(exc: TunelabError | OSError) -> str:
+    """The one line for a user error, or an OS error (a data dir that is read-only, full, not a folder)."""
+    if isinstance(exc, TunelabError):
+        return f"tunelab: error: {exc}"
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"tunelab: error: {exc.strerror or exc}{where}; nothing was changed"
