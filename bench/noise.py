@@ -10,6 +10,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 DRIFT = 0.20  # a section is unreliable when a calibration ran this much slower than the quietest one
 BUSY = 0.5  # ... or other processes used this many cores' worth while it ran
@@ -59,27 +60,37 @@ def settle(limit: float = 15.0) -> None:
         pass
 
 
-def calibrate(rounds: int = 40, runs: int = 5) -> Calibration:
+def calibrate() -> Calibration:
+    """The calibration loop in a fresh process (`_loop`), so it measures the machine: the bench process
+    itself is large after the training section, and its allocator state slowed the loop by ~25% there."""
+    import json
+    import subprocess
+    import sys
+
+    settle()
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.noise"], cwd=root, capture_output=True, text=True, timeout=300, check=True
+    )
+    return Calibration(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _loop(rounds: int = 40, runs: int = 5) -> Calibration:
     """The median of `runs` timings of a fixed matmul loop (512x512, every core): about 0.3 s on 2 cores,
     steady to within a few percent on a quiet machine."""
     import torch
 
-    settle()
-    threads = torch.get_num_threads()  # a section may have set its own (generation uses one)
     torch.set_num_threads(os.cpu_count() or 1)
-    try:
-        a = torch.randn(512, 512)
-        torch.mm(a, a)
-        machine, mine = _busy_jiffies(), os.times()
-        timings = []
-        for _ in range(runs):
-            began = time.perf_counter()
-            for _ in range(rounds):
-                torch.mm(a, a)
-            timings.append(time.perf_counter() - began)
-        after, mine_after = _busy_jiffies(), os.times()
-    finally:
-        torch.set_num_threads(threads)
+    a = torch.randn(512, 512)
+    torch.mm(a, a)
+    machine, mine = _busy_jiffies(), os.times()
+    timings = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        for _ in range(rounds):
+            torch.mm(a, a)
+        timings.append(time.perf_counter() - began)
+    after, mine_after = _busy_jiffies(), os.times()
     own_s = (mine_after.user + mine_after.system) - (mine.user + mine.system)
     return Calibration(statistics.median(timings), _others(machine, after, own_s), os.getloadavg()[0])
 
@@ -119,3 +130,10 @@ class Hog:
         for proc in self.procs:
             proc.terminate()
             proc.join(5)
+
+
+if __name__ == "__main__":
+    import json
+    from dataclasses import asdict
+
+    print(json.dumps(asdict(_loop())))
