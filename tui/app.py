@@ -535,7 +535,7 @@ class TunelabApp(App[None]):
     def _not_mounted_yet(self, action: Callable[[], None]) -> bool:
         """Parts of the main screen mount just after the first frame (`Lazy`): the Eval tab, the training
         pane, most prompt fields. A key pressed before that acts right after."""
-        if not self.screen_stack[0].query("Lazy, Deferred"):
+        if self.started or not self.screen_stack[0].query("Lazy, Deferred"):  # no DOM walk once started
             return False
         self.call_after_refresh(action)
         return True

@@ -10,10 +10,12 @@ from pathlib import Path
 from core.errors import TunelabError
 from core.storage.paths import private_files
 from core.training import runs
+from core.training.allocator import keep_freed_memory
 
 
 def main(argv: list[str]) -> int:
     private_files()
+    keep_freed_memory()  # process-wide allocator settings: set by the process, not by the loop it runs
     run_dir = Path(argv[0])
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 holds it for the group
     if first_rank and not runs.hold_trainer_lock(run_dir):  # another trainer owns this folder: hands off

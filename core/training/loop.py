@@ -21,7 +21,7 @@ from core.errors import TunelabError
 from core.storage.atomic import open_append, remove_path, write_atomic
 from core.storage.paths import ensure_private_dir
 from core.training import runs
-from core.training.allocator import keep_freed_memory, peak_rss_mb
+from core.training.allocator import peak_rss_mb
 from core.training.config import TrainConfig
 
 STATUS_EVERY_S = 0.5  # status.json is read by the TUI at 3 Hz; metrics.jsonl has every step
@@ -149,7 +149,6 @@ class Distributed:
 
 
 def train(run_dir: Path, resume: bool = False) -> None:
-    keep_freed_memory()
     dist = Distributed()
     try:
         _train(run_dir, resume, dist)
