@@ -17,6 +17,7 @@ PROMPT = "Anna was a"
 NEW_TOKENS = 256  # both paths generate exactly this many (min_new_tokens): the demo would stop near 60
 TEMPLATE = "{{text}} Overall, this review is"
 EVAL_TOKENS = 32  # a short-answer eval; the demo task's labels alone need 2 (see the note in the table)
+GEN_PAIRS = 9  # a run is ~0.7 s and the ratio sits near its target: more pairs, a steadier median
 BIG_ITEMS, BIG_TOKENS = 16, 16  # on the 110M config one sequential token costs ~40 ms
 
 
@@ -119,7 +120,7 @@ def app_figures(home: Path, bare) -> dict:
                         rates.append(tokens / elapsed)
 
             figures["streaming"] = await _lag_during(pilot, stream)
-            for _ in range(REPEATS):
+            for _ in range(GEN_PAIRS):
                 bare_rates.append(await asyncio.to_thread(bare))
                 began = time.perf_counter()
                 app.action_run()
@@ -183,7 +184,7 @@ def batched_vs_sequential(
 def run() -> list[Result]:
     with tempfile.TemporaryDirectory() as home:
         figures = app_figures(Path(home), bare_generator())
-    ours, bare = sample(figures["rates"][REPEATS:]), sample(figures["bare"])  # the interleaved pairs
+    ours, bare = sample(figures["rates"][-GEN_PAIRS:]), sample(figures["bare"])  # the interleaved pairs
     idle_p99 = percentile(figures["idle"], 0.99) * 1e3
     stream_p99 = percentile(figures["streaming"], 0.99) * 1e3
     train_p99 = percentile(figures["training"], 0.99) * 1e3

@@ -22,8 +22,9 @@ CHUNK_INTERVAL_S = 0.05
 class _Stream:
     """Receives token ids from `generate`, decodes them, watches stop strings, emits coalesced text.
 
-    Decoding is incremental (each token decodes a few ids, as vLLM's detokenizer does), so a long output
-    costs linear time, not a full decode per token; the end checks the text against one full decode."""
+    Decoding is incremental (only the ids since the last read, with a few before them as context, as vLLM's
+    detokenizer does), so a long output costs linear time; without stop strings the text is read only when
+    a chunk is due, not per token. The end checks the text against one full decode."""
 
     def __init__(self, tokenizer, stop: tuple[str, ...], emit: Callable[[str, int], None], interval: float):
         self.tokenizer, self.stop, self.emit, self.interval = tokenizer, stop, emit, interval
@@ -51,6 +52,14 @@ class _Stream:
         self.ids.extend(value.reshape(-1).tolist())
         if self.stopped_by is not None:
             return
+        due = time.monotonic() - self.last_emit >= self.interval
+        if self.stop or due:  # without stop strings, text is only needed when a chunk leaves
+            self._read()
+        if due:
+            self._flush(final=self.stopped_by is not None)
+
+    def _read(self) -> None:
+        """Decode the ids not yet read into text (several at once when they came between two chunks)."""
         context = self._decode(self.ids[self.prefix_offset : self.read_offset])
         text = self._decode(self.ids[self.prefix_offset :])
         if len(text) <= len(context) or text.endswith("\ufffd"):  # nothing new yet, or half a character
@@ -59,8 +68,6 @@ class _Stream:
         self.text += text[len(context) :]
         self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
         self._cut_at_stop(searched_from)
-        if time.monotonic() - self.last_emit >= self.interval:
-            self._flush(final=self.stopped_by is not None)
 
     def _cut_at_stop(self, start: int = 0) -> None:
         for s in self.stop:

@@ -354,7 +354,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
                 "pad_frac": round(1 - tokens / (slots * dist.world), 4),  # of the step's token slots
                 "tokens_seen": tokens_seen,
                 "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
-                "elapsed_s": round(elapsed, 2),
+                "elapsed_s": round(elapsed, 3),
                 "eta_s": round((total - step) / rate, 1) if rate else None,
                 "mem_mb": round(peak_rss_mb(), 1),
             }

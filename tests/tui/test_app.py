@@ -165,3 +165,13 @@ async def test_a_data_dir_that_cannot_be_used_ends_the_app_with_one_line(tmp_pat
     assert app.return_code == 2
     said = capsys.readouterr().err.replace("\n", "")  # printed at exit, wrapped to the terminal's width
     assert said == f"tunelab: error: Not a directory ({home / 'history'}); nothing was changed"
+
+
+async def test_the_startup_heap_is_frozen_while_the_app_runs(home):
+    """A full collection of the started app's heap stalls the UI loop for tens of ms: what exists once
+    the app has started is out of the collector's scans until the app exits."""
+    import gc
+
+    async with fake_app(home).run_test(size=(80, 24)):
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0

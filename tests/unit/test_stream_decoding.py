@@ -21,12 +21,13 @@ def metaspace_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>")
 
 
-def streamed(tok, ids, stop=()):
+def streamed(tok, ids, stop=(), every=1):
+    """Text is read every `every` ids (without stop strings, ids pile up between two chunks)."""
     chunks = []
     stream = _Stream(tok, tuple(stop), lambda text, n: chunks.append(text), interval=0.0)
     stream.put(torch.tensor([[1, 2]]))  # the prompt
-    for i in ids:
-        stream.put(torch.tensor([i]))
+    for at in range(0, len(ids), every):
+        stream.put(torch.tensor(ids[at : at + every]))
     stream.end()
     return "".join(chunks), stream
 
@@ -41,10 +42,11 @@ def metaspace():  # SentencePiece-style: a word's leading space is part of its t
     return tok, [tok.get_vocab()[w] for w in WORDS]
 
 
+@pytest.mark.parametrize("every", [1, 3])
 @pytest.mark.parametrize("make", [byte_level, metaspace])
-def test_the_streamed_text_is_the_full_decode(make):
+def test_the_streamed_text_is_the_full_decode(make, every):
     tok, ids = make()
-    out, stream = streamed(tok, ids)
+    out, stream = streamed(tok, ids, every=every)
     assert out == stream.text == tok.decode(ids, skip_special_tokens=True) and out.startswith(TEXT)
 
 
