@@ -1,16 +1,16 @@
 """Run the benchmarks (`python -m bench [SECTION...] [--with-noise]`), write `bench/results/latest.json`,
-`latest.md` and the README's table. Each section runs between two calibrations of the machine and is run
-again while it was busy; `--with-noise` keeps every core busy to show that guard at work."""
+`latest.md` and the README's table. Each section runs in a fresh process, between two calibrations of the
+machine, and is run again while it was busy; `--with-noise` keeps every core busy to show that guard at work."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from datetime import date
 from pathlib import Path
 
@@ -40,16 +40,30 @@ def machine() -> str:
 RERUNS = 2  # a section measured on a busy machine is run again up to this many times
 
 
+class SectionFailed(Exception):
+    """A section's process ended without rows; the message is its one line (the traceback is above it)."""
+
+
+def isolated(name: str) -> list[dict]:
+    """Run one measure module in a fresh process (`bench.one`) and return what it made."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        code = subprocess.run([sys.executable, "-m", "bench.one", name, str(out)]).returncode
+        got = json.loads(out.read_text()) if out.exists() else {"error": f"its process exited with {code}"}
+    if "error" in got:
+        raise SectionFailed(got["error"])
+    return got["rows"]
+
+
 def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
     """Run one measure module under the guard: rows marked reliable or not, re-run while unreliable."""
-    module = importlib.import_module(f"bench.{name}")
     for attempt in range(RERUNS + 1):
         before = calibrate()
-        out = module.run()
+        out = isolated(name)
         reliable, load = guard.check(before, calibrate())
         if name == "cost_growth":
             return [], out
-        rows = [{**r.to_dict(), "section": name, "date": date.today().isoformat(), "load": load} for r in out]
+        rows = [{**r, "section": name, "date": date.today().isoformat(), "load": load} for r in out]
         scattered = [r["name"] for r in rows if r.get("steady") is False]
         for row in rows:
             row["reliable"] = reliable and row.get("steady") is not False
@@ -60,9 +74,8 @@ def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
     return rows, []
 
 
-def failed(name: str, exc: Exception) -> list[dict]:
+def failed(name: str, why: str) -> list[dict]:
     """A section that could not run: one row saying why, so the table never silently drops it."""
-    why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip(": ")
     return [{"name": name, "value": None, "baseline": None, "ratio": None, "unit": "", "target": "-", "met": None,
              "spread": "", "note": why, "reliable": None, "section": name, "date": date.today().isoformat()}]  # fmt: skip
 
@@ -96,9 +109,8 @@ def main(argv: list[str]) -> int:
                 got, grown = section(name, guard)
                 rows += got
                 growth = grown or growth
-            except Exception as exc:
-                traceback.print_exc()
-                rows += failed(name, exc)
+            except SectionFailed as exc:
+                rows += failed(name, str(exc))
             print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     finally:
         if hog:
