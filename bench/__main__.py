@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import quiet_logs
-from bench.noise import Guard, Hog, calibrate
+from bench.noise import Guard, Hog, Watch, calibrate
 from bench.report import LATEST, RESULTS, write
 
 MEASURES = ("startup", "generation", "training", "memory", "history_scale", "worker_memory", "first_answer")
@@ -59,8 +59,10 @@ def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
     """Run one measure module under the guard: rows marked reliable or not, re-run while unreliable."""
     for attempt in range(RERUNS + 1):
         before = calibrate()
+        watch = Watch()
         out = isolated(name)
-        reliable, load = guard.check(before, calibrate())
+        during = watch.cores()
+        reliable, load = guard.check(before, calibrate(), during)
         if name == "cost_growth":
             return [], out
         rows = [{**r, "section": name, "date": date.today().isoformat(), "load": load} for r in out]

@@ -1,13 +1,14 @@
 """How busy the machine is, so a figure measured while neighbours ran is marked unreliable instead of
 being reported as a miss: a fixed calibration loop (torch matmuls on every core, the kind of work the
-measures do) timed before and after each section, other processes' CPU share during it (from
-/proc/stat), and the load average."""
+measures do) timed before and after each section, other processes' CPU share during the calibrations
+(from /proc/stat) and during the section itself (`Watch`, from /proc/PID/stat), and the load average."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,53 @@ def _others(before: tuple[int, int] | None, after: tuple[int, int] | None, own_s
     ticks, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
     wall_s = (after[1] - before[1]) / ticks / cores  # the total counts every core's jiffies
     return max(0.0, (after[0] - before[0]) / ticks - own_s) / wall_s
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, CPU ticks used so far)} of every process /proc shows (empty without /proc)."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+class Watch:
+    """Other processes' CPU while a section runs (its calibrations only see its ends: a neighbour that
+    came and went in between would pass as the bench's own slowness). A thread reads /proc every
+    `every` s; a process is the bench's own when this process is among its ancestors at that moment."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every, self.ticks, self.began = every, 0, time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="bench-watch")
+        self.thread.start()
+
+    def _run(self) -> None:
+        seen = _processes()
+        while not self.done.wait(self.every):
+            now = _processes()
+            ours = {os.getpid()}
+            for pid in sorted(now):  # parents before children is not guaranteed: walk each chain up
+                chain, at = [], pid
+                while at in now and at not in ours and at not in chain and at > 1:
+                    chain.append(at)
+                    at = now[at][0]
+                if at in ours:
+                    ours.update(chain)
+            self.ticks += sum(
+                max(0, cpu - seen.get(pid, (0, 0))[1]) for pid, (_, cpu) in now.items() if pid not in ours
+            )  # a process new since the last look: all its CPU is from this interval
+            seen = now
+
+    def cores(self) -> float:
+        """Stop watching: cores' worth of CPU other processes used meanwhile."""
+        self.done.set()
+        self.thread.join()
+        return self.ticks / os.sysconf("SC_CLK_TCK") / max(1e-9, time.monotonic() - self.began)
 
 
 def others_busy(window: float) -> float:
@@ -102,12 +150,16 @@ class Guard:
     def __init__(self) -> None:
         self.quietest = min(calibrate().seconds for _ in range(3))
 
-    def check(self, before: Calibration, after: Calibration) -> tuple[bool, str]:
+    def check(self, before: Calibration, after: Calibration, during: float = 0.0) -> tuple[bool, str]:
+        """`during`: cores' worth of other processes' CPU while the section ran (`Watch`)."""
         self.quietest = min(self.quietest, before.seconds, after.seconds)
         worst = max(before, after, key=lambda c: c.seconds)
-        busiest = max(before.others, after.others)
+        busiest = max(before.others, after.others, during)
         reliable = worst.seconds <= (1 + DRIFT) * self.quietest and busiest <= BUSY
-        return reliable, f"before: {before.describe(self.quietest)}; after: {after.describe(self.quietest)}"
+        return reliable, (
+            f"before: {before.describe(self.quietest)}; during: others {during:.1f} cores; "
+            f"after: {after.describe(self.quietest)}"
+        )
 
 
 def _spin(stop: float) -> None:
