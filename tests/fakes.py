@@ -40,7 +40,8 @@ def scripted_answer(prompt: Prompt, params: GenParams) -> str:
 
 class ScriptedHost:
     """Stands in for `core.engine.host.ModelHost`. With `gate`, a generation pauses after its first chunk
-    (a batch after its first item) until the gate opens or the request is cancelled."""
+    (a batch after its first item) until the gate opens or the request is cancelled; with `thinks`, each
+    batch answer comes after a think block, as a reasoning model's does."""
 
     def __init__(
         self,
@@ -49,8 +50,10 @@ class ScriptedHost:
         bad_models: tuple[str, ...] = (),
         gate: threading.Event | None = None,
         chat_template: bool = True,
+        thinks: bool = False,
     ) -> None:
         self.chunks, self.bad_models, self.gate, self.chat_template = chunks, bad_models, gate, chat_template
+        self.thinks = thinks
         self.requests: list[dict[str, Any]] = []
         self.killed = threading.Event()
         self.model = ""
@@ -119,6 +122,8 @@ class ScriptedHost:
             if cancel.is_set() or self.killed.is_set():
                 return
             output = scripted_answer(prompt, params) if adapter is None else "positive"  # a one-note "LoRA"
+            if self.thinks:
+                output = f"<think>\nThe review sounds {output}.\n</think>\n\n{output}"
             on_result(
                 i,
                 {

@@ -74,6 +74,27 @@ PHI3 = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
 
+QWEN3 = (  # a thinking template: the answer after the last query opens with a think block (tools left out)
+    "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
+    "{%- endif %}{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}"
+    "{%- for message in messages[::-1] %}{%- set index = (messages|length - 1) - loop.index0 %}"
+    "{%- if ns.multi_step_tool and message.role == 'user' %}{%- set ns.multi_step_tool = false %}"
+    "{%- set ns.last_query_index = index %}{%- endif %}{%- endfor %}"
+    "{%- for message in messages %}{%- set content = message.content %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'assistant' %}{%- set reasoning_content = '' %}{%- if '</think>' in content %}"
+    "{%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|im_start|>assistant\\n' + content }}{%- endif %}{{- '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+THINK_TOKENS = ["<think>", "</think>"]  # added tokens, not special: decoding keeps them, as Qwen3's does
+
 
 @dataclass(frozen=True)
 class Family:
@@ -83,12 +104,14 @@ class Family:
     template: str | None
     end_of_turn: str | None  # the token that closes an assistant turn in the template
     refuses_system: bool = False
+    thinks: bool = False  # the template opens the answer with a think block
 
 
 FAMILIES = [
     Family("llama2", "LlamaConfig", True, LLAMA2, "</s>"),
     Family("llama3", "LlamaConfig", True, LLAMA3, "<|eot_id|>"),
     Family("qwen2", "Qwen2Config", False, CHATML, "<|im_end|>"),
+    Family("qwen3", "Qwen3Config", False, QWEN3, "<|im_end|>", thinks=True),
     Family("gemma", "GemmaConfig", True, GEMMA, "<end_of_turn>", refuses_system=True),
     Family("mistral", "MistralConfig", True, MISTRAL, "</s>", refuses_system=True),
     Family("zephyr", "MistralConfig", True, ZEPHYR, "</s>"),
@@ -107,6 +130,8 @@ def tokenizer(family: Family):
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     raw.add_special_tokens(SPECIALS)
+    if family.thinks:
+        raw.add_tokens(THINK_TOKENS)
     if family.adds_bos:
         bos = raw.token_to_id("<s>")
         raw.post_processor = processors.TemplateProcessing(

@@ -1,5 +1,6 @@
 """Test-case datasets as users have them: alpaca rows (with `history`), OpenAI `messages`, ShareGPT
-`conversations`, or plain `{vars..., expected}`, from JSONL, JSON arrays, CSV or Parquet (`rowfiles`).
+`conversations`, TRL's `prompt`/`completion` (text or turns), promptfoo's test CSV (`__expected` assertions),
+or plain `{vars..., expected}`, from JSONL, JSON arrays, CSV or Parquet (`rowfiles`).
 
 A dataset spec is `demo` (the shipped task), a folder of split files (`train.jsonl`, `eval.json`, ...),
 one file whose rows may carry a `split` field (rows without one are split here, seeded by their ids), or
@@ -19,11 +20,12 @@ from typing import Any, NamedTuple
 
 from core import demo
 from core.errors import TunelabError
+from core.evals import promptfoo
 from core.evals.rowfiles import SUFFIXES, read_rows
 from core.evals.templates import Template
 from core.evals.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 
-EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target")
+EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target", "completion")  # completion: TRL's rows
 RESERVED = {"id", "split"}
 CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
 INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index of datasets
@@ -39,12 +41,13 @@ class Item:
     where: str  # "file:line", for errors about this row
     split: str | None = None
     messages: tuple[dict[str, Any], ...] = ()  # chat rows: the prompt turns
+    checks: tuple[str, ...] | None = None  # the row's own grader specs (promptfoo); None: the eval's grader
 
 
 @dataclass
 class Dataset:
     name: str
-    format: str  # plain | alpaca | chat | sharegpt
+    format: str  # plain | alpaca | chat | sharegpt | promptfoo
     items: list[Item]
     expected_field: str | None
     sha256: str
@@ -230,13 +233,13 @@ def _renamed_turn(turn: dict[str, Any], renames: Renames) -> dict[str, Any]:
 
 
 def _detect(row: dict[str, Any]) -> str:
-    if "messages" in row:
-        return "chat"
+    if "messages" in row or (isinstance(row.get("prompt"), list) and "completion" in row):
+        return "chat"  # OpenAI messages, or TRL's conversational prompt-completion
     if "conversations" in row:
         return "sharegpt"
     if "instruction" in row:
         return "alpaca"
-    return "plain"
+    return "promptfoo" if promptfoo.is_promptfoo(row) else "plain"
 
 
 def _guess_expected(fmt: str, row: dict[str, Any]) -> str | None:
@@ -244,6 +247,8 @@ def _guess_expected(fmt: str, row: dict[str, Any]) -> str | None:
         return None  # the last assistant turn
     if fmt == "alpaca":
         return "output"
+    if fmt == "promptfoo":
+        return None  # each row's assertions (`promptfoo.checks`)
     return next((f for f in EXPECTED_GUESSES if f in row), None)
 
 
@@ -267,8 +272,12 @@ def _item(
 ) -> Item:
     messages: tuple[dict[str, Any], ...] = ()
     expected: str | None = None
+    checks: tuple[str, ...] | None = None
     turns = _turns(where, row, fmt)
-    if turns is not None:
+    if fmt == "promptfoo" and expected_field is None:
+        checks, expected = promptfoo.checks(where, row)
+        variables = {k: _text(where, k, v) for k, v in row.items() if not k.startswith("__") and k not in RESERVED}
+    elif turns is not None:
         messages, expected = split_answer(where, turns)
         variables = {"input": messages[-1]["content"]}
         if messages[0]["role"] == "system":
@@ -293,7 +302,7 @@ def _item(
     item_id = row.get("id", _default_id(where))
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
         raise TunelabError(f"{where}: field 'id' must be a string or integer")
-    return Item(str(item_id), variables, expected, where, split or row_split, messages)
+    return Item(str(item_id), variables, expected, where, split or row_split, messages, checks)
 
 
 def _default_id(where: str) -> str:
@@ -304,8 +313,12 @@ def _default_id(where: str) -> str:
 
 def _turns(where: str, row: dict[str, Any], fmt: str) -> list[dict[str, Any]] | None:
     """The row as chat turns, or None for a row of fields (plain, or alpaca without history)."""
-    if fmt == "chat":
-        return openai_turns(where, row.get("messages"))
+    if fmt == "chat" and "messages" in row:
+        return openai_turns(where, row["messages"])
+    if fmt == "chat":  # TRL: `prompt` turns, then `completion` turns (or the answer's text)
+        completion = row.get("completion")
+        answer = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
+        return openai_turns(where, row.get("prompt"), "prompt") + openai_turns(where, answer, "completion")
     if fmt == "sharegpt":
         return sharegpt_turns(where, row)
     if fmt == "alpaca" and row.get("history"):

@@ -2,7 +2,8 @@
 
 Specs: `exact`, `labels[:a,b]`, `contains[:text]`, `not_contains:text`, `regex:pattern`,
 `json[:schema.json]`, `levenshtein[:0.8]`, `chrf[:0.5]`. A bare `contains` looks for the expected
-answer; bare `labels` takes the label set from the dataset's expected values.
+answer; bare `labels` takes the label set from the dataset's expected values. A reasoning model's thinking
+is not graded: only its `final_answer`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # jsonschema and rapidfuzz load when a grader needs them, not
     from jsonschema.protocols import Validator
 
 EDGE_PUNCT = string.punctuation + string.whitespace + "“”‘’"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"  # Qwen3, DeepSeek-R1, SmolLM3 and their tunes write these
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,16 @@ class Grader:
 def normalize(text: str) -> str:
     """Case-folded, whitespace collapsed, punctuation and quotes trimmed from both ends."""
     return " ".join(text.casefold().split()).strip(EDGE_PUNCT)
+
+
+def final_answer(text: str) -> str:
+    """What a reasoning model answers after thinking aloud: the text after the last `</think>`. Thinking
+    that never closed (the token budget ran out first) gave no answer; text with no thinking is the answer."""
+    if THINK_CLOSE in text:
+        return text.rpartition(THINK_CLOSE)[2].strip()
+    if text.lstrip().startswith(THINK_OPEN):
+        return ""
+    return text
 
 
 def _need_expected(expected: str | None, spec: str) -> str:

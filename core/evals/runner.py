@@ -31,7 +31,7 @@ from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
 from core.evals.datasets import HOLDOUT, Item, load_dataset
-from core.evals.graders import parse_grader, wilson_interval
+from core.evals.graders import Grade, Grader, final_answer, parse_grader, wilson_interval
 from core.evals.prompts import PromptVersion
 from core.evals.templates import Template
 from core.history.records import eval_record
@@ -150,7 +150,11 @@ def run_eval(
         if v.version is not None:
             dataset.check_template(Template(v.version.template), items)
             dataset.check_template(Template(v.version.system), items)
-    grader = parse_grader(request.grader, sorted({it.expected for it in items if it.expected is not None}))
+    answers = {it.id: None if it.expected is None else final_answer(it.expected) for it in items}
+    labels = sorted({a for a in answers.values() if a is not None})
+    graders = {spec: parse_grader(spec, labels) for spec in {c for it in items for c in it.checks or ()}}
+    if any(it.checks is None for it in items):
+        graders[request.grader] = parse_grader(request.grader, labels)
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
     fingerprints = {v.model: fingerprint(resolve(v.model, allow_pickle=True)) for v in variants}
@@ -195,7 +199,8 @@ def run_eval(
                         skipped[call.variant] += 1  # too long for the context: counted, not graded
                     return
                 item = items[call.item]
-                grade = grader(result["output"], item.expected)
+                specs = (request.grader,) if item.checks is None else item.checks
+                grade = _grade(graders, specs, final_answer(result["output"]), answers[item.id])
                 row = {
                     "variant": call.variant,
                     "item": item.id,
@@ -265,6 +270,8 @@ def run_eval(
     summary = summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
     for vi, v in enumerate(summary["variants"]):
         v["skipped"] = skipped[vi]
+    if all(it.checks is not None for it in items):
+        summary["grader"] = "each row's __expected"  # the request's grader was not used
     if error is not None:
         summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     try:
@@ -361,6 +368,12 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
         "variants": out_variants,
         "items": per_item,
     }
+
+
+def _grade(graders: dict[str, Grader], specs: tuple[str, ...], output: str, expected: str | None) -> Grade:
+    """Every spec must pass (a promptfoo row may make several checks; one with none passes, as there)."""
+    grades = [graders[spec](output, expected) for spec in specs]
+    return Grade(all(g.passed for g in grades), min((g.score for g in grades), default=1.0))
 
 
 def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,9 @@ from core.engine.host import adapter_failure
 from core.errors import TunelabError
 from core.training.runs import ADAPTER, ADAPTER_CONFIG, Runs
 
+# the .bin is peft's older default; peft reads it with torch's weights-only unpickler, which runs no code
+WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
 
 def resolve_adapter(root: Path, ref: str) -> Path:
     """A folder with `adapter_config.json`, or the adapter of the training run `ref` (id prefix)."""
@@ -22,8 +25,8 @@ def resolve_adapter(root: Path, ref: str) -> Path:
             raise TunelabError(f"training run {ref} has no adapter yet (it is saved when the run finishes)")
     if not (path / ADAPTER_CONFIG).is_file():
         raise TunelabError(f"not a PEFT adapter folder (no adapter_config.json): {path}")
-    if not (path / "adapter_model.safetensors").is_file():
-        raise TunelabError(f"adapter has no adapter_model.safetensors: {path}")
+    if not any((path / name).is_file() for name in WEIGHTS):
+        raise TunelabError(f"adapter has no weights ({' or '.join(WEIGHTS)}): {path}")
     return path
 
 

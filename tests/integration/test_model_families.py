@@ -1,4 +1,4 @@
-"""Tiny random models of real families (Llama-2/3, Qwen2, Gemma, Mistral, Zephyr, Phi-3, GPT-2) with the chat
+"""Tiny random models of real families (Llama-2/3, Qwen2/3, Gemma, Mistral, Zephyr, Phi-3, GPT-2) with the chat
 templates they ship: training sees exactly the ids generation sends, answers end where generation stops,
 and templates that refuse a system turn get it folded in."""
 
@@ -9,6 +9,7 @@ from core.engine.params import GenParams
 from core.engine.prompt import Prompt, end_of_turn, render, stop_ids
 from core.errors import TunelabError
 from core.evals.datasets import Item
+from core.evals.graders import final_answer, parse_grader
 from core.evals.prompts import PromptVersion
 from core.evals.runner import item_prompt
 from core.training.config import TrainConfig
@@ -91,6 +92,15 @@ def test_the_answer_ends_with_the_token_generation_stops_at(loaded, family, mode
     assert example.ids[-1] in stop_ids(tok, model.model.generation_config.eos_token_id)
 
 
+def test_a_thinking_template_trains_its_think_block_and_grading_reads_the_answer_after_it(loaded):
+    model = loaded("qwen3")
+    example = training_example(model, TrainConfig(mode="chat"), None, ITEM)
+    learned = [i for i, label in zip(example.ids, example.labels, strict=True) if label != -100]
+    shown = model.tokenizer.decode(learned, skip_special_tokens=True)  # as generation decodes these ids
+    assert shown == "<think>\n\n</think>\n\npositive"
+    assert final_answer(shown) == "positive" and parse_grader("exact")(final_answer(shown), "positive").passed
+
+
 @pytest.mark.parametrize("family", [f.name for f in FAMILIES if f.refuses_system])
 def test_a_template_that_refuses_a_system_turn_gets_it_folded_into_the_first_user_turn(loaded, family):
     tok = loaded(family).tokenizer
@@ -125,15 +135,16 @@ def test_end_of_turn_is_found_from_the_template_itself(loaded):
         assert (tok.convert_ids_to_tokens(found) if found is not None else None) == family.end_of_turn, family.name
 
 
-def plain_peft_adapter(base_folder, out, dtype=None):
-    """An adapter made with plain peft, as a user brings it (not by tunelab)."""
+def plain_peft_adapter(base_folder, out, dtype=None, safe=True):
+    """An adapter made with plain peft, as a user brings it (not by tunelab); `safe=False`: the older
+    pickle file (adapter_model.bin)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype or torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    peft_model.save_pretrained(out)
+    peft_model.save_pretrained(out, safe_serialization=safe)
     return out
 
 
@@ -157,6 +168,26 @@ def test_an_adapter_for_another_base_is_one_line_naming_both(tiny_models, tmp_pa
     assert "first mismatch: " in message
     with host.using(None):  # the host is still usable
         pass
+
+
+def test_a_plain_peft_adapter_saved_as_a_pickle_is_found_and_applied(tiny_models, tmp_path, home):
+    import torch
+
+    from core.engine.host import ModelHost
+    from core.engine.options import ModelOptions
+    from core.training.adapters import resolve_adapter
+
+    adapter = plain_peft_adapter(tiny_models["llama3"], tmp_path / "old-lora", safe=False)
+    assert (adapter / "adapter_model.bin").is_file() and not (adapter / "adapter_model.safetensors").exists()
+    assert resolve_adapter(home, str(adapter)) == adapter
+    host = ModelHost()
+    host.load(ModelOptions(str(tiny_models["llama3"])))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    logits = []
+    for ref in (None, str(adapter)):
+        with host.using(ref) as loaded, torch.no_grad():
+            logits.append(loaded.model(input_ids=ids).logits)
+    assert not torch.allclose(logits[0], logits[1])  # its weights (not zero-initialized) are applied
 
 
 def test_merge_of_a_plain_peft_adapter_keeps_the_base_dtype_and_template(tiny_models, tmp_path, home):

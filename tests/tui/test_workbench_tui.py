@@ -69,6 +69,19 @@ async def test_two_versions_matrix_baseline_fixed_and_broken(home):
     assert len(PromptStore(home).versions("senti")) == 2
 
 
+async def test_a_reasoning_models_cells_show_and_grade_its_answer_not_its_thinking(home):
+    app = fake_app(home, thinks=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        await run_eval(pilot)
+        pane = app.query_one(EvalPane)
+        table = app.query_one("#eval-table", DataTable)
+        assert pane.columns[1].summary["variants"][1]["pass_rate"] > 0.5
+        cells = {str(table.get_cell_at((r, 2))) for r in range(table.row_count)}
+        assert cells <= {"✓ positive", "✗ positive", "✓ negative", "✗ negative"} and len(cells) > 1
+        assert pane.columns[1].summary["items"]["1"][next(iter(pane.items))]["majority"].startswith("<think>")
+
+
 async def test_template_error_names_the_variable_and_runs_nothing(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -1,6 +1,7 @@
 """Dataset loading: formats, splits, mapping, and errors that name file, line and field."""
 
 import json
+import re
 
 import pytest
 
@@ -69,6 +70,70 @@ def test_csv_with_quoted_newlines_and_bom(tmp_path):
     ds = load_dataset(str(write(tmp_path / "d.csv", text)))
     assert [it.vars["text"] for it in ds.items] == ["two\nlines", "plain"]
     assert [it.where for it in ds.items] == ["d.csv:2", "d.csv:4"]
+
+
+def test_trl_prompt_completion_rows_in_text_and_in_turns(tmp_path):
+    text = write(tmp_path / "text.jsonl", '{"prompt": "The sky is", "completion": " blue."}\n')
+    ds = load_dataset(str(text))
+    assert ds.format == "plain" and ds.items[0].expected == " blue." and ds.items[0].vars == {"prompt": "The sky is"}
+    turns = write(
+        tmp_path / "turns.jsonl",
+        json.dumps(
+            {
+                "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sky colour?"}],
+                "completion": [{"role": "assistant", "content": "Blue."}],
+            }
+        )
+        + "\n",
+    )
+    item = load_dataset(str(turns)).items[0]
+    assert item.expected == "Blue." and [t["role"] for t in item.messages] == ["system", "user"]
+    assert item.vars == {"input": "Sky colour?", "system": "Be brief."}
+    bad = write(
+        tmp_path / "bad.jsonl", '{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"content": "x"}]}\n'
+    )
+    with pytest.raises(TunelabError, match=r"^bad.jsonl:1: completion\[0\] needs a 'role'"):
+        load_dataset(str(bad))
+
+
+PROMPTFOO_CSV = (
+    "question,__expected,__expected2,__description\n"
+    '"What is 2+2?",4,contains: 4,math\n'
+    '"Capital of France?",contains: Paris,,geo\n'
+    '"Greet me","icontains-any: hello, hi",not-icontains: bye,\n'
+    '"Give JSON",is-json,,\n'
+    '"Begin",starts-with: Yes.,"contains-all: a,b",\n'
+    '"Note",note: not an assertion type,,\n'
+)
+
+
+def test_promptfoo_csv_rows_carry_their_own_assertions(tmp_path):
+    ds = load_dataset(str(write(tmp_path / "tests.csv", PROMPTFOO_CSV)))
+    assert ds.format == "promptfoo" and ds.expected_field is None
+    assert [it.vars for it in ds.items][:2] == [{"question": "What is 2+2?"}, {"question": "Capital of France?"}]
+    assert [(it.checks, it.expected) for it in ds.items] == [
+        (("exact", "contains:4"), "4"),  # a bare value must equal the output, and is the training answer
+        (("contains:Paris",), None),
+        (("regex:(?i)hello|hi", "not_contains:bye"), None),
+        (("json",), None),
+        (("regex:^Yes\\.", "contains:a", "contains:b"), None),
+        (("exact",), "note: not an assertion type"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ('"q",llm-rubric: is polite', "t.csv:2: __expected: promptfoo assertion 'llm-rubric: is polite' is not"),
+        ('"q",not-regex: ^a', "t.csv:2: __expected: promptfoo assertion 'not-regex: ^a' is not supported"),
+        ('"q",javascript: output.length < 9', "t.csv:2: __expected: promptfoo assertion 'javascript"),
+    ],
+)
+def test_promptfoo_checks_that_need_code_or_a_model_are_refused_with_where(tmp_path, row, message):
+    with pytest.raises(TunelabError, match=f"^{re.escape(message)}"):
+        load_dataset(str(write(tmp_path / "t.csv", f"question,__expected\n{row}\n")))
+    with pytest.raises(TunelabError, match=r"^t.csv:2: promptfoo's '__prefix' column changes the prompt"):
+        load_dataset(str(write(tmp_path / "t.csv", "question,__expected,__prefix\nq,4,Answer:\n")))
 
 
 def test_content_hash_changes_with_content(tmp_path):

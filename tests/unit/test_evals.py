@@ -2,6 +2,7 @@
 
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 from tinydb import TinyDB
@@ -60,6 +61,45 @@ def test_two_variants_are_graded_and_stored(home):
     entry = History(home).search(parse_query("kind:eval")).rows[0]  # browsable with the generations
     assert entry["ref"] == summary["id"] and entry["prompt_name"] == "senti"
     assert History(home).get(entry["id"])["output"].splitlines()[0] == "no prompt | demo: 0.0% (0/20)"
+
+
+class Thinks(ScriptedBackend):
+    """A reasoning model: each answer comes after a think block; the last prompt's thinking never closes."""
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        def thinking(i, result):
+            answer = result["output"]
+            closed = f"</think>\n\n{answer}" if i < len(prompts) - 1 else ""
+            on_result(i, {**result, "output": f"<think>\nThe review reads {answer}.\n{closed}"})
+
+        super().run(model, adapter, prompts, params, thinking, cancel)
+
+
+def test_a_reasoning_models_thinking_is_not_graded_only_its_answer(home):
+    plain = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
+    rows = []
+    thinking = run_eval(home, replace(REQ, use_cache=False), [Variant("senti", PROMPT)], Thinks(), on_row=rows.append)
+    unclosed = {r["item"] for r in rows if "</think>" not in r["output"]}
+    assert len(unclosed) == 1 and all(r["output"].startswith("<think>") for r in rows)  # stored whole
+    want = {i: v["passed"] and i not in unclosed for i, v in plain["items"]["0"].items()}
+    assert {i: v["passed"] for i, v in thinking["items"]["0"].items()} == want and any(want.values())
+
+
+def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
+    tests = tmp_path / "tests.csv"
+    tests.write_text(
+        "text,__expected\n"
+        "I love it,positive\n"  # the scripted model says positive: equal, passes
+        "Great and happy,contains: pos\n"  # positive: passes
+        "Terrible,not-contains: positive\n"  # negative: passes
+        "Awful,contains: positive\n",  # negative: fails
+        encoding="utf-8",
+    )
+    rows = []
+    request = EvalRequest(str(tests), "auto", grader="labels")  # the form's grader: not what these rows ask
+    summary = run_eval(home, request, [Variant("senti", PROMPT)], ScriptedBackend(), on_row=rows.append)
+    assert [r["passed"] for r in sorted(rows, key=lambda r: r["item"])] == [True, True, True, False]
+    assert summary["variants"][0]["passed"] == 3 and summary["grader"] == "each row's __expected"
 
 
 def test_identical_calls_come_from_the_cache(home):

@@ -4,7 +4,15 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from core.errors import TunelabError
-from core.evals.graders import chrf, levenshtein_ratio, normalize, parse_grader, schema_errors, wilson_interval
+from core.evals.graders import (
+    chrf,
+    final_answer,
+    levenshtein_ratio,
+    normalize,
+    parse_grader,
+    schema_errors,
+    wilson_interval,
+)
 
 
 def schema_spec(tmp_path, schema) -> str:
@@ -100,6 +108,21 @@ def test_a_schema_that_is_not_a_schema_is_refused_once_with_where(tmp_path):
     path.write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integr"}}}))
     with pytest.raises(TunelabError, match=r"bad.json: not a valid schema at properties/n/type"):
         parse_grader(f"json:{path}")
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("positive", "positive"),
+        ("<think>\nhmm, upbeat\n</think>\n\npositive", "positive"),
+        ("<think>a</think>b</think> positive \n", "positive"),  # after the last close
+        ("Let me see.\n</think>\n\nnegative", "negative"),  # the prompt opened the thinking (DeepSeek-R1)
+        ("  <think>\nstill thinking when the tokens ran out", ""),
+        ("Use <think> tags", "Use <think> tags"),
+    ],
+)
+def test_only_the_answer_after_the_thinking_is_graded(text, answer):
+    assert final_answer(text) == answer
 
 
 def test_similarity_graders():

@@ -206,10 +206,14 @@ class EvalPane(Vertical):
             }
 
     def _cell_text(self, column: Column, item_id: str) -> Text:
+        """The mark and the start of what was graded: a reasoning model's answer, not its thinking."""
+        from core.evals.graders import final_answer
+
         cell = column.cell(item_id)
         if cell is None:
             return Text("…", style="dim")
         passed, output = cell
+        output = final_answer(output) or output
         mark, style = ("✓", "green") if passed else ("✗", "red")
         diff = self._comparison(column)
         if diff is not None and item_id in diff["fixed"]:
