@@ -1,6 +1,6 @@
 """Test-case datasets as users have them: alpaca rows (with `history`), OpenAI `messages`, ShareGPT
 `conversations`, TRL's `prompt`/`completion` (text or turns), promptfoo's test CSV (`__expected` assertions),
-or plain `{vars..., expected}`, from JSONL, JSON arrays, CSV or Parquet (`rowfiles`).
+or plain `{vars..., expected}`, from JSONL, JSON arrays, CSV/TSV, Parquet or Arrow (`rowfiles`).
 
 A dataset spec is `demo` (the shipped task), a folder of split files (`train.jsonl`, `eval.json`, ...),
 one file whose rows may carry a `split` field (rows without one are split here, seeded by their ids), or

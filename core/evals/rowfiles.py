@@ -1,4 +1,4 @@
-"""Rows from the data files other tools write: JSONL, JSON arrays (LLaMA-Factory, Alpaca), CSV, Parquet.
+"""Rows from the data files other tools write: JSONL, JSON arrays (LLaMA-Factory, Alpaca), CSV/TSV, Parquet.
 
 Each reader yields `(where, row)`, where `where` names the file and line (`data.jsonl:12`) or array index
 (`data.json[11]`) for every error about that row. A `.json` file that holds JSON Lines is read as such.
@@ -16,7 +16,7 @@ from typing import Any
 from core.errors import TunelabError
 from core.storage.text import decode_utf8, jsonl_objects
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")  # .arrow: what `datasets`' save_to_disk writes
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow")  # .arrow: `datasets`' save_to_disk
 MAX_FILE_BYTES = 4 * 2**30  # a data file larger than this is refused before it is read
 csv.field_size_limit(2**31 - 1)  # long single-line fields are data, not an attack on a local tool
 
@@ -27,6 +27,8 @@ def read_rows(file: Path, name: str | None = None) -> tuple[bytes, Rows]:
     """The file's bytes (for the dataset's fingerprint) and its rows, each named `name:line` (the file's
     name unless given: a split folder's file is `train/data-00000-of-00001.arrow`)."""
     name = name or file.name
+    if file.suffix not in SUFFIXES:
+        raise TunelabError(f"{name}: not a data file tunelab reads (use {', '.join(SUFFIXES)})")
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -39,8 +41,8 @@ def read_rows(file: Path, name: str | None = None) -> tuple[bytes, Rows]:
     if file.suffix == ".arrow":
         return data, _arrow_rows(name, data)
     text = decode_utf8(name, data)
-    if file.suffix == ".csv":
-        return data, _csv_rows(name, text)
+    if file.suffix in (".csv", ".tsv"):
+        return data, _csv_rows(name, text, "\t" if file.suffix == ".tsv" else ",")
     if file.suffix == ".json":
         return data, _json_rows(name, text)
     return data, ((f"{name}:{line}", row) for line, row in jsonl_objects(name, text))
@@ -70,8 +72,8 @@ def _json_rows(name: str, text: str) -> Rows:
         yield f"{name}[{index}]", row
 
 
-def _csv_rows(name: str, text: str) -> Rows:
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
+def _csv_rows(name: str, text: str, delimiter: str) -> Rows:
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra", delimiter=delimiter)
     if not reader.fieldnames:
         return
     if len(set(reader.fieldnames)) != len(reader.fieldnames) or any(not f.strip() for f in reader.fieldnames):

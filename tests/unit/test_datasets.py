@@ -136,6 +136,11 @@ def test_promptfoo_checks_that_need_code_or_a_model_are_refused_with_where(tmp_p
         load_dataset(str(write(tmp_path / "t.csv", "question,__expected,__prefix\nq,4,Answer:\n")))
 
 
+def test_tsv_rows_split_on_tabs_only(tmp_path):
+    ds = load_dataset(str(write(tmp_path / "d.tsv", "text\tlabel\nGood, really good\tpositive\n")))
+    assert ds.items[0].vars == {"text": "Good, really good"} and ds.items[0].expected == "positive"
+
+
 def test_content_hash_changes_with_content(tmp_path):
     f = write(tmp_path / "h.jsonl", jsonl([{"text": "a", "label": "x"}]))
     first = load_dataset(str(f)).sha256
@@ -161,6 +166,8 @@ def test_content_hash_changes_with_content(tmp_path):
         ("t.csv", "text,label\na,x\nb\n", "t.csv:3: missing value for column 'label'"),
         ("t.csv", "text,label\na,x,extra\n", "t.csv:2: more values than columns"),
         ("t.csv", "", "t.csv: no rows"),
+        ("t.tsv", "text\tlabel\na\tx\tz\n", "t.tsv:2: more values than columns"),
+        ("tests.yaml", "- vars: {q: hi}\n", "tests.yaml: not a data file tunelab reads (use .jsonl, .json, .csv, .tsv"),
     ],
 )
 def test_bad_files_name_file_line_and_field(tmp_path, name, content, message):
@@ -173,7 +180,7 @@ def test_bad_files_name_file_line_and_field(tmp_path, name, content, message):
 def test_missing_paths(tmp_path):
     with pytest.raises(TunelabError, match="dataset not found"):
         load_dataset(str(tmp_path / "nope.jsonl"))
-    with pytest.raises(TunelabError, match="has no .jsonl, .json, .csv, .parquet, .arrow files"):
+    with pytest.raises(TunelabError, match="has no .jsonl, .json, .csv, .tsv, .parquet, .arrow files"):
         load_dataset(str(tmp_path))
 
 
