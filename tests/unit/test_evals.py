@@ -102,6 +102,19 @@ def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
     assert summary["variants"][0]["passed"] == 3 and summary["grader"] == "each row's __expected"
 
 
+def test_a_promptfoo_row_with_no_answer_to_train_on_says_how_to_give_one(tmp_path, demo_loaded):
+    from core.evals.datasets import load_dataset
+    from core.training.config import TrainConfig
+    from core.training.data import encode
+
+    tests = tmp_path / "tests.csv"
+    tests.write_text("text,__expected\nI love it,positive\nGreat,contains: pos\n", encoding="utf-8")
+    first, second = load_dataset(str(tests)).items
+    assert encode(demo_loaded, TrainConfig(), None, first).ids  # a bare value is the answer
+    with pytest.raises(TunelabError, match=r"^tests.csv:3: no expected answer to train on \(a bare value or equals:"):
+        encode(demo_loaded, TrainConfig(), None, second)
+
+
 def test_identical_calls_come_from_the_cache(home):
     first = ScriptedBackend()
     run_eval(home, REQ, [Variant("senti", PROMPT)], first)
