@@ -44,7 +44,7 @@ def checks(where: str, row: dict[str, Any]) -> tuple[tuple[str, ...], str | None
     specs: list[str] = []
     answer = None
     for column in assertion_columns(row):
-        text = str(row[column] or "").strip()
+        text = "" if row[column] is None else str(row[column]).strip()  # JSON rows may hold 0 or false
         if not text:
             continue
         spec, equals = _spec(f"{where}: {column}", text)

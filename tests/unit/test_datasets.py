@@ -136,6 +136,11 @@ def test_promptfoo_checks_that_need_code_or_a_model_are_refused_with_where(tmp_p
         load_dataset(str(write(tmp_path / "t.csv", "question,__expected,__prefix\nq,4,Answer:\n")))
 
 
+def test_promptfoo_checks_in_json_rows_keep_a_zero(tmp_path):
+    rows = write(tmp_path / "t.jsonl", '{"q": "1-1?", "__expected": 0}\n{"q": "hi", "__expected": null}\n')
+    assert [(it.checks, it.expected) for it in load_dataset(str(rows)).items] == [(("exact",), "0"), ((), None)]
+
+
 def test_tsv_rows_split_on_tabs_only(tmp_path):
     ds = load_dataset(str(write(tmp_path / "d.tsv", "text\tlabel\nGood, really good\tpositive\n")))
     assert ds.items[0].vars == {"text": "Good, really good"} and ds.items[0].expected == "positive"
