@@ -32,7 +32,11 @@ def examples(loaded: LoadedModel, config: TrainConfig, dataset: Dataset, split: 
 
 def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | None, item: Item) -> Example:
     if item.expected is None:
-        how = "a bare value or equals: in __expected gives one" if item.checks else "name the field with expected="
+        how = (
+            "a bare value or equals: in __expected gives one"
+            if item.checks is not None
+            else "name the field with expected="
+        )
         raise TunelabError(f"{item.where}: no expected answer to train on ({how})")
     tok = loaded.tokenizer
     # the same request the workbench's variant sends; without a prompt version, `mode` says raw or chat

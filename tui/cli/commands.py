@@ -114,7 +114,10 @@ def run_gen(args: argparse.Namespace) -> int:
 
 
 # -- eval -----------------------------------------------------------------------------------------
-DATASET_HELP = "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files, or FOLDER#NAME from a dataset_info.json"
+DATASET_HELP = (
+    "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files,"
+    " or FOLDER#NAME from a dataset_info.json"
+)
 FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
 
 
