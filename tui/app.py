@@ -750,7 +750,7 @@ class TunelabApp(App[None]):
             summary = self.bench.run_eval(
                 request,
                 variants,
-                WorkerBackend(self.client, self.model),
+                WorkerBackend(self.client, self.model, self.options.numerics()),
                 on_row=lambda row: self.post_message(EvalRow(token, row)),
                 on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
                 cancel=self.eval_cancel,
@@ -809,7 +809,9 @@ class TunelabApp(App[None]):
         try:
             plan = self.bench.demo_plan(options)
             watcher = PostingWatcher(self, token, plan.seeds)
-            judged = self.bench.compare(plan, WorkerBackend(self.client, self.model), watcher, self.eval_cancel)
+            judged = self.bench.compare(
+                plan, WorkerBackend(self.client, self.model, self.options.numerics()), watcher, self.eval_cancel
+            )
             baseline = self.bench.baseline(judged.summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))

@@ -32,6 +32,11 @@ class ModelOptions:
         if not DEVICE.match(self.device):
             raise TunelabError(f"--device must be auto, cpu, mps, cuda or cuda:N, got '{self.device}'")
 
+    def numerics(self) -> str:
+        """What besides the model's files decides its outputs: the dtype and device it runs in (an eval in
+        bfloat16 is never served from a float32 one's cache, nor the other way round)."""
+        return f"{self.dtype}@{self.device}"
+
     def load_kwargs(self) -> dict[str, Any]:
         """What `core.engine.loading.load` takes besides the model."""
         out = asdict(self)

@@ -1,8 +1,8 @@
 """A cache of generations, so re-running an eval only computes what changed.
 
 The key covers everything that decides the output: the model's fingerprint (and so its chat
-template), the adapter, the request (text, system, mode, messages) and every decoding parameter,
-seed included. Shards by key prefix keep each write to one small TinyDB file.
+template), the adapter, the request (text, system, mode, messages), every decoding parameter (seed
+included) and the dtype and device the model runs in. Shards by key prefix keep each write to one small TinyDB file.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from core.storage.atomic import AtomicJSONStorage, StoreBusy, StoreCorrupt, writ
 from core.storage.paths import ensure_private_dir
 
 
-def cache_key(model: str, adapter: str | None, prompt: dict[str, Any], params: dict[str, Any]) -> str:
-    body = json.dumps({"model": model, "adapter": adapter, "prompt": prompt, "params": params}, sort_keys=True)
+def cache_key(model: str, adapter: str | None, prompt: dict[str, Any], params: dict[str, Any], numerics: str) -> str:
+    body = json.dumps(
+        {"model": model, "adapter": adapter, "prompt": prompt, "params": params, "numerics": numerics}, sort_keys=True
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -83,6 +83,8 @@ WRITER_LOCK = ".writer.lock"  # held by the process running the eval until its s
 
 
 class Backend(Protocol):
+    numerics: str  # `ModelOptions.numerics()` of the model it runs: part of every cache key
+
     def run(
         self,
         model: str,
@@ -170,7 +172,11 @@ def run_eval(
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
                 key = cache_key(
-                    fingerprints[v.model], adapter_prints.get(v.adapter or ""), prompt.to_dict(), params.to_dict()
+                    fingerprints[v.model],
+                    adapter_prints.get(v.adapter or ""),
+                    prompt.to_dict(),
+                    params.to_dict(),
+                    backend.numerics,
                 )
                 calls.append(_Call(vi, ii, r, prompt, params, key))
 
@@ -478,7 +484,7 @@ class HostBackend:
     def __init__(self, options: ModelOptions) -> None:
         from core.engine.host import ModelHost
 
-        self.options = options
+        self.options, self.numerics = options, options.numerics()
         self.host = ModelHost()
         self.model: str | None = None
 
@@ -499,8 +505,8 @@ class WorkerBackend:
     """Generation through the model worker (the TUI), on the model it has loaded; adapters are
     hot-swapped there."""
 
-    def __init__(self, client, model: str) -> None:
-        self.client, self.model = client, model
+    def __init__(self, client, model: str, numerics: str) -> None:
+        self.client, self.model, self.numerics = client, model, numerics
 
     def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
         if model != self.model:

@@ -20,6 +20,7 @@ from core.evals.runner import EvalRequest, Variant, run_eval
 
 class Dies:
     '''Grades the first three items of a group, then the process is killed as kill -9 would.'''
+    numerics = "float32@cpu"
     def run(self, model, adapter, prompts, params, on_result, cancel):
         for i in range(3):
             on_result(i, {"output": " positive", "stop_reason": "eos", "latency_s": 0.01,

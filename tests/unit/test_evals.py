@@ -22,6 +22,8 @@ from tests.fakes import scripted_answer
 class ScriptedBackend:
     """Runs `scripted_answer` for each prompt, in process."""
 
+    numerics = "float32@cpu"
+
     def __init__(self):
         self.calls = []
 
@@ -132,6 +134,10 @@ def test_identical_calls_come_from_the_cache(home):
     changed = ScriptedBackend()
     run_eval(home, REQ, [Variant("senti", SMARTER)], changed)
     assert changed.calls == [20]
+    in_bf16 = ScriptedBackend()
+    in_bf16.numerics = ModelOptions(dtype="bfloat16").numerics()  # another precision: other outputs
+    run_eval(home, REQ, [Variant("senti", PROMPT)], in_bf16)
+    assert in_bf16.calls == [20]
 
 
 def test_repeats_aggregate_per_item(home):
