@@ -104,6 +104,22 @@ def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
     assert tunelab("eval", "--prompt", "nope@9", home=home).returncode == 2
 
 
+def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(home, tmp_path):
+    prompt, tests = tmp_path / "senti.toml", tmp_path / "tests.csv"
+    prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n')
+    tests.write_text(
+        "text,__expected,__description\n"
+        "We ordered the desk two days ago. The design is really excellent and excellent. I love it.,positive,bare\n"
+        "I picked this notebook for my trip. I think the delivery feels terrible. I would not buy it again.,"
+        "icontains: NEG,a check\n",
+        encoding="utf-8",
+    )
+    out = tunelab("eval", "--prompt", str(prompt), "--dataset", str(tests), home=home)
+    assert out.returncode == 0, out.stderr
+    assert "tests.csv:all · 2 items · grader each row's __expected" in out.stdout.splitlines()[0]
+    assert " 100.0% " in out.stdout.splitlines()[2]  # the bare value equals the output, the check finds neg
+
+
 @pytest.mark.slow
 def test_train_runs_stop_and_a_changed_resume_is_refused(home):
     import time

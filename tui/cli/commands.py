@@ -187,7 +187,7 @@ def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | Non
 
 def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> None:
     head = (
-        f"eval {summary['id']} · {summary['dataset']}:{summary['split']} · {summary['n_items']} items"
+        f"eval {summary['id']} · {summary['dataset']}:{summary['split'] or 'all'} · {summary['n_items']} items"
         f" · grader {summary['grader']}"
         + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
         + ("" if summary["status"] == "done" else f" · {summary['status']}")
@@ -440,7 +440,7 @@ def run_evals(args: argparse.Namespace) -> int:
                 (
                     row["id"],
                     row["created_at"][:19],
-                    f"{row['dataset']}:{row['split']}",
+                    f"{row['dataset']}:{row['split'] or 'all'}",
                     row["status"],
                     f"{best['pass_rate']:.1%} {best['label']}" if best else "",
                 )
