@@ -76,8 +76,19 @@ def ships_chat_template(source: ModelSource) -> bool | None:
 
 
 def fingerprint(source: ModelSource) -> str:
-    """Changes when the model's files change; a hub id stands for itself."""
-    return folder_fingerprint(Path(source.location)) if source.local else f"hub:{source.location}"
+    """Changes when the model's files change: a folder's files, or the revision of a hub id that the local
+    cache holds (what loading it reads; an update on the hub is a new revision)."""
+    if source.local:
+        return folder_fingerprint(Path(source.location))
+    return f"hub:{source.location}@{cached_revision(source.location) or 'not cached'}"
+
+
+def cached_revision(hub_id: str) -> str | None:
+    """The commit of `hub_id`'s `main` in the local Hugging Face cache, read from disk (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(hub_id, "config.json")
+    return Path(path).parent.name if isinstance(path, str) else None
 
 
 def folder_fingerprint(folder: Path) -> str:

@@ -1,7 +1,7 @@
 import pytest
 
 from core import demo
-from core.engine.modelref import resolve
+from core.engine.modelref import fingerprint, resolve
 from core.errors import TunelabError
 
 
@@ -13,6 +13,23 @@ def test_demo_alias_resolves_to_the_shipped_folder():
 def test_hub_ids_are_not_mistaken_for_folders():
     assert not resolve("org/some-model").local
     assert not resolve("gpt2").local
+
+
+def test_a_hub_models_fingerprint_follows_the_revision_in_the_local_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    source = resolve("org/tiny-model")
+    assert fingerprint(source) == "hub:org/tiny-model@not cached"
+    repo = tmp_path / "models--org--tiny-model"
+    prints = []
+    for commit in ("a1b2c3", "d4e5f6"):  # the hub repo was updated and fetched again
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        prints.append(fingerprint(source))
+    assert prints == ["hub:org/tiny-model@a1b2c3", "hub:org/tiny-model@d4e5f6"]  # old outputs are not reused
 
 
 def test_missing_folder(tmp_path):
