@@ -14,8 +14,10 @@ COLUMN = re.compile(r"^__expected\d*$")
 PROMPT_COLUMNS = ("__prefix", "__suffix")  # promptfoo adds these to the prompt: tunelab's template does that
 ASSERTION = re.compile(r"^(?P<negated>not-)?(?P<kind>[a-z][a-z0-9-]*)(?:\([\d.]+\))?(?::(?P<value>.*))?$", re.S)
 SUPPORTED = "equals, contains, icontains, not-contains, contains-any, contains-all, starts-with, regex, is-json"
-KNOWN = {"equals", "contains", "icontains", "contains-any", "icontains-any", "contains-all", "icontains-all"}
-KNOWN |= {"starts-with", "regex", "is-json"}  # with `not-`, only the contains pair is supported
+KNOWN = {  # the types mapped to graders; with `not-`, only the contains pair is
+    *("equals", "contains", "icontains", "contains-any", "icontains-any", "contains-all", "icontains-all"),
+    *("starts-with", "regex", "is-json"),
+}
 UNSUPPORTED = {  # promptfoo's other assertion types (and legacy prefixes): named in the refusal
     *("answer-relevance", "bleu", "classifier", "context-faithfulness", "context-recall", "context-relevance"),
     *("contains-html", "contains-json", "contains-sql", "contains-xml", "cost", "factuality", "finish-reason"),

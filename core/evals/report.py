@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import TunelabError
 from core.evals.grid import Cell, Column, Grid, Row
+from core.history.records import eval_scope
 from core.storage.atomic import write_atomic
 
 Curve = Sequence[tuple[int, float]]  # (step, loss)
@@ -128,9 +129,7 @@ def write_report(
     notes: list[str],
     curves: Mapping[str, Curve] | None = None,
 ) -> Path:
-    title = (
-        f"tunelab compare {summary['id']}: {summary['dataset']}:{summary['split'] or 'all'}, grader {summary['grader']}"
-    )
+    title = f"tunelab compare {summary['id']}: {eval_scope(summary)}, grader {summary['grader']}"
     header, body = grid_table(grid)
     if path.suffix not in (".md", ".html", ".htm"):
         raise TunelabError(f"--report {path}: write a .md or .html file")

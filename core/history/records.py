@@ -16,6 +16,11 @@ RESULT_FIELDS = (
 )
 
 
+def eval_scope(summary: dict[str, Any]) -> str:
+    """`dataset:split` of an eval (or of its headline row); `all` for a file that names no splits."""
+    return f"{summary['dataset']}:{summary['split'] or 'all'}"
+
+
 def generation_record(
     *,
     model: str,
@@ -62,7 +67,7 @@ def eval_record(summary: dict[str, Any]) -> dict[str, Any]:
         "adapter": ", ".join(sorted({v["adapter"] for v in variants if v.get("adapter")})) or None,
         "prompt_name": first_prompt["prompt_name"] if first_prompt else None,
         "prompt_id": first_prompt["prompt_id"] if first_prompt else None,
-        "prompt": f"eval {summary['dataset']}:{summary['split'] or 'all'} with {summary['grader']}, "
+        "prompt": f"eval {eval_scope(summary)} with {summary['grader']}, "
         f"{summary['n_items']} items x{summary['repeat']}",
         "output": "\n".join(lines),
         "system": "",

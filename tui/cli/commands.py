@@ -16,6 +16,7 @@ from core import demo
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES, Prompt
 from core.errors import TunelabError
+from core.history.records import eval_scope
 from core.storage.paths import data_dir
 from core.training.config import TrainConfig
 from core.workbench.compare import CompareWatcher, training_label
@@ -187,7 +188,7 @@ def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | Non
 
 def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> None:
     head = (
-        f"eval {summary['id']} · {summary['dataset']}:{summary['split'] or 'all'} · {summary['n_items']} items"
+        f"eval {summary['id']} · {eval_scope(summary)} · {summary['n_items']} items"
         f" · grader {summary['grader']}"
         + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
         + ("" if summary["status"] == "done" else f" · {summary['status']}")
@@ -440,7 +441,7 @@ def run_evals(args: argparse.Namespace) -> int:
                 (
                     row["id"],
                     row["created_at"][:19],
-                    f"{row['dataset']}:{row['split'] or 'all'}",
+                    eval_scope(row),
                     row["status"],
                     f"{best['pass_rate']:.1%} {best['label']}" if best else "",
                 )

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.evals.grid import Cell
 from core.evals.report import column_cost, rate_text, row_cost, usage_text
+from core.history.records import eval_scope
 from core.workbench.service import Comparison, Foreign
 
 LABEL_WIDTH = 24  # the model-variant column; the full label is in the notes below
@@ -73,7 +74,7 @@ class VerdictScreen(Screen[None]):
         with Vertical(id="verdict-box"):
             yield Static(
                 Text(
-                    f"Verdict · eval {summary['id']} · {summary['dataset']}:{summary['split'] or 'all'}"
+                    f"Verdict · eval {summary['id']} · {eval_scope(summary)}"
                     f" · {summary['n_items']} items · grader {summary['grader']}"
                 ),
                 id="verdict-title",
