@@ -83,12 +83,20 @@ def fingerprint(source: ModelSource) -> str:
     return f"hub:{source.location}@{cached_revision(source.location) or 'not cached'}"
 
 
-def cached_revision(hub_id: str) -> str | None:
-    """The commit of `hub_id`'s `main` in the local Hugging Face cache, read from disk (no network)."""
+def config_file(source: ModelSource) -> Path | None:
+    """The model's config.json on this disk: in its folder, or in the local Hugging Face cache for a hub id."""
+    if source.local:
+        return Path(source.location) / "config.json"
     from huggingface_hub import try_to_load_from_cache
 
-    path = try_to_load_from_cache(hub_id, "config.json")
-    return Path(path).parent.name if isinstance(path, str) else None
+    path = try_to_load_from_cache(source.location, "config.json")
+    return Path(path) if isinstance(path, str) else None
+
+
+def cached_revision(hub_id: str) -> str | None:
+    """The commit of `hub_id`'s `main` in the local Hugging Face cache, read from disk (no network)."""
+    path = config_file(ModelSource(hub_id, hub_id, local=False))
+    return path.parent.name if path is not None else None
 
 
 def folder_fingerprint(folder: Path) -> str:

@@ -2,6 +2,7 @@
 
 - OpenAI `messages`: `role`/`content`, content as a string or as parts (text parts joined; any other part
   is refused naming the row), assistant `tool_calls`, `tool` turns, and a per-turn `weight` (0 or 1).
+  LLaMA-Factory's v1 rows read too: a text part's text as `value`, the turn's weight as `loss_weight`.
 - ShareGPT `conversations`: `from`/`value` with the usual tags (human, gpt, system, function_call,
   observation), plus a row-level `system`, as LLaMA-Factory reads it.
 - Alpaca with `history` ([[question, answer], ...]): the earlier exchanges become turns.
@@ -50,10 +51,11 @@ def openai_turns(where: str, messages: Any, field: str = "messages") -> list[dic
         for key in ("tool_call_id", "name"):
             if isinstance(m.get(key), str):
                 turn[key] = m[key]
-        if "weight" in m:
-            if m["weight"] not in (0, 1) or isinstance(m["weight"], bool):
-                raise TunelabError(f"{at}: 'weight' must be 0 or 1")
-            turn["weight"] = m["weight"]
+        for key in ("weight", "loss_weight"):  # loss_weight: LLaMA-Factory v1's name (0.0 or 1.0)
+            if key in m:
+                if m[key] not in (0, 1) or isinstance(m[key], bool):
+                    raise TunelabError(f"{at}: '{key}' must be 0 or 1")
+                turn["weight"] = int(m[key])
         turns.append(turn)
     return turns
 
@@ -67,9 +69,12 @@ def _content(at: str, content: Any, has_tool_calls: bool) -> str:
         texts = []
         for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            if kind != "text" or not isinstance(part.get("text"), str):
+            if kind != "text":
                 raise TunelabError(f"{at}: content[{j}] is a '{kind}' part; only text parts are supported")
-            texts.append(part["text"])
+            text = part.get("text", part.get("value"))  # `value`: LLaMA-Factory v1's name for it
+            if not isinstance(text, str):
+                raise TunelabError(f"{at}: content[{j}] is a text part with no string 'text' (or 'value')")
+            texts.append(text)
         return "\n".join(texts)
     raise TunelabError(f"{at} needs a string 'content' (or a list of text parts)")
 

@@ -50,12 +50,16 @@ def base_of(adapter: Path) -> str | None:
 
 
 def stored_dtype(base: str) -> str | None:
-    """The dtype a local base model's config.json says its weights are stored in, if it says one."""
+    """The dtype the base model's config.json says its weights are stored in, if it says one, whatever names
+    the base: the `demo` alias, a folder, or a hub id whose files the local cache holds."""
     import json
 
+    from core.engine.modelref import config_file, resolve
+
     try:
-        config = json.loads((Path(base).expanduser() / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        path = config_file(resolve(base, allow_pickle=True))
+        config = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, ValueError, TunelabError):
         return None
     value = config.get("torch_dtype") or config.get("dtype") if isinstance(config, dict) else None
     return value if value in ("float32", "float16", "bfloat16") else None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
+from core.faults import fault_int
 from core.storage.atomic import open_append, remove_path, write_atomic
 from core.storage.paths import ensure_private_dir
 from core.training import runs
@@ -301,6 +302,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     )
     began = status_written = time.monotonic()
     start_step = step
+    nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
     model.train()
     while step < total:
         batches = length_grouped_batches(train_data, cfg.batch_size, cfg.seed + epoch)
@@ -331,6 +333,8 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             position += per_step
             mean_loss, tokens = dist.mean_and_sum(sum(losses) / len(losses), tokens)
             step += 1
+            if step == nan_at:
+                mean_loss = math.nan
             if not math.isfinite(mean_loss):  # every rank sees the same mean: all stop together
                 metrics.write(json.dumps({"step": step, "loss": None, "grad_norm": None}) + "\n")
                 metrics.flush()

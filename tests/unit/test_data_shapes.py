@@ -78,6 +78,39 @@ def test_openai_messages_with_text_parts_tool_calls_and_weights(tmp_path):
     assert item.messages[4]["tool_calls"] and item.messages[5]["tool_call_id"] == "c1" and item.expected == "Noon."
 
 
+def test_llama_factory_v1_rows_name_the_text_value_and_the_weight_loss_weight(tmp_path):
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "value": "hi"}], "loss_weight": 0.0},
+                {"role": "assistant", "content": [{"type": "text", "value": "Hello!"}], "loss_weight": 1.0},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "system", "content": [{"type": "text", "value": "Be brief."}], "loss_weight": 0.0},
+                {"role": "user", "content": [{"type": "text", "value": "2+2?"}], "loss_weight": 0.0},
+                {"role": "assistant", "content": [{"type": "text", "value": "4"}], "loss_weight": 0.0},
+                {"role": "user", "content": [{"type": "text", "value": "3+3?"}], "loss_weight": 0.0},
+                {"role": "assistant", "content": [{"type": "text", "value": "6"}], "loss_weight": 1.0},
+            ]
+        },
+    ]
+    path = tmp_path / "lf_v1_sft_demo.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first, second = load_dataset(str(path), holdout=0).items
+    assert first.messages == ({"role": "user", "content": "hi", "weight": 0},) and first.expected == "Hello!"
+    assert [t["content"] for t in second.messages] == ["Be brief.", "2+2?", "4", "3+3?"] and second.expected == "6"
+    assert second.messages[2]["weight"] == 0
+    bad = tmp_path / "bad_v1.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": [{"type": "image", "value": "x.png"}]}]}))
+    with pytest.raises(TunelabError, match=r"bad_v1.jsonl:1: messages\[0\]: content\[0\] is a 'image' part"):
+        load_dataset(str(bad), holdout=0)
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "x", "loss_weight": 0.5}]}))
+    with pytest.raises(TunelabError, match=r"messages\[0\]: 'loss_weight' must be 0 or 1"):
+        load_dataset(str(bad), holdout=0)
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

@@ -66,3 +66,24 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(TunelabError) as info:
         resolve(str(tmp_path / "a\nb"))
     assert "\n" not in str(info.value)
+
+
+def test_a_merge_finds_the_stored_dtype_whatever_names_the_base(tmp_path, monkeypatch):
+    """`merge` keeps the base's dtype: read from the folder, the `demo` alias's folder or the hub cache."""
+    from huggingface_hub import constants
+
+    from core.training.adapters import stored_dtype
+
+    folder = tmp_path / "bf16"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"dtype": "bfloat16"}')
+    (folder / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(demo, "MODEL_DIR", folder)
+    snapshot = tmp_path / "hub" / "models--org--half" / "snapshots" / "c0ffee"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"torch_dtype": "float16"}')
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("c0ffee")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert [stored_dtype(b) for b in (str(folder), "demo", "org/half")] == ["bfloat16", "bfloat16", "float16"]
+    assert stored_dtype("org/not-cached") is None and stored_dtype(str(tmp_path / "gone")) is None
