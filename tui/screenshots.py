@@ -1,5 +1,6 @@
 """`python -m tui.screenshots [FOLDER]` (`make screenshots`): the README's pictures, taken from the real
-app driving the real model worker on the demo model, in a throwaway data and config dir."""
+app driving the real model worker on the demo model, in a throwaway data and config dir. `--quick` (the
+suite's check) takes the same pictures from shorter training runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 SIZE = (110, 32)
@@ -29,7 +31,20 @@ def _still(app) -> None:
         widget.cursor_blink = False
 
 
-async def take(folder: Path) -> list[Path]:
+def _shorten_the_demo_plan(app) -> None:
+    """The same comparison from 2-step LoRAs graded on 16 items: every part of the picture, in seconds."""
+    plan_of = app.bench.demo_plan
+
+    def quick(options):
+        plan = plan_of(options)
+        return replace(
+            plan, train=[replace(c, max_steps=2) for c in plan.train], request=replace(plan.request, limit=16)
+        )
+
+    app.bench.demo_plan = quick
+
+
+async def take(folder: Path, quick: bool = False) -> list[Path]:
     from textual.widgets import Input, Select, TextArea
 
     from core.training.config import TrainConfig
@@ -38,6 +53,9 @@ async def take(folder: Path) -> list[Path]:
     from tui.widgets.training_pane import TrainingPane
 
     app = TunelabApp()
+    if quick:
+        _shorten_the_demo_plan(app)
+    steps = 12 if quick else 60
     shots: list[Path] = []
 
     async def shot(name: str) -> None:
@@ -63,7 +81,9 @@ async def take(folder: Path) -> list[Path]:
         await app.settled()
         await shot("main")
         pane = app.query_one(TrainingPane)
-        app._start_run(TrainConfig(max_steps=60, eval_every=10, save_every=30))  # as ctrl+n's form does
+        app._start_run(
+            TrainConfig(max_steps=steps, eval_every=steps // 6, save_every=steps // 2)
+        )  # as ctrl+n's form does
         await until(pilot, lambda: pane.selected is not None and pane.last_state.get(pane.selected) == "done")
         pane.focus()
         await shot("training-monitor")
@@ -78,13 +98,15 @@ async def take(folder: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    argv = [a for a in argv if a != "--quick"]
     folder = Path(argv[0] if argv else "docs/screenshots").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TUNELAB_HOME"] = str(Path(tmp) / "data")
         os.environ["TUNELAB_CONFIG_DIR"] = str(Path(tmp) / "config")
         os.environ["HF_HUB_OFFLINE"] = "1"
-        for path in asyncio.run(take(folder)):
+        for path in asyncio.run(take(folder, quick)):
             print(path)
     return 0
 

@@ -116,7 +116,7 @@ def test_make_screenshots_draws_the_readme_pictures_from_the_real_app(tmp_path):
     from tests.conftest import REPO, subprocess_env
 
     out = subprocess.run(
-        [sys.executable, "-m", "tui.screenshots", str(tmp_path)],
+        [sys.executable, "-m", "tui.screenshots", "--quick", str(tmp_path)],
         cwd=REPO,
         env=subprocess_env(),
         capture_output=True,
