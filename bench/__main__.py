@@ -14,11 +14,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.common import quiet_logs
-from bench.noise import Guard, Hog, Watch, calibrate
+from bench.common import REPEATS, quiet_logs
+from bench.noise import NEIGHBOUR, QUIET, Guard, Hog, Watch, calibrate
 from bench.report import LATEST, RESULTS, write
 
-MEASURES = ("startup", "generation", "training", "memory", "history_scale", "worker_memory", "first_answer")
+MEASURES = (
+    "startup", "generation", "training", "limits", "memory", "history_scale", "worker_memory", "first_answer"
+)  # fmt: skip
 
 
 def machine() -> str:
@@ -44,35 +46,50 @@ class SectionFailed(Exception):
     """A section's process ended without rows; the message is its one line (the traceback is above it)."""
 
 
-def isolated(name: str) -> list[dict]:
-    """Run one measure module in a fresh process (`bench.one`) and return what it made."""
+def isolated(name: str, pairs: int = REPEATS) -> list[dict]:
+    """Run one measure module in a fresh process (`bench.one`), with `pairs` pairs, and return what it made."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        code = subprocess.run([sys.executable, "-m", "bench.one", name, str(out)]).returncode
+        env = {**os.environ, "BENCH_PAIRS": str(pairs)}
+        code = subprocess.run([sys.executable, "-m", "bench.one", name, str(out)], env=env).returncode
         got = json.loads(out.read_text()) if out.exists() else {"error": f"its process exited with {code}"}
     if "error" in got:
         raise SectionFailed(got["error"])
     return got["rows"]
 
 
+def judged(row: dict, kind: str) -> dict:
+    """Whether a row stands: not beside a neighbour process; on host noise or with scattered pairs, only
+    where its whole spread is on one side of the target (both sides of a pair were slowed alike)."""
+    shaky = kind != QUIET or row.get("steady") is False
+    doubtful = kind == NEIGHBOUR or (shaky and bool(row.get("crosses")))
+    why = kind if kind == NEIGHBOUR or not doubtful else f"{kind}, pair ratios scattered across the target"
+    return {**row, "reliable": not doubtful, "noise": why if doubtful else kind}
+
+
 def section(name: str, guard: Guard) -> tuple[list[dict], list[dict]]:
-    """Run one measure module under the guard: rows marked reliable or not, re-run while unreliable."""
+    """Run one measure module under the guard. Beside a neighbour it is run again as it was; on host noise a
+    row whose spread crosses its target is run again with twice the pairs; then such rows are unreliable."""
+    pairs = REPEATS
     for attempt in range(RERUNS + 1):
         before = calibrate()
         watch = Watch()
-        out = isolated(name)
+        out = isolated(name, pairs)
         during = watch.cores()
-        reliable, load = guard.check(before, calibrate(), during)
+        kind, load = guard.check(before, calibrate(), during)
         if name == "cost_growth":
             return [], out
-        rows = [{**r, "section": name, "date": date.today().isoformat(), "load": load} for r in out]
-        scattered = [r["name"] for r in rows if r.get("steady") is False]
-        for row in rows:
-            row["reliable"] = reliable and row.get("steady") is not False
-        if reliable and not scattered:
+        stamp = {"section": name, "date": date.today().isoformat(), "machine": machine(), "load": load, "pairs": pairs}
+        rows = [judged({**r, **stamp}, kind) for r in out]
+        doubtful = [r["name"] for r in rows if not r["reliable"]]
+        if not doubtful:
             return rows, []
-        why = load if not reliable else f"pair ratios scattered in: {', '.join(scattered)}"
-        print(f"bench: {name}: the machine was busy ({why}); attempt {attempt + 1} of {RERUNS + 1}", file=sys.stderr)
+        if kind != NEIGHBOUR:
+            pairs *= 2
+        print(
+            f"bench: {name}: {load}; doubtful: {', '.join(doubtful)}; attempt {attempt + 1} of {RERUNS + 1}",
+            file=sys.stderr,
+        )
     return rows, []
 
 
@@ -123,11 +140,11 @@ def main(argv: list[str]) -> int:
     LATEST.write_text(json.dumps(payload, indent=2) + "\n")
     print(write(payload))
     missed = [r["name"] for r in rows if r["met"] is False and r["reliable"]]
-    shaky = [r["name"] for r in rows if r["reliable"] is False]
+    shaky = [f"{r['name']} ({r.get('noise')})" for r in rows if r["reliable"] is False]
     print(
         f"{len(rows)} rows in {time.monotonic() - began:.0f} s"
         + (f"; missed: {', '.join(missed)}" if missed else "")
-        + (f"; unreliable (the machine was busy): {', '.join(shaky)}" if shaky else "")
+        + (f"; unreliable: {', '.join(shaky)}" if shaky else "")
     )
     return 1 if any(r["value"] is None for r in rows) else 0
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REPEATS = 5
+REPEATS = int(os.environ.get("BENCH_PAIRS", "5"))  # raised when a section is re-run on a noisy host
 STEADY = 1.5  # paired ratios further apart than this (largest / smallest): the load changed mid-section
 
 
@@ -29,6 +30,7 @@ class Result:
     ratio: float | None = None
     reliable: bool | None = None  # set by the run: False when the machine's load moved during the section
     steady: bool | None = None  # a paired row: whether its pair ratios agree (a neighbour mid-run scatters them)
+    crosses: bool | None = None  # a paired row: whether its pair ratios lie on both sides of the target
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.value is not None and self.baseline:
@@ -43,9 +45,11 @@ class Result:
         ratio = statistics.median(ratios)
         spread = f"{min(ratios):.2f}..{max(ratios):.2f}x over {len(ratios)} pairs"
         steady = max(ratios) <= STEADY * min(ratios)
+        crosses = meets(min(ratios)) != meets(max(ratios))
         return cls(
-            name, subject.median, base.median, unit, target, meets(ratio), spread, note, ratio=ratio, steady=steady
-        )
+            name, subject.median, base.median, unit, target, meets(ratio), spread, note,
+            ratio=ratio, steady=steady, crosses=crosses,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,14 +88,19 @@ def timed(fn: Callable[[], Any], repeats: int = REPEATS, warmup: int = 1) -> Sam
 def alternated(
     subject: Callable[[], float], base: Callable[[], float], repeats: int = REPEATS
 ) -> tuple[Sample, Sample]:
-    """Each callable returns its own figure; one warm-up each, then subject, baseline, subject, baseline...
-    so a change in the machine's load hits both sides of every pair alike."""
+    """Each callable returns its own figure; one warm-up each, then pairs in ABBA order (subject first in
+    even pairs, the baseline first in odd ones), so neither a change in the machine's load nor going second
+    (a warmer cache, a fuller heap) favours one side."""
     subject()
     base()
     a, b = [], []
-    for _ in range(repeats):
-        a.append(subject())
-        b.append(base())
+    for pair in range(repeats):
+        if pair % 2:
+            b.append(base())
+            a.append(subject())
+        else:
+            a.append(subject())
+            b.append(base())
     return sample(a), sample(b)
 
 

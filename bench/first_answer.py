@@ -1,5 +1,6 @@
 """Time to the first answer on a fresh data dir: `tunelab compare --train --train-with-prompt` headless, and the
-TUI's "Compare on the demo task" from the first frame to the verdict screen. Both must be under 3 minutes.
+TUI's "Compare on the demo task" from the first frame to the verdict screen (the model already built, as
+after `make run`'s install). The headless run must be under 3 minutes, the TUI's under one.
 
 These are absolute times (nothing else does the same work to divide by), so each comes with the machine's
 load: a CPU-bound probe timed before and after, as a ratio to its quiet best; a probe slower than 1.5x
@@ -19,6 +20,7 @@ from bench.common import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_S = 180.0
+TUI_LIMIT_S = 60.0
 SENTI = 'name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n[params]\nmax_new_tokens = 4\n'
 
 
@@ -76,10 +78,10 @@ def run() -> list[Result]:
         tui = in_the_tui(Path(two))
         busy_tui = probe() / quiet
     out = []
-    for measure, value, busy in (
-        ("compare --train --train-with-prompt, fresh data dir", cli, busy_cli),
-        ("TUI first start: Compare on the demo task to verdict", tui, busy_tui),
+    for measure, value, busy, limit in (
+        ("compare --train --train-with-prompt, fresh data dir", cli, busy_cli, LIMIT_S),
+        ("TUI first start: Compare on the demo task to verdict", tui, busy_tui, TUI_LIMIT_S),
     ):
         note = f"load probe {busy:.2f}x its quiet best" + (" (busy machine)" if busy > 1.5 else "")
-        out.append(Result(measure, value, None, "s", f"<= {LIMIT_S:.0f} s", value <= LIMIT_S, note=note))
+        out.append(Result(measure, value, None, "s", f"<= {limit:.0f} s", value <= limit, note=note))
     return out

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DRIFT = 0.20  # a section is unreliable when a calibration ran this much slower than the quietest one
-BUSY = 0.5  # ... or other processes used this many cores' worth while it ran
+DRIFT = 0.20  # host noise: a calibration ran this much slower than the quietest one, with no process beside it
+BUSY = 0.5  # a neighbour: other processes used this many cores' worth while the section ran
 
 
 @dataclass
@@ -143,21 +143,27 @@ def _loop(rounds: int = 40, runs: int = 5) -> Calibration:
     return Calibration(statistics.median(timings), _others(machine, after, own_s), os.getloadavg()[0])
 
 
+QUIET, HOST, NEIGHBOUR = "quiet", "host noise", "neighbour"
+
+
 class Guard:
-    """The quietest calibration seen so far is the reference; a section whose calibrations drift from it,
-    or that ran beside other busy processes, is unreliable."""
+    """The quietest calibration seen so far is the reference. A section that ran beside another busy process
+    was measured on a shared machine (`NEIGHBOUR`); one whose calibrations drifted with no process beside it
+    met the host's own noise (`HOST`: other tenants, frequency changes), which slows both sides of a pair alike,
+    so its figures stand where their spread says so (more pairs narrow it)."""
 
     def __init__(self) -> None:
         self.quietest = min(calibrate().seconds for _ in range(3))
 
-    def check(self, before: Calibration, after: Calibration, during: float = 0.0) -> tuple[bool, str]:
-        """`during`: cores' worth of other processes' CPU while the section ran (`Watch`)."""
+    def check(self, before: Calibration, after: Calibration, during: float = 0.0) -> tuple[str, str]:
+        """The kind of load the section met, and the one line that says it. `during`: cores' worth of other
+        processes' CPU while the section ran (`Watch`)."""
         self.quietest = min(self.quietest, before.seconds, after.seconds)
         worst = max(before, after, key=lambda c: c.seconds)
         busiest = max(before.others, after.others, during)
-        reliable = worst.seconds <= (1 + DRIFT) * self.quietest and busiest <= BUSY
-        return reliable, (
-            f"before: {before.describe(self.quietest)}; during: others {during:.1f} cores; "
+        kind = NEIGHBOUR if busiest > BUSY else HOST if worst.seconds > (1 + DRIFT) * self.quietest else QUIET
+        return kind, (
+            f"{kind}: before: {before.describe(self.quietest)}; during: others {during:.1f} cores; "
             f"after: {after.describe(self.quietest)}"
         )
 

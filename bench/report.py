@@ -26,8 +26,31 @@ def verdict(row: dict[str, Any]) -> str:
     if row.get("value") is None:
         return "not measured"
     if row.get("reliable") is False:
-        return "unreliable"
+        return f"unreliable ({row['noise']})" if row.get("noise") else "unreliable"
     return {True: "yes", False: "**no**", None: "-"}[row.get("met")]
+
+
+def _figure(row: dict[str, Any]) -> str:
+    if row.get("ratio") is not None:
+        return f"{row['ratio']:.2f}x"
+    return _number(row.get("value"), row.get("unit", ""))
+
+
+def summary(payload: dict[str, Any]) -> str:
+    """The sentence under the table, written from the rows (never typed): what met, missed or was unsure."""
+    rows = [r for r in payload["results"] if r.get("value") is not None]
+    missed = [r for r in rows if r.get("met") is False and r.get("reliable") is not False]
+    shaky = [r for r in rows if r.get("reliable") is False]
+    met = [r for r in rows if r.get("met") is True and r.get("reliable") is not False]
+    parts = [f"{len(met)} of {len(rows)} measured rows met their target"]
+    if missed:
+        parts.append("missed: " + "; ".join(f"{r['name']} ({_figure(r)}, target {r['target']})" for r in missed))
+    if shaky:
+        parts.append("unreliable: " + "; ".join(f"{r['name']} ({r.get('noise') or 'busy'})" for r in shaky))
+    unmeasured = len(payload["results"]) - len(rows)
+    if unmeasured:
+        parts.append(f"{unmeasured} not measured")
+    return ". ".join(parts) + "."
 
 
 def table(payload: dict[str, Any]) -> str:
@@ -68,6 +91,7 @@ def table(payload: dict[str, Any]) -> str:
                 f"{g['gen_ms_per_token_prompt256']} | {g['train_step_s_seq64']} / {g['train_step_s_seq256']} "
                 f"| {' / '.join(str(rates.get(str(b), rates.get(b, '-'))) for b in batches) or '-'} |"
             )
+    lines += ["", summary(payload)]
     return "\n".join(lines) + "\n"
 
 

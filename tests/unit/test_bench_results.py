@@ -29,14 +29,53 @@ def test_a_paired_figure_is_the_median_of_the_ratios_of_back_to_back_runs():
     assert row.value == 11.0 and row.baseline == 10.0
 
 
-def test_a_section_is_unreliable_when_the_calibration_drifts_or_neighbours_are_busy():
+def test_the_guard_names_a_neighbour_apart_from_the_hosts_own_noise():
+    from bench.noise import HOST, NEIGHBOUR, QUIET
+
     guard = Guard.__new__(Guard)
     guard.quietest = 1.0
     quiet = Calibration(1.05, 0.0, 0.3)
-    assert guard.check(quiet, Calibration(1.1, 0.1, 0.4))[0] is True
-    assert guard.check(quiet, Calibration(1.3, 0.0, 0.4))[0] is False  # the loop ran 30% slower
-    reliable, why = guard.check(quiet, Calibration(1.0, BUSY + 0.5, 2.0))
-    assert reliable is False and "others 1.0 cores" in why
-    row = {"value": 1.0, "met": False, "reliable": False}
-    assert verdict(row) == "unreliable" and verdict({**row, "reliable": True}) == "**no**"
+    assert guard.check(quiet, Calibration(1.1, 0.1, 0.4))[0] == QUIET
+    assert guard.check(quiet, Calibration(1.3, 0.0, 0.4))[0] == HOST  # slower, with no process beside it
+    kind, why = guard.check(quiet, Calibration(1.0, BUSY + 0.5, 2.0))
+    assert kind == NEIGHBOUR and why.startswith("neighbour:") and "others 1.0 cores" in why
+    assert guard.check(quiet, quiet, during=BUSY + 0.1)[0] == NEIGHBOUR  # one that came and went mid-section
+
+
+def test_on_host_noise_a_row_stands_unless_its_spread_crosses_the_target():
+    from bench.__main__ import judged
+    from bench.noise import HOST, NEIGHBOUR, QUIET
+
+    clear = Result.paired("a", sample([12.0, 14.0, 13.0]), sample([10.0] * 3), "s", ">= 1.1x", lambda r: r >= 1.1, "")
+    across = Result.paired("b", sample([10.5, 12.0, 11.5]), sample([10.0] * 3), "s", ">= 1.1x", lambda r: r >= 1.1, "")
+    assert (clear.crosses, across.crosses) == (False, True)
+    assert judged(clear.to_dict(), HOST)["reliable"] is True
+    shaky = judged(across.to_dict(), HOST)
+    assert shaky["reliable"] is False and "scattered across the target" in shaky["noise"]
+    assert judged(across.to_dict(), QUIET)["reliable"] is True  # on a quiet host a spread is just a spread
+    assert judged(clear.to_dict(), NEIGHBOUR)["reliable"] is False
+    row = {"value": 1.0, "met": False, "reliable": False, "noise": "neighbour"}
+    assert verdict(row) == "unreliable (neighbour)" and verdict({**row, "reliable": True}) == "**no**"
     assert verdict({"value": None}) == "not measured"
+
+
+def test_pairs_alternate_their_order():
+    from bench.common import alternated
+
+    order: list[str] = []
+    alternated(lambda: order.append("A") or 1.0, lambda: order.append("B") or 1.0, repeats=4)
+    assert "".join(order) == "AB" + "ABBAABBA"  # the warm-ups, then ABBA
+
+
+def test_the_prose_around_the_table_carries_no_figure_typed_by_hand():
+    import re
+
+    from bench.report import summary
+
+    text = README.read_text()
+    section = text.split("## Performance", 1)[1].split("\n## ", 1)[0]
+    prose = section.split(START)[0] + section.split(END)[1]
+    figures = re.findall(r"\b\d+(?:\.\d+)?\s?(?:x|ms|s|tok/s|MB|GB|GFLOP/s)\b", prose)
+    assert not figures, figures
+    payload = json.loads(LATEST.read_text())
+    assert summary(payload) in table(payload)  # the sentence under the table is made from the rows
