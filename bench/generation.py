@@ -156,11 +156,11 @@ def batched_vs_sequential(
     both on every core (the thread count the eval backend's batches use)."""
     import torch
 
+    from core.data.datasets import load_dataset
+    from core.data.prompts import PromptVersion, item_prompt
     from core.engine.loading import load
     from core.engine.options import ModelOptions
-    from core.evals.datasets import load_dataset
-    from core.evals.prompts import PromptVersion
-    from core.evals.runner import EvalRequest, HostBackend, Variant, item_prompt, run_eval
+    from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
 
     version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": tokens})
     items = load_dataset("demo").split("eval")[:n]

@@ -85,8 +85,8 @@ def trainer(cfg, pad_to: int | None = None, grouped: bool = True) -> float:
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    from core.data.datasets import load_dataset
     from core.engine.loading import load
-    from core.evals.datasets import load_dataset
     from core.training.data import examples
 
     loaded = load(cfg.model)

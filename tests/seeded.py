@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.evals.prompts import PromptStore, PromptVersion
+from core.data.prompts import PromptStore, PromptVersion
 from core.evals.runner import EvalRequest, Variant, store, summarize
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter

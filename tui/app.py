@@ -67,10 +67,10 @@ from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
 
 if TYPE_CHECKING:  # imported after the first frame (`_after_first_frame`), where they are used
+    from core.data.prompts import PromptStore, PromptVersion
     from core.engine import protocol as wire
     from core.engine.client import ModelWorkerClient
     from core.engine.prompt import Prompt
-    from core.evals.prompts import PromptStore, PromptVersion
     from core.evals.runner import EvalRequest
     from core.history.store import History
     from core.training.config import TrainConfig

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.data.prompts import PromptVersion
 from core.errors import TunelabError
-from core.evals.prompts import PromptVersion
 from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, EvalRequest, Variant, store, summarize
 from core.storage.atomic import lock_held
+from core.storage.runfolders import read_json
 from core.storage.schemas import EvalPlan, ResultRow, problem
-from core.training.runs import read_json
 
 GONE = "the eval's process ended before it finished; recovered with what it had graded"
 

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from tinydb import Query
 
+from core.data.datasets import HOLDOUT, load_dataset
+from core.data.prompts import PromptVersion, item_prompt
+from core.data.templates import Template
 from core.engine import protocol as p
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.options import ModelOptions
@@ -30,16 +33,13 @@ from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
-from core.evals.datasets import HOLDOUT, Item, load_dataset
 from core.evals.graders import Grade, Grader, final_answer, parse_grader, wilson_interval
-from core.evals.prompts import PromptVersion
-from core.evals.templates import Template
 from core.history.records import eval_record
 from core.history.store import History, new_id, now_iso
 from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
-from core.training.adapters import resolve_adapter
+from core.storage.runfolders import resolve_adapter
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
 OnResult = Callable[[int, dict[str, Any]], None]
@@ -104,23 +104,6 @@ class _Call:
     prompt: Prompt
     params: GenParams
     key: str
-
-
-def item_prompt(version: PromptVersion | None, item: Item, mode: str | None = None) -> Prompt:
-    """With a version: its templates filled from the item. Without: the item's own input as is, raw
-    text (or its chat turns), or in `mode` when given: exactly what a LoRA trained without a template saw."""
-    if version is not None:
-        return Prompt(
-            Template(version.template).render(item.vars), Template(version.system).render(item.vars), version.mode
-        )
-    if item.messages:
-        return Prompt("", mode=mode or "auto", messages=item.messages)
-    v = item.vars
-    if "instruction" in v:
-        text = v["instruction"] + (f"\n\n{v['input']}" if v.get("input") else "")
-    else:
-        text = v.get("input") or v.get("text") or next(iter(v.values()), "")
-    return Prompt(text, v.get("system", ""), mode or "raw")
 
 
 def run_eval(

@@ -1,5 +1,5 @@
 """Moving history in and out: JSONL/CSV export, JSONL import without duplicates, and labelled outputs as
-training data (the `{"id", "text", "system", "expected"}` rows that `core.evals.datasets` and the training form read).
+training data (the `{"id", "text", "system", "expected"}` rows that `core.data.datasets` and the training form read).
 """
 
 from __future__ import annotations

@@ -7,29 +7,10 @@ from typing import Any
 
 from core.engine.host import adapter_failure
 from core.errors import TunelabError
-from core.training.runs import ADAPTER, ADAPTER_CONFIG, Runs
+from core.storage.runfolders import ADAPTER_CONFIG, resolve_adapter
+
 
 # the .bin is peft's older default; peft reads it with torch's weights-only unpickler, which runs no code
-WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-
-
-def resolve_adapter(root: Path, ref: str) -> Path:
-    """A folder with `adapter_config.json`, or the adapter of the training run `ref` (id prefix)."""
-    path = Path(ref).expanduser()
-    if not path.is_dir():
-        try:
-            path = Runs(root).path(ref) / ADAPTER
-        except TunelabError:
-            raise TunelabError(f"no adapter '{ref}': not a folder and not a training run id") from None
-        if not path.is_dir():
-            raise TunelabError(f"training run {ref} has no adapter yet (it is saved when the run finishes)")
-    if not (path / ADAPTER_CONFIG).is_file():
-        raise TunelabError(f"not a PEFT adapter folder (no adapter_config.json): {path}")
-    if not any((path / name).is_file() for name in WEIGHTS):
-        raise TunelabError(f"adapter has no weights ({' or '.join(WEIGHTS)}): {path}")
-    return path
-
-
 def base_of(adapter: Path) -> str | None:
     """The base model an adapter names: its training run's model, else `adapter_config.json`'s."""
     import json

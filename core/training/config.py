@@ -6,10 +6,10 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES
 from core.errors import TunelabError
-from core.evals.templates import Template
 
 SCHEDULES = ("cosine", "linear", "constant")
 ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")

@@ -6,13 +6,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from core.data.datasets import Dataset, Item
+from core.data.prompts import PromptVersion, item_prompt
 from core.engine.loading import LoadedModel
 from core.engine.prompt import Prompt, answer_ids, apply_template, chat_turns, end_of_turn, fit, is_chat, render
 from core.engine.prompt import encode as encode_prompt
 from core.errors import TunelabError
-from core.evals.datasets import Dataset, Item
-from core.evals.prompts import PromptVersion
-from core.evals.runner import item_prompt
 from core.training.config import TrainConfig
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.errors import TunelabError
 from core.faults import fault_int
+from core.storage import runfolders
 from core.storage.atomic import open_append, remove_path, write_atomic
 from core.storage.paths import ensure_private_dir
 from core.training import runs
@@ -41,11 +42,11 @@ class Control:
 
     @property
     def cancel(self) -> bool:
-        return (self.run_dir / runs.CANCEL_FILE).exists()
+        return (self.run_dir / runfolders.CANCEL_FILE).exists()
 
     @property
     def stop(self) -> bool:
-        return self.signalled or (self.run_dir / runs.STOP_FILE).exists()
+        return self.signalled or (self.run_dir / runfolders.STOP_FILE).exists()
 
 
 class _Silent:
@@ -162,13 +163,13 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    from core.data.datasets import load_dataset
     from core.engine.loading import linear_module_names, load
     from core.engine.modelref import fingerprint
-    from core.evals.datasets import load_dataset
     from core.training.data import collate, examples, length_grouped_batches, model_inputs
     from core.training.dropout import cheapen_lora_dropout
 
-    record = json.loads((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
+    record = json.loads((run_dir / runfolders.CONFIG_FILE).read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(record["config"])
     status = runs.StatusWriter(run_dir) if dist.main else _Silent()
     control = Control(run_dir)
@@ -201,7 +202,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
     if dist.main:
-        write_atomic(run_dir / runs.CONFIG_FILE, json.dumps(record, indent=2))
+        write_atomic(run_dir / runfolders.CONFIG_FILE, json.dumps(record, indent=2))
 
     model = memory_setup(model, cfg.quantize, cfg.gradient_checkpointing)
     model = get_peft_model(
@@ -237,7 +238,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * total), total)
     )
     step, epoch, position, tokens_seen = 0, 0, 0, 0
-    checkpoints = run_dir / runs.CHECKPOINTS
+    checkpoints = run_dir / runfolders.CHECKPOINTS
     if resume:
         latest = runs.latest_checkpoint(run_dir)
         if latest is None:
@@ -296,7 +297,7 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
 
     status.update(state="running", step=step, total_steps=total)
     metrics = (
-        os.fdopen(open_append(run_dir / runs.METRICS_FILE), "a", encoding="utf-8")
+        os.fdopen(open_append(run_dir / runfolders.METRICS_FILE), "a", encoding="utf-8")
         if dist.main
         else open(os.devnull, "w")
     )
@@ -383,13 +384,13 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
             epoch, position = epoch + 1, 0
     if dist.main:
         final_eval = eval_loss()
-        remove_path(run_dir / runs.ADAPTER)
-        model.save_pretrained(run_dir / runs.ADAPTER)
+        remove_path(run_dir / runfolders.ADAPTER)
+        model.save_pretrained(run_dir / runfolders.ADAPTER)
         status.update(
             state="done",
             step=step,
             eval_loss=final_eval,
-            adapter=runs.ADAPTER,
+            adapter=runfolders.ADAPTER,
             last_checkpoint=save_checkpoint().name,
             trainable_params=trainable_params,  # the cost of the LoRA, shown beside its verdict cell
             device=loaded.device,

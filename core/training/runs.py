@@ -36,11 +36,20 @@ from core.storage.atomic import (
     writer_lock,
 )
 from core.storage.paths import child_env, ensure_private_dir
+from core.storage.runfolders import (
+    CANCEL_FILE,
+    CHECKPOINTS,
+    CONFIG_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    STATUS_FILE,
+    STOP_FILE,
+    read_json,
+    run_folder,
+    run_folders,
+)
 from core.training.config import TrainConfig
 
-CONFIG_FILE, METRICS_FILE, STATUS_FILE, LOG_FILE = "run_config.json", "metrics.jsonl", "status.json", "worker.log"
-STOP_FILE, CANCEL_FILE, CHECKPOINTS, ADAPTER = "STOP", "CANCEL", "checkpoints", "adapter"
-ADAPTER_CONFIG = "adapter_config.json"  # what makes a folder a PEFT adapter
 LIVE = {"starting", "loading", "running"}
 
 
@@ -54,15 +63,6 @@ class StatusWriter:
     def update(self, **fields: Any) -> None:
         self.status.update(fields, updated_at=now_iso())
         write_atomic(self.path, json.dumps(self.status))
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from a file another process writes; anything else (missing, torn, `[1, 2]`) is None."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def metric_row(line: bytes) -> dict[str, Any] | None:
@@ -230,9 +230,9 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
 
 
 def check_data(config: TrainConfig) -> None:
+    from core.data.datasets import load_dataset
+    from core.data.templates import Template
     from core.engine.modelref import resolve, ships_chat_template
-    from core.evals.datasets import load_dataset
-    from core.evals.templates import Template
 
     if config.quantize and importlib.util.find_spec("bitsandbytes") is None:
         raise TunelabError(
@@ -258,10 +258,7 @@ class Runs:
         self.folder = ensure_private_dir(self.root / "runs")
 
     def path(self, run_id: str) -> Path:
-        matches = [p for p in self._folders() if p.name.startswith(run_id)] if run_id else []
-        if len(matches) != 1:
-            raise TunelabError(f"no training run '{run_id}'" if not matches else f"run id '{run_id}' is ambiguous")
-        return matches[0]
+        return run_folder(self.root, run_id)
 
     def create(self, config: TrainConfig) -> str:
         """A run folder for `config`, after its data is checked: a bad file is refused before anything
@@ -368,8 +365,7 @@ class Runs:
         return status
 
     def _folders(self) -> builtins.list[Path]:
-        """The run folders; a link planted among them is not one (a run would be written through it)."""
-        return [p for p in self.folder.iterdir() if p.is_dir() and not p.is_symlink()]
+        return run_folders(self.root)
 
     def list(self) -> builtins.list[dict[str, Any]]:
         return [self.status(p.name) for p in sorted(self._folders(), reverse=True)]

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.data.prompts import PromptVersion
 from core.engine.options import ModelOptions
-from core.evals.prompts import PromptVersion
 from core.evals.runner import EvalRequest
 from core.training.config import TrainConfig
 

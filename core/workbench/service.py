@@ -14,21 +14,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import HOLDOUT
+from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
+from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
-from core.evals.datasets import HOLDOUT
 from core.evals.grid import Grid, build_grid
-from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
-from core.evals.templates import Template
 from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
+from core.storage.runfolders import ADAPTER, ADAPTER_CONFIG, CONFIG_FILE, read_json
 from core.training.config import TrainConfig
-from core.training.runs import ADAPTER, ADAPTER_CONFIG, CONFIG_FILE, LIVE, Runs, read_json
+from core.training.runs import LIVE, Runs
 from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
 
 NO_PROMPT = "no prompt"
@@ -344,7 +345,7 @@ class Workbench:
     def item_input(self, summary: dict[str, Any], item_id: str) -> str:
         """An eval item's input as the dataset holds it now (fields, or chat turns), for the verdict's item
         view; one line saying so when the dataset changed or is gone (reads disk: off the UI loop)."""
-        from core.evals.datasets import load_dataset
+        from core.data.datasets import load_dataset
 
         request = summary.get("request") or {}
         try:
@@ -388,7 +389,7 @@ class Workbench:
     def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
         """A template's variables filled from the first row of the workbench's dataset split (reads disk:
         call it off the UI loop)."""
-        from core.evals.datasets import load_dataset
+        from core.data.datasets import load_dataset
 
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}

@@ -29,7 +29,15 @@ def test_the_first_frame_imports_no_use_case_or_screen_module():
     """Startup (bench: TUI start to first frame) pays only for what the first frame shows; the rest is
     imported by a thread worker after it (`tui.app.LATER`)."""
     mods = imported_after("import tui.app")
-    later = ("core.evals", "core.workbench", "core.training", "core.history", "core.engine.client", "tui.screens")
+    later = (
+        "core.evals",
+        "core.data",
+        "core.workbench",
+        "core.training",
+        "core.history",
+        "core.engine.client",
+        "tui.screens",
+    )
     assert not [m for m in mods if m.startswith(later)]
     assert "core.engine.protocol" not in mods and "tui.commands" not in mods
 
@@ -46,3 +54,11 @@ def test_core_client_side_never_imports_textual_or_rich_or_torch():
 def test_the_command_line_starts_without_textual_or_torch():
     mods = imported_after("import tui.launcher, tui.cli.main")
     assert not [m for m in (*HEAVY, "textual") if m in mods]
+
+
+def test_the_training_child_never_imports_the_eval_engine():
+    """Training and evals are independent (the layers contract); the child process a run lives in loads
+    the loop, its data and the model, never the eval runner."""
+    mods = imported_after("import core.training.__main__, core.training.loop, core.training.data")
+    assert not [m for m in mods if m.startswith("core.evals")]
+    assert "core.data.datasets" in mods

@@ -15,7 +15,7 @@ from tests.unit.test_evals import ScriptedBackend
 DIES_MID_EVAL = """
 import os, sys
 from pathlib import Path
-from core.evals.prompts import PromptStore, PromptVersion
+from core.data.prompts import PromptStore, PromptVersion
 from core.evals.runner import EvalRequest, Variant, run_eval
 
 class Dies:

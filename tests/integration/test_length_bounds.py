@@ -83,7 +83,7 @@ def test_eval_cuts_a_5_mb_row_and_says_so_within_2_gb(tmp_path, home):
 
 
 def test_a_5_mb_training_row_becomes_a_bounded_example(llama):
-    from core.evals.datasets import Item
+    from core.data.datasets import Item
     from core.training.config import TrainConfig
     from core.training.data import encode as training_example
 

@@ -4,14 +4,13 @@ and templates that refuse a system turn get it folded in."""
 
 import pytest
 
+from core.data.datasets import Item
+from core.data.prompts import PromptVersion, item_prompt
 from core.engine.loading import load
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, end_of_turn, render, stop_ids
 from core.errors import TunelabError
-from core.evals.datasets import Item
 from core.evals.graders import final_answer, parse_grader
-from core.evals.prompts import PromptVersion
-from core.evals.runner import item_prompt
 from core.training.config import TrainConfig
 from core.training.data import encode as training_example
 from tests.tiny_models import CHATML as CHATML_TEMPLATE
@@ -219,7 +218,7 @@ def test_a_plain_peft_adapter_saved_as_a_pickle_is_found_and_applied(tiny_models
 
     from core.engine.host import ModelHost
     from core.engine.options import ModelOptions
-    from core.training.adapters import resolve_adapter
+    from core.storage.runfolders import resolve_adapter
 
     adapter = plain_peft_adapter(tiny_models["llama3"], tmp_path / "old-lora", safe=False)
     assert (adapter / "adapter_model.bin").is_file() and not (adapter / "adapter_model.safetensors").exists()

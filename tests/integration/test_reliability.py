@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.data.datasets import load_dataset
+from core.data.templates import Template
 from core.errors import TunelabError
-from core.evals.datasets import load_dataset
-from core.evals.templates import Template
 from core.history import store as history_mod
 from core.history.store import History
 from tests.conftest import REPO, tunelab

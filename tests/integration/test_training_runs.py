@@ -11,8 +11,9 @@ import pytest
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
+from core.storage.runfolders import ADAPTER
 from core.training.config import TrainConfig
-from core.training.runs import ADAPTER, Runs, rank_pids
+from core.training.runs import Runs, rank_pids
 from core.workbench.service import Workbench
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
     assert rows[5]["eval_loss"] is not None and "eval_loss" not in rows[4]
     config = runs.config(run_id)
     assert config["resolved"]["versions"]["peft"] and "q_proj" in config["resolved"]["linear_modules"]
-    from core.evals.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     assert config["resolved"]["dataset_sha256"] == load_dataset("demo").sha256
     assert config["resolved"]["model_fingerprint"] and config["config"]["seed"] == 0
@@ -278,7 +279,8 @@ def test_a_diverging_run_stops_as_diverged_with_one_line(home, monkeypatch):
 
 
 def test_resume_trims_the_rows_logged_after_the_last_checkpoint(tmp_path):
-    from core.training.runs import METRICS_FILE, trim_metrics
+    from core.storage.runfolders import METRICS_FILE
+    from core.training.runs import trim_metrics
 
     (tmp_path / METRICS_FILE).write_text(
         "".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 9)) + '{"step": 9, "lo'

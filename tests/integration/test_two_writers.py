@@ -68,10 +68,10 @@ def test_a_tagger_and_a_starrer_labeller_noter_on_one_record_keep_each_others_ch
 
 
 def test_two_prompt_savers_keep_every_version_once(home):
-    from core.evals.prompts import PromptStore
+    from core.data.prompts import PromptStore
 
     script = (
-        "import os, sys\nfrom core.evals.prompts import PromptStore, PromptVersion\ns = PromptStore(sys.argv[1])\n"
+        "import os, sys\nfrom core.data.prompts import PromptStore, PromptVersion\ns = PromptStore(sys.argv[1])\n"
         "for i in range(20):\n"
         "    s.save('p', PromptVersion(f'{{{{text}}}} {os.getpid()} {i}'))\n"
         "    s.save('p', PromptVersion(f'{{{{text}}}} shared {i}'))\n"

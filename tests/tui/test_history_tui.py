@@ -4,7 +4,7 @@ import json
 
 from textual.widgets import DataTable, Input
 
-from core.evals.prompts import PromptStore
+from core.data.prompts import PromptStore
 from core.history.store import History
 from tests.seeded import SENTI, finished_run
 from tests.tui_helpers import fake_app, run_prompt, wait_for

@@ -3,7 +3,7 @@
 import pytest
 from textual.widgets import Input
 
-from core.evals.datasets import load_dataset
+from core.data.datasets import load_dataset
 from core.training.runs import Runs
 from tests.seeded import finished_run as fake_finished_run
 from tests.tui_helpers import fake_app, wait_for

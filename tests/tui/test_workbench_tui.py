@@ -3,7 +3,7 @@
 import pytest
 from textual.widgets import DataTable, Input, Select, TabbedContent
 
-from core.evals.prompts import PromptStore
+from core.data.prompts import PromptStore
 from core.evals.runner import EvalRuns
 from core.history.store import History
 from tests.tui_helpers import StartedApp, fake_app, wait_for

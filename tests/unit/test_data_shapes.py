@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from core.data.datasets import load_dataset
 from core.errors import TunelabError
-from core.evals.datasets import load_dataset
 
 ALPACA = [
     {"instruction": "Describe a process of making crepes.", "input": "", "output": "Making crepes is easy."},

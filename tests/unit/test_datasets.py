@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from core.data.datasets import load_dataset
+from core.data.templates import Template
 from core.errors import TunelabError
-from core.evals.datasets import load_dataset
-from core.evals.templates import Template
 
 
 def write(path, text, mode="w"):

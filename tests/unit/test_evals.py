@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 from tinydb import TinyDB
 
+from core.data.prompts import PromptVersion
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache
-from core.evals.prompts import PromptVersion
 from core.evals.runner import EvalRequest, EvalRuns, HostBackend, Variant, compare, run_eval
 from core.history.query import parse_query
 from core.history.store import History
@@ -105,7 +105,7 @@ def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
 
 
 def test_a_promptfoo_row_with_no_answer_to_train_on_says_how_to_give_one(tmp_path, demo_loaded):
-    from core.evals.datasets import load_dataset
+    from core.data.datasets import load_dataset
     from core.training.config import TrainConfig
     from core.training.data import encode
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from core.data.datasets import load_dataset
 from core.errors import TunelabError
-from core.evals.datasets import load_dataset
 from core.history.io import add_to_dataset, export_history, import_history, training_rows
 from core.history.query import parse_query
 from core.history.store import History

@@ -1,7 +1,7 @@
 import pytest
 
+from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.errors import TunelabError
-from core.evals.prompts import PromptStore, PromptVersion, read_prompt_file
 
 
 def test_id_is_a_content_hash_over_system_template_mode_and_params():

@@ -1,7 +1,7 @@
 import pytest
 
+from core.data.templates import Template
 from core.errors import TunelabError
-from core.evals.templates import Template
 
 
 def test_render_and_variables_in_order():

@@ -386,7 +386,7 @@ def add_prompts(p: argparse.ArgumentParser) -> None:
 
 
 def run_prompts(args: argparse.Namespace) -> int:
-    from core.evals.prompts import read_prompt_file
+    from core.data.prompts import read_prompt_file
 
     store = _workbench().prompts
     need = {"list": (0, 1), "show": (1, 1), "diff": (2, 2), "save": (1, 1)}[args.action]

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.evals.prompts import PromptStore
+from core.data.prompts import PromptStore
 
 
 class VersionsScreen(ModalScreen[None]):

@@ -18,7 +18,7 @@ from core.errors import TunelabError
 from tui.widgets.params_form import ParamsForm
 
 if TYPE_CHECKING:
-    from core.evals.prompts import PromptVersion
+    from core.data.prompts import PromptVersion
 
 
 class PromptPane(Vertical):
@@ -160,7 +160,7 @@ class PromptPane(Vertical):
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""
-        from core.evals.prompts import PromptVersion
+        from core.data.prompts import PromptVersion
 
         return PromptVersion(
             self.text,

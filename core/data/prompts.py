@@ -16,10 +16,11 @@ from typing import Any
 
 from tinydb import Query
 
+from core.data.datasets import Item
+from core.data.templates import Template
 from core.engine.params import GenParams
-from core.engine.prompt import check_mode
+from core.engine.prompt import Prompt, check_mode
 from core.errors import TunelabError
-from core.evals.templates import Template
 from core.history.store import now_iso
 from core.storage.meta import Meta
 
@@ -159,3 +160,20 @@ class PromptStore:
                 va.as_text().splitlines(True), vb.as_text().splitlines(True), fromfile=label(ra), tofile=label(rb)
             )
         )
+
+
+def item_prompt(version: PromptVersion | None, item: Item, mode: str | None = None) -> Prompt:
+    """With a version: its templates filled from the item. Without: the item's own input as is, raw
+    text (or its chat turns), or in `mode` when given: exactly what a LoRA trained without a template saw."""
+    if version is not None:
+        return Prompt(
+            Template(version.template).render(item.vars), Template(version.system).render(item.vars), version.mode
+        )
+    if item.messages:
+        return Prompt("", mode=mode or "auto", messages=item.messages)
+    v = item.vars
+    if "instruction" in v:
+        text = v["instruction"] + (f"\n\n{v['input']}" if v.get("input") else "")
+    else:
+        text = v.get("input") or v.get("text") or next(iter(v.values()), "")
+    return Prompt(text, v.get("system", ""), mode or "raw")

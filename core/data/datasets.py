@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from core import demo
+from core.data import promptfoo
+from core.data.rowfiles import SUFFIXES, read_rows
+from core.data.templates import Template
+from core.data.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 from core.errors import TunelabError
-from core.evals import promptfoo
-from core.evals.rowfiles import SUFFIXES, read_rows
-from core.evals.templates import Template
-from core.evals.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 
 EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target", "completion")  # completion: TRL's rows
 RESERVED = {"id", "split"}
