@@ -130,7 +130,7 @@ def app_figures(home: Path, bare) -> dict:
             figures["rates"] = rates
             pane = app.query_one("#training-pane")
             run_id = await asyncio.to_thread(
-                app.bench.start_run, TrainConfig(max_steps=400, eval_every=50, save_every=None)
+                app.workbench.start_run, TrainConfig(max_steps=400, eval_every=50, save_every=None)
             )
             pane.select(run_id)
 

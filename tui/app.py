@@ -84,7 +84,7 @@ LATER = (  # what the first frame does not need, imported by a thread worker rig
     "core.engine.client",
     "core.workbench.service",
     "core.workbench.compare",
-    "tui.commands",
+    "tui.palette",
     "tui.compare_progress",
     "tui.screens.ask",
     "tui.screens.cell_items",
@@ -150,7 +150,7 @@ def default_client(on_event: Callable[[wire.Event], None]) -> ModelWorkerClient:
 
 def commands_provider():
     """The palette's commands, imported when the palette first opens (textual.command costs ~20 ms)."""
-    from tui.commands import TunelabCommands
+    from tui.palette import TunelabCommands
 
     return TunelabCommands
 
@@ -234,7 +234,7 @@ class TunelabApp(App[None]):
             return self._client
 
     @property
-    def bench(self) -> Workbench:
+    def workbench(self) -> Workbench:
         """The workbench, made on first use (by the thread worker that runs after the first frame)."""
         with self._made:
             if self._bench is None:
@@ -245,11 +245,11 @@ class TunelabApp(App[None]):
 
     @property
     def history(self) -> History:
-        return self.bench.history
+        return self.workbench.history
 
     @property
     def prompts(self) -> PromptStore:
-        return self.bench.prompts
+        return self.workbench.prompts
 
     @property
     def results(self) -> ResultsPane:
@@ -258,7 +258,7 @@ class TunelabApp(App[None]):
     def _training_pane(self) -> TrainingPane:
         from tui.widgets.training_pane import TrainingPane
 
-        return TrainingPane(lambda: self.bench, id="training-pane")
+        return TrainingPane(lambda: self.workbench, id="training-pane")
 
     def _eval_pane(self) -> EvalPane:
         from tui.widgets.eval_pane import EvalPane
@@ -358,7 +358,7 @@ class TunelabApp(App[None]):
         for module in LATER:
             importlib.import_module(module)
         try:
-            self.bench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
+            self.workbench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
         except (OSError, TunelabError) as exc:  # a data dir that cannot be used: one line, as the CLI says it
             self.call_from_thread(self.exit, None, 2, error_line(exc))
             return
@@ -381,9 +381,9 @@ class TunelabApp(App[None]):
     def _check_first_start(self) -> None:
         """The prompt kept from the last session comes back; with no eval yet, the demo comparison is offered."""
         try:
-            state = self.bench.remembered_editor()
-            first = self.bench.first_start()
-            recovered = self.bench.recover_evals()
+            state = self.workbench.remembered_editor()
+            first = self.workbench.first_start()
+            recovered = self.workbench.recover_evals()
         except (OSError, TunelabError):
             state, first, recovered = None, False, []
         if recovered:  # notify is thread-safe
@@ -412,7 +412,7 @@ class TunelabApp(App[None]):
         state, self.editor_state = self.editor_state, None
         if state is not None:
             try:
-                self.bench.remember_editor(state)
+                self.workbench.remember_editor(state)
             except (OSError, TunelabError):
                 pass  # a prompt not kept for the next start is no reason to interrupt anything
 
@@ -482,7 +482,7 @@ class TunelabApp(App[None]):
     def refresh_adapters(self, select: str | None = None) -> None:
         """Finished runs' adapters, newest first (read off the UI loop), offered in the prompt pane."""
         try:
-            found = self.bench.adapters()
+            found = self.workbench.adapters()
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(f"cannot list adapters: {exc}"))
             return
@@ -593,8 +593,8 @@ class TunelabApp(App[None]):
         from core.engine import protocol as wire
 
         try:
-            prompt = self.bench.fill_prompt(version, request)
-            path = str(self.bench.adapter_path(adapter)) if adapter else None
+            prompt = self.workbench.fill_prompt(version, request)
+            path = str(self.workbench.adapter_path(adapter)) if adapter else None
             rid = self.client.generate(
                 prompt.to_dict(), version.params, lambda event: self._post_worker_event(event, token), adapter=path
             )  # sent at once: a round trip through the UI loop first would delay every run by a frame
@@ -709,7 +709,7 @@ class TunelabApp(App[None]):
     @work(thread=True, group="history", exclusive=False)
     def save_run(self, fields: dict[str, Any]) -> None:
         try:
-            self.bench.save_generation(**fields)
+            self.workbench.save_generation(**fields)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(f"history not saved: {exc}"))
 
@@ -731,7 +731,7 @@ class TunelabApp(App[None]):
 
         ref = PromptRef(pane.prompt_name, version)
         adapters: list[str | None] = [None, pane.adapter] if pane.adapter else [None]  # with a LoRA: the 2x2
-        candidates = self.bench.variants([None, ref], adapters, [self.model])
+        candidates = self.workbench.variants([None, ref], adapters, [self.model])
         shown = {c.label for c in self.evals.columns}
         variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
         token = f"t{next(self.tokens)}"
@@ -747,7 +747,7 @@ class TunelabApp(App[None]):
 
         try:
             self.prompts.save(ref.name, ref.version)
-            summary = self.bench.run_eval(
+            summary = self.workbench.run_eval(
                 request,
                 variants,
                 WorkerBackend(self.client, self.model, self.options.numerics()),
@@ -755,7 +755,7 @@ class TunelabApp(App[None]):
                 on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
                 cancel=self.eval_cancel,
             )
-            baseline = self.bench.baseline(summary)
+            baseline = self.workbench.baseline(summary)
             verdict = self._verdict_text(summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
@@ -768,7 +768,7 @@ class TunelabApp(App[None]):
             return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
         if len(summary["variants"]) < 2:
             return None
-        judged = judged or self.bench.comparison(summary)
+        judged = judged or self.workbench.comparison(summary)
         return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
 
     # -- the demo comparison ----------------------------------------------------------------------
@@ -807,12 +807,12 @@ class TunelabApp(App[None]):
         from tui.compare_progress import PostingWatcher
 
         try:
-            plan = self.bench.demo_plan(options)
+            plan = self.workbench.demo_plan(options)
             watcher = PostingWatcher(self, token, plan.seeds)
-            judged = self.bench.compare(
+            judged = self.workbench.compare(
                 plan, WorkerBackend(self.client, self.model, self.options.numerics()), watcher, self.eval_cancel
             )
-            baseline = self.bench.baseline(judged.summary)
+            baseline = self.workbench.baseline(judged.summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
@@ -868,15 +868,15 @@ class TunelabApp(App[None]):
         try:
             if summary is None:
                 newest = next(
-                    (r for r in self.bench.evals.list() if r["status"] == "done" and len(r["variants"]) > 1), None
+                    (r for r in self.workbench.evals.list() if r["status"] == "done" and len(r["variants"]) > 1), None
                 )
-                summary = self.bench.evals.load(newest["id"]) if newest else None
+                summary = self.workbench.evals.load(newest["id"]) if newest else None
             if summary is None:
                 self.post_message(
                     WorkbenchFailed("No complete eval yet: ctrl+g runs one (or 'Compare on the demo task' in ctrl+p).")
                 )
                 return
-            self.post_message(VerdictReady(self.bench.comparison(summary)))
+            self.post_message(VerdictReady(self.workbench.comparison(summary)))
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
 
@@ -901,7 +901,7 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="item-input", exclusive=True)
     def _read_item(self, summary: dict[str, Any], item_id: str) -> None:
-        self.post_message(ItemInput(item_id, self.bench.item_input(summary, item_id)))
+        self.post_message(ItemInput(item_id, self.workbench.item_input(summary, item_id)))
 
     @on(ItemInput)
     def item_input(self, message: ItemInput) -> None:
@@ -917,7 +917,7 @@ class TunelabApp(App[None]):
     @work(thread=True, group="train-start", exclusive=True)
     def _train_on_prompt(self, adapter: str, prompt_id: str) -> None:
         try:
-            run_id = self.bench.train_on_prompt(adapter, prompt_id)
+            run_id = self.workbench.train_on_prompt(adapter, prompt_id)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return
@@ -939,7 +939,7 @@ class TunelabApp(App[None]):
     def _write_report(self, comparison: Any, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            written = self.bench.write_report(comparison, path)
+            written = self.workbench.write_report(comparison, path)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return
@@ -952,8 +952,8 @@ class TunelabApp(App[None]):
     def _pin(self, run_id: str, variant: int) -> None:
         """Pinning takes the metadata lock: off the UI loop."""
         try:
-            doc = self.bench.evals.pin(run_id, variant)
-            summary = self.bench.evals.load(run_id)
+            doc = self.workbench.evals.pin(run_id, variant)
+            summary = self.workbench.evals.load(run_id)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return
@@ -978,7 +978,7 @@ class TunelabApp(App[None]):
     @work(thread=True, group="render", exclusive=True)
     def _send_render(self, version: PromptVersion, request: EvalRequest) -> None:
         try:
-            prompt = self.bench.fill_prompt(version, request)
+            prompt = self.workbench.fill_prompt(version, request)
             self.client.render(prompt.to_dict(), lambda event: self._post_worker_event(event, RENDER))
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
@@ -1005,7 +1005,7 @@ class TunelabApp(App[None]):
             use_prompt = settings.pop("use_prompt")
             try:
                 version = self.query_one(PromptPane).version() if use_prompt else None
-                config = self.bench.train_config(
+                config = self.workbench.train_config(
                     settings,
                     options=replace(self.options, model=self.model, adapter=None),
                     dataset=request.dataset,
@@ -1026,7 +1026,7 @@ class TunelabApp(App[None]):
     def _start_run(self, config: TrainConfig) -> None:
         """Checking the data and starting the run's process happen off the UI loop."""
         try:
-            run_id = self.bench.start_run(config)
+            run_id = self.workbench.start_run(config)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return
@@ -1104,7 +1104,7 @@ class TunelabApp(App[None]):
     @work(thread=True, group="adapter-folder", exclusive=True)
     def _add_adapter_folder(self, path: str) -> None:
         try:
-            adapter = self.bench.add_adapter_folder(path)
+            adapter = self.workbench.add_adapter_folder(path)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return

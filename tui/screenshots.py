@@ -33,7 +33,7 @@ def _still(app) -> None:
 
 def _shorten_the_demo_plan(app) -> None:
     """The same comparison from 2-step LoRAs graded on 16 items: every part of the picture, in seconds."""
-    plan_of = app.bench.demo_plan
+    plan_of = app.workbench.demo_plan
 
     def quick(options):
         plan = plan_of(options)
@@ -41,7 +41,7 @@ def _shorten_the_demo_plan(app) -> None:
             plan, train=[replace(c, max_steps=2) for c in plan.train], request=replace(plan.request, limit=16)
         )
 
-    app.bench.demo_plan = quick
+    app.workbench.demo_plan = quick
 
 
 async def take(folder: Path, quick: bool = False) -> list[Path]:

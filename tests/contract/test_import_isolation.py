@@ -39,7 +39,7 @@ def test_the_first_frame_imports_no_use_case_or_screen_module():
         "tui.screens",
     )
     assert not [m for m in mods if m.startswith(later)]
-    assert "core.engine.protocol" not in mods and "tui.commands" not in mods
+    assert "core.engine.protocol" not in mods and "tui.palette" not in mods
 
 
 def test_core_client_side_never_imports_textual_or_rich_or_torch():

@@ -90,7 +90,7 @@ async def test_t_trains_a_lora_on_the_prompt_it_was_used_with(home, monkeypatch)
     run_id, _ = seeded(home)
     app = fake_app(home)
     started = []
-    monkeypatch.setattr(app.bench, "start_run", lambda config: started.append(config) or "t0000new")
+    monkeypatch.setattr(app.workbench, "start_run", lambda config: started.append(config) or "t0000new")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_verdict(pilot)
         await pilot.press("t")  # on the winner: trained and used as is, nothing to do

@@ -66,7 +66,7 @@ def run_gen(args: argparse.Namespace) -> int:
         }
     )
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
-    bench = _workbench()
+    workbench = _workbench()
     prompt = Prompt(text, args.system, args.mode)
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
@@ -78,7 +78,7 @@ def run_gen(args: argparse.Namespace) -> int:
 
     def work() -> None:
         try:
-            outcome["result"] = bench.generate_here(options, prompt, params, emit=emit, cancel=cancel)
+            outcome["result"] = workbench.generate_here(options, prompt, params, emit=emit, cancel=cancel)
         except BaseException as exc:  # re-raised on the main thread
             outcome["error"] = exc
         finally:
@@ -96,7 +96,7 @@ def run_gen(args: argparse.Namespace) -> int:
     result = outcome["result"]
     sys.stdout.write("\n")
     status = "cancelled" if result["stop_reason"] == "cancelled" else "done"
-    record = bench.save_generation(
+    record = workbench.save_generation(
         model=options.model,
         prompt=prompt,
         params=params.to_dict(),
@@ -241,14 +241,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from core.evals.runner import HostBackend
 
     options, models, adapters = model_options(args, several_models=True, several_adapters=True)
-    bench = _workbench()
+    workbench = _workbench()
     request, min_pass = _eval_request(args)
-    refs = [bench.prompt_ref(ref) for ref in args.prompt]
-    variants = bench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
-    baseline = _given_baseline(args, bench)
+    refs = [workbench.prompt_ref(ref) for ref in args.prompt]
+    variants = workbench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
+    baseline = _given_baseline(args, workbench)
     with progress("eval") as update:
-        summary = bench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
-    return _answer(args, bench, summary, None, baseline, min_pass)
+        summary = workbench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
+    return _answer(args, workbench, summary, None, baseline, min_pass)
 
 
 def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
@@ -273,16 +273,16 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
     return request, min_pass
 
 
-def _given_baseline(args: argparse.Namespace, bench: Workbench) -> tuple[dict[str, Any], int] | None:
+def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[dict[str, Any], int] | None:
     if not args.baseline:
         return None
     run, variant = _run_and_variant(args.baseline)
-    return bench.evals.load(run), variant
+    return workbench.evals.load(run), variant
 
 
 def _answer(
     args: argparse.Namespace,
-    bench: Workbench,
+    workbench: Workbench,
     summary: dict[str, Any],
     judged: Comparison | None,
     baseline: tuple[dict[str, Any], int] | None,
@@ -290,12 +290,12 @@ def _answer(
 ) -> int:
     """What `eval` and `compare` print (and pin, and report): the table or JSON, the comparison when there is
     one; exit 1 when a variant is under --min-pass."""
-    baseline = baseline or bench.baseline(summary)
+    baseline = baseline or workbench.baseline(summary)
     comparisons = _against(summary, baseline)
     if args.pin:
-        bench.evals.pin(summary["id"])
+        workbench.evals.pin(summary["id"])
     if judged and getattr(args, "report", None):
-        say(f"report: {bench.write_report(judged, Path(args.report).expanduser())}")
+        say(f"report: {workbench.write_report(judged, Path(args.report).expanduser())}")
     if args.json:
         shown = judged.to_dict() if judged else summary
         print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
@@ -360,23 +360,23 @@ def run_compare(args: argparse.Namespace) -> int:
     from core.evals.runner import HostBackend
 
     options, _, adapters = model_options(args, several_adapters=True)
-    bench = _workbench()
+    workbench = _workbench()
     request, min_pass = _eval_request(args)
-    plan = bench.compare_plan(
+    plan = workbench.compare_plan(
         request,
         options,
-        [bench.prompt_ref(ref) for ref in args.prompt],
+        [workbench.prompt_ref(ref) for ref in args.prompt],
         adapters,
         train=args.train,
         train_with_prompt=args.train_with_prompt,
         seeds=args.seeds,
         train_settings={"epochs": args.train_epochs},
     )
-    baseline = _given_baseline(args, bench)
+    baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)
     with bars.stack:
-        judged = bench.compare(plan, HostBackend(options), bars)
-    return _answer(args, bench, judged.summary, judged, baseline, min_pass)
+        judged = workbench.compare(plan, HostBackend(options), bars)
+    return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
 
 
 # -- prompts and evals ----------------------------------------------------------------------------
@@ -429,9 +429,9 @@ def add_evals(p: argparse.ArgumentParser) -> None:
 
 
 def run_evals(args: argparse.Namespace) -> int:
-    bench = _workbench()
-    runs = bench.evals
-    for run_id in bench.recover_evals():
+    workbench = _workbench()
+    runs = workbench.evals
+    for run_id in workbench.recover_evals():
         say(f"recovered eval {run_id}: its process ended before it finished (tunelab evals resume {run_id})")
     if args.action == "list":
         rows = []
@@ -456,8 +456,8 @@ def run_evals(args: argparse.Namespace) -> int:
 
         model = runs.load(args.run)["variants"][0]["model"]
         with progress("eval") as update:
-            summary = bench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
-        show_summary(summary, _against(summary, bench.baseline(summary)))
+            summary = workbench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
+        show_summary(summary, _against(summary, workbench.baseline(summary)))
         return 0
     if args.action == "pin":
         run, variant = _run_and_variant(args.run)
@@ -471,7 +471,7 @@ def run_evals(args: argparse.Namespace) -> int:
         count = write_eval_rows(eval_rows(runs.root, summary), args.format, sys.stdout)
         say(f"exported {count} graded row(s) of {summary['id']}")
         return 0
-    comparisons = _against(summary, bench.baseline(summary))
+    comparisons = _against(summary, workbench.baseline(summary))
     show_summary(summary, comparisons)
     for i, c in enumerate(comparisons or []):
         if c["fixed"] or c["broken"]:
@@ -564,8 +564,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     options, _, _ = model_options(args)
-    bench = _workbench()
-    ref = bench.prompt_ref(args.prompt) if args.prompt else None
+    workbench = _workbench()
+    ref = workbench.prompt_ref(args.prompt) if args.prompt else None
     targets: str | tuple[str, ...] = (
         args.target_modules
         if args.target_modules == "all-linear"
@@ -591,7 +591,7 @@ def run_train(args: argparse.Namespace) -> int:
         rdzv_endpoint=args.rdzv_endpoint,
         eval_fraction=args.eval_fraction,
     )
-    config = bench.train_config(
+    config = workbench.train_config(
         settings,
         options=options,
         dataset=args.dataset,
@@ -603,30 +603,30 @@ def run_train(args: argparse.Namespace) -> int:
     if not 0 <= args.node_rank < config.nnodes:
         raise TunelabError(f"--node-rank must be between 0 and {config.nnodes - 1} (--nnodes {config.nnodes})")
     if args.node_rank > 0:  # node 0 created the run on the shared filesystem; its settings rule
-        run_id = bench.join_run(str(config.rdzv_endpoint), args.node_rank)
+        run_id = workbench.join_run(str(config.rdzv_endpoint), args.node_rank)
         say(f"node {args.node_rank} joined training run {run_id}")
     elif args.resume:
-        run_id = bench.resume_run(args.resume, config)
+        run_id = workbench.resume_run(args.resume, config)
         say(f"resumed training run {run_id}")
     else:
-        bench.check_targets(config)  # a bad name is exit 2 with nothing stored
-        run_id = bench.start_run(config, [ref] if ref else [])
+        workbench.check_targets(config)  # a bad name is exit 2 with nothing stored
+        run_id = workbench.start_run(config, [ref] if ref else [])
         say(f"started training run {run_id}")
-    return 0 if args.detach else follow(bench, run_id)
+    return 0 if args.detach else follow(workbench, run_id)
 
 
-def follow(bench: Workbench, run_id: str) -> int:
+def follow(workbench: Workbench, run_id: str) -> int:
     """Print metrics as they arrive until the run ends; Ctrl+C detaches, the run goes on."""
     from core.training.runs import LIVE, step_parts
 
     offset, shown = 0, -1
     try:
         while True:
-            rows, offset = bench.runs.metrics(run_id, offset)
+            rows, offset = workbench.runs.metrics(run_id, offset)
             for row in rows:
                 print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
                 shown = row["step"]
-            status = bench.runs.status(run_id)
+            status = workbench.runs.status(run_id)
             if status["state"] not in LIVE:
                 break
             time.sleep(0.5)
@@ -654,8 +654,8 @@ def add_runs(p: argparse.ArgumentParser) -> None:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    bench = _workbench()
-    runs = bench.runs
+    workbench = _workbench()
+    runs = workbench.runs
     if args.action == "list":
         listed = runs.list()
         table(
@@ -679,12 +679,12 @@ def run_runs(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(json.dumps({"status": runs.status(run_id), "config": runs.config(run_id)}, indent=2))
     elif args.action == "attach":
-        return follow(bench, run_id)
+        return follow(workbench, run_id)
     elif args.action == "stop":
         if args.now:
-            say(bench.kill_run(run_id))
+            say(workbench.kill_run(run_id))
         else:
-            status = bench.stop_and_wait(run_id, grace=args.grace)
+            status = workbench.stop_and_wait(run_id, grace=args.grace)
             say(
                 f"{run_id}: {status['state']}"
                 + (f", saved {status['last_checkpoint']}" if status.get("last_checkpoint") else "")
@@ -693,9 +693,9 @@ def run_runs(args: argparse.Namespace) -> int:
         runs.cancel(run_id)
         say(f"cancelling {run_id}")
     else:
-        bench.resume_run(run_id)
+        workbench.resume_run(run_id)
         say(f"resumed {run_id}")
-        return follow(bench, run_id)
+        return follow(workbench, run_id)
     return 0
 
 
@@ -708,23 +708,23 @@ def add_adapters(p: argparse.ArgumentParser) -> None:
 def run_adapters(args: argparse.Namespace) -> int:
     from core.training.adapters import merge
 
-    bench = _workbench()
+    workbench = _workbench()
     if args.action == "list":
         table(
             ("run", "folder", "eval loss", "trained on"),
             [
                 (a.run_id, a.path, f"{a.eval_loss:.4f}" if a.eval_loss is not None else "", a.trained_on)
-                for a in bench.adapters()
+                for a in workbench.adapters()
             ],
         )
-        _warn([s["problem"] for s in bench.runs.list() if s.get("problem")])
+        _warn([s["problem"] for s in workbench.runs.list() if s.get("problem")])
         return 0
     options, models, _ = model_options(args)
     adapter = args.adapter or options.adapter
     if not adapter or not args.out:
         raise TunelabError("adapters merge needs an adapter and --out DIR")
     base = models[0] if getattr(args, "models", None) else None
-    out = merge(bench.root, adapter, Path(args.out).expanduser(), base, options.load_kwargs())
+    out = merge(workbench.root, adapter, Path(args.out).expanduser(), base, options.load_kwargs())
     say(f"merged model written to {out} (use it with --model {out})")
     return 0
 

@@ -112,9 +112,9 @@ class TrainingPane(Vertical):
             self.status, self.ids, self.others, self.killed, self.force = status, ids, others, killed, force
             self.done = done  # the runs that finished with an adapter
 
-    def __init__(self, bench: Callable[[], Workbench], **kwargs) -> None:
+    def __init__(self, workbench: Callable[[], Workbench], **kwargs) -> None:
         super().__init__(**kwargs)
-        self._bench = bench
+        self._workbench = workbench
         self.watched: dict[str, Watched] = {}
         self.selected: str | None = None
         self.overlay = False
@@ -129,12 +129,12 @@ class TrainingPane(Vertical):
         self.stop_watching = threading.Event()
 
     @property
-    def bench(self) -> Workbench:
-        return self._bench()
+    def workbench(self) -> Workbench:
+        return self._workbench()
 
     @property
     def runs(self) -> Runs:
-        return self.bench.runs
+        return self.workbench.runs
 
     def compose(self) -> ComposeResult:
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
@@ -203,7 +203,7 @@ class TrainingPane(Vertical):
                 run_id, offset = ids[0], 0  # re-attach to the newest run
             rows, new_offset = self.runs.metrics(run_id, offset)
             status = self.runs.status(run_id)
-            killed = self.bench.enforce_stop(run_id, status=status)
+            killed = self.workbench.enforce_stop(run_id, status=status)
             if killed:
                 status = self.runs.status(run_id)
             extra = {}
@@ -288,10 +288,10 @@ class TrainingPane(Vertical):
         """Stop, kill, cancel or resume: files and signals, off the UI loop."""
         try:
             controls: dict[str, Callable[[str], object]] = {
-                "stop": self.bench.stop_run,
-                "kill": self.bench.kill_run,
+                "stop": self.workbench.stop_run,
+                "kill": self.workbench.kill_run,
                 "cancel": self.runs.cancel,
-                "resume": self.bench.resume_run,
+                "resume": self.workbench.resume_run,
             }
             controls[action](run_id)
         except (OSError, TunelabError) as exc:
