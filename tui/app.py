@@ -38,7 +38,7 @@ from core.errors import TunelabError
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from core.storage.paths import data_dir, logs_dir
 from tui.cli.guard import error_line
-from tui.keymap import bad_keys
+from tui.keymap import bad_keys, binding_ids, binding_owners, with_keys
 from tui.messages import (
     AdaptersFound,
     CompareStage,
@@ -106,39 +106,6 @@ def _only(adapters: object) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def binding_ids() -> set[str]:
-    """Every binding id a user may remap in config.toml's [keys] (it imports every screen: the keymap is
-    checked after the first frame)."""
-    from tui.screens.ask import AskScreen
-    from tui.screens.cell_items import CellItemsScreen
-    from tui.screens.help import HelpScreen
-    from tui.screens.history import HistoryScreen
-    from tui.screens.item_outputs import ItemOutputsScreen
-    from tui.screens.rendered import RenderedScreen
-    from tui.screens.train_form import TrainForm
-    from tui.screens.verdict import VerdictScreen
-    from tui.screens.versions import VersionsScreen
-    from tui.widgets.eval_pane import EvalPane
-    from tui.widgets.training_pane import TrainingPane
-
-    owners = (
-        TunelabApp,
-        EvalPane,
-        TrainingPane,
-        ResultsPane,
-        HistoryScreen,
-        VersionsScreen,
-        RenderedScreen,
-        TrainForm,
-        AskScreen,
-        HelpScreen,
-        VerdictScreen,
-        CellItemsScreen,
-        ItemOutputsScreen,
-    )
-    return {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
-
-
 RENDER = "render"  # the token of ctrl+t's requests (generations are g1, g2, ...)
 
 
@@ -160,9 +127,10 @@ class TunelabApp(App[None]):
     TITLE = "tunelab"
     COMMANDS = App.COMMANDS | {commands_provider}
     HELP = (
-        "tunelab: the prompt on the left (ctrl+r runs, ctrl+g evaluates), training below it (ctrl+n), "
-        "results and the eval matrix on the right, history on f8, every action in the palette (ctrl+p). "
-        "f6 zooms the focused pane, f7 stacks the panes, f4 edits the prompt in $EDITOR."
+        "tunelab: the prompt on the left (<run> runs, <eval> evaluates), training below it (<train>), "
+        "results and the eval matrix on the right, history on <history>, every action in the palette "
+        "(ctrl+p). <zoom> zooms the focused pane, <toggle-layout> stacks the panes, <edit-prompt> edits the "
+        "prompt in $EDITOR."
     )
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", priority=True),
@@ -1145,7 +1113,7 @@ class TunelabApp(App[None]):
             (n for n in ([node, *node.ancestors_with_self] if node else []) if getattr(n, "HELP", None)), self.screen
         )
         title = getattr(owner, "BORDER_TITLE", None) or type(owner).__name__.removesuffix("Screen")
-        about = getattr(owner, "HELP", None) or self.HELP
+        about = with_keys(self, getattr(owner, "HELP", None) or self.HELP, binding_owners())
         keys, seen = [], set()
         for active in self.active_bindings.values():
             binding = active.binding

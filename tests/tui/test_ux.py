@@ -43,6 +43,52 @@ async def test_f1_explains_the_focused_pane_with_its_keys(home):
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
 
+async def test_a_remapped_key_shows_remapped_in_help_and_the_palette(home):
+    """`run = "f5"` in config.toml: F1's prose and keys and the palette's hints say f5, never ctrl+r."""
+    from core.storage.config import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text('[keys]\nrun = "f5"\n')
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.started)
+        app.query_one("#prompt-text").focus()
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "f5 runs" in app.screen.about and "^r" not in app.screen.about and "<run>" not in app.screen.about
+        assert {binding_id: key for key, _, binding_id in app.screen.keys}["run"] == "f5"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"run the prompt")
+        await wait_for(pilot, lambda: app.screen.query("CommandList"))
+        command_list = app.screen.query_one("CommandList")
+        await wait_for(pilot, lambda: command_list.option_count > 0)
+        shown = str(command_list.get_option_at_index(0).prompt)
+        assert "Run the prompt" in shown and "(f5)" in shown and "ctrl+r" not in shown and "^r" not in shown
+
+
+def test_every_class_with_bindings_is_remappable():
+    """binding_ids() finds its owners itself: every class in tui that declares BINDINGS gives its ids."""
+    import importlib
+    import pkgutil
+
+    from textual.binding import Binding
+
+    import tui
+    from tui.keymap import binding_ids
+
+    ids = binding_ids()
+    for info in pkgutil.walk_packages(tui.__path__, "tui."):
+        if info.name in ("tui.screenshots", "tui.__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for cls in [c for c in vars(module).values() if isinstance(c, type) and c.__module__ == info.name]:
+            own = [b.id for b in vars(cls).get("BINDINGS", []) if isinstance(b, Binding)]
+            assert all(own), f"{info.name}.{cls.__name__} has a binding without an id"
+            assert set(own) <= ids, f"{info.name}.{cls.__name__}: {set(own) - ids}"
+
+
 async def test_copy_output_uses_the_clipboard_and_vim_keys_scroll(home):
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:

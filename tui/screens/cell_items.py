@@ -35,7 +35,7 @@ class CellItemsScreen(Screen[None]):
     """
     HELP = (
         "The items this cell fixes (✓+, it passes where the other cell fails) and breaks (✗-), against the "
-        "cell named in the title: the verdict's other cell first; o moves to the next. Enter on an item shows "
+        "cell named in the title: the verdict's other cell first; <cell-next-other> moves to the next. Enter on an item shows "
         "its input, the expected answer and every cell's output."
     )
     BINDINGS = [

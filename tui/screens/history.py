@@ -75,8 +75,10 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         "Every generation, eval and training run, newest first. Type to search: words match prompts, "
         "outputs, corrections, notes and tags; filters kind:, model:, adapter:, prompt:, tag: (or #x), "
         "is:starred, label:good|bad|corrected|any, since:/until:YYYY-MM-DD. enter re-opens a record in "
-        "the editor; s star, t tags, n note, + good, - bad, c correct the output, y copy the output, "
-        "Y copy the record (JSON), e export what matches, d add good/corrected outputs to a dataset."
+        "the editor; <history-star> star, <history-tag> tags, <history-note> note, <history-good> good, "
+        "<history-bad> bad, <history-correct> correct the output, <history-copy> copy the output, "
+        "<history-copy-record> copy the record (JSON), <history-export> export what matches, "
+        "<history-to-dataset> add good/corrected outputs to a dataset."
     )
 
     def __init__(self, history: History, root: Path, query: str = "") -> None:

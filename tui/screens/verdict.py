@@ -42,7 +42,7 @@ class VerdictScreen(Screen[None]):
         "per prompt (name@id and mode). Each cell: pass rate, 95% interval (± the spread across seeds), mean "
         "latency, prompt+completion tokens. ★ marks the winner, ○ the cell it is tested against (exact McNemar "
         "on the same items), ! a LoRA used with a prompt it was not trained with. Enter on a cell lists the "
-        "items it fixes and breaks; t trains a LoRA on that cell's prompt; w writes the report."
+        "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the report."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),

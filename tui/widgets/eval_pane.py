@@ -66,8 +66,8 @@ class EvalPane(Vertical):
     """
     HELP = (
         "The eval matrix: one row per item, one column per variant (prompt x model x LoRA), with pass "
-        "rates, Wilson intervals and the change against the pinned baseline. ctrl+g runs the prompt on "
-        "screen; b pins the column under the cursor as the baseline; y copies that column as TSV."
+        "rates, Wilson intervals and the change against the pinned baseline. <eval> runs the prompt on "
+        "screen; <pin-baseline> pins the column under the cursor as the baseline; <copy-column> copies that column as TSV."
     )
     BINDINGS = [
         Binding("b", "pin", "Pin baseline", id="pin-baseline"),

@@ -26,8 +26,8 @@ class PromptPane(Vertical):
     HELP = (
         "The prompt is a template: {{name}} fills from the eval dataset's rows (the first row in a single "
         "run). mode chat applies the model's chat template, raw sends the text as is. The lora list "
-        "offers finished training runs. ctrl+r runs, ctrl+g evaluates, ctrl+t shows the rendered "
-        "prompt, ctrl+o the saved versions of this name, f4 opens it in $EDITOR."
+        "offers finished training runs. <run> runs, <eval> evaluates, <rendered> shows the rendered "
+        "prompt, <versions> the saved versions of this name, <edit-prompt> opens it in $EDITOR."
     )
 
     def __init__(self, model: str, **kwargs) -> None:

@@ -35,7 +35,7 @@ class ResultsPane(Vertical):
     BORDER_TITLE = "Results"
     HELP = (
         "The streamed output of the last run, with tokens, tok/s, latency and why it stopped. "
-        "esc cancels a run and keeps what streamed; y copies the output (OSC 52 works over SSH)."
+        "<cancel> cancels a run and keeps what streamed; <copy-output> copies the output (OSC 52 works over SSH)."
     )
     BINDINGS = [
         Binding("y", "app.copy_output", "Copy", id="copy-output"),

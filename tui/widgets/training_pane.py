@@ -67,8 +67,9 @@ class TrainingPane(Vertical):
     BORDER_TITLE = "Training"
     HELP = (
         "LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
-        "curves, rate, ETA and checkpoints. ctrl+n starts a run; s stops and saves (twice: at once), "
-        "x cancels, u resumes, [ and ] switch runs, o overlays the other runs' curves."
+        "curves, rate, ETA and checkpoints. <train> starts a run; <train-stop> stops and saves (twice: at once), "
+        "<train-cancel> cancels, <train-resume> resumes, <train-prev> and <train-next> switch runs, <train-overlay> overlays "
+        "the other runs' curves."
     )
 
     class RunEnded(Message):
