@@ -160,7 +160,8 @@ def batched_vs_sequential(
     from core.data.prompts import PromptVersion, item_prompt
     from core.engine.loading import load
     from core.engine.options import ModelOptions
-    from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
+    from core.evals.backends import HostBackend
+    from core.evals.runner import EvalRequest, Variant, run_eval
 
     version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": tokens})
     items = load_dataset("demo").split("eval")[:n]

@@ -711,7 +711,7 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="eval", exclusive=False)
     def run_eval_in_thread(self, token: str, request: EvalRequest, variants: list, ref: PromptRef) -> None:
-        from core.evals.runner import WorkerBackend
+        from core.evals.backends import WorkerBackend
 
         try:
             self.prompts.save(ref.name, ref.version)
@@ -771,7 +771,7 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="eval", exclusive=False)
     def _compare_in_thread(self, token: str, options: ModelOptions) -> None:
-        from core.evals.runner import WorkerBackend
+        from core.evals.backends import WorkerBackend
         from tui.compare_progress import PostingWatcher
 
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import queue
 import statistics
 import threading
 from collections import Counter, defaultdict
@@ -19,19 +18,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tinydb import Query
 
-from core.data.datasets import HOLDOUT, load_dataset
+from core.data.datasets import HOLDOUT, Dataset, Item, load_dataset
 from core.data.prompts import PromptVersion, item_prompt
 from core.data.templates import Template
-from core.engine import protocol as p
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
-from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.backends import Backend
 from core.evals.cache import GenerationCache, cache_key
 from core.evals.graders import Grade, Grader, final_answer, parse_grader, wilson_interval
 from core.history.records import eval_record
@@ -42,7 +40,6 @@ from core.storage.paths import ensure_private_dir
 from core.storage.runfolders import resolve_adapter
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
-OnResult = Callable[[int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -82,20 +79,6 @@ SUMMARY_FILE = "summary.json"
 WRITER_LOCK = ".writer.lock"  # held by the process running the eval until its summary is stored
 
 
-class Backend(Protocol):
-    numerics: str  # `ModelOptions.numerics()` of the model it runs: part of every cache key
-
-    def run(
-        self,
-        model: str,
-        adapter: str | None,
-        prompts: list[dict[str, Any]],
-        params: dict[str, Any],
-        on_result: OnResult,
-        cancel: threading.Event,
-    ) -> None: ...
-
-
 @dataclass
 class _Call:
     variant: int
@@ -104,6 +87,19 @@ class _Call:
     prompt: Prompt
     params: GenParams
     key: str
+
+
+@dataclass
+class _Plan:
+    """Everything an eval will do, checked before anything is written: its items, graders and calls."""
+
+    request: EvalRequest
+    dataset: Dataset
+    items: list[Item]
+    answers: dict[str, str | None]
+    graders: dict[str, Grader]
+    adapter_paths: dict[str, str]
+    calls: list[_Call]
 
 
 def run_eval(
@@ -119,11 +115,39 @@ def run_eval(
 ) -> dict[str, Any]:
     """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `on_start`
     runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
+    cancel = cancel or threading.Event()
+    plan = plan_eval(root, request, variants, backend)
+    if on_start:
+        on_start()
+    run_id = "e" + new_id()
+    folder = ensure_private_dir(Path(root) / "evals" / run_id)
+    writer = _begin(folder, plan.request, plan.dataset.name, plan.dataset.sha256, variants, len(plan.items))
+    grading = _Grading(plan, on_row, on_progress)
+    error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
+    try:
+        _execute(root, plan, variants, backend, grading, folder, cancel)
+    except BaseException as exc:
+        error = exc
+    status = "cancelled" if cancel.is_set() else "done"
+    if error is not None:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    summary = _summary(run_id, plan, variants, grading, status, error)
+    try:
+        store(root, folder, summary)
+    finally:
+        os.close(writer)
+    if error is not None:  # stored as partial with what finished; the caller still sees why it stopped
+        raise error
+    return summary
+
+
+def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend) -> _Plan:
+    """The dataset read, every template and adapter checked, the graders built and one call per variant,
+    repeat and item keyed for the cache: any bad input fails here, before the eval exists."""
     if not variants:
         raise TunelabError("an eval needs at least one variant")
     if not 1 <= request.repeat <= 100:
         raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
-    cancel = cancel or threading.Event()
     dataset = load_dataset(
         request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
     )
@@ -145,7 +169,6 @@ def run_eval(
     fingerprints = {v.model: fingerprint(resolve(v.model, allow_pickle=True)) for v in variants}
     adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
     adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
-
     calls: list[_Call] = []
     for vi, v in enumerate(variants):
         base = v.version.gen_params if v.version else fallback
@@ -154,121 +177,123 @@ def run_eval(
             params = replace(params, truncate=request.truncate)
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
+                adapter_print = adapter_prints.get(v.adapter or "")
                 key = cache_key(
-                    fingerprints[v.model],
-                    adapter_prints.get(v.adapter or ""),
-                    prompt.to_dict(),
-                    params.to_dict(),
-                    backend.numerics,
+                    fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), backend.numerics
                 )
                 calls.append(_Call(vi, ii, r, prompt, params, key))
+    return _Plan(request, dataset, items, answers, graders, adapter_paths, calls)
 
-    if on_start:
-        on_start()
-    run_id = "e" + new_id()
-    folder = ensure_private_dir(Path(root) / "evals" / run_id)
-    writer = _begin(folder, request, dataset.name, dataset.sha256, variants, len(items))
+
+class _Grading:
+    """Grades each finished call and appends its row to results.jsonl at once (a killed process leaves what
+    it graded); backends call `finish` from their own threads."""
+
+    def __init__(self, plan: _Plan, on_row, on_progress) -> None:
+        self.plan, self.on_row, self.on_progress = plan, on_row, on_progress
+        self.rows: list[dict[str, Any]] = []
+        self.fresh: dict[str, dict[str, Any]] = {}  # computed now (not from the cache): cached at the end
+        self.skipped: Counter[int] = Counter()
+        self.lock = threading.Lock()
+        self.out: Any = None
+
+    def finish(self, call: _Call, result: dict[str, Any], from_cache: bool) -> None:
+        if result.get("stop_reason") == "cancelled":
+            return  # an output cut short by a cancel is neither graded nor cached
+        if result.get("stop_reason") == "skipped":
+            with self.lock:
+                self.skipped[call.variant] += 1  # too long for the context: counted, not graded
+            return
+        plan = self.plan
+        item = plan.items[call.item]
+        specs = (plan.request.grader,) if item.checks is None else item.checks
+        grade = _grade(plan.graders, specs, final_answer(result["output"]), plan.answers[item.id])
+        row = {
+            "variant": call.variant,
+            "item": item.id,
+            "repeat": call.repeat,
+            "output": result["output"],
+            "expected": item.expected,
+            "passed": grade.passed,
+            "score": grade.score,
+            "latency_s": result.get("latency_s"),
+            "prompt_tokens": result.get("prompt_tokens"),
+            "completion_tokens": result.get("completion_tokens"),
+            "truncated": bool(result.get("truncated")),
+            "cached": from_cache,
+        }
+        with self.lock:
+            self.rows.append(row)
+            self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.out.flush()
+            if not from_cache:
+                self.fresh[call.key] = result
+            done = len(self.rows)
+        if self.on_row:
+            self.on_row(row)
+        if self.on_progress:
+            self.on_progress(done, len(plan.calls))
+
+
+def _execute(
+    root: Path,
+    plan: _Plan,
+    variants: list[Variant],
+    backend: Backend,
+    grading: _Grading,
+    folder: Path,
+    cancel: threading.Event,
+) -> None:
+    """Cached calls first, then the misses in one backend batch per (model, adapter, params); identical
+    calls run once. What was computed is cached even when a later batch fails."""
     cache = GenerationCache(root)
-    cached = cache.get_many([c.key for c in calls]) if request.use_cache else {}
-    fresh: dict[str, dict[str, Any]] = {}
-    rows: list[dict[str, Any]] = []
-    skipped: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    fd = open_append(folder / RESULTS_FILE)
-    error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
+    cached = cache.get_many([c.key for c in plan.calls]) if plan.request.use_cache else {}
     try:
-        with os.fdopen(fd, "a", encoding="utf-8") as out:
-
-            def finish(call: _Call, result: dict[str, Any], from_cache: bool) -> None:
-                if result.get("stop_reason") == "cancelled":
-                    return  # an output cut short by a cancel is neither graded nor cached
-                if result.get("stop_reason") == "skipped":
-                    with lock:
-                        skipped[call.variant] += 1  # too long for the context: counted, not graded
-                    return
-                item = items[call.item]
-                specs = (request.grader,) if item.checks is None else item.checks
-                grade = _grade(graders, specs, final_answer(result["output"]), answers[item.id])
-                row = {
-                    "variant": call.variant,
-                    "item": item.id,
-                    "repeat": call.repeat,
-                    "output": result["output"],
-                    "expected": item.expected,
-                    "passed": grade.passed,
-                    "score": grade.score,
-                    "latency_s": result.get("latency_s"),
-                    "prompt_tokens": result.get("prompt_tokens"),
-                    "completion_tokens": result.get("completion_tokens"),
-                    "truncated": bool(result.get("truncated")),
-                    "cached": from_cache,
-                }
-                with lock:
-                    rows.append(row)
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    out.flush()  # on disk row by row: a killed process leaves what it graded
-                    if not from_cache:
-                        fresh[call.key] = result
-                    done = len(rows)
-                if on_row:
-                    on_row(row)
-                if on_progress:
-                    on_progress(done, len(calls))
-
+        with os.fdopen(open_append(folder / RESULTS_FILE), "a", encoding="utf-8") as grading.out:
             misses = []
-            for call in calls:
+            for call in plan.calls:
                 if call.key in cached:
-                    finish(call, cached[call.key], True)
+                    grading.finish(call, cached[call.key], True)
                 else:
                     misses.append(call)
             groups: dict[tuple, list[_Call]] = defaultdict(list)
             for call in misses:
                 v = variants[call.variant]
                 params_json = json.dumps(call.params.to_dict(), sort_keys=True)
-                groups[(v.model, adapter_paths.get(v.adapter or ""), params_json)].append(call)
+                groups[(v.model, plan.adapter_paths.get(v.adapter or ""), params_json)].append(call)
             seen: set[str] = set()
             for (model, adapter, params_json), group in groups.items():
                 if cancel.is_set():
                     break
                 unique: list[_Call] = []
                 duplicates: list[_Call] = []
-                for c in group:  # identical calls (same key) run once; the others reuse the result
+                for c in group:
                     (duplicates if c.key in seen else unique).append(c)
                     seen.add(c.key)
-                backend.run(
-                    model,
-                    adapter,
-                    [c.prompt.to_dict() for c in unique],
-                    json.loads(params_json),
-                    partial(_finish_fresh, finish, unique),
-                    cancel,
-                )
+                prompts = [c.prompt.to_dict() for c in unique]
+                on_result = partial(_finish_fresh, grading.finish, unique)
+                backend.run(model, adapter, prompts, json.loads(params_json), on_result, cancel)
                 for c in duplicates:
-                    if c.key in fresh:
-                        finish(c, fresh[c.key], True)
-    except BaseException as exc:
-        error = exc
+                    if c.key in grading.fresh:
+                        grading.finish(c, grading.fresh[c.key], True)
     finally:
-        if fresh:  # what was computed is cached even when a later batch fails
-            cache.put_many(fresh)
+        if grading.fresh:
+            cache.put_many(grading.fresh)
 
-    status = "cancelled" if cancel.is_set() else "done"
-    if error is not None:
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-    summary = summarize(run_id, request, dataset.name, dataset.sha256, variants, items, rows, status)
+
+def _summary(
+    run_id: str, plan: _Plan, variants: list[Variant], grading: _Grading, status: str, error: BaseException | None
+) -> dict[str, Any]:
+    """The summary of what finished, with each variant's skipped count and, if it stopped, why."""
+    summary = summarize(
+        run_id, plan.request, plan.dataset.name, plan.dataset.sha256, variants, plan.items, grading.rows, status
+    )
     for vi, v in enumerate(summary["variants"]):
-        v["skipped"] = skipped[vi]
-    if all(it.checks is not None for it in items):
+        v["skipped"] = grading.skipped[vi]
+    if all(it.checks is not None for it in plan.items):
         summary["grader"] = "each row's __expected"  # the request's grader was not used
     if error is not None:
         summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    try:
-        store(root, folder, summary)
-    finally:
-        os.close(writer)
-    if error is not None:  # stored as partial with what finished; the caller still sees why it stopped
-        raise error
     return summary
 
 
@@ -458,56 +483,3 @@ def compare(summary: dict[str, Any], baseline: dict[str, Any], baseline_variant:
             }
         )
     return out
-
-
-class HostBackend:
-    """In-process generation (the headless commands) on one `ModelHost`: the base loads once per model,
-    adapters are hot-swapped onto it, exactly as in the model worker."""
-
-    def __init__(self, options: ModelOptions) -> None:
-        from core.engine.host import ModelHost
-
-        self.options, self.numerics = options, options.numerics()
-        self.host = ModelHost()
-        self.model: str | None = None
-
-    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
-        if model != self.model:
-            self.host.load(replace(self.options, model=model))
-            self.model = model
-        self.host.batch(
-            [Prompt.from_dict(x) for x in prompts],
-            GenParams.from_dict(params),
-            adapter,
-            on_result=on_result,
-            cancel=cancel,
-        )
-
-
-class WorkerBackend:
-    """Generation through the model worker (the TUI), on the model it has loaded; adapters are
-    hot-swapped there."""
-
-    def __init__(self, client, model: str, numerics: str) -> None:
-        self.client, self.model, self.numerics = client, model, numerics
-
-    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
-        if model != self.model:
-            raise TunelabError(f"the workbench evaluates on the loaded model ({self.model}); load {model} first")
-        events: queue.Queue = queue.Queue()
-        rid = self.client.batch(prompts, params, events.put, adapter=adapter)
-        asked = False
-        while True:
-            try:
-                event = events.get(timeout=0.1)
-            except queue.Empty:
-                if cancel.is_set() and not asked:
-                    self.client.cancel(rid)
-                    asked = True
-                continue
-            if isinstance(event, p.Item):
-                on_result(event.index, event.result)
-            elif isinstance(event, p.BatchDone):
-                return
-            else:  # Error or Crashed
-                raise TunelabError(getattr(event, "message", "model worker failed"))

@@ -159,116 +159,143 @@ def train(run_dir: Path, resume: bool = False) -> None:
 
 
 def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
-    import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    from core.data.datasets import load_dataset
-    from core.engine.loading import linear_module_names, load
-    from core.engine.modelref import fingerprint
-    from core.training.data import collate, examples, length_grouped_batches, model_inputs
-    from core.training.dropout import cheapen_lora_dropout
-
-    record = json.loads((run_dir / runfolders.CONFIG_FILE).read_text(encoding="utf-8"))
-    cfg = TrainConfig.from_dict(record["config"])
-    status = runs.StatusWriter(run_dir) if dist.main else _Silent()
-    control = Control(run_dir)
-    status.update(state="loading")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
-    model = loaded.model
-    linear = linear_module_names(model)
-    cfg.check_targets(linear)
-    dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
-    train_data = examples(loaded, cfg, dataset, cfg.split)
-    eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
-    pad_id = loaded.tokenizer.pad_token_id
-    packed = cfg.packing and packing_holds(model, train_data, pad_id, cfg, loaded.device)
-    import peft
-    import transformers
-
-    record["resolved"] = {
-        "device": loaded.device,
-        "dtype": loaded.dtype,
-        "model_location": loaded.source.location,
-        "linear_modules": linear,
-        "train_examples": len(train_data),
-        "eval_examples": len(eval_data),
-        "world_size": dist.world,
-        "packing": packed,
-        "model_fingerprint": fingerprint(loaded.source),
-        "dataset_sha256": dataset.sha256,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-    }
-    if dist.main:
-        write_atomic(run_dir / runfolders.CONFIG_FILE, json.dumps(record, indent=2))
-
-    model = memory_setup(model, cfg.quantize, cfg.gradient_checkpointing)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            use_dora=cfg.use_dora,
-            use_rslora=cfg.use_rslora,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            task_type="CAUSAL_LM",
-            target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
-            modules_to_save=list(cfg.modules_to_save) or None,
-        ),
-    )
-    cheapen_lora_dropout(model, loaded.device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    trainable_params = sum(p.numel() for p in trainable)
-    forward = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        forward = DistributedDataParallel(model)
-    per_step = cfg.grad_accum * dist.world  # batches one optimizer step consumes, over all ranks
-    batches_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // per_step)
-    total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
-    try:  # the fused kernel (CPU, CUDA, MPS) is what HF Trainer picks by default, and faster
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
-    except (RuntimeError, ValueError):
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * total), total)
-    )
-    step, epoch, position, tokens_seen = 0, 0, 0, 0
-    checkpoints = run_dir / runfolders.CHECKPOINTS
+    session = _Session(run_dir, dist)
     if resume:
-        latest = runs.latest_checkpoint(run_dir)
+        session.restore()
+    session.run()
+
+
+class _Session:
+    """One run's life in this process: the model and its LoRA, the optimizer, the data and the position in
+    it (step, epoch, batch, tokens), written to the run folder as it goes. Torch is imported on creation."""
+
+    def __init__(self, run_dir: Path, dist: Distributed) -> None:
+        import torch
+
+        self.run_dir, self.dist, self.torch = run_dir, dist, torch
+        self.record = json.loads((run_dir / runfolders.CONFIG_FILE).read_text(encoding="utf-8"))
+        self.cfg = cfg = TrainConfig.from_dict(self.record["config"])
+        self.status = runs.StatusWriter(run_dir) if dist.main else _Silent()
+        self.control = Control(run_dir)
+        self.checkpoints = run_dir / runfolders.CHECKPOINTS
+        self.status.update(state="loading")
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self._load()
+        self._attach_lora()
+        per_step = cfg.grad_accum * dist.world  # batches one optimizer step consumes, over all ranks
+        self.per_step = per_step
+        steps_per_epoch = max(1, math.ceil(len(self.train_data) / cfg.batch_size) // per_step)
+        self.total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+        try:  # the fused kernel (CPU, CUDA, MPS) is what HF Trainer picks by default, and faster
+            self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
+        except (RuntimeError, ValueError):
+            self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=0.0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(cfg.schedule, int(cfg.warmup_ratio * self.total), self.total)
+        )
+        self.step, self.epoch, self.position, self.tokens_seen = 0, 0, 0, 0
+        self.diverged_at = math.nan
+
+    def _load(self) -> None:
+        """The base model and both splits' examples, and what they resolved to, in run_config.json."""
+        import peft
+        import transformers
+
+        from core.data.datasets import load_dataset
+        from core.engine.loading import linear_module_names, load
+        from core.engine.modelref import fingerprint
+        from core.training.data import examples
+
+        cfg, dist = self.cfg, self.dist
+        self.loaded = loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
+        linear = linear_module_names(loaded.model)
+        cfg.check_targets(linear)
+        dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
+        self.train_data = examples(loaded, cfg, dataset, cfg.split)
+        self.eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
+        self.pad_id = loaded.tokenizer.pad_token_id
+        self.packed = cfg.packing and packing_holds(loaded.model, self.train_data, self.pad_id, cfg, loaded.device)
+        versions = {"torch": self.torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+        self.record["resolved"] = {
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+            "model_location": loaded.source.location,
+            "linear_modules": linear,
+            "train_examples": len(self.train_data),
+            "eval_examples": len(self.eval_data),
+            "world_size": dist.world,
+            "packing": self.packed,
+            "model_fingerprint": fingerprint(loaded.source),
+            "dataset_sha256": dataset.sha256,
+            "versions": versions,
+        }
+        if dist.main:
+            write_atomic(self.run_dir / runfolders.CONFIG_FILE, json.dumps(self.record, indent=2))
+
+    def _attach_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        from core.training.dropout import cheapen_lora_dropout
+
+        cfg = self.cfg
+        model = memory_setup(self.loaded.model, cfg.quantize, cfg.gradient_checkpointing)
+        self.model = get_peft_model(
+            model,
+            LoraConfig(
+                use_dora=cfg.use_dora,
+                use_rslora=cfg.use_rslora,
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                task_type="CAUSAL_LM",
+                target_modules=cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules),
+                modules_to_save=list(cfg.modules_to_save) or None,
+            ),
+        )
+        cheapen_lora_dropout(self.model, self.loaded.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.forward = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(self.model)
+
+    def restore(self) -> None:
+        """Adapter, optimizer, scheduler, RNGs and data position from the last checkpoint."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        latest = runs.latest_checkpoint(self.run_dir)
         if latest is None:
             raise TunelabError("nothing to resume: the run has no checkpoint")
-        set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
-        state = torch.load(latest / "trainer_state.pt", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        set_peft_model_state_dict(self.model, load_file(latest / "adapter_model.safetensors"))
+        state = self.torch.load(latest / "trainer_state.pt", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.torch.set_rng_state(state["torch_rng"])
         random.setstate((state["py_rng"][0], tuple(state["py_rng"][1]), state["py_rng"][2]))
-        step, epoch, position, tokens_seen = state["step"], state["epoch"], state["position"], state["tokens_seen"]
-        if dist.main:  # steps logged after that checkpoint are trained again: their rows go, never twice
-            runs.trim_metrics(run_dir, step)
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.tokens_seen = state["tokens_seen"]
+        if self.dist.main:  # steps logged after that checkpoint are trained again: their rows go, never twice
+            runs.trim_metrics(self.run_dir, self.step)
 
-    def save_checkpoint() -> Path:
-        ensure_private_dir(checkpoints)  # a link planted in its place is refused
-        tmp = checkpoints / f".tmp-step-{step:06d}"
-        final = checkpoints / f"step-{step:06d}"
+    def save_checkpoint(self) -> Path:
+        ensure_private_dir(self.checkpoints)  # a link planted in its place is refused
+        tmp = self.checkpoints / f".tmp-step-{self.step:06d}"
+        final = self.checkpoints / f"step-{self.step:06d}"
         remove_path(tmp)  # a leftover, or a link planted there: never written through
-        model.save_pretrained(tmp)
-        torch.save(
+        self.model.save_pretrained(tmp)
+        self.torch.save(
             {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": self.torch.get_rng_state(),
                 "py_rng": list(random.getstate()),
-                "step": step,
-                "epoch": epoch,
-                "position": position,
-                "tokens_seen": tokens_seen,
+                "step": self.step,
+                "epoch": self.epoch,
+                "position": self.position,
+                "tokens_seen": self.tokens_seen,
             },
             tmp / "trainer_state.pt",
         )
@@ -276,123 +303,144 @@ def _train(run_dir: Path, resume: bool, dist: Distributed) -> None:
         os.replace(tmp, final)
         return final
 
-    def eval_loss() -> float | None:
-        if not eval_data:
+    def eval_loss(self) -> float | None:
+        from core.training.data import collate
+
+        if not self.eval_data:
             return None
+        model, device, size = self.model, self.loaded.device, self.cfg.batch_size
         model.eval()
         total_loss, count = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(eval_data), cfg.batch_size):
-                batch = list(range(start, min(start + cfg.batch_size, len(eval_data))))
-                ids, labels, mask = collate(eval_data, batch, loaded.tokenizer.pad_token_id)
-                out = model(
-                    input_ids=ids.to(loaded.device),
-                    attention_mask=mask.to(loaded.device),
-                    labels=labels.to(loaded.device),
-                )
+        with self.torch.no_grad():
+            for start in range(0, len(self.eval_data), size):
+                batch = list(range(start, min(start + size, len(self.eval_data))))
+                ids, labels, mask = collate(self.eval_data, batch, self.pad_id)
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
                 total_loss += out.loss.item() * len(batch)
                 count += len(batch)
         model.train()
         return total_loss / count
 
-    status.update(state="running", step=step, total_steps=total)
-    metrics = (
-        os.fdopen(open_append(run_dir / runfolders.METRICS_FILE), "a", encoding="utf-8")
-        if dist.main
-        else open(os.devnull, "w")
-    )
-    began = status_written = time.monotonic()
-    start_step = step
-    nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
-    model.train()
-    while step < total:
-        batches = length_grouped_batches(train_data, cfg.batch_size, cfg.seed + epoch)
-        while position + per_step <= len(batches) and step < total:
-            cancel, stop = dist.any(control.cancel, control.stop)
-            if cancel:
-                if dist.main:
-                    shutil.rmtree(checkpoints, ignore_errors=True)
-                status.update(state="cancelled", step=step)
-                return
-            if stop:
-                status.update(state="stopped", step=step, last_checkpoint=save_checkpoint().name if dist.main else None)
-                return
-            step_began = time.monotonic()
-            losses, tokens, slots = [], 0, 0
-            mine = position + dist.rank * cfg.grad_accum
-            for micro in batches[mine : mine + cfg.grad_accum]:
-                inputs, real = model_inputs(train_data, micro, pad_id, cfg.max_seq_len, packed)
-                out = forward(**{k: v.to(loaded.device) for k, v in inputs.items()}, use_cache=False)
-                (out.loss / cfg.grad_accum).backward()
-                losses.append(out.loss.item())
-                tokens += real
-                slots += inputs["input_ids"].numel()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, 1.0))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            position += per_step
-            mean_loss, tokens = dist.mean_and_sum(sum(losses) / len(losses), tokens)
-            step += 1
-            if step == nan_at:
-                mean_loss = math.nan
-            if not math.isfinite(mean_loss):  # every rank sees the same mean: all stop together
-                metrics.write(json.dumps({"step": step, "loss": None, "grad_norm": None}) + "\n")
-                metrics.flush()
-                status.update(
-                    state="diverged",
-                    step=step,
-                    error=f"the loss became {mean_loss} at step {step}: lower --learning-rate "
-                    "(resume starts again from the last checkpoint)",
-                )
-                return
-            tokens_seen += tokens
-            elapsed = time.monotonic() - began
-            rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
-            row: dict[str, Any] = {
-                "step": step,
-                "epoch": round(epoch + position / len(batches), 4),
-                "loss": round(mean_loss, 5),
-                "lr": scheduler.get_last_lr()[0],
-                "grad_norm": round(grad_norm, 4),
-                "tokens": tokens,
-                "pad_frac": round(1 - tokens / (slots * dist.world), 4),  # of the step's token slots
-                "tokens_seen": tokens_seen,
-                "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
-                "elapsed_s": round(elapsed, 3),
-                "eta_s": round((total - step) / rate, 1) if rate else None,
-                "mem_mb": round(peak_rss_mb(), 1),
-            }
-            if cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
-                row["eval_loss"] = round(eval_loss(), 5) if eval_data else None
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            saved = {}
-            if cfg.save_every and step % cfg.save_every == 0 and dist.main:
-                saved = {"last_checkpoint": save_checkpoint().name}
-            if saved or "eval_loss" in row or step == total or time.monotonic() - status_written >= STATUS_EVERY_S:
-                status.update(
-                    step=step,
-                    epoch=row["epoch"],
-                    loss=row["loss"],
-                    eval_loss=row.get("eval_loss"),
-                    eta_s=row["eta_s"],
-                    **saved,
-                )  # fsynced: at most twice a second on short steps
-                status_written = time.monotonic()
-        if position + per_step > len(batches):
-            epoch, position = epoch + 1, 0
-    if dist.main:
-        final_eval = eval_loss()
-        remove_path(run_dir / runfolders.ADAPTER)
-        model.save_pretrained(run_dir / runfolders.ADAPTER)
-        status.update(
+    def run(self) -> None:
+        """Steps until the total, a stop (saved), a cancel (checkpoints removed) or a non-finite loss."""
+        from core.training.data import length_grouped_batches
+
+        cfg, dist = self.cfg, self.dist
+        self.status.update(state="running", step=self.step, total_steps=self.total)
+        self.began = status_written = time.monotonic()
+        self.start_step = self.step
+        nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
+        self.model.train()
+        path = self.run_dir / runfolders.METRICS_FILE
+        with os.fdopen(open_append(path), "a", encoding="utf-8") if dist.main else open(os.devnull, "w") as metrics:
+            while self.step < self.total:
+                batches = length_grouped_batches(self.train_data, cfg.batch_size, cfg.seed + self.epoch)
+                while self.position + self.per_step <= len(batches) and self.step < self.total:
+                    if self._stopped():
+                        return
+                    row = self._one_step(batches, nan_at)
+                    if row is None:  # its row first, then the state: a reader never sees one without the other
+                        metrics.write(json.dumps({"step": self.step, "loss": None, "grad_norm": None}) + "\n")
+                        metrics.flush()
+                        self.status.update(
+                            state="diverged",
+                            step=self.step,
+                            error=f"the loss became {self.diverged_at} at step {self.step}: lower --learning-rate "
+                            "(resume starts again from the last checkpoint)",
+                        )
+                        return
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and dist.main:
+                        row["eval_loss"] = round(self.eval_loss() or 0.0, 5) if self.eval_data else None
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
+                    saved = {}
+                    if cfg.save_every and self.step % cfg.save_every == 0 and dist.main:
+                        saved = {"last_checkpoint": self.save_checkpoint().name}
+                    due = time.monotonic() - status_written >= STATUS_EVERY_S
+                    if saved or "eval_loss" in row or self.step == self.total or due:
+                        self.status.update(
+                            step=self.step,
+                            epoch=row["epoch"],
+                            loss=row["loss"],
+                            eval_loss=row.get("eval_loss"),
+                            eta_s=row["eta_s"],
+                            **saved,
+                        )  # fsynced: at most twice a second on short steps
+                        status_written = time.monotonic()
+                if self.position + self.per_step > len(batches):
+                    self.epoch, self.position = self.epoch + 1, 0
+        if dist.main:
+            self._finish()
+
+    def _stopped(self) -> bool:
+        """A cancel or a stop asked for (on any rank): the run ends here, saved on a stop."""
+        cancel, stop = self.dist.any(self.control.cancel, self.control.stop)
+        if cancel:
+            if self.dist.main:
+                shutil.rmtree(self.checkpoints, ignore_errors=True)
+            self.status.update(state="cancelled", step=self.step)
+        elif stop:
+            saved = self.save_checkpoint().name if self.dist.main else None
+            self.status.update(state="stopped", step=self.step, last_checkpoint=saved)
+        return cancel or stop
+
+    def _one_step(self, batches: list, nan_at: int | None) -> dict[str, Any] | None:
+        """One optimizer step over this rank's micro-batches: its metrics row, or None when it diverged."""
+        from core.training.data import model_inputs
+
+        cfg, dist, device = self.cfg, self.dist, self.loaded.device
+        step_began = time.monotonic()
+        losses, tokens, slots = [], 0, 0
+        mine = self.position + dist.rank * cfg.grad_accum
+        for micro in batches[mine : mine + cfg.grad_accum]:
+            inputs, real = model_inputs(self.train_data, micro, self.pad_id, cfg.max_seq_len, self.packed)
+            out = self.forward(**{k: v.to(device) for k, v in inputs.items()}, use_cache=False)
+            (out.loss / cfg.grad_accum).backward()
+            losses.append(out.loss.item())
+            tokens += real
+            slots += inputs["input_ids"].numel()
+        grad_norm = float(self.torch.nn.utils.clip_grad_norm_(self.trainable, 1.0))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.position += self.per_step
+        mean_loss, tokens = dist.mean_and_sum(sum(losses) / len(losses), tokens)
+        self.step += 1
+        if self.step == nan_at:
+            mean_loss = math.nan
+        if not math.isfinite(mean_loss):  # every rank sees the same mean: all stop together
+            self.diverged_at = mean_loss
+            return None
+        self.tokens_seen += tokens
+        elapsed = time.monotonic() - self.began
+        rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
+        return {
+            "step": self.step,
+            "epoch": round(self.epoch + self.position / len(batches), 4),
+            "loss": round(mean_loss, 5),
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": round(grad_norm, 4),
+            "tokens": tokens,
+            "pad_frac": round(1 - tokens / (slots * dist.world), 4),  # of the step's token slots
+            "tokens_seen": self.tokens_seen,
+            "tok_s": round(tokens / max(1e-9, time.monotonic() - step_began), 1),
+            "elapsed_s": round(elapsed, 3),
+            "eta_s": round((self.total - self.step) / rate, 1) if rate else None,
+            "mem_mb": round(peak_rss_mb(), 1),
+        }
+
+    def _finish(self) -> None:
+        """The final eval loss, the adapter and a last checkpoint: the run is done."""
+        final_eval = self.eval_loss()
+        remove_path(self.run_dir / runfolders.ADAPTER)
+        self.model.save_pretrained(self.run_dir / runfolders.ADAPTER)
+        self.status.update(
             state="done",
-            step=step,
+            step=self.step,
             eval_loss=final_eval,
             adapter=runfolders.ADAPTER,
-            last_checkpoint=save_checkpoint().name,
-            trainable_params=trainable_params,  # the cost of the LoRA, shown beside its verdict cell
-            device=loaded.device,
-            train_s=round(time.monotonic() - began, 2),  # this session of the run (a resumed one: since the resume)
+            last_checkpoint=self.save_checkpoint().name,
+            trainable_params=sum(p.numel() for p in self.trainable),  # the LoRA's cost, beside its verdict cell
+            device=self.loaded.device,
+            train_s=round(time.monotonic() - self.began, 2),  # this session of the run (resumed: since the resume)
         )

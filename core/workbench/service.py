@@ -21,8 +21,9 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.backends import Backend
 from core.evals.grid import Grid, build_grid
-from core.evals.runner import Backend, EvalRequest, EvalRuns, Variant, run_eval
+from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
 from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History

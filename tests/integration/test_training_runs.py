@@ -10,7 +10,8 @@ import pytest
 
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, HostBackend, Variant, run_eval
+from core.evals.backends import HostBackend
+from core.evals.runner import EvalRequest, Variant, run_eval
 from core.storage.runfolders import ADAPTER
 from core.training.config import TrainConfig
 from core.training.runs import Runs, rank_pids

@@ -12,8 +12,9 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.evals.backends import HostBackend
 from core.evals.cache import GenerationCache
-from core.evals.runner import EvalRequest, EvalRuns, HostBackend, Variant, compare, run_eval
+from core.evals.runner import EvalRequest, EvalRuns, Variant, compare, run_eval
 from core.history.query import parse_query
 from core.history.store import History
 from tests.fakes import scripted_answer

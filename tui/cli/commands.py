@@ -238,7 +238,7 @@ def show_comparison(judged: Comparison) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from core.evals.runner import HostBackend
+    from core.evals.backends import HostBackend
 
     options, models, adapters = model_options(args, several_models=True, several_adapters=True)
     workbench = _workbench()
@@ -357,7 +357,7 @@ class _CompareBars(CompareWatcher):
 def run_compare(args: argparse.Namespace) -> int:
     """The whole question in one command: base and each adapter, with no prompt and each prompt, and
     the verdict; with --train, the LoRAs it needs are trained first."""
-    from core.evals.runner import HostBackend
+    from core.evals.backends import HostBackend
 
     options, _, adapters = model_options(args, several_adapters=True)
     workbench = _workbench()
@@ -452,7 +452,7 @@ def run_evals(args: argparse.Namespace) -> int:
     if not args.run:
         raise TunelabError(f"evals {args.action} needs a run id")
     if args.action == "resume":
-        from core.evals.runner import HostBackend
+        from core.evals.backends import HostBackend
 
         model = runs.load(args.run)["variants"][0]["model"]
         with progress("eval") as update:

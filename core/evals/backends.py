@@ -1,0 +1,86 @@
+"""Where an eval's generations run: a `Backend` takes one batch of prompts for one (model, adapter,
+params) and calls back each result. `HostBackend` runs in this process (the headless commands),
+`WorkerBackend` through the model worker (the TUI)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from core.engine import protocol as p
+from core.engine.options import ModelOptions
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
+from core.errors import TunelabError
+
+OnResult = Callable[[int, dict[str, Any]], None]
+
+
+class Backend(Protocol):
+    numerics: str  # `ModelOptions.numerics()` of the model it runs: part of every cache key
+
+    def run(
+        self,
+        model: str,
+        adapter: str | None,
+        prompts: list[dict[str, Any]],
+        params: dict[str, Any],
+        on_result: OnResult,
+        cancel: threading.Event,
+    ) -> None: ...
+
+
+class HostBackend:
+    """In-process generation (the headless commands) on one `ModelHost`: the base loads once per model,
+    adapters are hot-swapped onto it, exactly as in the model worker."""
+
+    def __init__(self, options: ModelOptions) -> None:
+        from core.engine.host import ModelHost
+
+        self.options, self.numerics = options, options.numerics()
+        self.host = ModelHost()
+        self.model: str | None = None
+
+    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
+        if model != self.model:
+            self.host.load(replace(self.options, model=model))
+            self.model = model
+        self.host.batch(
+            [Prompt.from_dict(x) for x in prompts],
+            GenParams.from_dict(params),
+            adapter,
+            on_result=on_result,
+            cancel=cancel,
+        )
+
+
+class WorkerBackend:
+    """Generation through the model worker (the TUI), on the model it has loaded; adapters are
+    hot-swapped there."""
+
+    def __init__(self, client, model: str, numerics: str) -> None:
+        self.client, self.model, self.numerics = client, model, numerics
+
+    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
+        if model != self.model:
+            raise TunelabError(f"the workbench evaluates on the loaded model ({self.model}); load {model} first")
+        events: queue.Queue = queue.Queue()
+        rid = self.client.batch(prompts, params, events.put, adapter=adapter)
+        asked = False
+        while True:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                if cancel.is_set() and not asked:
+                    self.client.cancel(rid)
+                    asked = True
+                continue
+            if isinstance(event, p.Item):
+                on_result(event.index, event.result)
+            elif isinstance(event, p.BatchDone):
+                return
+            else:  # Error or Crashed
+                raise TunelabError(getattr(event, "message", "model worker failed"))
