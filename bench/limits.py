@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, timed
 from bench.training import profiled
 
 MATMUL_N = 2048  # big enough that the kernel, not the call, sets the pace
@@ -18,15 +17,9 @@ COPY_MB = 512  # far past every cache level
 DECODE_TOKENS = 64
 
 
-def best_of(fn, runs: int = 5) -> float:
-    """The fastest of `runs` wall times of `fn` after one warm-up: a ceiling is the best the machine does."""
-    fn()
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return min(times)
+def best_of(fn) -> float:
+    """The fastest of a few wall times of `fn` after a warm-up: a ceiling is the best the machine does."""
+    return timed(fn).low
 
 
 def peak_flops(threads: int) -> float:

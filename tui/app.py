@@ -325,6 +325,7 @@ class TunelabApp(App[None]):
         the model load, the adapters, the kept prompt, the keymap check, the themes watcher."""
         for module in LATER:
             importlib.import_module(module)
+        binding_owners()  # lists the screen and widget packages (disk): cached here, never on the loop
         try:
             self.workbench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
         except (OSError, TunelabError) as exc:  # a data dir that cannot be used: one line, as the CLI says it
