@@ -41,10 +41,10 @@ def interrupted(proc: subprocess.Popen) -> list[str]:
     return [line for line in err.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("after", [0.3, 1.0, 2.0])
+@pytest.mark.parametrize("after", [0.15, 0.3, 1.0, 2.0])
 def test_ctrl_c_while_starting_or_loading_is_one_line_and_130(home, after):
     proc = gen(home)
-    time.sleep(after)  # wherever it lands: imports, the model load, or the first tokens
+    time.sleep(after)  # wherever it lands: imports, the parser, the model load, or the first tokens
     assert len(interrupted(proc)) == 1
 
 
