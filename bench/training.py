@@ -88,9 +88,10 @@ def trainer(cfg, pad_to: int | None = None, grouped: bool = True) -> float:
     from core.data.datasets import load_dataset
     from core.engine.loading import load
     from core.training.data import examples
+    from core.training.splits import train_rows
 
     loaded = load(cfg.model)
-    data = examples(loaded, cfg, load_dataset(cfg.dataset), cfg.split)
+    data = examples(loaded, cfg, train_rows(cfg, load_dataset(cfg.dataset)))
     model = get_peft_model(
         loaded.model,
         LoraConfig(

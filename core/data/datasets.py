@@ -56,7 +56,9 @@ class Dataset:
 
     def resolve_split(self, name: str | None) -> str | None:
         """`auto`: the dataset's own `eval` split, or every row of a file that names no splits (test cases,
-        not a training set; ask for `eval` to get only the rows held out from training)."""
+        not a training set; ask for `eval` to get only the rows held out from training). `all`: every row."""
+        if name == "all":
+            return None
         if name == "auto":
             return None if self.held_out else "eval"
         return name

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.engine.loading import LoadedModel
 from core.engine.params import GenParams
-from core.engine.prompt import Prompt, fit, prompt_room, render, stop_ids
+from core.engine.prompt import Prompt, fit, fold_note, prompt_room, render, stop_ids
 from core.errors import TunelabError
 
 CHUNK_INTERVAL_S = 0.05
@@ -145,16 +145,28 @@ def generate(
     else:
         reason = "eos"
     ttft = (stream.first_token_at - start) if stream.first_token_at else latency
-    return {
-        "output": stream.text,
-        "rendered_prompt": rendered,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "stop_reason": reason,
-        "latency_s": round(latency, 4),
-        "ttft_s": round(ttft, 4),
-        "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0,
-    }
+    return noted(
+        tok,
+        prompt,
+        {
+            "output": stream.text,
+            "rendered_prompt": rendered,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "stop_reason": reason,
+            "latency_s": round(latency, 4),
+            "ttft_s": round(ttft, 4),
+            "tok_per_s": round(completion_tokens / latency, 2) if latency > 0 else 0.0,
+        },
+    )
+
+
+def noted(tok: Any, prompt: Prompt, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` with a `note` when the system prompt was folded into the first user turn (said once by the
+    front ends, kept in the eval's summary)."""
+    if note := fold_note(tok, prompt):
+        result["note"] = note
+    return result
 
 
 def generate_batch(
@@ -223,17 +235,21 @@ def generate_batch(
                 reason = "cancelled"  # cut short: never cached, never graded
             on_result(
                 i,
-                {
-                    "output": text,
-                    "rendered_prompt": rendered[i],
-                    "prompt_tokens": int(enc["attention_mask"][row].sum()),
-                    "completion_tokens": len(ids),
-                    "stop_reason": reason,
-                    "truncated": fitted[i][1],
-                    "latency_s": round(share, 4),
-                    "ttft_s": None,
-                    "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0,
-                },
+                noted(
+                    tok,
+                    prompts[i],
+                    {
+                        "output": text,
+                        "rendered_prompt": rendered[i],
+                        "prompt_tokens": int(enc["attention_mask"][row].sum()),
+                        "completion_tokens": len(ids),
+                        "stop_reason": reason,
+                        "truncated": fitted[i][1],
+                        "latency_s": round(share, 4),
+                        "ttft_s": None,
+                        "tok_per_s": round(len(ids) / share, 2) if share > 0 else 0.0,
+                    },
+                ),
             )
 
 

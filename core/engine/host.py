@@ -18,7 +18,7 @@ from typing import Any
 
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
-from core.engine.prompt import FOLD_NOTE, Prompt, context_length, fit, folds_system, render
+from core.engine.prompt import Prompt, context_length, fit, fold_note, render
 from core.errors import TunelabError
 
 
@@ -91,8 +91,7 @@ class ModelHost:
         text = render(tokenizer, prompt, self.loaded.source.spec)
         limit = context_length(self.loaded.model, tokenizer)
         ids, over = fit(tokenizer, text, limit, side="right")
-        note = FOLD_NOTE if prompt.system and prompt.mode != "raw" and folds_system(tokenizer) else ""
-        return text, len(ids) + over, note  # over the context: shown as one more than it holds
+        return text, len(ids) + over, fold_note(tokenizer, prompt)  # over the context: shown as one more than it holds
 
     def generate(
         self,

@@ -103,6 +103,11 @@ def folds_system(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "_tunelab_folds_system", False))
 
 
+def fold_note(tokenizer: Any, prompt: Prompt) -> str:
+    """FOLD_NOTE when `prompt`'s system prompt went into its first user turn (once rendered), else ''."""
+    return FOLD_NOTE if prompt.system and prompt.mode != "raw" and folds_system(tokenizer) else ""
+
+
 def fold_system(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The system turn prepended to the first user turn; `turns` itself when there is none to fold."""
     if not turns or turns[0]["role"] != "system":

@@ -194,6 +194,7 @@ class _Grading:
         self.rows: list[dict[str, Any]] = []
         self.fresh: dict[str, dict[str, Any]] = {}  # computed now (not from the cache): cached at the end
         self.skipped: Counter[int] = Counter()
+        self.notes: defaultdict[int, set[str]] = defaultdict(set)  # per variant: e.g. the system prompt folded
         self.lock = threading.Lock()
         self.out: Any = None
 
@@ -223,6 +224,8 @@ class _Grading:
             "cached": from_cache,
         }
         with self.lock:
+            if result.get("note"):
+                self.notes[call.variant].add(str(result["note"]))
             self.rows.append(row)
             self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
             self.out.flush()
@@ -290,6 +293,8 @@ def _summary(
     )
     for vi, v in enumerate(summary["variants"]):
         v["skipped"] = grading.skipped[vi]
+        if grading.notes[vi]:
+            v["notes"] = sorted(grading.notes[vi])
     if all(it.checks is not None for it in plan.items):
         summary["grader"] = "each row's __expected"  # the request's grader was not used
     if error is not None:

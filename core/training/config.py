@@ -26,6 +26,7 @@ class TrainConfig:
     dataset: str = "demo"
     split: str = "train"
     eval_split: str | None = "eval"
+    eval_dataset: str | None = None  # the eval loss from another file (its eval split, or all its rows)
     eval_fraction: float = 0.1  # a file with no splits: this share of rows (by id hash) is `eval`
     template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
     system: str = ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from core.data.datasets import Dataset, Item
+from core.data.datasets import Item
 from core.data.prompts import PromptVersion, item_prompt
 from core.engine.loading import LoadedModel
 from core.engine.prompt import Prompt, answer_ids, apply_template, chat_turns, end_of_turn, fit, is_chat, render
@@ -21,10 +21,7 @@ class Example:
     labels: list[int]  # -100 where no loss is taken
 
 
-def examples(loaded: LoadedModel, config: TrainConfig, dataset: Dataset, split: str) -> list[Example]:
-    items = dataset.split(split)
-    if not items:
-        raise TunelabError(f"dataset {dataset.name} has no rows in split '{split}'")
+def examples(loaded: LoadedModel, config: TrainConfig, items: list[Item]) -> list[Example]:
     version = PromptVersion(config.template, config.system, config.mode) if config.template else None
     return [encode(loaded, config, version, item) for item in items]
 

@@ -205,15 +205,20 @@ class _Session:
         from core.data.datasets import load_dataset
         from core.engine.loading import linear_module_names, load
         from core.engine.modelref import fingerprint
+        from core.engine.prompt import FOLD_NOTE, folds_system
         from core.training.data import examples
+        from core.training.splits import eval_rows, train_rows
 
         cfg, dist = self.cfg, self.dist
         self.loaded = loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
         linear = linear_module_names(loaded.model)
         cfg.check_targets(linear)
         dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
-        self.train_data = examples(loaded, cfg, dataset, cfg.split)
-        self.eval_data = examples(loaded, cfg, dataset, cfg.eval_split) if cfg.eval_split else []
+        self.train_data = examples(loaded, cfg, train_rows(cfg, dataset))
+        self.eval_data = examples(loaded, cfg, eval_rows(cfg, dataset)[0])
+        notes = self.record.setdefault("notes", [])
+        if cfg.system and cfg.mode != "raw" and folds_system(loaded.tokenizer) and FOLD_NOTE not in notes:
+            notes.append(FOLD_NOTE)  # the front ends say it once (`tunelab train` on stderr)
         self.pad_id = loaded.tokenizer.pad_token_id
         self.packed = cfg.packing and packing_holds(loaded.model, self.train_data, self.pad_id, cfg, loaded.device)
         versions = {"torch": self.torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

@@ -229,10 +229,12 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
     return " | ".join(tail[-lines:]) if tail else "empty log"
 
 
-def check_data(config: TrainConfig) -> None:
+def check_data(config: TrainConfig) -> list[str]:
+    """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes."""
     from core.data.datasets import load_dataset
     from core.data.templates import Template
     from core.engine.modelref import resolve, ships_chat_template
+    from core.training.splits import eval_rows, train_rows
 
     if config.quantize and importlib.util.find_spec("bitsandbytes") is None:
         raise TunelabError(
@@ -243,13 +245,12 @@ def check_data(config: TrainConfig) -> None:
     dataset = load_dataset(
         config.dataset, expected=config.expected, mapping=config.mapping, holdout=config.eval_fraction
     )
-    for split in filter(None, (config.split, config.eval_split)):
-        items = dataset.split(split)
-        if not items:
-            raise TunelabError(f"dataset {dataset.name} has no rows in split '{split}'")
+    evaluated, note = eval_rows(config, dataset)
+    for items in (train_rows(config, dataset), evaluated):
         if config.template:
             dataset.check_template(Template(config.template), items)
             dataset.check_template(Template(config.system), items)
+    return [note] if note else []
 
 
 class Runs:
@@ -263,13 +264,11 @@ class Runs:
     def create(self, config: TrainConfig) -> str:
         """A run folder for `config`, after its data is checked: a bad file is refused before anything
         is written, naming the file and line (the child would only find it after loading the model)."""
-        check_data(config)
+        notes = check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)
-        write_atomic(
-            run_dir / CONFIG_FILE,
-            json.dumps({"id": run_id, "created_at": now_iso(), "config": config.to_dict()}, indent=2),
-        )
+        record = {"id": run_id, "created_at": now_iso(), "config": config.to_dict(), "notes": notes}
+        write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=2))
         StatusWriter(run_dir).update(state="created", step=0)
         History(self.root).add(train_record(run_id, config.to_dict()))
         return run_id
@@ -372,6 +371,11 @@ class Runs:
 
     def config(self, run_id: str) -> dict[str, Any]:
         return read_json(self.path(run_id) / CONFIG_FILE) or {}
+
+    def notes(self, run_id: str) -> builtins.list[str]:
+        """What to know about the run's rows (no eval loss, a folded system prompt), as it found them."""
+        notes = self.config(run_id).get("notes")
+        return [str(n) for n in notes] if isinstance(notes, builtins.list) else []
 
     def train_config(self, run_id: str) -> TrainConfig:
         """The settings the run was started with; a missing or damaged run_config.json is one line."""

@@ -139,3 +139,11 @@ def test_train_runs_stop_and_a_changed_resume_is_refused(home):
     assert refused.returncode == 2 and "lora_r: 16 -> 8" in refused.stderr and "Traceback" not in refused.stderr
     listed = tunelab("runs", home=home).stdout
     assert run_id in listed and "stopped" in listed
+
+
+def test_a_flag_is_never_taken_as_the_abbreviation_of_another(capsys):
+    from tui.cli.main import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["gen", "--mode", "chat", "hi"])  # gen has --chat/--raw; --mode is no --model
+    assert exit_.value.code == 2 and "unrecognized arguments: --mode" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Any
 
 from core import demo
 from core.engine.options import ModelOptions
-from core.engine.prompt import MODES, Prompt
+from core.engine.prompt import FOLD_NOTE, MODES, Prompt
 from core.errors import TunelabError
 from core.history.records import eval_scope
 from core.storage.paths import data_dir
@@ -105,6 +105,8 @@ def run_gen(args: argparse.Namespace) -> int:
         adapter=options.adapter,
         save=not args.no_history,
     )
+    if result.get("note"):
+        say(f"note: model {options.model}: {result['note']}")
     say(
         f"[{result['completion_tokens']} tokens, {result['tok_per_s']} tok/s, "
         f"{result['latency_s']:.2f}s, stop: {result['stop_reason']}]"
@@ -292,6 +294,8 @@ def _answer(
     one; exit 1 when a variant is under --min-pass."""
     baseline = baseline or workbench.baseline(summary)
     comparisons = _against(summary, baseline)
+    for note in dict.fromkeys(f"{v.get('model')}: {n}" for v in summary["variants"] for n in v.get("notes", ())):
+        say(f"note: model {note}")
     if args.pin:
         workbench.evals.pin(summary["id"])
     if judged and getattr(args, "report", None):
@@ -499,8 +503,14 @@ TRAIN_NUMBERS: tuple[tuple[str, type, str], ...] = (  # defaults: TrainConfig's
 
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="demo", help=DATASET_HELP)
-    p.add_argument("--split", default="train", help="split to train on")
+    p.add_argument("--split", default="train", help="split to train on ('all': every row of the file)")
     p.add_argument("--eval-split", default="eval", help="split for the eval loss ('none' to skip)")
+    p.add_argument(
+        "--eval-dataset",
+        default=None,
+        metavar="FILE",
+        help="the eval loss from this file (its eval split, or all its rows) instead of --dataset's",
+    )
     p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
     p.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
     p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
@@ -577,6 +587,7 @@ def run_train(args: argparse.Namespace) -> int:
     settings.update(
         split=args.split,
         eval_split=None if args.eval_split == "none" else args.eval_split,
+        eval_dataset=args.eval_dataset,
         target_modules=targets,
         modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m),
         schedule=args.schedule,
@@ -612,16 +623,24 @@ def run_train(args: argparse.Namespace) -> int:
         workbench.check_targets(config)  # a bad name is exit 2 with nothing stored
         run_id = workbench.start_run(config, [ref] if ref else [])
         say(f"started training run {run_id}")
-    return 0 if args.detach else follow(workbench, run_id)
+        if args.detach:
+            for note in workbench.runs.notes(run_id):  # what the rows give (the child's own notes come later)
+                say(f"note: {note}")
+    return 0 if args.detach else follow(workbench, run_id, model=config.model)
 
 
-def follow(workbench: Workbench, run_id: str) -> int:
-    """Print metrics as they arrive until the run ends; Ctrl+C detaches, the run goes on."""
+def follow(workbench: Workbench, run_id: str, model: str | None = None) -> int:
+    """Print metrics (and each note about the run's rows, once) as they arrive until the run ends; Ctrl+C
+    detaches, the run goes on."""
     from core.training.runs import LIVE, step_parts
 
-    offset, shown = 0, -1
+    offset, shown, said = 0, -1, set()
     try:
         while True:
+            for note in workbench.runs.notes(run_id):
+                if note not in said:
+                    said.add(note)
+                    say(f"note: model {model}: {note}" if model and note == FOLD_NOTE else f"note: {note}")
             rows, offset = workbench.runs.metrics(run_id, offset)
             for row in rows:
                 print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)

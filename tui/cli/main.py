@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from core import __version__
 from core.engine.options import ModelOptions
@@ -21,7 +21,12 @@ from tui.cli.options import MODEL_COMMANDS, add_model_options, given_model_flags
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, like every other tunelab error."""
+    """argparse whose errors are one line, like every other tunelab error. No abbreviated flags: `--mode`
+    would silently be `--model` where a command has no `--mode`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"tunelab: error: {message} (see {self.prog} --help)", file=sys.stderr)
