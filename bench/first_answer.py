@@ -58,9 +58,9 @@ def in_the_tui(home: Path) -> float:
     async def drive() -> float:
         async with app.run_test(size=(120, 36)) as pilot:
             began = time.perf_counter()
-            while not app.model_ready:
+            while not app.main.model_ready:
                 await pilot.pause(0.1)
-            app.action_compare_demo()
+            app.main.action_compare_demo()
             while not isinstance(app.screen, VerdictScreen):
                 if time.perf_counter() - began > 3 * LIMIT_S:
                     raise RuntimeError("no verdict after 9 minutes")

@@ -92,7 +92,7 @@ def app_figures(home: Path, bare) -> dict:
     async def scenario() -> None:
         app = TunelabApp()
         async with app.run_test(size=(120, 36)) as pilot:
-            await until(pilot, lambda: app.model_ready)
+            await until(pilot, lambda: app.main.model_ready)
             app.query_one("#prompt-text").text = PROMPT
             app.query_one("#mode-select").value = "raw"
             app.query_one("#param-max_new_tokens").value = str(NEW_TOKENS)
@@ -100,19 +100,19 @@ def app_figures(home: Path, bare) -> dict:
             rates: list[float] = []
             figures["bare"] = bare_rates = []
             finished: list[float] = []
-            finish = app._finish_current
+            finish = app.main.generations.finish
 
             def timed_finish(**kwargs) -> None:  # the moment the pane has the whole run
                 finished.append(time.perf_counter())
                 finish(**kwargs)
 
-            app._finish_current = timed_finish
+            app.main.generations.finish = timed_finish  # type: ignore[method-assign]
 
             async def stream() -> None:
                 for i in range(REPEATS + 1):
                     began = time.perf_counter()
-                    app.action_run()  # what ctrl+r calls (Pilot's own key handling would add ~0.1 s)
-                    await until(pilot, lambda: app.current is None)
+                    app.main.action_run()  # what ctrl+r calls (Pilot's own key handling would add ~0.1 s)
+                    await until(pilot, lambda: app.main.generation is None)
                     elapsed = finished[-1] - began
                     await app.settled()
                     tokens = History(home).recent(1)[0]["completion_tokens"]
@@ -123,8 +123,8 @@ def app_figures(home: Path, bare) -> dict:
             for _ in range(GEN_PAIRS):
                 bare_rates.append(await asyncio.to_thread(bare))
                 began = time.perf_counter()
-                app.action_run()
-                await until(pilot, lambda: app.current is None)
+                app.main.action_run()
+                await until(pilot, lambda: app.main.generation is None)
                 await app.settled()
                 rates.append(History(home).recent(1)[0]["completion_tokens"] / (finished[-1] - began))
             figures["rates"] = rates

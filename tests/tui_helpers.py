@@ -38,6 +38,7 @@ async def wait_for(pilot: Pilot, predicate: Callable[[], bool], timeout: float =
 
 
 async def type_prompt(pilot: Pilot, text: str) -> None:
+    await wait_for(pilot, lambda: pilot.app.query("#prompt-text"))  # the main screen composes on its first pass
     pilot.app.query_one("#prompt-text").focus()
     await pilot.press(*text)
 
@@ -45,7 +46,7 @@ async def type_prompt(pilot: Pilot, text: str) -> None:
 async def run_prompt(pilot: Pilot, text: str) -> None:
     await type_prompt(pilot, text)
     await pilot.press("ctrl+r")
-    await wait_for(pilot, lambda: pilot.app.current is None)
+    await wait_for(pilot, lambda: pilot.app.main.generation is None)
     await pilot.app.settled()
 
 
@@ -53,4 +54,4 @@ async def start_held_run(pilot: Pilot, text: str) -> None:
     """Start a run on a gated fake client and wait until its first chunk is on screen."""
     await type_prompt(pilot, text)
     await pilot.press("ctrl+r")
-    await wait_for(pilot, lambda: pilot.app.results.output.text == STORY[0])
+    await wait_for(pilot, lambda: pilot.app.main.results.output.text == STORY[0])

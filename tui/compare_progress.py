@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from textual.app import App
+from textual.message import Message
 
 from core.training.config import TrainConfig
 from core.workbench.compare import CompareWatcher, training_label
@@ -15,30 +16,30 @@ class PostingWatcher(CompareWatcher):
     """Training runs show in the Training pane (RunStarted) and as one status line with their step; the eval
     fills the Eval matrix, clean, as `ctrl+g` does."""
 
-    def __init__(self, app: App[Any], token: str, seeds: int) -> None:
-        self.app, self.token, self.seeds = app, token, seeds
+    def __init__(self, post: Callable[[Message], object], token: str, seeds: int) -> None:
+        self.post, self.token, self.seeds = post, token, seeds
         self.stage = ""
 
     def _say(self, text: str) -> None:
-        self.app.post_message(CompareStage(self.token, f"{text} · esc cancels"))
+        self.post(CompareStage(self.token, f"{text} · esc cancels"))
 
     def training(self, config: TrainConfig, index: int, total: int) -> None:
         self.stage = f"{training_label(config, self.seeds)} {index + 1}/{total}"
         self._say(self.stage)
 
     def started(self, run_id: str) -> None:
-        self.app.post_message(RunStarted(run_id))
+        self.post(RunStarted(run_id))
 
     def step(self, step: int, total: int) -> None:
         if total:
             self._say(f"{self.stage} · step {step}/{total}")
 
     def evaluating(self, labels: list[str]) -> None:
-        self.app.post_message(EvalStarted(self.token, labels, clean=True))
+        self.post(EvalStarted(self.token, labels, clean=True))
         self._say(f"grading {len(labels)} cells")
 
     def row(self, row: dict[str, Any]) -> None:
-        self.app.post_message(EvalRow(self.token, row))
+        self.post(EvalRow(self.token, row))
 
     def progress(self, done: int, total: int) -> None:
-        self.app.post_message(EvalProgress(self.token, done, total))
+        self.post(EvalProgress(self.token, done, total))

@@ -1,6 +1,8 @@
-"""Command palette (ctrl+p): every workbench action by name, plus one entry per LoRA adapter.
+"""Command palette (ctrl+p): what the screen it opened on can do, grouped as `group: name`.
 
-Textual's own provider stays beside this one (themes, quit, screenshots).
+On the main screen: every workbench action by name, plus one entry per LoRA adapter. On any other screen:
+that screen's keys by their description. Key hints come from the bindings and the user's keymap. Textual's
+own provider stays beside this one (themes, quit, screenshots).
 """
 
 from __future__ import annotations
@@ -9,53 +11,79 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
 from core.workbench.service import ELSEWHERE
 from tui.keymap import binding_owners, with_keys
+from tui.screens.main import MainScreen
 
 if TYPE_CHECKING:
     from tui.app import TunelabApp
 
+Command = tuple[str, str, Callable[[], object]]  # name, help, what it does
+
+
+def main_commands(screen: MainScreen) -> list[Command]:
+    out: list[Command] = [
+        ("prompt: Run the prompt", "generate from the prompt on screen (<run>)", screen.action_run),
+        ("prompt: Cancel", "the generation or eval in progress (<cancel>)", screen.action_cancel),
+        ("prompt: Show the rendered prompt", "exactly as the model sees it (<rendered>)", screen.action_rendered),
+        ("prompt: Prompt versions", "and a diff between any two (<versions>)", screen.action_versions),
+        ("prompt: Edit the prompt in $EDITOR", "then come back to it (<edit-prompt>)", screen.action_edit_prompt),
+        ("prompt: Copy the output", "to the clipboard, over SSH too (OSC 52)", screen.action_copy_output),
+        ("eval: Evaluate", "the prompt against no prompt on the eval dataset (<eval>)", screen.action_eval),
+        ("eval: Verdict", "prompt, LoRA, or both? the grid of the newest eval (<verdict>)", screen.action_verdict),
+        (
+            "eval: Compare on the demo task",
+            "prompt, LoRA, or both? trains two LoRAs on the demo and shows the verdict",
+            screen.action_compare_demo,
+        ),
+        ("training: New training run", "LoRA on the workbench's dataset (<train>)", screen.action_train),
+        ("training: Stop the training run", "stop and save the selected run", screen.action_stop_training),
+        ("model: Switch model", "type a model: demo, a folder or a hub id", screen.action_focus_model),
+        ("model: Use the base model", "no LoRA adapter", partial(screen.prompt.use_adapter, None)),
+        (
+            "model: Add a LoRA folder",
+            "a PEFT adapter made elsewhere, offered in the lora list",
+            screen.action_add_adapter_folder,
+        ),
+        ("history: Open history", "search, label, re-open and export (<history>)", screen.action_history),
+        (
+            "history: Export history",
+            "the history screen's export of what matches",
+            partial(screen.action_history, True),
+        ),
+        ("view: Zoom the focused pane", "maximize it, and back (<zoom>)", screen.action_zoom),
+        ("view: Toggle layout", "side by side or stacked (<toggle-layout>)", screen.action_toggle_layout),
+    ]
+    for adapter in screen.prompt.adapters:
+        what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
+        out.append((f"model: Use LoRA {adapter.label}", what, partial(screen.prompt.use_adapter, adapter.run_id)))
+    return out
+
+
+def screen_commands(screen: Screen) -> list[Command]:
+    """Another screen's keys, by their description, in a group named for the screen."""
+    group = type(screen).__name__.removesuffix("Screen").lower() or "screen"
+    out: list[Command] = []
+    for binding in getattr(screen, "BINDINGS", ()):
+        if isinstance(binding, Binding) and binding.description and binding.id:
+            out.append(
+                (f"{group}: {binding.description}", f"(<{binding.id}>)", partial(screen.run_action, binding.action))
+            )
+    return out
+
 
 class TunelabCommands(Provider):
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _commands(self) -> list[Command]:
         app = cast("TunelabApp", self.app)
-        out: list[tuple[str, str, Callable[[], object]]] = [
-            ("Run the prompt", "generate from the prompt on screen (<run>)", app.action_run),
-            ("Evaluate", "the prompt against no prompt on the eval dataset (<eval>)", app.action_eval),
-            ("Verdict", "prompt, LoRA, or both? the grid of the newest eval (<verdict>)", app.action_verdict),
-            (
-                "Compare on the demo task",
-                "prompt, LoRA, or both? trains two LoRAs on the demo and shows the verdict",
-                app.action_compare_demo,
-            ),
-            ("New training run", "LoRA on the workbench's dataset (<train>)", app.action_train),
-            ("Stop the training run", "stop and save the selected run", app.action_stop_training),
-            ("Cancel", "the generation or eval in progress (<cancel>)", app.action_cancel),
-            ("Open history", "search, label, re-open and export (<history>)", app.action_history),
-            ("Export history", "the history screen's export of what matches", app.action_export_history),
-            ("Switch model", "type a model: demo, a folder or a hub id", app.action_focus_model),
-            ("Use the base model", "no LoRA adapter", partial(app.use_adapter, None)),
-            (
-                "Add a LoRA folder",
-                "a PEFT adapter made elsewhere, offered in the lora list",
-                app.action_add_adapter_folder,
-            ),
-            ("Edit the prompt in $EDITOR", "then come back to it (<edit-prompt>)", app.action_edit_prompt),
-            ("Copy the output", "to the clipboard, over SSH too (OSC 52)", app.action_copy_output),
-            ("Show the rendered prompt", "exactly as the model sees it (<rendered>)", app.action_rendered),
-            ("Prompt versions", "and a diff between any two (<versions>)", app.action_versions),
-            ("Zoom the focused pane", "maximize it, and back (<zoom>)", app.action_zoom),
-            ("Toggle layout", "side by side or stacked (<toggle-layout>)", app.action_toggle_layout),
-            ("Help", "keys for the focused pane (<help>)", app.action_help),
-        ]
-        for adapter in app.adapters:
-            what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
-            out.append((f"Use LoRA {adapter.label}", what, partial(app.use_adapter, adapter.run_id)))
-        return out
+        screen = self.screen
+        found = main_commands(screen) if isinstance(screen, MainScreen) else screen_commands(screen)
+        return [*found, ("help: Help", "keys for the focused pane (<help>)", app.action_help)]
 
-    def _keyed(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _keyed(self) -> list[Command]:
         """The commands with each help's key as the user's keymap has it now."""
         owners = binding_owners()
         return [

@@ -64,24 +64,24 @@ async def take(folder: Path, quick: bool = False) -> list[Path]:
         shots.append(Path(app.save_screenshot(f"{name}.svg", str(folder))))
 
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.model_ready and app.query("#eval-split"))
+        await until(pilot, lambda: app.main.model_ready and app.query("#eval-split"))
         app.query_one("#prompt-name", Input).value = "senti"
         app.query_one("#mode-select", Select).value = "raw"
         app.query_one("#prompt-text", TextArea).text = "{{text}} Overall, this review is"
         app.query_one("#param-max_new_tokens", Input).value = "8"
         await pilot.press("ctrl+g")
-        await until(pilot, lambda: app.eval_token is None)
+        await until(pilot, lambda: app.main.evals.token is None)
         await shot("eval-matrix")
         app.query_one("#mode-select", Select).value = "auto"
         app.query_one("#prompt-name", Input).value = "story"
         app.query_one("#prompt-text", TextArea).text = "Tell me a short story."
         app.query_one("#param-max_new_tokens", Input).value = "64"
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: app.current is None)
+        await until(pilot, lambda: app.main.generation is None)
         await app.settled()
         await shot("main")
         pane = app.query_one(TrainingPane)
-        app._start_run(
+        app.main.training.start_run(
             TrainConfig(max_steps=steps, eval_every=steps // 6, save_every=steps // 2)
         )  # as ctrl+n's form does
         await until(pilot, lambda: pane.selected is not None and pane.last_state.get(pane.selected) == "done")
@@ -91,7 +91,7 @@ async def take(folder: Path, quick: bool = False) -> list[Path]:
         await until(pilot, lambda: getattr(app.screen, "record", None) is not None)
         await shot("history")
         await pilot.press("escape")
-        app.action_compare_demo()  # the first-start action: two LoRAs, every cell, the verdict
+        app.main.action_compare_demo()  # the first-start action: two LoRAs, every cell, the verdict
         await until(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=600)
         await shot("verdict")
     return shots

@@ -19,14 +19,14 @@ class ProtocolError(TunelabError):
 
 
 @dataclass(frozen=True)
-class Message:
+class WireMessage:
     TAG: ClassVar[str] = ""
     KEY: ClassVar[str] = ""  # "op" for requests, "event" for events
 
 
 # -- requests (client -> worker) ------------------------------------------------------------------
 @dataclass(frozen=True)
-class Request(Message):
+class Request(WireMessage):
     KEY: ClassVar[str] = "op"
 
 
@@ -76,7 +76,7 @@ class Cancel(Request):
 
 # -- events (worker -> client) --------------------------------------------------------------------
 @dataclass(frozen=True)
-class Event(Message):
+class Event(WireMessage):
     KEY: ClassVar[str] = "event"
 
 
@@ -168,11 +168,11 @@ EVENTS: dict[str, type[Event]] = {
 FINAL = (Done, BatchDone, Rendered, Error, Crashed)  # the last event a request gets
 
 
-def to_wire(message: Message) -> str:
+def to_wire(message: WireMessage) -> str:
     return json.dumps({message.KEY: message.TAG, **asdict(message)}, ensure_ascii=False)
 
 
-def from_wire(line: str, kinds: Mapping[str, type[Message]]) -> Any:
+def from_wire(line: str, kinds: Mapping[str, type[WireMessage]]) -> Any:
     """Decode one line into the message class its tag names; anything else is a ProtocolError."""
     try:
         data = json.loads(line)

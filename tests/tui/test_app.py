@@ -22,10 +22,10 @@ async def test_run_streams_output_and_saves_history(home):
     async with app.run_test(
         size=(80, 24), message_hook=lambda m: isinstance(m, WorkerMessage) and events.append(m.event.TAG)
     ) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         assert "demo · cpu" in app.sub_title
         await run_prompt(pilot, "Tell me a story")
-        assert app.results.output.text == "".join(STORY)
+        assert app.main.results.output.text == "".join(STORY)
         assert "20 tok · 400 tok/s" in stats(app) and "eos" in stats(app)
     assert events == ["loading", "ready", "started", *["chunk"] * len(STORY), "done"]
     record = History(home).recent(1)[0]
@@ -42,7 +42,7 @@ async def test_escape_cancels_mid_stream_and_keeps_partial_output(home):
         await pilot.press("ctrl+r")  # a second run while busy is refused, not queued
         assert len(app.client.requests) == 1
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.current is None)
+        await wait_for(pilot, lambda: app.main.generation is None)
         await app.settled()
         assert "cancelled" in stats(app)
     record = History(home).recent(1)[0]
@@ -68,7 +68,7 @@ async def test_bad_param_is_a_one_line_error_and_nothing_runs(home):
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert "top_p must be in (0, 1]" in stats(app)
-        assert app.client.requests == [] and app.current is None
+        assert app.client.requests == [] and app.main.generation is None
 
 
 async def test_load_error_is_shown_and_another_model_can_be_loaded(home):
@@ -77,12 +77,12 @@ async def test_load_error_is_shown_and_another_model_can_be_loaded(home):
     )
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "not found" in stats(app))
-        assert not app.model_ready and app.sub_title == "no model"
+        assert not app.main.model_ready and app.sub_title == "no model"
         model = app.query_one("#model-input", Input)
         model.value = "demo"
         model.focus()
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         assert "ready: demo" in stats(app)
 
 
@@ -93,11 +93,11 @@ async def test_worker_crash_is_reported_and_the_next_run_works(home):
         await start_held_run(pilot, "a")
         app.client.crash()
         await wait_for(pilot, lambda: "model worker exited" in stats(app))
-        assert app.current is None
+        assert app.main.generation is None
         gate.set()
         await wait_for(pilot, lambda: not app.in_flight())
         await run_prompt(pilot, "b")
-        assert app.results.output.text == "".join(STORY)
+        assert app.main.results.output.text == "".join(STORY)
     kinds = [(r["prompt"], r["status"]) for r in History(home).recent(5)]
     assert ("a", "error") in kinds and ("ab", "done") in kinds
 
@@ -108,13 +108,13 @@ async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(
         app.query_one("#mode-select", Select).value = "chat"
         await type_prompt(pilot, "hi")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.current is None)
+        await wait_for(pilot, lambda: app.main.generation is None)
         assert stats(app) == "model 'demo' has no chat template; use raw mode"
         app.query_one("#mode-select", Select).value = "raw"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.current is None)
+        await wait_for(pilot, lambda: app.main.generation is None)
         await app.settled()
-        assert app.results.output.text == "".join(STORY)
+        assert app.main.results.output.text == "".join(STORY)
     assert [(r["mode"], r["status"]) for r in History(home).recent(5)] == [("raw", "done"), ("chat", "error")]
 
 
@@ -122,9 +122,9 @@ async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(
 async def test_real_model_worker_streams_into_the_results_pane(home):
     app = StartedApp("demo", home=home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready, timeout=120)
+        await wait_for(pilot, lambda: app.main.model_ready, timeout=120)
         await run_prompt(pilot, "Tell me a short story.")
-        shown = app.results.output.text
+        shown = app.main.results.output.text
         assert len(shown.split()) >= 5
         assert "tok/s" in stats(app)
     assert History(home).recent(1)[0]["output"] == shown
@@ -136,7 +136,9 @@ async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(
     app = TunelabApp("demo", client_factory=FakeClient, home=home)  # the plain app: no wait for the start
     first_frame: dict[str, bool] = {}
 
-    async def at_ready() -> None:
+    after_first_frame = app._after_first_frame
+
+    def at_first_frame() -> None:  # what the first frame showed, as the start-up work begins
         first_frame.update(
             params=bool(app.query("#param-max_new_tokens")),
             training=bool(app.query("#training-pane")),
@@ -144,12 +146,13 @@ async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(
             editor=bool(app.query("#prompt-text")),
             client=app._client is not None,
         )
+        after_first_frame()
 
-    app.call_later(at_ready)  # runs on the first pass of the message loop, with the composed screen
+    app._after_first_frame = at_first_frame  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         await type_prompt(pilot, "hi")
         await pilot.press("ctrl+r")  # maybe before the rest is mounted: it runs once it is
-        await wait_for(pilot, lambda: len(app.client.requests) == 1 and app.current is None)
+        await wait_for(pilot, lambda: len(app.client.requests) == 1 and app.main.generation is None)
         assert app.query_one("#param-max_new_tokens") and app.query_one("#training-pane")
     assert first_frame == {"params": False, "training": False, "evals": False, "editor": True, "client": False}
 

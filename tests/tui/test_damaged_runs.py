@@ -250,10 +250,10 @@ async def test_the_app_starts_and_works_with_every_damage_at_once(home):
         assert kept in [r["id"] for r in app.screen.rows]
         await pilot.press("escape")
         await run_prompt(pilot, "hello")
-        assert app.results.output.text
+        assert app.main.results.output.text
         app.query_one("#prompt-text").text = "{{text}}\nSentiment:"
         await pilot.press("ctrl+g")
-        await wait(pilot, lambda: app.eval_token is None)
+        await wait(pilot, lambda: app.main.evals.token is None)
         assert app.is_running
     assert EvalRuns(home).list()[0]["status"] == "done" and History(home).get(kept)["output"] == "safe"
 

@@ -118,7 +118,7 @@ async def test_enter_reopens_prompt_params_and_name_in_the_editor(home):
         assert app.query_one("#param-max_new_tokens").value == "7"
         assert app.query_one("#param-temperature").value == "0.5"
         await pilot.press("ctrl+r")  # and re-run it from there
-        await wait_for(pilot, lambda: app.current is None and len(History(home).recent(10)) == 4)
+        await wait_for(pilot, lambda: app.main.generation is None and len(History(home).recent(10)) == 4)
         await app.settled()
         rerun = History(home).recent(1)[0]
         assert rerun["prompt"] == "a cat story" and rerun["params"]["max_new_tokens"] == 7
@@ -205,7 +205,7 @@ async def test_the_prompt_on_screen_survives_a_restart(home):
         app.query_one("#system-input").value = "be brief"
         app.query_one("#mode-select").value = "raw"
         app.query_one("#param-max_new_tokens").value = "4"
-        app.use_adapter(run_id)
+        app.main.prompt.use_adapter(run_id)
         await pilot.pause()
     async with fake_app(home).run_test(size=(100, 30)) as pilot:
         app = pilot.app
@@ -228,7 +228,7 @@ async def test_reopening_a_record_keeps_its_adapter(home):
         app = pilot.app
         await wait_for(pilot, lambda: run_id in app.query_one(PromptPane).adapter_ids)
         for record_id in (generation, evaluation):
-            app.use_adapter(None)
-            app.reopen(h.get(record_id))
+            app.main.prompt.use_adapter(None)
+            app.main.reopen(h.get(record_id))
             await pilot.pause()
             assert app.query_one(PromptPane).adapter == run_id

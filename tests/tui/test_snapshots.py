@@ -30,7 +30,7 @@ async def _after_two_evals(pilot):
         app.query_one("#prompt-name", Input).value = "senti"
         app.query_one("#prompt-text").text = text
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: app.eval_token is None)
+        await wait_for(pilot, lambda: app.main.evals.token is None)
     table = app.query_one("#eval-table")
     table.focus()
     table.move_cursor(column=2)
@@ -50,7 +50,7 @@ def test_training_monitor_reattached(snap_compare, home):
     async def settled(pilot):
         await wait_for(pilot, lambda: pilot.app.started)
         pane = pilot.app.query_one("#training-pane")
-        await wait_for(pilot, lambda: pilot.app.model_ready and pane.selected == "t0000snapshot")
+        await wait_for(pilot, lambda: pilot.app.main.model_ready and pane.selected == "t0000snapshot")
         await pilot.pause()
 
     assert snap_compare(fake_app(home), terminal_size=(100, 36), run_before=settled)
@@ -113,7 +113,7 @@ def test_verdict_screen(snap_compare, home, size):
     comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
 
     async def opened(pilot):
-        await wait_for(pilot, lambda: pilot.app.model_ready)
+        await wait_for(pilot, lambda: pilot.app.main.model_ready)
         await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, VerdictScreen))
         await pilot.pause()

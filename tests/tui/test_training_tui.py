@@ -46,7 +46,7 @@ async def submit_train_form(pilot, **fields: str) -> None:
 async def test_bad_setting_in_the_form_is_named(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         await submit_train_form(pilot, lora_r="0")
         await pilot.pause()
         assert "lora_r must be at least 1" in str(app.screen.query_one("#train-error").render())
@@ -70,7 +70,7 @@ async def test_the_prompt_checkbox_says_on_or_off_and_enter_on_it_starts_the_run
 
     app = fake_app(home)
     async with app.run_test(size=(100, 36)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         box = (await open_train_form(pilot)).query_one("#train-use-prompt", Checkbox)
         assert "(OFF" in str(box.label)
         box.focus()
@@ -88,7 +88,7 @@ async def test_the_memory_and_lora_switches_reach_the_run_settings(home):
 
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         form = await open_train_form(pilot)
         assert form.settings()["packing"] is False and form.settings()["gradient_checkpointing"] is False
         assert str(form.query_one("#train-packing", Checkbox).label) == "packing off"
@@ -138,10 +138,10 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         app.query_one("#prompt-name", Input).value = "senti"
         app.query_one("#prompt-text").text = "{{text}}\nSentiment:"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.current is None)
+        await wait_for(pilot, lambda: app.main.generation is None)
         assert app.client.requests[0]["adapter"].endswith(f"{run_id}/adapter")
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: app.eval_token is None)
+        await wait_for(pilot, lambda: app.main.evals.token is None)
         from tui.widgets.eval_pane import EvalPane
 
         columns = app.query_one(EvalPane).columns
@@ -154,7 +154,7 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         positives = sum(it.expected == "positive" for it in load_dataset("demo").split("eval")) / 120
         assert rates[0] == 0.0 and rates[2] == rates[3] == positives  # the fake "LoRA" always says positive
         await pilot.press("ctrl+g")  # all four are shown already: the prompt's column runs again
-        await wait_for(pilot, lambda: app.eval_token is None)
+        await wait_for(pilot, lambda: app.main.evals.token is None)
         assert len(app.query_one(EvalPane).columns) == 5
         await app.settled()
     from core.history.query import parse_query
@@ -182,20 +182,20 @@ async def test_an_adapter_folder_from_elsewhere_joins_the_lora_list_and_stays(ho
     (folder / "adapter_model.safetensors").write_bytes(b"")
     app = fake_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
-        app.action_add_adapter_folder()
+        await wait_for(pilot, lambda: app.main.model_ready)
+        app.main.action_add_adapter_folder()
         await pilot.pause()
         app.screen.query_one("#ask-input", Input).value = str(tmp_path / "nowhere")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "no adapter folder" in str(app.results.query_one("#result-stats").render()))
-        app.action_add_adapter_folder()
+        await wait_for(pilot, lambda: "no adapter folder" in str(app.main.results.query_one("#result-stats").render()))
+        app.main.action_add_adapter_folder()
         await pilot.pause()
         app.screen.query_one("#ask-input", Input).value = str(folder)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query_one("#adapter-select").value == str(folder))
         app.query_one("#prompt-text").text = "hello"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.client.requests and app.current is None)
+        await wait_for(pilot, lambda: app.client.requests and app.main.generation is None)
         assert app.client.requests[-1]["adapter"] == str(folder)
     app = fake_app(home)  # the next start offers it too
     async with app.run_test(size=(120, 40)) as pilot:

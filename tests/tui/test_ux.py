@@ -13,7 +13,7 @@ from tui.screens.history import HistoryScreen
 async def test_palette_finds_and_runs_workbench_actions(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         await pilot.press("ctrl+p")
         await pilot.press(*"open hist")
         await wait_for(
@@ -95,14 +95,14 @@ async def test_copy_output_uses_the_clipboard_and_vim_keys_scroll(home):
         await run_prompt(pilot, "Tell me a short story.")
         app.query_one("#output").focus()
         await pilot.press("y")
-        assert app.clipboard == app.results.output.text != ""
-        app.results.output.text = "\n".join(f"line {i}" for i in range(200))
+        assert app.clipboard == app.main.results.output.text != ""
+        app.main.results.output.text = "\n".join(f"line {i}" for i in range(200))
         await pilot.press("G")
-        await wait_for(pilot, lambda: app.results.output.scroll_y == app.results.output.max_scroll_y > 0)
+        await wait_for(pilot, lambda: app.main.results.output.scroll_y == app.main.results.output.max_scroll_y > 0)
         await pilot.press("g")
-        await wait_for(pilot, lambda: app.results.output.scroll_y == 0)
+        await wait_for(pilot, lambda: app.main.results.output.scroll_y == 0)
         await pilot.press("j", "j")
-        await wait_for(pilot, lambda: app.results.output.scroll_y == 2)
+        await wait_for(pilot, lambda: app.main.results.output.scroll_y == 2)
 
 
 async def test_zoom_maximizes_the_focused_pane_and_back(home):

@@ -21,7 +21,7 @@ def seeded(home):
 
 
 async def open_verdict(pilot):
-    await wait_for(pilot, lambda: pilot.app.model_ready)
+    await wait_for(pilot, lambda: pilot.app.main.model_ready)
     await pilot.press("f9")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, VerdictScreen))
     await pilot.pause()
@@ -128,7 +128,7 @@ async def test_w_writes_the_report_it_shows(home):
 async def test_f9_without_a_complete_eval_says_what_to_do(home):
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         await pilot.press("f9")
         await pilot.pause(0.2)
         await app.settled()
@@ -154,12 +154,12 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
     monkeypatch.setattr(Workbench, "demo_plan", quick)
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready)
+        await wait_for(pilot, lambda: app.main.model_ready)
         button = app.query_one("#compare-demo", Button)
         await wait_for(pilot, lambda: button.display)
         await pilot.pause()  # laid out before the click
         await pilot.click("#compare-demo")
-        await wait_for(pilot, lambda: app.eval_token is not None)
+        await wait_for(pilot, lambda: app.main.evals.token is not None)
         assert app.query_one("#prompt-text").text == DEMO_PROMPT.template
         assert app.query_one("#mode-select", Select).value == "raw" and not button.display
         await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=240)
@@ -170,6 +170,6 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         assert [r.trained_on for r in grid.rows[1:]] == ["as is", f"senti@{DEMO_PROMPT.id[:6]} raw"]
         assert [c.label for c in grid.cols] == ["no prompt", f"senti@{DEMO_PROMPT.id[:6]} raw"]
         assert app.screen.comparison.summary["status"] == "done" and len(grid.cells) == 6
-        assert len(app.evals.columns) == 6  # the comparison started the matrix clean
+        assert len(app.main.evals.columns) == 6  # the comparison started the matrix clean
         runs = sorted(p.name for p in (home / "runs").iterdir())
         assert len(runs) == 2 and all((home / "runs" / r / "adapter").is_dir() for r in runs)

@@ -26,7 +26,7 @@ async def set_prompt(pilot, name: str, template: str) -> None:
 
 async def run_eval(pilot) -> None:
     await pilot.press("ctrl+g")
-    await wait_for(pilot, lambda: pilot.app.eval_token is None)
+    await wait_for(pilot, lambda: pilot.app.main.evals.token is None)
 
 
 async def test_two_versions_matrix_baseline_fixed_and_broken(home):
@@ -103,7 +103,7 @@ async def test_single_run_fills_variables_from_the_first_row_and_saves_the_versi
     async with app.run_test(size=(100, 30)) as pilot:
         await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.current is None)
+        await wait_for(pilot, lambda: app.main.generation is None)
         await app.settled()
     sent = app.client.requests[0]["prompt"]
     assert sent.endswith("\nSentiment:") and "{{" not in sent and len(sent) > 30
@@ -123,7 +123,7 @@ async def test_rendered_prompt_and_versions_diff(home):
         for text in ("Hello there", "Hello again"):
             await set_prompt(pilot, "p", text)
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: app.current is None)
+            await wait_for(pilot, lambda: app.main.generation is None)
         await app.settled()
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, VersionsScreen))
@@ -144,12 +144,12 @@ async def test_real_worker_eval_fills_the_matrix(home):
 
     app = StartedApp("demo", home=home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.model_ready, timeout=120)
+        await wait_for(pilot, lambda: app.main.model_ready, timeout=120)
         app.query_one("#mode-select").value = "raw"
         await set_prompt(pilot, "senti", "{{text}} Overall, this review is")
         app.query_one("#param-max_new_tokens", Input).value = "3"
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: app.eval_token is None, timeout=300)
+        await wait_for(pilot, lambda: app.main.evals.token is None, timeout=300)
         pane = app.query_one(EvalPane)
         rates = [c.summary["variants"][c.variant]["pass_rate"] for c in pane.columns]
         assert rates[0] == 0.0 and rates[1] > 0.6
@@ -210,7 +210,7 @@ async def test_a_cancelled_eval_is_partial_gives_no_verdict_and_a_rerun_complete
         pane = app.query_one(EvalPane)
         await wait_for(pilot, lambda: any(c.live for c in pane.columns))  # the first item is graded
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.eval_token is None)
+        await wait_for(pilot, lambda: app.main.evals.token is None)
         verdict = str(app.query_one("#eval-verdict").render())
         assert verdict == "Eval cancelled: a partial eval gives no verdict and cannot be a baseline."
         (cancelled,) = EvalRuns(home).list()

@@ -68,9 +68,9 @@ async def test_theme_and_keymap_from_config_and_the_choice_persists(home):
     async with app.run_test(size=(100, 30)) as pilot:
         assert app.theme == "tunelab-light"
         await run_prompt(pilot, "hello")  # ctrl+r no longer runs; run_prompt presses it, so check f5 below
-        assert app.results.output.text == ""
+        assert app.main.results.output.text == ""
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.results.output.text != "")
+        await wait_for(pilot, lambda: app.main.results.output.text != "")
         app.theme = "tunelab-high-contrast"
         await pilot.pause()
     assert load_config().theme == "tunelab-high-contrast"

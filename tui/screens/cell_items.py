@@ -8,13 +8,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.evals.grid import Cell
 from core.evals.verdict import mcnemar_exact
 from core.workbench.service import Comparison
+from tui.screens.item_outputs import ItemOutputsScreen
 
 OUTPUT_WIDTH = 28
 
@@ -42,11 +42,6 @@ class CellItemsScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back", id="cell-back"),
         Binding("o", "next_other", "Against next cell", id="cell-next-other"),
     ]
-
-    class OpenItem(Message):
-        def __init__(self, comparison: Comparison, item_id: str) -> None:
-            super().__init__()
-            self.comparison, self.item_id = comparison, item_id
 
     def __init__(self, comparison: Comparison, cell: Cell) -> None:
         super().__init__()
@@ -112,4 +107,4 @@ class CellItemsScreen(Screen[None]):
     @on(DataTable.RowSelected)
     def open_item(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.post_message(self.OpenItem(self.comparison, event.row_key.value))
+            self.app.push_screen(ItemOutputsScreen(self.comparison, event.row_key.value))

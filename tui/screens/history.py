@@ -81,9 +81,10 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         "<history-to-dataset> add good/corrected outputs to a dataset."
     )
 
-    def __init__(self, history: History, root: Path, query: str = "") -> None:
+    def __init__(self, history: History, root: Path, query: str = "", export: bool = False) -> None:
         super().__init__()
         self.history, self.root, self.initial = history, Path(root), query
+        self.export_at_once = export  # opened by the palette's "Export history"
         self.rows: list[dict[str, Any]] = []
         self.cursor: Any = None  # the next page's start, None at the end
         self.query_obj = HistoryQuery()
@@ -106,6 +107,8 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             table.add_column(label, key=key, width=width)
         self.query_one("#history-query", Input).focus()  # typing searches; enter (or down) moves to the list
         self.search(self.initial)
+        if self.export_at_once:
+            self.call_after_refresh(self.action_export)
 
     # -- searching --------------------------------------------------------------------------------
     @on(Input.Changed, "#history-query")

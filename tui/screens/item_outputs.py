@@ -3,7 +3,10 @@ by side (each seed of a LoRA on a line of its own)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -11,6 +14,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.workbench.service import Comparison
+
+if TYPE_CHECKING:
+    from tui.app import TunelabApp
 
 
 class ItemOutputsScreen(Screen[None]):
@@ -50,6 +56,13 @@ class ItemOutputsScreen(Screen[None]):
             mark = Text("✓", style="green") if passed else Text("✗", style="red")
             table.add_row(label, mark, output)
         table.focus()
+        self._read_input()
+
+    @work(thread=True, group="item-input", exclusive=True)
+    def _read_input(self) -> None:
+        """The item's input, read from its dataset off the UI loop."""
+        text = cast("TunelabApp", self.app).workbench.item_input(self.comparison.summary, self.item_id)
+        self.app.call_from_thread(self.show_input, text)
 
     def rows(self) -> list[tuple[str, bool, str]]:
         """Every variant that graded this item: its label, whether it passed, its output."""
@@ -61,7 +74,8 @@ class ItemOutputsScreen(Screen[None]):
         return out
 
     def show_input(self, text: str) -> None:
-        self.query_one("#item-input", Static).update(Text(text))
+        if self.is_attached:  # closed before its input was read: nothing to show it on
+            self.query_one("#item-input", Static).update(Text(text))
 
     def action_copy(self) -> None:
         lines = [f"{label}\t{'pass' if ok else 'fail'}\t{output}" for label, ok, output in self.rows()]

@@ -8,20 +8,26 @@ cell used it with when it was trained on something else; `w` writes the report t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.evals.grid import Cell
+from core.errors import TunelabError
 from core.evals.report import column_cost, rate_text, row_cost, usage_text
 from core.history.records import eval_scope
 from core.workbench.service import Comparison, Foreign
+from tui.messages import RunStarted
+from tui.screens.ask import AskScreen
+from tui.screens.cell_items import CellItemsScreen
+
+if TYPE_CHECKING:
+    from tui.app import TunelabApp
 
 LABEL_WIDTH = 24  # the model-variant column; the full label is in the notes below
 CELL_WIDTH = 18
@@ -50,24 +56,13 @@ class VerdictScreen(Screen[None]):
         Binding("w", "write_report", "Report", id="verdict-report"),
     ]
 
-    class TrainOnPrompt(Message):
-        def __init__(self, foreign: Foreign) -> None:
-            super().__init__()
-            self.foreign = foreign
-
-    class WriteReport(Message):
-        def __init__(self, comparison: Comparison) -> None:
-            super().__init__()
-            self.comparison = comparison
-
-    class OpenCell(Message):
-        def __init__(self, comparison: Comparison, cell: Cell) -> None:
-            super().__init__()
-            self.comparison, self.cell = comparison, cell
-
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
         self.comparison = comparison
+
+    @property
+    def tunelab(self) -> TunelabApp:
+        return cast("TunelabApp", self.app)
 
     def compose(self) -> ComposeResult:
         summary = self.comparison.summary
@@ -162,7 +157,7 @@ class VerdictScreen(Screen[None]):
             return
         cell = self.comparison.grid.cell(*selected)
         assert cell is not None
-        self.post_message(self.OpenCell(self.comparison, cell))
+        self.app.push_screen(CellItemsScreen(self.comparison, cell))
 
     def action_train_on_prompt(self) -> None:
         selected = self._selected()
@@ -170,13 +165,38 @@ class VerdictScreen(Screen[None]):
         if foreign is None or foreign.prompt_id is None:
             self.notify("t works on a cell marked !: a LoRA used with a prompt it was not trained with.")
             return
-        self.post_message(self.TrainOnPrompt(foreign))
+        self._train_on_prompt(foreign.adapter, str(foreign.prompt_id))
+
+    @work(thread=True, group="train-start", exclusive=True)
+    def _train_on_prompt(self, adapter: str, prompt_id: str) -> None:
+        try:
+            run_id = self.tunelab.workbench.train_on_prompt(adapter, prompt_id)
+        except (OSError, TunelabError) as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
 
     def action_write_report(self) -> None:
         if self.comparison.verdict is None:
             self.notify(self.comparison.why_none, severity="warning")
             return
-        self.post_message(self.WriteReport(self.comparison))
+        default = str(self.report_path(self.tunelab.root, self.comparison))
+
+        def write(path: str | None) -> None:
+            if path and path.strip():
+                self._write_report(Path(path.strip()).expanduser())
+
+        self.app.push_screen(AskScreen("Write the report (.html or .md) to", default), write)
+
+    @work(thread=True, group="report", exclusive=True)
+    def _write_report(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = self.tunelab.workbench.write_report(self.comparison, path)
+        except (OSError, TunelabError) as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.notify(f"Report written: {written}")
 
     @staticmethod
     def report_path(root: Path, comparison: Comparison) -> Path:

@@ -1,4 +1,5 @@
-"""The eval matrix: rows are dataset items, columns are variants from this session's eval runs.
+"""The eval matrix: rows are dataset items, columns are variants from this session's eval runs. The pane
+runs its evals (and the demo comparison) in its own thread workers and handles their messages.
 
 Cells fill in as batches finish. Headers stay narrow (`index rate`, `*` marks the baseline) so several
 variants fit at 80 columns; the lines under the table name each variant with its interval, and once a
@@ -7,20 +8,27 @@ baseline is pinned (`b` on a column) its change and the items it fixed (✓+) an
 
 from __future__ import annotations
 
+import itertools
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
+from core.engine.options import ModelOptions
 from core.errors import TunelabError
+from tui.messages import EvalFinished, EvalProgress, EvalRow, EvalStarted, VerdictReady, WorkbenchFailed
 
 if TYPE_CHECKING:
-    from core.evals.runner import EvalRequest
+    from core.evals.runner import EvalRequest, Variant
+    from core.workbench.service import Comparison, PromptRef
+    from tui.app import TunelabApp
+    from tui.screens.main import MainScreen
 
 FIXED_COLUMNS = 1  # "id expected", always in view
 CELL_WIDTH = 11  # "✓+ " and nine characters of output: widths are set, so layout never depends on timing
@@ -74,13 +82,12 @@ class EvalPane(Vertical):
         Binding("y", "copy_column", "Copy column", id="copy-column"),
     ]
 
-    class PinRequested(Message):
-        def __init__(self, run_id: str, variant: int) -> None:
-            super().__init__()
-            self.run_id, self.variant = run_id, variant
-
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.token: str | None = None  # the eval run in progress
+        self.cancel = threading.Event()
+        self.last: dict[str, Any] | None = None  # this session's newest complete eval: the verdict's
+        self.tokens = itertools.count(1)
         self.columns: list[Column] = []
         self.items: dict[str, str | None] = {}  # item id -> expected, in first-seen order
         self.baseline: tuple[dict[str, Any], int] | None = None
@@ -110,6 +117,155 @@ class EvalPane(Vertical):
         yield table
         yield Static("ctrl+g runs the prompt over the split", id="eval-summary")
         yield Static("", id="eval-verdict")
+
+    def on_unmount(self) -> None:
+        self.cancel.set()  # the app is quitting: the eval in flight stops (what it graded is kept)
+
+    @property
+    def tunelab(self) -> TunelabApp:
+        return cast("TunelabApp", self.app)
+
+    @property
+    def main(self) -> MainScreen:
+        return self.tunelab.main
+
+    def begin(self) -> str:
+        """A new eval run's token, with a fresh cancel."""
+        self.token = f"t{next(self.tokens)}"
+        self.cancel = threading.Event()
+        return self.token
+
+    def run(self, request: EvalRequest, ref: PromptRef, adapter: str | None) -> None:
+        """Evaluate `ref` (and no prompt, and the 2x2 with `adapter`) on `request`: the cells not shown yet."""
+        adapters: list[str | None] = [None, adapter] if adapter else [None]
+        candidates = self.tunelab.workbench.variants([None, ref], adapters, [self.main.model])
+        shown = {c.label for c in self.columns}
+        variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
+        token = self.begin()
+        self.start_run(token, [v.label for v in variants])
+        self._run_eval(token, request, variants, ref)
+
+    @work(thread=True, group="eval", exclusive=False)
+    def _run_eval(self, token: str, request: EvalRequest, variants: list[Variant], ref: PromptRef) -> None:
+        from core.evals.backends import WorkerBackend
+
+        app = self.tunelab
+        try:
+            app.workbench.prompts.save(ref.name, ref.version)
+            summary = app.workbench.run_eval(
+                request,
+                variants,
+                WorkerBackend(app.client, self.main.model, app.options.numerics()),
+                on_row=lambda row: self.post_message(EvalRow(token, row)),
+                on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
+                cancel=self.cancel,
+            )
+            baseline = app.workbench.baseline(summary)
+            verdict = self._verdict_text(summary)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
+
+    def _verdict_text(self, summary: dict[str, Any], judged: Comparison | None = None) -> str | None:
+        """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
+        if summary["status"] != "done":
+            return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
+        if len(summary["variants"]) < 2:
+            return None
+        judged = judged or self.tunelab.workbench.comparison(summary)
+        return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
+
+    def compare_demo(self, options: ModelOptions) -> None:
+        """The demo comparison: two LoRAs trained, every cell graded here, then the verdict screen."""
+        self._compare(self.begin(), options)
+
+    @work(thread=True, group="eval", exclusive=False)
+    def _compare(self, token: str, options: ModelOptions) -> None:
+        from core.evals.backends import WorkerBackend
+        from tui.compare_progress import PostingWatcher
+
+        app = self.tunelab
+        try:
+            plan = app.workbench.demo_plan(options)
+            watcher = PostingWatcher(self.post_message, token, plan.seeds)
+            backend = WorkerBackend(app.client, options.model, app.options.numerics())
+            judged = app.workbench.compare(plan, backend, watcher, self.cancel)
+            baseline = app.workbench.baseline(judged.summary)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        verdict = self._verdict_text(judged.summary, judged)
+        self.post_message(EvalFinished(token, judged.summary, baseline=baseline, verdict=verdict))
+        if judged.summary["status"] == "done":
+            self.post_message(VerdictReady(judged))
+
+    @work(thread=True, group="verdict", exclusive=True)
+    def open_verdict(self) -> None:
+        """This session's newest complete eval, else the newest stored one with two cells (off the UI loop)."""
+        workbench, summary = self.tunelab.workbench, self.last
+        try:
+            if summary is None:
+                newest = next(
+                    (r for r in workbench.evals.list() if r["status"] == "done" and len(r["variants"]) > 1), None
+                )
+                summary = workbench.evals.load(newest["id"]) if newest else None
+            if summary is None:
+                self.post_message(
+                    WorkbenchFailed("No complete eval yet: ctrl+g runs one (or 'Compare on the demo task' in ctrl+p).")
+                )
+                return
+            self.post_message(VerdictReady(workbench.comparison(summary)))
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+
+    @on(EvalStarted)
+    def eval_started(self, message: EvalStarted) -> None:
+        if message.token == self.token:
+            self.start_run(message.token, message.labels, clean=message.clean)
+            self.main.show_tab("tab-eval")
+
+    @on(EvalRow)
+    def eval_row(self, message: EvalRow) -> None:
+        self.add_row(message.token, message.row)
+
+    @on(EvalProgress)
+    def eval_progress(self, message: EvalProgress) -> None:
+        self.progress(message.done, message.total)
+
+    @on(EvalFinished)
+    def eval_finished(self, message: EvalFinished) -> None:
+        self.token = None
+        if message.summary is None:
+            self.drop_run(message.token)
+            self.main.error(message.error or "eval failed")
+            return
+        if message.summary["status"] == "done":
+            self.finish_run(message.token, message.summary)
+            self.last = message.summary
+        else:  # a partial column never stays to be compared, pinned or taken as done by the next ctrl+g
+            self.drop_run(message.token)
+        self.show_baseline(message.baseline)
+        self.show_verdict(message.verdict)
+        best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
+        if self.main.out_of_sight("tab-eval"):
+            self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
+
+    @work(thread=True, group="pin", exclusive=True)
+    def _pin(self, run_id: str, variant: int) -> None:
+        """Pinning takes the metadata lock: off the UI loop."""
+        evals = self.tunelab.workbench.evals
+        try:
+            doc = evals.pin(run_id, variant)
+            summary = evals.load(run_id)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.app.call_from_thread(self._pinned, doc, summary, variant)
+
+    def _pinned(self, doc: dict[str, Any], summary: dict[str, Any], variant: int) -> None:
+        self.show_baseline((summary, variant))
+        self.notify(f"Baseline for {doc['key']}: {summary['variants'][variant]['label']}")
 
     @property
     def table(self) -> DataTable:
@@ -291,4 +447,4 @@ class EvalPane(Vertical):
         if column is None or column.summary is None:
             self.notify("Move to a finished variant column to pin it.", severity="warning")
             return
-        self.post_message(self.PinRequested(column.summary["id"], column.variant))
+        self._pin(column.summary["id"], column.variant)

@@ -1,24 +1,32 @@
 """The prompt editor pane: which model, the prompt template and system prompt, and how to sample.
 
 The editor text is a template: `{{name}}` placeholders are filled from the dataset's rows in evals,
-and from its first row in single runs. What is on screen is one `PromptVersion`.
+and from its first row in single runs. What is on screen is one `PromptVersion`. The pane keeps it for
+the next start (written off the UI loop) and offers the finished adapters, read by its own workers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
+from textual.timer import Timer
 from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
 from core.errors import TunelabError
+from tui.messages import AdaptersFound, PromptRendered, WorkbenchFailed, WorkerError, worker_message
 from tui.widgets.params_form import ParamsForm
 
 if TYPE_CHECKING:
     from core.data.prompts import PromptVersion
+    from core.engine import protocol as wire
+    from core.evals.runner import EvalRequest
+    from core.workbench.service import Adapter
+    from tui.app import TunelabApp
 
 
 class PromptPane(Vertical):
@@ -34,6 +42,10 @@ class PromptPane(Vertical):
         super().__init__(**kwargs)
         self.model = model
         self.adapter_ids: list[str] = []  # the finished runs offered in the lora list
+        self.adapters: list[Adapter] = []
+        self.editor_state: dict[str, Any] | None = None  # the prompt on screen, changed and not yet kept
+        self.editor_timer: Timer | None = None
+        self.editor_ready = False  # the kept prompt has been read (changes before that are the start's own)
 
     def compose(self) -> ComposeResult:
         """The model field and the editor are in the first frame; the other fields mount just after it,
@@ -90,6 +102,111 @@ class PromptPane(Vertical):
         )
         yield Lazy(ParamsForm(id="params"))
 
+    @property
+    def tunelab(self) -> TunelabApp:
+        return cast("TunelabApp", self.app)
+
+    # -- the prompt kept for the next start ---------------------------------------------------------
+    @on(TextArea.Changed, "#prompt-text")
+    @on(Input.Changed, "#prompt-name, #system-input, .param-input")
+    @on(Select.Changed, "#mode-select, #adapter-select")
+    def editor_changed(self) -> None:
+        """The prompt on screen is kept for the next start: captured now, written a second after the last
+        change (off the loop), and at exit if that second has not passed."""
+        if not self.editor_ready:  # the fields filling at start, before the kept prompt is back
+            return
+        self.editor_state = self.state()
+        if self.editor_timer is not None:
+            self.editor_timer.stop()
+        self.editor_timer = self.set_timer(1.0, self._remember_later)
+
+    def _remember_later(self) -> None:
+        self.run_worker(self.remember, thread=True, group="editor", exclusive=True)
+
+    def remember(self) -> None:
+        state, self.editor_state = self.editor_state, None
+        if state is not None:
+            try:
+                self.tunelab.workbench.remember_editor(state)
+            except (OSError, TunelabError):
+                pass  # a prompt not kept for the next start is no reason to interrupt anything
+
+    def restore(self, state: dict[str, Any], busy: bool) -> None:
+        """The prompt kept at the last exit comes back, unless something was typed or run already."""
+        self.editor_ready = True
+        if not state or self.text or busy:  # typed into already: the new text wins
+            return
+        self.load_record({**state, "adapter": None})
+        adapter = state.get("adapter")
+        if isinstance(adapter, str) and adapter and not self.tunelab.options.adapter:
+            self.refresh_adapters(select=adapter)
+
+    # -- the adapters offered -----------------------------------------------------------------------
+    @work(thread=True, group="adapters", exclusive=True)
+    def refresh_adapters(self, select: str | None = None) -> None:
+        """Finished runs' adapters, newest first (read off the UI loop)."""
+        try:
+            found = self.tunelab.workbench.adapters()
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(f"cannot list adapters: {exc}"))
+            return
+        self.post_message(AdaptersFound(found, select))
+
+    @on(AdaptersFound)
+    def adapters_found(self, message: AdaptersFound) -> None:
+        self.adapters = message.adapters
+        self.set_adapters([(a.label, a.run_id) for a in message.adapters])
+        if message.select:
+            if message.select in self.adapter_ids:
+                self.use_adapter(message.select)
+            else:
+                self.notify(f"LoRA {message.select} is not a finished training run here.", severity="warning")
+
+    def use_adapter(self, adapter: str | None) -> None:
+        select = self.query_one("#adapter-select", Select)
+        if adapter is None:
+            select.clear()
+        else:
+            select.value = adapter
+        label = next((a.label for a in self.adapters if a.run_id == adapter), str(adapter)[:10])
+        self.notify(f"Next runs use {'LoRA ' + label if adapter else 'the base model'}.")
+
+    @work(thread=True, group="adapter-folder", exclusive=True)
+    def add_adapter_folder(self, path: str) -> None:
+        try:
+            adapter = self.tunelab.workbench.add_adapter_folder(path)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.refresh_adapters(select=adapter.run_id)
+
+    # -- the rendered prompt (ctrl+t) -----------------------------------------------------------------------
+    @work(thread=True, group="render", exclusive=True)
+    def show_rendered(self, version: PromptVersion, request: EvalRequest) -> None:
+        """`version` filled from the eval form's dataset (off the UI loop) and rendered by the model worker;
+        its answer comes back to this pane."""
+        app = self.tunelab
+        try:
+            prompt = app.workbench.fill_prompt(version, request)
+            app.client.render(prompt.to_dict(), self._render_event)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+
+    def _render_event(self, event: wire.Event) -> None:
+        if (message := worker_message(event, "render")) is not None:
+            self.post_message(message)
+
+    @on(PromptRendered)
+    def rendered(self, message: PromptRendered) -> None:
+        from tui.screens.rendered import RenderedScreen
+
+        self.app.push_screen(RenderedScreen(message.event.text, message.event.tokens, message.event.note))
+
+    @on(WorkerError)
+    def render_failed(self, message: WorkerError) -> None:
+        self.post_message(WorkbenchFailed(message.event.message))
+
+    # -- what is on screen ------------------------------------------------------------------------------
     @property
     def text(self) -> str:
         return self.query_one("#prompt-text", TextArea).text

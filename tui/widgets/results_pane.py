@@ -38,7 +38,7 @@ class ResultsPane(Vertical):
         "<cancel> cancels a run and keeps what streamed; <copy-output> copies the output (OSC 52 works over SSH)."
     )
     BINDINGS = [
-        Binding("y", "app.copy_output", "Copy", id="copy-output"),
+        Binding("y", "screen.copy_output", "Copy", id="copy-output"),
         Binding("j", "scroll(1)", "Down", id="results-down", show=False),
         Binding("k", "scroll(-1)", "Up", id="results-up", show=False),
         Binding("g", "scroll_to(0)", "Top", id="results-top", show=False),
@@ -49,7 +49,7 @@ class ResultsPane(Vertical):
         yield Button(
             "Compare on the demo task",
             id="compare-demo",
-            action="app.compare_demo",
+            action="screen.compare_demo",
             tooltip="prompt, LoRA, or both? loads the demo prompt, trains two small LoRAs and shows the verdict",
         )
         yield StreamArea(id="output", read_only=True, soft_wrap=True, show_line_numbers=False)

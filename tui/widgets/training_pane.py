@@ -23,11 +23,16 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
+from tui.messages import RunStarted, WorkbenchFailed
 from tui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
+    from core.engine.options import ModelOptions
+    from core.evals.runner import EvalRequest
+    from core.training.config import TrainConfig
     from core.training.runs import Runs
     from core.workbench.service import Workbench
+    from tui.widgets.prompt_pane import PromptPane
 
 HEARTBEAT_S = 1.0
 LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
@@ -283,6 +288,43 @@ class TrainingPane(Vertical):
             others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
             series += [(self.watched[i].loss, style) for i, style in zip(others, OVERLAY_STYLES) if i in self.watched]
         self.query_one(LossChart).set_series(series)
+
+    def ask_new_run(
+        self, options: ModelOptions, request: EvalRequest, prompt: PromptPane, linear_modules: list[str]
+    ) -> None:
+        """The new-run form, for the eval form's dataset (and field mapping) and, if asked, the prompt on
+        screen; its settings become a run started off the UI loop."""
+        from tui.screens.train_form import TrainForm
+
+        def start(settings: dict | None) -> None:
+            if settings is None:
+                return
+            use_prompt = settings.pop("use_prompt")
+            try:
+                config = self.workbench.train_config(
+                    settings,
+                    options=options,
+                    dataset=request.dataset,
+                    expected=request.expected,
+                    mapping=request.mapping,
+                    prompt=prompt.version() if use_prompt else None,
+                )
+            except TunelabError as exc:
+                self.post_message(WorkbenchFailed(str(exc)))
+                return
+            self.start_run(config)
+
+        self.app.push_screen(TrainForm(request.dataset, prompt.prompt_name, linear_modules), start)
+
+    @work(thread=True, group="train-start", exclusive=True)
+    def start_run(self, config: TrainConfig) -> None:
+        """Checking the data and starting the run's process happen off the UI loop; the screen selects it."""
+        try:
+            run_id = self.workbench.start_run(config)
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        self.post_message(RunStarted(run_id))
 
     @work(thread=True, group="training-control", exclusive=False)
     def _control(self, action: str, run_id: str) -> None:

@@ -1,0 +1,503 @@
+"""The main screen: the prompt editor, the training monitor, and the results (output and eval matrix).
+
+It owns the workbench keys, the zoom and layout, the external editor, the adapters, the model load and
+re-opening history records. Each workflow lives with its owner: generation in `tui.generation`, evals and
+the demo comparison in the eval pane, training runs in the training pane, the verdict's cells in the
+verdict screens. Whatever reads disk, takes a lock or starts a process runs in a thread worker of the
+node that owns it; handlers here own the screen's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+
+from core.errors import TunelabError
+from tui.generation import Generation, Generations
+from tui.messages import (
+    CompareStage,
+    EditorRestored,
+    FirstStart,
+    GenerationChunk,
+    GenerationDone,
+    GenerationStarted,
+    ModelLoading,
+    ModelReady,
+    RunStarted,
+    VerdictReady,
+    WorkbenchFailed,
+    WorkerCrashed,
+    WorkerError,
+)
+from tui.widgets.deferred import Deferred
+from tui.widgets.prompt_pane import PromptPane
+from tui.widgets.results_pane import ResultsPane
+
+if TYPE_CHECKING:  # imported after the first frame (the app's start-up worker), where they are used
+    from core.data.prompts import PromptVersion
+    from core.evals.runner import EvalRequest
+    from tui.app import TunelabApp
+    from tui.widgets.eval_pane import EvalPane
+    from tui.widgets.training_pane import TrainingPane
+
+
+class MainScreen(Screen[None]):
+    HELP = (
+        "tunelab: the prompt on the left (<run> runs, <eval> evaluates), training below it (<train>), "
+        "results and the eval matrix on the right, history on <history>, every action in the palette "
+        "(ctrl+p). <zoom> zooms the focused pane, <toggle-layout> stacks the panes, <edit-prompt> edits the "
+        "prompt in $EDITOR."
+    )
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run", id="run", priority=True),
+        Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
+        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False),
+        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
+        Binding("ctrl+n", "train", "Train", id="train", priority=True),
+        Binding("f8", "history", "History", id="history", priority=True),
+        Binding("f9", "verdict", "Verdict", id="verdict", priority=True),
+        Binding("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True),
+        Binding("f6", "zoom", "Zoom", id="zoom", show=False, priority=True),  # priority: text areas bind f6/f7
+        Binding("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True),
+        Binding("escape", "cancel", "Cancel", id="cancel", show=False),  # the status line says "esc cancels"
+    ]
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+        self.model_ready = False
+        self.linear_modules: list[str] = []  # offered as LoRA targets in the new-run form
+        self.generations = Generations(self)
+        self.prompt = PromptPane(model, id="prompt-pane")  # kept: what it holds is written at exit
+        self.busy_since_start = False  # a run, eval or training started: no first-start offer any more
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self.prompt
+                yield Deferred(self._training_pane)
+            with Lazy(TabbedContent(id="right")):  # results and eval matrix: empty at start, so just after it
+                with TabPane("Output", id="tab-output"):
+                    yield ResultsPane(id="results-pane")
+                with TabPane("Eval", id="tab-eval"):
+                    yield Deferred(self._eval_pane)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt-text").focus()
+
+    @property
+    def tunelab(self) -> TunelabApp:
+        return cast("TunelabApp", self.app)
+
+    @property
+    def generation(self) -> Generation | None:
+        return self.generations.current
+
+    @property
+    def results(self) -> ResultsPane:
+        return self.query_one(ResultsPane)
+
+    @property
+    def evals(self) -> EvalPane:
+        return cast("EvalPane", self.query_one("#eval-pane"))
+
+    @property
+    def training(self) -> TrainingPane:
+        return cast("TrainingPane", self.query_one("#training-pane"))
+
+    def _training_pane(self) -> TrainingPane:
+        from tui.widgets.training_pane import TrainingPane
+
+        return TrainingPane(lambda: self.tunelab.workbench, id="training-pane")
+
+    def _eval_pane(self) -> EvalPane:
+        from tui.widgets.eval_pane import EvalPane
+
+        return EvalPane(id="eval-pane")
+
+    def start(self) -> None:
+        """Once the start-up imports are done: fill the deferred panes, load the model, read the adapters
+        and the kept prompt."""
+        for slot in self.query(Deferred):
+            slot.fill()
+        if self._not_mounted_yet(self.start):
+            return
+        self.load_model(self.model)
+        self.prompt.refresh_adapters(select=self.tunelab.options.adapter)
+        self._check_first_start()
+        self.tunelab.started = True
+
+    def _not_mounted_yet(self, action: Callable[[], object]) -> bool:
+        """Parts of the screen mount just after the first frame (`Lazy`): the Eval tab, the training pane,
+        most prompt fields. A key pressed before that acts right after."""
+        if self.tunelab.started or not self.query("Lazy, Deferred"):  # no DOM walk once started
+            return False
+        self.call_after_refresh(action)
+        return True
+
+    def show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def out_of_sight(self, pane_id: str) -> bool:
+        """True when `pane_id`'s tab is not shown: another tab, a dialog or history on top, another pane zoomed."""
+        return (
+            self.app.screen is not self
+            or self.query_one(TabbedContent).active != pane_id
+            or (self.maximized is not None and self.maximized is not self.query_one(TabbedContent))
+        )
+
+    def error(self, message: str) -> None:
+        self.results.set_status(message, error=True)
+        self.notify(message, severity="error", timeout=8)
+
+    def _form(self) -> tuple[PromptVersion, EvalRequest] | None:
+        """The prompt version and the eval form on screen; a bad field is one line, and None."""
+        try:
+            return self.prompt.version(), self.evals.form()
+        except TunelabError as exc:
+            self.error(str(exc))
+            return None
+
+    def _got_going(self) -> None:
+        self.busy_since_start = True
+        self.results.offer_demo(False)
+
+    # -- start-up: the kept prompt, the first-start offer -----------------------------------------
+    @work(thread=True, group="first-start", exclusive=True)
+    def _check_first_start(self) -> None:
+        """The prompt kept from the last session comes back; with no eval yet, the demo comparison is offered."""
+        workbench = self.tunelab.workbench
+        try:
+            state = workbench.remembered_editor()
+            first = workbench.first_start()
+            recovered = workbench.recover_evals()
+        except (OSError, TunelabError):
+            state, first, recovered = None, False, []
+        if recovered:  # notify is thread-safe
+            self.notify(f"Recovered {len(recovered)} eval(s) cut short last time: partial, resumable.")
+        self.post_message(EditorRestored(state or {}))
+        if first:
+            self.post_message(FirstStart())
+
+    @on(EditorRestored)
+    def editor_restored(self, message: EditorRestored) -> None:
+        self.prompt.restore(message.state, busy=self.generation is not None)
+
+    @on(FirstStart)
+    def first_start(self) -> None:
+        if not self.busy_since_start:  # the user got going before this check came back: offer nothing
+            self.results.offer_demo(True)
+
+    # -- the model and its adapters -----------------------------------------------------------------
+    def load_model(self, model: str) -> None:
+        self.model, self.model_ready = model, False
+        self.results.set_status(f"loading {model}…")
+        self.results.loading = True
+        self.tunelab.send_load(replace(self.tunelab.options, model=model))
+
+    @on(Input.Submitted, "#model-input")
+    def model_submitted(self, event: Input.Submitted) -> None:
+        if self.generation or self.evals.token:
+            self.notify("Finish or cancel the current run before loading another model.", severity="warning")
+        elif event.value.strip():
+            self.load_model(event.value.strip())
+
+    @on(ModelLoading)
+    def model_loading(self, message: ModelLoading) -> None:
+        self.results.set_status(f"loading {message.event.model}…")  # a restart after a crash says it too
+
+    @on(ModelReady)
+    def model_loaded(self, message: ModelReady) -> None:
+        info = message.event.info
+        self.model_ready = True
+        self.linear_modules = info.get("linear_modules", [])
+        self.results.loading = False
+        self.app.sub_title = f"{info['model']} · {info['device']} · {info['dtype']} · {info['params_m']}M"
+        if self.generation is None:
+            self.results.set_status(f"ready: {info['model']} loaded in {info['load_s']:.1f}s")
+
+    def _model_failed(self, message: str) -> None:
+        self.results.loading = False
+        self.app.sub_title = "no model"
+        self.error(message)
+
+    def action_add_adapter_folder(self) -> None:
+        from tui.screens.ask import AskScreen
+
+        def add(path: str | None) -> None:
+            if path and path.strip():
+                self.prompt.add_adapter_folder(path.strip())
+
+        self.app.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
+
+    @on(WorkbenchFailed)
+    def workbench_failed(self, message: WorkbenchFailed) -> None:
+        self.error(message.error)
+
+    # -- generation ------------------------------------------------------------------------------
+    def action_run(self) -> None:
+        if self._not_mounted_yet(self.action_run):
+            return
+        self._got_going()
+        if self.generation is not None:
+            self.notify("Already generating; esc cancels.", severity="warning")
+            return
+        pane = self.prompt
+        if not pane.text.strip():
+            self.notify("The prompt is empty.", severity="warning")
+            return
+        if (form := self._form()) is None:
+            return
+        from core.workbench.service import PromptRef
+
+        version, request = form
+        self.generations.start(PromptRef(pane.prompt_name, version), request, pane.adapter)
+        self.show_tab("tab-output")
+        self.results.begin()
+        if not self.model_ready:
+            self.results.set_status(f"waiting for {self.model} to load…")
+
+    def action_cancel(self) -> None:
+        if self.generations.cancel():
+            self.results.set_status("cancelling…")
+        elif self.evals.token is not None:
+            self.evals.cancel.set()
+            self.notify("Cancelling the eval…")
+
+    @on(GenerationStarted)
+    def generation_started(self, message: GenerationStarted) -> None:
+        if self.generations.started(message.token, message.event.rendered_prompt):
+            self.results.set_status("generating… (esc cancels)")
+
+    @on(GenerationChunk)
+    def generation_chunk(self, message: GenerationChunk) -> None:
+        if (elapsed := self.generations.chunk(message.token, message.event.text)) is not None:
+            self.results.append(message.event.text)
+            self.results.progress(message.event.tokens, elapsed)
+
+    @on(GenerationDone)
+    def generation_done(self, message: GenerationDone) -> None:
+        if self.generations.answering(message.token) is None:
+            return
+        result = message.event.result
+        self.results.finish(result)
+        if self.out_of_sight("tab-output"):
+            self.notify(f"Run done: {result['completion_tokens']} tokens, {result['stop_reason']}.")
+        self.generations.finish(status="cancelled" if result["stop_reason"] == "cancelled" else "done", result=result)
+
+    @on(WorkerCrashed)
+    def worker_crashed(self, message: WorkerCrashed) -> None:
+        if message.token is not None:  # the open request's copy; the client's own copy follows
+            return
+        self.model_ready = False
+        self.generations.finish(status="error", error=message.event.message)
+        self._model_failed(f"{message.event.message} (restarts on the next run)")
+
+    @on(WorkerError)
+    def worker_error(self, message: WorkerError) -> None:
+        event = message.event
+        if event.op == "load":
+            self._model_failed(event.message)
+            self.generations.finish(status="error", error=event.message)
+        elif self.generations.answering(message.token) is not None:
+            self.results.set_status(event.message, error=True)
+            self.generations.finish(status="error", error=event.message)
+        elif message.token is None:  # a stale generation's error is dropped with it
+            self.error(event.message)
+
+    def action_rendered(self) -> None:
+        if self._not_mounted_yet(self.action_rendered):
+            return
+        if (form := self._form()) is not None:
+            self.prompt.show_rendered(*form)
+
+    # -- evals, the demo comparison and the verdict ---------------------------------------------------
+    def action_eval(self) -> None:
+        if self._not_mounted_yet(self.action_eval):
+            return
+        self._got_going()
+        if self.evals.token is not None:
+            self.notify("An eval is running; esc cancels it.", severity="warning")
+            return
+        if (form := self._form()) is None:
+            return
+        from core.workbench.service import PromptRef
+
+        version, request = form
+        self.evals.run(request, PromptRef(self.prompt.prompt_name, version), self.prompt.adapter)
+        self.show_tab("tab-eval")
+
+    def action_compare_demo(self) -> None:
+        """The first five minutes: the demo prompt (raw) in the editor, a LoRA trained as is and one with the
+        prompt, every cell graded in the Eval matrix, then the verdict screen."""
+        if self._not_mounted_yet(self.action_compare_demo):
+            return
+        if self.evals.token is not None or self.generation is not None:
+            self.notify("A run or eval is in progress; esc cancels it.", severity="warning")
+            return
+        from core import demo
+        from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
+
+        if self.model != demo.MODEL_ALIAS:
+            self.error("The demo comparison runs on the demo model: type demo in the model field.")
+            return
+        self.prompt.load_record(
+            {
+                "template": DEMO_PROMPT.template,
+                "mode": DEMO_PROMPT.mode,
+                "params": DEMO_PROMPT.gen_params.to_dict(),
+                "prompt_name": DEMO_PROMPT_NAME,
+                "adapter": None,
+            }
+        )
+        self._got_going()
+        self.results.set_status("Compare on the demo task: starting… (esc cancels)")
+        self.evals.compare_demo(replace(self.tunelab.options, model=self.model, adapter=None))
+
+    @on(CompareStage)
+    def compare_stage(self, message: CompareStage) -> None:
+        if message.token == self.evals.token:
+            self.results.set_status(f"Compare on the demo task · {message.text}")
+
+    def action_verdict(self) -> None:
+        if not self._not_mounted_yet(self.action_verdict):
+            self.evals.open_verdict()
+
+    @on(VerdictReady)
+    def verdict_ready(self, message: VerdictReady) -> None:
+        from tui.screens.verdict import VerdictScreen
+
+        if isinstance(self.app.screen, VerdictScreen):
+            self.app.pop_screen()
+        self.app.push_screen(VerdictScreen(message.comparison))
+
+    # -- training ------------------------------------------------------------------------------
+    def action_train(self) -> None:
+        if self._not_mounted_yet(self.action_train):
+            return
+        self._got_going()
+        try:
+            request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
+        except TunelabError as exc:
+            self.error(str(exc))
+            return
+        options = replace(self.tunelab.options, model=self.model, adapter=None)
+        self.training.ask_new_run(options, request, self.prompt, self.linear_modules)
+
+    @on(RunStarted)
+    def run_started(self, message: RunStarted) -> None:
+        self.training.select(message.run_id)
+        self.notify(f"Training run {message.run_id[:10]} started; it keeps running if you quit.")
+
+    def on_training_pane_run_ended(self, message: TrainingPane.RunEnded) -> None:
+        """One notice per ended run (with its error, if any); adapters may have changed."""
+        severity: Literal["error", "information"] = "error" if message.state == "failed" else "information"
+        self.notify(
+            f"Training run {message.run_id[:10]} {message.state}" + (f": {message.error}" if message.error else "."),
+            severity=severity,
+        )
+        self.prompt.refresh_adapters()
+
+    def on_training_pane_adapters_changed(self) -> None:
+        self.prompt.refresh_adapters()
+
+    def action_stop_training(self) -> None:
+        self.training.action_stop()
+
+    # -- history, versions, the editor, the layout ------------------------------------------------
+    def action_history(self, export: bool = False) -> None:
+        from tui.screens.history import HistoryScreen
+
+        history = HistoryScreen(self.tunelab.workbench.history, self.tunelab.root, export=export)
+        self.app.push_screen(history, self.reopen)
+
+    def reopen(self, record: dict[str, Any] | None) -> None:
+        """Put a history record back in the editor (its prompt version for an eval; the run for training)."""
+        from tui.reopen import editor_record
+
+        if record is None:
+            return
+        if record.get("kind") == "train" and record.get("ref"):
+            self.training.select(str(record["ref"]))
+        try:
+            shown, notice = editor_record(record, self.tunelab.workbench.prompts)
+        except TunelabError as exc:
+            self.error(str(exc))
+            return
+        if shown is None:
+            self.notify(notice, severity="information" if record.get("kind") == "train" else "warning")
+            return
+        pane = self.prompt
+        pane.load_record(shown)
+        adapter = str(shown.get("adapter") or "")
+        if adapter and adapter not in pane.adapter_ids:
+            self.notify(
+                f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.", severity="warning"
+            )
+        model = str(shown.get("model") or "").split(",")[0].strip()
+        idle = self.generation is None and self.evals.token is None
+        if shown.get("kind") != "eval" and model and model != self.model and idle:
+            self.query_one("#model-input", Input).value = model
+            self.load_model(model)
+        self.query_one("#prompt-text").focus()
+        self.notify("Re-opened in the editor: ctrl+r runs it.")
+
+    def action_versions(self) -> None:
+        from tui.screens.versions import VersionsScreen
+
+        self.app.push_screen(VersionsScreen(self.tunelab.workbench.prompts, self.prompt.prompt_name))
+
+    def action_focus_model(self) -> None:
+        self.query_one("#model-input", Input).focus()
+
+    def action_copy_output(self) -> None:
+        if self._not_mounted_yet(self.action_copy_output):
+            return
+        text = self.results.output.text
+        if not text:
+            self.notify("Nothing to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the output ({len(text)} characters).")
+
+    def action_zoom(self) -> None:
+        """Maximize the pane that holds the focus; again to restore the layout."""
+        if self.maximized is not None:
+            self.minimize()
+            return
+        panes = ("prompt-pane", "training-pane", "right")
+        node = self.focused
+        pane = next((n for n in (node.ancestors_with_self if node else []) if n.id in panes), None)
+        if isinstance(pane, Widget):
+            self.maximized = pane
+
+    def action_toggle_layout(self) -> None:
+        """Side by side (wide terminals) or stacked (tall ones)."""
+        self.query_one("#main").toggle_class("-stacked")
+
+    def action_edit_prompt(self) -> None:
+        from tui.editor import edit_in_editor
+
+        text = edit_in_editor(self.app, self.prompt.text)
+        if text is not None:
+            self.prompt.text = text
+            self.query_one("#prompt-text").focus()
+
+    def close(self) -> None:
+        """The app is quitting: keep the prompt on screen, stop what is in flight (never wait for it)."""
+        if self.prompt.editor_state is not None:  # changed since the last write: kept now (one small file)
+            self.prompt.remember()
+        if self.tunelab.has_client:
+            self.generations.close()
