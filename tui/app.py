@@ -39,23 +39,13 @@ if TYPE_CHECKING:  # imported after the first frame (`_after_first_frame`), wher
     from core.engine.client import ModelWorkerClient
     from core.workbench.service import Workbench
 
-LATER = (  # what the first frame does not need, imported by a thread worker right after it
+LATER = (  # what the first frame does not need, imported by a thread worker right after it (with every
+    # screen and widget module, which `binding_owners` imports to find their keys)
     "core.engine.client",
     "core.workbench.service",
     "core.workbench.compare",
     "tui.palette",
     "tui.compare_progress",
-    "tui.screens.ask",
-    "tui.screens.cell_items",
-    "tui.screens.help",
-    "tui.screens.history",
-    "tui.screens.item_outputs",
-    "tui.screens.rendered",
-    "tui.screens.train_form",
-    "tui.screens.verdict",
-    "tui.screens.versions",
-    "tui.widgets.eval_pane",
-    "tui.widgets.training_pane",
 )
 
 
@@ -233,7 +223,7 @@ class TunelabApp(App[None]):
         and the themes watcher."""
         for module in LATER:
             importlib.import_module(module)
-        binding_owners()  # lists the screen and widget packages (disk): cached here, never on the loop
+        binding_owners()  # imports every screen and widget module (a disk listing): cached here, never on the loop
         try:
             self.workbench  # noqa: B018 -- made here, not by the first handler that needs it on the loop
         except (OSError, TunelabError) as exc:  # a data dir that cannot be used: one line, as the CLI says it

@@ -9,7 +9,8 @@ from textual.message import Message
 
 if TYPE_CHECKING:  # the protocol is imported by the client, after the first frame
     from core.engine import protocol as p
-    from core.workbench.service import Adapter, Comparison
+    from core.workbench.adapters import Adapter
+    from core.workbench.verdicts import Comparison
 
 
 @dataclass(eq=False)  # a message is itself, not its fields (as Textual compares them)

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from core.workbench.service import ELSEWHERE
+from core.workbench.adapters import ELSEWHERE
 from tui.keymap import binding_owners, with_keys
 from tui.screens.main import MainScreen
 
@@ -41,7 +41,7 @@ def main_commands(screen: MainScreen) -> list[Command]:
             screen.action_compare_demo,
         ),
         ("training: New training run", "LoRA on the workbench's dataset (<train>)", screen.action_train),
-        ("training: Stop the training run", "stop and save the selected run", screen.action_stop_training),
+        ("training: Stop the training run", "stop and save the selected run", screen.training.action_stop),
         ("model: Switch model", "type a model: demo, a folder or a hub id", screen.action_focus_model),
         ("model: Use the base model", "no LoRA adapter", partial(screen.prompt.use_adapter, None)),
         (

@@ -220,19 +220,7 @@ def generate_batch(
         share = (time.monotonic() - began) / len(idx)
         width = enc["input_ids"].shape[1]
         for row, i in enumerate(idx):
-            ids = out[row, width:].tolist()
-            hit_eos = next((n for n, t in enumerate(ids) if t in ends), None)
-            ids = ids if hit_eos is None else ids[:hit_eos]
-            text = tok.decode(ids, skip_special_tokens=True)
-            cut = min((p for p in (text.find(s) for s in params.stop) if p != -1), default=-1)
-            if cut != -1:
-                text, reason = text[:cut], "stop"
-            elif hit_eos is not None:
-                reason = "eos"  # finished before the cancel: complete
-            elif len(ids) >= params.max_new_tokens or not cancel.is_set():
-                reason = "length"
-            else:
-                reason = "cancelled"  # cut short: never cached, never graded
+            text, ids, reason = _decoded(tok, out[row, width:].tolist(), ends, params, cancel)
             on_result(
                 i,
                 noted(
@@ -251,6 +239,24 @@ def generate_batch(
                     },
                 ),
             )
+
+
+def _decoded(
+    tok: Any, ids: list[int], ends: set[int], params: GenParams, cancel: threading.Event
+) -> tuple[str, list[int], str]:
+    """One batch row's new tokens: its text up to the first end token or stop string, the ids kept, and
+    why it ended."""
+    hit_eos = next((n for n, t in enumerate(ids) if t in ends), None)
+    ids = ids if hit_eos is None else ids[:hit_eos]
+    text = tok.decode(ids, skip_special_tokens=True)
+    cut = min((p for p in (text.find(s) for s in params.stop) if p != -1), default=-1)
+    if cut != -1:
+        return text[:cut], ids, "stop"
+    if hit_eos is not None:
+        return text, ids, "eos"  # finished before the cancel: complete
+    if len(ids) >= params.max_new_tokens or not cancel.is_set():
+        return text, ids, "length"
+    return text, ids, "cancelled"  # cut short: never cached, never graded
 
 
 def _fitted(tok, text: str, room: int, truncate: str) -> tuple[list[int], bool]:

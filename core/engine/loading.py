@@ -161,7 +161,7 @@ def _bnb_config(quantize: str, device: str, compute_dtype):
     import importlib.util
 
     if device != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
-        raise TunelabError(f"--load-in-{quantize} needs bitsandbytes and a CUDA GPU (this device: {device})")
+        raise TunelabError(f"{{0}} needs bitsandbytes and a CUDA GPU (this device: {device})", f"load_in_{quantize}")
     from transformers import BitsAndBytesConfig
 
     if quantize == "8bit":

@@ -26,11 +26,11 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         if not self.model.strip():
-            raise TunelabError("--model must not be empty")
+            raise TunelabError("{0} must not be empty", "model")
         if self.dtype not in DTYPES:
-            raise TunelabError(f"--dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+            raise TunelabError(f"{{0}} must be one of {', '.join(DTYPES)}, got '{self.dtype}'", "dtype")
         if not DEVICE.match(self.device):
-            raise TunelabError(f"--device must be auto, cpu, mps, cuda or cuda:N, got '{self.device}'")
+            raise TunelabError(f"{{0}} must be auto, cpu, mps, cuda or cuda:N, got '{self.device}'", "device")
 
     def numerics(self) -> str:
         """What besides the model's files decides its outputs: the dtype and device it runs in (an eval in

@@ -132,7 +132,7 @@ def write_report(
     title = f"tunelab compare {summary['id']}: {eval_scope(summary)}, grader {summary['grader']}"
     header, body = grid_table(grid)
     if path.suffix not in (".md", ".html", ".htm"):
-        raise TunelabError(f"--report {path}: write a .md or .html file")
+        raise TunelabError(f"{{0}} {path}: write a .md or .html file", "report")
     drawn = charts(grid, curves or {})
     if path.suffix == ".md":
         lines = [f"# {title}", "", f"**{sentence}**", "", *(f"- {n}" for n in notes), ""]
@@ -160,5 +160,5 @@ def write_report(
     try:
         write_atomic(path, text)
     except OSError as exc:
-        raise TunelabError(f"--report {path}: {exc.strerror or exc}") from None
+        raise TunelabError(f"{{0}} {path}: {exc.strerror or exc}", "report") from None
     return path

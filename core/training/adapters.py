@@ -56,7 +56,7 @@ def merge(root: Path, ref: str, out: Path, base: str | None = None, load_options
     adapter = resolve_adapter(root, ref)
     base = base or base_of(adapter)
     if base is None:
-        raise TunelabError(f"adapter {adapter} does not say its base model: pass --model")
+        raise TunelabError(f"adapter {adapter} does not say its base model: give {{0}}", "model")
     if out.exists() and any(out.iterdir()):
         raise TunelabError(f"output folder is not empty: {out}")
     options = dict(load_options or {})

@@ -260,7 +260,7 @@ class _Session:
         )
         cheapen_lora_dropout(self.model, self.loaded.device)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.forward = self.model
+        self.forward: Any = self.model  # the model, or its DDP wrapper (which the optimizer step goes through)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -290,7 +290,7 @@ class _Session:
         tmp = self.checkpoints / f".tmp-step-{self.step:06d}"
         final = self.checkpoints / f"step-{self.step:06d}"
         remove_path(tmp)  # a leftover, or a link planted there: never written through
-        self.model.save_pretrained(tmp)
+        self.model.save_pretrained(str(tmp))
         self.torch.save(
             {
                 "optimizer": self.optimizer.state_dict(),
@@ -438,7 +438,7 @@ class _Session:
         """The final eval loss, the adapter and a last checkpoint: the run is done."""
         final_eval = self.eval_loss()
         remove_path(self.run_dir / runfolders.ADAPTER)
-        self.model.save_pretrained(self.run_dir / runfolders.ADAPTER)
+        self.model.save_pretrained(str(self.run_dir / runfolders.ADAPTER))
         self.status.update(
             state="done",
             step=self.step,

@@ -241,7 +241,7 @@ def check_data(config: TrainConfig) -> list[str]:
             f"--load-in-{config.quantize} (QLoRA) needs bitsandbytes and a CUDA GPU: pip install bitsandbytes"
         )
     if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
-        raise TunelabError(f"model '{config.model}' has no chat template: --mode chat needs one (use raw)")
+        raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
     dataset = load_dataset(
         config.dataset, expected=config.expected, mapping=config.mapping, holdout=config.eval_fraction
     )

@@ -10,11 +10,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import HOLDOUT
 from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.data.templates import Template
 from core.engine.options import ModelOptions
@@ -22,24 +21,21 @@ from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.backends import Backend
-from core.evals.grid import Grid, build_grid
 from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
-from core.evals.verdict import Verdict, verdict
 from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
-from core.storage.runfolders import ADAPTER, ADAPTER_CONFIG, CONFIG_FILE, read_json
+from core.storage.runfolders import read_json
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
 from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
+from core.workbench.run_control import RunControl
+from core.workbench.verdicts import Comparison, VerdictCases
 
 NO_PROMPT = "no prompt"
 EDITOR_FILE = "editor.json"
 EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
 EDITOR_MAX_BYTES = 4_000_000
-FOLDERS_FILE = "adapter_folders.json"  # PEFT adapter folders from elsewhere, offered beside the runs' own
-ELSEWHERE = "elsewhere"
-STOP_GRACE_S = 30.0
 
 
 def parse_mapping(pairs: Iterable[str], what: str = "--map") -> dict[str, str]:
@@ -70,76 +66,7 @@ class PromptRef:
 
 
 @dataclass
-class Adapter:
-    """A finished LoRA: the run that trained it (or, for a folder from elsewhere, its path), its folder, and
-    what it was trained on."""
-
-    run_id: str
-    path: Path
-    eval_loss: float | None = None
-    trained_on: str = "as is"  # or the template's first line, when rendered with a prompt; "elsewhere"
-
-    @property
-    def label(self) -> str:
-        if self.trained_on == ELSEWHERE:
-            return f"{self.path.name[:24]} (folder)"
-        loss = f" eval {self.eval_loss:.3f}" if self.eval_loss is not None else ""
-        return f"{self.run_id[:10]}{loss}"
-
-
-@dataclass(frozen=True)
-class Foreign:
-    """A LoRA cell whose prompt is not the one the LoRA was trained with."""
-
-    label: str
-    adapter: str
-    prompt_id: str | None
-    warning: str
-
-
-@dataclass
-class Comparison:
-    """One eval as a comparison: its grid, the verdict (or why there is none) and the foreign-prompt notes."""
-
-    summary: dict[str, Any]
-    grid: Grid
-    verdict: Verdict | None
-    why_none: str
-    foreign: list[Foreign]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [f.warning for f in self.foreign]
-
-    def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
-        """A variant's result on an item: passed (over its repeats) and its majority output on one line."""
-        agg = self.summary["items"].get(str(variant), {}).get(item_id)
-        return None if agg is None else (bool(agg["passed"]), " ".join(str(agg["majority"]).split()))
-
-    def expected(self) -> dict[str, str]:
-        """Each item's expected answer (items without one are left out)."""
-        return {
-            item_id: str(agg["expected"])
-            for items in self.summary["items"].values()
-            for item_id, agg in items.items()
-            if agg.get("expected") is not None
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.summary,
-            "grid": {
-                "rows": [asdict(r) for r in self.grid.rows],
-                "columns": [asdict(c) for c in self.grid.cols],
-                "cells": [asdict(c) for c in self.grid.all()],
-            },
-            "verdict": self.verdict.to_dict() if self.verdict else None,
-            "warnings": self.warnings,
-        }
-
-
-@dataclass
-class Workbench:
+class Workbench(VerdictCases, RunControl):
     """The use cases over one data dir."""
 
     root: Path
@@ -208,7 +135,7 @@ class Workbench:
             for model in models
         ]
         if not out:
-            raise TunelabError("give at least one --prompt (or --no-prompt)")
+            raise TunelabError("give at least one {0} (or {1})", "prompt", "no_prompt")
         return out
 
     def run_eval(
@@ -267,74 +194,6 @@ class Workbench:
     def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         return self.evals.baseline_for(summary["dataset"], summary["split"])
 
-    def comparison(self, summary: dict[str, Any]) -> Comparison:
-        """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
-        other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
-        and a warning for each LoRA used with a prompt it was not trained with. Reads run folders: off the loop."""
-        labels = {
-            v["template"]: f"{v['prompt_name']}@{v['prompt_id'][:6]} {v['mode']}"
-            for v in summary["variants"]
-            if v.get("prompt_id")
-        }
-        loras = {v["adapter"]: self.lora_info(v["adapter"], labels) for v in summary["variants"] if v.get("adapter")}
-        grid = build_grid(summary, loras)
-        judged, why = None, ""
-        if summary.get("status") != "done":
-            why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
-        elif len(grid.cells) < 2:
-            why = "One cell: a verdict needs two to compare."
-        else:
-            judged = verdict(summary, grid)
-        return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras))
-
-    def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
-        out = []
-        for v in summary["variants"]:
-            info = loras.get(v.get("adapter") or "")
-            if not info or info.get("template") is None or info["template"] == (v.get("template") or ""):
-                continue
-            how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
-            used = "this prompt" if v.get("template") else "no prompt"
-            hint = " (t trains one on it; compare --train-with-prompt)" if v.get("template") else ""
-            out.append(
-                Foreign(
-                    v["label"],
-                    str(v["adapter"]),
-                    v.get("prompt_id"),
-                    f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}",
-                )
-            )
-        return out
-
-    def lora_info(self, adapter: str, prompt_labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """What the verdict needs of a LoRA: its row group (runs alike but for the seed share one), what it was
-        trained on, the template ('' as is; None from elsewhere) and its cost. Damaged runs say less, never fail."""
-        try:
-            path = self.adapter_path(adapter)
-        except TunelabError:
-            return {"trained_on": "missing", "template": None, "group": adapter, "cost": {}}
-        cost: dict[str, Any] = {
-            "adapter_mb": round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20, 2)
-        }
-        config = self.runs.config(adapter).get("config") if path.name == ADAPTER else None
-        if not isinstance(config, dict):
-            return {"trained_on": ELSEWHERE, "template": None, "group": str(path), "cost": cost}
-        status = self.runs.status(adapter)
-        cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
-        template = str(config.get("template") or "")
-        trained_on = "as is"
-        if template:
-            trained_on = (prompt_labels or {}).get(template) or f"prompt '{template.splitlines()[0][:24]}'"
-        group = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
-        return {
-            "trained_on": trained_on,
-            "template": template,
-            "group": group,
-            "run": status["id"],
-            "seed": config.get("seed"),
-            "cost": cost,
-        }
-
     def train_on_prompt(self, adapter: str, prompt_id: str) -> str:
         """One key on the verdict screen: a LoRA with `adapter`'s settings, trained on the prompt it was
         evaluated with instead. Returns the new run's id."""
@@ -342,49 +201,6 @@ class Workbench:
         config = self.runs.train_config(adapter)
         values = {**config.to_dict(), "template": version.template, "system": version.system, "mode": version.mode}
         return self.start_run(TrainConfig.from_dict(values))
-
-    def item_input(self, summary: dict[str, Any], item_id: str) -> str:
-        """An eval item's input as the dataset holds it now (fields, or chat turns), for the verdict's item
-        view; one line saying so when the dataset changed or is gone (reads disk: off the UI loop)."""
-        from core.data.datasets import load_dataset
-
-        request = summary.get("request") or {}
-        try:
-            dataset = load_dataset(
-                summary["dataset"],
-                expected=request.get("expected"),
-                mapping=request.get("mapping") or {},
-                holdout=request.get("eval_fraction", HOLDOUT),
-            )
-        except (OSError, TunelabError) as exc:
-            return f"(input not available: {exc})"
-        item = next((it for it in dataset.items if it.id == item_id), None)
-        if item is None:
-            return f"(item {item_id} is no longer in {summary['dataset']})"
-        changed = "" if dataset.sha256 == summary.get("dataset_sha256") else "(the dataset changed since this eval)\n"
-        if item.messages:
-            return changed + "\n".join(f"{m.get('role')}: {m.get('content')}" for m in item.messages)
-        return changed + "\n".join(f"{k}: {v}" for k, v in item.vars.items())
-
-    def write_report(self, comparison: Comparison, path: Path) -> Path:
-        """The comparison as a shareable .md or .html file, with each trained LoRA's loss curve."""
-        from core.evals.report import write_report
-
-        if comparison.verdict is None:
-            raise TunelabError(f"--report {path}: {comparison.why_none}")
-        curves = {}
-        for row in comparison.grid.rows:
-            for adapter in row.adapters:
-                try:
-                    rows, _ = self.runs.metrics(adapter)
-                except TunelabError:
-                    continue  # a folder from elsewhere: no curve
-                points = [(int(m["step"]), float(m["loss"])) for m in rows if m.get("loss") is not None]
-                if points:
-                    curves[f"{Path(adapter).name[:10]} {row.trained_on}"] = points[:: max(1, len(points) // 500)]
-        return write_report(
-            path, comparison.summary, comparison.grid, comparison.verdict.sentence, comparison.warnings, curves
-        )
 
     # -- single runs ---------------------------------------------------------------------------
     def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
@@ -459,50 +275,6 @@ class Workbench:
             record["id"] = self.history.add(record)
         return record
 
-    # -- adapters ------------------------------------------------------------------------------
-    def add_adapter_folder(self, folder: str) -> Adapter:
-        """Offer a PEFT adapter folder made elsewhere (checked: `adapter_config.json` and weights) from now on."""
-        from core.training.adapters import resolve_adapter
-
-        path = Path(folder).expanduser()
-        if not path.is_dir():
-            raise TunelabError(f"no adapter folder {path}")
-        path = resolve_adapter(self.root, str(path.resolve()))
-        kept = [str(p) for p in self._adapter_folders() if p != path]
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.root / FOLDERS_FILE, json.dumps({"folders": [str(path), *kept]}))
-        return Adapter(str(path), path, trained_on=ELSEWHERE)
-
-    def _adapter_folders(self) -> list[Path]:
-        folders = (read_json(self.root / FOLDERS_FILE) or {}).get("folders")
-        return [Path(f) for f in folders if isinstance(f, str)] if isinstance(folders, list) else []
-
-    def adapters(self) -> list[Adapter]:
-        """Finished runs' adapters, newest first, then the folders added from elsewhere that are still there."""
-        out = []
-        for status in self.runs.list():
-            if status["state"] == "done" and status.get("adapter"):
-                run_dir = self.runs.folder / status["id"]  # ids from list() are whole: no prefix search
-                config = (read_json(run_dir / CONFIG_FILE) or {}).get("config", {})
-                template = str(config.get("template") or "")
-                out.append(
-                    Adapter(
-                        status["id"],
-                        run_dir / str(status["adapter"]),
-                        status.get("eval_loss"),
-                        template.splitlines()[0][:40] if template.strip() else "as is",
-                    )
-                )
-        out += [
-            Adapter(str(p), p, trained_on=ELSEWHERE) for p in self._adapter_folders() if (p / ADAPTER_CONFIG).is_file()
-        ]
-        return out
-
-    def adapter_path(self, ref: str) -> Path:
-        from core.training.adapters import resolve_adapter
-
-        return resolve_adapter(self.root, ref)
-
     # -- training ------------------------------------------------------------------------------
     def train_config(
         self,
@@ -518,7 +290,7 @@ class Workbench:
         """A run's settings from the form or the flags, the model options and (optionally) the prompt
         version the examples are rendered with."""
         if options.adapter:
-            raise TunelabError("--adapter does not apply to training (a run trains a new adapter)")
+            raise TunelabError("{0} does not apply to training (a run trains a new adapter)", "adapter")
         values = {
             **settings,
             "model": options.model,
@@ -605,9 +377,9 @@ class Workbench:
     ) -> ComparePlan:
         """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config."""
         if train_with_prompt and not prompts:
-            raise TunelabError("--train-with-prompt needs at least one --prompt")
+            raise TunelabError("{0} needs at least one {1}", "train_with_prompt", "prompt")
         if not 1 <= seeds <= MAX_SEEDS:
-            raise TunelabError(f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
+            raise TunelabError(f"{{0}} must be between 1 and {MAX_SEEDS}, got {seeds}", "seeds")
         wanted = ([None] if train else []) + ([ref.version for ref in prompts] if train_with_prompt else [])
         configs = [
             self.train_config(
@@ -655,31 +427,3 @@ class Workbench:
             cancel=cancel,
         )
         return self.comparison(summary)
-
-    def stop_run(self, run_id: str) -> None:
-        """Stop and save at the next step; `enforce_stop` kills it once the grace is over."""
-        self.runs.stop(run_id)
-
-    def kill_run(self, run_id: str) -> str:
-        """Stop now, without saving; a run that already ended keeps its state and adapter."""
-        status = self.runs.status(run_id)
-        if self.runs.kill(run_id):
-            return f"killed {status['id']}"
-        return f"{status['id']} is not running ({status['state']}); nothing killed"
-
-    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S, status: dict[str, Any] | None = None) -> bool:
-        """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed.
-        `status`: the run's status when the caller has just read it."""
-        status = status or self.runs.status(run_id)
-        asked = status.get("stop_requested_at")
-        if status["state"] in LIVE and isinstance(asked, (int, float)) and time.time() - asked > grace:
-            return self.runs.kill(run_id)
-        return False
-
-    def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> dict[str, Any]:
-        self.stop_run(run_id)
-        while True:
-            status = self.runs.status(run_id)
-            if status["state"] not in LIVE or self.enforce_stop(run_id, grace):
-                return self.runs.status(run_id)
-            time.sleep(poll)

@@ -22,9 +22,14 @@ def guarded(run: Callable[[], int]) -> int:
         return 2
 
 
+def flag(field: str) -> str:
+    """A core field as the command line names it: `train_with_prompt` is `--train-with-prompt`."""
+    return "--" + field.replace("_", "-")
+
+
 def error_line(exc: TunelabError | OSError) -> str:
     """The one line for a user error, or an OS error (a data dir that is read-only, full, not a folder)."""
     if isinstance(exc, TunelabError):
-        return f"tunelab: error: {exc}"
+        return f"tunelab: error: {exc.worded(flag)}"
     where = f" ({exc.filename})" if exc.filename else ""
     return f"tunelab: error: {exc.strerror or exc}{where}; nothing was changed"

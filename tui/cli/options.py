@@ -1,11 +1,16 @@
-"""The model option set every command that loads a model accepts, before or after the command."""
+"""What a command runs with: the model option set every command that loads a model accepts (before or after
+the command), and the workbench over the data dir."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.engine.options import DTYPES, ModelOptions
 from core.errors import TunelabError
+
+if TYPE_CHECKING:
+    from core.workbench.service import Workbench
 
 MODEL_FLAGS = {
     "models": "--model",
@@ -89,3 +94,11 @@ def command_at(argv: list[str]) -> int | None:
         else:
             return i
     return None
+
+
+def workbench() -> Workbench:
+    """The workbench over the data dir (TUNELAB_HOME or the XDG default) that every command works in."""
+    from core.storage.paths import data_dir
+    from core.workbench.service import Workbench
+
+    return Workbench(data_dir())

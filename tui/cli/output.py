@@ -33,6 +33,12 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def warn(problems: list[str]) -> None:
+    """One warning line per bad file, after the output it did not stop."""
+    for problem in problems:
+        say(f"tunelab: warning: {problem}")
+
+
 @contextmanager
 def progress(what: str) -> Iterator[Any]:
     """A bar on stderr while `update(done, total)` is called; nothing when stderr is not a terminal."""

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.evals.grid import Cell
 from core.evals.verdict import mcnemar_exact
-from core.workbench.service import Comparison
+from core.workbench.verdicts import Comparison
 from tui.screens.item_outputs import ItemOutputsScreen
 
 OUTPUT_WIDTH = 28

@@ -7,6 +7,7 @@ the store; a stale answer (an older search token) is dropped. Pages load as the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +182,12 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             table.refresh(layout=True)
 
     def _cells(self, row: dict[str, Any]) -> list[Any]:
-        flags = ("*" if row.get("starred") else " ") + FLAGS.get(row.get("label"), " ")
+        flags = ("*" if row.get("starred") else " ") + FLAGS.get(str(row.get("label")), " ")
         who = row.get("adapter") or row.get("model") or ""
         return [
             row["created_at"][5:16].replace("T", " "),
             flags,
-            KIND_SHORT.get(row.get("kind"), "?"),
+            KIND_SHORT.get(str(row.get("kind")), "?"),
             who[:14],
             Text(row.get("prompt", "")),
             Text(row.get("output", "")),
@@ -309,7 +310,8 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
 
     @on(DataTable.RowSelected, "#history-table")
     def open_selected(self) -> None:
-        if self.record is not None and self._selected() and self.record["id"] == self._selected()["id"]:
+        selected = self._selected()
+        if self.record is not None and selected and self.record["id"] == selected["id"]:
             self.dismiss(self.record)
 
     def _edit(self, **changes: Any) -> None:
@@ -336,12 +338,15 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         if row is not None:
             self._edit(label=None if row.get("label") == value else value)  # pressing it again clears it
 
-    def _ask(self, question: str, value: str, done, multiline: bool = False) -> None:
+    def _ask(self, question: str, value: str, done: Callable[[str], object], multiline: bool = False) -> None:
         if self._selected() is None:
             return
-        self.app.push_screen(
-            AskScreen(question, value, multiline=multiline), lambda answer: answer is not None and done(answer)
-        )
+
+        def answered(answer: str | None) -> None:
+            if answer is not None:
+                done(answer)
+
+        self.app.push_screen(AskScreen(question, value, multiline=multiline), answered)
 
     def action_tag(self) -> None:
         current = " ".join((self._selected() or {}).get("tags") or ())
@@ -361,11 +366,20 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
             multiline=True,
         )
 
+    @staticmethod
+    def _when_given(then: Callable[[str], object]) -> Callable[[str | None], None]:
+        """An answer callback that goes on only with a non-empty answer (stripped)."""
+
+        def answered(answer: str | None) -> None:
+            if answer and answer.strip():
+                then(answer.strip())
+
+        return answered
+
     def action_export(self) -> None:
         default = str(Path.home() / "tunelab-history.jsonl")
         self.app.push_screen(
-            AskScreen("Export the matching records to (.jsonl or .csv)", default),
-            lambda answer: answer and self._export(answer.strip()),
+            AskScreen("Export the matching records to (.jsonl or .csv)", default), self._when_given(self._export)
         )
 
     @work(thread=True, group="history-export")
@@ -387,7 +401,7 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
                 "train split of (a dataset folder or .jsonl)",
                 default,
             ),
-            lambda answer: answer and self._to_dataset(answer.strip()),
+            self._when_given(self._to_dataset),
         )
 
     @work(thread=True, group="history-export")

@@ -13,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.workbench.service import Comparison
+from core.workbench.verdicts import Comparison
 
 if TYPE_CHECKING:
     from tui.app import TunelabApp

@@ -413,9 +413,6 @@ class MainScreen(Screen[None]):
     def on_training_pane_adapters_changed(self) -> None:
         self.prompt.refresh_adapters()
 
-    def action_stop_training(self) -> None:
-        self.training.action_stop()
-
     # -- history, versions, the editor, the layout ------------------------------------------------
     def action_history(self, export: bool = False) -> None:
         from tui.screens.history import HistoryScreen

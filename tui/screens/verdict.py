@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 from core.errors import TunelabError
 from core.evals.report import column_cost, rate_text, row_cost, usage_text
 from core.history.records import eval_scope
-from core.workbench.service import Comparison, Foreign
+from core.workbench.verdicts import Comparison, Foreign
 from tui.messages import RunStarted
 from tui.screens.ask import AskScreen
 from tui.screens.cell_items import CellItemsScreen

@@ -111,7 +111,7 @@ class EvalPane(Vertical):
             yield Label("x", classes="param-label")
             yield Input("1", id="eval-repeat", compact=True, tooltip="repeats per item (seed, seed+1, …)")
         yield ProgressBar(id="eval-progress", show_eta=False)
-        table = DataTable(id="eval-table", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="eval-table", zebra_stripes=True)
         table.cursor_type = "column"
         table.fixed_columns = FIXED_COLUMNS
         yield table

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from core.data.prompts import PromptVersion
     from core.engine import protocol as wire
     from core.evals.runner import EvalRequest
-    from core.workbench.service import Adapter
+    from core.workbench.adapters import Adapter
     from tui.app import TunelabApp
 
 

@@ -1,0 +1,181 @@
+"""An eval as a comparison: the grid, the verdict or why there is none, the LoRAs' costs and the notes for
+a LoRA used with a prompt it was not trained with; an item's input and the shareable report (a mixin of
+`Workbench`). Reads run folders: off the UI loop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.data.datasets import HOLDOUT
+from core.errors import TunelabError
+from core.evals.grid import Grid, build_grid
+from core.evals.verdict import Verdict, verdict
+from core.storage.runfolders import ADAPTER
+from core.workbench.adapters import ELSEWHERE, AdapterCases
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A LoRA cell whose prompt is not the one the LoRA was trained with."""
+
+    label: str
+    adapter: str
+    prompt_id: str | None
+    warning: str
+
+
+@dataclass
+class Comparison:
+    """One eval as a comparison: its grid, the verdict (or why there is none) and the foreign-prompt notes."""
+
+    summary: dict[str, Any]
+    grid: Grid
+    verdict: Verdict | None
+    why_none: str
+    foreign: list[Foreign]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f.warning for f in self.foreign]
+
+    def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
+        """A variant's result on an item: passed (over its repeats) and its majority output on one line."""
+        agg = self.summary["items"].get(str(variant), {}).get(item_id)
+        return None if agg is None else (bool(agg["passed"]), " ".join(str(agg["majority"]).split()))
+
+    def expected(self) -> dict[str, str]:
+        """Each item's expected answer (items without one are left out)."""
+        return {
+            item_id: str(agg["expected"])
+            for items in self.summary["items"].values()
+            for item_id, agg in items.items()
+            if agg.get("expected") is not None
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary,
+            "grid": {
+                "rows": [asdict(r) for r in self.grid.rows],
+                "columns": [asdict(c) for c in self.grid.cols],
+                "cells": [asdict(c) for c in self.grid.all()],
+            },
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "warnings": self.warnings,
+        }
+
+
+class VerdictCases(AdapterCases):
+    def comparison(self, summary: dict[str, Any]) -> Comparison:
+        """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
+        other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
+        and a warning for each LoRA used with a prompt it was not trained with. Reads run folders: off the loop."""
+        labels = {
+            v["template"]: f"{v['prompt_name']}@{v['prompt_id'][:6]} {v['mode']}"
+            for v in summary["variants"]
+            if v.get("prompt_id")
+        }
+        loras = {v["adapter"]: self.lora_info(v["adapter"], labels) for v in summary["variants"] if v.get("adapter")}
+        grid = build_grid(summary, loras)
+        judged, why = None, ""
+        if summary.get("status") != "done":
+            why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
+        elif len(grid.cells) < 2:
+            why = "One cell: a verdict needs two to compare."
+        else:
+            judged = verdict(summary, grid)
+        return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras))
+
+    def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
+        out = []
+        for v in summary["variants"]:
+            info = loras.get(v.get("adapter") or "")
+            if not info or info.get("template") is None or info["template"] == (v.get("template") or ""):
+                continue
+            how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
+            used = "this prompt" if v.get("template") else "no prompt"
+            hint = " (t trains one on it; compare --train-with-prompt)" if v.get("template") else ""
+            out.append(
+                Foreign(
+                    v["label"],
+                    str(v["adapter"]),
+                    v.get("prompt_id"),
+                    f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}",
+                )
+            )
+        return out
+
+    def lora_info(self, adapter: str, prompt_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """What the verdict needs of a LoRA: its row group (runs alike but for the seed share one), what it was
+        trained on, the template ('' as is; None from elsewhere) and its cost. Damaged runs say less, never fail."""
+        try:
+            path = self.adapter_path(adapter)
+        except TunelabError:
+            return {"trained_on": "missing", "template": None, "group": adapter, "cost": {}}
+        cost: dict[str, Any] = {
+            "adapter_mb": round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20, 2)
+        }
+        config = self.runs.config(adapter).get("config") if path.name == ADAPTER else None
+        if not isinstance(config, dict):
+            return {"trained_on": ELSEWHERE, "template": None, "group": str(path), "cost": cost}
+        status = self.runs.status(adapter)
+        cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
+        template = str(config.get("template") or "")
+        trained_on = "as is"
+        if template:
+            trained_on = (prompt_labels or {}).get(template) or f"prompt '{template.splitlines()[0][:24]}'"
+        group = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
+        return {
+            "trained_on": trained_on,
+            "template": template,
+            "group": group,
+            "run": status["id"],
+            "seed": config.get("seed"),
+            "cost": cost,
+        }
+
+    def item_input(self, summary: dict[str, Any], item_id: str) -> str:
+        """An eval item's input as the dataset holds it now (fields, or chat turns), for the verdict's item
+        view; one line saying so when the dataset changed or is gone (reads disk: off the UI loop)."""
+        from core.data.datasets import load_dataset
+
+        request = summary.get("request") or {}
+        try:
+            dataset = load_dataset(
+                summary["dataset"],
+                expected=request.get("expected"),
+                mapping=request.get("mapping") or {},
+                holdout=request.get("eval_fraction", HOLDOUT),
+            )
+        except (OSError, TunelabError) as exc:
+            return f"(input not available: {exc})"
+        item = next((it for it in dataset.items if it.id == item_id), None)
+        if item is None:
+            return f"(item {item_id} is no longer in {summary['dataset']})"
+        changed = "" if dataset.sha256 == summary.get("dataset_sha256") else "(the dataset changed since this eval)\n"
+        if item.messages:
+            return changed + "\n".join(f"{m.get('role')}: {m.get('content')}" for m in item.messages)
+        return changed + "\n".join(f"{k}: {v}" for k, v in item.vars.items())
+
+    def write_report(self, comparison: Comparison, path: Path) -> Path:
+        """The comparison as a shareable .md or .html file, with each trained LoRA's loss curve."""
+        from core.evals.report import write_report
+
+        if comparison.verdict is None:
+            raise TunelabError(f"{{0}} {path}: {comparison.why_none}", "report")
+        curves = {}
+        for row in comparison.grid.rows:
+            for adapter in row.adapters:
+                try:
+                    rows, _ = self.runs.metrics(adapter)
+                except TunelabError:
+                    continue  # a folder from elsewhere: no curve
+                points = [(int(m["step"]), float(m["loss"])) for m in rows if m.get("loss") is not None]
+                if points:
+                    curves[f"{Path(adapter).name[:10]} {row.trained_on}"] = points[:: max(1, len(points) // 500)]
+        return write_report(
+            path, comparison.summary, comparison.grid, comparison.verdict.sentence, comparison.warnings, curves
+        )

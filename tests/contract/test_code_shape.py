@@ -1,0 +1,29 @@
+"""The house rules a reader relies on: no module in core/ or tui/ over 500 lines, no function over 80."""
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+MAX_FILE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def sources() -> list[Path]:
+    return sorted(p for part in ("core", "tui") for p in (REPO / part).rglob("*.py"))
+
+
+def test_no_module_is_over_500_lines():
+    long = {str(p.relative_to(REPO)): n for p in sources() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
+    assert long == {}
+
+
+def test_no_function_is_over_80_lines():
+    long = {}
+    for path in sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = lines
+    assert long == {}

@@ -1,0 +1,387 @@
+"""`eval`, `compare`, `prompts` and `evals`: prompt variants graded on a split, and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from core.engine.options import ModelOptions
+from core.errors import TunelabError
+from core.history.records import eval_scope
+from core.training.config import TrainConfig
+from core.workbench.compare import CompareWatcher, training_label
+from core.workbench.service import Comparison, Workbench, parse_mapping
+from tui.cli.options import model_options
+from tui.cli.options import workbench as _workbench
+from tui.cli.output import progress, say, table, warn
+
+# -- eval -----------------------------------------------------------------------------------------
+DATASET_HELP = (
+    "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files,"
+    " or FOLDER#NAME from a dataset_info.json"
+)
+FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
+
+
+def add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        metavar="P",
+        help="a prompt file (.toml) or a saved version (name, name@N, id); repeatable",
+    )
+    p.add_argument("--no-prompt", action="store_true", help="also run the items as they are (the base column)")
+    p.add_argument("--dataset", default="demo", help=DATASET_HELP)
+    p.add_argument(
+        "--split",
+        default="auto",
+        help="split to evaluate: auto (the dataset's eval split, or every row of a file with no splits), a name, or all",
+    )
+    p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
+    p.add_argument("--expected", default=None, help="field holding the expected answer")
+    p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
+    p.add_argument(
+        "--grader",
+        default="labels",
+        help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t]",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
+    p.add_argument(
+        "--truncate",
+        choices=["left", "right", "skip"],
+        default="left",
+        help="a prompt over the model's context: cut its start, cut its end, or skip the item (counted)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="only the first N items")
+    p.add_argument("--no-cache", action="store_true", help="recompute even identical calls")
+    p.add_argument(
+        "--baseline", default=None, metavar="RUN[:V]", help="compare with this run (default: the pinned one)"
+    )
+    p.add_argument("--pin", action="store_true", help="pin this run's first variant as the baseline")
+    p.add_argument("--min-pass", default=None, metavar="RATE", help="exit 1 if a variant passes less (0.8 or 80%%)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise TunelabError(f"--min-pass must be a rate like 0.8 or 80%, got '{text}'")
+    return value
+
+
+def _run_and_variant(ref: str) -> tuple[str, int]:
+    run, _, variant = ref.partition(":")
+    if variant and not variant.isdigit():
+        raise TunelabError(f"variant must be a number in '{ref}'")
+    return run, int(variant or 0)
+
+
+def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | None) -> list[dict[str, Any]] | None:
+    """Each variant compared with the baseline, unless there is none or it is this very run."""
+    from core.evals.runner import compare
+
+    return compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+
+
+def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> None:
+    head = (
+        f"eval {summary['id']} · {eval_scope(summary)} · {summary['n_items']} items"
+        f" · grader {summary['grader']}"
+        + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
+        + ("" if summary["status"] == "done" else f" · {summary['status']}")
+    )
+    rows = []
+    for i, v in enumerate(summary["variants"]):
+        lo, hi = v["ci"]
+        latency = f"{v['mean_latency_s'] * 1000:.0f} ms" if v["mean_latency_s"] is not None else "cached"
+        tokens = f"{v['mean_completion_tokens']:.1f}" if v["mean_completion_tokens"] is not None else "-"
+        against = ""
+        if comparisons:
+            c = comparisons[i]
+            against = f"{c['delta'] * 100:+.1f} (fixed {len(c['fixed'])}, broken {len(c['broken'])})"
+        rows.append(
+            (
+                i,
+                v["label"],
+                f"{v['pass_rate'] * 100:.1f}%",
+                f"[{lo * 100:.1f}, {hi * 100:.1f}]",
+                latency,
+                tokens,
+                against,
+            )
+        )
+    print(head)
+    table(("#", "variant", "pass", "95% CI", "latency", "tokens", "vs baseline"), rows)
+    cut = max((v.get("truncated", 0) for v in summary["variants"]), default=0)
+    if cut:
+        say(f"{cut} prompt(s) were over the model's context and were cut to fit")
+    skipped = max((v.get("skipped", 0) for v in summary["variants"]), default=0)
+    if skipped:
+        say(f"{skipped} item(s) were over the model's context and were skipped (not graded)")
+
+
+def show_comparison(judged: Comparison) -> None:
+    """The grid (model variants x prompts), the verdict sentence, its notes and each approach's cost."""
+    from core.evals.report import costs, grid_table
+
+    header, body = grid_table(judged.grid)
+    print()
+    table(header, body)
+    print(judged.verdict.sentence if judged.verdict else judged.why_none)
+    for warning in judged.warnings:
+        say(f"note: {warning}")
+    for cost in costs(judged.grid):
+        print(f"cost: {cost}")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from core.evals.backends import HostBackend
+
+    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
+    workbench = _workbench()
+    request, min_pass = _eval_request(args)
+    refs = [workbench.prompt_ref(ref) for ref in args.prompt]
+    variants = workbench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
+    baseline = _given_baseline(args, workbench)
+    with progress("eval") as update:
+        summary = workbench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
+    return _answer(args, workbench, summary, None, baseline, min_pass)
+
+
+def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
+    """The eval the flags describe and the --min-pass bar, both checked before anything runs."""
+    from core.evals.runner import EvalRequest
+
+    min_pass = _rate(args.min_pass) if args.min_pass is not None else None
+    if args.limit is not None and args.limit < 1:
+        raise TunelabError(f"--limit must be at least 1, got {args.limit}")
+    request = EvalRequest(
+        args.dataset,
+        None if args.split == "all" else args.split,
+        args.grader,
+        args.repeat,
+        not args.no_cache,
+        args.limit,
+        args.expected,
+        parse_mapping(args.map),
+        args.eval_fraction,
+        args.truncate,
+    )
+    return request, min_pass
+
+
+def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[dict[str, Any], int] | None:
+    if not args.baseline:
+        return None
+    run, variant = _run_and_variant(args.baseline)
+    return workbench.evals.load(run), variant
+
+
+def _answer(
+    args: argparse.Namespace,
+    workbench: Workbench,
+    summary: dict[str, Any],
+    judged: Comparison | None,
+    baseline: tuple[dict[str, Any], int] | None,
+    min_pass: float | None,
+) -> int:
+    """What `eval` and `compare` print (and pin, and report): the table or JSON, the comparison when there is
+    one; exit 1 when a variant is under --min-pass."""
+    baseline = baseline or workbench.baseline(summary)
+    comparisons = _against(summary, baseline)
+    for note in dict.fromkeys(f"{v.get('model')}: {n}" for v in summary["variants"] for n in v.get("notes", ())):
+        say(f"note: model {note}")
+    if args.pin:
+        workbench.evals.pin(summary["id"])
+    if judged and getattr(args, "report", None):
+        say(f"report: {workbench.write_report(judged, Path(args.report).expanduser())}")
+    if args.json:
+        shown = judged.to_dict() if judged else summary
+        print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
+    else:
+        show_summary(summary, comparisons)
+        if baseline and comparisons:
+            print(f"vs baseline {baseline[0]['id']}:{baseline[1]} ({baseline[0]['variants'][baseline[1]]['label']})")
+        if judged:
+            show_comparison(judged)
+    failing = [v for v in summary["variants"] if min_pass is not None and v["pass_rate"] < min_pass]
+    for v in failing:
+        say(f"tunelab: min-pass failed: {v['label']} passed {v['pass_rate']:.1%} < {min_pass:.1%}")
+    return 1 if failing else 0
+
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    add_eval(p)
+    p.add_argument("--train", action="store_true", help="first train a LoRA on the dataset as is")
+    p.add_argument("--train-with-prompt", action="store_true", help="also train a LoRA with each --prompt")
+    p.add_argument(
+        "--train-epochs", type=float, default=TrainConfig().epochs, help="epochs for the LoRAs --train starts"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=1, help="train each LoRA with K seeds; its cell shows their mean and spread"
+    )
+    p.add_argument(
+        "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
+    )
+
+
+class _CompareBars(CompareWatcher):
+    """One progress bar per stage on stderr: each training run, then the eval."""
+
+    def __init__(self, seeds: int) -> None:
+        self.seeds = seeds
+        self.stack = ExitStack()
+        self.update: Callable[[int, int], object] = lambda done, total: None
+
+    def _stage(self, what: str) -> None:
+        self.stack.close()
+        self.update = self.stack.enter_context(progress(what))
+
+    def training(self, config: TrainConfig, index: int, total: int) -> None:
+        self._stage(training_label(config, self.seeds))
+
+    def started(self, run_id: str) -> None:
+        say(f"training {run_id}")
+
+    def step(self, step: int, total: int) -> None:
+        self.update(step, total)
+
+    def evaluating(self, labels: list[str]) -> None:
+        self._stage(f"eval ({len(labels)} cells)")
+
+    def progress(self, done: int, total: int) -> None:
+        self.update(done, total)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """The whole question in one command: base and each adapter, with no prompt and each prompt, and
+    the verdict; with --train, the LoRAs it needs are trained first."""
+    from core.evals.backends import HostBackend
+
+    options, _, adapters = model_options(args, several_adapters=True)
+    workbench = _workbench()
+    request, min_pass = _eval_request(args)
+    plan = workbench.compare_plan(
+        request,
+        options,
+        [workbench.prompt_ref(ref) for ref in args.prompt],
+        adapters,
+        train=args.train,
+        train_with_prompt=args.train_with_prompt,
+        seeds=args.seeds,
+        train_settings={"epochs": args.train_epochs},
+    )
+    baseline = _given_baseline(args, workbench)
+    bars = _CompareBars(args.seeds)
+    with bars.stack:
+        judged = workbench.compare(plan, HostBackend(options), bars)
+    return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
+
+
+# -- prompts and evals ----------------------------------------------------------------------------
+def add_prompts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "show", "diff", "save"], help="what to do")
+    p.add_argument("refs", nargs="*", help="versions (name, name@N, id) or, for save, a .toml file")
+
+
+def run_prompts(args: argparse.Namespace) -> int:
+    from core.data.prompts import read_prompt_file
+
+    store = _workbench().prompts
+    need = {"list": (0, 1), "show": (1, 1), "diff": (2, 2), "save": (1, 1)}[args.action]
+    if not need[0] <= len(args.refs) <= need[1]:
+        raise TunelabError(
+            f"prompts {args.action} takes {need[0]}{'' if need[0] == need[1] else f' to {need[1]}'} argument(s)"
+        )
+    if args.action == "list":
+        table(
+            ("version", "id", "created", "template"),
+            [
+                (
+                    f"{r['name']}@{r['number']}",
+                    r["id"],
+                    r["created_at"][:19],
+                    repr(" ".join(r["template"].split())[:50]),
+                )
+                for r in store.versions(args.refs[0] if args.refs else None)
+            ],
+        )
+    elif args.action == "show":
+        row, version = store.get(args.refs[0])
+        print(f"{row['name']}@{row['number']} ({row['id']})")
+        print(version.as_text(), end="")
+    elif args.action == "diff":
+        print(store.diff(*args.refs), end="")
+    else:
+        name, version = read_prompt_file(Path(args.refs[0]))
+        store.save(name, version)
+        print(f"saved {name} as {version.id}")
+    return 0
+
+
+def add_evals(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action", nargs="?", choices=["list", "show", "pin", "export", "resume"], default="list", help="what to do"
+    )
+    p.add_argument("run", nargs="?", help="run id (prefix); for pin, RUN[:V]")
+    p.add_argument("--format", default="jsonl", help="with export: jsonl or csv (one row per graded item)")
+
+
+def run_evals(args: argparse.Namespace) -> int:
+    workbench = _workbench()
+    runs = workbench.evals
+    for run_id in workbench.recover_evals():
+        say(f"recovered eval {run_id}: its process ended before it finished (tunelab evals resume {run_id})")
+    if args.action == "list":
+        rows = []
+        for row in runs.list():
+            best = max(row["variants"], key=lambda v: v["pass_rate"], default=None)
+            rows.append(
+                (
+                    row["id"],
+                    row["created_at"][:19],
+                    eval_scope(row),
+                    row["status"],
+                    f"{best['pass_rate']:.1%} {best['label']}" if best else "",
+                )
+            )
+        table(("run", "created", "data", "status", "best"), rows)
+        warn(runs.problems)
+        return 0
+    if not args.run:
+        raise TunelabError(f"evals {args.action} needs a run id")
+    if args.action == "resume":
+        from core.evals.backends import HostBackend
+
+        model = runs.load(args.run)["variants"][0]["model"]
+        with progress("eval") as update:
+            summary = workbench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
+        show_summary(summary, _against(summary, workbench.baseline(summary)))
+        return 0
+    if args.action == "pin":
+        run, variant = _run_and_variant(args.run)
+        doc = runs.pin(run, variant)
+        print(f"pinned {doc['run']}:{doc['variant']} as the baseline for {doc['key']}")
+        return 0
+    summary = runs.load(args.run)
+    if args.action == "export":
+        from core.history.io import eval_rows, write_eval_rows
+
+        count = write_eval_rows(eval_rows(runs.root, summary), args.format, sys.stdout)
+        say(f"exported {count} graded row(s) of {summary['id']}")
+        return 0
+    comparisons = _against(summary, workbench.baseline(summary))
+    show_summary(summary, comparisons)
+    for i, c in enumerate(comparisons or []):
+        if c["fixed"] or c["broken"]:
+            print(f"  {i}: fixed {', '.join(c['fixed']) or '-'}; broken {', '.join(c['broken']) or '-'}")
+    return 0
