@@ -42,6 +42,17 @@ class Item:
     split: str | None = None
     messages: tuple[dict[str, Any], ...] = ()  # chat rows: the prompt turns
     checks: tuple[str, ...] | None = None  # the row's own grader specs (promptfoo); None: the eval's grader
+    answers: tuple[str, ...] = ()  # an expected list: any of these passes (`expected` is the first, trained on)
+
+    @property
+    def accepted(self) -> tuple[str | None, ...]:
+        """Every answer that passes: the list's, or the one expected answer (None: there is none)."""
+        return self.answers or (self.expected,)
+
+    @property
+    def expected_text(self) -> str | None:
+        """The expected answer as results and screens show it: a list's answers joined by ' | '."""
+        return " | ".join(self.answers) if len(self.answers) > 1 else self.expected
 
 
 @dataclass
@@ -264,6 +275,20 @@ def _text(where: str, name: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _expected(where: str, name: str, value: Any) -> tuple[str, tuple[str, ...]]:
+    """The expected answer, and for a list (QA sets ship "any of these answers") every answer in it."""
+    if not isinstance(value, list):
+        return _text(where, name, value), ()
+    if not value:
+        raise TunelabError(f"{where}: field '{name}' is an empty list (give at least one answer)")
+    for index, answer in enumerate(value):
+        if isinstance(answer, (list, dict)) or answer is None:
+            what = "null" if answer is None else f"a {'list' if isinstance(answer, list) else 'object'}"
+            raise TunelabError(f"{where}: field '{name}'[{index}] is {what}; a list of answers holds texts or numbers")
+    answers = tuple(_text(where, name, answer) for answer in value)
+    return answers[0], answers
+
+
 def _item(
     where: str,
     row: dict[str, Any],
@@ -274,6 +299,7 @@ def _item(
 ) -> Item:
     messages: tuple[dict[str, Any], ...] = ()
     expected: str | None = None
+    answers: tuple[str, ...] = ()
     checks: tuple[str, ...] | None = None
     turns = _turns(where, row, fmt)
     if fmt == "promptfoo" and expected_field is None:
@@ -288,7 +314,7 @@ def _item(
         if expected_field is not None:
             if expected_field not in row:
                 raise TunelabError(f"{where}: missing field '{expected_field}'")
-            expected = _text(where, expected_field, row[expected_field])
+            expected, answers = _expected(where, expected_field, row[expected_field])
         variables = {
             k: _text(where, k, v)
             for k, v in row.items()
@@ -304,7 +330,7 @@ def _item(
     item_id = row.get("id", _default_id(where))
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
         raise TunelabError(f"{where}: field 'id' must be a string or integer")
-    return Item(str(item_id), variables, expected, where, split or row_split, messages, checks)
+    return Item(str(item_id), variables, expected, where, split or row_split, messages, checks, answers)
 
 
 def _default_id(where: str) -> str:

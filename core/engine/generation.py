@@ -188,12 +188,14 @@ def generate_batch(
 
     cancel = cancel or threading.Event()
     tok = loaded.tokenizer
-    rendered = [render(tok, p, loaded.source.spec) for p in prompts]
+    rendered, unrenderable = _rendered(tok, prompts, loaded.source.spec)
+    for i, why in unrenderable.items():  # the eval names the row (or skips it, when asked to)
+        on_result(i, {"output": "", "rendered_prompt": "", "stop_reason": "unrenderable", "error": why})
     room = prompt_room(loaded.model, tok, params.max_new_tokens)
-    fitted = [_fitted(tok, text, room, params.truncate) for text in rendered]
+    fitted = [_fitted(tok, text, room, params.truncate) if text else ([0], False) for text in rendered]
     encoded = [ids for ids, _ in fitted]
-    skipped = {i for i, (ids, cut) in enumerate(fitted) if cut and not ids}
-    for i in sorted(skipped):  # over the context with truncate=skip: reported, never generated
+    skipped = {i for i, (ids, cut) in enumerate(fitted) if cut and not ids} | set(unrenderable)
+    for i in sorted(skipped - set(unrenderable)):  # over the context with truncate=skip: reported, never generated
         on_result(i, {"output": "", "rendered_prompt": rendered[i], "stop_reason": "skipped", "truncated": True})
     if not all(ids for i, ids in enumerate(encoded) if i not in skipped):
         raise TunelabError("an eval item renders to an empty prompt: nothing to generate from")
@@ -239,6 +241,18 @@ def generate_batch(
                     },
                 ),
             )
+
+
+def _rendered(tok: Any, prompts: list[Prompt], model: str) -> tuple[list[str], dict[int, str]]:
+    """Each prompt as the model sees it ('' for one its template cannot render), and why those could not."""
+    rendered, failed = [], {}
+    for i, prompt in enumerate(prompts):
+        try:
+            rendered.append(render(tok, prompt, model))
+        except TunelabError as exc:
+            rendered.append("")
+            failed[i] = str(exc)
+    return rendered, failed
 
 
 def _decoded(

@@ -79,7 +79,11 @@ class WorkerBackend:
                     asked = True
                 continue
             if isinstance(event, p.Item):
-                on_result(event.index, event.result)
+                try:
+                    on_result(event.index, event.result)
+                except BaseException:  # a row refused (or a bug): the rest of the batch is not wanted
+                    self.client.cancel(rid)
+                    raise
             elif isinstance(event, p.BatchDone):
                 return
             else:  # Error or Crashed

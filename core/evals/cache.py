@@ -75,5 +75,5 @@ def _complete(result: Any) -> bool:
     return (
         isinstance(result, dict)
         and isinstance(result.get("output"), str)
-        and result.get("stop_reason") not in ("cancelled", "skipped")
+        and result.get("stop_reason") not in ("cancelled", "skipped", "unrenderable")
     )

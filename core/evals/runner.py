@@ -71,6 +71,7 @@ class EvalRequest:
     mapping: dict[str, str] = field(default_factory=dict)
     eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
     truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
+    skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
 
 
 PLAN_FILE = "plan.json"  # all it takes to summarize what finished, should the process die
@@ -96,7 +97,7 @@ class _Plan:
     request: EvalRequest
     dataset: Dataset
     items: list[Item]
-    answers: dict[str, str | None]
+    answers: dict[str, tuple[str | None, ...]]  # per item: every accepted answer (a list's, or the one)
     graders: dict[str, Grader]
     adapter_paths: dict[str, str]
     calls: list[_Call]
@@ -159,8 +160,8 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
         if v.version is not None:
             dataset.check_template(Template(v.version.template), items)
             dataset.check_template(Template(v.version.system), items)
-    answers = {it.id: None if it.expected is None else final_answer(it.expected) for it in items}
-    labels = sorted({a for a in answers.values() if a is not None})
+    answers = {it.id: tuple(None if a is None else final_answer(a) for a in it.accepted) for it in items}
+    labels = sorted({a for accepted in answers.values() for a in accepted if a is not None})
     graders = {spec: parse_grader(spec, labels) for spec in {c for it in items for c in it.checks or ()}}
     if any(it.checks is None for it in items):
         graders[request.grader] = parse_grader(request.grader, labels)
@@ -194,6 +195,7 @@ class _Grading:
         self.rows: list[dict[str, Any]] = []
         self.fresh: dict[str, dict[str, Any]] = {}  # computed now (not from the cache): cached at the end
         self.skipped: Counter[int] = Counter()
+        self.unrenderable: Counter[int] = Counter()  # of the skipped: rows the model's template cannot render
         self.notes: defaultdict[int, set[str]] = defaultdict(set)  # per variant: e.g. the system prompt folded
         self.lock = threading.Lock()
         self.out: Any = None
@@ -201,12 +203,16 @@ class _Grading:
     def finish(self, call: _Call, result: dict[str, Any], from_cache: bool) -> None:
         if result.get("stop_reason") == "cancelled":
             return  # an output cut short by a cancel is neither graded nor cached
-        if result.get("stop_reason") == "skipped":
-            with self.lock:
-                self.skipped[call.variant] += 1  # too long for the context: counted, not graded
-            return
         plan = self.plan
         item = plan.items[call.item]
+        if result.get("stop_reason") == "unrenderable" and not plan.request.skip_unrenderable:
+            raise TunelabError(f"{item.where}: {result.get('error')} ({{0}} evaluates the rest)", "skip_unrenderable")
+        if result.get("stop_reason") in ("skipped", "unrenderable"):
+            with self.lock:  # too long for the context, or a template that cannot render it: counted, not graded
+                self.skipped[call.variant] += 1
+                if result.get("stop_reason") == "unrenderable":
+                    self.unrenderable[call.variant] += 1
+            return
         specs = (plan.request.grader,) if item.checks is None else item.checks
         grade = _grade(plan.graders, specs, final_answer(result["output"]), plan.answers[item.id])
         row = {
@@ -214,7 +220,7 @@ class _Grading:
             "item": item.id,
             "repeat": call.repeat,
             "output": result["output"],
-            "expected": item.expected,
+            "expected": item.expected_text,
             "passed": grade.passed,
             "score": grade.score,
             "latency_s": result.get("latency_s"),
@@ -293,6 +299,7 @@ def _summary(
     )
     for vi, v in enumerate(summary["variants"]):
         v["skipped"] = grading.skipped[vi]
+        v["unrenderable"] = grading.unrenderable[vi]
         if grading.notes[vi]:
             v["notes"] = sorted(grading.notes[vi])
     if all(it.checks is not None for it in plan.items):
@@ -389,10 +396,15 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
     }
 
 
-def _grade(graders: dict[str, Grader], specs: tuple[str, ...], output: str, expected: str | None) -> Grade:
-    """Every spec must pass (a promptfoo row may make several checks; one with none passes, as there)."""
-    grades = [graders[spec](output, expected) for spec in specs]
-    return Grade(all(g.passed for g in grades), min((g.score for g in grades), default=1.0))
+def _grade(graders: dict[str, Grader], specs: tuple[str, ...], output: str, accepted: tuple[str | None, ...]) -> Grade:
+    """Every spec must pass (a promptfoo row may make several checks; one with none passes, as there),
+    against any one of the accepted answers (a list of answers: the best of them)."""
+
+    def against(expected: str | None) -> Grade:
+        grades = [graders[spec](output, expected) for spec in specs]
+        return Grade(all(g.passed for g in grades), min((g.score for g in grades), default=1.0))
+
+    return max((against(expected) for expected in accepted), key=lambda g: (g.passed, g.score))
 
 
 def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -23,7 +23,15 @@ class Example:
 
 def examples(loaded: LoadedModel, config: TrainConfig, items: list[Item]) -> list[Example]:
     version = PromptVersion(config.template, config.system, config.mode) if config.template else None
-    return [encode(loaded, config, version, item) for item in items]
+    out = []
+    for item in items:
+        try:
+            out.append(encode(loaded, config, version, item))
+        except TunelabError as exc:  # a row the template cannot render (tool calls, say): named
+            if str(exc).startswith(item.where):
+                raise
+            raise TunelabError(f"{item.where}: {exc}") from None
+    return out
 
 
 def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | None, item: Item) -> Example:

@@ -77,3 +77,34 @@ def test_gen_eval_and_train_each_say_once_that_the_system_prompt_was_folded(home
     run_id = next(line.split()[-1] for line in lines if line.startswith("started training run"))
     config = json.loads((home / "runs" / run_id / "run_config.json").read_text())
     assert config["resolved"]["train_examples"] == 12 and config["resolved"]["eval_examples"] == 0
+
+
+@pytest.mark.slow
+def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_path):
+    """A tool-call row on a model whose chat template has no tool calls: `eval` names the file and row in
+    one line; `--skip-unrenderable` evaluates the rest and counts the row; a run fails naming it (the child
+    finds it, with the tokenizer)."""
+    rows = [
+        {"messages": [{"role": "user", "content": f"hello {i}"}, {"role": "assistant", "content": "hi"}]}
+        for i in range(3)
+    ]
+    rows.insert(1, {"messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "content": "sunny"},
+        {"role": "assistant", "content": "It is sunny."},
+    ]})  # fmt: skip
+    data = tmp_path / "tools.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tunelab("eval", "--dataset", str(data), "--no-prompt", "--grader", "exact", home=home)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("tunelab: error: tools.jsonl:2: model 'demo': its chat template has no tool calls")
+    assert "--skip-unrenderable" in out.stderr
+    out = tunelab(
+        "eval", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--skip-unrenderable", "--json", home=home
+    )
+    assert out.returncode == 0, out.stderr
+    variant = json.loads(out.stdout)["variants"][0]
+    assert variant["unrenderable"] == 1 and variant["trials"] == 3
+    out = tunelab("train", "--dataset", str(data), "--split", "all", "--max-steps", "1", home=home)
+    assert out.returncode == 1 and "failed at step 0 (tools.jsonl:2: model 'demo': its chat template" in out.stderr

@@ -312,3 +312,42 @@ def test_a_cancelled_eval_resumes_to_completion_from_the_cache(home):
     assert again.calls == [10] and resumed["variants"][0]["cached"] == 10  # only what the cancel left undone
     with pytest.raises(TunelabError, match="is complete: nothing to resume"):
         bench.resume_eval(resumed["id"], ScriptedBackend())
+
+
+class Answers(ScriptedBackend):
+    """Answers each prompt from a table (by the prompt's text)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        for i, p in enumerate(prompts):
+            on_result(i, {"output": self.table[Prompt.from_dict(p).text], "latency_s": 0.01})
+
+
+def test_a_list_expected_means_any_of_its_answers(home, tmp_path):
+    """QA sets ship lists meaning "any of these": each grader passes on any one; the first is the training
+    answer; results and the summary show them all. A list in a list is one line naming file, row, field."""
+    from core.data.datasets import load_dataset
+
+    data = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "q1", "question": "Capital of France?", "expected": ["Paris", "Paris, France"]},
+        {"id": "q2", "question": "2+2?", "expected": [4, "four"]},
+        {"id": "q3", "question": "Sky?", "expected": "blue"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = {it.id: it for it in load_dataset(str(data)).items}
+    assert items["q1"].expected == "Paris" and items["q1"].accepted == ("Paris", "Paris, France")
+    assert items["q2"].expected == "4" and items["q3"].accepted == ("blue",)
+    outputs = {"Capital of France?": "Paris, France.", "2+2?": "four", "Sky?": "green"}
+    request = EvalRequest(str(data), None, grader="exact")
+    summary = run_eval(home, request, [Variant("no prompt", None)], Answers(outputs))
+    passed = {item: agg["passed"] for item, agg in summary["items"]["0"].items()}
+    assert passed == {"q1": True, "q2": True, "q3": False}
+    assert summary["items"]["0"]["q1"]["expected"] == "Paris | Paris, France"
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text(json.dumps({"id": "x", "question": "?", "expected": ["a", ["b"]]}) + "\n")
+    with pytest.raises(TunelabError, match=r"nested.jsonl:1: field 'expected'\[1\] is a list"):
+        load_dataset(str(nested))

@@ -58,6 +58,11 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         default="left",
         help="a prompt over the model's context: cut its start, cut its end, or skip the item (counted)",
     )
+    p.add_argument(
+        "--skip-unrenderable",
+        action="store_true",
+        help="a row the model's chat template cannot render is skipped (counted), not refused",
+    )
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--no-cache", action="store_true", help="recompute even identical calls")
     p.add_argument(
@@ -124,9 +129,12 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
     cut = max((v.get("truncated", 0) for v in summary["variants"]), default=0)
     if cut:
         say(f"{cut} prompt(s) were over the model's context and were cut to fit")
-    skipped = max((v.get("skipped", 0) for v in summary["variants"]), default=0)
+    unrenderable = max((v.get("unrenderable", 0) for v in summary["variants"]), default=0)
+    skipped = max((v.get("skipped", 0) - v.get("unrenderable", 0) for v in summary["variants"]), default=0)
     if skipped:
         say(f"{skipped} item(s) were over the model's context and were skipped (not graded)")
+    if unrenderable:
+        say(f"{unrenderable} row(s) the model's chat template cannot render were skipped (not graded)")
 
 
 def show_comparison(judged: Comparison) -> None:
@@ -175,6 +183,7 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
         parse_mapping(args.map),
         args.eval_fraction,
         args.truncate,
+        args.skip_unrenderable,
     )
     return request, min_pass
 
