@@ -31,7 +31,7 @@ from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.backends import Backend
 from core.evals.cache import GenerationCache, cache_key
-from core.evals.graders import Grade, Grader, final_answer, parse_grader, wilson_interval
+from core.evals.graders import Grader, final_answer, grade_all, parse_grader, wilson_interval
 from core.history.records import eval_record
 from core.history.store import History, new_id, now_iso
 from core.storage.atomic import open_append, open_private, write_atomic
@@ -214,7 +214,7 @@ class _Grading:
                     self.unrenderable[call.variant] += 1
             return
         specs = (plan.request.grader,) if item.checks is None else item.checks
-        grade = _grade(plan.graders, specs, final_answer(result["output"]), plan.answers[item.id])
+        grade = grade_all(plan.graders, specs, final_answer(result["output"]), plan.answers[item.id])
         row = {
             "variant": call.variant,
             "item": item.id,
@@ -394,17 +394,6 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
         "variants": out_variants,
         "items": per_item,
     }
-
-
-def _grade(graders: dict[str, Grader], specs: tuple[str, ...], output: str, accepted: tuple[str | None, ...]) -> Grade:
-    """Every spec must pass (a promptfoo row may make several checks; one with none passes, as there),
-    against any one of the accepted answers (a list of answers: the best of them)."""
-
-    def against(expected: str | None) -> Grade:
-        grades = [graders[spec](output, expected) for spec in specs]
-        return Grade(all(g.passed for g in grades), min((g.score for g in grades), default=1.0))
-
-    return max((against(expected) for expected in accepted), key=lambda g: (g.passed, g.score))
 
 
 def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
