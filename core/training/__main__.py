@@ -29,17 +29,26 @@ def main(argv: list[str]) -> int:
 
         train(run_dir, resume="--resume" in argv[1:])
     except TunelabError as exc:
-        status.update(state="failed", error=str(exc))
-        print(f"tunelab: error: {exc}", flush=True)
+        status.last_word(state="failed", error=str(exc))
+        _log(f"tunelab: error: {exc}")
         return 2
     except Exception as exc:
-        traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "out of memory" in message.lower() or type(exc).__name__ == "OutOfMemoryError":
             message = f"out of memory: lower batch_size or max_seq_len, or raise grad_accum ({message})"
-        status.update(state="failed", error=f"{type(exc).__name__}: {message}")
+        status.last_word(state="failed", error=f"{type(exc).__name__}: {message}")  # first: the log may be full
+        _log(traceback.format_exc())
         return 1
+    (run_dir / runs.RESERVE_FILE).unlink(missing_ok=True)  # ended as it should: no last word to keep room for
     return 0
+
+
+def _log(text: str) -> None:
+    """To the run's log, which a full disk may refuse: the status already holds the reason."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +54,17 @@ from core.training.config import TrainConfig
 LIVE = {"starting", "loading", "running"}
 
 
+RESERVE_FILE = ".reserve"  # room kept for a run's last word: freed just before its final status is written
+RESERVE_BYTES = 256 * 1024
+
+
+def keep_reserve(run_dir: Path) -> None:
+    """Set the reserve aside (a run that starts on a disk too full for it fails here, before its child)."""
+    path = run_dir / RESERVE_FILE
+    if not path.exists():
+        write_atomic(path, "\0" * RESERVE_BYTES)
+
+
 class StatusWriter:
     """The child's view of status.json: merged updates, each written atomically."""
 
@@ -63,6 +75,12 @@ class StatusWriter:
     def update(self, **fields: Any) -> None:
         self.status.update(fields, updated_at=now_iso())
         write_atomic(self.path, json.dumps(self.status))
+
+    def last_word(self, **fields: Any) -> None:
+        """The final status of a run that failed, written even on a disk with no space left: the reserve
+        is freed first (and its log may not have been written at all)."""
+        (self.path.parent / RESERVE_FILE).unlink(missing_ok=True)
+        self.update(**fields)
 
 
 def metric_row(line: bytes) -> dict[str, Any] | None:
@@ -121,7 +139,8 @@ def hold_trainer_lock(run_dir: Path) -> bool:
         os.close(fd)
         return False
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    with contextlib.suppress(OSError):  # the pid is for people reading the folder; a full disk keeps the lock
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
     _held.append(fd)
     return True
 
@@ -220,6 +239,20 @@ def running(run_dir: Path, status: dict[str, Any]) -> bool:
     return alive(status) or trainer_running(run_dir)
 
 
+def vanished_why(run_dir: Path) -> str:
+    """Why a run whose process is gone said nothing: its log's last line, or, when the log is empty and the
+    disk under it is full, that (its log could not be written)."""
+    tail = log_tail(run_dir)
+    if tail in ("empty log", "no log"):
+        try:
+            free = shutil.disk_usage(run_dir).free
+        except OSError:
+            return tail
+        if free < RESERVE_BYTES:
+            return f"no space left on device under {run_dir} ({tail}: nothing could be written)"
+    return tail
+
+
 def log_tail(run_dir: Path, lines: int = 1) -> str:
     try:
         with open(run_dir / LOG_FILE, encoding="utf-8", errors="replace") as fh:
@@ -269,6 +302,7 @@ class Runs:
         run_dir = ensure_private_dir(self.folder / run_id)
         record = {"id": run_id, "created_at": now_iso(), "config": config.to_dict(), "notes": notes}
         write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=2))
+        keep_reserve(run_dir)
         StatusWriter(run_dir).update(state="created", step=0)
         History(self.root).add(train_record(run_id, config.to_dict()))
         return run_id
@@ -279,6 +313,7 @@ class Runs:
         run_dir = self.path(run_id)
         config = self.train_config(run_id)
         if node_rank == 0:
+            keep_reserve(run_dir)  # a resumed run gets its room back
             for name in (STOP_FILE, CANCEL_FILE):
                 (run_dir / name).unlink(missing_ok=True)
             for path in (run_dir / RANKS).glob("*.json"):
@@ -354,7 +389,7 @@ class Runs:
                 del status[key]
         status["id"] = run_dir.name
         if status.get("state") in LIVE | {"stopping"} and not running(run_dir, status):
-            status.update(state="failed", error=f"process ended unexpectedly: {log_tail(run_dir)}")
+            status.update(state="failed", error=f"process ended unexpectedly: {vanished_why(run_dir)}")
         try:  # when a stop was asked for: the watchdog kills a run that ignores it
             status["stop_requested_at"] = (run_dir / STOP_FILE).stat().st_mtime
         except OSError:
