@@ -201,7 +201,7 @@ def schema_errors(value: Any, validator: Validator) -> list[str]:
     ]
 
 
-def wilson_interval(passed: int, total: int, z: float = 1.96) -> tuple[float, float]:
+def wilson_interval(passed: float, total: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval for a pass rate: honest at small n and at 0% or 100%."""
     if total == 0:
         return (0.0, 0.0)

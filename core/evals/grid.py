@@ -2,8 +2,10 @@
 each version in its mode), and in each cell the pass rate with its interval, latency and tokens.
 
 LoRAs trained the same way with different seeds share a row: their cell shows the mean pass rate and the
-spread across seeds, and an item counts as passed when most seeds pass it, so "LoRA beats prompt" never rests
-on one lucky run. Pure data: the service adds what each LoRA was trained on and what it cost.
+spread across seeds, so "LoRA beats prompt" never rests on one lucky run. Each item scores its pass fraction
+over the cell's seeds and repeats (2 seeds, one passing: 0.5), and the verdict tests those scores; the
+cell's interval treats the item as the unit (`core.evals.stats`). Pure data: the service adds what each
+LoRA was trained on and what it cost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.evals.stats import binary, interval
 
 BASE = "base"
 
@@ -47,7 +51,8 @@ class Cell:
     latency_s: float | None
     prompt_tokens: float | None
     completion_tokens: float | None
-    passed: dict[str, bool]  # per item: at least half the seeds pass it (as the runner folds repeats)
+    passed: dict[str, bool]  # per item: at least half the seeds pass it (the fixed/broken lists)
+    scores: dict[str, float] = field(default_factory=dict)  # per item: pass fraction over seeds and repeats
 
 
 @dataclass(frozen=True)
@@ -133,13 +138,16 @@ def _cell(summary: dict[str, Any], key: tuple[int, int], vis: list[int], rows: l
     variants = [summary["variants"][vi] for vi in vis]
     rates = [float(v["pass_rate"]) for v in variants]
     votes: dict[str, list[bool]] = {}
+    fractions: dict[str, list[float]] = {}
     for vi in vis:
         for item, agg in summary["items"].get(str(vi), {}).items():
             votes.setdefault(item, []).append(bool(agg["passed"]))
+            fractions.setdefault(item, []).append(float(agg.get("pass", agg["passed"])))
     passed = {item: sum(seen) * 2 >= len(seen) for item, seen in votes.items()}
+    scores = {item: statistics.fmean(seen) for item, seen in fractions.items()}
     ci = variants[0].get("ci") or [0.0, 1.0]
-    if len(variants) > 1:  # the interval across seeds: their lowest and highest bounds
-        ci = [min(v["ci"][0] for v in variants), max(v["ci"][1] for v in variants)]
+    if len(variants) > 1 or not binary(scores.values()):  # seeds or repeats: the item is the unit
+        ci = list(interval(list(scores.values())))
     r, c = key
     label = variants[0]["label"] if len(vis) == 1 else f"{cols[c].label} | {rows[r].label}"
     return Cell(
@@ -154,6 +162,7 @@ def _cell(summary: dict[str, Any], key: tuple[int, int], vis: list[int], rows: l
         _mean([v.get("mean_prompt_tokens") for v in variants]),
         _mean([v.get("mean_completion_tokens") for v in variants]),
         passed,
+        scores,
     )
 
 

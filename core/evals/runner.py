@@ -31,7 +31,8 @@ from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.backends import Backend
 from core.evals.cache import GenerationCache, cache_key
-from core.evals.graders import Grader, final_answer, grade_all, parse_grader, wilson_interval
+from core.evals.graders import Grader, final_answer, grade_all, parse_grader
+from core.evals.stats import interval
 from core.history.records import eval_record
 from core.history.store import History, new_id, now_iso
 from core.storage.atomic import open_append, open_private, write_atomic
@@ -355,7 +356,9 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
     for vi, v in enumerate(variants):
         vrows = by_variant.get(vi, [])
         passed = sum(r["passed"] for r in vrows)
-        lo, hi = wilson_interval(passed, len(vrows))
+        per_item[str(vi)] = _per_item(vrows)
+        # the item is the unit: repeats of one item are not more items (a bootstrap over item fractions)
+        lo, hi = interval([agg["pass"] for agg in per_item[str(vi)].values()])
         latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
         tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
         prompt_tokens = [r["prompt_tokens"] for r in vrows if r.get("prompt_tokens") is not None]
@@ -379,7 +382,6 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
                 "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
             }
         )
-        per_item[str(vi)] = _per_item(vrows)
     return {
         "id": run_id,
         "created_at": now_iso(),

@@ -4,37 +4,31 @@ difference is real, from a paired test on the same items.
 Cells are those of the eval's grid (no prompt / prompt versions x base / LoRAs, seeds of one LoRA in one
 cell). The winner is the cell with the best pass rate; it is set against the best cell of another approach (prompt alone,
 LoRA alone, LoRA with a prompt, or the bare base when there is only one approach), and the two are compared
-item by item with the exact McNemar test: only the items one gets right and the other wrong (fixed,
-broken) carry evidence, and under "no difference" each of them goes either way with probability 1/2.
+item by item (`core.evals.stats`: exact McNemar on single runs, where only the items one gets right and the
+other wrong carry evidence; a paired permutation test on pass fractions for seeds and repeats). When more
+configurations were tried on these items (`tried`, counted from history by the workbench), the p-value is
+adjusted for keeping the best, and "a real difference" rests on the adjusted one. Beside "not a real
+difference" it says how big a difference these items could have shown.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import TunelabError
-from core.evals.grid import Grid, build_grid
+from core.evals.grid import Cell, Grid, build_grid
+from core.evals.stats import ALPHA, POWER, adjusted, detectable, mcnemar_exact, paired_p
 
-SIGNIFICANT = 0.05
+__all__ = ["Verdict", "mcnemar_exact", "verdict"]
+
+SIGNIFICANT = ALPHA
 APPROACHES = {
     (False, False): "the base model alone",
     (True, False): "the prompt alone",
     (False, True): "the LoRA alone",
     (True, True): "the LoRA with the prompt",
 }
-
-
-def mcnemar_exact(fixed: int, broken: int) -> float:
-    """Two-sided exact McNemar p-value: the binomial probability of a split at least this uneven among
-    the `fixed + broken` discordant items, each a fair coin under the null."""
-    n = fixed + broken
-    if n == 0:
-        return 1.0
-    k = min(fixed, broken)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 @dataclass(frozen=True)
@@ -51,14 +45,19 @@ class Verdict:
     broken: int
     n_items: int
     sentence: str
+    p_adjusted: float = 1.0  # for the selection: the best of `tried` configurations on these items
+    tried: int = 1
+    detectable: float = 1.0  # the smallest difference (proportion) these items find 80% of the time
+    split: str | None = None  # the split the verdict stands on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def verdict(summary: dict[str, Any], grid: Grid | None = None) -> Verdict:
+def verdict(summary: dict[str, Any], grid: Grid | None = None, tried: int = 1) -> Verdict:
     """The verdict over a complete eval of at least two cells (of `grid`, when its LoRA seeds are grouped);
-    a partial eval never gives one."""
+    a partial eval never gives one. `tried`: the configurations evaluated on these items, this eval's and
+    earlier ones (the selection the p-value is adjusted for)."""
     if summary.get("status") != "done":
         raise TunelabError(f"eval {summary['id']} is {summary.get('status')}: a partial eval gives no verdict")
     grid = grid or build_grid(summary)
@@ -69,21 +68,26 @@ def verdict(summary: dict[str, Any], grid: Grid | None = None) -> Verdict:
     winner = cells[ranked[0]]
     others = [cells[i] for i in ranked[1:] if grid.approach(cells[i]) != grid.approach(winner)]
     other = others[0] if others else cells[ranked[1]]
-    fixed_items, broken_items = grid.diff(winner, other)
-    fixed, broken = len(fixed_items), len(broken_items)
-    shared = sum(i in other.passed for i in winner.passed)
-    p = mcnemar_exact(fixed, broken)
+    fixed, broken = (len(items) for items in grid.diff(winner, other))
+    shared = [i for i in winner.scores if i in other.scores]
+    p, discordance = _tested(winner, other, shared)
+    p_adj = adjusted(p, tried)
     a, b = winner.pass_rate * 100, other.pass_rate * 100
     wins, loses = APPROACHES[grid.approach(winner)], APPROACHES[grid.approach(other)]
     head = f"{wins[0].upper()}{wins[1:]} wins ({winner.label})"
     if a == b:
         head = f"A tie between {wins} and {loses}"
     body = f"{a:.1f}% vs {b:.1f}% for {loses} ({other.label}), {a - b:+.1f} points"
-    evidence = f"fixed {fixed}, broken {broken} of {shared} items"
-    if p < SIGNIFICANT:
-        judged = f"p {'< 0.001' if p < 0.001 else f'= {p:.3f}'}, a real difference"
+    evidence = f"fixed {fixed}, broken {broken} of {len(shared)} items"
+    smallest = detectable(len(shared), round(discordance, 3))
+    shown = _p_text(p) + (f" ({_p_text(p_adj)} for the best of {tried} tried)" if tried > 1 else "")
+    if p_adj < SIGNIFICANT:
+        judged = f"{shown}, a real difference"
     else:
-        judged = f"p = {p:.2f}, not a real difference"
+        judged = (
+            f"{shown}, not a real difference: these {len(shared)} items find a difference of "
+            f"{smallest * 100:.0f} points or more {POWER:.0%} of the time"
+        )
     return Verdict(
         (winner.row, winner.col),
         (other.row, other.col),
@@ -95,6 +99,22 @@ def verdict(summary: dict[str, Any], grid: Grid | None = None) -> Verdict:
         p,
         fixed,
         broken,
-        shared,
+        len(shared),
         f"{head}: {body}, {judged} ({evidence}).",
+        p_adj,
+        tried,
+        round(smallest, 4),
+        summary.get("split"),
     )
+
+
+def _tested(winner: Cell, other: Cell, shared: list[str]) -> tuple[float, float]:
+    """The paired p-value on the items both cells graded, and the share of them the two disagree on."""
+    a = [winner.scores[i] for i in shared]
+    b = [other.scores[i] for i in shared]
+    discordance = sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(shared) if shared else 0.0
+    return paired_p(a, b), discordance
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < SIGNIFICANT else f"p = {p:.2f}"

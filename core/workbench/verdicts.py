@@ -12,6 +12,8 @@ from typing import Any
 from core.data.datasets import HOLDOUT
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
+from core.evals.runner import EvalRequest, EvalRuns
+from core.evals.stats import detectable, items_needed
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER
 from core.workbench.adapters import ELSEWHERE, AdapterCases
@@ -27,6 +29,28 @@ class Foreign:
     warning: str
 
 
+@dataclass(frozen=True)
+class Tried:
+    """The configurations evaluated on one split's items (counted from the stored evals): the selection a
+    verdict on those items is adjusted for."""
+
+    versions: int  # prompt versions
+    loras: int  # LoRA runs (seeds and checkpoints are runs of their own)
+    evals: int
+
+    @property
+    def count(self) -> int:
+        """Best prompt against best LoRA: every pairing of the two could have been the one kept."""
+        return max(1, self.versions) * max(1, self.loras)
+
+    def note(self) -> str:
+        return (
+            f"{self.versions} prompt version(s) and {self.loras} LoRA run(s) were evaluated on these items "
+            f"({self.evals} eval(s)): the p-value is adjusted for keeping the best; an answer without that "
+            "selection needs items nothing was tuned on (a held-out test split, judged once)"
+        )
+
+
 @dataclass
 class Comparison:
     """One eval as a comparison: its grid, the verdict (or why there is none) and the foreign-prompt notes."""
@@ -36,10 +60,12 @@ class Comparison:
     verdict: Verdict | None
     why_none: str
     foreign: list[Foreign]
+    tried: Tried | None = None  # what was evaluated on these items, this eval and earlier ones
 
     @property
     def warnings(self) -> list[str]:
-        return [f.warning for f in self.foreign]
+        selection = [self.tried.note()] if self.tried is not None and self.tried.count > 1 else []
+        return [*selection, *(f.warning for f in self.foreign)]
 
     def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
         """A variant's result on an item: passed (over its repeats) and its majority output on one line."""
@@ -64,11 +90,14 @@ class Comparison:
                 "cells": [asdict(c) for c in self.grid.all()],
             },
             "verdict": self.verdict.to_dict() if self.verdict else None,
+            "tried": asdict(self.tried) if self.tried else None,
             "warnings": self.warnings,
         }
 
 
 class VerdictCases(AdapterCases):
+    evals: EvalRuns
+
     def comparison(self, summary: dict[str, Any]) -> Comparison:
         """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
         other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
@@ -85,9 +114,43 @@ class VerdictCases(AdapterCases):
             why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
         elif len(grid.cells) < 2:
             why = "One cell: a verdict needs two to compare."
-        else:
-            judged = verdict(summary, grid)
-        return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras))
+        tried = self.tried_on(summary)
+        if not why:
+            judged = verdict(summary, grid, tried.count)
+        return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras), tried)
+
+    def sizing(self, request: EvalRequest, points: float, discordance: float = 0.3) -> dict[str, Any]:
+        """Before a comparison: the items a true difference of `points` needs (80% power, 5% level, with
+        that share of items discordant), and the smallest difference the request's items can show."""
+        from core.data.datasets import load_dataset
+
+        if not 0 < points <= 100:
+            raise TunelabError(f"{{0}} must be a difference in points above 0 and at most 100, got {points}", "plan")
+        if not 0 < discordance <= 1:
+            raise TunelabError(f"{{0}} must be above 0 and at most 1, got {discordance}", "discordance")
+        dataset = load_dataset(
+            request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
+        )
+        n = len(dataset.split(request.split)[: request.limit])
+        return {
+            "points": points,
+            "discordance": discordance,
+            "items_needed": items_needed(points / 100, max(discordance, points / 100)),
+            "items": n,
+            "detectable_points": round(detectable(n, discordance) * 100, 1),
+        }
+
+    def tried_on(self, summary: dict[str, Any]) -> Tried:
+        """What the stored evals (and this one) ran on the same items: the same dataset content and split."""
+        same = [
+            e
+            for e in self.evals.list()
+            if e.get("dataset_sha256") == summary.get("dataset_sha256") and e.get("split") == summary.get("split")
+        ]
+        variants = [v for e in [*same, summary] for v in e.get("variants", [])]
+        versions = {v["prompt_id"] for v in variants if v.get("prompt_id")}
+        loras = {v["adapter"] for v in variants if v.get("adapter")}
+        return Tried(len(versions), len(loras), len({e.get("id") for e in [*same, summary]}))
 
     def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []

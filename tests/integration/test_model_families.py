@@ -277,7 +277,7 @@ def test_chat_training_on_a_model_without_a_template_is_refused_before_a_run_exi
     from core.training.runs import Runs
 
     runs = Runs(home)
-    with pytest.raises(TunelabError, match="has no chat template: --mode chat needs one"):
+    with pytest.raises(TunelabError, match="has no chat template: mode chat needs one"):
         runs.create(TrainConfig(model=str(tiny_models["gpt2"]), mode="chat"))
     assert list(runs.folder.iterdir()) == []
     assert runs.create(TrainConfig(model=str(tiny_models["qwen2"]), mode="chat"))  # one that ships a template

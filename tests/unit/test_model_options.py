@@ -73,8 +73,12 @@ def test_several_models_only_where_they_compare():
 
 
 def test_bad_values_are_one_line_errors():
-    with pytest.raises(TunelabError, match="--device must be"):
+    """Core names the field; the command line words it as its flag."""
+    from tui.cli.guard import error_line
+
+    with pytest.raises(TunelabError, match="^device must be") as raised:
         ModelOptions(device="gpu9")
+    assert error_line(raised.value).startswith("tunelab: error: --device must be auto, cpu")
     with pytest.raises(SystemExit):
         parse(["gen", "hi", "--dtype", "int3"])
 

@@ -51,7 +51,8 @@ def test_a_small_margin_is_not_called_real():
     lora = [True] * 5 + [False, True] + [False] * 3
     cells = [cell("p", 0.6, prompt="p1"), cell("l", 0.6, adapter="t1")]
     v = verdict(summary_of(cells, [prompt, lora]))
-    assert "p = 1.00, not a real difference (fixed 1, broken 1 of 10 items)" in v.sentence
+    assert "p = 1.00, not a real difference: these 10 items find a difference of 67 points or more" in v.sentence
+    assert v.sentence.endswith("80% of the time (fixed 1, broken 1 of 10 items).") and v.detectable > 0.6
 
 
 def test_a_partial_or_single_cell_eval_gives_no_verdict():

@@ -241,6 +241,19 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
     )
+    p.add_argument(
+        "--plan",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="run nothing: say how many items a true difference of POINTS needs, and what this split can show",
+    )
+    p.add_argument(
+        "--discordance",
+        type=float,
+        default=0.3,
+        help="with --plan: the share of items two cells disagree on (from an earlier eval, or a guess)",
+    )
 
 
 class _CompareBars(CompareWatcher):
@@ -279,6 +292,17 @@ def run_compare(args: argparse.Namespace) -> int:
     options, _, adapters = model_options(args, several_adapters=True)
     workbench = _workbench()
     request, min_pass = _eval_request(args)
+    if args.plan is not None:
+        sized = workbench.sizing(request, args.plan, args.discordance)
+        if args.json:
+            print(json.dumps(sized))
+        else:
+            print(
+                f"a true difference of {sized['points']:g} points needs {sized['items_needed']} items "
+                f"(80% power at the 5% level, {sized['discordance']:.0%} of items discordant); "
+                f"this split's {sized['items']} items find {sized['detectable_points']:g} points or more"
+            )
+        return 0
     plan = workbench.compare_plan(
         request,
         options,
