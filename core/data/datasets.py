@@ -25,6 +25,7 @@ from core.data.templates import Template
 from core.data.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 from core.errors import TunelabError
 
+SEALED = "test"  # the split only a final comparison looks at
 EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target", "completion")  # completion: TRL's rows
 RESERVED = {"id", "split"}
 CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
@@ -65,9 +66,16 @@ class Dataset:
     splits: tuple[str, ...] = field(default=())
     held_out: bool = False  # the rows named no split: `train`/`eval` were assigned here
 
+    @property
+    def sealed(self) -> bool:
+        """Whether the dataset has a sealed `test` split (its own, or carved with `sealed=`): only a final
+        comparison looks at it, and every look is an eval the history keeps."""
+        return SEALED in self.splits
+
     def resolve_split(self, name: str | None) -> str | None:
         """`auto`: the dataset's own `eval` split, or every row of a file that names no splits (test cases,
-        not a training set; ask for `eval` to get only the rows held out from training). `all`: every row."""
+        not a training set; ask for `eval` to get only the rows held out from training). `all`: every row
+        but the sealed `test` rows (asked for by name only)."""
         if name == "all":
             return None
         if name == "auto":
@@ -77,7 +85,7 @@ class Dataset:
     def split(self, name: str | None) -> list[Item]:
         name = self.resolve_split(name)
         if name is None:
-            return self.items
+            return [it for it in self.items if it.split != SEALED]
         if name not in self.splits:
             raise TunelabError(
                 f"dataset {self.name} has no split '{name}' (splits: {', '.join(self.splits) or 'none'})"
@@ -101,6 +109,7 @@ def load_dataset(
     expected: str | None = None,
     mapping: Mapping[str, str] | None = None,
     holdout: float = HOLDOUT,
+    sealed: float = 0.0,
 ) -> Dataset:
     """Load all rows of `spec`; `expected` names the answer field, `mapping` adds var=field aliases.
 
@@ -109,6 +118,8 @@ def load_dataset(
     rest `train`, chosen by a hash of each row's id (the same rows whatever the order or the run)."""
     if not 0.0 <= holdout < 1.0:
         raise TunelabError(f"the eval fraction must be at least 0 and below 1, got {holdout}")
+    if not 0.0 <= sealed < 1.0:
+        raise TunelabError(f"{{0}} must be at least 0 and below 1, got {sealed}", "holdout")
     path, renames = _locate(spec)
     if path.is_dir():
         files = data_files(path)
@@ -143,6 +154,8 @@ def load_dataset(
     held_out = not any(it.split for it in items)
     if held_out:
         items = _held_out(items, holdout)
+    if sealed:
+        items = _sealed(items, sealed, held_out, spec)
     splits = tuple(dict.fromkeys(it.split for it in items if it.split))
     name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if renames is not None else "")
     return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out)
@@ -177,6 +190,23 @@ def _held_out(items: list[Item], fraction: float) -> list[Item]:
     ranked = sorted(range(len(items)), key=lambda i: hashlib.sha256(items[i].id.encode()).digest())
     held = set(ranked[:n_eval])
     return [replace(it, split="eval" if i in held else "train") for i, it in enumerate(items)]
+
+
+def _sealed(items: list[Item], fraction: float, held_out: bool, spec: str) -> list[Item]:
+    """A sealed `test` split carved from the rows an eval runs on (the `eval` split, or every row of a file
+    that names none) by a hash of each row id (its own salt: independent of the eval holdout), the same
+    rows whatever the order."""
+    if any(it.split == SEALED for it in items):
+        raise TunelabError(
+            f"dataset {spec} has its own test split: {{0}} carves one only where there is none", "holdout"
+        )
+    pool = [i for i, it in enumerate(items) if held_out or it.split == "eval"]
+    if len(pool) < 2:
+        raise TunelabError(f"dataset {spec}: too few eval rows ({len(pool)}) to seal some away")
+    n_sealed = min(len(pool) - 1, max(1, round(len(pool) * fraction)))
+    ranked = sorted(pool, key=lambda i: hashlib.sha256(b"sealed\0" + items[i].id.encode()).digest())
+    carved = set(ranked[:n_sealed])
+    return [replace(it, split=SEALED) if i in carved else it for i, it in enumerate(items)]
 
 
 class Renames(NamedTuple):

@@ -73,6 +73,13 @@ class EvalRequest:
     eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
     truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
     skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
+    holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
+
+    def load_data(self) -> Dataset:
+        """The request's dataset, split as every eval, run and look at it splits it."""
+        return load_dataset(
+            self.dataset, expected=self.expected, mapping=self.mapping, holdout=self.eval_fraction, sealed=self.holdout
+        )
 
 
 PLAN_FILE = "plan.json"  # all it takes to summarize what finished, should the process die
@@ -150,9 +157,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
         raise TunelabError("an eval needs at least one variant")
     if not 1 <= request.repeat <= 100:
         raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
-    dataset = load_dataset(
-        request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
-    )
+    dataset = request.load_data()
     request = replace(request, split=dataset.resolve_split(request.split))
     items = dataset.split(request.split)[: request.limit]
     if not items:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.data.datasets import SEALED
 from core.errors import TunelabError
 from core.evals.grid import Cell, Grid, build_grid
 from core.evals.stats import ALPHA, POWER, adjusted, detectable, mcnemar_exact, paired_p
@@ -100,7 +101,7 @@ def verdict(summary: dict[str, Any], grid: Grid | None = None, tried: int = 1) -
         fixed,
         broken,
         len(shared),
-        f"{head}: {body}, {judged} ({evidence}).",
+        f"{'On the sealed test split: ' if summary.get('split') == SEALED else ''}{head}: {body}, {judged} ({evidence}).",
         p_adj,
         tried,
         round(smallest, 4),

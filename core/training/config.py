@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.data.templates import Template
 from core.engine.options import ModelOptions
@@ -13,6 +13,9 @@ from core.errors import TunelabError
 
 SCHEDULES = ("cosine", "linear", "constant")
 ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
+if TYPE_CHECKING:
+    from core.data.datasets import Dataset
+
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -28,6 +31,7 @@ class TrainConfig:
     eval_split: str | None = "eval"
     eval_dataset: str | None = None  # the eval loss from another file (its eval split, or all its rows)
     eval_fraction: float = 0.1  # a file with no splits: this share of rows (by id hash) is `eval`
+    holdout: float = 0.0  # of the eval rows, this share is the sealed `test` split: never trained on
     template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
     system: str = ""
     mode: str = "raw"  # without a template: raw sends items as they are, chat/auto through the chat template
@@ -99,6 +103,14 @@ class TrainConfig:
         Template(self.template)
         Template(self.system)
         ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
+
+    def load_data(self) -> Dataset:
+        """The run's dataset, split as the evals that judge it split it (sealed rows never trained on)."""
+        from core.data.datasets import load_dataset
+
+        return load_dataset(
+            self.dataset, expected=self.expected, mapping=self.mapping, holdout=self.eval_fraction, sealed=self.holdout
+        )
 
     def check_targets(self, valid: list[str]) -> None:
         """Every `target_modules` name must be one of the model's adaptable layers; the error lists them."""

@@ -202,7 +202,6 @@ class _Session:
         import peft
         import transformers
 
-        from core.data.datasets import load_dataset
         from core.engine.loading import linear_module_names, load
         from core.engine.modelref import fingerprint
         from core.engine.prompt import FOLD_NOTE, folds_system
@@ -213,7 +212,7 @@ class _Session:
         self.loaded = loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
         linear = linear_module_names(loaded.model)
         cfg.check_targets(linear)
-        dataset = load_dataset(cfg.dataset, expected=cfg.expected, mapping=cfg.mapping, holdout=cfg.eval_fraction)
+        dataset = cfg.load_data()
         self.train_data = examples(loaded, cfg, train_rows(cfg, dataset))
         self.eval_data = examples(loaded, cfg, eval_rows(cfg, dataset)[0])
         notes = self.record.setdefault("notes", [])

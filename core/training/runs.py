@@ -264,7 +264,6 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
 
 def check_data(config: TrainConfig) -> list[str]:
     """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes."""
-    from core.data.datasets import load_dataset
     from core.data.templates import Template
     from core.engine.modelref import resolve, ships_chat_template
     from core.training.splits import eval_rows, train_rows
@@ -275,9 +274,7 @@ def check_data(config: TrainConfig) -> list[str]:
         )
     if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
         raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
-    dataset = load_dataset(
-        config.dataset, expected=config.expected, mapping=config.mapping, holdout=config.eval_fraction
-    )
+    dataset = config.load_data()
     evaluated, note = eval_rows(config, dataset)
     for items in (train_rows(config, dataset), evaluated):
         if config.template:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import SEALED
 from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.data.templates import Template
 from core.engine.options import ModelOptions
@@ -206,14 +207,11 @@ class Workbench(VerdictCases, RunControl):
     def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
         """A template's variables filled from the first row of the workbench's dataset split (reads disk:
         call it off the UI loop)."""
-        from core.data.datasets import load_dataset
 
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}
         if template.variables or system.variables:
-            items = load_dataset(
-                request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
-            ).split(request.split)
+            items = request.load_data().split(request.split)
             if not items:
                 raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
             values = items[0].vars
@@ -374,8 +372,18 @@ class Workbench(VerdictCases, RunControl):
         train_with_prompt: bool = False,
         seeds: int = 1,
         train_settings: dict[str, Any] | None = None,
+        final: bool = False,
     ) -> ComparePlan:
-        """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config."""
+        """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config.
+        `final`: the cells are judged on the sealed test split (the LoRAs never train on it)."""
+        if final:
+            if not request.load_data().sealed:
+                raise TunelabError(
+                    f"dataset {request.dataset} has no sealed test split: give {{0}} FRACTION (carved from its "
+                    "eval rows by id, the same on every run) or use a dataset with a test split",
+                    "holdout",
+                )
+            request = replace(request, split=SEALED)
         if train_with_prompt and not prompts:
             raise TunelabError("{0} needs at least one {1}", "train_with_prompt", "prompt")
         if not 1 <= seeds <= MAX_SEEDS:
@@ -383,7 +391,12 @@ class Workbench(VerdictCases, RunControl):
         wanted = ([None] if train else []) + ([ref.version for ref in prompts] if train_with_prompt else [])
         configs = [
             self.train_config(
-                {**(train_settings or {}), "eval_fraction": request.eval_fraction, "seed": seed},
+                {
+                    **(train_settings or {}),
+                    "eval_fraction": request.eval_fraction,
+                    "holdout": request.holdout,
+                    "seed": seed,
+                },
                 options=replace(options, adapter=None),
                 dataset=request.dataset,
                 expected=request.expected,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import HOLDOUT
+from core.data.datasets import HOLDOUT, SEALED
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
 from core.evals.runner import EvalRequest, EvalRuns
@@ -36,14 +36,21 @@ class Tried:
 
     versions: int  # prompt versions
     loras: int  # LoRA runs (seeds and checkpoints are runs of their own)
-    evals: int
+    evals: int  # on the sealed test split: its looks (this one and every earlier one)
+    sealed: bool = False
 
     @property
     def count(self) -> int:
-        """Best prompt against best LoRA: every pairing of the two could have been the one kept."""
-        return max(1, self.versions) * max(1, self.loras)
+        """Best prompt against best LoRA: every pairing of the two could have been the one kept; on the
+        sealed split, every look could have been the one reported."""
+        return self.evals if self.sealed else max(1, self.versions) * max(1, self.loras)
 
     def note(self) -> str:
+        if self.sealed:
+            return (
+                f"the sealed test split has had {self.evals} looks: it is no longer clean (the p-value is "
+                f"adjusted for {self.evals} looks; a fresh test split gives an answer without that)"
+            )
         return (
             f"{self.versions} prompt version(s) and {self.loras} LoRA run(s) were evaluated on these items "
             f"({self.evals} eval(s)): the p-value is adjusted for keeping the best; an answer without that "
@@ -122,15 +129,12 @@ class VerdictCases(AdapterCases):
     def sizing(self, request: EvalRequest, points: float, discordance: float = 0.3) -> dict[str, Any]:
         """Before a comparison: the items a true difference of `points` needs (80% power, 5% level, with
         that share of items discordant), and the smallest difference the request's items can show."""
-        from core.data.datasets import load_dataset
 
         if not 0 < points <= 100:
             raise TunelabError(f"{{0}} must be a difference in points above 0 and at most 100, got {points}", "plan")
         if not 0 < discordance <= 1:
             raise TunelabError(f"{{0}} must be above 0 and at most 1, got {discordance}", "discordance")
-        dataset = load_dataset(
-            request.dataset, expected=request.expected, mapping=request.mapping, holdout=request.eval_fraction
-        )
+        dataset = request.load_data()
         n = len(dataset.split(request.split)[: request.limit])
         return {
             "points": points,
@@ -147,10 +151,13 @@ class VerdictCases(AdapterCases):
             for e in self.evals.list()
             if e.get("dataset_sha256") == summary.get("dataset_sha256") and e.get("split") == summary.get("split")
         ]
+        if summary.get("split") == SEALED:  # every look is an eval: the ones up to this one count
+            same = [e for e in same if str(e.get("created_at")) <= str(summary.get("created_at"))]
         variants = [v for e in [*same, summary] for v in e.get("variants", [])]
         versions = {v["prompt_id"] for v in variants if v.get("prompt_id")}
         loras = {v["adapter"] for v in variants if v.get("adapter")}
-        return Tried(len(versions), len(loras), len({e.get("id") for e in [*same, summary]}))
+        evals = len({e.get("id") for e in [*same, summary]})
+        return Tried(len(versions), len(loras), evals, summary.get("split") == SEALED)
 
     def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
@@ -212,6 +219,7 @@ class VerdictCases(AdapterCases):
                 expected=request.get("expected"),
                 mapping=request.get("mapping") or {},
                 holdout=request.get("eval_fraction", HOLDOUT),
+                sealed=request.get("holdout", 0.0),
             )
         except (OSError, TunelabError) as exc:
             return f"(input not available: {exc})"

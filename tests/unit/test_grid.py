@@ -60,7 +60,8 @@ def test_seeds_of_one_lora_share_a_row_with_mean_spread_and_majority_items():
     assert cell.pass_rate == pytest.approx(0.75) and cell.spread == pytest.approx(0.25)
     assert cell.variants == (1, 2, 3)
     assert cell.passed == {"i0": True, "i1": True, "i2": True, "i3": False}  # 2 of 3 seeds pass i2
-    assert cell.ci == (0.4, 1.0)  # across seeds: the lowest and highest bounds
+    assert cell.scores == {"i0": 1.0, "i1": 1.0, "i2": pytest.approx(2 / 3), "i3": pytest.approx(1 / 3)}
+    assert cell.ci[0] < 0.75 < cell.ci[1] == 1.0  # over the 4 items (seeds share an item), not 12 trials
     v = verdict(summary, grid)  # one verdict for the three seeds together, never one lucky run
     assert v.winner == (1, 0) and (v.fixed, v.broken) == (2, 0)
     assert v.sentence.startswith("The LoRA alone wins (no prompt | demo+LoRA as is ×3 seeds): 75.0% vs 25.0%")

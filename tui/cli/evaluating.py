@@ -25,6 +25,10 @@ DATASET_HELP = (
     "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files,"
     " or FOLDER#NAME from a dataset_info.json"
 )
+HOLDOUT_HELP = (
+    "seal this share of the eval rows away as the 'test' split (by id): iterate on the rest, judge once on it "
+    "with compare --final (a dataset's own test split is sealed already)"
+)
 FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
 
 
@@ -44,6 +48,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         help="split to evaluate: auto (the dataset's eval split, or every row of a file with no splits), a name, or all",
     )
     p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
+    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION", help=HOLDOUT_HELP)
     p.add_argument("--expected", default=None, help="field holding the expected answer")
     p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
     p.add_argument(
@@ -184,6 +189,7 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
         args.eval_fraction,
         args.truncate,
         args.skip_unrenderable,
+        args.holdout,
     )
     return request, min_pass
 
@@ -240,6 +246,11 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
+    )
+    p.add_argument(
+        "--final",
+        action="store_true",
+        help="judge the chosen cells once on the sealed test split (each look is counted and said)",
     )
     p.add_argument(
         "--plan",
@@ -312,6 +323,7 @@ def run_compare(args: argparse.Namespace) -> int:
         train_with_prompt=args.train_with_prompt,
         seeds=args.seeds,
         train_settings={"epochs": args.train_epochs},
+        final=args.final,
     )
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)

@@ -11,7 +11,7 @@ from core.engine.prompt import FOLD_NOTE, MODES
 from core.errors import TunelabError
 from core.training.config import TrainConfig
 from core.workbench.service import Workbench, parse_mapping
-from tui.cli.evaluating import DATASET_HELP, FRACTION_HELP
+from tui.cli.evaluating import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say, table, warn
@@ -45,6 +45,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="the eval loss from this file (its eval split, or all its rows) instead of --dataset's",
     )
     p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
+    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION", help=HOLDOUT_HELP)
     p.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
     p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
     p.add_argument("--expected", default=None, help="field holding the answer to learn")
@@ -134,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         nnodes=args.nnodes,
         rdzv_endpoint=args.rdzv_endpoint,
         eval_fraction=args.eval_fraction,
+        holdout=args.holdout,
     )
     config = workbench.train_config(
         settings,
