@@ -208,12 +208,15 @@ class ThreadChannel:
 class FakeClient(ModelWorkerClient):
     """The production client over a `ThreadChannel`; `requests` are what the scripted model was asked."""
 
-    def __init__(self, on_event, *, log_path: Path | None = None, **host_options: Any) -> None:
+    def __init__(
+        self, on_event, *, log_path: Path | None = None, hang_s: float = 3600.0, **host_options: Any
+    ) -> None:
         self.host = ScriptedHost(**host_options)
         super().__init__(
             on_event,
             log_path or Path("/nonexistent/tunelab-fake.log"),
             channel_factory=lambda: ThreadChannel(self.host),
+            hang_s=hang_s,  # by default a test may hold a scripted run open as long as it likes
         )
 
     @property

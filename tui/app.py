@@ -129,6 +129,14 @@ class TunelabApp(App[None]):
         if (message := worker_message(event, token)) is not None:
             self.main.post_message(message)
 
+    @work(thread=True, group="model-restart", exclusive=True)
+    def restart_worker(self) -> None:
+        """Kill the model worker (hung, or just to start clean) and load the model again in a fresh one; what
+        was in flight ends crashed, and is saved as such."""
+        if self._client is not None:
+            self._client.kill()
+        self.call_from_thread(self.main.load_model, self.main.model)
+
     @work(thread=True, group="model-load", exclusive=True)
     def send_load(self, options: ModelOptions) -> None:
         """Starting the worker process happens off the UI loop."""

@@ -45,6 +45,11 @@ def main_commands(screen: MainScreen) -> list[Command]:
         ("model: Switch model", "type a model: demo, a folder or a hub id", screen.action_focus_model),
         ("model: Use the base model", "no LoRA adapter", partial(screen.prompt.use_adapter, None)),
         (
+            "model: Restart the model worker",
+            "kill it (a worker that stopped answering is also killed by itself) and load the model afresh",
+            screen.tunelab.restart_worker,
+        ),
+        (
             "model: Add a LoRA folder",
             "a PEFT adapter made elsewhere, offered in the lora list",
             screen.action_add_adapter_folder,

@@ -5,6 +5,11 @@ to the listener of its request or else to `on_event`. The child's stderr goes to
 a pipe. If the worker dies, every open request's listener and `on_event` get `Crashed` with the log's
 last line, and the next request starts a fresh worker and reloads the model.
 
+A watchdog names a worker that stops answering: silent (no heartbeat: stopped, swapped out, stuck
+holding the GIL) for HANG_S while a request is open, or a request with no event of its own past its
+deadline (derived from its size: a stuck library call). It kills that worker, so the open requests end
+as crashed with the reason, and the next request starts a fresh one.
+
 The transport is a `Channel`: a child process for real use, or an in-process thread running the same
 `Worker` over a scripted host in tests, so both clients share every line of this module.
 """
@@ -16,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +30,29 @@ from typing import Any, Protocol
 from core.engine import protocol as p
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
+from core.faults import fault_int
 from core.storage.atomic import LOG_LIMIT, open_append
 from core.storage.paths import child_env
 
 Listener = Callable[[p.Event], None]
+HANG_S = 30.0  # silence (no heartbeat), or no event for a request past its deadline, that names a hung worker
+STARTUP_S = 60.0  # a fresh worker's first line: Python starting on a loaded machine
+PER_TOKEN_S = 0.05  # the slowest decode or prefill a deadline allows per token (a big model on a small CPU)
+
+
+def deadline_s(request: p.Request, hang: float = HANG_S) -> float | None:
+    """How long a request may go without an event of its own (None: a load, which only the heartbeat
+    watches: a download or a big model from disk has no pace to hold it to)."""
+    if isinstance(request, p.Generate):
+        tokens = len(str(request.prompt)) // 3  # chars to tokens, erring long: the prompt's prefill
+        return hang + tokens * PER_TOKEN_S
+    if isinstance(request, p.Batch):
+        new = int(request.params.get("max_new_tokens") or 256)
+        tokens = sum(len(str(x)) // 3 for x in request.prompts[: request.batch_size]) + request.batch_size * new
+        return hang + tokens * PER_TOKEN_S  # one batch: the first item comes when it is done
+    if isinstance(request, p.Render):
+        return hang + len(str(request.prompt)) // 3 * PER_TOKEN_S
+    return None
 
 
 class Channel(Protocol):
@@ -99,8 +124,10 @@ class ModelWorkerClient:
         log_path: Path,
         command: list[str] | None = None,
         channel_factory: Callable[[], Channel] | None = None,
+        hang_s: float = HANG_S,
     ) -> None:
         self.on_event = on_event
+        self.hang_s = float(fault_int("worker_hang_s") or hang_s)
         self.log_path = log_path
         command = command or [sys.executable, "-m", "core.engine.worker"]
         self.channel_factory = channel_factory or (lambda: ProcessChannel(command, log_path))
@@ -110,6 +137,11 @@ class ModelWorkerClient:
         self.closing = False
         self.ids = itertools.count(1)
         self.listeners: dict[str, Listener] = {}
+        self.deadlines: dict[str, tuple[float | None, float]] = {}  # rid -> (next event due once served, allowance)
+        self.heard_at = time.monotonic()  # the worker's last line (any: heartbeats included)
+        self.hung: str | None = None  # why the watchdog killed the current worker
+        self.ready = False  # the model of `load_request` has loaded (a load in flight counts as busy)
+        self.heard = False  # the current worker has said something (its heartbeat starts before torch loads)
 
     @property
     def alive(self) -> bool:
@@ -120,6 +152,7 @@ class ModelWorkerClient:
         self.load_request = p.Load(
             options.model, options.allow_pickle, options.trust_remote_code, options.device, options.dtype
         )
+        self.ready = False
         self._send(self.load_request)
 
     def generate(
@@ -162,6 +195,8 @@ class ModelWorkerClient:
 
     def _request(self, rid: str, request: p.Request, listener: Listener) -> str:
         self.listeners[rid] = listener
+        if (allowance := deadline_s(request, self.hang_s)) is not None:
+            self.deadlines[rid] = (None, allowance)  # its clock starts when the worker takes it up
         try:
             self._send(request)
         except TunelabError:
@@ -188,17 +223,52 @@ class ModelWorkerClient:
             pass  # the reader thread reports the crash
 
     def _spawn(self) -> None:
-        self.closing = False
+        self.closing, self.hung, self.ready, self.heard = False, None, False, False
         self.channel = self.channel_factory()
+        self.heard_at = time.monotonic()
         threading.Thread(target=self._drain, args=(self.channel,), daemon=True, name="model-worker-reader").start()
+        threading.Thread(target=self._watch, args=(self.channel,), daemon=True, name="model-worker-watchdog").start()
+
+    def _watch(self, channel: Channel) -> None:
+        """Kill `channel`'s worker once it stops answering (see the module's docstring); ends with it."""
+        hang = max(self.hang_s, 4 * p.HEARTBEAT_S)  # never a beat or two late
+        while self.channel is channel and channel.alive():
+            time.sleep(min(1.0, hang / 4))
+            now = time.monotonic()
+            busy = bool(self.listeners) or self.load_request is not None and not self.ready
+            allowed = hang if self.heard else max(hang, STARTUP_S)  # a first line may take an import or two
+            if busy and now - self.heard_at > allowed:
+                self._hang(channel, f"has not answered for {now - self.heard_at:.0f} s")
+                return
+            late = [(rid, allowed) for rid, (due, allowed) in list(self.deadlines.items()) if due and now > due]
+            if late:
+                self._hang(channel, f"has not answered request {late[0][0]} for {late[0][1]:.0f} s")
+                return
+
+    def _hang(self, channel: Channel, why: str) -> None:
+        if self.channel is channel and not self.closing:
+            self.hung = f"the model worker {why}: stopped it (it restarts on the next request)"
+            channel.kill()  # SIGKILL ends a stopped process too; the reader reports the open requests
 
     def _drain(self, channel: Channel) -> None:
         for line in channel.lines():
+            self.heard_at, self.heard = time.monotonic(), True
             try:
                 event = p.from_wire(line, p.EVENTS)
             except p.ProtocolError:
                 continue
+            if isinstance(event, p.Alive):
+                if event.busy in self.deadlines and self.deadlines[event.busy][0] is None:
+                    self._due(event.busy)
+                continue
+            if isinstance(event, p.Ready):
+                self.ready = True
             rid = getattr(event, "id", None)
+            if rid in self.deadlines:
+                if isinstance(event, p.FINAL):
+                    self.deadlines.pop(rid, None)
+                else:
+                    self._due(rid)
             listener = self.listeners.get(rid) if rid else None
             if listener is None:
                 self.on_event(event)
@@ -207,11 +277,17 @@ class ModelWorkerClient:
                 self.listeners.pop(rid, None)  # type: ignore[arg-type]
             listener(event)
         code = channel.wait()
+        self.deadlines.clear()
         if not self.closing:
-            crashed = p.Crashed(f"model worker exited (code {code}): {self._log_tail()}")
+            crashed = p.Crashed(self.hung or f"model worker exited (code {code}): {self._log_tail()}")
             for rid in list(self.listeners):
                 self.listeners.pop(rid)(crashed)
             self.on_event(crashed)
+
+    def _due(self, rid: str) -> None:
+        """`rid`'s next event is due its allowance from now."""
+        if (entry := self.deadlines.get(rid)) is not None:
+            self.deadlines[rid] = (time.monotonic() + entry[1], entry[1])
 
     def _log_tail(self) -> str:
         try:

@@ -154,6 +154,18 @@ class Error(Event):
 
 
 @dataclass(frozen=True)
+class Alive(Event):
+    """The worker's heartbeat, every HEARTBEAT_S while it runs: the client's watchdog hears silence, and
+    `busy` names the request being served (its deadline runs from then, not while it waits its turn)."""
+
+    TAG: ClassVar[str] = "alive"
+    busy: str | None = None
+
+
+HEARTBEAT_S = 0.5  # a line a beat: cheap, and a silence of a few beats is already telling
+
+
+@dataclass(frozen=True)
 class Crashed(Event):
     """Made by the client, never sent: the worker process ended while requests were open."""
 
@@ -163,7 +175,7 @@ class Crashed(Event):
 
 REQUESTS: dict[str, type[Request]] = {c.TAG: c for c in (Load, Generate, Batch, Render, Cancel)}
 EVENTS: dict[str, type[Event]] = {
-    c.TAG: c for c in (Loading, Ready, Rendered, Started, Chunk, Done, Item, BatchDone, Error, Crashed)
+    c.TAG: c for c in (Loading, Ready, Rendered, Started, Chunk, Done, Item, BatchDone, Error, Alive, Crashed)
 }
 FINAL = (Done, BatchDone, Rendered, Error, Crashed)  # the last event a request gets
 

@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
@@ -21,6 +22,7 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
+from core.faults import fault_int
 
 
 class Host(Protocol):
@@ -51,12 +53,15 @@ class Host(Protocol):
 
 
 class Worker:
-    def __init__(self, host: Host, out: TextIO) -> None:
+    def __init__(self, host: Host | None, out: TextIO) -> None:
         self.host = host
         self.out = out
         self.out_lock = threading.Lock()
         self.requests: queue.Queue[p.Request | None] = queue.Queue()
         self.cancels: dict[str, threading.Event] = {}
+        self.stopped = threading.Event()  # serving ended: the heartbeat ends with it
+        self.beating = False
+        self.current: str | None = None  # the request being served
 
     def send(self, event: p.Event) -> None:
         with self.out_lock:
@@ -79,9 +84,31 @@ class Worker:
             self.requests.put(req)
         self.requests.put(None)  # the parent went away: shut down
 
+    def heartbeat(self) -> None:
+        """An `Alive` now and every HEARTBEAT_S until serving ends (started before the heavy imports)."""
+        while True:
+            try:
+                self.send(p.Alive(self.current))
+            except (OSError, ValueError):  # the parent went away
+                return
+            if self.stopped.wait(p.HEARTBEAT_S):
+                return
+
+    def start_heartbeat(self) -> None:
+        if not self.beating:
+            self.beating = True
+            threading.Thread(target=self.heartbeat, daemon=True, name="worker-heartbeat").start()
+
     def serve(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self.stopped.set()
+
+    def _serve(self) -> None:
         while (req := self.requests.get()) is not None:
             rid = getattr(req, "id", None)
+            self.current = rid
             try:
                 self.handle(req)
             except TunelabError as exc:
@@ -91,19 +118,25 @@ class Worker:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 self.send(p.Error(f"{type(exc).__name__}: {first}", rid, req.TAG))
             finally:
+                self.current = None
                 if rid is not None:
                     self.cancels.pop(rid, None)
 
     def handle(self, req: p.Request) -> None:
+        host = self.host
+        if host is None:  # `run` sets it before serving; a request cannot arrive earlier
+            raise TunelabError("the model worker is still starting")
         if isinstance(req, p.Load):
             self.send(p.Loading(req.model))
             options = ModelOptions(req.model, None, req.allow_pickle, req.trust_remote_code, req.dtype, req.device)
-            self.send(p.Ready(self.host.load(options)))
+            self.send(p.Ready(host.load(options)))
         elif isinstance(req, p.Render):
-            self.send(p.Rendered(req.id, *self.host.render(Prompt.from_dict(req.prompt))))
+            self.send(p.Rendered(req.id, *host.render(Prompt.from_dict(req.prompt))))
         elif isinstance(req, p.Generate):
             rid = req.id
-            result = self.host.generate(
+            if (stuck := fault_int("worker_sleep_in_generate")) is not None:
+                time.sleep(stuck)  # a library stuck in generate: the client's watchdog is what ends it
+            result = host.generate(
                 Prompt.from_dict(req.prompt),
                 GenParams.from_dict(req.params),
                 req.adapter,
@@ -114,7 +147,7 @@ class Worker:
             self.send(p.Done(rid, result))
         elif isinstance(req, p.Batch):
             rid, cancel = req.id, self.cancels[req.id]
-            self.host.batch(
+            host.batch(
                 [Prompt.from_dict(x) for x in req.prompts],
                 GenParams.from_dict(req.params),
                 req.adapter,
@@ -127,14 +160,21 @@ class Worker:
             raise TunelabError(f"unknown request {req!r}")
 
 
-def run(host: Host, requests: Iterable[str], out: TextIO) -> None:
-    """Serve until `requests` ends."""
-    worker = Worker(host, out)
+def run(host: Host, requests: Iterable[str], out: TextIO, worker: Worker | None = None) -> None:
+    """Serve until `requests` ends, with a heartbeat beside (a stopped or stuck process goes silent);
+    `worker`: one made (and beating) before the host's imports."""
+    worker = worker or Worker(host, out)
+    worker.host = host
+    worker.start_heartbeat()
     threading.Thread(target=worker.read_requests, args=(requests,), daemon=True, name="worker-requests").start()
     worker.serve()
 
 
 def main() -> int:
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land in the log
+    worker = Worker(None, protocol)
+    worker.start_heartbeat()  # alive from the first moment: importing torch takes seconds
     import torch
 
     from core.storage.paths import private_files
@@ -143,9 +183,7 @@ def main() -> int:
     from core.engine.host import ModelHost
 
     torch.set_num_threads(int(os.environ.get("TUNELAB_TORCH_THREADS", "1")))  # batch-1 decode is fastest on one
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land in the log
-    run(ModelHost(), sys.stdin, protocol)
+    run(ModelHost(), sys.stdin, protocol, worker)
     return 0
 
 

@@ -102,6 +102,23 @@ async def test_worker_crash_is_reported_and_the_next_run_works(home):
     assert ("a", "error") in kinds and ("ab", "done") in kinds
 
 
+async def test_a_worker_that_stops_answering_is_named_on_screen_and_the_run_saved_as_failed(home):
+    """A run held open with no event past its deadline (a stuck library call): the watchdog names it in the
+    status line, the run is saved as an error with why, and the next run works on a fresh worker."""
+    gate = threading.Event()
+    app = fake_app(home, gate=gate, hang_s=1.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_held_run(pilot, "a")
+        await wait_for(pilot, lambda: "has not answered request" in stats(app))
+        assert "restarts on the next request" in stats(app) and app.main.generation is None
+        gate.set()
+        await wait_for(pilot, lambda: not app.in_flight())
+        await run_prompt(pilot, "b")
+        assert app.main.results.output.text == "".join(STORY)
+    failed = next(r for r in History(home).recent(5) if r["prompt"] == "a")
+    assert failed["status"] == "error" and "has not answered request" in failed["error"]
+
+
 async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(home):
     app = fake_app(home, chat_template=False)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -301,9 +301,9 @@ class MainScreen(Screen[None]):
     def worker_crashed(self, message: WorkerCrashed) -> None:
         if message.token is not None:  # the open request's copy; the client's own copy follows
             return
-        self.model_ready = False
-        self.generations.finish(status="error", error=message.event.message)
-        self._model_failed(f"{message.event.message} (restarts on the next run)")
+        self.model_ready, said = False, message.event.message
+        self.generations.finish(status="error", error=said)  # saved as failed, with why
+        self._model_failed(said if "restarts" in said else f"{said} (restarts on the next run)")
 
     @on(WorkerError)
     def worker_error(self, message: WorkerError) -> None:
