@@ -208,9 +208,7 @@ class ThreadChannel:
 class FakeClient(ModelWorkerClient):
     """The production client over a `ThreadChannel`; `requests` are what the scripted model was asked."""
 
-    def __init__(
-        self, on_event, *, log_path: Path | None = None, hang_s: float = 3600.0, **host_options: Any
-    ) -> None:
+    def __init__(self, on_event, *, log_path: Path | None = None, hang_s: float = 3600.0, **host_options: Any) -> None:
         self.host = ScriptedHost(**host_options)
         super().__init__(
             on_event,

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from core.data.prompts import PromptStore, PromptVersion
-from core.evals.runner import EvalRequest, Variant, store, summarize
+from core.evals.runner import EvalRequest, Variant, store
+from core.evals.summary import summarize
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
 

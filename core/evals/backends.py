@@ -1,6 +1,7 @@
 """Where an eval's generations run: a `Backend` takes one batch of prompts for one (model, adapter,
 params) and calls back each result. `HostBackend` runs in this process (the headless commands),
-`WorkerBackend` through the model worker (the TUI)."""
+`WorkerBackend` through the model worker (the TUI), `ServedBackend` on an OpenAI-compatible endpoint
+(whichever front end: the runner sends a served model's calls there)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,44 @@ class WorkerBackend:
                 return
             else:  # Error or Crashed
                 raise TunelabError(getattr(event, "message", "model worker failed"))
+
+
+class ServedBackend:
+    """Generation on a served model (`core.engine.served`): `max_concurrency` requests in flight, results
+    called back as each answer arrives. A sampled call (temperature above 0) is marked so: never cached."""
+
+    numerics = "served"
+
+    def __init__(self) -> None:
+        self.clients: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        from core.engine.served import ServedClient, endpoint
+
+        if adapter:
+            raise TunelabError(f"model {model} is served: a LoRA of it is the server's to load (no adapter here)")
+        if model not in self.clients:
+            self.clients[model] = ServedClient(endpoint(model))
+        client = self.clients[model]
+        gen = GenParams.from_dict(params)
+
+        def one(i: int) -> None:
+            if cancel.is_set():
+                return
+            result = client.complete(Prompt.from_dict(prompts[i]), gen, cancel=cancel)
+            if gen.temperature > 0:
+                result["sampled"] = True
+            on_result(i, result)
+
+        with ThreadPoolExecutor(max_workers=client.point.max_concurrency, thread_name_prefix="served") as pool:
+            futures = [pool.submit(one, i) for i in range(len(prompts))]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                for future in futures:  # what has not started never will
+                    future.cancel()
+                raise failed.exception()  # type: ignore[misc]
+        self.notes += [n for n in client.notes if n not in self.notes]

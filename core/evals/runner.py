@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import statistics
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -28,13 +27,14 @@ from core.data.templates import Template
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
+from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
-from core.evals.backends import Backend
+from core.evals.backends import Backend, ServedBackend
 from core.evals.cache import GenerationCache, cache_key
 from core.evals.graders import Grader, final_answer, grade_all, parse_grader
-from core.evals.stats import interval
+from core.evals.summary import summarize
 from core.history.records import eval_record
-from core.history.store import History, new_id, now_iso
+from core.history.store import History, new_id
 from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
@@ -173,7 +173,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
         graders[request.grader] = parse_grader(request.grader, labels)
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
-    fingerprints = {v.model: fingerprint(resolve(v.model, allow_pickle=True)) for v in variants}
+    fingerprints = {v.model: _fingerprint(v.model) for v in variants}
     adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
     adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
     calls: list[_Call] = []
@@ -185,9 +185,10 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
                 adapter_print = adapter_prints.get(v.adapter or "")
-                key = cache_key(
-                    fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), backend.numerics
-                )
+                numerics = "served" if is_served(v.model) else backend.numerics
+                key = cache_key(fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), numerics)
+                if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
+                    key += f":{new_id()}"
                 calls.append(_Call(vi, ii, r, prompt, params, key))
     return _Plan(request, dataset, items, answers, graders, adapter_paths, calls)
 
@@ -241,7 +242,7 @@ class _Grading:
             self.rows.append(row)
             self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
             self.out.flush()
-            if not from_cache:
+            if not from_cache and not result.get("sampled"):
                 self.fresh[call.key] = result
             done = len(self.rows)
         if self.on_row:
@@ -262,6 +263,7 @@ def _execute(
     """Cached calls first, then the misses in one backend batch per (model, adapter, params); identical
     calls run once. What was computed is cached even when a later batch fails."""
     cache = GenerationCache(root)
+    served = ServedBackend()  # any served model's calls, whichever backend runs the local ones
     cached = cache.get_many([c.key for c in plan.calls]) if plan.request.use_cache else {}
     try:
         with os.fdopen(open_append(folder / RESULTS_FILE), "a", encoding="utf-8") as grading.out:
@@ -287,13 +289,21 @@ def _execute(
                     seen.add(c.key)
                 prompts = [c.prompt.to_dict() for c in unique]
                 on_result = partial(_finish_fresh, grading.finish, unique)
-                backend.run(model, adapter, prompts, json.loads(params_json), on_result, cancel)
+                target = served if is_served(model) else backend
+                target.run(model, adapter, prompts, json.loads(params_json), on_result, cancel)
                 for c in duplicates:
                     if c.key in grading.fresh:
                         grading.finish(c, grading.fresh[c.key], True)
     finally:
         if grading.fresh:
             cache.put_many(grading.fresh)
+
+
+def _fingerprint(model: str) -> str:
+    """What the cache keys a model by: its weights' fingerprint, or a served model's URL and name."""
+    if is_served(model):
+        return endpoint(model).fingerprint
+    return fingerprint(resolve(model, allow_pickle=True))  # pickle weights are refused by the loader
 
 
 def _summary(
@@ -351,75 +361,6 @@ def _finish_fresh(
     finish: Callable[[_Call, dict[str, Any], bool], None], calls: list[_Call], index: int, result: dict[str, Any]
 ) -> None:
     finish(calls[index], result, False)
-
-
-def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
-    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_variant[row["variant"]].append(row)
-    out_variants, per_item = [], {}
-    for vi, v in enumerate(variants):
-        vrows = by_variant.get(vi, [])
-        passed = sum(r["passed"] for r in vrows)
-        per_item[str(vi)] = _per_item(vrows)
-        # the item is the unit: repeats of one item are not more items (a bootstrap over item fractions)
-        lo, hi = interval([agg["pass"] for agg in per_item[str(vi)].values()])
-        latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
-        tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
-        prompt_tokens = [r["prompt_tokens"] for r in vrows if r.get("prompt_tokens") is not None]
-        out_variants.append(
-            {
-                "label": v.label,
-                "prompt_name": v.name if v.version else None,
-                "prompt_id": v.version.id if v.version else None,
-                "template": v.version.template if v.version else None,
-                "mode": v.version.mode if v.version else None,
-                "model": v.model,
-                "adapter": v.adapter,
-                "trials": len(vrows),
-                "passed": passed,
-                "pass_rate": passed / len(vrows) if vrows else 0.0,
-                "ci": [round(lo, 4), round(hi, 4)],
-                "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
-                "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
-                "mean_prompt_tokens": round(statistics.fmean(prompt_tokens), 2) if prompt_tokens else None,
-                "cached": sum(r["cached"] for r in vrows),
-                "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
-            }
-        )
-    return {
-        "id": run_id,
-        "created_at": now_iso(),
-        "status": status,
-        "dataset": dataset_name,
-        "dataset_sha256": dataset_sha,
-        "split": request.split,
-        "grader": request.grader,
-        "repeat": request.repeat,
-        "request": asdict(request),  # all it takes to run it again (or resume it after a cancel)
-        "n_items": len(items),
-        "variants": out_variants,
-        "items": per_item,
-    }
-
-
-def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Repeats of one item folded: pass fraction, majority output, number of distinct outputs."""
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row["item"]].append(row)
-    out = {}
-    for item_id, reps in grouped.items():
-        outputs = Counter(r["output"] for r in reps)
-        fraction = sum(r["passed"] for r in reps) / len(reps)
-        out[item_id] = {
-            "pass": round(fraction, 4),
-            "passed": fraction >= 0.5,
-            "majority": outputs.most_common(1)[0][0],
-            "distinct": len(outputs),
-            "expected": reps[0]["expected"],
-        }
-    return out
 
 
 class EvalRuns:

@@ -16,13 +16,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_config_dir
 
 from core.errors import TunelabError
 
 KEY_NAME = re.compile(r"^[a-z0-9_+\-]+(,[a-z0-9_+\-]+)*$")
-KNOWN = {"theme", "keys"}
+KNOWN = {"theme", "keys", "endpoints"}
 
 
 def config_dir() -> Path:
@@ -42,6 +43,7 @@ def themes_dir() -> Path:
 class Config:
     theme: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # [endpoints.NAME] tables, as written
     problems: list[str] = field(default_factory=list)
 
 
@@ -65,6 +67,11 @@ def load_config(path: Path | None = None) -> Config:
         config.problems.append(f"{path}: 'theme' must be a string; using the default theme")
     else:
         config.theme = theme
+    endpoints = data.get("endpoints", {})
+    if isinstance(endpoints, dict) and all(isinstance(v, dict) for v in endpoints.values()):
+        config.endpoints = endpoints
+    else:
+        config.problems.append(f"{path}: [endpoints] must hold tables [endpoints.NAME]; none are used")
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         config.problems.append(f'{path}: [keys] must be a table of binding id = "key"; using the default keys')

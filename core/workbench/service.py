@@ -20,6 +20,7 @@ from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
+from core.engine.served import is_served
 from core.errors import TunelabError
 from core.evals.backends import Backend
 from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
@@ -128,12 +129,13 @@ class Workbench(VerdictCases, RunControl):
     # -- variants and evals --------------------------------------------------------------------
     def variants(self, prompts: list[PromptRef | None], adapters: list[str | None], models: list[str]) -> list[Variant]:
         """Every prompt (None: the items as they are) x adapter (None: the base) x model: with "no prompt",
-        one prompt and one adapter, the 2x2."""
+        one prompt and one adapter, the 2x2. A served model is a row of its own (its LoRAs are the server's)."""
         out = [
             Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
             for adapter in adapters
             for ref in prompts
             for model in models
+            if not (adapter and is_served(model))
         ]
         if not out:
             raise TunelabError("give at least one {0} (or {1})", "prompt", "no_prompt")
@@ -228,13 +230,38 @@ class Workbench(VerdictCases, RunControl):
         emit: Callable[[str, int], None],
         cancel: threading.Event,
     ) -> dict[str, Any]:
-        """A single run in this process (the headless CLI): the same model host the worker serves."""
+        """A single run in this process (the headless CLI): the same model host the worker serves, or the
+        endpoint that serves the model."""
+        if is_served(options.model):
+            return self._generate_served(options, prompt, params, emit=emit, cancel=cancel)
         from core.engine.host import ModelHost
 
         adapter = str(self.adapter_path(options.adapter)) if options.adapter else None
         host = ModelHost()
         host.load(options)
         return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
+
+    def _generate_served(
+        self,
+        options: ModelOptions,
+        prompt: Prompt,
+        params: GenParams,
+        *,
+        emit: Callable[[str, int], None],
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        from core.engine.served import ServedClient, endpoint
+
+        if options.adapter:
+            raise TunelabError("{0} applies to local models: a served model's LoRA is the server's to load", "adapter")
+        client = ServedClient(endpoint(options.model))
+        try:
+            result = client.complete(prompt, params, emit, cancel)
+        finally:
+            client.close()
+        if client.notes:
+            result["note"] = "; ".join(client.notes)
+        return result
 
     def save_generation(
         self,

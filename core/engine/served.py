@@ -1,0 +1,337 @@
+"""Models someone serves over an OpenAI-compatible API (vLLM, llama.cpp's server, Ollama, `transformers
+serve`, a hosted API), named where a model is named: `endpoint:NAME` for one in config.toml's
+`[endpoints.NAME]` (`base_url`, `model`, `api_key_env`: the name of an environment variable, never the
+key; `max_concurrency`, `timeout_s`, `price_in`/`price_out` per million tokens), or inline as
+`http://HOST:PORT/v1#MODEL`.
+
+The client (httpx) sends chat completions (system prompt and turns) or, in raw mode, completions;
+streams with the same chunks as local generation; retries 429 and 5xx with backoff (honouring
+`Retry-After`) before the first byte, at most RETRIES times; bounds every answer in time (connect and
+read timeouts) and size (MAX_ANSWER_BYTES); drops a decoding field the server refuses (422/400 naming
+it) once, and says so once. Every failure is one line naming the endpoint and what happened, never the
+key. The result has the local generation's fields, plus `finish_reason`, the server's model id and
+`system_fingerprint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt, chat_turns
+from core.errors import TunelabError
+
+PREFIX = "endpoint:"
+INLINE = re.compile(r"^(?P<url>https?://[^#\s]+)#(?P<model>[^#\s]+)$")
+RETRIES = 4
+RETRY_AFTER_CAP_S = 60.0
+MAX_ANSWER_BYTES = 8 * 2**20
+OPTIONAL = ("seed", "stop", "top_p")  # dropped, one at a time, when a server refuses them
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    price_in: float | None = None  # per million input tokens
+    price_out: float | None = None
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^https?://", self.base_url):
+            raise TunelabError(f"endpoint {self.name}: base_url must start with http:// or https://")
+        if not self.model:
+            raise TunelabError(f"endpoint {self.name}: model must not be empty")
+        if not 1 <= self.max_concurrency <= 256:
+            raise TunelabError(f"endpoint {self.name}: max_concurrency must be between 1 and 256")
+        if not 0 < self.timeout_s <= 3600:
+            raise TunelabError(f"endpoint {self.name}: timeout_s must be above 0 and at most 3600")
+
+    @property
+    def key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    @property
+    def fingerprint(self) -> str:
+        """What the cache keys a served model by: the URL and the model name (the server's own id is in
+        each result)."""
+        return f"served:{self.base_url.rstrip('/')}#{self.model}"
+
+
+def is_served(spec: str | None) -> bool:
+    return bool(spec) and (str(spec).startswith(PREFIX) or INLINE.match(str(spec)) is not None)
+
+
+def endpoint(spec: str) -> Endpoint:
+    """The endpoint a model spec names (config.toml's, or the inline URL#MODEL form)."""
+    if match := INLINE.match(spec):
+        return Endpoint(spec, match["url"], match["model"])
+    from core.storage.config import load_config
+
+    name = spec.removeprefix(PREFIX)
+    tables = load_config().endpoints
+    table = tables.get(name)
+    if table is None:
+        known = ", ".join(sorted(tables)) or "none"
+        raise TunelabError(f"no endpoint '{name}' in the config file's [endpoints] (known: {known})")
+    names = {f.name for f in fields(Endpoint)} - {"name"}
+    if unknown := sorted(set(table) - names):
+        raise TunelabError(f"endpoints.{name}: unknown field '{unknown[0]}' (known: {', '.join(sorted(names))})")
+    try:
+        return Endpoint(name, **table)
+    except TypeError as exc:
+        raise TunelabError(f"endpoints.{name}: {exc}") from None
+
+
+class ServedClient:
+    """Completions from one endpoint; safe to share between threads (evals send `max_concurrency` at once)."""
+
+    def __init__(self, point: Endpoint) -> None:
+        import httpx
+
+        self.point = point
+        headers = {"Authorization": f"Bearer {point.key}"} if point.key else {}
+        timeout = httpx.Timeout(point.timeout_s, connect=min(10.0, point.timeout_s))
+        limits = httpx.Limits(max_connections=point.max_concurrency)
+        self.http = httpx.Client(base_url=point.base_url.rstrip("/"), headers=headers, timeout=timeout, limits=limits)
+        self.refused: set[str] = set()
+        self.notes: list[str] = []  # said once each (a field the server refuses)
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def complete(
+        self,
+        prompt: Prompt,
+        params: GenParams,
+        emit: Callable[[str, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """One generation; streamed through `emit` when given. Raises TunelabError (one line) on failure."""
+        raw = prompt.mode == "raw"
+        path = "/completions" if raw else "/chat/completions"
+        body: dict[str, Any] = {"model": self.point.model, "max_tokens": params.max_new_tokens}
+        body["temperature"] = params.temperature
+        if raw:
+            body["prompt"] = "\n\n".join(t["content"] for t in chat_turns(prompt))
+        else:
+            body["messages"] = [{"role": t["role"], "content": t.get("content") or ""} for t in chat_turns(prompt)]
+        for name, value in (("top_p", params.top_p), ("seed", params.seed), ("stop", list(params.stop) or None)):
+            if value is not None and name not in self.refused:
+                body[name] = value
+        body["stream"] = emit is not None
+        start = time.monotonic()
+        answer = self._send(path, body, emit, cancel or threading.Event(), start)
+        latency = time.monotonic() - start
+        tokens = answer["completion_tokens"]
+        return {
+            "output": answer["text"],
+            "rendered_prompt": body.get("prompt") or json.dumps(body["messages"], ensure_ascii=False),
+            "prompt_tokens": answer["prompt_tokens"],
+            "completion_tokens": tokens,
+            "stop_reason": answer["stop_reason"],
+            "finish_reason": answer["finish_reason"],
+            "latency_s": round(latency, 4),
+            "ttft_s": round(answer["ttft"] - start, 4) if answer["ttft"] else None,
+            "tok_per_s": round(tokens / latency, 2) if latency > 0 and tokens else 0.0,
+            "served_model": answer["model"],
+            "system_fingerprint": answer["fingerprint"],
+            "endpoint": self.point.name,
+        }
+
+    def _send(
+        self,
+        path: str,
+        body: dict[str, Any],
+        emit: Callable[[str, int], None] | None,
+        cancel: threading.Event,
+        start: float,
+    ) -> dict[str, Any]:
+        import httpx
+
+        for attempt in range(RETRIES + 1):
+            if cancel.is_set():
+                return _answer("", "cancelled", None, body, {})
+            try:
+                with self.http.stream("POST", path, json=body) as response:
+                    if response.status_code in (429, 500, 502, 503, 504) and attempt < RETRIES:
+                        wait = _retry_after(response.headers.get("retry-after"), attempt)
+                        response.close()
+                        if cancel.wait(wait):
+                            return _answer("", "cancelled", None, body, {})
+                        continue
+                    if response.status_code in (400, 422) and (dropped := self._refused_field(response)):
+                        body = {k: v for k, v in body.items() if k != dropped}
+                        continue
+                    self._check(response, path)
+                    if body.get("stream") and "event-stream" in response.headers.get("content-type", ""):
+                        return self._streamed(response, body, emit, cancel)  # (a server may answer whole)
+                    return self._whole(response, body)
+            except httpx.TimeoutException:
+                raise TunelabError(
+                    f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)"
+                ) from None
+            except httpx.TransportError as exc:
+                if attempt < RETRIES and isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError)):
+                    if cancel.wait(_retry_after(None, attempt)):
+                        return _answer("", "cancelled", None, body, {})
+                    continue
+                raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
+        raise TunelabError(f"{self._where()}: still refused after {RETRIES} retries")
+
+    def _where(self) -> str:
+        return f"endpoint {self.point.name} ({self.point.base_url})"
+
+    def _refused_field(self, response: Any) -> str | None:
+        """The optional field a 400/422 names, dropped from now on (said once), or None."""
+        text = _bounded_text(response)
+        field = next((f for f in OPTIONAL if f not in self.refused and f in text), None)
+        if field is not None:
+            with self.lock:
+                self.refused.add(field)
+                self.notes.append(f"{self._where()} refuses '{field}': sent without it from now on")
+        return field
+
+    def _check(self, response: Any, path: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        detail = " ".join(_bounded_text(response).split())[:160]
+        if self.point.key:
+            detail = detail.replace(self.point.key, "***")
+        hint = {
+            401: f"unauthorized (the key in ${self.point.api_key_env})"
+            if self.point.api_key_env
+            else "unauthorized (no key: set api_key_env)",
+            403: "forbidden",
+            404: f"not found ({path} for model '{self.point.model}')",
+            429: "too many requests, still after retries",
+        }.get(status, "the server failed")
+        raise TunelabError(f"{self._where()}: HTTP {status} {hint}" + (f": {detail}" if detail else ""))
+
+    def _whole(self, response: Any, body: dict[str, Any]) -> dict[str, Any]:
+        data = _json(_bounded_text(response), self._where())
+        if not isinstance(data, dict):
+            raise TunelabError(f"{self._where()}: the answer is not a JSON object")
+        choice = (data.get("choices") or [{}])[0]
+        text = choice.get("text") if "text" in choice else (choice.get("message") or {}).get("content")
+        if not isinstance(text, str):
+            raise TunelabError(f"{self._where()}: the answer has no text in choices[0]")
+        return _answer(text, _stop(choice.get("finish_reason")), choice.get("finish_reason"), body, data)
+
+    def _streamed(
+        self, response: Any, body: dict[str, Any], emit: Callable[[str, int], None] | None, cancel: threading.Event
+    ) -> dict[str, Any]:
+        parts: list[str] = []
+        last: dict[str, Any] = {}
+        size, finish, first = 0, None, None
+        for data in _events(response.iter_lines()):
+            if data is None:  # a torn chunk: the stream broke off mid-way
+                raise TunelabError(
+                    f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
+                )
+            if cancel.is_set():
+                return _answer("".join(parts), "cancelled", None, body, last, first)
+            last = data
+            choice = (data.get("choices") or [{}])[0]
+            piece = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
+            if piece:
+                first = first or time.monotonic()
+                parts.append(piece)
+                size += len(piece.encode())
+                if emit:
+                    emit(piece, len(parts))
+                if size > MAX_ANSWER_BYTES or len(parts) > body["max_tokens"] + 16:  # a stream that never ends
+                    return _answer("".join(parts), "length", "length", body, last, first)
+            finish = choice.get("finish_reason") or finish
+            if finish:
+                break
+        else:
+            if finish is None:
+                raise TunelabError(
+                    f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
+                )
+        return _answer("".join(parts), _stop(finish), finish, body, last, first)
+
+
+def _answer(
+    text: str, reason: str, finish: str | None, body: dict[str, Any], data: dict[str, Any], first: float | None = None
+) -> dict[str, Any]:
+    usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
+    return {
+        "text": text,
+        "stop_reason": reason,
+        "finish_reason": finish,
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens") or len(text.split()),
+        "model": data.get("model"),
+        "fingerprint": data.get("system_fingerprint"),
+        "ttft": first,
+    }
+
+
+def _stop(finish: Any) -> str:
+    return {"stop": "eos", "length": "length", "eos": "eos"}.get(str(finish), "eos")
+
+
+def _events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
+    """Server-sent events: each `data:` line's JSON until `[DONE]` (None for a line that is not JSON)."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            yield None
+            return
+        if isinstance(data, dict):
+            yield data
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise TunelabError(f"{where}: the answer is not JSON ({' '.join(text.split())[:60]!r})") from None
+
+
+def _bounded_text(response: Any) -> str:
+    """The body, at most MAX_ANSWER_BYTES of it."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            break
+    return b"".join(chunks)[:MAX_ANSWER_BYTES].decode("utf-8", errors="replace")
+
+
+def _retry_after(header: str | None, attempt: int) -> float:
+    """The server's Retry-After (seconds), else an exponential backoff; capped either way."""
+    try:
+        return min(RETRY_AFTER_CAP_S, max(0.0, float(header))) if header else min(8.0, 0.5 * 2**attempt)
+    except ValueError:
+        return min(8.0, 0.5 * 2**attempt)
+
+
+def _transport(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "the host name does not resolve"
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused (is the server running?)"
+    return " ".join(text.split())[:160]

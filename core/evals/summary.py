@@ -1,0 +1,81 @@
+"""An eval's summary from its graded rows: per variant the pass rate, its interval over items, latency
+and tokens; per item its pass fraction over repeats, majority output and expected answer."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from typing import Any
+
+from core.evals.stats import interval
+from core.history.store import now_iso
+
+
+def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_variant[row["variant"]].append(row)
+    out_variants, per_item = [], {}
+    for vi, v in enumerate(variants):
+        vrows = by_variant.get(vi, [])
+        passed = sum(r["passed"] for r in vrows)
+        per_item[str(vi)] = _per_item(vrows)
+        # the item is the unit: repeats of one item are not more items (a bootstrap over item fractions)
+        lo, hi = interval([agg["pass"] for agg in per_item[str(vi)].values()])
+        latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
+        tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
+        prompt_tokens = [r["prompt_tokens"] for r in vrows if r.get("prompt_tokens") is not None]
+        out_variants.append(
+            {
+                "label": v.label,
+                "prompt_name": v.name if v.version else None,
+                "prompt_id": v.version.id if v.version else None,
+                "template": v.version.template if v.version else None,
+                "mode": v.version.mode if v.version else None,
+                "model": v.model,
+                "adapter": v.adapter,
+                "trials": len(vrows),
+                "passed": passed,
+                "pass_rate": passed / len(vrows) if vrows else 0.0,
+                "ci": [round(lo, 4), round(hi, 4)],
+                "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
+                "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
+                "mean_prompt_tokens": round(statistics.fmean(prompt_tokens), 2) if prompt_tokens else None,
+                "cached": sum(r["cached"] for r in vrows),
+                "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
+            }
+        )
+    return {
+        "id": run_id,
+        "created_at": now_iso(),
+        "status": status,
+        "dataset": dataset_name,
+        "dataset_sha256": dataset_sha,
+        "split": request.split,
+        "grader": request.grader,
+        "repeat": request.repeat,
+        "request": asdict(request),  # all it takes to run it again (or resume it after a cancel)
+        "n_items": len(items),
+        "variants": out_variants,
+        "items": per_item,
+    }
+
+
+def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Repeats of one item folded: pass fraction, majority output, number of distinct outputs."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["item"]].append(row)
+    out = {}
+    for item_id, reps in grouped.items():
+        outputs = Counter(r["output"] for r in reps)
+        fraction = sum(r["passed"] for r in reps) / len(reps)
+        out[item_id] = {
+            "pass": round(fraction, 4),
+            "passed": fraction >= 0.5,
+            "majority": outputs.most_common(1)[0][0],
+            "distinct": len(outputs),
+            "expected": reps[0]["expected"],
+        }
+    return out

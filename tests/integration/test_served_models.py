@@ -1,0 +1,117 @@
+"""Served models (any OpenAI-compatible endpoint) through the real command line, against a server that
+misbehaves on purpose (`tests/served_fakes.py`): every case is retried, or one line and an exit code,
+never a traceback; nothing partial is cached; the key reaches no file."""
+
+import json
+
+import pytest
+
+from core.engine.params import GenParams
+from core.engine.prompt import Prompt
+from core.engine.served import Endpoint, ServedClient
+from core.errors import TunelabError
+from tests.conftest import tunelab
+from tests.served_fakes import Handler, serve
+
+SECRET = "sk-test-5ecret-never-written"
+
+
+@pytest.fixture
+def server():
+    made, url = serve()
+    yield url
+    made.shutdown()
+
+
+def client(url, model, timeout=30.0):
+    return ServedClient(Endpoint("fake", url, model, timeout_s=timeout))
+
+
+def test_chat_raw_and_streaming_answers(server):
+    chat = client(server, "ok").complete(Prompt("hi", "Be brief.", "chat"), GenParams(max_new_tokens=8))
+    assert (
+        chat["output"] == "It is sunny." and chat["served_model"] == "served-ok" and chat["system_fingerprint"] == "fp1"
+    )
+    assert (chat["prompt_tokens"], chat["completion_tokens"], chat["finish_reason"]) == (5, 4, "stop")
+    pieces = []
+    raw = client(server, "ok").complete(Prompt("hi", "", "raw"), GenParams(), emit=lambda text, n: pieces.append(text))
+    assert raw["output"] == "It is sunny." and pieces == ["It", " is", " sunny", "."] and raw["stop_reason"] == "eos"
+
+
+def test_429_and_500_are_retried_and_a_refused_field_is_dropped_once(server):
+    assert client(server, "429").complete(Prompt("hi"), GenParams())["output"] == "It is sunny."
+    assert client(server, "500").complete(Prompt("hi"), GenParams())["output"] == "It is sunny."
+    assert Handler.seen["429"] == 2 and Handler.seen["500"] == 2
+    refusing = client(server, "noseed")
+    assert refusing.complete(Prompt("hi"), GenParams(seed=3))["output"] == "It is sunny."
+    assert refusing.complete(Prompt("hi"), GenParams(seed=3))["output"] == "It is sunny."
+    assert len(refusing.notes) == 1 and "refuses 'seed'" in refusing.notes[0] and Handler.seen["noseed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        ("cut", "the stream was cut after"),
+        ("badjson", "the answer is not JSON"),
+        ("slow", "no answer within 1 s"),
+        ("401", "HTTP 401 unauthorized"),
+    ],
+)
+def test_each_failure_is_one_line_naming_the_endpoint(server, model, said):
+    with pytest.raises(TunelabError) as raised:
+        client(server, model, timeout=1.0).complete(Prompt("hi"), GenParams(), emit=lambda text, n: None)
+    assert str(raised.value).startswith(f"endpoint fake ({server}): ") and said in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_stream_that_never_ends_stops_at_the_token_budget(server):
+    result = client(server, "endless").complete(Prompt("hi"), GenParams(max_new_tokens=20), emit=lambda t, n: None)
+    assert result["stop_reason"] == "length" and len(result["output"]) < 200
+
+
+def test_a_refused_connection_is_one_line():
+    with pytest.raises(TunelabError, match="connection refused"):
+        client("http://127.0.0.1:9/v1", "ok").complete(Prompt("hi"), GenParams())
+
+
+@pytest.mark.slow
+def test_gen_eval_and_export_through_a_configured_endpoint_never_write_the_key(home, server, tmp_path):
+    from core.storage.config import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(f'[endpoints.fake]\nbase_url = "{server}"\nmodel = "ok"\napi_key_env = "FAKE_KEY"\n')
+    env = {"FAKE_KEY": SECRET, "XDG_CONFIG_HOME": str(config_path().parent.parent)}
+    out = tunelab("gen", "--model", "endpoint:fake", "Weather?", home=home, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("It is sunny.") and f"Bearer {SECRET}" in Handler.auth
+    data = tmp_path / "rows.jsonl"
+    data.write_text(
+        "".join(json.dumps({"id": f"r{i}", "text": f"q{i}", "expected": "It is sunny."}) + "\n" for i in range(6))
+    )
+    out = tunelab("eval", "--model", "endpoint:fake", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--json", home=home, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["variants"][0]["pass_rate"] == 1.0 and summary["variants"][0]["model"] == "endpoint:fake"
+    again = tunelab("eval", "--model", "endpoint:fake", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--json", home=home, env=env)  # fmt: skip
+    assert json.loads(again.stdout)["variants"][0]["cached"] == 6  # greedy answers are cached by URL and model
+    out = tunelab("history", "export", "--out", str(tmp_path / "all.jsonl"), home=home, env=env)
+    assert out.returncode == 0, out.stderr
+    written = [p for p in home.rglob("*") if p.is_file()] + [tmp_path / "all.jsonl"]
+    assert written and not [p for p in written if SECRET.encode() in p.read_bytes()]
+    bad = tunelab("gen", "--model", "endpoint:nope", "hi", home=home, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("tunelab: error: no endpoint 'nope'")
+
+
+@pytest.mark.slow
+def test_a_served_model_is_a_row_of_the_verdict_beside_a_local_lora(home, server, tmp_path):
+    """eval with the demo, its LoRA and a served model: the served model is a row of its own (never paired
+    with the local LoRA), with its tokens and latency, and the verdict compares across them."""
+    from tests.contract.test_worker_protocol import make_adapter
+
+    run_id = make_adapter(tmp_path / "lora")
+    url = f"{server}#ok"
+    out = tunelab("eval", "--model", "demo", "--model", url, "--adapter", run_id, "--no-prompt", "--limit", "6", "--json", home=home)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    variants = json.loads(out.stdout)["variants"]
+    assert [(v["model"], v["adapter"]) for v in variants] == [("demo", None), (url, None), ("demo", run_id)]
+    assert variants[1]["mean_completion_tokens"] == 4

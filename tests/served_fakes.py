@@ -1,0 +1,89 @@
+"""A small OpenAI-compatible server that misbehaves on purpose, picked by the request's `model`:
+`ok`, `429` (once, with Retry-After), `500` (once), `cut` (a stream that stops mid-way), `endless` (a
+stream that never ends), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
+(refuses the `seed` field with 422, as some servers refuse fields)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = ["It", " is", " sunny", "."]
+
+
+class Handler(BaseHTTPRequestHandler):
+    seen: Counter = Counter()
+    auth: list[str] = []
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        behaviour = body.get("model", "ok")
+        Handler.auth.append(self.headers.get("authorization", ""))
+        Handler.seen[behaviour] += 1
+        first = Handler.seen[behaviour] == 1
+        if behaviour == "401":
+            return self._json(401, {"error": {"message": "invalid api key"}})
+        if behaviour == "429" and first:
+            return self._json(429, {"error": "slow down"}, {"Retry-After": "1"})
+        if behaviour == "500" and first:
+            return self._json(500, {"error": "boom"})
+        if behaviour == "noseed" and "seed" in body:
+            return self._json(422, {"detail": [{"loc": ["body", "seed"], "msg": "extra fields not permitted"}]})
+        if behaviour == "badjson":
+            return self._raw(200, b"<html>not json</html>", "text/html")
+        if behaviour == "slow":
+            time.sleep(5)
+        if body.get("stream"):
+            return self._stream(behaviour, "prompt" in body)
+        text = "".join(WORDS)
+        choice = {"text": text} if "prompt" in body else {"message": {"role": "assistant", "content": text}}
+        self._json(200, {"model": f"served-{behaviour}", "system_fingerprint": "fp1",
+                         "choices": [{**choice, "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 5, "completion_tokens": 4}})  # fmt: skip
+
+    def _stream(self, behaviour: str, raw: bool) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        words = WORDS * (10**6 if behaviour == "endless" else 1)
+        try:
+            for n, word in enumerate(words):
+                piece = {"text": word} if raw else {"delta": {"content": word}}
+                self.wfile.write(f"data: {json.dumps({'model': 'served', 'choices': [piece]})}\n\n".encode())
+                self.wfile.flush()
+                if behaviour == "cut" and n == 1:
+                    self.wfile.write(b'data: {"choices": [{"delta": {"cont')  # cut mid-chunk
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+            end = {"model": "served", "choices": [{"delta": {}, "finish_reason": "stop"}]}
+            self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+        except OSError:  # the client went away (an endless stream it stopped reading)
+            pass
+
+    def _json(self, status: int, data, headers=None) -> None:
+        self._raw(status, json.dumps(data).encode(), "application/json", headers)
+
+    def _raw(self, status: int, payload: bytes, kind: str, headers=None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def serve() -> tuple[ThreadingHTTPServer, str]:
+    """A started server on a free port of 127.0.0.1, and its base URL."""
+    Handler.seen, Handler.auth = Counter(), []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
