@@ -57,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
                 piece = {"text": word} if raw else {"delta": {"content": word}}
                 self.wfile.write(f"data: {json.dumps({'model': 'served', 'choices': [piece]})}\n\n".encode())
                 self.wfile.flush()
+                if behaviour == "endless":
+                    time.sleep(0.005)  # a slow model that never stops
                 if behaviour == "cut" and n == 1:
                     self.wfile.write(b'data: {"choices": [{"delta": {"cont')  # cut mid-chunk
                     self.wfile.flush()

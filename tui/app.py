@@ -30,7 +30,7 @@ from core.storage.config import config_path, load_config, save_setting, themes_d
 from core.storage.paths import data_dir, logs_dir
 from tui.cli.guard import error_line
 from tui.keymap import bad_keys, binding_ids, binding_owners, with_keys
-from tui.messages import WorkerError, worker_message
+from tui.messages import ModelReady, WorkerError, worker_message
 from tui.screens.main import MainScreen
 from tui.themes import DEFAULT_THEME, folder_stamp, shipped_themes, user_themes
 
@@ -139,10 +139,17 @@ class TunelabApp(App[None]):
 
     @work(thread=True, group="model-load", exclusive=True)
     def send_load(self, options: ModelOptions) -> None:
-        """Starting the worker process happens off the UI loop."""
+        """Starting the worker process happens off the UI loop; a served model needs no worker (its
+        endpoint is checked here)."""
         from core.engine import protocol as wire
+        from core.engine.served import endpoint, is_served
 
         try:
+            if is_served(options.model):
+                point = endpoint(options.model)
+                info = {"model": point.name, "device": "served", "dtype": point.model, "params_m": "?", "load_s": 0.0}
+                self.main.post_message(ModelReady(wire.Ready(info)))
+                return
             self.client.load(options)
         except TunelabError as exc:
             self.main.post_message(WorkerError(wire.Error(str(exc), None, "load")))

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TunelabError
-from tui.messages import WorkbenchFailed, WorkerError
+from tui.messages import WorkbenchFailed, WorkerError, worker_message
+
+CHUNK_S = 0.05  # a served stream reaches the screen at most this often (never a message per token)
 
 if TYPE_CHECKING:
     from core.data.prompts import PromptVersion
@@ -34,6 +36,7 @@ class Generation:
     streamed: list[str] = field(default_factory=list)
     rendered_prompt: str = ""
     started_at: float = field(default_factory=time.monotonic)
+    stop: threading.Event = field(default_factory=threading.Event)  # a served model's cancel
 
 
 class Generations:
@@ -63,8 +66,11 @@ class Generations:
 
     def _send_now(self, token: str, version: PromptVersion, request: EvalRequest, adapter: str | None) -> None:
         from core.engine import protocol as wire
+        from core.engine.served import is_served
 
         app = self.screen.tunelab
+        if is_served(self.screen.model):
+            return self._served(token, version, request)
         try:
             prompt = app.workbench.fill_prompt(version, request)
             path = str(app.workbench.adapter_path(adapter)) if adapter else None
@@ -76,10 +82,50 @@ class Generations:
             return
         app.call_from_thread(self._sent, token, rid, prompt)
 
+    def _served(self, token: str, version: PromptVersion, request: EvalRequest) -> None:
+        """A served model's generation, in this (sender) thread: its chunks coalesced to one message per
+        CHUNK_S, as the worker's are; every outcome arrives as the worker's events would."""
+        from core.engine import protocol as wire
+        from core.engine.params import GenParams
+        from core.engine.served import ServedClient, endpoint
+
+        app, rid = self.screen.tunelab, f"served-{token}"
+        current = self.answering(token)
+        stop = current.stop if current is not None else threading.Event()
+        pending: list[str] = []
+        sent_at = [time.monotonic()]
+
+        def emit(text: str, tokens: int) -> None:
+            pending.append(text)
+            if time.monotonic() - sent_at[0] >= CHUNK_S:
+                self._post(wire.Chunk(rid, "".join(pending), tokens), token)
+                pending.clear()
+                sent_at[0] = time.monotonic()
+
+        try:
+            prompt = app.workbench.fill_prompt(version, request)
+            app.call_from_thread(self._sent, token, rid, prompt)
+            self._post(wire.Started(rid, prompt.text, 0), token)
+            client = ServedClient(endpoint(self.screen.model))
+            try:
+                result = client.complete(prompt, GenParams.from_dict(version.params), emit, stop)
+            finally:
+                client.close()
+        except (OSError, TunelabError) as exc:
+            self._post(wire.Error(str(exc), None, "generate"), token)
+            return
+        if pending:
+            self._post(wire.Chunk(rid, "".join(pending), result["completion_tokens"]), token)
+        self._post(wire.Done(rid, result), token)
+
+    def _post(self, event: Any, token: str) -> None:
+        if (message := worker_message(event, token)) is not None:
+            self.screen.post_message(message)
+
     def _sent(self, token: str, rid: str, prompt: Prompt) -> None:
         if (current := self.answering(token)) is not None:
             current.rid, current.prompt = rid, prompt
-            if current.cancel:
+            if current.cancel and not rid.startswith("served-"):
                 self.screen.tunelab.client.cancel(rid)
 
     def answering(self, token: str | None) -> Generation | None:
@@ -91,7 +137,8 @@ class Generations:
         if self.current is None:
             return False
         self.current.cancel = True
-        if self.current.rid:
+        self.current.stop.set()
+        if self.current.rid and not self.current.rid.startswith("served-"):
             self.screen.tunelab.client.cancel(self.current.rid)
         return True
 
@@ -138,5 +185,7 @@ class Generations:
 
     def close(self) -> None:
         """Quitting mid-stream: stop the request, do not wait for it."""
-        if self.current is not None and self.current.rid:
+        if self.current is not None:
+            self.current.stop.set()
+        if self.current is not None and self.current.rid and not self.current.rid.startswith("served-"):
             self.screen.tunelab.client.cancel(self.current.rid)
