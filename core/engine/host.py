@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, context_length, fit, fold_note, render
 from core.errors import TunelabError
+from core.faults import fault_int
 
 
 def adapter_failure(adapter: str | Path, model: str, exc: BaseException) -> TunelabError:
@@ -105,6 +107,8 @@ class ModelHost:
     ) -> dict[str, Any]:
         from core.engine.generation import generate
 
+        if (stuck := fault_int("worker_sleep_in_generate")) is not None:
+            time.sleep(stuck)  # a library stuck in generate: a watchdog is what ends it
         with self.using(adapter) as loaded:
             result: dict[str, Any] = generate(loaded, prompt, params, emit=emit, cancel=cancel, on_rendered=on_rendered)
         return result

@@ -12,7 +12,6 @@ import os
 import queue
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
@@ -22,7 +21,6 @@ from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.errors import TunelabError
-from core.faults import fault_int
 
 
 class Host(Protocol):
@@ -134,8 +132,6 @@ class Worker:
             self.send(p.Rendered(req.id, *host.render(Prompt.from_dict(req.prompt))))
         elif isinstance(req, p.Generate):
             rid = req.id
-            if (stuck := fault_int("worker_sleep_in_generate")) is not None:
-                time.sleep(stuck)  # a library stuck in generate: the client's watchdog is what ends it
             result = host.generate(
                 Prompt.from_dict(req.prompt),
                 GenParams.from_dict(req.params),

@@ -229,9 +229,11 @@ class Workbench(VerdictCases, RunControl):
         *,
         emit: Callable[[str, int], None],
         cancel: threading.Event,
+        on_loaded: Callable[[], object] | None = None,
     ) -> dict[str, Any]:
         """A single run in this process (the headless CLI): the same model host the worker serves, or the
-        endpoint that serves the model."""
+        endpoint that serves the model (its own timeouts bound it). `on_loaded`: the model is in, the
+        generation starts."""
         if is_served(options.model):
             return self._generate_served(options, prompt, params, emit=emit, cancel=cancel)
         from core.engine.host import ModelHost
@@ -239,6 +241,8 @@ class Workbench(VerdictCases, RunControl):
         adapter = str(self.adapter_path(options.adapter)) if options.adapter else None
         host = ModelHost()
         host.load(options)
+        if on_loaded is not None:
+            on_loaded()
         return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
 
     def _generate_served(

@@ -61,3 +61,13 @@ def test_a_deadline_grows_with_the_request():
     long = p.Generate("r2", {**RAW, "text": "word " * 30_000}, LONG)
     assert deadline_s(short, 30) < deadline_s(long, 30)
     assert deadline_s(p.Load("demo"), 30) is None  # a load: only silence counts (downloads take their time)
+
+
+def test_the_cli_names_a_generation_stuck_in_the_library_in_one_line_and_exit_3(home):
+    from tests.conftest import tunelab
+
+    out = tunelab("gen", "Anna was a", home=home, env={ENV: "worker_hang_s=2,worker_sleep_in_generate=600"})
+    assert out.returncode == 3 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tunelab: error: the model has not answered for ")
+    assert lines[0].endswith("s (stuck in a library call?); stopped")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,32 @@ def add_gen(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the full record as JSON at the end")
 
 
+class Pace:
+    """The CLI's watchdog over an in-process generation: from the model's load, the first token is due
+    within a deadline derived from the prompt's size (as the model worker's client allows), each next one
+    within HANG_S. A generation stuck past it ends the command with one line and exit code 3."""
+
+    def __init__(self, prompt_chars: int) -> None:
+        from core.engine.client import HANG_S, PER_TOKEN_S
+        from core.faults import fault_int
+
+        self.hang = float(fault_int("worker_hang_s") or HANG_S)
+        self.allowed = self.hang + prompt_chars // 3 * PER_TOKEN_S
+        self.since: float | None = None  # None while the model loads: a download has no pace
+
+    def start(self) -> None:
+        self.since = time.monotonic()
+
+    def beat(self) -> None:
+        self.since, self.allowed = time.monotonic(), self.hang
+
+    def late(self) -> float | None:
+        """Seconds without an answer, once past the allowance; else None."""
+        if self.since is None or (waited := time.monotonic() - self.since) <= self.allowed:
+            return None
+        return waited
+
+
 def run_gen(args: argparse.Namespace) -> int:
     from core.engine.params import GenParams
 
@@ -72,13 +99,18 @@ def run_gen(args: argparse.Namespace) -> int:
     outcome: dict[str, Any] = {}
     done = threading.Event()  # not Thread.join: a join cut short by ctrl+c can return with the thread alive
 
+    pace = Pace(len(text))
+
     def emit(chunk: str, _tokens: int) -> None:
+        pace.beat()
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
     def work() -> None:
         try:
-            outcome["result"] = workbench.generate_here(options, prompt, params, emit=emit, cancel=cancel)
+            outcome["result"] = workbench.generate_here(
+                options, prompt, params, emit=emit, cancel=cancel, on_loaded=pace.start
+            )
         except BaseException as exc:  # re-raised on the main thread
             outcome["error"] = exc
         finally:
@@ -87,7 +119,9 @@ def run_gen(args: argparse.Namespace) -> int:
     threading.Thread(target=work, daemon=True).start()
     try:
         while not done.wait(0.1):
-            pass
+            if (stuck := pace.late()) is not None:
+                say(f"tunelab: error: the model has not answered for {stuck:.0f} s (stuck in a library call?); stopped")
+                return 3
     except KeyboardInterrupt:  # the first ctrl+c cancels (a model still loading is cancelled when loaded)
         cancel.set()
         done.wait()
