@@ -153,10 +153,10 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
         overlap = sum((h & r).values())
         precisions.append(overlap / sum(h.values()))
         recalls.append(overlap / sum(r.values()))
-    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    if p == 0 and r == 0:
+    precision, recall = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    if precision == 0 and recall == 0:
         return 0.0
-    return (1 + beta**2) * p * r / (beta**2 * p + r)
+    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
 
 
 def _load_schema(path: str) -> Validator:
