@@ -40,18 +40,25 @@ STARTUP_S = 60.0  # a fresh worker's first line: Python starting on a loaded mac
 PER_TOKEN_S = 0.05  # the slowest decode or prefill a deadline allows per token (a big model on a small CPU)
 
 
+def per_token_s() -> float:
+    """PER_TOKEN_S, or what a test injects (`deadline_per_token_ms`)."""
+    injected = fault_int("deadline_per_token_ms")
+    return PER_TOKEN_S if injected is None else injected / 1000
+
+
 def deadline_s(request: p.Request, hang: float = HANG_S) -> float | None:
     """How long a request may go without an event of its own (None: a load, which only the heartbeat
     watches: a download or a big model from disk has no pace to hold it to)."""
+    rate = per_token_s()
     if isinstance(request, p.Generate):
         tokens = len(str(request.prompt)) // 3  # chars to tokens, erring long: the prompt's prefill
-        return hang + tokens * PER_TOKEN_S
+        return hang + tokens * rate
     if isinstance(request, p.Batch):
         new = int(request.params.get("max_new_tokens") or 256)
         tokens = sum(len(str(x)) // 3 for x in request.prompts[: request.batch_size]) + request.batch_size * new
-        return hang + tokens * PER_TOKEN_S  # one batch: the first item comes when it is done
+        return hang + tokens * rate  # one batch: the first item comes when it is done
     if isinstance(request, p.Render):
-        return hang + len(str(request.prompt)) // 3 * PER_TOKEN_S
+        return hang + len(str(request.prompt)) // 3 * rate
     return None
 
 

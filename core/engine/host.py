@@ -128,6 +128,8 @@ class ModelHost:
 
         from core.engine.generation import generate_batch
 
+        if (stuck := fault_int("worker_sleep_in_generate")) is not None:
+            time.sleep(stuck)  # as in `generate`
         threads = torch.get_num_threads()
         torch.set_num_threads(os.cpu_count() or 1)
         try:

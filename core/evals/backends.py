@@ -38,17 +38,20 @@ class HostBackend:
     """In-process generation (the headless commands) on one `ModelHost`: the base loads once per model,
     adapters are hot-swapped onto it, exactly as in the model worker."""
 
-    def __init__(self, options: ModelOptions) -> None:
+    def __init__(self, options: ModelOptions, on_loaded: Callable[[], object] | None = None) -> None:
         from core.engine.host import ModelHost
 
         self.options, self.numerics = options, options.numerics()
         self.host = ModelHost()
         self.model: str | None = None
+        self.on_loaded = on_loaded  # a model is in: its generation starts (a watchdog's clock)
 
     def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
         if model != self.model:
             self.host.load(replace(self.options, model=model))
             self.model = model
+        if self.on_loaded is not None:
+            self.on_loaded()
         self.host.batch(
             [Prompt.from_dict(x) for x in prompts],
             GenParams.from_dict(params),

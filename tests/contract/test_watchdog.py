@@ -71,3 +71,14 @@ def test_the_cli_names_a_generation_stuck_in_the_library_in_one_line_and_exit_3(
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tunelab: error: the model has not answered for ")
     assert lines[0].endswith("s (stuck in a library call?); stopped")
+
+
+def test_a_cli_eval_stuck_in_the_library_is_one_line_exit_3_and_recovered_as_interrupted(home):
+    from tests.conftest import tunelab
+
+    faults = {ENV: "worker_hang_s=2,deadline_per_token_ms=0,worker_sleep_in_generate=600"}
+    out = tunelab("eval", "--no-prompt", "--limit", "4", home=home, env=faults)
+    assert out.returncode == 3 and "Traceback" not in out.stderr
+    assert "tunelab: error: the model has not answered for " in out.stderr
+    listed = tunelab("evals", "list", home=home)
+    assert listed.returncode == 0 and "recovered eval" in listed.stderr and "interrupted" in listed.stdout

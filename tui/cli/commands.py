@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tui.cli.evaluating import (
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say
+from tui.cli.pace import Pace
 from tui.cli.training import add_adapters, add_runs, add_train, run_adapters, run_runs, run_train
 
 Adder = Callable[[argparse.ArgumentParser], None]
@@ -49,32 +49,6 @@ def add_gen(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument("--no-history", action="store_true", help="do not save to history")
     p.add_argument("--json", action="store_true", help="print the full record as JSON at the end")
-
-
-class Pace:
-    """The CLI's watchdog over an in-process generation: from the model's load, the first token is due
-    within a deadline derived from the prompt's size (as the model worker's client allows), each next one
-    within HANG_S. A generation stuck past it ends the command with one line and exit code 3."""
-
-    def __init__(self, prompt_chars: int) -> None:
-        from core.engine.client import HANG_S, PER_TOKEN_S
-        from core.faults import fault_int
-
-        self.hang = float(fault_int("worker_hang_s") or HANG_S)
-        self.allowed = self.hang + prompt_chars // 3 * PER_TOKEN_S
-        self.since: float | None = None  # None while the model loads: a download has no pace
-
-    def start(self) -> None:
-        self.since = time.monotonic()
-
-    def beat(self) -> None:
-        self.since, self.allowed = time.monotonic(), self.hang
-
-    def late(self) -> float | None:
-        """Seconds without an answer, once past the allowance; else None."""
-        if self.since is None or (waited := time.monotonic() - self.since) <= self.allowed:
-            return None
-        return waited
 
 
 def run_gen(args: argparse.Namespace) -> int:

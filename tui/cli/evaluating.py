@@ -19,6 +19,7 @@ from core.workbench.service import Comparison, Workbench, parse_mapping
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table, warn
+from tui.cli.pace import Pace, stuck_exit
 
 # -- eval -----------------------------------------------------------------------------------------
 DATASET_HELP = (
@@ -165,8 +166,17 @@ def run_eval(args: argparse.Namespace) -> int:
     refs = [workbench.prompt_ref(ref) for ref in args.prompt]
     variants = workbench.variants(([None] if args.no_prompt else []) + list(refs), [None, *adapters], models)
     baseline = _given_baseline(args, workbench)
+    longest = max((v.version.gen_params.max_new_tokens if v.version else 128) for v in variants)
+    pace = Pace(0, step_tokens=16 * (longest + 256))  # a batch of 16 between answers
+    pace.watch(stuck_exit)
     with progress("eval") as update:
-        summary = workbench.run_eval(request, variants, HostBackend(options), new_prompts=refs, on_progress=update)
+
+        def paced(done: int, total: int) -> None:
+            pace.beat()
+            update(done, total)
+
+        backend = HostBackend(options, on_loaded=pace.start)
+        summary = workbench.run_eval(request, variants, backend, new_prompts=refs, on_progress=paced)
     return _answer(args, workbench, summary, None, baseline, min_pass)
 
 
