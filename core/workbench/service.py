@@ -320,6 +320,10 @@ class Workbench(VerdictCases, RunControl):
         version the examples are rendered with."""
         if options.adapter:
             raise TunelabError("{0} does not apply to training (a run trains a new adapter)", "adapter")
+        if is_served(options.model):
+            raise TunelabError(
+                f"{options.model} is served: training runs on a local model (the served one is a row of the verdict)"
+            )
         values = {
             **settings,
             "model": options.model,

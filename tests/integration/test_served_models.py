@@ -115,3 +115,9 @@ def test_a_served_model_is_a_row_of_the_verdict_beside_a_local_lora(home, server
     variants = json.loads(out.stdout)["variants"]
     assert [(v["model"], v["adapter"]) for v in variants] == [("demo", None), (url, None), ("demo", run_id)]
     assert variants[1]["mean_completion_tokens"] == 4
+
+
+def test_a_served_model_is_never_trained_here(home):
+    out = tunelab("train", "--model", "http://127.0.0.1:9/v1#big", "--max-steps", "1", home=home)
+    assert out.returncode == 2 and "is served: training runs on a local model" in out.stderr
+    assert not (home / "runs").exists() or not list((home / "runs").iterdir())
