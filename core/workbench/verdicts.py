@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from core.data.datasets import HOLDOUT, SEALED
+from core.data.prompts import PromptStore
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
-from core.evals.runner import EvalRequest, EvalRuns
+from core.evals.runner import EvalRequest, EvalRuns, Variant
 from core.evals.stats import detectable, items_needed
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER
@@ -104,6 +105,7 @@ class Comparison:
 
 class VerdictCases(AdapterCases):
     evals: EvalRuns
+    prompts: PromptStore
 
     def comparison(self, summary: dict[str, Any]) -> Comparison:
         """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
@@ -143,6 +145,26 @@ class VerdictCases(AdapterCases):
             "items": n,
             "detectable_points": round(detectable(n, discordance) * 100, 1),
         }
+
+    def final_plan(self, summary: dict[str, Any]) -> tuple[EvalRequest, list[Variant]]:
+        """The cells of a dev eval, to be judged once on its dataset's sealed test split."""
+        request = EvalRequest(**{**summary["request"], "split": SEALED})
+        if not request.load_data().sealed:
+            raise TunelabError(
+                f"dataset {request.dataset} has no sealed test split: evaluate with {{0}} FRACTION (carved "
+                "from its eval rows by id) or use a dataset with a test split",
+                "holdout",
+            )
+        variants = [
+            Variant(
+                v.get("prompt_name") or "no prompt",
+                self.prompts.get(v["prompt_id"])[1] if v.get("prompt_id") else None,
+                v.get("model") or "demo",
+                v.get("adapter"),
+            )
+            for v in summary["variants"]
+        ]
+        return request, variants
 
     def tried_on(self, summary: dict[str, Any]) -> Tried:
         """What the stored evals (and this one) ran on the same items: the same dataset content and split."""

@@ -173,3 +173,33 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         assert len(app.main.evals.columns) == 6  # the comparison started the matrix clean
         runs = sorted(p.name for p in (home / "runs").iterdir())
         assert len(runs) == 2 and all((home / "runs" / r / "adapter").is_dir() for r in runs)
+
+
+async def test_f_on_the_verdict_judges_the_cells_once_on_the_sealed_split(home, tmp_path):
+    """A dataset with its own test split: iterate on its eval rows (ctrl+g), then f on the verdict runs the
+    same cells on the sealed rows and opens their verdict; a second f there says each look is counted."""
+    import json
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split, n in (("train", 8), ("eval", 10), ("test", 10)):
+        rows = [{"id": f"{split}{i}", "text": f"great film {i}", "label": "positive"} for i in range(n)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready and app.query("#eval-dataset"))
+        app.query_one("#eval-dataset", Input).value = f"{folder} expected=label"
+        app.query_one("#prompt-text").text = "{{text}} Overall, this review is"
+        app.query_one("#mode-select", Select).value = "raw"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.main.evals.token is None and app.main.evals.last is not None)
+        screen = await open_verdict(pilot)
+        assert not screen.comparison.verdict.sentence.startswith("On the sealed test split")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
+        final = app.screen.comparison
+        assert final.summary["split"] == "test" and final.summary["n_items"] == 10
+        assert final.verdict.sentence.startswith("On the sealed test split: ")
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.screen is not None and app.screen.comparison.summary["split"] == "test"

@@ -48,12 +48,14 @@ class VerdictScreen(Screen[None]):
         "per prompt (name@id and mode). Each cell: pass rate, 95% interval (± the spread across seeds), mean "
         "latency, prompt+completion tokens. ★ marks the winner, ○ the cell it is tested against (exact McNemar "
         "on the same items), ! a LoRA used with a prompt it was not trained with. Enter on a cell lists the "
-        "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the report."
+        "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the report; "
+        "<verdict-final> judges these cells once on the sealed test split."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
         Binding("t", "train_on_prompt", "Train on prompt", id="verdict-train"),
         Binding("w", "write_report", "Report", id="verdict-report"),
+        Binding("f", "final", "Final (sealed)", id="verdict-final"),
     ]
 
     def __init__(self, comparison: Comparison) -> None:
@@ -175,6 +177,17 @@ class VerdictScreen(Screen[None]):
             self.notify(str(exc), severity="error", timeout=8)
             return
         self.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
+
+    def action_final(self) -> None:
+        """These cells once on the sealed test split: the answer iteration on the dev rows cannot give."""
+        from core.data.datasets import SEALED
+
+        if self.comparison.summary.get("split") == SEALED:
+            self.notify("This verdict is on the sealed split already; each look is counted.", severity="warning")
+            return
+        self.tunelab.main.evals.run_final(self.comparison.summary)
+        self.app.pop_screen()
+        self.notify("Judging these cells on the sealed test split (one look, counted)…")
 
     def action_write_report(self) -> None:
         if self.comparison.verdict is None:

@@ -147,11 +147,33 @@ class EvalPane(Vertical):
 
     @work(thread=True, group="eval", exclusive=False)
     def _run_eval(self, token: str, request: EvalRequest, variants: list[Variant], ref: PromptRef) -> None:
+        try:
+            self.tunelab.workbench.prompts.save(ref.name, ref.version)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        self._evaluate(token, request, variants)
+
+    def run_final(self, summary: dict[str, Any]) -> None:
+        """The cells of `summary` once more, on the sealed test split (a look, counted), then the verdict."""
+        self._run_final(self.begin(), summary)
+
+    @work(thread=True, group="eval", exclusive=False)
+    def _run_final(self, token: str, summary: dict[str, Any]) -> None:
+        try:
+            request, variants = self.tunelab.workbench.final_plan(summary)
+        except (OSError, TunelabError) as exc:
+            self.post_message(EvalFinished(token, None, error=str(exc)))
+            return
+        self.post_message(EvalStarted(token, [v.label for v in variants]))
+        self._evaluate(token, request, variants, verdict_after=True)
+
+    def _evaluate(self, token: str, request: EvalRequest, variants: list[Variant], verdict_after: bool = False) -> None:
+        """Run the eval (in the calling worker's thread), its rows and progress posted here as they come."""
         from core.evals.backends import WorkerBackend
 
         app = self.tunelab
         try:
-            app.workbench.prompts.save(ref.name, ref.version)
             summary = app.workbench.run_eval(
                 request,
                 variants,
@@ -166,6 +188,8 @@ class EvalPane(Vertical):
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
         self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
+        if verdict_after and summary["status"] == "done" and len(summary["variants"]) > 1:
+            self.post_message(VerdictReady(app.workbench.comparison(summary)))
 
     def _verdict_text(self, summary: dict[str, Any], judged: Comparison | None = None) -> str | None:
         """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
