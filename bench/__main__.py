@@ -19,7 +19,8 @@ from bench.noise import NEIGHBOUR, QUIET, Guard, Hog, Watch, calibrate
 from bench.report import LATEST, RESULTS, write
 
 MEASURES = (
-    "startup", "generation", "training", "limits", "memory", "history_scale", "worker_memory", "first_answer"
+    "startup", "generation", "training", "limits", "memory", "history_scale", "worker_memory", "first_answer",
+    "served",
 )  # fmt: skip
 
 
