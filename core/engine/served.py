@@ -183,7 +183,8 @@ class ServedClient:
                     f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)"
                 ) from None
             except httpx.TransportError as exc:
-                if attempt < RETRIES and isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError)):
+                # a connection the server dropped is retried; one it refuses (not up, wrong port) is said at once
+                if attempt < RETRIES and isinstance(exc, httpx.RemoteProtocolError):
                     if cancel.wait(_retry_after(None, attempt)):
                         return _answer("", "cancelled", None, body, {})
                     continue

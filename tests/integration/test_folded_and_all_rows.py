@@ -17,6 +17,19 @@ from tests.tiny_models import FAMILIES
 FOLDING = next(f.name for f in FAMILIES if f.refuses_system)
 
 
+class Ran:
+    def __init__(self, code, captured):
+        self.returncode, self.stdout, self.stderr = code, captured.out, captured.err
+
+
+def here(capsys, *args):
+    """The command line in this process (torch is loaded once for the file): exit code and streams."""
+    from tui.cli.main import main
+
+    capsys.readouterr()
+    return Ran(main(list(args)), capsys.readouterr())
+
+
 def rows_file(tmp_path, n=12, name="rows.jsonl"):
     path = tmp_path / name
     path.write_text(
@@ -46,22 +59,22 @@ def test_split_all_trains_on_every_row_and_the_eval_loss_comes_from_another_file
 
 
 @pytest.mark.slow
-def test_gen_eval_and_train_each_say_once_that_the_system_prompt_was_folded(home, tmp_path, tiny_models):
+def test_gen_eval_and_train_each_say_once_that_the_system_prompt_was_folded(home, tmp_path, tiny_models, capsys):
     model = str(tiny_models[FOLDING])
     said = f"note: model {model}: {FOLD_NOTE}"
-    out = tunelab("gen", "--model", model, "--system", "Be brief.", "--chat", "hi", "--max-new-tokens", "2", home=home)
+    out = here(capsys, "gen", "--model", model, "--system", "Be brief.", "--chat", "hi", "--max-new-tokens", "2")
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines().count(said) == 1
-    plain = tunelab("gen", "--model", model, "--chat", "hi", "--max-new-tokens", "2", home=home)
+    plain = here(capsys, "gen", "--model", model, "--chat", "hi", "--max-new-tokens", "2")
     assert plain.returncode == 0 and "note:" not in plain.stderr  # no system prompt: nothing folded
     prompt = tmp_path / "p.toml"
     prompt.write_text(
         'mode = "chat"\nsystem = "Answer yes or no."\ntemplate = "{{text}}"\n[params]\nmax_new_tokens = 2\n'
     )
     data = rows_file(tmp_path)
-    out = tunelab(
-        "eval", "--model", model, "--prompt", str(prompt), "--dataset", str(data), "--expected", "label",
-        "--grader", "exact", "--limit", "4", home=home,
+    out = here(
+        capsys, "eval", "--model", model, "--prompt", str(prompt), "--dataset", str(data), "--expected", "label",
+        "--grader", "exact", "--limit", "4",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines().count(said) == 1
@@ -80,10 +93,10 @@ def test_gen_eval_and_train_each_say_once_that_the_system_prompt_was_folded(home
 
 
 @pytest.mark.slow
-def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_path):
+def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_path, demo_loaded):
     """A tool-call row on a model whose chat template has no tool calls: `eval` names the file and row in
-    one line; `--skip-unrenderable` evaluates the rest and counts the row; a run fails naming it (the child
-    finds it, with the tokenizer)."""
+    one line; `--skip-unrenderable` evaluates the rest and counts the row; a run's examples name it too (the
+    child finds it, with the tokenizer, and fails the run with that line)."""
     rows = [
         {"messages": [{"role": "user", "content": f"hello {i}"}, {"role": "assistant", "content": "hi"}]}
         for i in range(3)
@@ -106,5 +119,7 @@ def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_
     assert out.returncode == 0, out.stderr
     variant = json.loads(out.stdout)["variants"][0]
     assert variant["unrenderable"] == 1 and variant["trials"] == 3
-    out = tunelab("train", "--dataset", str(data), "--split", "all", "--max-steps", "1", home=home)
-    assert out.returncode == 1 and "failed at step 0 (tools.jsonl:2: model 'demo': its chat template" in out.stderr
+    from core.training.data import examples
+
+    with pytest.raises(TunelabError, match="^tools.jsonl:2: model 'demo': its chat template has no tool calls"):
+        examples(demo_loaded, TrainConfig(split="all"), load_dataset(str(data)).split("all"))

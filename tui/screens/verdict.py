@@ -55,7 +55,7 @@ class VerdictScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
         Binding("t", "train_on_prompt", "Train on prompt", id="verdict-train"),
         Binding("w", "write_report", "Report", id="verdict-report"),
-        Binding("f", "final", "Final (sealed)", id="verdict-final"),
+        Binding("f", "final", "Final", id="verdict-final"),  # on the sealed test split
     ]
 
     def __init__(self, comparison: Comparison) -> None:
