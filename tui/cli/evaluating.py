@@ -176,7 +176,10 @@ def run_eval(args: argparse.Namespace) -> int:
             update(done, total)
 
         backend = HostBackend(options, on_loaded=pace.start)
-        summary = workbench.run_eval(request, variants, backend, new_prompts=refs, on_progress=paced)
+        try:
+            summary = workbench.run_eval(request, variants, backend, new_prompts=refs, on_progress=paced)
+        finally:
+            pace.end()  # in a process that goes on (tests, scripts), the watchdog must not outlive the eval
     return _answer(args, workbench, summary, None, baseline, min_pass)
 
 

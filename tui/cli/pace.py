@@ -26,6 +26,7 @@ class Pace:
         self.step = self.hang + step_tokens * per_token_s()
         self.allowed = self.step + prompt_chars // 3 * per_token_s()
         self.since: float | None = None  # None while the model loads: a download has no pace
+        self.ended = threading.Event()  # the work is over: nothing is late any more
 
     def start(self) -> None:
         self.since = time.monotonic()
@@ -35,16 +36,20 @@ class Pace:
 
     def late(self) -> float | None:
         """Seconds without an answer, once past the allowance; else None."""
-        if self.since is None or (waited := time.monotonic() - self.since) <= self.allowed:
+        if self.ended.is_set() or self.since is None or (waited := time.monotonic() - self.since) <= self.allowed:
             return None
         return waited
+
+    def end(self) -> None:
+        self.ended.set()
 
     def watch(self, stuck: Callable[[float], object]) -> None:
         """Call `stuck(seconds)` from a watching thread once the work is late (for work on the main thread)."""
 
         def run() -> None:
             while (waited := self.late()) is None:
-                time.sleep(0.5)
+                if self.ended.wait(0.5):
+                    return  # the work ended in time
             stuck(waited)
 
         threading.Thread(target=run, daemon=True, name="cli-watchdog").start()
