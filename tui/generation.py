@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import TunelabError
 from tui.messages import WorkbenchFailed, WorkerError, worker_message
 
+SERVED = "served-"  # the request id of a served model's run (no worker request)
 CHUNK_S = 0.05  # a served stream reaches the screen at most this often (never a message per token)
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ class Generation:
     rendered_prompt: str = ""
     started_at: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)  # a served model's cancel
+
+    @property
+    def in_worker(self) -> bool:
+        """Sent to the model worker (a served model's request is this process's own)."""
+        return bool(self.rid) and not str(self.rid).startswith(SERVED)
 
 
 class Generations:
@@ -89,7 +95,7 @@ class Generations:
         from core.engine.params import GenParams
         from core.engine.served import ServedClient, endpoint
 
-        app, rid = self.screen.tunelab, f"served-{token}"
+        app, rid = self.screen.tunelab, f"{SERVED}{token}"
         current = self.answering(token)
         stop = current.stop if current is not None else threading.Event()
         pending: list[str] = []
@@ -125,7 +131,7 @@ class Generations:
     def _sent(self, token: str, rid: str, prompt: Prompt) -> None:
         if (current := self.answering(token)) is not None:
             current.rid, current.prompt = rid, prompt
-            if current.cancel and not rid.startswith("served-"):
+            if current.cancel and current.in_worker:
                 self.screen.tunelab.client.cancel(rid)
 
     def answering(self, token: str | None) -> Generation | None:
@@ -138,8 +144,8 @@ class Generations:
             return False
         self.current.cancel = True
         self.current.stop.set()
-        if self.current.rid and not self.current.rid.startswith("served-"):
-            self.screen.tunelab.client.cancel(self.current.rid)
+        if self.current.in_worker:
+            self.screen.tunelab.client.cancel(str(self.current.rid))
         return True
 
     def started(self, token: str | None, rendered_prompt: str) -> bool:
@@ -187,5 +193,5 @@ class Generations:
         """Quitting mid-stream: stop the request, do not wait for it."""
         if self.current is not None:
             self.current.stop.set()
-        if self.current is not None and self.current.rid and not self.current.rid.startswith("served-"):
-            self.screen.tunelab.client.cancel(self.current.rid)
+            if self.current.in_worker:
+                self.screen.tunelab.client.cancel(str(self.current.rid))

@@ -185,7 +185,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
                 adapter_print = adapter_prints.get(v.adapter or "")
-                numerics = "served" if is_served(v.model) else backend.numerics
+                numerics = ServedBackend.numerics if is_served(v.model) else backend.numerics
                 key = cache_key(fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), numerics)
                 if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
                     key += f":{new_id()}"

@@ -235,7 +235,20 @@ class Workbench(VerdictCases, RunControl):
         endpoint that serves the model (its own timeouts bound it). `on_loaded`: the model is in, the
         generation starts."""
         if is_served(options.model):
-            return self._generate_served(options, prompt, params, emit=emit, cancel=cancel)
+            from core.engine.served import ServedClient, endpoint
+
+            if options.adapter:
+                raise TunelabError(
+                    "{0} applies to local models: a served model's LoRA is the server's to load", "adapter"
+                )
+            client = ServedClient(endpoint(options.model))
+            try:
+                result = client.complete(prompt, params, emit, cancel)
+            finally:
+                client.close()
+            if client.notes:
+                result["note"] = "; ".join(client.notes)
+            return result
         from core.engine.host import ModelHost
 
         adapter = str(self.adapter_path(options.adapter)) if options.adapter else None
@@ -244,28 +257,6 @@ class Workbench(VerdictCases, RunControl):
         if on_loaded is not None:
             on_loaded()
         return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
-
-    def _generate_served(
-        self,
-        options: ModelOptions,
-        prompt: Prompt,
-        params: GenParams,
-        *,
-        emit: Callable[[str, int], None],
-        cancel: threading.Event,
-    ) -> dict[str, Any]:
-        from core.engine.served import ServedClient, endpoint
-
-        if options.adapter:
-            raise TunelabError("{0} applies to local models: a served model's LoRA is the server's to load", "adapter")
-        client = ServedClient(endpoint(options.model))
-        try:
-            result = client.complete(prompt, params, emit, cancel)
-        finally:
-            client.close()
-        if client.notes:
-            result["note"] = "; ".join(client.notes)
-        return result
 
     def save_generation(
         self,
