@@ -1,1 +1,1 @@
-"""Evaluation: datasets, templates, prompt versions, graders, the generation cache and the eval runner."""
+"""Evaluation: the generation cache, the eval runner and its backends, grids, statistics and the verdict."""

@@ -22,6 +22,7 @@ from typing import Any
 from tinydb import Query
 
 from core.data.datasets import HOLDOUT, Dataset, Item, load_dataset
+from core.data.graders import Grader, final_answer, grade_all, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
 from core.data.templates import Template
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
@@ -31,7 +32,6 @@ from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.backends import Backend, ServedBackend
 from core.evals.cache import GenerationCache, cache_key
-from core.evals.graders import Grader, final_answer, grade_all, parse_grader
 from core.evals.summary import summarize
 from core.history.records import eval_record
 from core.history.store import History, new_id

@@ -18,7 +18,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 
-from core.evals.graders import wilson_interval
+from core.data.graders import wilson_interval
 
 ALPHA = 0.05
 POWER = 0.8

@@ -5,12 +5,12 @@ and templates that refuse a system turn get it folded in."""
 import pytest
 
 from core.data.datasets import Item
+from core.data.graders import final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
 from core.engine.loading import load
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, end_of_turn, render, stop_ids
 from core.errors import TunelabError
-from core.evals.graders import final_answer, parse_grader
 from core.training.config import TrainConfig
 from core.training.data import encode as training_example
 from tests.tiny_models import CHATML as CHATML_TEMPLATE

@@ -3,8 +3,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from core.errors import TunelabError
-from core.evals.graders import (
+from core.data.graders import (
     chrf,
     final_answer,
     levenshtein_ratio,
@@ -13,6 +12,7 @@ from core.evals.graders import (
     schema_errors,
     wilson_interval,
 )
+from core.errors import TunelabError
 
 
 def schema_spec(tmp_path, schema) -> str:

@@ -387,7 +387,7 @@ class EvalPane(Vertical):
 
     def _cell_text(self, column: Column, item_id: str) -> Text:
         """The mark and the start of what was graded: a reasoning model's answer, not its thinking."""
-        from core.evals.graders import final_answer
+        from core.data.graders import final_answer
 
         cell = column.cell(item_id)
         if cell is None:
