@@ -55,9 +55,12 @@ class Variant:
         """`senti@4ab7b9 raw | demo+t18eb468a`: the prompt version (as `prompts show` takes it) and its
         mode, the model, and the adapter."""
         prompt = f"{self.name}@{self.version.id[:6]} {self.version.mode}" if self.version else "no prompt"
-        return f"{prompt} | {self.model}" + (
-            f"+{Path(self.adapter).name[:9]}" if self.adapter else ""
-        )  # run id or folder
+        if not self.adapter:
+            return f"{prompt} | {self.model}"
+        run, at, step = Path(self.adapter).name.partition("@")  # run id or folder; a run's checkpoint: @step-N
+        return f"{prompt} | {self.model}+{run[:9]}" + (
+            f"@{step.removeprefix('step-').lstrip('0') or '0'}" if at else ""
+        )
 
 
 @dataclass

@@ -50,9 +50,15 @@ class RunConfig(Shape):
 
 
 class MetricRow(Losses):
-    """One line of a run's `metrics.jsonl`."""
+    """One line of a run's `metrics.jsonl`; `pass_rate` at the steps a run with eval_items scored."""
 
     step: int
+    pass_rate: float | None = None
+
+    @field_validator("pass_rate")
+    @classmethod
+    def _share(cls, value: float | None) -> float | None:
+        return value if value is None or 0.0 <= value <= 1.0 else None
 
 
 class EvalVariant(Shape):

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.engine.host import adapter_failure
 from core.errors import TunelabError
-from core.storage.runfolders import ADAPTER_CONFIG, resolve_adapter
+from core.storage.runfolders import ADAPTER_CONFIG, CONFIG_FILE, resolve_adapter, run_dir_of
 
 
 # the .bin is peft's older default; peft reads it with torch's weights-only unpickler, which runs no code
@@ -16,7 +16,7 @@ def base_of(adapter: Path) -> str | None:
     import json
 
     for path, keys in (
-        (adapter.parent / "run_config.json", ("config", "model")),
+        ((run_dir_of(adapter) or adapter.parent) / CONFIG_FILE, ("config", "model")),
         (adapter / ADAPTER_CONFIG, ("base_model_name_or_path",)),
     ):
         try:

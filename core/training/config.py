@@ -6,6 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from core.data.graders import parse_grader
 from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES
@@ -51,6 +52,8 @@ class TrainConfig:
     grad_accum: int = 1
     max_seq_len: int = 256
     eval_every: int | None = 20
+    eval_items: int = 0  # >0: at each eval step, the pass rate of this many eval rows, generated and graded
+    eval_grader: str = "exact"  # how those rows are graded (a row's own checks win), as an eval grades them
     save_every: int | None = 20
     seed: int = 0
     answer_only_loss: bool = True
@@ -86,6 +89,7 @@ class TrainConfig:
                 self.nnodes == 1 or bool(self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)),
                 "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)",
             ),
+            (0 <= self.eval_items <= 10_000, "eval_items must be between 0 and 10000"),
             (0.0 <= self.eval_fraction < 1.0, "eval_fraction must be at least 0 and below 1"),
             (self.quantize in (None, "4bit", "8bit"), "quantize must be 4bit or 8bit"),
         ]
@@ -102,6 +106,10 @@ class TrainConfig:
                 )
         Template(self.template)
         Template(self.system)
+        try:
+            parse_grader(self.eval_grader, ("label",))  # its syntax; bare `labels` takes the rows' answers
+        except TunelabError as exc:
+            raise TunelabError(f"{{0}}: {exc}", "eval_grader") from None
         ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
 
     def load_data(self) -> Dataset:

@@ -21,8 +21,17 @@ class Example:
     labels: list[int]  # -100 where no loss is taken
 
 
+def prompt_version(config: TrainConfig) -> PromptVersion | None:
+    return PromptVersion(config.template, config.system, config.mode) if config.template else None
+
+
+def training_prompt(config: TrainConfig, version: PromptVersion | None, item: Item) -> Prompt:
+    """The same request the workbench's variant sends; without a prompt version, `mode` says raw or chat."""
+    return item_prompt(version, item, None if version or config.mode == "raw" else config.mode)
+
+
 def examples(loaded: LoadedModel, config: TrainConfig, items: list[Item]) -> list[Example]:
-    version = PromptVersion(config.template, config.system, config.mode) if config.template else None
+    version = prompt_version(config)
     out = []
     for item in items:
         try:
@@ -43,8 +52,7 @@ def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | No
         )
         raise TunelabError(f"{item.where}: no expected answer to train on ({how})")
     tok = loaded.tokenizer
-    # the same request the workbench's variant sends; without a prompt version, `mode` says raw or chat
-    prompt = item_prompt(version, item, None if version or config.mode == "raw" else config.mode)
+    prompt = training_prompt(config, version, item)
     rendered = render(tok, prompt, loaded.source.spec)
     answer = answer_ids(tok, prompt, rendered, item.expected, config.max_seq_len, loaded.source.spec)
     # the ids generation sends; over max_seq_len, the prompt is cut on the left (as eval cuts it) and keeps

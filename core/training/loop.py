@@ -27,6 +27,7 @@ from core.training.allocator import peak_rss_mb
 from core.training.config import TrainConfig
 
 STATUS_EVERY_S = 0.5  # status.json is read by the TUI at 3 Hz; metrics.jsonl has every step
+NO_SCORE = "no pass rate: the run has no eval rows to score (eval_dataset gives some)"
 
 
 class Control:
@@ -196,6 +197,8 @@ class _Session:
         )
         self.step, self.epoch, self.position, self.tokens_seen = 0, 0, 0, 0
         self.diverged_at = math.nan
+        self.scored: list[dict[str, Any]] = []  # the steps whose pass rate was measured (train with eval_items)
+        self.saved_at = -1  # the step of the last checkpoint written
 
     def _load(self) -> None:
         """The base model and both splits' examples, and what they resolved to, in run_config.json."""
@@ -206,6 +209,7 @@ class _Session:
         from core.engine.modelref import fingerprint
         from core.engine.prompt import FOLD_NOTE, folds_system
         from core.training.data import examples
+        from core.training.scoring import Scorer
         from core.training.splits import eval_rows, train_rows
 
         cfg, dist = self.cfg, self.dist
@@ -214,8 +218,12 @@ class _Session:
         cfg.check_targets(linear)
         dataset = cfg.load_data()
         self.train_data = examples(loaded, cfg, train_rows(cfg, dataset))
-        self.eval_data = examples(loaded, cfg, eval_rows(cfg, dataset)[0])
+        scored_rows = eval_rows(cfg, dataset)[0]
+        self.eval_data = examples(loaded, cfg, scored_rows)
+        self.scorer = Scorer(loaded, cfg, scored_rows) if cfg.eval_items and scored_rows else None
         notes = self.record.setdefault("notes", [])
+        if cfg.eval_items and not scored_rows and NO_SCORE not in notes:
+            notes.append(NO_SCORE)
         if cfg.system and cfg.mode != "raw" and folds_system(loaded.tokenizer) and FOLD_NOTE not in notes:
             notes.append(FOLD_NOTE)  # the front ends say it once (`tunelab train` on stderr)
         self.pad_id = loaded.tokenizer.pad_token_id
@@ -283,11 +291,12 @@ class _Session:
         self.tokens_seen = state["tokens_seen"]
         if self.dist.main:  # steps logged after that checkpoint are trained again: their rows go, never twice
             runs.trim_metrics(self.run_dir, self.step)
+            self.scored = runfolders.scores(self.run_dir)
 
     def save_checkpoint(self) -> Path:
         ensure_private_dir(self.checkpoints)  # a link planted in its place is refused
-        tmp = self.checkpoints / f".tmp-step-{self.step:06d}"
-        final = self.checkpoints / f"step-{self.step:06d}"
+        final = self.checkpoints / runfolders.checkpoint_name(self.step)
+        tmp = self.checkpoints / f".tmp-{final.name}"
         remove_path(tmp)  # a leftover, or a link planted there: never written through
         self.model.save_pretrained(str(tmp))
         self.torch.save(
@@ -305,6 +314,7 @@ class _Session:
         )
         remove_path(final)
         os.replace(tmp, final)
+        self.saved_at = self.step
         return final
 
     def eval_loss(self) -> float | None:
@@ -353,13 +363,13 @@ class _Session:
                             "(resume starts again from the last checkpoint)",
                         )
                         return
-                    if cfg.eval_every and self.step % cfg.eval_every == 0 and dist.main:
-                        row["eval_loss"] = round(self.eval_loss() or 0.0, 5) if self.eval_data else None
+                    if dist.main:
+                        row.update(self._evaluated())
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
                     saved = {}
-                    if cfg.save_every and self.step % cfg.save_every == 0 and dist.main:
-                        saved = {"last_checkpoint": self.save_checkpoint().name}
+                    if (cfg.save_every and self.step % cfg.save_every == 0 or "pass_rate" in row) and dist.main:
+                        saved = {"last_checkpoint": self.save_checkpoint().name}  # a scored step is kept
                     due = time.monotonic() - status_written >= STATUS_EVERY_S
                     if saved or "eval_loss" in row or self.step == self.total or due:
                         self.status.update(
@@ -369,12 +379,40 @@ class _Session:
                             eval_loss=row.get("eval_loss"),
                             eta_s=row["eta_s"],
                             **saved,
+                            **self._best(),
                         )  # fsynced: at most twice a second on short steps
                         status_written = time.monotonic()
                 if self.position + self.per_step > len(batches):
                     self.epoch, self.position = self.epoch + 1, 0
         if dist.main:
             self._finish()
+
+    def _evaluated(self) -> dict[str, Any]:
+        """At an eval step, the eval loss; with a scorer, the pass rate too, at eval steps and the last."""
+        cfg = self.cfg
+        eval_step = cfg.eval_every is not None and self.step % cfg.eval_every == 0
+        scoring = self.scorer is not None and (eval_step or self.step == self.total)
+        if not (eval_step or scoring):
+            return {}
+        out: dict[str, Any] = {"eval_loss": round(self.eval_loss() or 0.0, 5) if self.eval_data else None}
+        if self.scorer is not None and scoring:
+            rate = self.scorer.pass_rate(self.model)
+            out["pass_rate"] = None if rate is None else round(rate, 6)
+            if rate is not None:
+                self.scored.append({"step": self.step, "pass_rate": rate, "eval_loss": out["eval_loss"]})
+        return out
+
+    def _best(self) -> dict[str, Any]:
+        """The status fields of the scored checkpoints: the latest pass rate and the best step so far."""
+        best = runfolders.best_of(self.scored)
+        if best is None:
+            return {}
+        return {
+            "pass_rate": self.scored[-1]["pass_rate"],
+            "best_checkpoint": runfolders.checkpoint_name(best["step"]),
+            "best_pass_rate": best["pass_rate"],
+            "scored_checkpoints": len(self.scored),
+        }
 
     def _stopped(self) -> bool:
         """A cancel or a stop asked for (on any rank): the run ends here, saved on a stop."""
@@ -438,12 +476,14 @@ class _Session:
         final_eval = self.eval_loss()
         remove_path(self.run_dir / runfolders.ADAPTER)
         self.model.save_pretrained(str(self.run_dir / runfolders.ADAPTER))
+        last = runfolders.checkpoint_name(self.step) if self.saved_at == self.step else self.save_checkpoint().name
         self.status.update(
             state="done",
             step=self.step,
             eval_loss=final_eval,
             adapter=runfolders.ADAPTER,
-            last_checkpoint=self.save_checkpoint().name,
+            last_checkpoint=last,
+            **self._best(),
             trainable_params=sum(p.numel() for p in self.trainable),  # the LoRA's cost, beside its verdict cell
             device=self.loaded.device,
             train_s=round(time.monotonic() - self.began, 2),  # this session of the run (resumed: since the resume)

@@ -99,6 +99,7 @@ STEP_FIELDS = (  # (key, label, format): how one metrics row reads, in the monit
     ("epoch", "epoch", "{:.2f}"),
     ("loss", "loss", "{:.4f}"),
     ("eval_loss", "eval", "{:.4f}"),
+    ("pass_rate", "pass", "{:.0%}"),
     ("lr", "lr", "{:.1e}"),
     ("grad_norm", "gn", "{:.2f}"),
     ("tok_s", "", "{:.0f} tok/s"),

@@ -13,6 +13,8 @@ from core.evals.runner import EvalRequest
 from core.training.config import TrainConfig
 
 MAX_SEEDS = 20
+CHECKPOINTS = ("final", "best")  # which adapter of a run a comparison judges: its last, or its best-scored
+SCORED_ITEMS = 50  # eval rows a run trained for `best` scores at each eval step, when the eval sets no limit
 DEMO_PROMPT_NAME = "senti"
 # The demo task's prompt: a raw continuation the demo model was built to finish with a label.
 DEMO_PROMPT = PromptVersion("{{text}} Overall, this review is", mode="raw", params={"max_new_tokens": 4})
@@ -30,6 +32,7 @@ class ComparePlan:
     adapters: list[str] = field(default_factory=list)
     train: list[TrainConfig] = field(default_factory=list)
     seeds: int = 1
+    checkpoint: str = "final"
 
 
 class CompareWatcher:

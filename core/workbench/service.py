@@ -27,10 +27,18 @@ from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
 from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
-from core.storage.runfolders import read_json
+from core.storage.runfolders import BEST, concrete_ref, read_json
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
-from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME, MAX_SEEDS, ComparePlan, CompareWatcher
+from core.workbench.compare import (
+    CHECKPOINTS,
+    DEMO_PROMPT,
+    DEMO_PROMPT_NAME,
+    MAX_SEEDS,
+    SCORED_ITEMS,
+    ComparePlan,
+    CompareWatcher,
+)
 from core.workbench.run_control import RunControl
 from core.workbench.verdicts import Comparison, VerdictCases
 
@@ -399,9 +407,15 @@ class Workbench(VerdictCases, RunControl):
         seeds: int = 1,
         train_settings: dict[str, Any] | None = None,
         final: bool = False,
+        checkpoint: str = "final",
     ) -> ComparePlan:
         """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config.
-        `final`: the cells are judged on the sealed test split (the LoRAs never train on it)."""
+        `final`: the cells are judged on the sealed test split (the LoRAs never train on it). `checkpoint`
+        best: each run is judged by its checkpoint of highest pass rate (runs trained here score theirs)."""
+        if checkpoint not in CHECKPOINTS:
+            raise TunelabError(f"{{0}} must be {' or '.join(CHECKPOINTS)}, got '{checkpoint}'", "checkpoint")
+        for ref in adapters if checkpoint == "best" else ():
+            self.chosen_checkpoint(ref)  # a run that scored none fails here, before anything trains
         if final:
             if not request.load_data().sealed:
                 raise TunelabError(
@@ -414,11 +428,13 @@ class Workbench(VerdictCases, RunControl):
             raise TunelabError("{0} needs at least one {1}", "train_with_prompt", "prompt")
         if not 1 <= seeds <= MAX_SEEDS:
             raise TunelabError(f"{{0}} must be between 1 and {MAX_SEEDS}, got {seeds}", "seeds")
+        best = checkpoint == "best"
         wanted = ([None] if train else []) + ([ref.version for ref in prompts] if train_with_prompt else [])
         configs = [
             self.train_config(
                 {
                     **(train_settings or {}),
+                    **({"eval_items": request.limit or SCORED_ITEMS, "eval_grader": request.grader} if best else {}),
                     "eval_fraction": request.eval_fraction,
                     "holdout": request.holdout,
                     "seed": seed,
@@ -432,7 +448,13 @@ class Workbench(VerdictCases, RunControl):
             for version in wanted
             for seed in range(seeds)
         ]
-        return ComparePlan(request, options, list(prompts), list(adapters), configs, seeds)
+        return ComparePlan(request, options, list(prompts), list(adapters), configs, seeds, checkpoint)
+
+    def chosen_checkpoint(self, ref: str) -> str:
+        """A run's best-scored checkpoint as a concrete ref (`RUN@step-000040`), which the stored eval keeps."""
+        if "@" in ref or Path(ref).expanduser().is_dir():
+            raise TunelabError(f"{{0}} best takes training run ids, not '{ref}'", "checkpoint")
+        return concrete_ref(self.root, f"{ref}@{BEST}")
 
     def demo_plan(self, options: ModelOptions) -> ComparePlan:
         """The first five minutes: the demo prompt (raw) on the demo task, a LoRA trained as is and one with it."""
@@ -454,6 +476,8 @@ class Workbench(VerdictCases, RunControl):
         for index, config in enumerate(plan.train):
             watcher.training(config, index, len(plan.train))
             adapters.append(self.train_and_wait(config, watcher, cancel, plan.prompts))
+        if plan.checkpoint == "best":
+            adapters = [self.chosen_checkpoint(ref) for ref in adapters]
         variants = self.variants([None, *plan.prompts], [None, *adapters], [plan.options.model])
         watcher.evaluating([v.label for v in variants])
         summary = self.run_eval(

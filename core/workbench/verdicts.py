@@ -16,7 +16,7 @@ from core.evals.grid import Grid, build_grid
 from core.evals.runner import EvalRequest, EvalRuns, Variant
 from core.evals.stats import detectable, items_needed
 from core.evals.verdict import Verdict, verdict
-from core.storage.runfolders import ADAPTER
+from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
 from core.workbench.adapters import ELSEWHERE, AdapterCases
 
 
@@ -179,7 +179,24 @@ class VerdictCases(AdapterCases):
         versions = {v["prompt_id"] for v in variants if v.get("prompt_id")}
         loras = {v["adapter"] for v in variants if v.get("adapter")}
         evals = len({e.get("id") for e in [*same, summary]})
-        return Tried(len(versions), len(loras), evals, summary.get("split") == SEALED)
+        return Tried(len(versions), self._loras_tried(loras), evals, summary.get("split") == SEALED)
+
+    def _loras_tried(self, refs: set[str]) -> int:
+        """LoRAs looked at: a checkpoint picked by pass rate (`RUN@step-…`) counts every checkpoint its run
+        scored, as each was a LoRA tried on these items; any other adapter counts once."""
+        picked: dict[str, set[str]] = {}
+        for ref in refs:
+            run_id, _, which = ref.partition("@")
+            if which and CHECKPOINT.match(which):
+                picked.setdefault(run_id, set()).add(which)
+        plain = len(refs) - sum(len(steps) for steps in picked.values())
+        return plain + sum(max(len(steps), self._scored(run_id)) for run_id, steps in picked.items())
+
+    def _scored(self, run_id: str) -> int:
+        try:
+            return len(scores(self.runs.path(run_id)))
+        except TunelabError:
+            return 0
 
     def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
@@ -207,13 +224,15 @@ class VerdictCases(AdapterCases):
             path = self.adapter_path(adapter)
         except TunelabError:
             return {"trained_on": "missing", "template": None, "group": adapter, "cost": {}}
-        cost: dict[str, Any] = {
-            "adapter_mb": round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20, 2)
-        }
-        config = self.runs.config(adapter).get("config") if path.name == ADAPTER else None
-        if not isinstance(config, dict):
+        weights = [path / name for name in (ADAPTER_CONFIG, *WEIGHTS) if (path / name).is_file()]
+        cost: dict[str, Any] = {"adapter_mb": round(sum(f.stat().st_size for f in weights) / 2**20, 2)}
+        run_dir = run_dir_of(path)  # its final adapter or a checkpoint (whose optimizer state is no cost)
+        if run_dir is not None and run_dir.resolve().parent != self.runs.folder.resolve():
+            run_dir = None  # a folder named like a run's, elsewhere
+        config = self.runs.config(run_dir.name).get("config") if run_dir is not None else None
+        if run_dir is None or not isinstance(config, dict):
             return {"trained_on": ELSEWHERE, "template": None, "group": str(path), "cost": cost}
-        status = self.runs.status(adapter)
+        status = self.runs.status(run_dir.name)
         cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
         template = str(config.get("template") or "")
         trained_on = "as is"
@@ -263,7 +282,7 @@ class VerdictCases(AdapterCases):
         for row in comparison.grid.rows:
             for adapter in row.adapters:
                 try:
-                    rows, _ = self.runs.metrics(adapter)
+                    rows, _ = self.runs.metrics(adapter.partition("@")[0])
                 except TunelabError:
                     continue  # a folder from elsewhere: no curve
                 points = [(int(m["step"]), float(m["loss"])) for m in rows if m.get("loss") is not None]

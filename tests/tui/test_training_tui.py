@@ -20,9 +20,31 @@ async def test_restart_reattaches_to_the_newest_run_with_its_full_curve(home):
         await wait_for(pilot, lambda: pane.selected == run_id)
         status = str(app.query_one("#training-status").render())
         assert f"{run_id[:10]} done" in status and "step 12/12" in status and "eval 0.2700" in status
-        loss, eval_loss = app.query_one(LossChart).series[:2]
+        loss, eval_loss = app.query_one("#loss-chart", LossChart).series[:2]
         assert len(loss[0]) == 12 and len(eval_loss[0]) == 2
-        assert "step 12" in str(app.query_one(LossChart).render())
+        assert "step 12" in str(app.query_one("#loss-chart", LossChart).render())
+
+
+async def test_a_scored_run_shows_its_pass_rate_curve_and_best_checkpoint(home):
+    import json
+
+    from core.training.runs import StatusWriter
+
+    run_id = fake_finished_run(home)
+    run_dir = Runs(home).path(run_id)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if "eval_loss" in row:
+            row["pass_rate"] = {6: 0.75, 12: 0.5}[row["step"]]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    StatusWriter(run_dir).update(pass_rate=0.5, best_checkpoint="step-000006", best_pass_rate=0.75)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id and pane.has_class("-scored"))
+        assert "pass 50%, best step-000006 75%" in str(app.query_one("#training-status").render())
+        chart = app.query_one("#pass-chart", LossChart)
+        assert chart.display and chart.series == [([(6, 75.0), (12, 50.0)], "green")]
 
 
 async def open_train_form(pilot) -> TrainForm:

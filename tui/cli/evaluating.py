@@ -14,7 +14,7 @@ from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.history.records import eval_scope
 from core.training.config import TrainConfig
-from core.workbench.compare import CompareWatcher, training_label
+from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench, parse_mapping
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
@@ -261,6 +261,12 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         "--report", default=None, metavar="FILE", help="also write the grid and verdict to FILE (.md or .html)"
     )
     p.add_argument(
+        "--checkpoint",
+        default="final",
+        choices=CHECKPOINTS,
+        help="judge each run by its final adapter, or by its checkpoint of highest pass rate (--train scores them)",
+    )
+    p.add_argument(
         "--final",
         action="store_true",
         help="judge the chosen cells once on the sealed test split (each look is counted and said)",
@@ -337,6 +343,7 @@ def run_compare(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         train_settings={"epochs": args.train_epochs},
         final=args.final,
+        checkpoint=args.checkpoint,
     )
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)

@@ -29,6 +29,7 @@ TRAIN_NUMBERS: tuple[tuple[str, type, str], ...] = (  # defaults: TrainConfig's
     ("--grad-accum", int, "micro-batches per step"),
     ("--max-seq-len", int, "tokens per example, prompt and answer"),
     ("--eval-every", int, "steps between eval losses"),
+    ("--eval-items", int, "also score this many eval rows' pass rate at each eval step (0: off; RUN@best)"),
     ("--save-every", int, "steps between checkpoints"),
     ("--seed", int, "seed for shuffling and init"),
 )
@@ -45,6 +46,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="the eval loss from this file (its eval split, or all its rows) instead of --dataset's",
     )
     p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
+    p.add_argument("--eval-grader", default="exact", help="how --eval-items rows are graded (as eval's --grader)")
     p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION", help=HOLDOUT_HELP)
     p.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
     p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
@@ -135,6 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
         nnodes=args.nnodes,
         rdzv_endpoint=args.rdzv_endpoint,
         eval_fraction=args.eval_fraction,
+        eval_grader=args.eval_grader,
         holdout=args.holdout,
     )
     config = workbench.train_config(

@@ -24,6 +24,8 @@ FIELDS = (  # (TrainConfig field, label, type)
     ("grad_accum", "grad accum", int),
     ("max_seq_len", "max seq len", int),
     ("eval_every", "eval every", int),
+    ("eval_items", "pass-rate rows", int),
+    ("eval_grader", "pass-rate grader", str),
     ("save_every", "save every", int),
     ("seed", "seed", int),
     ("schedule", "schedule", str),

@@ -47,6 +47,7 @@ class Watched:
     offset: int = 0
     loss: list[tuple[float, float]] = field(default_factory=list)
     eval_loss: list[tuple[float, float]] = field(default_factory=list)
+    pass_rate: list[tuple[float, float]] = field(default_factory=list)  # a run with eval_items scores its steps
     last: dict[str, Any] = field(default_factory=dict)
 
     def add(self, rows: list[dict[str, Any]]) -> None:
@@ -55,6 +56,8 @@ class Watched:
                 self.loss.append((row["step"], row["loss"]))
             if row.get("eval_loss") is not None:
                 self.eval_loss.append((row["step"], row["eval_loss"]))
+            if row.get("pass_rate") is not None:
+                self.pass_rate.append((row["step"], row["pass_rate"] * 100))
             self.last = row
 
 
@@ -66,6 +69,8 @@ class TrainingPane(Vertical):
         #training-status { height: auto; max-height: 2; }
         #training-progress { height: 1; }
         &.-idle #training-progress, &.-idle LossChart { display: none; }
+        #pass-chart { display: none; }
+        &.-scored #pass-chart { display: block; }
         #training-progress Bar { width: 1fr; }
     }
     """
@@ -146,6 +151,7 @@ class TrainingPane(Vertical):
         yield Static("No training run yet: ctrl+n starts one.", id="training-status")
         yield ProgressBar(id="training-progress", show_eta=False)
         yield LossChart(id="loss-chart")
+        yield LossChart(id="pass-chart")  # pass rate (%) per scored checkpoint, shown once there is one
 
     def on_mount(self) -> None:
         self.can_focus = True
@@ -272,11 +278,16 @@ class TrainingPane(Vertical):
         total = status.get("total_steps") or 0
         parts = [f"{self.selected[:10]} {status['state']}", f"step {status.get('step', 0)}/{total or '?'}"]
         if last:
-            parts += step_parts(last, skip=("epoch", "eval_loss") + (() if status["state"] in LIVE else ("eta_s",)))
+            parts += step_parts(
+                last, skip=("epoch", "eval_loss", "pass_rate") + (() if status["state"] in LIVE else ("eta_s",))
+            )
         if status.get("eval_loss") is not None:
             parts.append(f"eval {status['eval_loss']:.4f}")
         if status["checkpoints"]:
             parts.append(f"{len(status['checkpoints'])} ckpt, last {status['checkpoints'][-1]}")
+        rate, best, best_rate = (status.get(k) for k in ("pass_rate", "best_checkpoint", "best_pass_rate"))
+        if all(isinstance(v, (int, float)) for v in (rate, best_rate)) and isinstance(best, str):
+            parts.append(f"pass {rate:.0%}, best {best[:16]} {best_rate:.0%}")
         if status.get("error"):
             parts.append(status["error"])
         if self.pending:
@@ -287,7 +298,9 @@ class TrainingPane(Vertical):
         if self.overlay:
             others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
             series += [(self.watched[i].loss, style) for i, style in zip(others, OVERLAY_STYLES) if i in self.watched]
-        self.query_one(LossChart).set_series(series)
+        self.query_one("#loss-chart", LossChart).set_series(series)
+        self.set_class(bool(watched.pass_rate), "-scored")
+        self.query_one("#pass-chart", LossChart).set_series([(watched.pass_rate, "green")])
 
     def ask_new_run(
         self, options: ModelOptions, request: EvalRequest, prompt: PromptPane, linear_modules: list[str]
