@@ -15,6 +15,7 @@ from core.engine.client import ModelWorkerClient
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
+from core.engine.protocol import ModelInfo
 from core.engine.worker import run
 from core.errors import TunelabError
 
@@ -58,20 +59,20 @@ class ScriptedHost:
         self.killed = threading.Event()
         self.model = ""
 
-    def load(self, options: ModelOptions) -> dict[str, Any]:
+    def load(self, options: ModelOptions) -> ModelInfo:
         if options.model in self.bad_models:
             raise TunelabError(f"model folder not found: {options.model}")
         self.model = options.model
-        return {
-            "model": options.model,
-            "location": options.model,
-            "device": "cpu",
-            "dtype": "float32",
-            "params_m": 2.8,
-            "load_s": 0.1,
-            "chat_template": self.chat_template,
-            "linear_modules": LINEAR,
-        }
+        return ModelInfo(
+            model=options.model,
+            location=options.model,
+            device="cpu",
+            dtype="float32",
+            params_m=2.8,
+            load_s=0.1,
+            chat_template=self.chat_template,
+            linear_modules=LINEAR,
+        )
 
     def _text(self, prompt: Prompt) -> str:
         if prompt.mode == "raw" or (prompt.mode == "auto" and not self.chat_template):

@@ -147,7 +147,7 @@ class TunelabApp(App[None]):
         try:
             if is_served(options.model):
                 point = endpoint(options.model)
-                info = {"model": point.name, "device": "served", "dtype": point.model, "params_m": "?", "load_s": 0.0}
+                info = wire.ModelInfo(model=point.name, device="served", dtype=point.model)
                 self.main.post_message(ModelReady(wire.Ready(info)))
                 return
             self.client.load(options)

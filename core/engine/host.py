@@ -20,6 +20,7 @@ from typing import Any
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, context_length, fit, fold_note, render
+from core.engine.protocol import ModelInfo
 from core.errors import TunelabError
 from core.faults import fault_int
 
@@ -46,13 +47,13 @@ class ModelHost:
         self.loaded: Any = None  # core.engine.loading.LoadedModel
         self.adapters: dict[str, str] = {}  # adapter folder -> its name inside the PeftModel
 
-    def load(self, options: ModelOptions) -> dict[str, Any]:
+    def load(self, options: ModelOptions) -> ModelInfo:
         """Load the base model (dropping the previous one and its adapters); returns its info."""
         from core.engine.loading import load
 
         self.loaded, self.adapters = None, {}
         self.loaded = load(options.model, **options.load_kwargs())
-        info: dict[str, Any] = self.loaded.info()
+        info: ModelInfo = self.loaded.info()
         return info
 
     @contextlib.contextmanager

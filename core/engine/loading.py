@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from core.engine.modelref import ModelSource, resolve
 from core.engine.prompt import has_chat_template
+from core.engine.protocol import ModelInfo
 from core.errors import TunelabError
 
 
@@ -28,18 +29,18 @@ class LoadedModel:
     def has_chat_template(self) -> bool:
         return has_chat_template(self.tokenizer)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ModelInfo:
         params = sum(p.numel() for p in self.model.parameters())
-        return {
-            "model": self.source.spec,
-            "location": self.source.location,
-            "device": self.device,
-            "dtype": self.dtype,
-            "chat_template": self.has_chat_template,
-            "params_m": round(params / 1e6, 2),
-            "load_s": round(self.load_s, 3),
-            "linear_modules": linear_module_names(self.model),
-        }
+        return ModelInfo(
+            model=self.source.spec,
+            location=self.source.location,
+            device=self.device,
+            dtype=self.dtype,
+            chat_template=self.has_chat_template,
+            params_m=round(params / 1e6, 2),
+            load_s=round(self.load_s, 3),
+            linear_modules=linear_module_names(self.model),
+        )
 
 
 def linear_module_names(model) -> list[str]:

@@ -22,6 +22,7 @@ class ProtocolError(TunelabError):
 class WireMessage:
     TAG: ClassVar[str] = ""
     KEY: ClassVar[str] = ""  # "op" for requests, "event" for events
+    NESTED: ClassVar[dict[str, type]] = {}  # a field carried as a dataclass of its own: rebuilt on decode
 
 
 # -- requests (client -> worker) ------------------------------------------------------------------
@@ -87,11 +88,32 @@ class Loading(Event):
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is: the front ends' title line and the run form's module list. A served model
+    has no location, parameter count or modules (None, empty)."""
+
+    model: str
+    device: str
+    dtype: str
+    location: str = ""
+    chat_template: bool = False
+    params_m: float | None = None
+    load_s: float = 0.0
+    linear_modules: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        size = "?" if self.params_m is None else f"{self.params_m:g}"
+        return f"{self.model} · {self.device} · {self.dtype} · {size}M"
+
+
+@dataclass(frozen=True)
 class Ready(Event):
-    """The model is loaded; `info` has model, location, device, dtype, params_m, load_s, linear_modules."""
+    """The model is loaded."""
 
     TAG: ClassVar[str] = "ready"
-    info: dict[str, Any]
+    NESTED: ClassVar[dict[str, type]] = {"info": ModelInfo}
+    info: ModelInfo
 
 
 @dataclass(frozen=True)
@@ -198,6 +220,11 @@ def from_wire(line: str, kinds: Mapping[str, type[WireMessage]]) -> Any:
         raise ProtocolError(f"unknown {key} in {line[:80]!r}")
     names = {f.name for f in fields(cls)}
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        for name, kind in cls.NESTED.items():  # its own fields only: a newer peer's extra ones are dropped
+            if isinstance(values.get(name), dict):
+                known = {f.name for f in fields(kind)}
+                values[name] = kind(**{k: v for k, v in values[name].items() if k in known})
+        return cls(**values)
     except TypeError as exc:
         raise ProtocolError(f"bad {cls.TAG}: {exc}") from None

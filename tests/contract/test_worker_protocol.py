@@ -86,7 +86,8 @@ def test_load_then_ready(client):
     made, events = client
     ready = events.until(p.Ready)
     assert events.trace() == ["loading", "ready"]
-    assert {"model", "device", "dtype", "params_m", "load_s", "linear_modules"} <= set(ready.info)
+    assert isinstance(ready.info, p.ModelInfo) and ready.info.device == "cpu" and ready.info.linear_modules
+    assert ready.info.params_m is not None and ready.info.load_s >= 0
 
 
 def test_stream_cancel_and_crash_mid_request(client):
@@ -178,6 +179,7 @@ def test_adapters_hot_swap_on_the_real_worker(tmp_path):
 def test_wire_round_trip_for_every_message():
     for cls in [*p.REQUESTS.values(), *p.EVENTS.values()]:
         values = {f.name: {"str": "x", "int": 1, "bool": True}.get(str(f.type).split(" ")[0], {}) for f in fields(cls)}
+        values.update({name: kind("demo", "cpu", "float32") for name, kind in cls.NESTED.items()})
         message = cls(**values)
         kinds = p.REQUESTS if issubclass(cls, p.Request) else p.EVENTS
         assert p.from_wire(p.to_wire(message), kinds) == message
@@ -192,6 +194,7 @@ def test_every_event_type_has_its_app_message():
 
     answered = set(p.EVENTS) - {p.Alive.TAG}  # the heartbeat is the client's own (its watchdog's)
     assert set(WORKER_MESSAGES) | STALE_ONLY == answered and not set(WORKER_MESSAGES) & STALE_ONLY
-    ready = worker_message(p.Ready({"model": "demo"}), "g1")
-    assert type(ready).__name__ == "ModelReady" and ready.event.info == {"model": "demo"} and ready.token == "g1"
+    info = p.ModelInfo("demo", "cpu", "float32")
+    ready = worker_message(p.Ready(info), "g1")
+    assert type(ready).__name__ == "ModelReady" and ready.event.info == info and ready.token == "g1"
     assert worker_message(p.BatchDone("b1")) is None

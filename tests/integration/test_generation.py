@@ -22,8 +22,8 @@ def run(loaded, prompt=STORY, interval=0.0, **params):
 
 def test_demo_model_loads_with_safe_defaults(demo_loaded):
     info = demo_loaded.info()
-    assert info["device"] == "cpu" and info["dtype"] == "float32" and info["chat_template"]
-    assert 1 < info["params_m"] < 10
+    assert info.device == "cpu" and info.dtype == "float32" and info.chat_template
+    assert info.params_m is not None and 1 < info.params_m < 10
 
 
 def test_greedy_is_deterministic_and_chunks_add_up(demo_loaded):

@@ -35,8 +35,7 @@ def test_hub_id_loads_from_the_local_cache_offline(tmp_path):
     (entry / "refs").mkdir()
     (entry / "refs" / "main").write_text("0" * 40)
     code = (
-        "from core.engine.loading import load; m = load('tunelab-test/cached'); "
-        "print(m.source.local, m.info()['model'])"
+        "from core.engine.loading import load; m = load('tunelab-test/cached'); print(m.source.local, m.info().model)"
     )
     # huggingface_hub reads its cache location once, at import: a fresh process sees this one
     out = subprocess.run(

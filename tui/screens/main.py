@@ -222,11 +222,11 @@ class MainScreen(Screen[None]):
     def model_loaded(self, message: ModelReady) -> None:
         info = message.event.info
         self.model_ready = True
-        self.linear_modules = info.get("linear_modules", [])
+        self.linear_modules = info.linear_modules
         self.results.loading = False
-        self.app.sub_title = f"{info['model']} · {info['device']} · {info['dtype']} · {info['params_m']}M"
+        self.app.sub_title = info.title
         if self.generation is None:
-            self.results.set_status(f"ready: {info['model']} loaded in {info['load_s']:.1f}s")
+            self.results.set_status(f"ready: {info.model} loaded in {info.load_s:.1f}s")
 
     def _model_failed(self, message: str) -> None:
         self.results.loading = False
