@@ -69,3 +69,16 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("tiny-models")
     return {f.name: build(f, root / f.name) for f in FAMILIES}
+
+
+class Ran:
+    def __init__(self, code, captured):
+        self.returncode, self.stdout, self.stderr = code, captured.out, captured.err
+
+
+def here(capsys, *args):
+    """The command line in this process (torch is loaded once for the file): exit code and streams."""
+    from tui.cli.main import main
+
+    capsys.readouterr()
+    return Ran(main(list(args)), capsys.readouterr())

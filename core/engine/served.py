@@ -56,6 +56,15 @@ class Endpoint:
             raise TunelabError(f"endpoint {self.name}: max_concurrency must be between 1 and 256")
         if not 0 < self.timeout_s <= 3600:
             raise TunelabError(f"endpoint {self.name}: timeout_s must be above 0 and at most 3600")
+        for price in ("price_in", "price_out"):
+            value = getattr(self, price)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1e6):
+                raise TunelabError(f"endpoint {self.name}: {price} must be a price per million tokens, 0 or more")
+
+    def cost(self) -> dict[str, Any]:
+        """What the verdict prices a served row with: the endpoint's prices per million tokens, if set."""
+        prices = {"price_in": self.price_in, "price_out": self.price_out}
+        return {"served": self.name, **{k: v for k, v in prices.items() if v is not None}}
 
     @property
     def key(self) -> str | None:

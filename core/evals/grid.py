@@ -84,10 +84,15 @@ def _mean(values: list[Any]) -> float | None:
     return round(statistics.fmean(known), 4) if known else None
 
 
-def build_grid(summary: dict[str, Any], loras: Mapping[str, Mapping[str, Any]] | None = None) -> Grid:
+def build_grid(
+    summary: dict[str, Any],
+    loras: Mapping[str, Mapping[str, Any]] | None = None,
+    served: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Grid:
     """The grid of `summary`'s variants. `loras[adapter]` may give `group` (adapters of one group are seeds
-    of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own."""
-    loras = loras or {}
+    of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own. `served[model]`
+    is a served model's cost (its endpoint and prices)."""
+    loras, served = loras or {}, served or {}
     variants = summary["variants"]
     rows: list[Row] = []
     cols: list[Column] = []
@@ -98,7 +103,7 @@ def build_grid(summary: dict[str, Any], loras: Mapping[str, Mapping[str, Any]] |
         row_key = f"{v.get('model')}:{info.get('group', adapter) if adapter else BASE}"
         r = next((i for i, row in enumerate(rows) if row.key == row_key), None)
         if r is None:
-            rows.append(_row(row_key, v, info))
+            rows.append(_row(row_key, v, info, served.get(str(v.get("model")), {})))
             r = len(rows) - 1
         elif adapter and adapter not in rows[r].adapters:
             rows[r] = _with_adapter(rows[r], adapter)
@@ -113,10 +118,10 @@ def build_grid(summary: dict[str, Any], loras: Mapping[str, Mapping[str, Any]] |
     return Grid(rows, _priced(cols, cells), cells)
 
 
-def _row(key: str, variant: dict[str, Any], info: Mapping[str, Any]) -> Row:
+def _row(key: str, variant: dict[str, Any], info: Mapping[str, Any], served: Mapping[str, Any]) -> Row:
     model, adapter = str(variant.get("model")), variant.get("adapter")
     if not adapter:
-        return Row(key, f"{model} (base)", model)
+        return Row(key, f"{model} (base)", model, cost=dict(served))
     trained_on = str(info.get("trained_on") or "elsewhere")
     return Row(
         key,

@@ -78,10 +78,39 @@ def grid_table(grid: Grid) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def served_cost(grid: Grid, r: int) -> str:
+    """A served row's cost per call (the mean over its cells: latency, prompt and completion tokens) and,
+    when its endpoint sets prices, money per 1,000 calls: what its verdict weighs against a LoRA's training."""
+    cells = [cell for (row, _), cell in grid.cells.items() if row == r]
+
+    def mean(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+
+    latency = mean([c.latency_s for c in cells])
+    prompt, completion = mean([c.prompt_tokens for c in cells]), mean([c.completion_tokens for c in cells])
+    parts = [f"served by {grid.rows[r].cost['served']}"]
+    if latency is not None:
+        parts.append(f"{latency:.2f} s per call")
+    if prompt is not None and completion is not None:
+        parts.append(f"{prompt:.0f}+{completion:.0f} tokens per call")
+        price_in, price_out = grid.rows[r].cost.get("price_in"), grid.rows[r].cost.get("price_out")
+        if price_in is not None or price_out is not None:
+            money = 1000 * (prompt * (price_in or 0.0) + completion * (price_out or 0.0)) / 1e6
+            parts.append(f"{money:.4g} per 1,000 calls (the endpoint's prices)")
+        else:
+            parts.append("no prices set (price_in, price_out per million tokens in its [endpoints] table)")
+    return ", ".join(parts)
+
+
 def costs(grid: Grid) -> list[str]:
-    return [f"{row.label}: {row_cost(row)}" for row in grid.rows if row.adapters] + [
-        f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key
+    """Each LoRA's training, each served model's calls and each prompt's extra tokens, one line each."""
+    rows = [
+        f"{row.label}: {row_cost(row) if row.adapters else served_cost(grid, r)}"
+        for r, row in enumerate(grid.rows)
+        if row.adapters or row.cost.get("served")
     ]
+    return rows + [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key]
 
 
 def _svg(figure: Any) -> str:

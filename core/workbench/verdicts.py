@@ -11,6 +11,7 @@ from typing import Any
 
 from core.data.datasets import HOLDOUT, SEALED
 from core.data.prompts import PromptStore
+from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
 from core.evals.runner import EvalRequest, EvalRuns, Variant
@@ -117,7 +118,9 @@ class VerdictCases(AdapterCases):
             if v.get("prompt_id")
         }
         loras = {v["adapter"]: self.lora_info(v["adapter"], labels) for v in summary["variants"] if v.get("adapter")}
-        grid = build_grid(summary, loras)
+        grid = build_grid(
+            summary, loras, {v["model"]: served_cost(v["model"]) for v in summary["variants"] if is_served(v["model"])}
+        )
         judged, why = None, ""
         if summary.get("status") != "done":
             why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
@@ -291,3 +294,11 @@ class VerdictCases(AdapterCases):
         return write_report(
             path, comparison.summary, comparison.grid, comparison.verdict.sentence, comparison.warnings, curves
         )
+
+
+def served_cost(model: str) -> dict[str, Any]:
+    """A served row's endpoint and prices; an endpoint gone from the config since is named as it was."""
+    try:
+        return endpoint(model).cost()
+    except TunelabError:
+        return {"served": model}

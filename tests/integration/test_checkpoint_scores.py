@@ -100,7 +100,7 @@ def test_eval_items_and_grader_are_checked_when_the_config_is_made():
 def test_compare_checkpoint_best_judges_the_best_scored_checkpoint_and_counts_every_one_tried(
     scored_run, monkeypatch, capsys
 ):
-    from tests.integration.test_folded_and_all_rows import here
+    from tests.conftest import here
 
     home, run_id = scored_run
     monkeypatch.setenv("TUNELAB_HOME", str(home))

@@ -11,23 +11,10 @@ from core.engine.prompt import FOLD_NOTE
 from core.errors import TunelabError
 from core.training.config import TrainConfig
 from core.training.splits import eval_rows, train_rows
-from tests.conftest import tunelab
+from tests.conftest import here, tunelab
 from tests.tiny_models import FAMILIES
 
 FOLDING = next(f.name for f in FAMILIES if f.refuses_system)
-
-
-class Ran:
-    def __init__(self, code, captured):
-        self.returncode, self.stdout, self.stderr = code, captured.out, captured.err
-
-
-def here(capsys, *args):
-    """The command line in this process (torch is loaded once for the file): exit code and streams."""
-    from tui.cli.main import main
-
-    capsys.readouterr()
-    return Ran(main(list(args)), capsys.readouterr())
 
 
 def rows_file(tmp_path, n=12, name="rows.jsonl"):

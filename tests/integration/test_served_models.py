@@ -121,3 +121,29 @@ def test_a_served_model_is_never_trained_here(home):
     out = tunelab("train", "--model", "http://127.0.0.1:9/v1#big", "--max-steps", "1", home=home)
     assert out.returncode == 2 and "is served: training runs on a local model" in out.stderr
     assert not (home / "runs").exists() or not list((home / "runs").iterdir())
+
+
+def test_a_served_row_is_priced_per_1000_calls_beside_the_loras_training(home, server, capsys):
+    """With prices in its [endpoints] table, the verdict's cost lines give a served row's money per 1,000
+    calls from its mean tokens; without them, its latency and tokens and where prices go."""
+    from core.evals.report import costs
+    from core.storage.config import config_path
+    from core.workbench.service import Workbench
+    from tests.conftest import here
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(
+        f'[endpoints.fake]\nbase_url = "{server}"\nmodel = "ok"\nprice_in = 2.5\nprice_out = 10\n'
+        f'[endpoints.free]\nbase_url = "{server}"\nmodel = "ok"\n'
+    )
+    done = here(capsys, "eval", "--model", "demo", "--model", "endpoint:fake", "--model", "endpoint:free", "--no-prompt", "--limit", "6", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    workbench = Workbench(home)
+    lines = costs(workbench.comparison(workbench.evals.load(json.loads(done.stdout)["id"])).grid)
+    fake = next(line for line in lines if line.startswith("endpoint:fake"))
+    # the fake answers 5 prompt and 4 completion tokens: 1000 x (5 x 2.5 + 4 x 10) / 1e6
+    assert "served by fake" in fake and "5+4 tokens per call" in fake and "0.0525 per 1,000 calls" in fake
+    free = next(line for line in lines if line.startswith("endpoint:free"))
+    assert "no prices set" in free and not any(line.startswith("demo (base)") for line in lines)
+    with pytest.raises(TunelabError, match="price_in must be a price per million tokens"):
+        Endpoint("x", "http://h/v1", "m", price_in=-1)

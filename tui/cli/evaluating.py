@@ -272,6 +272,12 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         help="judge the chosen cells once on the sealed test split (each look is counted and said)",
     )
     p.add_argument(
+        "--parity",
+        action="store_true",
+        help="run one model served and here (two --model) on the same items, greedy, and list every item whose "
+        "output differs, with the likely cause (exit 1 if any)",
+    )
+    p.add_argument(
         "--plan",
         type=float,
         default=None,
@@ -319,6 +325,8 @@ def run_compare(args: argparse.Namespace) -> int:
     the verdict; with --train, the LoRAs it needs are trained first."""
     from core.evals.backends import HostBackend
 
+    if args.parity:
+        return _run_parity(args)
     options, _, adapters = model_options(args, several_adapters=True)
     workbench = _workbench()
     request, min_pass = _eval_request(args)
@@ -350,6 +358,40 @@ def run_compare(args: argparse.Namespace) -> int:
     with bars.stack:
         judged = workbench.compare(plan, HostBackend(options), bars)
     return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
+
+
+def _run_parity(args: argparse.Namespace) -> int:
+    from core.evals.backends import HostBackend
+    from core.workbench.parity import run_parity
+
+    options, models, adapters = model_options(args, several_models=True)
+    if adapters:
+        raise TunelabError("{0} compares base models: a served model's LoRAs are the server's", "parity")
+    workbench = _workbench()
+    request, _ = _eval_request(args)
+    refs = [workbench.prompt_ref(ref) for ref in args.prompt]
+    with progress("parity") as update:
+        found = run_parity(workbench, request, models, refs, HostBackend(options), update)
+    if args.json:
+        drifts = [vars(d) for d in found.drifts]
+        print(
+            json.dumps(
+                {
+                    "eval": found.summary["id"],
+                    "compared": found.compared,
+                    "differing": found.differing,
+                    "drifts": drifts,
+                }
+            )
+        )
+    else:
+        for d in found.drifts:
+            print(f"{d.item} ({d.prompt}): here {d.local[:60]!r} · served {d.served[:60]!r}: {d.why}")
+        more = (
+            f" ({found.differing - len(found.drifts)} more not listed)" if found.differing > len(found.drifts) else ""
+        )
+        print(f"parity: {found.differing} of {found.compared} answers differ{more} (eval {found.summary['id']})")
+    return 1 if found.differing else 0
 
 
 # -- prompts and evals ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.errors import TunelabError
-from core.evals.report import column_cost, rate_text, row_cost, usage_text
+from core.evals.report import costs, rate_text, usage_text
 from core.history.records import eval_scope
 from core.workbench.verdicts import Comparison, Foreign
 from tui.messages import RunStarted
@@ -142,8 +142,7 @@ class VerdictScreen(Screen[None]):
     def _notes(self) -> Text:
         grid = self.comparison.grid
         lines = [f"note: {w}" for w in self.comparison.warnings]
-        lines += [f"{row.label}: {row_cost(row)}" for row in grid.rows if row.adapters]
-        lines += [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key]
+        lines += costs(grid)
         return Text("\n".join(lines))
 
     def _selected(self) -> tuple[int, int] | None:
