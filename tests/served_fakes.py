@@ -1,7 +1,9 @@
 """A small OpenAI-compatible server that misbehaves on purpose, picked by the request's `model`:
 `ok`, `429` (once, with Retry-After), `500` (once), `cut` (a stream that stops mid-way), `endless` (a
 stream that never ends), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
-(refuses the `seed` field with 422, as some servers refuse fields)."""
+(refuses the `seed` field with 422, as some servers refuse fields), `judge` (a judge model: PASS when the
+output it is shown says "sunny" and the rubric asks about the weather, SCORE 0.2 otherwise, and an answer
+with no verdict when the rubric says "vague")."""
 
 from __future__ import annotations
 
@@ -41,11 +43,22 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(5)
         if body.get("stream"):
             return self._stream(behaviour, "prompt" in body)
-        text = "".join(WORDS)
+        text = self._judged(body) if behaviour == "judge" else "".join(WORDS)
         choice = {"text": text} if "prompt" in body else {"message": {"role": "assistant", "content": text}}
         self._json(200, {"model": f"served-{behaviour}", "system_fingerprint": "fp1",
                          "choices": [{**choice, "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 5, "completion_tokens": 4}})  # fmt: skip
+
+    @staticmethod
+    def _judged(body) -> str:
+        asked = str(body.get("messages", [{}])[-1].get("content", ""))
+        rubric, _, rest = asked.partition("INPUT:")
+        if "vague" in rubric:
+            return "It is hard to say."
+        output = rest.rpartition("OUTPUT:")[2]
+        return (
+            "PASS\nit speaks of the weather" if "weather" in rubric and "sunny" in output else "SCORE: 0.2\noff topic"
+        )
 
     def _stream(self, behaviour: str, raw: bool) -> None:
         self.send_response(200)

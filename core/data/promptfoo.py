@@ -13,17 +13,19 @@ from core.errors import TunelabError
 COLUMN = re.compile(r"^__expected\d*$")
 PROMPT_COLUMNS = ("__prefix", "__suffix")  # promptfoo adds these to the prompt: tunelab's template does that
 ASSERTION = re.compile(r"^(?P<negated>not-)?(?P<kind>[a-z][a-z0-9-]*)(?:\([\d.]+\))?(?::(?P<value>.*))?$", re.S)
-SUPPORTED = "equals, contains, icontains, not-contains, contains-any, contains-all, starts-with, regex, is-json"
+SUPPORTED = (
+    "equals, contains, icontains, not-contains, contains-any, contains-all, starts-with, regex, is-json, llm-rubric"
+)
 KNOWN = {  # the types mapped to graders; with `not-`, only the contains pair is
     *("equals", "contains", "icontains", "contains-any", "icontains-any", "contains-all", "icontains-all"),
-    *("starts-with", "regex", "is-json"),
+    *("starts-with", "regex", "is-json", "llm-rubric"),
 }
 UNSUPPORTED = {  # promptfoo's other assertion types (and legacy prefixes): named in the refusal
     *("answer-relevance", "bleu", "classifier", "context-faithfulness", "context-recall", "context-relevance"),
     *("contains-html", "contains-json", "contains-sql", "contains-xml", "cost", "factuality", "finish-reason"),
     *("fn", "eval", "g-eval", "gleu", "grade", "guardrails", "human", "is-html", "is-refusal", "is-sql"),
     *("is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml"),
-    *("javascript", "latency", "levenshtein", "llm-rubric", "max-score", "meteor", "model-graded-closedqa"),
+    *("javascript", "latency", "levenshtein", "max-score", "meteor", "model-graded-closedqa"),
     *("model-graded-factuality", "moderation", "perplexity", "perplexity-score", "python", "rouge-n", "ruby"),
     *("select-best", "similar", "webhook", "word-count"),
 }
@@ -77,6 +79,8 @@ def _spec(where: str, text: str) -> tuple[list[str], str | None]:
             return [f"regex:{value}"], None
         if kind == "is-json" and not value:
             return ["json"], None
+        if kind == "llm-rubric" and value:  # graded by the eval's judge model (refused in one line without one)
+            return [f"judge:{value}"], None
     raise TunelabError(f"{where}: promptfoo assertion '{text[:60]}' is not supported here (supported: {SUPPORTED})")
 
 

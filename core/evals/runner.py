@@ -32,6 +32,7 @@ from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.backends import Backend, ServedBackend
 from core.evals.cache import GenerationCache, cache_key
+from core.evals.judge import Judge, is_judge, rubric_text
 from core.evals.summary import summarize
 from core.history.records import eval_record
 from core.history.store import History, new_id
@@ -77,6 +78,7 @@ class EvalRequest:
     truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
     skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
     holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
+    judge: str | None = None  # the served model that grades `judge:RUBRIC` specs
 
     def load_data(self) -> Dataset:
         """The request's dataset, split as every eval, run and look at it splits it."""
@@ -112,6 +114,7 @@ class _Plan:
     graders: dict[str, Grader]
     adapter_paths: dict[str, str]
     calls: list[_Call]
+    judge: Judge | None = None
 
 
 def run_eval(
@@ -171,9 +174,16 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
             dataset.check_template(Template(v.version.system), items)
     answers = {it.id: tuple(None if a is None else final_answer(a) for a in it.accepted) for it in items}
     labels = sorted({a for accepted in answers.values() for a in accepted if a is not None})
-    graders = {spec: parse_grader(spec, labels) for spec in {c for it in items for c in it.checks or ()}}
-    if any(it.checks is None for it in items):
-        graders[request.grader] = parse_grader(request.grader, labels)
+    specs = {c for it in items for c in it.checks or ()} | (
+        {request.grader} if any(it.checks is None for it in items) else set()
+    )
+    graders = {spec: parse_grader(spec, labels) for spec in specs if not is_judge(spec)}
+    judged = sorted(spec for spec in specs if is_judge(spec))
+    for spec in judged:
+        rubric_text(spec)  # an empty rubric or an oversized file fails here
+    if judged and not request.judge:
+        raise TunelabError(f"grader '{judged[0][:40]}' needs a judge model: give {{0}} MODEL (a served one)", "judge")
+    judge = Judge(request.judge, root, request.use_cache) if judged and request.judge else None
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
     fingerprints = {v.model: _fingerprint(v.model) for v in variants}
@@ -193,7 +203,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
                 if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
                     key += f":{new_id()}"
                 calls.append(_Call(vi, ii, r, prompt, params, key))
-    return _Plan(request, dataset, items, answers, graders, adapter_paths, calls)
+    return _Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge)
 
 
 class _Grading:
@@ -224,7 +234,10 @@ class _Grading:
                     self.unrenderable[call.variant] += 1
             return
         specs = (plan.request.grader,) if item.checks is None else item.checks
-        grade = grade_all(plan.graders, specs, final_answer(result["output"]), plan.answers[item.id])
+        graders, judged = plan.graders, dict[str, Any]()
+        if plan.judge is not None:  # a judge spec grades this row with its input in the judge's prompt
+            graders = {**graders, **{s: plan.judge.grader(s, call.prompt, judged) for s in specs if is_judge(s)}}
+        grade = grade_all(graders, specs, final_answer(result["output"]), plan.answers[item.id])
         row = {
             "variant": call.variant,
             "item": item.id,
@@ -238,6 +251,7 @@ class _Grading:
             "completion_tokens": result.get("completion_tokens"),
             "truncated": bool(result.get("truncated")),
             "cached": from_cache,
+            **judged,
         }
         with self.lock:
             if result.get("note"):
@@ -323,6 +337,8 @@ def _summary(
             v["notes"] = sorted(grading.notes[vi])
     if all(it.checks is not None for it in plan.items):
         summary["grader"] = "each row's __expected"  # the request's grader was not used
+    if plan.judge is not None:
+        summary["judge"] = asdict(plan.judge.tally)  # its cost, apart from the graded calls
     if error is not None:
         summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     return summary

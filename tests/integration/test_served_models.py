@@ -147,3 +147,53 @@ def test_a_served_row_is_priced_per_1000_calls_beside_the_loras_training(home, s
     assert "no prices set" in free and not any(line.startswith("demo (base)") for line in lines)
     with pytest.raises(TunelabError, match="price_in must be a price per million tokens"):
         Endpoint("x", "http://h/v1", "m", price_in=-1)
+
+
+def judged_rows(tmp_path, n=4):
+    path = tmp_path / "open.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "text": f"How is the sky {i}?"}) + "\n" for i in range(n)))
+    return str(path)
+
+
+def test_a_judge_grades_open_ended_rows_keeps_its_reasons_caches_and_counts_unparsable_answers(
+    home, server, tmp_path, capsys
+):
+    from core.workbench.service import Workbench
+    from tests.conftest import here
+
+    rows, judge = judged_rows(tmp_path), f"{server}#judge"
+    args = ["eval", "--model", f"{server}#ok", "--dataset", rows, "--split", "all", "--no-prompt", "--judge", judge, "--json"]  # fmt: skip
+    done = here(capsys, *args, "--grader", "judge:Does it describe the weather?")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["variants"][0]["pass_rate"] == 1.0 and summary["judge"]["calls"] == 4
+    assert "judge " in done.stderr and "4 calls (0 cached)" in done.stderr  # its cost, said apart
+    graded = Workbench(home).evals.load(summary["id"])
+    from core.history.io import eval_rows
+
+    first = next(eval_rows(home, graded))
+    assert first["judge"].startswith("PASS") and "judge_error" not in first
+    again = json.loads(here(capsys, *args, "--grader", "judge:Does it describe the weather?").stdout)
+    assert again["judge"]["cached"] == 4 and again["judge"]["prompt_tokens"] == 0
+    rubric = tmp_path / "rubric.md"
+    rubric.write_text("Is the answer about cooking?")  # a rubric file: SCORE 0.2 < 0.5 on every row
+    assert json.loads(here(capsys, *args, "--grader", f"judge:{rubric}").stdout)["variants"][0]["pass_rate"] == 0.0
+    vague = json.loads(here(capsys, *args, "--grader", "judge:something vague").stdout)
+    assert vague["variants"][0]["pass_rate"] == 0.0 and vague["judge"]["errors"] == 4  # never a pass
+
+
+def test_a_judge_spec_without_a_judge_and_a_local_judge_are_one_line_each(home, server, tmp_path, capsys):
+    from tests.conftest import here
+
+    rows = judged_rows(tmp_path)
+    base = ["eval", "--model", f"{server}#ok", "--dataset", rows, "--split", "all", "--no-prompt"]
+    missing = here(capsys, *base, "--grader", "judge:weather?")
+    assert missing.returncode == 2 and "needs a judge model: give --judge MODEL" in missing.stderr
+    local = here(capsys, *base, "--grader", "judge:weather?", "--judge", "demo")
+    assert local.returncode == 2 and "the judge must be a served model" in local.stderr
+    csv = tmp_path / "pf.csv"
+    csv.write_text("text,__expected\nHow is the sky?,llm-rubric: describes the weather\n")
+    refused = here(capsys, "eval", "--model", f"{server}#ok", "--dataset", str(csv), "--split", "all", "--no-prompt")
+    assert refused.returncode == 2 and "needs a judge model" in refused.stderr
+    mapped = here(capsys, "eval", "--model", f"{server}#ok", "--dataset", str(csv), "--split", "all", "--no-prompt", "--judge", f"{server}#judge", "--json")  # fmt: skip
+    assert mapped.returncode == 0 and json.loads(mapped.stdout)["variants"][0]["pass_rate"] == 1.0, mapped.stderr

@@ -124,7 +124,7 @@ def test_promptfoo_csv_rows_carry_their_own_assertions(tmp_path):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ('"q",llm-rubric: is polite', "t.csv:2: __expected: promptfoo assertion 'llm-rubric: is polite' is not"),
+        ('"q",model-graded-closedqa: is polite', "t.csv:2: __expected: promptfoo assertion 'model-graded-closedqa"),
         ('"q",not-regex: ^a', "t.csv:2: __expected: promptfoo assertion 'not-regex: ^a' is not supported"),
         ('"q",javascript: output.length < 9', "t.csv:2: __expected: promptfoo assertion 'javascript"),
     ],

@@ -55,7 +55,14 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--grader",
         default="labels",
-        help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t]",
+        help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t], "
+        "judge:RUBRIC (text or file; needs --judge)",
+    )
+    p.add_argument(
+        "--judge",
+        default=None,
+        metavar="MODEL",
+        help="the served model (URL#MODEL or endpoint:NAME) that grades judge:RUBRIC and promptfoo llm-rubric checks",
     )
     p.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
     p.add_argument(
@@ -203,6 +210,7 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
         args.truncate,
         args.skip_unrenderable,
         args.holdout,
+        args.judge,
     )
     return request, min_pass
 
@@ -228,6 +236,10 @@ def _answer(
     comparisons = _against(summary, baseline)
     for note in dict.fromkeys(f"{v.get('model')}: {n}" for v in summary["variants"] for n in v.get("notes", ())):
         say(f"note: model {note}")
+    if isinstance(summary.get("judge"), dict):
+        from core.evals.judge import judge_line
+
+        say(judge_line(summary["judge"]))
     if args.pin:
         workbench.evals.pin(summary["id"])
     if judged and getattr(args, "report", None):
@@ -326,7 +338,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from core.evals.backends import HostBackend
 
     if args.parity:
-        return _run_parity(args)
+        from tui.cli.parity import run_parity_check
+
+        return run_parity_check(args, _eval_request(args)[0])
     options, _, adapters = model_options(args, several_adapters=True)
     workbench = _workbench()
     request, min_pass = _eval_request(args)
@@ -358,40 +372,6 @@ def run_compare(args: argparse.Namespace) -> int:
     with bars.stack:
         judged = workbench.compare(plan, HostBackend(options), bars)
     return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
-
-
-def _run_parity(args: argparse.Namespace) -> int:
-    from core.evals.backends import HostBackend
-    from core.workbench.parity import run_parity
-
-    options, models, adapters = model_options(args, several_models=True)
-    if adapters:
-        raise TunelabError("{0} compares base models: a served model's LoRAs are the server's", "parity")
-    workbench = _workbench()
-    request, _ = _eval_request(args)
-    refs = [workbench.prompt_ref(ref) for ref in args.prompt]
-    with progress("parity") as update:
-        found = run_parity(workbench, request, models, refs, HostBackend(options), update)
-    if args.json:
-        drifts = [vars(d) for d in found.drifts]
-        print(
-            json.dumps(
-                {
-                    "eval": found.summary["id"],
-                    "compared": found.compared,
-                    "differing": found.differing,
-                    "drifts": drifts,
-                }
-            )
-        )
-    else:
-        for d in found.drifts:
-            print(f"{d.item} ({d.prompt}): here {d.local[:60]!r} · served {d.served[:60]!r}: {d.why}")
-        more = (
-            f" ({found.differing - len(found.drifts)} more not listed)" if found.differing > len(found.drifts) else ""
-        )
-        print(f"parity: {found.differing} of {found.compared} answers differ{more} (eval {found.summary['id']})")
-    return 1 if found.differing else 0
 
 
 # -- prompts and evals ----------------------------------------------------------------------------
