@@ -19,12 +19,16 @@ WORDS = ["It", " is", " sunny", "."]
 class Handler(BaseHTTPRequestHandler):
     seen: Counter = Counter()
     auth: list[str] = []
+    loaded: list[dict] = []
 
     def log_message(self, *args) -> None:  # quiet
         pass
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        if self.path.endswith("/load_lora_adapter"):  # vLLM's runtime LoRA loading; a path with "nolora": 404
+            Handler.loaded.append(body)
+            return self._json(404 if "nolora" in str(body.get("lora_path")) else 200, {"status": "ok"})
         behaviour = body.get("model", "ok")
         Handler.auth.append(self.headers.get("authorization", ""))
         Handler.seen[behaviour] += 1

@@ -46,6 +46,7 @@ class Endpoint:
     timeout_s: float = 120.0
     price_in: float | None = None  # per million input tokens
     price_out: float | None = None
+    loads_lora: bool = False  # vLLM with runtime LoRA updates: a local --adapter is loaded into the server
 
     def __post_init__(self) -> None:
         if not re.match(r"^https?://", self.base_url):
@@ -56,6 +57,8 @@ class Endpoint:
             raise TunelabError(f"endpoint {self.name}: max_concurrency must be between 1 and 256")
         if not 0 < self.timeout_s <= 3600:
             raise TunelabError(f"endpoint {self.name}: timeout_s must be above 0 and at most 3600")
+        if not isinstance(self.loads_lora, bool):
+            raise TunelabError(f"endpoint {self.name}: loads_lora must be true or false")
         for price in ("price_in", "price_out"):
             value = getattr(self, price)
             if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1e6):
@@ -79,6 +82,14 @@ class Endpoint:
 
 def is_served(spec: str | None) -> bool:
     return bool(spec) and (str(spec).startswith(PREFIX) or INLINE.match(str(spec)) is not None)
+
+
+def loads_lora(spec: str) -> bool:
+    """Whether a served model takes tunelab's adapters (its endpoint says `loads_lora`); unknown: no."""
+    try:
+        return is_served(spec) and endpoint(spec).loads_lora
+    except TunelabError:
+        return False
 
 
 def endpoint(spec: str) -> Endpoint:
@@ -119,6 +130,26 @@ class ServedClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load a PEFT folder (a path the server can read) into the server as model `name`, through vLLM's
+        `POST /v1/load_lora_adapter`; one already loaded under that name is fine."""
+        import httpx
+
+        try:
+            response = self.http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+        except httpx.TimeoutException:
+            raise TunelabError(f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)") from None
+        except httpx.TransportError as exc:
+            raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
+        if response.status_code < 400 or "already" in response.text[:2000].lower():
+            return
+        if response.status_code in (404, 405):
+            raise TunelabError(
+                f"{self._where()}: the server does not load LoRA adapters at run time (vLLM: --enable-lora and "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; otherwise name its --lora-modules as models)"
+            )
+        self._check(response, f"/load_lora_adapter ({path})")
 
     def complete(
         self,

@@ -5,10 +5,12 @@ params) and calls back each result. `HostBackend` runs in this process (the head
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from core.engine import protocol as p
@@ -104,16 +106,31 @@ class ServedBackend:
         self.clients: dict[str, Any] = {}
         self.notes: list[str] = []
 
+    def _client(self, model: str, adapter: str | None) -> Any:
+        """The model's client; with an adapter (an endpoint with `loads_lora`), the adapter loaded into the
+        server under a name of its own (its path's hash), and a client asking for that model."""
+        from core.engine.served import ServedClient, endpoint
+
+        key = f"{model}\0{adapter or ''}"
+        if key not in self.clients:
+            point = endpoint(model)
+            if adapter and not point.loads_lora:
+                raise TunelabError(f"model {model} is served: a LoRA of it is the server's to load (loads_lora)")
+            if adapter:
+                name = f"tunelab-{Path(adapter).name[:24]}-{hashlib.sha256(adapter.encode()).hexdigest()[:10]}"
+                loader = ServedClient(point)
+                try:
+                    loader.load_adapter(name, str(Path(adapter).resolve()))  # the server reads it by path
+                finally:
+                    loader.close()
+                point = replace(point, model=name)
+            self.clients[key] = ServedClient(point)
+        return self.clients[key]
+
     def run(self, model, adapter, prompts, params, on_result, cancel) -> None:
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-        from core.engine.served import ServedClient, endpoint
-
-        if adapter:
-            raise TunelabError(f"model {model} is served: a LoRA of it is the server's to load (no adapter here)")
-        if model not in self.clients:
-            self.clients[model] = ServedClient(endpoint(model))
-        client = self.clients[model]
+        client = self._client(model, adapter)
         gen = GenParams.from_dict(params)
 
         def one(i: int) -> None:

@@ -197,3 +197,32 @@ def test_a_judge_spec_without_a_judge_and_a_local_judge_are_one_line_each(home, 
     assert refused.returncode == 2 and "needs a judge model" in refused.stderr
     mapped = here(capsys, "eval", "--model", f"{server}#ok", "--dataset", str(csv), "--split", "all", "--no-prompt", "--judge", f"{server}#judge", "--json")  # fmt: skip
     assert mapped.returncode == 0 and json.loads(mapped.stdout)["variants"][0]["pass_rate"] == 1.0, mapped.stderr
+
+
+def test_an_endpoint_that_loads_loras_gets_tunelabs_adapter_and_serves_its_row(home, server, tmp_path, capsys):
+    """vLLM's runtime LoRA loading: with `loads_lora`, a local --adapter is loaded into the server by path
+    (POST /v1/load_lora_adapter) and its row is generated there under the name it was loaded as."""
+    from core.storage.config import config_path
+    from tests.conftest import here
+    from tests.contract.test_worker_protocol import make_adapter
+
+    lora = make_adapter(tmp_path / "lora")
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(
+        f'[endpoints.vllm]\nbase_url = "{server}"\nmodel = "ok"\nloads_lora = true\n'
+        f'[endpoints.plain]\nbase_url = "{server}"\nmodel = "ok"\n'
+    )
+    Handler.loaded.clear()
+    done = here(capsys, "eval", "--model", "endpoint:vllm", "--adapter", lora, "--no-prompt", "--limit", "3", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    variants = json.loads(done.stdout)["variants"]
+    assert [(v["model"], v["adapter"]) for v in variants] == [("endpoint:vllm", None), ("endpoint:vllm", lora)]
+    assert len(Handler.loaded) == 1 and Handler.loaded[0]["lora_path"] == str((tmp_path / "lora").resolve())
+    assert Handler.seen[Handler.loaded[0]["lora_name"]] == 3  # the row's calls name the loaded adapter
+    plain = here(capsys, "eval", "--model", "endpoint:plain", "--adapter", lora, "--no-prompt", "--limit", "3", "--json")  # fmt: skip
+    assert [v["adapter"] for v in json.loads(plain.stdout)["variants"]] == [None]  # no loads_lora: the base only
+    refusing = tmp_path / "nolora"
+    make_adapter(refusing)
+    failed = here(capsys, "eval", "--model", "endpoint:vllm", "--adapter", str(refusing), "--no-prompt", "--limit", "1")  # fmt: skip
+    assert failed.returncode != 0 and "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in failed.stderr
+    assert "Traceback" not in failed.stderr
