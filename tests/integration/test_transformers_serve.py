@@ -111,3 +111,15 @@ def test_a_served_model_is_a_row_beside_a_local_lora_in_compare(served, capsys, 
     variants = json.loads(done.stdout)["variants"]
     assert ("demo", run_id) in {(v["model"], v["adapter"]) for v in variants}
     assert any(v["model"] == served and v["pass_rate"] > 0.5 for v in variants)
+
+
+def test_a_served_judge_grades_through_the_real_server(served, capsys, tmp_path):
+    """The demo model is no grader: its answers carry no PASS/FAIL/SCORE line, so every one is a counted
+    judge error and a fail, never a pass; the calls and their tokens are the judge's own cost."""
+    args = ["eval", "--model", "demo", "--no-prompt", "--limit", "3", "--json", "--no-cache"]
+    done = here(capsys, *args, "--grader", "judge:Is the review's sentiment right?", "--judge", served)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    judge = summary["judge"]
+    assert judge["calls"] == 3 and judge["prompt_tokens"] > 0 and judge["model"] == served
+    assert summary["variants"][0]["pass_rate"] <= (3 - judge["errors"]) / 3

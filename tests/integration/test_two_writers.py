@@ -1,6 +1,7 @@
 """Two writers at once, as two terminals do it: nothing lost, nothing duplicated, nobody waits forever."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -119,26 +120,36 @@ def test_two_cache_writers_keep_every_result_once(home):
     assert len(keys) == 110 and len(set(keys)) == 110  # 50 each, and 10 shared once
 
 
-def test_every_file_tunelab_writes_is_the_users_alone(tmp_path, home):
-    """gen, eval, train, merge and export, then a walk of the data and config dirs: 0600 files, 0700 folders."""
+def test_every_file_tunelab_writes_is_the_users_alone(tmp_path, home, capsys):
+    """gen, eval, train, merge and export (in this process: torch loads once; the run is its own process),
+    then a walk of the data and config dirs: 0600 files, 0700 folders."""
     import stat
 
-    from tests.conftest import tunelab
+    from core.storage.paths import private_files
+    from core.training.runs import Runs
+    from tests.conftest import here
 
-    config = tmp_path / "config"
-    env = {"TUNELAB_CONFIG_DIR": str(config)}
+    config = tmp_path / "config"  # the home fixture's TUNELAB_CONFIG_DIR
     steps = [
         ("gen", "Anna was a", "--raw", "--max-new-tokens", "4"),
         ("eval", "--no-prompt", "--limit", "4"),
         ("train", "--max-steps", "2", "--eval-every", "1", "--save-every", "1", "--batch-size", "4"),
-        ("history", "export", "--out", str(home / "export.jsonl")),
     ]
-    for args in steps:
-        done = tunelab(*args, home=home, env=env, timeout=300)
-        assert done.returncode == 0, (args, done.stderr[-1500:])
-    run_id = next((home / "runs").iterdir()).name
-    done = tunelab("adapters", "merge", run_id, "--out", str(home / "merged"), home=home, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-1500:]
+    before = os.umask(0o022)  # a usual umask: the files must come out private all the same
+    try:
+        private_files()  # as the launcher does first in every tunelab process
+        for args in steps:
+            done = here(capsys, *args)
+            assert done.returncode == 0, (args, done.stderr[-1500:])
+        run_id = next((home / "runs").iterdir()).name
+        assert Runs(home).status(run_id)["state"] == "done"
+        done = here(capsys, "adapters", "merge", run_id, "--out", str(home / "merged"))
+        assert done.returncode == 0, done.stderr[-1500:]
+    finally:
+        os.umask(before)
+    from tests.conftest import tunelab  # the launcher's own umask: a real process, torch-free and quick
+
+    assert tunelab("history", "export", "--out", str(home / "export.jsonl"), home=home).returncode == 0
     wide = []
     for root in (home, config):
         for path in [root, *root.rglob("*")] if root.exists() else []:
