@@ -344,6 +344,7 @@ class _Session:
         self.began = status_written = time.monotonic()
         self.start_step = self.step
         nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
+        hold_at = fault_int("hold_at_step")  # a test's stop lands at a known step, however fast the host
         self.model.train()
         path = self.run_dir / runfolders.METRICS_FILE
         with os.fdopen(open_append(path), "a", encoding="utf-8") if dist.main else open(os.devnull, "w") as metrics:
@@ -382,6 +383,8 @@ class _Session:
                             **self._best(),
                         )  # fsynced: at most twice a second on short steps
                         status_written = time.monotonic()
+                    if self.step == hold_at:
+                        self._hold()
                 if self.position + self.per_step > len(batches):
                     self.epoch, self.position = self.epoch + 1, 0
         if dist.main:
@@ -413,6 +416,13 @@ class _Session:
             "best_pass_rate": best["pass_rate"],
             "scored_checkpoints": len(self.scored),
         }
+
+    def _hold(self) -> None:
+        """Wait (at most a minute) for a stop or cancel, with the status saying this step."""
+        self.status.update(step=self.step)
+        deadline = time.monotonic() + 60
+        while not (self.control.stop or self.control.cancel) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _stopped(self) -> bool:
         """A cancel or a stop asked for (on any rank): the run ends here, saved on a stop."""

@@ -79,10 +79,12 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
     assert not any("modules_to_save" in name for name, _ in model.named_parameters())  # lm_head only when asked
 
 
-def test_stop_saves_and_resume_continues_exactly(home):
+def test_stop_saves_and_resume_continues_exactly(home, monkeypatch):
     reference, ref_id = start(home, **QUICK)
     wait(reference, ref_id, finished)
+    monkeypatch.setenv("TUNELAB_FAULTS", "hold_at_step=4")  # the run waits there for the stop: no race
     runs, run_id = start(home, **QUICK)
+    monkeypatch.delenv("TUNELAB_FAULTS")
     wait(runs, run_id, lambda s: s.get("step", 0) >= 3)
     status = Workbench(home).stop_and_wait(run_id)
     assert status["state"] == "stopped" and status["checkpoints"], status
