@@ -102,6 +102,7 @@ class Judge:
         self.client = ServedClient(self.point)
         self.cache = GenerationCache(root) if use_cache else None
         self.tally = JudgeTally(model)
+        self.fresh: dict[str, dict[str, Any]] = {}  # answered now: cached once, when the eval ends
         self.lock = threading.Lock()
 
     def grader(self, spec: str, prompt: Prompt, notes: dict[str, Any]) -> Grader:
@@ -124,16 +125,26 @@ class Judge:
 
     def _ask(self, prompt: Prompt) -> str:
         key = cache_key(self.point.fingerprint, None, prompt.to_dict(), PARAMS.to_dict(), "served")
-        hit = self.cache.get_many([key]).get(key) if self.cache else None
+        with self.lock:
+            hit = self.fresh.get(key)
+        if hit is None and self.cache is not None:
+            hit = self.cache.get_many([key]).get(key)
         result = hit or self.client.complete(prompt, PARAMS)
         with self.lock:
             self.tally.calls += 1
-            self.tally.cached += bool(hit)
-            self.tally.prompt_tokens += int(result.get("prompt_tokens") or 0) if not hit else 0
-            self.tally.completion_tokens += int(result.get("completion_tokens") or 0) if not hit else 0
-        if self.cache is not None and not hit:
-            self.cache.put_many({key: result})
+            if hit:
+                self.tally.cached += 1
+            else:
+                self.tally.prompt_tokens += int(result.get("prompt_tokens") or 0)
+                self.tally.completion_tokens += int(result.get("completion_tokens") or 0)
+                self.fresh[key] = result
         return str(result.get("output") or "")
+
+    def finish(self) -> None:
+        """The eval is over: what the judge answered is cached in one write, and its connection closed."""
+        if self.cache is not None and self.fresh:
+            self.cache.put_many(self.fresh)
+        self.client.close()
 
 
 def judge_line(tally: dict[str, Any]) -> str:

@@ -314,6 +314,8 @@ def _execute(
     finally:
         if grading.fresh:
             cache.put_many(grading.fresh)
+        if plan.judge is not None:
+            plan.judge.finish()
 
 
 def _fingerprint(model: str) -> str:

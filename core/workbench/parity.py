@@ -67,9 +67,8 @@ def why(local: dict[str, Any], served: dict[str, Any]) -> str:
         return f"the prompt is {mine} tokens here and {theirs} served: the server renders it differently (chat template or special tokens)"
     if local.get("truncated") != served.get("truncated"):
         return "one side cut the prompt to fit its context"
-    if str(served.get("output", "")).startswith(str(local.get("output", ""))) or str(
-        local.get("output", "")
-    ).startswith(str(served.get("output", ""))):
+    here, there = str(local.get("output", "")), str(served.get("output", ""))
+    if here.startswith(there) or there.startswith(here):
         return "one answer stops earlier (a stop string or end-of-text the other side did not honour)"
     return "the same prompt length, decoded differently (dtype, quantisation or kernels)"
 
