@@ -1,10 +1,12 @@
-"""Judge graders: `judge:RUBRIC` (inline text, or a file) asks a judge model, any served endpoint, whether
-an output meets the rubric, for open-ended tasks no string check can grade (promptfoo's `llm-rubric`).
+"""Judge graders: `judge:RUBRIC` (inline text, or a file) asks a judge model, served or local, whether an
+output meets the rubric, for open-ended tasks no string check can grade (promptfoo's `llm-rubric`).
 
 The judge sees the rubric, the input, the expected answer when there is one, and the output, and must
 answer on its first line `PASS`, `FAIL` or `SCORE: x` (0 to 1, a pass at the threshold or above), then
 its reasoning. Any other answer is a judge error: counted in the summary and graded a fail, never a pass.
-Judge calls are greedy and cached by the judge's URL, model and prompt, like generations."""
+Judge calls are greedy and cached by the judge's URL and model (a local one's weights) and prompt, like
+generations. A served judge is asked as each row is graded; a local one runs on the eval's own backend, so
+its questions wait until the eval's generations are done and are answered in one batch (`answer_all`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.data.graders import Grade, Grader
 from core.engine.params import GenParams
@@ -20,6 +22,9 @@ from core.engine.prompt import Prompt
 from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
+
+if TYPE_CHECKING:
+    from core.evals.backends import Backend
 
 PREFIX = "judge:"
 THRESHOLD = 0.5
@@ -32,7 +37,7 @@ SYSTEM = (
     " (and matches the EXPECTED answer where one is given). Answer on the first line with exactly PASS or FAIL"
     " (or SCORE: a number from 0 to 1), then one short line of reasons."
 )
-PARAMS = GenParams(max_new_tokens=256, temperature=0.0, seed=0)
+PARAMS = GenParams(max_new_tokens=256, temperature=0.0, seed=0, truncate="skip")  # a cut prompt: a judge error
 
 
 def is_judge(spec: str) -> bool:
@@ -88,30 +93,33 @@ class JudgeTally:
 
 
 class Judge:
-    """Grades rows against rubrics through one served judge model; safe to call from backend threads."""
+    """Grades rows against rubrics through one judge model; safe to call from backend threads."""
 
-    def __init__(self, model: str, root: Path, use_cache: bool = True) -> None:
-        if not is_served(model):
-            raise TunelabError(
-                f"the judge must be a served model (URL#MODEL or endpoint:NAME), got '{model}': "
-                "`transformers serve MODEL` serves a local one"
-            )
-        from core.engine.served import ServedClient
+    def __init__(self, model: str, fingerprint: str, numerics: str, root: Path, use_cache: bool = True) -> None:
+        self.model, self.local = model, not is_served(model)
+        self.fingerprint, self.numerics = fingerprint, numerics  # what its cache keys name: weights or URL
+        self.client: Any = None
+        if not self.local:
+            from core.engine.served import ServedClient
 
-        self.point = endpoint(model)
-        self.client = ServedClient(self.point)
+            self.client = ServedClient(endpoint(model))
         self.cache = GenerationCache(root) if use_cache else None
         self.tally = JudgeTally(model)
         self.fresh: dict[str, dict[str, Any]] = {}  # answered now: cached once, when the eval ends
         self.lock = threading.Lock()
+        self.rubrics: dict[str, str] = {}
+
+    def question(self, spec: str, prompt: Prompt, expected: str | None, output: str) -> Prompt:
+        if spec not in self.rubrics:  # a rubric file is read once per eval
+            self.rubrics[spec] = rubric_text(spec)
+        return judge_prompt(self.rubrics[spec], prompt, expected, output)
 
     def grader(self, spec: str, prompt: Prompt, notes: dict[str, Any]) -> Grader:
         """The spec as a grader of one row (its input is part of the judge's prompt); the judge's answer
         and any error land in `notes`, which the row keeps."""
-        rubric = rubric_text(spec)
 
         def check(output: str, expected: str | None) -> Grade:
-            answer = self._ask(judge_prompt(rubric, prompt, expected, output))
+            answer = self._ask(self.question(spec, prompt, expected, output))
             verdict = parse_verdict(answer)
             notes["judge"] = answer[:2000]
             if verdict is None:
@@ -123,28 +131,62 @@ class Judge:
 
         return Grader(spec, check)
 
-    def _ask(self, prompt: Prompt) -> str:
-        key = cache_key(self.point.fingerprint, None, prompt.to_dict(), PARAMS.to_dict(), "served")
+    def _key(self, prompt: Prompt) -> str:
+        return cache_key(self.fingerprint, None, prompt.to_dict(), PARAMS.to_dict(), self.numerics)
+
+    def _known(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         with self.lock:
-            hit = self.fresh.get(key)
-        if hit is None and self.cache is not None:
-            hit = self.cache.get_many([key]).get(key)
-        result = hit or self.client.complete(prompt, PARAMS)
+            known = {k: self.fresh[k] for k in keys if k in self.fresh}
+        missing = [k for k in keys if k not in known]
+        if missing and self.cache is not None:
+            known.update(self.cache.get_many(missing))
+        return known
+
+    def _count(self, result: dict[str, Any], key: str | None) -> None:
+        """One answer's cost in the tally; `key` given: answered now, kept to be cached."""
         with self.lock:
             self.tally.calls += 1
-            if hit:
+            if key is None:
                 self.tally.cached += 1
-            else:
-                self.tally.prompt_tokens += int(result.get("prompt_tokens") or 0)
-                self.tally.completion_tokens += int(result.get("completion_tokens") or 0)
+                return
+            self.tally.prompt_tokens += int(result.get("prompt_tokens") or 0)
+            self.tally.completion_tokens += int(result.get("completion_tokens") or 0)
+            if result.get("stop_reason") not in ("cancelled", "skipped", "unrenderable"):
                 self.fresh[key] = result
-        return str(result.get("output") or "")
+
+    def _ask(self, prompt: Prompt) -> str:
+        key = self._key(prompt)
+        hit = self._known([key]).get(key)
+        if self.local:  # answered in `answer_all`; a question it did not reach is an unparsable answer
+            return str((hit or {}).get("output") or "")
+        if hit is None:
+            hit = self.client.complete(prompt, PARAMS)
+            self._count(hit, key)
+        else:
+            self._count(hit, None)
+        return str(hit.get("output") or "")
+
+    def answer_all(self, questions: list[Prompt], backend: Backend, cancel: threading.Event) -> None:
+        """A local judge's questions, in one batch on the eval's backend (greedy); known answers are reused."""
+        unique = {self._key(q): q for q in questions}
+        known = self._known(list(unique))
+        for key in known:
+            self._count(known[key], None)
+        ask = [(k, q) for k, q in unique.items() if k not in known]
+        if not ask or cancel.is_set():
+            return
+
+        def on_result(i: int, result: dict[str, Any]) -> None:
+            self._count(result, ask[i][0])
+
+        backend.run(self.model, None, [q.to_dict() for _, q in ask], PARAMS.to_dict(), on_result, cancel)
 
     def finish(self) -> None:
         """The eval is over: what the judge answered is cached in one write, and its connection closed."""
         if self.cache is not None and self.fresh:
             self.cache.put_many(self.fresh)
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
 
 def judge_line(tally: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import threading
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -22,16 +22,16 @@ from typing import Any
 from tinydb import Query
 
 from core.data.datasets import HOLDOUT, Dataset, Item, load_dataset
-from core.data.graders import Grader, final_answer, grade_all, parse_grader
+from core.data.graders import Grader, final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
 from core.data.templates import Template
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
-from core.engine.prompt import Prompt
 from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
-from core.evals.backends import Backend, ServedBackend
+from core.evals.backends import Backend, ServedBackend, WorkerBackend
 from core.evals.cache import GenerationCache, cache_key
+from core.evals.grading import Call, Grading
 from core.evals.judge import Judge, is_judge, rubric_text
 from core.evals.summary import summarize
 from core.history.records import eval_record
@@ -78,7 +78,7 @@ class EvalRequest:
     truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
     skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
     holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
-    judge: str | None = None  # the served model that grades `judge:RUBRIC` specs
+    judge: str | None = None  # the model (served or local) that grades `judge:RUBRIC` specs; else config's
 
     def load_data(self) -> Dataset:
         """The request's dataset, split as every eval, run and look at it splits it."""
@@ -94,17 +94,7 @@ WRITER_LOCK = ".writer.lock"  # held by the process running the eval until its s
 
 
 @dataclass
-class _Call:
-    variant: int
-    item: int
-    repeat: int
-    prompt: Prompt
-    params: GenParams
-    key: str
-
-
-@dataclass
-class _Plan:
+class Plan:
     """Everything an eval will do, checked before anything is written: its items, graders and calls."""
 
     request: EvalRequest
@@ -113,7 +103,7 @@ class _Plan:
     answers: dict[str, tuple[str | None, ...]]  # per item: every accepted answer (a list's, or the one)
     graders: dict[str, Grader]
     adapter_paths: dict[str, str]
-    calls: list[_Call]
+    calls: list[Call]
     judge: Judge | None = None
 
 
@@ -137,7 +127,7 @@ def run_eval(
     run_id = "e" + new_id()
     folder = ensure_private_dir(Path(root) / "evals" / run_id)
     writer = _begin(folder, plan.request, plan.dataset.name, plan.dataset.sha256, variants, len(plan.items))
-    grading = _Grading(plan, on_row, on_progress)
+    grading = Grading(plan, on_row, on_progress)
     error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
         _execute(root, plan, variants, backend, grading, folder, cancel)
@@ -156,7 +146,7 @@ def run_eval(
     return summary
 
 
-def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend) -> _Plan:
+def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend) -> Plan:
     """The dataset read, every template and adapter checked, the graders built and one call per variant,
     repeat and item keyed for the cache: any bad input fails here, before the eval exists."""
     if not variants:
@@ -181,15 +171,14 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
     judged = sorted(spec for spec in specs if is_judge(spec))
     for spec in judged:
         rubric_text(spec)  # an empty rubric or an oversized file fails here
-    if judged and not request.judge:
-        raise TunelabError(f"grader '{judged[0][:40]}' needs a judge model: give {{0}} MODEL (a served one)", "judge")
-    judge = Judge(request.judge, root, request.use_cache) if judged and request.judge else None
+    judge = _judge(root, request, backend, judged)
+    request = replace(request, judge=judge.model if judge else request.judge)
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
     fingerprints = {v.model: _fingerprint(v.model) for v in variants}
     adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
     adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
-    calls: list[_Call] = []
+    calls: list[Call] = []
     for vi, v in enumerate(variants):
         base = v.version.gen_params if v.version else fallback
         for r in range(request.repeat):
@@ -202,78 +191,16 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
                 key = cache_key(fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), numerics)
                 if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
                     key += f":{new_id()}"
-                calls.append(_Call(vi, ii, r, prompt, params, key))
-    return _Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge)
-
-
-class _Grading:
-    """Grades each finished call and appends its row to results.jsonl at once (a killed process leaves what
-    it graded); backends call `finish` from their own threads."""
-
-    def __init__(self, plan: _Plan, on_row, on_progress) -> None:
-        self.plan, self.on_row, self.on_progress = plan, on_row, on_progress
-        self.rows: list[dict[str, Any]] = []
-        self.fresh: dict[str, dict[str, Any]] = {}  # computed now (not from the cache): cached at the end
-        self.skipped: Counter[int] = Counter()
-        self.unrenderable: Counter[int] = Counter()  # of the skipped: rows the model's template cannot render
-        self.notes: defaultdict[int, set[str]] = defaultdict(set)  # per variant: e.g. the system prompt folded
-        self.lock = threading.Lock()
-        self.out: Any = None
-
-    def finish(self, call: _Call, result: dict[str, Any], from_cache: bool) -> None:
-        if result.get("stop_reason") == "cancelled":
-            return  # an output cut short by a cancel is neither graded nor cached
-        plan = self.plan
-        item = plan.items[call.item]
-        if result.get("stop_reason") == "unrenderable" and not plan.request.skip_unrenderable:
-            raise TunelabError(f"{item.where}: {result.get('error')} ({{0}} evaluates the rest)", "skip_unrenderable")
-        if result.get("stop_reason") in ("skipped", "unrenderable"):
-            with self.lock:  # too long for the context, or a template that cannot render it: counted, not graded
-                self.skipped[call.variant] += 1
-                if result.get("stop_reason") == "unrenderable":
-                    self.unrenderable[call.variant] += 1
-            return
-        specs = (plan.request.grader,) if item.checks is None else item.checks
-        graders, judged = plan.graders, dict[str, Any]()
-        if plan.judge is not None:  # a judge spec grades this row with its input in the judge's prompt
-            graders = {**graders, **{s: plan.judge.grader(s, call.prompt, judged) for s in specs if is_judge(s)}}
-        grade = grade_all(graders, specs, final_answer(result["output"]), plan.answers[item.id])
-        row = {
-            "variant": call.variant,
-            "item": item.id,
-            "repeat": call.repeat,
-            "output": result["output"],
-            "expected": item.expected_text,
-            "passed": grade.passed,
-            "score": grade.score,
-            "latency_s": result.get("latency_s"),
-            "prompt_tokens": result.get("prompt_tokens"),
-            "completion_tokens": result.get("completion_tokens"),
-            "truncated": bool(result.get("truncated")),
-            "cached": from_cache,
-            **judged,
-        }
-        with self.lock:
-            if result.get("note"):
-                self.notes[call.variant].add(str(result["note"]))
-            self.rows.append(row)
-            self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self.out.flush()
-            if not from_cache and not result.get("sampled"):
-                self.fresh[call.key] = result
-            done = len(self.rows)
-        if self.on_row:
-            self.on_row(row)
-        if self.on_progress:
-            self.on_progress(done, len(plan.calls))
+                calls.append(Call(vi, ii, r, prompt, params, key))
+    return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge)
 
 
 def _execute(
     root: Path,
-    plan: _Plan,
+    plan: Plan,
     variants: list[Variant],
     backend: Backend,
-    grading: _Grading,
+    grading: Grading,
     folder: Path,
     cancel: threading.Event,
 ) -> None:
@@ -290,7 +217,7 @@ def _execute(
                     grading.finish(call, cached[call.key], True)
                 else:
                     misses.append(call)
-            groups: dict[tuple, list[_Call]] = defaultdict(list)
+            groups: dict[tuple, list[Call]] = defaultdict(list)
             for call in misses:
                 v = variants[call.variant]
                 params_json = json.dumps(call.params.to_dict(), sort_keys=True)
@@ -299,8 +226,8 @@ def _execute(
             for (model, adapter, params_json), group in groups.items():
                 if cancel.is_set():
                     break
-                unique: list[_Call] = []
-                duplicates: list[_Call] = []
+                unique: list[Call] = []
+                duplicates: list[Call] = []
                 for c in group:
                     (duplicates if c.key in seen else unique).append(c)
                     seen.add(c.key)
@@ -311,11 +238,29 @@ def _execute(
                 for c in duplicates:
                     if c.key in grading.fresh:
                         grading.finish(c, grading.fresh[c.key], True)
+            grading.judge_rest(backend, cancel)
     finally:
         if grading.fresh:
             cache.put_many(grading.fresh)
         if plan.judge is not None:
             plan.judge.finish()
+
+
+def _judge(root: Path, request: EvalRequest, backend: Backend, specs: list[str]) -> Judge | None:
+    """The judge of the `judge:` specs: the request's, else config.toml's `judge`; none needed, none made."""
+    if not specs:
+        return None
+    model = request.judge
+    if not model:
+        from core.storage.config import load_config
+
+        model = load_config().judge
+    if not model:
+        raise TunelabError(f"grader '{specs[0][:40]}' needs a judge model: give {{0}} MODEL", "judge")
+    if isinstance(backend, WorkerBackend) and not is_served(model) and model != backend.model:
+        raise TunelabError(f"a local judge runs on the loaded model ({backend.model}); '{model}' is not it", "judge")
+    numerics = ServedBackend.numerics if is_served(model) else backend.numerics
+    return Judge(model, _fingerprint(model), numerics, root, request.use_cache)
 
 
 def _fingerprint(model: str) -> str:
@@ -326,7 +271,7 @@ def _fingerprint(model: str) -> str:
 
 
 def _summary(
-    run_id: str, plan: _Plan, variants: list[Variant], grading: _Grading, status: str, error: BaseException | None
+    run_id: str, plan: Plan, variants: list[Variant], grading: Grading, status: str, error: BaseException | None
 ) -> dict[str, Any]:
     """The summary of what finished, with each variant's skipped count and, if it stopped, why."""
     summary = summarize(
@@ -379,7 +324,7 @@ def store(root: Path, folder: Path, summary: dict[str, Any]) -> None:
 
 
 def _finish_fresh(
-    finish: Callable[[_Call, dict[str, Any], bool], None], calls: list[_Call], index: int, result: dict[str, Any]
+    finish: Callable[[Call, dict[str, Any], bool], None], calls: list[Call], index: int, result: dict[str, Any]
 ) -> None:
     finish(calls[index], result, False)
 

@@ -1,6 +1,7 @@
 """The user's settings: `config.toml` in the XDG config dir (`TUNELAB_CONFIG_DIR` overrides).
 
     theme = "tunelab-dark"        # a shipped theme or one in the user themes dir
+    judge = "endpoint:big"        # the model grading judge:RUBRIC checks when none is given
     [keys]                        # binding id = "key" or "key1,key2" (see F1 help for the ids)
     run = "ctrl+r"
     history = "f8"
@@ -23,7 +24,7 @@ from platformdirs import user_config_dir
 from core.errors import TunelabError
 
 KEY_NAME = re.compile(r"^[a-z0-9_+\-]+(,[a-z0-9_+\-]+)*$")
-KNOWN = {"theme", "keys", "endpoints"}
+KNOWN = {"theme", "judge", "keys", "endpoints"}
 
 
 def config_dir() -> Path:
@@ -42,6 +43,7 @@ def themes_dir() -> Path:
 @dataclass
 class Config:
     theme: str | None = None
+    judge: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # [endpoints.NAME] tables, as written
     problems: list[str] = field(default_factory=list)
@@ -67,6 +69,13 @@ def load_config(path: Path | None = None) -> Config:
         config.problems.append(f"{path}: 'theme' must be a string; using the default theme")
     else:
         config.theme = theme
+    judge = data.get("judge")
+    if judge is not None and not (isinstance(judge, str) and judge.strip()):
+        config.problems.append(
+            f"{path}: 'judge' must be a model (endpoint:NAME, URL#MODEL or a local one); none is used"
+        )
+    else:
+        config.judge = judge
     endpoints = data.get("endpoints", {})
     if isinstance(endpoints, dict) and all(isinstance(v, dict) for v in endpoints.values()):
         config.endpoints = endpoints

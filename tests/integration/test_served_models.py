@@ -182,15 +182,23 @@ def test_a_judge_grades_open_ended_rows_keeps_its_reasons_caches_and_counts_unpa
     assert vague["variants"][0]["pass_rate"] == 0.0 and vague["judge"]["errors"] == 4  # never a pass
 
 
-def test_a_judge_spec_without_a_judge_and_a_local_judge_are_one_line_each(home, server, tmp_path, capsys):
+def test_a_judge_spec_without_a_judge_is_one_line_and_config_names_the_default_judge(home, server, tmp_path, capsys):
+    from core.storage.config import config_path
     from tests.conftest import here
 
     rows = judged_rows(tmp_path)
     base = ["eval", "--model", f"{server}#ok", "--dataset", rows, "--split", "all", "--no-prompt"]
     missing = here(capsys, *base, "--grader", "judge:weather?")
     assert missing.returncode == 2 and "needs a judge model: give --judge MODEL" in missing.stderr
-    local = here(capsys, *base, "--grader", "judge:weather?", "--judge", "demo")
-    assert local.returncode == 2 and "the judge must be a served model" in local.stderr
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(f'judge = "{server}#judge"\n')
+    default = here(capsys, *base, "--grader", "judge:weather?", "--json")
+    assert default.returncode == 0, default.stderr
+    assert (
+        json.loads(default.stdout)["judge"]["calls"] == 4
+        and json.loads(default.stdout)["variants"][0]["pass_rate"] == 1.0
+    )
+    config_path().unlink()
     csv = tmp_path / "pf.csv"
     csv.write_text("text,__expected\nHow is the sky?,llm-rubric: describes the weather\n")
     refused = here(capsys, "eval", "--model", f"{server}#ok", "--dataset", str(csv), "--split", "all", "--no-prompt")
@@ -226,3 +234,27 @@ def test_an_endpoint_that_loads_loras_gets_tunelabs_adapter_and_serves_its_row(h
     failed = here(capsys, "eval", "--model", "endpoint:vllm", "--adapter", str(refusing), "--no-prompt", "--limit", "1")  # fmt: skip
     assert failed.returncode != 0 and "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_a_local_judge_answers_after_the_generations_in_one_batch_and_is_cached(home, server, tmp_path, capsys):
+    """A local judge runs on the eval's own engine: every row is judged (the demo model rarely answers in
+    the PASS/FAIL form, so most are judge errors: counted, never passes), and a second eval reuses them."""
+    from core.history.io import eval_rows
+    from core.workbench.service import Workbench
+    from tests.conftest import here
+
+    rows = judged_rows(tmp_path, n=3)
+    args = ["eval", "--model", f"{server}#ok", "--dataset", rows, "--split", "all", "--no-prompt", "--json",
+            "--grader", "judge:Does it describe the weather?", "--judge", "demo"]  # fmt: skip
+    done = here(capsys, *args)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    tally = summary["judge"]
+    assert tally["model"] == "demo" and tally["calls"] == 3 and tally["cached"] == 0
+    assert tally["completion_tokens"] > 0
+    graded = list(eval_rows(home, Workbench(home).evals.load(summary["id"])))
+    assert len(graded) == 3 and all("judge" in row for row in graded)
+    errors = sum("judge_error" in row for row in graded)
+    assert errors == tally["errors"] and all(not row["passed"] for row in graded if "judge_error" in row)
+    again = json.loads(here(capsys, *args).stdout)["judge"]
+    assert again["calls"] == 3 and again["cached"] == 3 and again["completion_tokens"] == 0

@@ -30,11 +30,14 @@ def test_corrupt_file_is_one_line_naming_file_and_line():
 
 
 def test_bad_values_name_the_key_and_keep_the_rest():
-    write_config('theme = 3\ncolour = "red"\n[keys]\nrun = "f5"\neval = "not a key!"\n')
+    write_config('theme = 3\njudge = ""\ncolour = "red"\n[keys]\nrun = "f5"\neval = "not a key!"\n')
     config = load_config()
-    assert config.keys == {"run": "f5"}
+    assert config.keys == {"run": "f5"} and config.judge is None
     text = " | ".join(config.problems)
     assert "'theme' must be a string" in text and "unknown key 'colour'" in text and "keys.eval" in text
+    assert "'judge' must be a model" in text
+    write_config('judge = "endpoint:big"\n')
+    assert load_config().judge == "endpoint:big"
 
 
 def test_saving_a_setting_keeps_comments_and_tables():

@@ -351,3 +351,35 @@ def test_a_list_expected_means_any_of_its_answers(home, tmp_path):
     nested.write_text(json.dumps({"id": "x", "question": "?", "expected": ["a", ["b"]]}) + "\n")
     with pytest.raises(TunelabError, match=r"nested.jsonl:1: field 'expected'\[1\] is a list"):
         load_dataset(str(nested))
+
+
+class JudgingBackend(ScriptedBackend):
+    """Answers the judge's questions PASS when the output is `positive`; everything else as scripted."""
+
+    def run(self, model, adapter, prompts, params, on_result, cancel):
+        if "strict grader" not in json.dumps(prompts[0]):
+            return super().run(model, adapter, prompts, params, on_result, cancel)
+        self.calls.append(("judge", len(prompts)))
+        for i, p in enumerate(prompts):
+            verdict = "PASS" if "OUTPUT:\npositive" in json.dumps(p).replace("\\n", "\n") else "FAIL"
+            on_result(i, {"output": f"{verdict}\nreasons", "prompt_tokens": 9, "completion_tokens": 2})
+
+
+def test_a_local_judge_grades_in_one_batch_after_the_generations(home):
+    backend = JudgingBackend()
+    request = replace(REQ, grader="judge:Is it positive?", judge="demo", limit=6)
+    summary = run_eval(home, request, [Variant("senti", PROMPT)], backend)
+    assert backend.calls == [6, ("judge", 6)]  # the generations, then every question in one batch
+    assert summary["judge"]["calls"] == 6 and summary["judge"]["errors"] == 0
+    assert 0 < summary["variants"][0]["passed"] < 6  # PASS exactly where the output was positive
+    again = run_eval(home, request, [Variant("senti", PROMPT)], backend)
+    assert backend.calls[2:] == [] and again["judge"]["cached"] == 6  # answers and generations cached
+
+
+def test_a_local_judge_other_than_the_workers_model_is_refused_before_anything_runs(home):
+    from core.evals.backends import WorkerBackend
+
+    backend = WorkerBackend(None, "demo", "float32@cpu")
+    request = replace(REQ, grader="judge:Is it positive?", judge="core/demo/other-model")
+    with pytest.raises(TunelabError, match="a local judge runs on the loaded model"):
+        run_eval(home, request, [Variant("senti", PROMPT)], backend)

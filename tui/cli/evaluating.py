@@ -56,13 +56,14 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         "--grader",
         default="labels",
         help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t], "
-        "judge:RUBRIC (text or file; needs --judge)",
+        "judge:RUBRIC (text or file; needs a judge)",
     )
     p.add_argument(
         "--judge",
         default=None,
         metavar="MODEL",
-        help="the served model (URL#MODEL or endpoint:NAME) that grades judge:RUBRIC and promptfoo llm-rubric checks",
+        help="the model (URL#MODEL, endpoint:NAME or a local one) that grades judge:RUBRIC and promptfoo llm-rubric checks; "
+        "default: config.toml's judge",
     )
     p.add_argument("--repeat", type=int, default=1, help="run each item N times (seed, seed+1, ...)")
     p.add_argument(
