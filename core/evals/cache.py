@@ -58,14 +58,16 @@ class GenerationCache:
             return  # only a cache: another writer held it too long, so these results are not kept
 
     def _put(self, by_shard: dict[Path, dict[str, dict[str, Any]]]) -> None:
+        """Atomic but not fsynced: a shard a power cut damages is set aside as a miss, so an eval's writes
+        into dozens of shards do not wait on the disk dozens of times."""
         for shard, items in by_shard.items():
             try:
-                with TinyDB(shard, storage=AtomicJSONStorage) as db:
+                with TinyDB(shard, storage=AtomicJSONStorage, durable=False) as db:
                     present = {d.get("k") for d in db.all()}
                     db.insert_multiple({"k": k, "r": r} for k, r in items.items() if k not in present)
             except StoreCorrupt:
                 shard.replace(shard.with_suffix(".corrupt"))  # only a cache: set it aside, start afresh
-                with TinyDB(shard, storage=AtomicJSONStorage) as db:
+                with TinyDB(shard, storage=AtomicJSONStorage, durable=False) as db:
                     db.insert_multiple({"k": k, "r": r} for k, r in items.items())
 
 

@@ -45,19 +45,23 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a private temp file, fsync, then rename over `path`: readers see old or new, never half."""
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
+    """Write to a private temp file, fsync, then rename over `path`: readers see old or new, never half.
+    `durable=False` skips both fsyncs, for what may be lost in a power cut (a cache: a damaged shard is a miss)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -83,8 +87,8 @@ def open_append(path: Path, rotate_at: int | None = None) -> int:
 class AtomicJSONStorage(Storage):
     """TinyDB JSON storage written by `write_atomic`; a corrupt file raises StoreCorrupt, never resets."""
 
-    def __init__(self, path: str | Path, **_: Any) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, durable: bool = True, **_: Any) -> None:
+        self.path, self.durable = Path(path), durable
 
     def read(self) -> dict[str, Any] | None:
         try:
@@ -109,7 +113,7 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, Any]) -> None:
-        write_atomic(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        write_atomic(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")), self.durable)
 
     def close(self) -> None:
         pass
