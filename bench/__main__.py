@@ -102,7 +102,9 @@ def failed(name: str, why: str) -> list[dict]:
 
 def merged(previous: dict, rows: list[dict], ran: set[str], growth: list[dict]) -> dict:
     """This run's rows replace those of the sections it ran; the other sections keep their last figures."""
-    kept = [r for r in previous.get("results", []) if r.get("section") not in ran]
+    before = previous.get("machine")  # rows kept from an earlier run name the machine they ran on
+    kept = [{"machine": before, **r} for r in previous.get("results", []) if r.get("section") not in ran]
+    rows = [{**r, "machine": machine()} for r in rows]
     order = {name: i for i, name in enumerate([*MEASURES, "cost_growth"])}
     results = sorted([*kept, *rows], key=lambda r: order.get(r.get("section", ""), len(order)))
     return {

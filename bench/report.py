@@ -53,9 +53,21 @@ def summary(payload: dict[str, Any]) -> str:
     return ". ".join(parts) + "."
 
 
+def where(payload: dict[str, Any]) -> str:
+    """The machine the figures come from; sections kept from a run on another machine are named apart."""
+    sections: dict[str, list[str]] = {}
+    for row in payload["results"]:
+        listed = sections.setdefault(row.get("machine") or payload["machine"], [])
+        if row.get("section") and row["section"] not in listed:
+            listed.append(row["section"])
+    if len(sections) <= 1:
+        return payload["machine"]
+    return " and ".join(f"{machine} ({', '.join(names)})" for machine, names in sections.items())
+
+
 def table(payload: dict[str, Any]) -> str:
     lines = [
-        f"Measured on {payload['machine']}; sections run {', '.join(payload['dates'])}.",
+        f"Measured on {where(payload)}; sections run {', '.join(payload['dates'])}.",
         "",
         "| measure | tunelab | baseline (same run) | ratio | spread | target | met |",
         "|---|---|---|---|---|---|---|",

@@ -3,7 +3,7 @@
 stream that never ends), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
 (refuses the `seed` field with 422, as some servers refuse fields), `judge` (a judge model: PASS when the
 output it is shown says "sunny" and the rubric asks about the weather, SCORE 0.2 otherwise, and an answer
-with no verdict when the rubric says "vague")."""
+with no verdict when the rubric says "vague"). `GET /v1/models` lists `ok` and its LoRA `ok-lora`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:  # quiet
         pass
+
+    def do_GET(self) -> None:
+        """`/v1/models` as vLLM lists it: the base, and a LoRA of it (`--lora-modules ok-lora=...`)."""
+        if not self.path.endswith("/models"):
+            return self._json(404, {"error": "not found"})
+        listed = [{"id": "ok", "object": "model", "parent": None}, {"id": "ok-lora", "object": "model", "parent": "ok"}]
+        self._json(200, {"object": "list", "data": listed})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")

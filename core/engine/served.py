@@ -92,6 +92,26 @@ def loads_lora(spec: str) -> bool:
         return False
 
 
+LISTED = "listed:"  # an adapter ref the server lists by name (in the place of a local adapter's path)
+
+
+def listed_adapter(spec: str, name: str) -> str:
+    """`name` as a LoRA the served model `spec`'s server lists (an entry of `/v1/models` with a parent), as
+    the ref its rows are generated with; one line naming what it lists when it lists no such one."""
+    client = ServedClient(endpoint(spec))
+    try:
+        listed = client.adapters()
+    finally:
+        client.close()
+    if name not in listed:
+        known = ", ".join(sorted(listed)[:8]) or "none"
+        raise TunelabError(
+            f"no adapter '{name}': not a folder, not a training run, and {client._where()} lists no such LoRA "
+            f"(its adapters: {known})"
+        )
+    return LISTED + name
+
+
 def endpoint(spec: str) -> Endpoint:
     """The endpoint a model spec names (config.toml's, or the inline URL#MODEL form)."""
     if match := INLINE.match(spec):
@@ -134,14 +154,7 @@ class ServedClient:
     def load_adapter(self, name: str, path: str) -> None:
         """Load a PEFT folder (a path the server can read) into the server as model `name`, through vLLM's
         `POST /v1/load_lora_adapter`; one already loaded under that name is fine."""
-        import httpx
-
-        try:
-            response = self.http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path})
-        except httpx.TimeoutException:
-            raise TunelabError(f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)") from None
-        except httpx.TransportError as exc:
-            raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
+        response = self._request("POST", "/load_lora_adapter", json={"lora_name": name, "lora_path": path})
         if response.status_code < 400 or "already" in response.text[:2000].lower():
             return
         if response.status_code in (404, 405):
@@ -150,6 +163,32 @@ class ServedClient:
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; otherwise name its --lora-modules as models)"
             )
         self._check(response, f"/load_lora_adapter ({path})")
+
+    def adapters(self) -> dict[str, str]:
+        """The LoRA adapters the server lists in `/v1/models` (vLLM's `--lora-modules` and the ones loaded at
+        run time): each id with its `parent`, the base it adapts. A server that lists none: empty."""
+        response = self._request("GET", "/models")
+        self._check(response, "/models")
+        data = _json(_bounded_text(response), self._where())
+        rows = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise TunelabError(f"{self._where()}: /models answered no 'data' list")
+        return {
+            str(row["id"]): str(row["parent"])
+            for row in rows
+            if isinstance(row, dict) and row.get("id") and isinstance(row.get("parent"), str)
+        }
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One small request (not a generation): its timeout or transport failure as one line."""
+        import httpx
+
+        try:
+            return self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise TunelabError(f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)") from None
+        except httpx.TransportError as exc:
+            raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
 
     def complete(
         self,

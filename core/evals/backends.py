@@ -109,11 +109,13 @@ class ServedBackend:
     def _client(self, model: str, adapter: str | None) -> Any:
         """The model's client; with an adapter (an endpoint with `loads_lora`), the adapter loaded into the
         server under a name of its own (its path's hash), and a client asking for that model."""
-        from core.engine.served import ServedClient, endpoint
+        from core.engine.served import LISTED, ServedClient, endpoint
 
         key = f"{model}\0{adapter or ''}"
         if key not in self.clients:
             point = endpoint(model)
+            if adapter and adapter.startswith(LISTED):  # one the server lists: asked for by its name
+                point, adapter = replace(point, model=adapter.removeprefix(LISTED)), None
             if adapter and not point.loads_lora:
                 raise TunelabError(f"model {model} is served: a LoRA of it is the server's to load (loads_lora)")
             if adapter:

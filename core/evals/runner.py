@@ -27,7 +27,7 @@ from core.data.prompts import PromptVersion, item_prompt
 from core.data.templates import Template
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
-from core.engine.served import endpoint, is_served
+from core.engine.served import LISTED, endpoint, is_served, listed_adapter
 from core.errors import TunelabError
 from core.evals.backends import Backend, ServedBackend, WorkerBackend
 from core.evals.cache import GenerationCache, cache_key
@@ -39,7 +39,7 @@ from core.history.store import History, new_id
 from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
-from core.storage.runfolders import resolve_adapter
+from core.storage.runfolders import names_local_adapter, resolve_adapter
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
 
@@ -176,8 +176,10 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
     fingerprints = {v.model: _fingerprint(v.model) for v in variants}
-    adapter_paths = {v.adapter: str(resolve_adapter(root, v.adapter)) for v in variants if v.adapter}
-    adapter_prints = {ref: folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()}
+    adapter_paths = {v.adapter: _adapter_path(root, v) for v in variants if v.adapter}
+    adapter_prints = {
+        ref: path if path.startswith(LISTED) else folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()
+    }
     calls: list[Call] = []
     for vi, v in enumerate(variants):
         base = v.version.gen_params if v.version else fallback
@@ -261,6 +263,14 @@ def _judge(root: Path, request: EvalRequest, backend: Backend, specs: list[str])
         raise TunelabError(f"a local judge runs on the loaded model ({backend.model}); '{model}' is not it", "judge")
     numerics = ServedBackend.numerics if is_served(model) else backend.numerics
     return Judge(model, _fingerprint(model), numerics, root, request.use_cache)
+
+
+def _adapter_path(root: Path, variant: Variant) -> str:
+    """A variant's adapter: a folder (a run's adapter), or on a served model one its server lists by name."""
+    assert variant.adapter
+    if is_served(variant.model) and not names_local_adapter(root, variant.adapter):
+        return listed_adapter(variant.model, variant.adapter)
+    return str(resolve_adapter(root, variant.adapter))
 
 
 def _fingerprint(model: str) -> str:

@@ -133,6 +133,12 @@ def resolve_adapter(root: Path, ref: str) -> Path:
     return path
 
 
+def names_local_adapter(root: Path, ref: str) -> bool:
+    """Whether `ref` names a folder or a training run here (else it may be an adapter a server lists)."""
+    run_id = ref.partition("@")[0]
+    return Path(ref).expanduser().is_dir() or bool(run_id and any(p.name.startswith(run_id) for p in run_folders(root)))
+
+
 def concrete_ref(root: Path, ref: str) -> str:
     """`RUN@best` as the checkpoint it names now (`RUN@step-000040`), so a stored eval says which one it
     judged; any other ref as given."""

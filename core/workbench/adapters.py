@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.engine.served import is_served, loads_lora
 from core.errors import TunelabError
 from core.storage.atomic import write_atomic
-from core.storage.runfolders import ADAPTER_CONFIG, CONFIG_FILE, read_json
+from core.storage.runfolders import ADAPTER_CONFIG, CONFIG_FILE, names_local_adapter, read_json
 from core.training.runs import Runs
 
 FOLDERS_FILE = "adapter_folders.json"  # PEFT adapter folders from elsewhere, offered beside the runs' own
@@ -75,6 +76,19 @@ class AdapterCases:
             Adapter(str(p), p, trained_on=ELSEWHERE) for p in self._adapter_folders() if (p / ADAPTER_CONFIG).is_file()
         ]
         return out
+
+    def adapter_pairs(self, adapters: list[str | None], models: list[str]) -> set[tuple[str | None, str]]:
+        """Which (adapter, model) cells exist: a local adapter on a served model only where its endpoint loads
+        LoRAs; a name that is no folder or run here, only on the served models (their server lists it)."""
+        served = any(is_served(m) for m in models)
+        local = {a: names_local_adapter(self.root, a) for a in adapters if a and served}
+
+        def fits(adapter: str | None, model: str) -> bool:
+            if not adapter or not served:
+                return True
+            return (not local[adapter] or loads_lora(model)) if is_served(model) else local[adapter]
+
+        return {(a, m) for a in adapters for m in models if fits(a, m)}
 
     def adapter_path(self, ref: str) -> Path:
         from core.training.adapters import resolve_adapter

@@ -20,7 +20,7 @@ from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
-from core.engine.served import is_served, loads_lora
+from core.engine.served import is_served
 from core.errors import TunelabError
 from core.evals.backends import Backend
 from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
@@ -139,12 +139,13 @@ class Workbench(VerdictCases, RunControl):
         """Every prompt (None: the items as they are) x adapter (None: the base) x model: with "no prompt",
         one prompt and one adapter, the 2x2. A served model is a row of its own; its LoRAs are the server's, or
         tunelab's adapters loaded into it when its endpoint `loads_lora` (vLLM's runtime LoRA updates)."""
+        pairs = self.adapter_pairs(adapters, models)
         out = [
             Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
             for adapter in adapters
             for ref in prompts
             for model in models
-            if not (adapter and is_served(model) and not loads_lora(model))
+            if (adapter, model) in pairs
         ]
         if not out:
             raise TunelabError("give at least one {0} (or {1})", "prompt", "no_prompt")

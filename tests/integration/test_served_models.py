@@ -236,6 +236,25 @@ def test_an_endpoint_that_loads_loras_gets_tunelabs_adapter_and_serves_its_row(h
     assert "Traceback" not in failed.stderr
 
 
+def test_an_adapter_the_server_lists_is_picked_by_name_and_a_local_model_gets_no_such_row(home, server, capsys):
+    """vLLM's `--lora-modules`: an adapter in `/v1/models` (with a parent) is a row of the served model,
+    asked for by its name; a local model beside it has no such adapter, so no such row; a name the server
+    does not list is one line naming what it lists."""
+    from tests.conftest import here
+
+    base = ["eval", "--model", f"{server}#ok", "--no-prompt", "--limit", "3", "--json"]
+    done = here(capsys, *base, "--adapter", "ok-lora", "--model", "demo")
+    assert done.returncode == 0, done.stderr
+    variants = json.loads(done.stdout)["variants"]
+    assert sorted((v["model"], v["adapter"] or "") for v in variants) == sorted(
+        [(f"{server}#ok", ""), (f"{server}#ok", "ok-lora"), ("demo", "")]
+    )
+    assert Handler.seen["ok-lora"] == 3 and Handler.seen["ok"] == 3  # the LoRA's rows asked for it by name
+    missing = here(capsys, *base, "--adapter", "no-such-lora")
+    assert missing.returncode == 2 and "lists no such LoRA (its adapters: ok-lora)" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_a_local_judge_answers_after_the_generations_in_one_batch_and_is_cached(home, server, tmp_path, capsys):
     """A local judge runs on the eval's own engine: every row is judged (the demo model rarely answers in
     the PASS/FAIL form, so most are judge errors: counted, never passes), and a second eval reuses them."""

@@ -5,7 +5,7 @@ import json
 
 from bench.common import Result, sample
 from bench.noise import BUSY, Calibration, Guard
-from bench.report import END, LATEST, README, RESULTS, START, table, verdict
+from bench.report import END, LATEST, README, RESULTS, START, table, verdict, where
 
 
 def test_the_readme_table_and_latest_md_are_made_from_latest_json():
@@ -79,3 +79,9 @@ def test_the_prose_around_the_table_carries_no_figure_typed_by_hand():
     assert not figures, figures
     payload = json.loads(LATEST.read_text())
     assert summary(payload) in table(payload)  # the sentence under the table is made from the rows
+
+
+def test_sections_run_again_on_another_machine_are_named_with_it():
+    rows = [{"section": "training", "machine": "Intel"}, {"section": "generation"}, {"section": "startup"}]
+    assert where({"machine": "AMD", "results": rows}) == "Intel (training) and AMD (generation, startup)"
+    assert where({"machine": "AMD", "results": rows[1:]}) == "AMD"
