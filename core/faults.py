@@ -3,7 +3,9 @@
 Whether eight steps at a high learning rate diverge depends on the CPU's floating-point paths, and a
 full disk or a hung worker on the machine: a test that provokes them passes on one host and fails on
 another. `TUNELAB_FAULTS` holds comma-separated `name=value` pairs (`nan_loss_at_step=3`); child
-processes inherit it. Unset, as it always is outside tests, nothing changes.
+processes inherit it. Unset, as it always is outside tests, nothing changes. The faults: `nan_loss_at_step`
+and `hold_at_step` (training), `hold_served_stream_after` (a served stream waits after N pieces for a
+cancel, so an `esc` lands mid-stream however fast the server answers).
 """
 
 import os

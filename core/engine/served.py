@@ -27,6 +27,7 @@ from typing import Any
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, chat_turns
 from core.errors import TunelabError
+from core.faults import fault_int
 
 PREFIX = "endpoint:"
 INLINE = re.compile(r"^(?P<url>https?://[^#\s]+)#(?P<model>[^#\s]+)$")
@@ -34,6 +35,7 @@ RETRIES = 4
 RETRY_AFTER_CAP_S = 60.0
 MAX_ANSWER_BYTES = 8 * 2**20
 OPTIONAL = ("seed", "stop", "top_p")  # dropped, one at a time, when a server refuses them
+HOLD_CAP_S = 60.0  # the longest the `hold_served_stream_after` fault keeps a stream waiting for a cancel
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ class ServedClient:
         parts: list[str] = []
         last: dict[str, Any] = {}
         size, finish, first = 0, None, None
+        hold = fault_int("hold_served_stream_after")
         for data in _events(response.iter_lines()):
             if data is None:  # a torn chunk: the stream broke off mid-way
                 raise TunelabError(
@@ -332,6 +335,8 @@ class ServedClient:
                 size += len(piece.encode())
                 if emit:
                     emit(piece, len(parts))
+                if len(parts) == hold:  # a test's "mid-stream", on any host
+                    cancel.wait(HOLD_CAP_S)
                 if size > MAX_ANSWER_BYTES or len(parts) > body["max_tokens"] + 16:  # a stream that never ends
                     return _answer("".join(parts), "length", "length", body, last, first)
             finish = choice.get("finish_reason") or finish

@@ -1,6 +1,7 @@
 """A real OpenAI-compatible server in the suite: `transformers serve` on the demo model (127.0.0.1, a free
 port, CPU), driven through tunelab's command line: streamed gen, an eval whose greedy answers equal the
-in-process ones item by item, and a compare with the served model as a row beside a local LoRA."""
+in-process ones item by item, a compare with the served model as a row beside a local LoRA, a served
+judge, and `esc` mid-stream in the TUI."""
 
 import json
 import os
@@ -123,3 +124,26 @@ def test_a_served_judge_grades_through_the_real_server(served, capsys, tmp_path)
     judge = summary["judge"]
     assert judge["calls"] == 3 and judge["prompt_tokens"] > 0 and judge["model"] == served
     assert summary["variants"][0]["pass_rate"] <= (3 - judge["errors"]) / 3
+
+
+async def test_esc_mid_stream_in_the_tui_cancels_the_served_run_and_keeps_what_streamed(served, home, monkeypatch):
+    """The TUI on the real server: a run streams, `esc` lands mid-stream (the stream is held after 3 pieces:
+    the demo answers a whole story in under a second) and the run is saved cancelled with what streamed."""
+    from core.history.store import History
+    from tests.fakes import FakeClient
+    from tests.tui_helpers import StartedApp, type_prompt, wait_for
+
+    monkeypatch.setenv("TUNELAB_FAULTS", "hold_served_stream_after=3")
+    app = StartedApp(served, client_factory=FakeClient, home=home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready)
+        await type_prompt(pilot, "Tell me a long story about the film.")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.main.results.output.text.strip() != "")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.main.generation is None)
+        await app.settled()
+        shown = app.main.results.output.text
+    record = History(home).recent(1)[0]
+    assert record["status"] == "cancelled" and record["model"] == served
+    assert shown and record["output"] == shown and record["completion_tokens"] == 3  # the pieces before the esc
