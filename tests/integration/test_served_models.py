@@ -75,7 +75,7 @@ def test_a_refused_connection_is_one_line():
 
 
 @pytest.mark.slow
-def test_gen_eval_and_export_through_a_configured_endpoint_never_write_the_key(home, server, tmp_path):
+def test_gen_eval_compare_report_and_export_through_a_configured_endpoint_never_write_the_key(home, server, tmp_path):
     from core.storage.config import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
@@ -94,9 +94,14 @@ def test_gen_eval_and_export_through_a_configured_endpoint_never_write_the_key(h
     assert summary["variants"][0]["pass_rate"] == 1.0 and summary["variants"][0]["model"] == "endpoint:fake"
     again = tunelab("eval", "--model", "endpoint:fake", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--json", home=home, env=env)  # fmt: skip
     assert json.loads(again.stdout)["variants"][0]["cached"] == 6  # greedy answers are cached by URL and model
+    prompt = tmp_path / "p.toml"
+    prompt.write_text('template = "Say: {{text}}"\n')
+    report = tmp_path / "report.html"
+    out = tunelab("compare", "--model", "endpoint:fake", "--dataset", str(data), "--no-prompt", "--prompt", str(prompt), "--grader", "exact", "--report", str(report), home=home, env=env)  # fmt: skip
+    assert out.returncode == 0 and report.is_file(), out.stderr
     out = tunelab("history", "export", "--out", str(tmp_path / "all.jsonl"), home=home, env=env)
     assert out.returncode == 0, out.stderr
-    written = [p for p in home.rglob("*") if p.is_file()] + [tmp_path / "all.jsonl"]
+    written = [p for p in home.rglob("*") if p.is_file()] + [tmp_path / "all.jsonl", report]
     assert written and not [p for p in written if SECRET.encode() in p.read_bytes()]
     bad = tunelab("gen", "--model", "endpoint:nope", "hi", home=home, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("tunelab: error: no endpoint 'nope'")
