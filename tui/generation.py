@@ -122,7 +122,7 @@ class Generations:
             return
         if pending:
             self._post(wire.Chunk(rid, "".join(pending), result["completion_tokens"]), token)
-        self._post(wire.Done(rid, result), token)
+        self._post(wire.Done(rid, wire.GenResult.of(result)), token)
 
     def _post(self, event: Any, token: str) -> None:
         if (message := worker_message(event, token)) is not None:

@@ -142,12 +142,45 @@ class Chunk(Event):
 
 
 @dataclass(frozen=True)
+class GenResult:
+    """How one generation ended, as the front ends read it; `extra` holds what else its backend reported
+    (the rendered prompt, prompt tokens, a served model's finish_reason and server id...), saved as is."""
+
+    output: str
+    stop_reason: str
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    tok_per_s: float = 0.0
+    note: str = ""  # e.g. the system prompt was folded into the first user turn
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any]) -> GenResult:
+        typed = {f.name for f in fields(cls)} - {"extra"}
+        return cls(
+            str(result.get("output") or ""),
+            str(result.get("stop_reason") or ""),
+            int(result.get("completion_tokens") or 0),
+            float(result.get("latency_s") or 0.0),
+            float(result.get("tok_per_s") or 0.0),
+            str(result.get("note") or ""),
+            {k: v for k, v in result.items() if k not in typed},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole result, as the backend reported it (the shape history and the cache keep)."""
+        typed = {k: v for k, v in asdict(self).items() if k != "extra" and (k != "note" or v)}
+        return {**self.extra, **typed}
+
+
+@dataclass(frozen=True)
 class Done(Event):
-    """A generation ended; `result` has output, stop_reason, token counts and timings."""
+    """A generation ended, and how."""
 
     TAG: ClassVar[str] = "done"
+    NESTED: ClassVar[dict[str, type]] = {"result": GenResult}
     id: str
-    result: dict[str, Any]
+    result: GenResult
 
 
 @dataclass(frozen=True)

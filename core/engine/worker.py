@@ -140,7 +140,7 @@ class Worker:
                 cancel=self.cancels[rid],
                 on_rendered=lambda rendered, n: self.send(p.Started(rid, rendered, n)),
             )
-            self.send(p.Done(rid, result))
+            self.send(p.Done(rid, p.GenResult.of(result)))
         elif isinstance(req, p.Batch):
             rid, cancel = req.id, self.cancels[req.id]
             host.batch(

@@ -40,7 +40,7 @@ def test_a_stopped_worker_is_named_killed_and_replaced(tmp_path, monkeypatch):
         again = Events()
         rid = client.generate(RAW, {"max_new_tokens": 3}, again)
         done = again.until(p.Done, timeout=120)
-        assert done.id == rid and done.result["completion_tokens"] >= 1
+        assert done.id == rid and done.result.completion_tokens >= 1
     finally:
         client.close()
 

@@ -99,10 +99,10 @@ def test_stream_cancel_and_crash_mid_request(client):
     made.cancel(rid)
     done = own.until(p.Done)
     assert own.trace() == ["started", "chunk+", "done"] and done.id == rid
-    assert done.result["stop_reason"] == "cancelled" and done.result["completion_tokens"] < 2000
-    assert set(done.result) >= set(RESULT_FIELDS)  # what a history record keeps
+    assert done.result.stop_reason == "cancelled" and done.result.completion_tokens < 2000
+    assert set(done.result.to_dict()) >= set(RESULT_FIELDS)  # what a history record keeps
     chunks = "".join(e.text for e in own.seen if isinstance(e, p.Chunk))
-    assert chunks == done.result["output"]
+    assert chunks == done.result.output
 
     crashed_request = Events()
     made.generate(RAW, LONG, crashed_request)
@@ -117,7 +117,7 @@ def test_stream_cancel_and_crash_mid_request(client):
     rid = made.generate(RAW, LONG, again)  # restarts the worker and reloads the model first
     again.until(p.Chunk)
     made.cancel(rid)
-    assert again.until(p.Done).result["stop_reason"] == "cancelled"
+    assert again.until(p.Done).result.stop_reason == "cancelled"
     events.until(p.Ready)
     assert events.trace()[-3:] == ["crashed", "loading", "ready"]
 
@@ -164,7 +164,7 @@ def test_adapters_hot_swap_on_the_real_worker(tmp_path):
         def run(adapter_path):
             own = Events()
             made.generate(RAW, {"max_new_tokens": 12}, own, adapter=adapter_path)
-            return own.until(p.Done).result["output"]
+            return own.until(p.Done).result.output
 
         base = run(None)
         with_adapter = run(adapter)
@@ -198,3 +198,12 @@ def test_every_event_type_has_its_app_message():
     ready = worker_message(p.Ready(info), "g1")
     assert type(ready).__name__ == "ModelReady" and ready.event.info == info and ready.token == "g1"
     assert worker_message(p.BatchDone("b1")) is None
+
+
+def test_a_done_result_crosses_the_wire_typed_and_whole():
+    """`Done.result` is a `GenResult` on both ends; what else a backend reported survives in `extra`."""
+    reported = {"output": "hi", "stop_reason": "eos", "completion_tokens": 2, "latency_s": 0.5, "tok_per_s": 4.0,
+                "prompt_tokens": 7, "finish_reason": "stop", "served_model": "m"}  # fmt: skip
+    sent = p.Done("r1", p.GenResult.of(reported))
+    got = p.from_wire(p.to_wire(sent), p.EVENTS)
+    assert got == sent and got.result.completion_tokens == 2 and got.result.to_dict() == reported

@@ -294,8 +294,9 @@ class MainScreen(Screen[None]):
         result = message.event.result
         self.results.finish(result)
         if self.out_of_sight("tab-output"):
-            self.notify(f"Run done: {result['completion_tokens']} tokens, {result['stop_reason']}.")
-        self.generations.finish(status="cancelled" if result["stop_reason"] == "cancelled" else "done", result=result)
+            self.notify(f"Run done: {result.completion_tokens} tokens, {result.stop_reason}.")
+        status = "cancelled" if result.stop_reason == "cancelled" else "done"
+        self.generations.finish(status=status, result=result.to_dict())
 
     @on(WorkerCrashed)
     def worker_crashed(self, message: WorkerCrashed) -> None:

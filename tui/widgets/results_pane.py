@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,6 +10,9 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import Button, Static, TextArea
+
+if TYPE_CHECKING:
+    from core.engine.protocol import GenResult
 
 
 class StreamArea(TextArea):
@@ -94,8 +97,8 @@ class ResultsPane(Vertical):
         if follow:
             out.scroll_end(animate=False)
 
-    def finish(self, result: dict[str, Any]) -> None:
+    def finish(self, result: GenResult) -> None:
         self.set_status(
-            f"{result['completion_tokens']} tok · {result['tok_per_s']:.0f} tok/s · "
-            f"{result['latency_s']:.2f}s · {result['stop_reason']}"
+            f"{result.completion_tokens} tok · {result.tok_per_s:.0f} tok/s · "
+            f"{result.latency_s:.2f}s · {result.stop_reason}"
         )
