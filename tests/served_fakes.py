@@ -1,6 +1,7 @@
 """A small OpenAI-compatible server that misbehaves on purpose, picked by the request's `model`:
 `ok`, `429` (once, with Retry-After), `500` (once), `cut` (a stream that stops mid-way), `endless` (a
-stream that never ends), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
+stream that never ends), `midfail` (an error event mid-stream), `nofinish` (a stream ending with `[DONE]`
+and no finish_reason), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
 (refuses the `seed` field with 422, as some servers refuse fields), `judge` (a judge model: PASS when the
 output it is shown says "sunny" and the rubric asks about the weather, SCORE 0.2 otherwise, and an answer
 with no verdict when the rubric says "vague"). `GET /v1/models` lists `ok` and its LoRA `ok-lora`."""
@@ -83,12 +84,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 if behaviour == "endless":
                     time.sleep(0.005)  # a slow model that never stops
+                if behaviour == "midfail" and n == 1:  # vLLM's way to say a generation failed mid-way
+                    self.wfile.write(b'data: {"error": {"message": "engine died", "code": 500}}\n\ndata: [DONE]\n\n')
+                    return
                 if behaviour == "cut" and n == 1:
                     self.wfile.write(b'data: {"choices": [{"delta": {"cont')  # cut mid-chunk
                     self.wfile.flush()
                     self.connection.shutdown(2)
                     return
             end = {"model": "served", "choices": [{"delta": {}, "finish_reason": "stop"}]}
+            if behaviour == "nofinish":  # a server that ends with [DONE] alone, no finish_reason
+                self.wfile.write(b"data: [DONE]\n\n")
+                return
             self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
         except OSError:  # the client went away (an endless stream it stopped reading)
             pass

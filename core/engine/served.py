@@ -35,6 +35,7 @@ RETRIES = 4
 RETRY_AFTER_CAP_S = 60.0
 MAX_ANSWER_BYTES = 8 * 2**20
 OPTIONAL = ("seed", "stop", "top_p")  # dropped, one at a time, when a server refuses them
+DONE: dict[str, Any] = {}  # `[DONE]`: the stream's end, told apart from a connection that just closes
 HOLD_CAP_S = 60.0  # the longest the `hold_served_stream_after` fault keeps a stream waiting for a cancel
 
 
@@ -326,6 +327,15 @@ class ServedClient:
                 )
             if cancel.is_set():
                 return _answer("".join(parts), "cancelled", None, body, last, first)
+            if data is DONE:  # the server's end of stream, with or without a finish_reason before it
+                finish = finish or "stop"
+                break
+            if data.get("error"):  # vLLM and others report a failure mid-stream as an event
+                error = data["error"]
+                said = " ".join(str(error.get("message", error) if isinstance(error, dict) else error).split())
+                if self.point.key:
+                    said = said.replace(self.point.key, "***")
+                raise TunelabError(f"{self._where()}: the server failed mid-stream: {said[:160]} (nothing kept)")
             last = data
             choice = (data.get("choices") or [{}])[0]
             piece = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
@@ -371,12 +381,13 @@ def _stop(finish: Any) -> str:
 
 
 def _events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
-    """Server-sent events: each `data:` line's JSON until `[DONE]` (None for a line that is not JSON)."""
+    """Server-sent events: each `data:` line's JSON, then DONE at `[DONE]` (None for a line that is not JSON)."""
     for line in lines:
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
         if payload == "[DONE]":
+            yield DONE
             return
         try:
             data = json.loads(payload)

@@ -52,6 +52,7 @@ def test_429_and_500_are_retried_and_a_refused_field_is_dropped_once(server):
     ("model", "said"),
     [
         ("cut", "the stream was cut after"),
+        ("midfail", "the server failed mid-stream: engine died"),
         ("badjson", "the answer is not JSON"),
         ("slow", "no answer within 1 s"),
         ("401", "HTTP 401 unauthorized"),
@@ -62,6 +63,11 @@ def test_each_failure_is_one_line_naming_the_endpoint(server, model, said):
         client(server, model, timeout=1.0).complete(Prompt("hi"), GenParams(), emit=lambda text, n: None)
     assert str(raised.value).startswith(f"endpoint fake ({server}): ") and said in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_a_stream_ended_by_done_without_a_finish_reason_is_whole(server):
+    result = client(server, "nofinish").complete(Prompt("hi"), GenParams(), emit=lambda t, n: None)
+    assert result["output"] == "It is sunny." and result["stop_reason"] == "eos"
 
 
 def test_a_stream_that_never_ends_stops_at_the_token_budget(server):
