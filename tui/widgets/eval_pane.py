@@ -271,6 +271,10 @@ class EvalPane(Vertical):
             self.drop_run(message.token)
         self.show_baseline(message.baseline)
         self.show_verdict(message.verdict)
+        if isinstance(tally := message.summary.get("judge"), dict):  # the judge's cost, said apart
+            from core.evals.judge import judge_line
+
+            self.notify(judge_line(tally), severity="warning" if tally.get("errors") else "information")
         best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
         if self.main.out_of_sight("tab-eval"):
             self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
