@@ -184,7 +184,8 @@ def build(model_dir: Path, data_dir: Path, cfg: BuildConfig | None = None, log=p
         do_sample=False,
     )
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
+    torch.nn.Module.to(model, torch.bfloat16)  # (transformers' own `to` wrapper confuses the type checker)
+    model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
     write_task(data_dir, items, cfg)
     log(f"saved model to {model_dir} and task to {data_dir}")

@@ -142,7 +142,11 @@ class History:
 
     @staticmethod
     def _number(shard: Path) -> int:
-        return int(SHARD_NAME.match(shard.name).group(1))
+        """A shard's number (its paths come from `_shards` or `_shard`, so the name always matches)."""
+        match = SHARD_NAME.match(shard.name)
+        if match is None:
+            raise ValueError(f"not a history shard: {shard.name}")
+        return int(match.group(1))
 
     def _shard(self, number: int) -> Path:
         return self.folder / f"gen-{number:06d}.json"
