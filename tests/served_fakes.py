@@ -2,7 +2,8 @@
 `ok`, `429` (once, with Retry-After), `500` (once), `cut` (a stream that stops mid-way), `endless` (a
 stream that never ends), `midfail` (an error event mid-stream), `nofinish` (a stream ending with `[DONE]`
 and no finish_reason), `badjson`, `slow` (first byte later than any timeout here), `401`, `noseed`
-(refuses the `seed` field with 422, as some servers refuse fields), `judge` (a judge model: PASS when the
+(refuses the `seed` field with 422, as some servers refuse fields), `newmax` (wants `max_completion_tokens`
+for `max_tokens`, as OpenAI's newer models do), `judge` (a judge model: PASS when the
 output it is shown says "sunny" and the rubric asks about the weather, SCORE 0.2 otherwise, and an answer
 with no verdict when the rubric says "vague"). `GET /v1/models` lists `ok` and its LoRA `ok-lora`."""
 
@@ -49,6 +50,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(500, {"error": "boom"})
         if behaviour == "noseed" and "seed" in body:
             return self._json(422, {"detail": [{"loc": ["body", "seed"], "msg": "extra fields not permitted"}]})
+        if behaviour == "newmax" and "max_tokens" in body:  # OpenAI's newer models
+            message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."  # fmt: skip
+            return self._json(400, {"error": {"message": message, "param": "max_tokens"}})
         if behaviour == "badjson":
             return self._raw(200, b"<html>not json</html>", "text/html")
         if behaviour == "slow":

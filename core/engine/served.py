@@ -203,7 +203,8 @@ class ServedClient:
         """One generation; streamed through `emit` when given. Raises TunelabError (one line) on failure."""
         raw = prompt.mode == "raw"
         path = "/completions" if raw else "/chat/completions"
-        body: dict[str, Any] = {"model": self.point.model, "max_tokens": params.max_new_tokens}
+        budget = "max_completion_tokens" if "max_tokens" in self.refused else "max_tokens"
+        body: dict[str, Any] = {"model": self.point.model, budget: params.max_new_tokens}
         body["temperature"] = params.temperature
         if raw:
             body["prompt"] = "\n\n".join(t["content"] for t in chat_turns(prompt))
@@ -253,8 +254,8 @@ class ServedClient:
                         if cancel.wait(wait):
                             return _answer("", "cancelled", None, body, {})
                         continue
-                    if response.status_code in (400, 422) and (dropped := self._refused_field(response)):
-                        body = {k: v for k, v in body.items() if k != dropped}
+                    if response.status_code in (400, 422) and (dropped := self._refused_field(response, body)):
+                        body = _without(body, dropped)
                         continue
                     self._check(response, path)
                     if body.get("stream") and "event-stream" in response.headers.get("content-type", ""):
@@ -276,14 +277,20 @@ class ServedClient:
     def _where(self) -> str:
         return f"endpoint {self.point.name} ({self.point.base_url})"
 
-    def _refused_field(self, response: Any) -> str | None:
-        """The optional field a 400/422 names, dropped from now on (said once), or None."""
+    def _refused_field(self, response: Any, body: dict[str, Any]) -> str | None:
+        """The optional field a 400/422 names, dropped from now on (said once), or None. A server that wants
+        `max_completion_tokens` for `max_tokens` (OpenAI's newer models) gets the budget under that name."""
         text = _bounded_text(response)
-        field = next((f for f in OPTIONAL if f not in self.refused and f in text), None)
+        field: str | None
+        if "max_tokens" in body and "max_tokens" in text and "max_completion_tokens" in text:
+            field, said = "max_tokens", "wants 'max_completion_tokens' for 'max_tokens': sent so from now on"
+        else:
+            field = next((f for f in OPTIONAL if f not in self.refused and f in body and f in text), None)
+            said = f"refuses '{field}': sent without it from now on"
         if field is not None:
             with self.lock:
                 self.refused.add(field)
-                self.notes.append(f"{self._where()} refuses '{field}': sent without it from now on")
+                self.notes.append(f"{self._where()} {said}")
         return field
 
     def _check(self, response: Any, path: str) -> None:
@@ -347,7 +354,7 @@ class ServedClient:
                     emit(piece, len(parts))
                 if len(parts) == hold:  # a test's "mid-stream", on any host
                     cancel.wait(HOLD_CAP_S)
-                if size > MAX_ANSWER_BYTES or len(parts) > body["max_tokens"] + 16:  # a stream that never ends
+                if size > MAX_ANSWER_BYTES or len(parts) > _budget(body) + 16:  # a stream that never ends
                     return _answer("".join(parts), "length", "length", body, last, first)
             finish = choice.get("finish_reason") or finish
             if finish:
@@ -358,6 +365,18 @@ class ServedClient:
                     f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
                 )
         return _answer("".join(parts), _stop(finish), finish, body, last, first)
+
+
+def _without(body: dict[str, Any], field: str) -> dict[str, Any]:
+    """The request without a refused field (the token budget: under its other name)."""
+    out = {k: v for k, v in body.items() if k != field}
+    if field == "max_tokens":
+        out["max_completion_tokens"] = body["max_tokens"]
+    return out
+
+
+def _budget(body: dict[str, Any]) -> int:
+    return int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
 
 
 def _answer(

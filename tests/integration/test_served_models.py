@@ -46,6 +46,10 @@ def test_429_and_500_are_retried_and_a_refused_field_is_dropped_once(server):
     assert refusing.complete(Prompt("hi"), GenParams(seed=3))["output"] == "It is sunny."
     assert refusing.complete(Prompt("hi"), GenParams(seed=3))["output"] == "It is sunny."
     assert len(refusing.notes) == 1 and "refuses 'seed'" in refusing.notes[0] and Handler.seen["noseed"] == 3
+    renaming = client(server, "newmax")
+    assert renaming.complete(Prompt("hi"), GenParams(max_new_tokens=9))["output"] == "It is sunny."
+    assert renaming.complete(Prompt("hi"), GenParams(max_new_tokens=9), emit=lambda t, n: None)["output"]
+    assert Handler.seen["newmax"] == 3 and len(renaming.notes) == 1 and "max_completion_tokens" in renaming.notes[0]
 
 
 @pytest.mark.parametrize(
