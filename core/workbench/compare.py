@@ -33,6 +33,7 @@ class ComparePlan:
     train: list[TrainConfig] = field(default_factory=list)
     seeds: int = 1
     checkpoint: str = "final"
+    also: list[str] = field(default_factory=list)  # more models graded beside it (a served one: its rows)
 
 
 class CompareWatcher:

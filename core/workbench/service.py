@@ -410,10 +410,12 @@ class Workbench(VerdictCases, RunControl):
         train_settings: dict[str, Any] | None = None,
         final: bool = False,
         checkpoint: str = "final",
+        also: Iterable[str] = (),
     ) -> ComparePlan:
         """Every check of a comparison before anything runs: seeds, prompts to train with, each run's config.
         `final`: the cells are judged on the sealed test split (the LoRAs never train on it). `checkpoint`
-        best: each run is judged by its checkpoint of highest pass rate (runs trained here score theirs)."""
+        best: each run is judged by its checkpoint of highest pass rate (runs trained here score theirs).
+        `also`: more models graded beside the one trained on (a served model's rows beside the LoRAs)."""
         if checkpoint not in CHECKPOINTS:
             raise TunelabError(f"{{0}} must be {' or '.join(CHECKPOINTS)}, got '{checkpoint}'", "checkpoint")
         for ref in adapters if checkpoint == "best" else ():
@@ -450,7 +452,8 @@ class Workbench(VerdictCases, RunControl):
             for version in wanted
             for seed in range(seeds)
         ]
-        return ComparePlan(request, options, list(prompts), list(adapters), configs, seeds, checkpoint)
+        models = [m for m in dict.fromkeys(also) if m != options.model]
+        return ComparePlan(request, options, list(prompts), list(adapters), configs, seeds, checkpoint, models)
 
     def chosen_checkpoint(self, ref: str) -> str:
         """A run's best-scored checkpoint as a concrete ref (`RUN@step-000040`), which the stored eval keeps."""
@@ -480,7 +483,7 @@ class Workbench(VerdictCases, RunControl):
             adapters.append(self.train_and_wait(config, watcher, cancel, plan.prompts))
         if plan.checkpoint == "best":
             adapters = [self.chosen_checkpoint(ref) for ref in adapters]
-        variants = self.variants([None, *plan.prompts], [None, *adapters], [plan.options.model])
+        variants = self.variants([None, *plan.prompts], [None, *adapters], [plan.options.model, *plan.also])
         watcher.evaluating([v.label for v in variants])
         summary = self.run_eval(
             plan.request,

@@ -107,11 +107,14 @@ def test_a_served_model_is_a_row_beside_a_local_lora_in_compare(served, capsys, 
     from tests.contract.test_worker_protocol import make_adapter
 
     run_id = make_adapter(tmp_path / "lora")
-    done = here(capsys, "eval", "--model", "demo", "--model", served, "--adapter", run_id, "--prompt", prompt_file(tmp_path), "--grader", "labels", "--limit", "12", "--json")  # fmt: skip
+    done = here(capsys, "compare", "--model", "demo", "--model", served, "--adapter", run_id, "--prompt", prompt_file(tmp_path), "--no-prompt", "--grader", "labels", "--limit", "12", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    variants = json.loads(done.stdout)["variants"]
+    judged = json.loads(done.stdout)
+    variants = judged["variants"]
     assert ("demo", run_id) in {(v["model"], v["adapter"]) for v in variants}
-    assert any(v["model"] == served and v["pass_rate"] > 0.5 for v in variants)
+    assert all(v["adapter"] is None for v in variants if v["model"] == served)  # the server loads no LoRA
+    assert any(v["model"] == served and v["pass_rate"] > 0.5 and v["mean_completion_tokens"] for v in variants)
+    assert judged["grid"]["cells"] and "verdict" in judged  # a row of the verdict, beside the local ones
 
 
 def test_a_served_judge_grades_through_the_real_server(served, capsys, tmp_path):

@@ -342,7 +342,7 @@ def run_compare(args: argparse.Namespace) -> int:
         from tui.cli.parity import run_parity_check
 
         return run_parity_check(args, _eval_request(args)[0])
-    options, _, adapters = model_options(args, several_adapters=True)
+    options, models, adapters = model_options(args, several_models=True, several_adapters=True)
     workbench = _workbench()
     request, min_pass = _eval_request(args)
     if args.plan is not None:
@@ -367,6 +367,7 @@ def run_compare(args: argparse.Namespace) -> int:
         train_settings={"epochs": args.train_epochs},
         final=args.final,
         checkpoint=args.checkpoint,
+        also=models[1:],  # the first is trained on; the rest are rows beside it (a served model)
     )
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)

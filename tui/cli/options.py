@@ -34,7 +34,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=none,
         metavar="MODEL",
-        help="'demo' (default), a local folder or a hub id; eval takes several",
+        help="'demo' (default), a local folder, a hub id, endpoint:NAME or URL#MODEL; eval and compare take "
+        "several (compare trains on the first)",
     )
     group.add_argument(
         "--adapter",
@@ -42,7 +43,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=none,
         metavar="A",
-        help="a training run id or any PEFT adapter folder; eval takes several",
+        help="a training run id, any PEFT adapter folder, or a LoRA a served model's server lists; eval and "
+        "compare take several",
     )
     group.add_argument(
         "--allow-pickle",
