@@ -176,13 +176,26 @@ def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):
     with pytest.raises(TunelabError, match="output folder is not empty"):
         merge(home, run_id, out)
 
+    import torch
     from peft import PeftModel
 
     prompt, params = Prompt("The lamp is great. I love it.", mode="raw"), GenParams(max_new_tokens=4)
     with_adapter = load("demo")
     with_adapter.model = PeftModel.from_pretrained(with_adapter.model, runs.path(run_id) / ADAPTER).eval()
+    merged = load(str(out))
     expected = generate(with_adapter, prompt, params, emit=lambda *a: None)["output"]
-    assert generate(load(str(out)), prompt, params, emit=lambda *a: None)["output"] == expected
+    # The merged weights are the sum rounded to bf16: logits agree to that rounding (about 0.005 here), on
+    # every CPU. Greedy outputs must then agree wherever the adapter's top-2 margin is wider than twice that
+    # (how this run's LoRA trained, and so its margins, depends on the CPU's floating-point paths).
+    first = len(with_adapter.tokenizer(prompt.text)["input_ids"]) - 1
+    ids = with_adapter.tokenizer(prompt.text + expected, return_tensors="pt")
+    with torch.inference_mode():
+        ours, theirs = with_adapter.model(**ids).logits[0].float(), merged.model(**ids).logits[0].float()
+    drift = (ours - theirs).abs().max().item()
+    assert drift < 0.05, drift
+    top = ours[first:].topk(2, dim=-1).values
+    if (top[:, 0] - top[:, 1]).min().item() > 2 * drift:
+        assert generate(merged, prompt, params, emit=lambda *a: None)["output"] == expected
 
 
 def test_torchrun_with_two_processes_on_gloo(home):
