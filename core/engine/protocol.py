@@ -167,6 +167,11 @@ class GenResult:
             {k: v for k, v in result.items() if k not in typed},
         )
 
+    @property
+    def status(self) -> str:
+        """The history record's status: a generation cut short by a cancel is saved as cancelled."""
+        return "cancelled" if self.stop_reason == "cancelled" else "done"
+
     def to_dict(self) -> dict[str, Any]:
         """The whole result, as the backend reported it (the shape history and the cache keep)."""
         typed = {k: v for k, v in asdict(self).items() if k != "extra" and (k != "note" or v)}

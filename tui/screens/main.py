@@ -295,8 +295,7 @@ class MainScreen(Screen[None]):
         self.results.finish(result)
         if self.out_of_sight("tab-output"):
             self.notify(f"Run done: {result.completion_tokens} tokens, {result.stop_reason}.")
-        status = "cancelled" if result.stop_reason == "cancelled" else "done"
-        self.generations.finish(status=status, result=result.to_dict())
+        self.generations.finish(status=result.status, result=result.to_dict())
 
     @on(WorkerCrashed)
     def worker_crashed(self, message: WorkerCrashed) -> None:
