@@ -301,9 +301,11 @@ class ServedClient:
         if self.point.key:
             detail = detail.replace(self.point.key, "***")
         hint = {
-            401: f"unauthorized (the key in ${self.point.api_key_env})"
-            if self.point.api_key_env
-            else "unauthorized (no key: set api_key_env)",
+            401: "unauthorized (no key: set api_key_env)"
+            if not self.point.api_key_env
+            else f"unauthorized (${self.point.api_key_env} is not set)"
+            if not self.point.key
+            else f"unauthorized (the key in ${self.point.api_key_env})",
             403: "forbidden",
             404: f"not found ({path} for model '{self.point.model}')",
             429: "too many requests, still after retries",

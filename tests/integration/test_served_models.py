@@ -69,6 +69,19 @@ def test_each_failure_is_one_line_naming_the_endpoint(server, model, said):
     assert "\n" not in str(raised.value)
 
 
+def test_a_401_says_whether_the_key_variable_is_set_and_never_the_key(server, monkeypatch):
+    unset = ServedClient(Endpoint("fake", server, "401", api_key_env="TUNELAB_TEST_KEY"))
+    monkeypatch.delenv("TUNELAB_TEST_KEY", raising=False)
+    with pytest.raises(TunelabError, match=r"HTTP 401 unauthorized \(\$TUNELAB_TEST_KEY is not set\)"):
+        unset.complete(Prompt("hi"), GenParams())
+    monkeypatch.setenv("TUNELAB_TEST_KEY", SECRET)
+    with pytest.raises(TunelabError, match=r"the key in \$TUNELAB_TEST_KEY") as raised:
+        ServedClient(Endpoint("fake", server, "401", api_key_env="TUNELAB_TEST_KEY")).complete(
+            Prompt("hi"), GenParams()
+        )
+    assert SECRET not in str(raised.value)
+
+
 def test_a_stream_ended_by_done_without_a_finish_reason_is_whole(server):
     result = client(server, "nofinish").complete(Prompt("hi"), GenParams(), emit=lambda t, n: None)
     assert result["output"] == "It is sunny." and result["stop_reason"] == "eos"
