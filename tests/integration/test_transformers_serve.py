@@ -81,6 +81,27 @@ def prompt_file(tmp_path) -> str:
     return str(path)
 
 
+def test_eval_on_the_served_model_grades_its_answers_and_caches_them(served, capsys, tmp_path):
+    args = [
+        "eval",
+        "--model",
+        served,
+        "--prompt",
+        prompt_file(tmp_path),
+        "--grader",
+        "labels",
+        "--limit",
+        "8",
+        "--json",
+    ]
+    first = here(capsys, *args)
+    assert first.returncode == 0, first.stderr
+    variant = json.loads(first.stdout)["variants"][0]
+    assert variant["model"] == served and variant["trials"] == 8 and variant["pass_rate"] > 0.5
+    again = json.loads(here(capsys, *args).stdout)["variants"][0]
+    assert again["cached"] == 8 and again["pass_rate"] == variant["pass_rate"]  # greedy: cached by URL and model
+
+
 def test_parity_finds_served_and_in_process_greedy_answers_equal_item_by_item(served, capsys, tmp_path):
     args = ["--model", "demo", "--model", served, "--prompt", prompt_file(tmp_path), "--limit", "24", "--json"]
     done = here(capsys, "compare", "--parity", *args)
