@@ -137,21 +137,22 @@ class EvalPane(Vertical):
 
     def run(self, request: EvalRequest, ref: PromptRef, adapter: str | None) -> None:
         """Evaluate `ref` (and no prompt, and the 2x2 with `adapter`) on `request`: the cells not shown yet."""
-        adapters: list[str | None] = [None, adapter] if adapter else [None]
-        candidates = self.tunelab.workbench.variants([None, ref], adapters, [self.main.model])
-        shown = {c.label for c in self.columns}
-        variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
-        token = self.begin()
-        self.start_run(token, [v.label for v in variants])
-        self._run_eval(token, request, variants, ref)
+        self._run_eval(self.begin(), request, ref, adapter, {c.label for c in self.columns}, self.main.model)
 
     @work(thread=True, group="eval", exclusive=False)
-    def _run_eval(self, token: str, request: EvalRequest, variants: list[Variant], ref: PromptRef) -> None:
+    def _run_eval(
+        self, token: str, request: EvalRequest, ref: PromptRef, adapter: str | None, shown: set[str], model: str
+    ) -> None:
+        """The cells (they read the config and, for a served model's adapter, the run folders), then the eval."""
+        workbench = self.tunelab.workbench
         try:
-            self.tunelab.workbench.prompts.save(ref.name, ref.version)
+            candidates = workbench.variants([None, ref], [None, adapter] if adapter else [None], [model])
+            workbench.prompts.save(ref.name, ref.version)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
+        variants = [v for v in candidates if v.label not in shown] or candidates[1:2]
+        self.post_message(EvalStarted(token, [v.label for v in variants]))
         self._evaluate(token, request, variants)
 
     def run_final(self, summary: dict[str, Any]) -> None:
