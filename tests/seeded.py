@@ -16,6 +16,16 @@ SENTI = PromptVersion("{{text}} Overall, this review is", mode="raw")
 N_ITEMS = 20
 
 
+def eval_summary(variants: list[dict], items: dict[str, dict], status: str = "done", split: str | None = None):
+    """A summary of the given variants and item scores, as the verdict and the grid read one."""
+    from core.storage.schemas import EvalSummary
+
+    return EvalSummary.model_validate(
+        {"id": "e1", "created_at": "2026-11-25T12:00:00", "dataset": "d", "status": status, "split": split,
+         "variants": variants, "items": items}
+    )  # fmt: skip
+
+
 def finished_run(
     home: Path, steps: int = 12, fixed_id: str | None = None, config: TrainConfig | None = None, adapter: bool = False
 ) -> str:
@@ -68,7 +78,7 @@ def comparison_eval(home: Path, run_id: str, eval_id: str = "e0000snapshot") -> 
     ]  # fmt: skip
     request = EvalRequest("demo", "eval", "labels")
     summary = summarize(eval_id, request, "demo", "sha", variants, [None] * N_ITEMS, rows, "done")
-    summary["created_at"] = "2026-11-25T12:00:00"
+    summary.created_at = "2026-11-25T12:00:00"
     folder = home / "evals" / eval_id
     folder.mkdir(parents=True)
     store(home, folder, summary)

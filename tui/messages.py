@@ -9,6 +9,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:  # the protocol is imported by the client, after the first frame
     from core.engine import protocol as p
+    from core.storage.schemas import EvalSummary
     from core.workbench.adapters import Adapter
     from core.workbench.verdicts import Comparison
 
@@ -157,9 +158,9 @@ class EvalFinished(Message):
     """The eval run `token` ended: its summary, the pinned baseline and the verdict, or an error."""
 
     token: str
-    summary: dict[str, Any] | None
+    summary: EvalSummary | None
     error: str | None = field(default=None, kw_only=True)
-    baseline: tuple[dict[str, Any], int] | None = field(default=None, kw_only=True)
+    baseline: tuple[EvalSummary, int] | None = field(default=None, kw_only=True)
     verdict: str | None = field(default=None, kw_only=True)
 
 

@@ -190,10 +190,13 @@ class Done(Event):
 
 @dataclass(frozen=True)
 class Item(Event):
+    """One prompt of a batch ended, and how (its `index` in the batch)."""
+
     TAG: ClassVar[str] = "item"
+    NESTED: ClassVar[dict[str, type]] = {"result": GenResult}
     id: str
     index: int
-    result: dict[str, Any]
+    result: GenResult
 
 
 @dataclass(frozen=True)

@@ -335,7 +335,7 @@ class ServedClient:
                     f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
                 )
             if cancel.is_set():
-                return _answer("".join(parts), "cancelled", None, body, last, first)
+                return _answer("".join(parts), "cancelled", None, body, last, first, len(parts))
             if data is DONE:  # the server's end of stream, with or without a finish_reason before it
                 finish = finish or "stop"
                 break
@@ -357,7 +357,7 @@ class ServedClient:
                 if len(parts) == hold:  # a test's "mid-stream", on any host
                     cancel.wait(HOLD_CAP_S)
                 if size > MAX_ANSWER_BYTES or len(parts) > _budget(body) + 16:  # a stream that never ends
-                    return _answer("".join(parts), "length", "length", body, last, first)
+                    return _answer("".join(parts), "length", "length", body, last, first, len(parts))
             finish = choice.get("finish_reason") or finish
             if finish:
                 break
@@ -366,7 +366,7 @@ class ServedClient:
                 raise TunelabError(
                     f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
                 )
-        return _answer("".join(parts), _stop(finish), finish, body, last, first)
+        return _answer("".join(parts), _stop(finish), finish, body, last, first, len(parts))
 
 
 def _without(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -382,15 +382,23 @@ def _budget(body: dict[str, Any]) -> int:
 
 
 def _answer(
-    text: str, reason: str, finish: str | None, body: dict[str, Any], data: dict[str, Any], first: float | None = None
+    text: str,
+    reason: str,
+    finish: str | None,
+    body: dict[str, Any],
+    data: dict[str, Any],
+    first: float | None = None,
+    pieces: int | None = None,
 ) -> dict[str, Any]:
+    """An answer as the client reports it. Without the server's usage, a stream counts the pieces it got (a
+    token each, as servers stream), and a whole answer its words (an estimate)."""
     usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
     return {
         "text": text,
         "stop_reason": reason,
         "finish_reason": finish,
         "prompt_tokens": usage.get("prompt_tokens"),
-        "completion_tokens": usage.get("completion_tokens") or len(text.split()),
+        "completion_tokens": usage.get("completion_tokens") or pieces or len(text.split()),
         "model": data.get("model"),
         "fingerprint": data.get("system_fingerprint"),
         "ttft": first,

@@ -147,7 +147,7 @@ class Worker:
                 [Prompt.from_dict(x) for x in req.prompts],
                 GenParams.from_dict(req.params),
                 req.adapter,
-                on_result=lambda i, r: self.send(p.Item(rid, i, r)),
+                on_result=lambda i, r: self.send(p.Item(rid, i, p.GenResult.of(r))),
                 cancel=cancel,
                 batch_size=req.batch_size,
             )

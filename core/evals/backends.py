@@ -86,7 +86,7 @@ class WorkerBackend:
                 continue
             if isinstance(event, p.Item):
                 try:
-                    on_result(event.index, event.result)
+                    on_result(event.index, event.result.to_dict())  # the shape the cache keeps
                 except BaseException:  # a row refused (or a bug): the rest of the batch is not wanted
                     self.client.cancel(rid)
                     raise

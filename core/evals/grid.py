@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.evals.stats import binary, interval
+from core.storage.schemas import EvalSummary, EvalVariant
 
 BASE = "base"
 
@@ -85,7 +86,7 @@ def _mean(values: list[Any]) -> float | None:
 
 
 def build_grid(
-    summary: dict[str, Any],
+    summary: EvalSummary,
     loras: Mapping[str, Mapping[str, Any]] | None = None,
     served: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Grid:
@@ -93,33 +94,33 @@ def build_grid(
     of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own. `served[model]`
     is a served model's cost (its endpoint and prices)."""
     loras, served = loras or {}, served or {}
-    variants = summary["variants"]
+    variants = summary.variants
     rows: list[Row] = []
     cols: list[Column] = []
     members: dict[tuple[int, int], list[int]] = {}
     for vi, v in enumerate(variants):
-        adapter = v.get("adapter")
+        adapter = v.adapter
         info = loras.get(adapter, {}) if adapter else {}
-        row_key = f"{v.get('model')}:{info.get('group', adapter) if adapter else BASE}"
+        row_key = f"{v.model}:{info.get('group', adapter) if adapter else BASE}"
         r = next((i for i, row in enumerate(rows) if row.key == row_key), None)
         if r is None:
-            rows.append(_row(row_key, v, info, served.get(str(v.get("model")), {})))
+            rows.append(_row(row_key, v, info, served.get(v.model, {})))
             r = len(rows) - 1
         elif adapter and adapter not in rows[r].adapters:
             rows[r] = _with_adapter(rows[r], adapter)
-        col_key = v.get("prompt_id") or ""
+        col_key = v.prompt_id or ""
         c = next((i for i, col in enumerate(cols) if col.key == col_key), None)
         if c is None:
-            label = f"{v.get('prompt_name')}@{col_key[:6]} {v.get('mode')}" if col_key else "no prompt"
-            cols.append(Column(col_key, label, v.get("template")))
+            label = f"{v.prompt_name}@{col_key[:6]} {v.mode}" if col_key else "no prompt"
+            cols.append(Column(col_key, label, v.template))
             c = len(cols) - 1
         members.setdefault((r, c), []).append(vi)
     cells = {key: _cell(summary, key, vis, rows, cols) for key, vis in members.items()}
     return Grid(rows, _priced(cols, cells), cells)
 
 
-def _row(key: str, variant: dict[str, Any], info: Mapping[str, Any], served: Mapping[str, Any]) -> Row:
-    model, adapter = str(variant.get("model")), variant.get("adapter")
+def _row(key: str, variant: EvalVariant, info: Mapping[str, Any], served: Mapping[str, Any]) -> Row:
+    model, adapter = variant.model, variant.adapter
     if not adapter:
         return Row(key, f"{model} (base)", model, cost=dict(served))
     trained_on = str(info.get("trained_on") or "elsewhere")
@@ -139,22 +140,22 @@ def _with_adapter(row: Row, adapter: str) -> Row:
     return Row(row.key, label, row.model, adapters, row.trained_on, row.cost)
 
 
-def _cell(summary: dict[str, Any], key: tuple[int, int], vis: list[int], rows: list[Row], cols: list[Column]) -> Cell:
-    variants = [summary["variants"][vi] for vi in vis]
-    rates = [float(v["pass_rate"]) for v in variants]
+def _cell(summary: EvalSummary, key: tuple[int, int], vis: list[int], rows: list[Row], cols: list[Column]) -> Cell:
+    variants = [summary.variants[vi] for vi in vis]
+    rates = [v.pass_rate for v in variants]
     votes: dict[str, list[bool]] = {}
     fractions: dict[str, list[float]] = {}
     for vi in vis:
-        for item, agg in summary["items"].get(str(vi), {}).items():
-            votes.setdefault(item, []).append(bool(agg["passed"]))
-            fractions.setdefault(item, []).append(float(agg.get("pass", agg["passed"])))
+        for item, score in summary.scores(vi).items():
+            votes.setdefault(item, []).append(score.passed)
+            fractions.setdefault(item, []).append(score.fraction)
     passed = {item: sum(seen) * 2 >= len(seen) for item, seen in votes.items()}
     scores = {item: statistics.fmean(seen) for item, seen in fractions.items()}
-    ci = variants[0].get("ci") or [0.0, 1.0]
+    ci = variants[0].ci or [0.0, 1.0]
     if len(variants) > 1 or not binary(scores.values()):  # seeds or repeats: the item is the unit
         ci = list(interval(list(scores.values())))
     r, c = key
-    label = variants[0]["label"] if len(vis) == 1 else f"{cols[c].label} | {rows[r].label}"
+    label = variants[0].label if len(vis) == 1 else f"{cols[c].label} | {rows[r].label}"
     return Cell(
         r,
         c,
@@ -163,9 +164,9 @@ def _cell(summary: dict[str, Any], key: tuple[int, int], vis: list[int], rows: l
         round(statistics.fmean(rates), 4),
         round(statistics.stdev(rates), 4) if len(rates) > 1 else None,
         (float(ci[0]), float(ci[1])),
-        _mean([v.get("mean_latency_s") for v in variants]),
-        _mean([v.get("mean_prompt_tokens") for v in variants]),
-        _mean([v.get("mean_completion_tokens") for v in variants]),
+        _mean([v.mean_latency_s for v in variants]),
+        _mean([v.mean_prompt_tokens for v in variants]),
+        _mean([v.mean_completion_tokens for v in variants]),
         passed,
         scores,
     )

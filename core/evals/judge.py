@@ -187,12 +187,3 @@ class Judge:
             self.cache.put_many(self.fresh)
         if self.client is not None:
             self.client.close()
-
-
-def judge_line(tally: dict[str, Any]) -> str:
-    """A summary's judge cost in one line, apart from the graded calls."""
-    tokens = f"{tally.get('prompt_tokens', 0)}+{tally.get('completion_tokens', 0)} tokens"
-    calls = f"{tally.get('calls', 0)} calls ({tally.get('cached', 0)} cached)"
-    return (
-        f"judge {tally.get('model')}: {calls}, {tokens}, {tally.get('errors', 0)} unparsable answer(s) graded as fails"
-    )

@@ -13,7 +13,7 @@ from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK
 from core.evals.summary import summarize
 from core.storage.atomic import lock_held
 from core.storage.runfolders import read_json
-from core.storage.schemas import EvalPlan, ResultRow, problem
+from core.storage.schemas import EvalPlan, EvalSummary, ResultRow, parsed, problem
 
 GONE = "the eval's process ended before it finished; recovered with what it had graded"
 
@@ -35,18 +35,17 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _summary(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
+def _summary(folder: Path, plan: EvalPlan) -> EvalSummary:
     variants = [
-        Variant(v["name"], PromptVersion(**v["version"]) if v["version"] else None, v["model"], v["adapter"])
-        for v in plan["variants"]
+        Variant(v.name, PromptVersion(**v.version) if v.version else None, v.model or "demo", v.adapter)
+        for v in plan.variants
     ]
-    request = EvalRequest(**plan["request"])
+    request = EvalRequest(**plan.request)
     rows = [r for r in _rows(folder / RESULTS_FILE) if 0 <= r["variant"] < len(variants)]
     summary = summarize(
-        folder.name, request, plan["dataset"], plan["dataset_sha256"], variants, [None] * plan["n_items"], rows,
-        "interrupted",
-    )  # fmt: skip
-    summary["error"] = GONE
+        folder.name, request, plan.dataset, plan.dataset_sha256, variants, [None] * plan.n_items, rows, "interrupted"
+    )
+    summary.error = GONE
     return summary
 
 
@@ -60,8 +59,8 @@ def recover_evals(root: Path) -> list[str]:
     for folder in sorted(base.iterdir()):
         if folder.is_symlink() or not folder.is_dir() or (folder / SUMMARY_FILE).exists():
             continue
-        plan = read_json(folder / PLAN_FILE)
-        if plan is None or problem(EvalPlan, plan) is not None or lock_held(folder / WRITER_LOCK):
+        plan, _ = parsed(EvalPlan, read_json(folder / PLAN_FILE))
+        if plan is None or lock_held(folder / WRITER_LOCK):
             continue
         try:
             summary = _summary(folder, plan)

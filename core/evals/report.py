@@ -16,8 +16,8 @@ from typing import Any
 
 from core.errors import TunelabError
 from core.evals.grid import Cell, Column, Grid, Row
-from core.history.records import eval_scope
 from core.storage.atomic import write_atomic
+from core.storage.schemas import EvalHeadline
 
 Curve = Sequence[tuple[int, float]]  # (step, loss)
 
@@ -152,13 +152,13 @@ def charts(grid: Grid, curves: Mapping[str, Curve]) -> list[tuple[str, str]]:
 
 def write_report(
     path: Path,
-    summary: dict[str, Any],
+    summary: EvalHeadline,
     grid: Grid,
     sentence: str,
     notes: list[str],
     curves: Mapping[str, Curve] | None = None,
 ) -> Path:
-    title = f"tunelab compare {summary['id']}: {eval_scope(summary)}, grader {summary['grader']}"
+    title = f"tunelab compare {summary.id}: {summary.scope}, grader {summary.grader}"
     header, body = grid_table(grid)
     if path.suffix not in (".md", ".html", ".htm"):
         raise TunelabError(f"{{0}} {path}: write a .md or .html file", "report")

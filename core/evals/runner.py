@@ -14,7 +14,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,17 @@ from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
 from core.storage.runfolders import names_local_adapter, resolve_adapter
+from core.storage.schemas import EvalHeadline, EvalSummary, JudgeCost, parsed
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
 
 
+NO_PROMPT = "no prompt"  # a variant's name when it has no prompt
+
+
 @dataclass(frozen=True)
 class Variant:
-    name: str  # the prompt's name, or "no prompt"
+    name: str  # the prompt's name, or NO_PROMPT
     version: PromptVersion | None
     model: str = "demo"
     adapter: str | None = None
@@ -79,6 +83,12 @@ class EvalRequest:
     skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
     holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
     judge: str | None = None  # the model (served or local) that grades `judge:RUBRIC` specs; else config's
+
+    @classmethod
+    def of(cls, summary: EvalHeadline) -> EvalRequest:
+        """The request an eval ran with (its fields this version knows), to look at its items or run it again."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{"dataset": summary.dataset, **{k: v for k, v in summary.request.items() if k in known}})
 
     def load_data(self) -> Dataset:
         """The request's dataset, split as every eval, run and look at it splits it."""
@@ -117,7 +127,7 @@ def run_eval(
     on_progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
     on_start: Callable[[], object] | None = None,
-) -> dict[str, Any]:
+) -> EvalSummary:
     """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `on_start`
     runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
     cancel = cancel or threading.Event()
@@ -282,22 +292,22 @@ def _fingerprint(model: str) -> str:
 
 def _summary(
     run_id: str, plan: Plan, variants: list[Variant], grading: Grading, status: str, error: BaseException | None
-) -> dict[str, Any]:
+) -> EvalSummary:
     """The summary of what finished, with each variant's skipped count and, if it stopped, why."""
     summary = summarize(
         run_id, plan.request, plan.dataset.name, plan.dataset.sha256, variants, plan.items, grading.rows, status
     )
-    for vi, v in enumerate(summary["variants"]):
-        v["skipped"] = grading.skipped[vi]
-        v["unrenderable"] = grading.unrenderable[vi]
+    for vi, v in enumerate(summary.variants):
+        v.skipped = grading.skipped[vi]
+        v.unrenderable = grading.unrenderable[vi]
         if grading.notes[vi]:
-            v["notes"] = sorted(grading.notes[vi])
+            v.notes = sorted(grading.notes[vi])
     if all(it.checks is not None for it in plan.items):
-        summary["grader"] = "each row's __expected"  # the request's grader was not used
+        summary.grader = "each row's __expected"  # the request's grader was not used
     if plan.judge is not None:
-        summary["judge"] = asdict(plan.judge.tally)  # its cost, apart from the graded calls
+        summary.judge = JudgeCost.model_validate(asdict(plan.judge.tally))  # apart from the graded calls
     if error is not None:
-        summary["error"] = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        summary.error = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     return summary
 
 
@@ -325,10 +335,11 @@ def _begin(folder: Path, request: EvalRequest, dataset: str, sha: str, variants:
     return fd
 
 
-def store(root: Path, folder: Path, summary: dict[str, Any]) -> None:
+def store(root: Path, folder: Path, summary: EvalSummary) -> None:
     """An eval's summary in its folder, its row in the list and its history record."""
-    write_atomic(folder / SUMMARY_FILE, json.dumps(summary, ensure_ascii=False))
-    headline = {k: v for k, v in summary.items() if k != "items"}
+    whole = summary.to_dict()
+    write_atomic(folder / SUMMARY_FILE, json.dumps(whole, ensure_ascii=False))
+    headline = {k: v for k, v in whole.items() if k != "items"}
     Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
     History(root).add(eval_record(summary))
 
@@ -346,22 +357,21 @@ class EvalRuns:
         self.root, self.meta = Path(root), Meta(root)
         self.problems: list[str] = []  # rows left out, one line each
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[EvalHeadline]:
         """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out and named."""
-        from core.storage.schemas import EvalHeadline, problem
-
         listed = []
         for row in self.meta.read(RUNS_TABLE)[::-1]:
-            if (why := problem(EvalHeadline, row)) is None:
-                listed.append(row)
+            headline, why = parsed(EvalHeadline, row)
+            if headline is not None:
+                listed.append(headline)
                 continue
             line = f"{self.meta.path}: eval row {str(row.get('id', '?'))[:30]!r} left out ({why})"
             if line not in self.problems:
                 self.problems.append(line)
         return listed
 
-    def load(self, run_id: str) -> dict[str, Any]:
-        ids = [r["id"] for r in self.list() if r["id"].startswith(run_id)] if run_id else []
+    def load(self, run_id: str) -> EvalSummary:
+        ids = [r.id for r in self.list() if r.id.startswith(run_id)] if run_id else []
         if len(ids) != 1:
             raise TunelabError(f"no eval run '{run_id}'" if not ids else f"eval run '{run_id}' is ambiguous")
         path = self.root / "evals" / ids[0] / SUMMARY_FILE
@@ -369,27 +379,24 @@ class EvalRuns:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TunelabError(f"eval run {ids[0]}: summary unreadable ({exc})") from None
-        from core.storage.schemas import EvalSummary, problem
-
-        if (why := problem(EvalSummary, summary)) is not None:
+        loaded, why = parsed(EvalSummary, summary)
+        if loaded is None:
             raise TunelabError(f"{path}: not an eval summary, damaged or hand-edited ({why})")
-        return summary
+        return loaded
 
     def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:
         """Make (run, variant) the baseline for its dataset split; later runs are compared to it."""
         summary = self.load(run_id)
-        if summary.get("status") != "done":
-            raise TunelabError(
-                f"eval run {summary['id']} is {summary.get('status')}: only a complete eval is a baseline"
-            )
-        if not 0 <= variant < len(summary["variants"]):
-            raise TunelabError(f"eval run {summary['id']} has no variant {variant}")
-        key = f"{summary['dataset']}:{summary['split']}"
-        doc = {"key": key, "run": summary["id"], "variant": variant}
+        if not summary.done:
+            raise TunelabError(f"eval run {summary.id} is {summary.status}: only a complete eval is a baseline")
+        if not 0 <= variant < len(summary.variants):
+            raise TunelabError(f"eval run {summary.id} has no variant {variant}")
+        key = f"{summary.dataset}:{summary.split}"
+        doc = {"key": key, "run": summary.id, "variant": variant}
         self.meta.write(lambda db: db.table(BASELINES_TABLE).upsert(doc, Query().key == key))
         return doc
 
-    def baseline_for(self, dataset: str, split: str | None) -> tuple[dict[str, Any], int] | None:
+    def baseline_for(self, dataset: str, split: str | None) -> tuple[EvalSummary, int] | None:
         key = f"{dataset}:{split}"
         pins = [d for d in self.meta.read(BASELINES_TABLE) if d["key"] == key]
         if not pins:
@@ -397,19 +404,19 @@ class EvalRuns:
         return self.load(pins[0]["run"]), pins[0]["variant"]
 
 
-def compare(summary: dict[str, Any], baseline: dict[str, Any], baseline_variant: int) -> list[dict[str, Any]]:
+def compare(summary: EvalSummary, baseline: EvalSummary, baseline_variant: int) -> list[dict[str, Any]]:
     """Per variant: change in pass rate and the items fixed and broken against the baseline."""
-    base_rate = baseline["variants"][baseline_variant]["pass_rate"]
-    base_items = baseline["items"][str(baseline_variant)]
+    base_rate = baseline.variants[baseline_variant].pass_rate
+    base_items = baseline.scores(baseline_variant)
     out = []
-    for vi, v in enumerate(summary["variants"]):
-        items = summary["items"][str(vi)]
+    for vi, v in enumerate(summary.variants):
+        items = summary.scores(vi)
         shared = sorted(set(items) & set(base_items))
         out.append(
             {
-                "delta": v["pass_rate"] - base_rate,
-                "fixed": [i for i in shared if items[i]["passed"] and not base_items[i]["passed"]],
-                "broken": [i for i in shared if not items[i]["passed"] and base_items[i]["passed"]],
+                "delta": v.pass_rate - base_rate,
+                "fixed": [i for i in shared if items[i].passed and not base_items[i].passed],
+                "broken": [i for i in shared if not items[i].passed and base_items[i].passed],
             }
         )
     return out

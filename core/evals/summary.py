@@ -10,9 +10,10 @@ from typing import Any
 
 from core.evals.stats import interval
 from core.history.store import now_iso
+from core.storage.schemas import EvalSummary
 
 
-def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> dict[str, Any]:
+def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> EvalSummary:
     by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_variant[row["variant"]].append(row)
@@ -46,7 +47,7 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
                 "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
             }
         )
-    return {
+    summary = {
         "id": run_id,
         "created_at": now_iso(),
         "status": status,
@@ -60,6 +61,7 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
         "variants": out_variants,
         "items": per_item,
     }
+    return EvalSummary.model_validate(summary)
 
 
 def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from core.data.datasets import SEALED
 from core.errors import TunelabError
 from core.evals.grid import Cell, Grid, build_grid
 from core.evals.stats import ALPHA, POWER, adjusted, detectable, mcnemar_exact, paired_p
+from core.storage.schemas import EvalSummary
 
 __all__ = ["Verdict", "mcnemar_exact", "verdict"]
 
@@ -55,16 +56,16 @@ class Verdict:
         return asdict(self)
 
 
-def verdict(summary: dict[str, Any], grid: Grid | None = None, tried: int = 1) -> Verdict:
+def verdict(summary: EvalSummary, grid: Grid | None = None, tried: int = 1) -> Verdict:
     """The verdict over a complete eval of at least two cells (of `grid`, when its LoRA seeds are grouped);
     a partial eval never gives one. `tried`: the configurations evaluated on these items, this eval's and
     earlier ones (the selection the p-value is adjusted for)."""
-    if summary.get("status") != "done":
-        raise TunelabError(f"eval {summary['id']} is {summary.get('status')}: a partial eval gives no verdict")
+    if not summary.done:
+        raise TunelabError(f"eval {summary.id} is {summary.status}: a partial eval gives no verdict")
     grid = grid or build_grid(summary)
     cells = grid.all()
     if len(cells) < 2:
-        raise TunelabError(f"eval {summary['id']} has one cell: a verdict needs two to compare")
+        raise TunelabError(f"eval {summary.id} has one cell: a verdict needs two to compare")
     ranked = sorted(range(len(cells)), key=lambda i: (-cells[i].pass_rate, i))
     winner = cells[ranked[0]]
     others = [cells[i] for i in ranked[1:] if grid.approach(cells[i]) != grid.approach(winner)]
@@ -101,11 +102,11 @@ def verdict(summary: dict[str, Any], grid: Grid | None = None, tried: int = 1) -
         fixed,
         broken,
         len(shared),
-        f"{'On the sealed test split: ' if summary.get('split') == SEALED else ''}{head}: {body}, {judged} ({evidence}).",
+        f"{'On the sealed test split: ' if summary.split == SEALED else ''}{head}: {body}, {judged} ({evidence}).",
         p_adj,
         tried,
         round(smallest, 4),
-        summary.get("split"),
+        summary.split,
     )
 
 

@@ -10,13 +10,16 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.errors import TunelabError
 from core.history.query import HistoryQuery
 from core.history.store import History, iso_time, label_of
 from core.storage.atomic import writable, write_atomic
 from core.storage.text import decode_utf8, jsonl_objects
+
+if TYPE_CHECKING:
+    from core.storage.schemas import EvalHeadline
 
 CSV_COLUMNS = (
     "id",
@@ -84,22 +87,22 @@ EVAL_COLUMNS = (
 )
 
 
-def eval_rows(root: Path, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def eval_rows(root: Path, summary: EvalHeadline) -> Iterator[dict[str, Any]]:
     """An eval run's graded rows (`evals/<id>/results.jsonl`) with the run id and variant label added;
     a last line cut short by a crash is skipped."""
-    labels = [v["label"] for v in summary["variants"]]
-    path = Path(root) / "evals" / summary["id"] / "results.jsonl"
+    labels = [v.label for v in summary.variants]
+    path = Path(root) / "evals" / summary.id / "results.jsonl"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise TunelabError(f"eval run {summary['id']}: results unreadable ({exc.strerror})") from None
+        raise TunelabError(f"eval run {summary.id}: results unreadable ({exc.strerror})") from None
     for line in lines:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
         yield {
-            "run": summary["id"],
+            "run": summary.id,
             "label": labels[row["variant"]] if row.get("variant") in range(len(labels)) else "",
             **row,
         }

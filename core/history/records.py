@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.storage.schemas import EvalHeadline
 
 RESULT_FIELDS = (
     "output",
@@ -14,11 +17,6 @@ RESULT_FIELDS = (
     "ttft_s",
     "tok_per_s",
 )
-
-
-def eval_scope(summary: dict[str, Any]) -> str:
-    """`dataset:split` of an eval (or of its headline row); `all` for a file that names no splits."""
-    return f"{summary['dataset']}:{summary['split'] or 'all'}"
 
 
 def generation_record(
@@ -54,21 +52,20 @@ def generation_record(
     return record
 
 
-def eval_record(summary: dict[str, Any]) -> dict[str, Any]:
+def eval_record(summary: EvalHeadline) -> dict[str, Any]:
     """An eval run's history entry: its variants' pass rates as the output; `ref` opens the full run."""
-    variants = summary["variants"]
-    lines = [f"{v['label']}: {v['pass_rate']:.1%} ({v['passed']}/{v['trials']})" for v in variants]
-    first_prompt = next((v for v in variants if v.get("prompt_id")), None)
+    variants = summary.variants
+    lines = [f"{v.label}: {v.pass_rate:.1%} ({v.passed}/{v.trials})" for v in variants]
+    first_prompt = next((v for v in variants if v.prompt_id), None)
     return {
         "kind": "eval",
-        "status": summary["status"],
-        "ref": summary["id"],
-        "model": ", ".join(sorted({v["model"] for v in variants})),
-        "adapter": ", ".join(sorted({v["adapter"] for v in variants if v.get("adapter")})) or None,
-        "prompt_name": first_prompt["prompt_name"] if first_prompt else None,
-        "prompt_id": first_prompt["prompt_id"] if first_prompt else None,
-        "prompt": f"eval {eval_scope(summary)} with {summary['grader']}, "
-        f"{summary['n_items']} items x{summary['repeat']}",
+        "status": summary.status,
+        "ref": summary.id,
+        "model": ", ".join(sorted({v.model for v in variants})),
+        "adapter": ", ".join(sorted({v.adapter for v in variants if v.adapter})) or None,
+        "prompt_name": first_prompt.prompt_name if first_prompt else None,
+        "prompt_id": first_prompt.prompt_id if first_prompt else None,
+        "prompt": f"eval {summary.scope} with {summary.grader}, {summary.n_items} items x{summary.repeat}",
         "output": "\n".join(lines),
         "system": "",
     }

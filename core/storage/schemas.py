@@ -6,9 +6,9 @@ Imported where files are read (off the UI loop), never at start: pydantic costs 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Shape(BaseModel):
@@ -61,9 +61,64 @@ class MetricRow(Losses):
         return value if value is None or 0.0 <= value <= 1.0 else None
 
 
+class JudgeCost(Shape):
+    """What an eval's judge cost, apart from the graded calls; `errors` are answers it could not parse."""
+
+    model: str | None = None
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: int = 0
+
+    @property
+    def line(self) -> str:
+        """The judge's cost in one line, apart from the graded calls."""
+        tokens = f"{self.prompt_tokens}+{self.completion_tokens} tokens"
+        calls = f"{self.calls} calls ({self.cached} cached)"
+        return f"judge {self.model}: {calls}, {tokens}, {self.errors} unparsable answer(s) graded as fails"
+
+
+class ItemScore(Shape):
+    """One item of one variant, its repeats folded: the pass fraction (`pass` in the file), whether at
+    least half passed, the majority output and how many distinct outputs there were."""
+
+    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+
+    share: float | None = Field(default=None, alias="pass")  # files from before repeats were folded lack it
+    passed: bool
+    majority: str = ""
+    distinct: int = 1
+    expected: Any = None
+
+    @property
+    def fraction(self) -> float:
+        """The share of its repeats that passed (a file without it: whether it passed)."""
+        return float(self.passed) if self.share is None else self.share
+
+
 class EvalVariant(Shape):
+    """One variant (prompt version x model x adapter) of an eval, as it scored."""
+
     label: str
     pass_rate: float
+    prompt_name: str | None = None
+    prompt_id: str | None = None
+    template: str | None = None
+    mode: str | None = None
+    model: str = ""
+    adapter: str | None = None
+    trials: int = 0
+    passed: int = 0
+    ci: list[float] = Field(default_factory=lambda: [0.0, 1.0])  # 95% over items
+    mean_latency_s: float | None = None
+    mean_completion_tokens: float | None = None
+    mean_prompt_tokens: float | None = None
+    cached: int = 0
+    truncated: int = 0  # prompts cut to fit the context
+    skipped: int = 0
+    unrenderable: int = 0
+    notes: list[str] = Field(default_factory=list)
 
 
 class EvalHeadline(Shape):
@@ -74,10 +129,41 @@ class EvalHeadline(Shape):
     dataset: str
     status: str
     variants: list[EvalVariant]
+    dataset_sha256: str = ""
+    split: str | None = None
+    grader: str = ""
+    repeat: int = 1
+    request: dict[str, Any] = Field(default_factory=dict)  # all it takes to run it again (EvalRequest's fields)
+    n_items: int = 0
+    judge: JudgeCost | None = None
+    error: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """`dataset:split`; `all` for a file that names no splits."""
+        return f"{self.dataset}:{self.split or 'all'}"
+
+    @property
+    def done(self) -> bool:
+        """Complete: only such an eval gives a verdict or is a baseline."""
+        return self.status == "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's shape: the fields it was read or made with, and those set since."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
 
 
 class EvalSummary(EvalHeadline):
-    items: dict[str, Any]
+    """An eval's `summary.json`: its headline and, per variant, each item's score."""
+
+    items: dict[str, dict[str, ItemScore]]
+
+    def scores(self, variant: int) -> dict[str, ItemScore]:
+        """Variant `variant`'s item scores, by item id."""
+        return self.items.get(str(variant), {})
+
+    def headline(self) -> EvalHeadline:
+        return EvalHeadline.model_validate({k: v for k, v in self.to_dict().items() if k != "items"})
 
 
 class ResultRow(Shape):
@@ -104,15 +190,22 @@ class EvalPlan(Shape):
     variants: list[PlanVariant]
 
 
-def problem(shape: type[Shape], data: Any) -> str | None:
-    """None when `data` has the shape; else its first mismatch, as `field 'a.b': message`."""
+S = TypeVar("S", bound=Shape)
+
+
+def parsed(shape: type[S], data: Any) -> tuple[S | None, str | None]:
+    """`data` as a `shape`, or None and its first mismatch, as `field 'a.b': message`."""
     try:
-        shape.model_validate(data)
+        return shape.model_validate(data), None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        return f"field '{where}': {first['msg'][:1].lower()}{first['msg'][1:]}" if where else first["msg"]
-    return None
+        return None, f"field '{where}': {first['msg'][:1].lower()}{first['msg'][1:]}" if where else first["msg"]
+
+
+def problem(shape: type[Shape], data: Any) -> str | None:
+    """None when `data` has the shape; else its first mismatch, as `field 'a.b': message`."""
+    return parsed(shape, data)[1]
 
 
 def checked(shape: type[Shape], data: Any) -> dict[str, Any] | None:

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.engine.served import is_served
 from core.errors import TunelabError
+from core.evals.runner import NO_PROMPT, EvalRequest
 from core.history.io import eval_rows
+from core.storage.schemas import EvalSummary
 
 if TYPE_CHECKING:
     from core.evals.backends import Backend
-    from core.evals.runner import EvalRequest
     from core.workbench.service import PromptRef, Workbench
 
 MAX_SHOWN = 200  # differences kept for the report; the count is always whole
@@ -32,7 +33,7 @@ class Drift:
 
 @dataclass(frozen=True)
 class Parity:
-    summary: dict[str, Any]  # the eval both ran in (stored, as every eval is)
+    summary: EvalSummary  # the eval both ran in (stored, as every eval is)
     compared: int  # (prompt, item) pairs with an answer on both sides
     drifts: list[Drift]
     differing: int  # all of them (drifts holds at most MAX_SHOWN)
@@ -73,12 +74,12 @@ def why(local: dict[str, Any], served: dict[str, Any]) -> str:
     return "the same prompt length, decoded differently (dtype, quantisation or kernels)"
 
 
-def compare_rows(summary: dict[str, Any], rows: list[dict[str, Any]], local: str, served: str) -> Parity:
+def compare_rows(summary: EvalSummary, rows: list[dict[str, Any]], local: str, served: str) -> Parity:
     """Pairs the local and the served row of each (prompt, item, repeat) and keeps those that differ."""
-    variants = summary["variants"]
-    side = {i: ("local" if v["model"] == local else "served") for i, v in enumerate(variants)}
-    prompt = {i: str(v.get("prompt_id") or v.get("name") or "no prompt") for i, v in enumerate(variants)}
-    label = {i: str(v["label"]).split(" | ")[0] for i, v in enumerate(variants)}
+    variants = summary.variants
+    side = {i: ("local" if v.model == local else "served") for i, v in enumerate(variants)}
+    prompt = {i: v.prompt_id or NO_PROMPT for i, v in enumerate(variants)}
+    label = {i: v.label.split(" | ")[0] for i, v in enumerate(variants)}
     pairs: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     labels: dict[tuple[str, str, int], str] = {}
     for row in rows:

@@ -23,11 +23,12 @@ from core.engine.prompt import Prompt
 from core.engine.served import is_served
 from core.errors import TunelabError
 from core.evals.backends import Backend
-from core.evals.runner import EvalRequest, EvalRuns, Variant, run_eval
+from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, run_eval
 from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import BEST, concrete_ref, read_json
+from core.storage.schemas import EvalHeadline, EvalSummary
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
 from core.workbench.compare import (
@@ -42,7 +43,6 @@ from core.workbench.compare import (
 from core.workbench.run_control import RunControl
 from core.workbench.verdicts import Comparison, VerdictCases
 
-NO_PROMPT = "no prompt"
 EDITOR_FILE = "editor.json"
 EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
 EDITOR_MAX_BYTES = 4_000_000
@@ -161,7 +161,7 @@ class Workbench(VerdictCases, RunControl):
         on_row: Callable[[dict[str, Any]], object] | None = None,
         on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
-    ) -> dict[str, Any]:
+    ) -> EvalSummary:
         return run_eval(
             self.root,
             request,
@@ -175,28 +175,19 @@ class Workbench(VerdictCases, RunControl):
 
     def resume_eval(
         self, run_id: str, backend: Backend, on_progress: Callable[[int, int], object] | None = None
-    ) -> dict[str, Any]:
+    ) -> EvalSummary:
         """Run a partial (cancelled, failed, interrupted) eval again to completion: what it finished comes from
         the cache, the rest is generated. The complete run is a new one; the partial one stays listed."""
         old = self.evals.load(run_id)
-        if old["status"] == "done":
-            raise TunelabError(f"eval {old['id']} is complete: nothing to resume")
-        if not isinstance(old.get("request"), dict):
-            raise TunelabError(f"eval {old['id']} was stored before evals could be resumed: run it again")
+        if old.done:
+            raise TunelabError(f"eval {old.id} is complete: nothing to resume")
+        if not old.request:
+            raise TunelabError(f"eval {old.id} was stored before evals could be resumed: run it again")
         try:
-            request = EvalRequest(**{**old["request"], "use_cache": True})
+            request = replace(EvalRequest.of(old), use_cache=True)
         except TypeError as exc:
-            raise TunelabError(f"eval {old['id']}: stored request unreadable ({exc})") from None
-        variants = [
-            Variant(
-                v.get("prompt_name") or NO_PROMPT,
-                self.prompts.get(v["prompt_id"])[1] if v.get("prompt_id") else None,
-                v["model"],
-                v.get("adapter"),
-            )
-            for v in old["variants"]
-        ]
-        return self.run_eval(request, variants, backend, on_progress=on_progress)
+            raise TunelabError(f"eval {old.id}: stored request unreadable ({exc})") from None
+        return self.run_eval(request, self.variants_of(old), backend, on_progress=on_progress)
 
     def recover_evals(self) -> list[str]:
         """Evals whose process died before their summary, stored now as interrupted (listed, resumable)."""
@@ -204,8 +195,8 @@ class Workbench(VerdictCases, RunControl):
 
         return recover_evals(self.root)
 
-    def baseline(self, summary: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
-        return self.evals.baseline_for(summary["dataset"], summary["split"])
+    def baseline(self, summary: EvalHeadline) -> tuple[EvalSummary, int] | None:
+        return self.evals.baseline_for(summary.dataset, summary.split)
 
     def train_on_prompt(self, adapter: str, prompt_id: str) -> str:
         """One key on the verdict screen: a LoRA with `adapter`'s settings, trained on the prompt it was

@@ -5,19 +5,20 @@ a LoRA used with a prompt it was not trained with; an item's input and the share
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import HOLDOUT, SEALED
+from core.data.datasets import SEALED
 from core.data.prompts import PromptStore
 from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
-from core.evals.runner import EvalRequest, EvalRuns, Variant
+from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant
 from core.evals.stats import detectable, items_needed
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
+from core.storage.schemas import EvalHeadline, EvalSummary
 from core.workbench.adapters import ELSEWHERE, AdapterCases
 
 
@@ -64,7 +65,7 @@ class Tried:
 class Comparison:
     """One eval as a comparison: its grid, the verdict (or why there is none) and the foreign-prompt notes."""
 
-    summary: dict[str, Any]
+    summary: EvalSummary
     grid: Grid
     verdict: Verdict | None
     why_none: str
@@ -78,21 +79,21 @@ class Comparison:
 
     def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
         """A variant's result on an item: passed (over its repeats) and its majority output on one line."""
-        agg = self.summary["items"].get(str(variant), {}).get(item_id)
-        return None if agg is None else (bool(agg["passed"]), " ".join(str(agg["majority"]).split()))
+        score = self.summary.scores(variant).get(item_id)
+        return None if score is None else (score.passed, " ".join(score.majority.split()))
 
     def expected(self) -> dict[str, str]:
         """Each item's expected answer (items without one are left out)."""
         return {
-            item_id: str(agg["expected"])
-            for items in self.summary["items"].values()
-            for item_id, agg in items.items()
-            if agg.get("expected") is not None
+            item_id: str(score.expected)
+            for items in self.summary.items.values()
+            for item_id, score in items.items()
+            if score.expected is not None
         }
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **self.summary,
+            **self.summary.to_dict(),
             "grid": {
                 "rows": [asdict(r) for r in self.grid.rows],
                 "columns": [asdict(c) for c in self.grid.cols],
@@ -108,22 +109,22 @@ class VerdictCases(AdapterCases):
     evals: EvalRuns
     prompts: PromptStore
 
-    def comparison(self, summary: dict[str, Any]) -> Comparison:
+    def comparison(self, summary: EvalSummary) -> Comparison:
         """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
         other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
         and a warning for each LoRA used with a prompt it was not trained with. Reads run folders: off the loop."""
         labels = {
-            v["template"]: f"{v['prompt_name']}@{v['prompt_id'][:6]} {v['mode']}"
-            for v in summary["variants"]
-            if v.get("prompt_id")
+            v.template: f"{v.prompt_name}@{v.prompt_id[:6]} {v.mode}"
+            for v in summary.variants
+            if v.prompt_id and v.template is not None
         }
-        loras = {v["adapter"]: self.lora_info(v["adapter"], labels) for v in summary["variants"] if v.get("adapter")}
+        loras = {v.adapter: self.lora_info(v.adapter, labels) for v in summary.variants if v.adapter}
         grid = build_grid(
-            summary, loras, {v["model"]: served_cost(v["model"]) for v in summary["variants"] if is_served(v["model"])}
+            summary, loras, {v.model: served_cost(v.model) for v in summary.variants if is_served(v.model)}
         )
         judged, why = None, ""
-        if summary.get("status") != "done":
-            why = f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
+        if not summary.done:
+            why = f"Eval {summary.status}: a partial eval gives no verdict and cannot be a baseline."
         elif len(grid.cells) < 2:
             why = "One cell: a verdict needs two to compare."
         tried = self.tried_on(summary)
@@ -149,40 +150,39 @@ class VerdictCases(AdapterCases):
             "detectable_points": round(detectable(n, discordance) * 100, 1),
         }
 
-    def final_plan(self, summary: dict[str, Any]) -> tuple[EvalRequest, list[Variant]]:
+    def final_plan(self, summary: EvalSummary) -> tuple[EvalRequest, list[Variant]]:
         """The cells of a dev eval, to be judged once on its dataset's sealed test split."""
-        request = EvalRequest(**{**summary["request"], "split": SEALED})
+        request = replace(EvalRequest.of(summary), split=SEALED)
         if not request.load_data().sealed:
             raise TunelabError(
                 f"dataset {request.dataset} has no sealed test split: evaluate with {{0}} FRACTION (carved "
                 "from its eval rows by id) or use a dataset with a test split",
                 "holdout",
             )
-        variants = [
-            Variant(
-                v.get("prompt_name") or "no prompt",
-                self.prompts.get(v["prompt_id"])[1] if v.get("prompt_id") else None,
-                v.get("model") or "demo",
-                v.get("adapter"),
-            )
-            for v in summary["variants"]
-        ]
-        return request, variants
+        return request, self.variants_of(summary)
 
-    def tried_on(self, summary: dict[str, Any]) -> Tried:
-        """What the stored evals (and this one) ran on the same items: the same dataset content and split."""
-        same = [
-            e
-            for e in self.evals.list()
-            if e.get("dataset_sha256") == summary.get("dataset_sha256") and e.get("split") == summary.get("split")
+    def variants_of(self, summary: EvalHeadline) -> list[Variant]:
+        """An eval's variants as it ran them, their prompt versions read back from the store."""
+        return [
+            Variant(
+                v.prompt_name or NO_PROMPT,
+                self.prompts.get(v.prompt_id)[1] if v.prompt_id else None,
+                v.model or "demo",
+                v.adapter,
+            )
+            for v in summary.variants
         ]
-        if summary.get("split") == SEALED:  # every look is an eval: the ones up to this one count
-            same = [e for e in same if str(e.get("created_at")) <= str(summary.get("created_at"))]
-        variants = [v for e in [*same, summary] for v in e.get("variants", [])]
-        versions = {v["prompt_id"] for v in variants if v.get("prompt_id")}
-        loras = {v["adapter"] for v in variants if v.get("adapter")}
-        evals = len({e.get("id") for e in [*same, summary]})
-        return Tried(len(versions), self._loras_tried(loras), evals, summary.get("split") == SEALED)
+
+    def tried_on(self, summary: EvalHeadline) -> Tried:
+        """What the stored evals (and this one) ran on the same items: the same dataset content and split."""
+        same = [e for e in self.evals.list() if e.dataset_sha256 == summary.dataset_sha256 and e.split == summary.split]
+        if summary.split == SEALED:  # every look is an eval: the ones up to this one count
+            same = [e for e in same if e.created_at <= summary.created_at]
+        variants = [v for e in [*same, summary] for v in e.variants]
+        versions = {v.prompt_id for v in variants if v.prompt_id}
+        loras = {v.adapter for v in variants if v.adapter}
+        evals = len({e.id for e in [*same, summary]})
+        return Tried(len(versions), self._loras_tried(loras), evals, summary.split == SEALED)
 
     def _loras_tried(self, refs: set[str]) -> int:
         """LoRAs looked at: a checkpoint picked by pass rate (`RUN@step-…`) counts every checkpoint its run
@@ -201,21 +201,21 @@ class VerdictCases(AdapterCases):
         except TunelabError:
             return 0
 
-    def _foreign_prompts(self, summary: dict[str, Any], loras: dict[str, dict[str, Any]]) -> list[Foreign]:
+    def _foreign_prompts(self, summary: EvalSummary, loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
-        for v in summary["variants"]:
-            info = loras.get(v.get("adapter") or "")
-            if not info or info.get("template") is None or info["template"] == (v.get("template") or ""):
+        for v in summary.variants:
+            info = loras.get(v.adapter or "")
+            if not info or info.get("template") is None or info["template"] == (v.template or ""):
                 continue
             how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
-            used = "this prompt" if v.get("template") else "no prompt"
-            hint = " (t trains one on it; compare --train-with-prompt)" if v.get("template") else ""
+            used = "this prompt" if v.template else "no prompt"
+            hint = " (t trains one on it; compare --train-with-prompt)" if v.template else ""
             out.append(
                 Foreign(
-                    v["label"],
-                    str(v["adapter"]),
-                    v.get("prompt_id"),
-                    f"{v['label']}: the LoRA was trained {how}, here used with {used}{hint}",
+                    v.label,
+                    str(v.adapter),
+                    v.prompt_id,
+                    f"{v.label}: the LoRA was trained {how}, here used with {used}{hint}",
                 )
             )
         return out
@@ -251,26 +251,17 @@ class VerdictCases(AdapterCases):
             "cost": cost,
         }
 
-    def item_input(self, summary: dict[str, Any], item_id: str) -> str:
+    def item_input(self, summary: EvalSummary, item_id: str) -> str:
         """An eval item's input as the dataset holds it now (fields, or chat turns), for the verdict's item
         view; one line saying so when the dataset changed or is gone (reads disk: off the UI loop)."""
-        from core.data.datasets import load_dataset
-
-        request = summary.get("request") or {}
         try:
-            dataset = load_dataset(
-                summary["dataset"],
-                expected=request.get("expected"),
-                mapping=request.get("mapping") or {},
-                holdout=request.get("eval_fraction", HOLDOUT),
-                sealed=request.get("holdout", 0.0),
-            )
-        except (OSError, TunelabError) as exc:
+            dataset = replace(EvalRequest.of(summary), dataset=summary.dataset).load_data()
+        except (OSError, TunelabError, TypeError) as exc:
             return f"(input not available: {exc})"
         item = next((it for it in dataset.items if it.id == item_id), None)
         if item is None:
-            return f"(item {item_id} is no longer in {summary['dataset']})"
-        changed = "" if dataset.sha256 == summary.get("dataset_sha256") else "(the dataset changed since this eval)\n"
+            return f"(item {item_id} is no longer in {summary.dataset})"
+        changed = "" if dataset.sha256 == summary.dataset_sha256 else "(the dataset changed since this eval)\n"
         if item.messages:
             return changed + "\n".join(f"{m.get('role')}: {m.get('content')}" for m in item.messages)
         return changed + "\n".join(f"{k}: {v}" for k, v in item.vars.items())

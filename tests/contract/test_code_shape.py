@@ -27,3 +27,17 @@ def test_no_function_is_over_80_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = lines
     assert long == {}
+
+
+def test_an_eval_summary_is_read_by_its_fields_never_by_string_keys():
+    """The eval summary is an `EvalSummary` (core/storage/schemas.py) from load to screen: a field renamed there
+    is a type error, not a KeyError at run time. Names bound to a summary are never subscripted or `.get`."""
+    names = ("summary", "baseline[0]", "pinned", "headline")
+    found = []
+    for path in sources():
+        if path.name == "schemas.py":
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if any(f'{name}["' in line or f"{name}['" in line or f"{name}.get(" in line for name in names):
+                found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
+    assert found == []

@@ -200,10 +200,12 @@ def test_every_event_type_has_its_app_message():
     assert worker_message(p.BatchDone("b1")) is None
 
 
-def test_a_done_result_crosses_the_wire_typed_and_whole():
-    """`Done.result` is a `GenResult` on both ends; what else a backend reported survives in `extra`."""
+@pytest.mark.parametrize("make", [lambda r: p.Done("r1", r), lambda r: p.Item("b1", 3, r)], ids=["done", "item"])
+def test_a_result_crosses_the_wire_typed_and_whole(make):
+    """`Done.result` and a batch `Item.result` are a `GenResult` on both ends; what else a backend reported
+    survives in `extra`."""
     reported = {"output": "hi", "stop_reason": "eos", "completion_tokens": 2, "latency_s": 0.5, "tok_per_s": 4.0,
                 "prompt_tokens": 7, "finish_reason": "stop", "served_model": "m"}  # fmt: skip
-    sent = p.Done("r1", p.GenResult.of(reported))
+    sent = make(p.GenResult.of(reported))
     got = p.from_wire(p.to_wire(sent), p.EVENTS)
     assert got == sent and got.result.completion_tokens == 2 and got.result.to_dict() == reported

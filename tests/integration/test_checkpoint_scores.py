@@ -50,8 +50,8 @@ def test_the_runs_pass_rate_is_what_an_eval_of_that_checkpoint_measures(scored_r
     request = EvalRequest("demo", "eval", "labels", limit=SCORED["eval_items"], use_cache=False)
     ref = f"{run_id}@step-{last['step']:06d}"
     summary = run_eval(home, request, [Variant("no prompt", None, "demo", ref)], HostBackend(ModelOptions("demo")))
-    assert summary["variants"][0]["pass_rate"] == pytest.approx(last["pass_rate"])
-    assert summary["variants"][0]["adapter"] == ref  # the stored eval names the exact checkpoint
+    assert summary.variants[0].pass_rate == pytest.approx(last["pass_rate"])
+    assert summary.variants[0].adapter == ref  # the stored eval names the exact checkpoint
 
 
 def test_best_breaks_ties_by_eval_loss_then_the_earlier_step():

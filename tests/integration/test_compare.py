@@ -51,9 +51,11 @@ def test_the_report_holds_the_grid_and_the_verdict(tmp_path):
 
     from core.evals.grid import build_grid
     from core.evals.report import write_report
+    from core.storage.schemas import EvalSummary
 
-    summary = {
-        "id": "e1", "dataset": "demo", "split": "eval", "grader": "labels",
+    summary = EvalSummary.model_validate({
+        "id": "e1", "created_at": "2026-12-01T00:00:00", "status": "done", "dataset": "demo", "split": "eval",
+        "grader": "labels",
         "variants": [
             {"label": "no prompt | demo", "pass_rate": 0.0, "ci": [0.0, 0.03], "trials": 120, "model": "demo",
              "mean_latency_s": 0.002, "mean_completion_tokens": 1.4, "mean_prompt_tokens": 20.0},
@@ -62,7 +64,7 @@ def test_the_report_holds_the_grid_and_the_verdict(tmp_path):
              "mean_latency_s": None, "mean_completion_tokens": None, "mean_prompt_tokens": 26.0},
         ],
         "items": {"0": {"i1": {"passed": False}}, "1": {"i1": {"passed": True}}},
-    }  # fmt: skip
+    })  # fmt: skip
     grid = build_grid(summary)
     sentence = "The prompt alone wins (senti@150f96 raw | demo): 78.3% vs 0.0% ..."
     texts: list[str] = []

@@ -46,12 +46,12 @@ def test_an_eval_killed_mid_run_is_recovered_as_interrupted_and_resumes(home):
     assert listed.returncode == 0 and folder.name in listed.stdout and "interrupted" in listed.stdout
     assert recover_evals(home) == []  # once
     summary = EvalRuns(home).load(folder.name)
-    assert summary["status"] == "interrupted" and "recovered" in summary["error"]
-    assert [v["trials"] for v in summary["variants"]] == [3, 0] and summary["n_items"] == 10
+    assert summary.status == "interrupted" and "recovered" in summary.error
+    assert [v.trials for v in summary.variants] == [3, 0] and summary.n_items == 10
     assert History(home).search(parse_query("kind:eval")).rows[0]["ref"] == folder.name
 
     done = Workbench(home).resume_eval(folder.name, ScriptedBackend())
-    assert done["status"] == "done" and [v["trials"] for v in done["variants"]] == [10, 10]
+    assert done.status == "done" and [v.trials for v in done.variants] == [10, 10]
 
 
 def test_an_eval_still_being_written_is_left_alone(home, tmp_path):

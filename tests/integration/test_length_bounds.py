@@ -67,7 +67,7 @@ def test_eval_cuts_a_5_mb_row_and_says_so_within_2_gb(tmp_path, home):
         "from core.evals.runner import EvalRequest, Variant, run_eval\n"
         f"s = run_eval(sys.argv[1], EvalRequest({str(data)!r}, grader='labels'), [Variant('no prompt', None)],"
         " HostBackend(ModelOptions('demo')))\n"
-        "print(json.dumps({'truncated': s['variants'][0]['truncated'], 'trials': s['variants'][0]['trials'],"
+        "print(json.dumps({'truncated': s.variants[0].truncated, 'trials': s.variants[0].trials,"
         " 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
     done = subprocess.run(
@@ -107,5 +107,5 @@ def test_eval_can_cut_the_end_or_skip_an_over_long_item(tmp_path, home):
     backend = HostBackend(ModelOptions("demo"))
     for truncate, trials, cut, skipped in (("right", 2, 1, 0), ("skip", 1, 0, 1)):
         request = EvalRequest(str(data), grader="labels", truncate=truncate)
-        (cell,) = run_eval(home, request, [Variant("no prompt", None)], backend)["variants"]
-        assert (cell["trials"], cell["truncated"], cell["skipped"]) == (trials, cut, skipped), truncate
+        (cell,) = run_eval(home, request, [Variant("no prompt", None)], backend).variants
+        assert (cell.trials, cell.truncated, cell.skipped) == (trials, cut, skipped), truncate

@@ -158,8 +158,8 @@ def test_lora_beats_the_prompt_on_the_demo_task(home):
         [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)],
         HostBackend(ModelOptions()),
     )
-    base, lora = summary["variants"]
-    assert base["pass_rate"] < 0.1 and lora["pass_rate"] >= 0.9
+    base, lora = summary.variants
+    assert base.pass_rate < 0.1 and lora.pass_rate >= 0.9
 
 
 def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):

@@ -255,7 +255,7 @@ async def test_the_app_starts_and_works_with_every_damage_at_once(home):
         await pilot.press("ctrl+g")
         await wait(pilot, lambda: app.main.evals.token is None)
         assert app.is_running
-    assert EvalRuns(home).list()[0]["status"] == "done" and History(home).get(kept)["output"] == "safe"
+    assert EvalRuns(home).list()[0].status == "done" and History(home).get(kept)["output"] == "safe"
 
 
 def test_a_second_trainer_on_a_held_run_folder_leaves_and_resume_is_refused(home, monkeypatch):

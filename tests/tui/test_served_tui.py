@@ -58,8 +58,8 @@ async def test_an_eval_graded_by_configs_served_judge_says_the_judges_cost(home,
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: app.main.evals.token is None)
             column = app.query_one(EvalPane).columns[-1]
-            assert column.summary["variants"][column.variant]["pass_rate"] == 1.0
-            assert column.summary["judge"]["calls"] == 6  # the no-prompt cell and the prompt's, 3 rows each
+            assert column.summary.variants[column.variant].pass_rate == 1.0
+            assert column.summary.judge.calls == 6  # the no-prompt cell and the prompt's, 3 rows each
         assert any(note.startswith(f"judge {url}#judge: 6 calls") for note in notes), notes
     finally:
         server.shutdown()

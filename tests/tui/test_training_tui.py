@@ -172,7 +172,7 @@ async def test_finished_adapters_are_offered_and_evaluated_as_a_2x2(home):
         verdict = str(app.query_one("#eval-verdict").render())  # the 2x2 is judged on one screen
         assert " wins (" in verdict or verdict.startswith("A tie")
         assert "the LoRA was trained as is (no prompt), here used with this prompt" in verdict
-        rates = [c.summary["variants"][c.variant]["pass_rate"] for c in columns]
+        rates = [c.summary.variants[c.variant].pass_rate for c in columns]
         positives = sum(it.expected == "positive" for it in load_dataset("demo").split("eval")) / 120
         assert rates[0] == 0.0 and rates[2] == rates[3] == positives  # the fake "LoRA" always says positive
         await pilot.press("ctrl+g")  # all four are shown already: the prompt's column runs again

@@ -169,7 +169,7 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         assert [r.label.split("+")[0] for r in grid.rows] == ["demo (base)", "demo", "demo"]
         assert [r.trained_on for r in grid.rows[1:]] == ["as is", f"senti@{DEMO_PROMPT.id[:6]} raw"]
         assert [c.label for c in grid.cols] == ["no prompt", f"senti@{DEMO_PROMPT.id[:6]} raw"]
-        assert app.screen.comparison.summary["status"] == "done" and len(grid.cells) == 6
+        assert app.screen.comparison.summary.status == "done" and len(grid.cells) == 6
         assert len(app.main.evals.columns) == 6  # the comparison started the matrix clean
         runs = sorted(p.name for p in (home / "runs").iterdir())
         assert len(runs) == 2 and all((home / "runs" / r / "adapter").is_dir() for r in runs)
@@ -198,8 +198,8 @@ async def test_f_on_the_verdict_judges_the_cells_once_on_the_sealed_split(home, 
         await pilot.press("f")
         await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
         final = app.screen.comparison
-        assert final.summary["split"] == "test" and final.summary["n_items"] == 10
+        assert final.summary.split == "test" and final.summary.n_items == 10
         assert final.verdict.sentence.startswith("On the sealed test split: ")
         await pilot.press("f")
         await pilot.pause()
-        assert app.screen is not None and app.screen.comparison.summary["split"] == "test"
+        assert app.screen is not None and app.screen.comparison.summary.split == "test"

@@ -13,7 +13,7 @@ from tui.widgets.eval_pane import EvalPane
 
 
 def first_rate_label(pane) -> str:
-    return f"{pane.columns[1].summary['variants'][1]['pass_rate']:.0%}"
+    return f"{pane.columns[1].summary.variants[1].pass_rate:.0%}"
 
 
 async def set_prompt(pilot, name: str, template: str) -> None:
@@ -40,7 +40,7 @@ async def test_two_versions_matrix_baseline_fixed_and_broken(home):
         assert table.row_count == 120 and len(table.columns) == 3  # item, no prompt, senti
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[1:] == ["0 0%", f"1 {first_rate_label(pane)}"]
-        first_rate = pane.columns[1].summary["variants"][1]["pass_rate"]
+        first_rate = pane.columns[1].summary.variants[1].pass_rate
         assert pane.columns[1].short.startswith("senti@")
         assert 0.5 < first_rate < 1.0
 
@@ -65,7 +65,7 @@ async def test_two_versions_matrix_baseline_fixed_and_broken(home):
         assert sum(c.startswith("✓+") for c in cells) == fixed and sum(c.startswith("✗-") for c in cells) == broken
 
     pinned, variant = EvalRuns(home).baseline_for("demo", "eval")
-    assert variant == 1 and pinned["variants"][1]["prompt_name"] == "senti"
+    assert variant == 1 and pinned.variants[1].prompt_name == "senti"
     assert len(PromptStore(home).versions("senti")) == 2
 
 
@@ -76,10 +76,10 @@ async def test_a_reasoning_models_cells_show_and_grade_its_answer_not_its_thinki
         await run_eval(pilot)
         pane = app.query_one(EvalPane)
         table = app.query_one("#eval-table", DataTable)
-        assert pane.columns[1].summary["variants"][1]["pass_rate"] > 0.5
+        assert pane.columns[1].summary.variants[1].pass_rate > 0.5
         cells = {str(table.get_cell_at((r, 2))) for r in range(table.row_count)}
         assert cells <= {"✓ positive", "✗ positive", "✓ negative", "✗ negative"} and len(cells) > 1
-        assert pane.columns[1].summary["items"]["1"][next(iter(pane.items))]["majority"].startswith("<think>")
+        assert pane.columns[1].summary.scores(1)[next(iter(pane.items))].majority.startswith("<think>")
 
 
 async def test_template_error_names_the_variable_and_runs_nothing(home):
@@ -151,7 +151,7 @@ async def test_real_worker_eval_fills_the_matrix(home):
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: app.main.evals.token is None, timeout=300)
         pane = app.query_one(EvalPane)
-        rates = [c.summary["variants"][c.variant]["pass_rate"] for c in pane.columns]
+        rates = [c.summary.variants[c.variant].pass_rate for c in pane.columns]
         assert rates[0] == 0.0 and rates[1] > 0.6
         assert app.query_one("#eval-table", DataTable).row_count == 120
 
@@ -168,7 +168,7 @@ async def test_repeats_from_the_form_and_bad_repeat_is_named(home):
         app.query_one("#param-temperature", Input).value = "0.7"
         await run_eval(pilot)
         column = app.query_one(EvalPane).columns[1]
-        assert column.summary["repeat"] == 2 and column.summary["variants"][1]["trials"] == 240
+        assert column.summary.repeat == 2 and column.summary.variants[1].trials == 240
 
 
 async def test_field_mapping_from_the_data_field(home, tmp_path):
@@ -182,7 +182,7 @@ async def test_field_mapping_from_the_data_field(home, tmp_path):
         await set_prompt(pilot, "qa", "{{text}}\nSentiment:")
         await run_eval(pilot)
         column = app.query_one(EvalPane).columns[1]
-        assert column.summary["n_items"] == 2 and column.summary["variants"][1]["pass_rate"] == 1.0
+        assert column.summary.n_items == 2 and column.summary.variants[1].pass_rate == 1.0
         app.query_one("#eval-dataset", Input).value = f"{data} answer"
         await pilot.press("ctrl+g")
         await pilot.pause()
@@ -214,9 +214,9 @@ async def test_a_cancelled_eval_is_partial_gives_no_verdict_and_a_rerun_complete
         verdict = str(app.query_one("#eval-verdict").render())
         assert verdict == "Eval cancelled: a partial eval gives no verdict and cannot be a baseline."
         (cancelled,) = EvalRuns(home).list()
-        assert cancelled["status"] == "cancelled" and pane.columns == []  # listed, but out of the matrix
+        assert cancelled.status == "cancelled" and pane.columns == []  # listed, but out of the matrix
         gate.set()
         await run_eval(pilot)
         newest = EvalRuns(home).list()[0]
-        assert newest["status"] == "done" and [v["trials"] for v in newest["variants"]] == [120, 120]
+        assert newest.status == "done" and [v.trials for v in newest.variants] == [120, 120]
         assert " wins (" in str(app.query_one("#eval-verdict").render())

@@ -52,17 +52,17 @@ def test_two_variants_are_graded_and_stored(home):
     backend = ScriptedBackend()
     rows = []
     summary = run_eval(home, REQ, [Variant("no prompt", None), Variant("senti", PROMPT)], backend, on_row=rows.append)
-    raw, prompted = summary["variants"]
-    assert raw["trials"] == prompted["trials"] == 20 and raw["passed"] == 0
-    assert prompted["pass_rate"] > 0.6 and prompted["ci"][0] < prompted["pass_rate"] < prompted["ci"][1]
-    assert prompted["label"] == f"senti@{PROMPT.id[:6]} raw | demo" and raw["label"] == "no prompt | demo"
+    raw, prompted = summary.variants
+    assert raw.trials == prompted.trials == 20 and raw.passed == 0
+    assert prompted.pass_rate > 0.6 and prompted.ci[0] < prompted.pass_rate < prompted.ci[1]
+    assert prompted.label == f"senti@{PROMPT.id[:6]} raw | demo" and raw.label == "no prompt | demo"
     assert len(rows) == 40 and {r["variant"] for r in rows} == {0, 1}
-    folder = home / "evals" / summary["id"]
+    folder = home / "evals" / summary.id
     assert len((folder / "results.jsonl").read_text().splitlines()) == 40
     assert json.loads((folder / "summary.json").read_text())["items"]["1"]
-    assert EvalRuns(home).list()[0]["id"] == summary["id"] and "items" not in EvalRuns(home).list()[0]
+    assert EvalRuns(home).list()[0].id == summary.id and not hasattr(EvalRuns(home).list()[0], "items")
     entry = History(home).search(parse_query("kind:eval")).rows[0]  # browsable with the generations
-    assert entry["ref"] == summary["id"] and entry["prompt_name"] == "senti"
+    assert entry["ref"] == summary.id and entry["prompt_name"] == "senti"
     assert History(home).get(entry["id"])["output"].splitlines()[0] == "no prompt | demo: 0.0% (0/20)"
 
 
@@ -84,8 +84,8 @@ def test_a_reasoning_models_thinking_is_not_graded_only_its_answer(home):
     thinking = run_eval(home, replace(REQ, use_cache=False), [Variant("senti", PROMPT)], Thinks(), on_row=rows.append)
     unclosed = {r["item"] for r in rows if "</think>" not in r["output"]}
     assert len(unclosed) == 1 and all(r["output"].startswith("<think>") for r in rows)  # stored whole
-    want = {i: v["passed"] and i not in unclosed for i, v in plain["items"]["0"].items()}
-    assert {i: v["passed"] for i, v in thinking["items"]["0"].items()} == want and any(want.values())
+    want = {i: v.passed and i not in unclosed for i, v in plain.scores(0).items()}
+    assert {i: v.passed for i, v in thinking.scores(0).items()} == want and any(want.values())
 
 
 def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
@@ -102,7 +102,7 @@ def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
     request = EvalRequest(str(tests), "auto", grader="labels")  # the form's grader: not what these rows ask
     summary = run_eval(home, request, [Variant("senti", PROMPT)], ScriptedBackend(), on_row=rows.append)
     assert [r["passed"] for r in sorted(rows, key=lambda r: r["item"])] == [True, True, True, False]
-    assert summary["variants"][0]["passed"] == 3 and summary["grader"] == "each row's __expected"
+    assert summary.variants[0].passed == 3 and summary.grader == "each row's __expected"
 
 
 def test_a_promptfoo_row_with_no_answer_to_train_on_says_how_to_give_one(tmp_path, demo_loaded):
@@ -123,7 +123,7 @@ def test_identical_calls_come_from_the_cache(home):
     run_eval(home, REQ, [Variant("senti", PROMPT)], first)
     again = ScriptedBackend()
     summary = run_eval(home, REQ, [Variant("senti", PROMPT)], again)
-    assert again.calls == [] and summary["variants"][0]["cached"] == 20
+    assert again.calls == [] and summary.variants[0].cached == 20
     bypass = ScriptedBackend()
     run_eval(
         home,
@@ -149,10 +149,10 @@ def test_repeats_aggregate_per_item(home):
         [Variant("s", sampled)],
         ScriptedBackend(),
     )
-    assert summary["variants"][0]["trials"] == 18
-    per_item = summary["items"]["0"]
-    assert len(per_item) == 6 and all(v["distinct"] == 2 for v in per_item.values())
-    assert all(v["majority"].endswith("#0") for v in per_item.values())  # seeds 4 and 6 vs 5
+    assert summary.variants[0].trials == 18
+    per_item = summary.scores(0)
+    assert len(per_item) == 6 and all(v.distinct == 2 for v in per_item.values())
+    assert all(v.majority.endswith("#0") for v in per_item.values())  # seeds 4 and 6 vs 5
 
 
 def test_template_errors_stop_the_run_before_any_generation(home):
@@ -165,16 +165,16 @@ def test_template_errors_stop_the_run_before_any_generation(home):
 def test_baseline_pin_shows_fixed_and_broken(home):
     runs = EvalRuns(home)
     base = run_eval(home, REQ, [Variant("no prompt", None)], ScriptedBackend())
-    runs.pin(base["id"])
+    runs.pin(base.id)
     pinned, variant = runs.baseline_for("demo", "eval")
-    assert pinned["id"] == base["id"] and variant == 0
+    assert pinned.id == base.id and variant == 0
     later = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
     diff = compare(later, pinned, variant)[0]
-    assert diff["delta"] == later["variants"][0]["pass_rate"] > 0
-    assert len(diff["fixed"]) == later["variants"][0]["passed"] and diff["broken"] == []
+    assert diff["delta"] == later.variants[0].pass_rate > 0
+    assert len(diff["fixed"]) == later.variants[0].passed and diff["broken"] == []
     assert compare(pinned, later, 0)[0]["broken"] == diff["fixed"]
     with pytest.raises(TunelabError, match="has no variant 3"):
-        runs.pin(base["id"], 3)
+        runs.pin(base.id, 3)
 
 
 def test_cancel_stops_early_and_is_recorded(home):
@@ -187,10 +187,10 @@ def test_cancel_stops_early_and_is_recorded(home):
         on_row=lambda row: cancel.set(),
         cancel=cancel,
     )
-    assert summary["status"] == "cancelled" and summary["variants"][0]["trials"] == 1
-    assert summary["variants"][1]["trials"] == 0
+    assert summary.status == "cancelled" and summary.variants[0].trials == 1
+    assert summary.variants[1].trials == 0
     with pytest.raises(TunelabError, match="is cancelled: only a complete eval is a baseline"):
-        EvalRuns(home).pin(summary["id"])
+        EvalRuns(home).pin(summary.id)
 
 
 class CrashesMidway(ScriptedBackend):
@@ -213,12 +213,12 @@ def test_an_eval_that_dies_midway_is_stored_partial_and_listed(home, error, stat
     with pytest.raises(type(error)):
         run_eval(home, REQ, [Variant("senti", PROMPT)], CrashesMidway(error))
     (listed,) = EvalRuns(home).list()
-    assert listed["status"] == status and listed["variants"][0]["trials"] == 5
-    summary = EvalRuns(home).load(listed["id"])
-    assert summary["items"]["0"] and (status == "interrupted" or "model worker exited" in summary["error"])
+    assert listed.status == status and listed.variants[0].trials == 5
+    summary = EvalRuns(home).load(listed.id)
+    assert summary.scores(0) and (status == "interrupted" or "model worker exited" in summary.error)
     assert History(home).search(parse_query("kind:eval")).rows
     with pytest.raises(TunelabError, match=f"is {status}: only a complete eval is a baseline"):
-        EvalRuns(home).pin(listed["id"])
+        EvalRuns(home).pin(listed.id)
 
 
 class CancelledMidBatch(ScriptedBackend):
@@ -237,20 +237,20 @@ class CancelledMidBatch(ScriptedBackend):
 def test_a_cancelled_eval_caches_and_grades_only_whole_outputs(home):
     cancel = threading.Event()
     cancelled = run_eval(home, REQ, [Variant("senti", PROMPT)], CancelledMidBatch(), cancel=cancel)
-    assert cancelled["status"] == "cancelled" and cancelled["variants"][0]["trials"] == 10
+    assert cancelled.status == "cancelled" and cancelled.variants[0].trials == 10
     cache_rows = [json.loads(shard.read_text()) for shard in (home / "cache").glob("*.json")]
     stored = [doc["r"] for shard in cache_rows for doc in shard.get("_default", {}).values()]
     assert len(stored) == 10 and all(r["stop_reason"] == "eos" for r in stored)
     again = ScriptedBackend()
     summary = run_eval(home, REQ, [Variant("senti", PROMPT)], again)
-    assert again.calls == [10] and summary["variants"][0]["cached"] == 10
+    assert again.calls == [10] and summary.variants[0].cached == 10
     fresh = run_eval(
         home,
         EvalRequest("demo", "eval", grader="labels", limit=20, use_cache=False),
         [Variant("senti", PROMPT)],
         ScriptedBackend(),
     )
-    assert summary["variants"][0]["passed"] == fresh["variants"][0]["passed"]
+    assert summary.variants[0].passed == fresh.variants[0].passed
 
 
 def test_outputs_cut_short_that_an_old_version_cached_are_not_reused(home):
@@ -271,21 +271,21 @@ def test_real_demo_model_batched_eval_then_cached(home):
     summary = run_eval(
         home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
     )
-    assert [v["trials"] for v in summary["variants"]] == [32, 32]
-    assert all(v["mean_completion_tokens"] > 0 for v in summary["variants"])
+    assert [v.trials for v in summary.variants] == [32, 32]
+    assert all(v.mean_completion_tokens > 0 for v in summary.variants)
     again = run_eval(
         home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
     )
-    assert [v["cached"] for v in again["variants"]] == [32, 32]
-    assert [v["pass_rate"] for v in again["variants"]] == [v["pass_rate"] for v in summary["variants"]]
+    assert [v.cached for v in again.variants] == [32, 32]
+    assert [v.pass_rate for v in again.variants] == [v.pass_rate for v in summary.variants]
 
 
 def test_identical_calls_within_one_run_are_computed_once(home):
     backend = ScriptedBackend()
     summary = run_eval(home, REQ, [Variant("a", PROMPT), Variant("b", PROMPT)], backend)
     assert backend.calls == [20]
-    assert [v["cached"] for v in summary["variants"]] == [0, 20]
-    assert summary["variants"][0]["pass_rate"] == summary["variants"][1]["pass_rate"]
+    assert [v.cached for v in summary.variants] == [0, 20]
+    assert summary.variants[0].pass_rate == summary.variants[1].pass_rate
 
 
 def test_eval_rows_of_another_shape_are_left_out_and_a_bad_summary_is_one_line(home):
@@ -293,10 +293,10 @@ def test_eval_rows_of_another_shape_are_left_out_and_a_bad_summary_is_one_line(h
 
     summary = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
     Meta(home).write(lambda db: db.table("eval_runs").insert({"id": "e-odd", "variants": "x"}))
-    assert [r["id"] for r in EvalRuns(home).list()] == [summary["id"]]
-    (home / "evals" / summary["id"] / "summary.json").write_text("[1, 2]")
+    assert [r.id for r in EvalRuns(home).list()] == [summary.id]
+    (home / "evals" / summary.id / "summary.json").write_text("[1, 2]")
     with pytest.raises(TunelabError, match="summary.json: not an eval summary"):
-        EvalRuns(home).load(summary["id"])
+        EvalRuns(home).load(summary.id)
 
 
 def test_a_cancelled_eval_resumes_to_completion_from_the_cache(home):
@@ -305,13 +305,13 @@ def test_a_cancelled_eval_resumes_to_completion_from_the_cache(home):
     bench = Workbench(home)
     variants = [Variant("senti", PROMPT)]
     cancelled = bench.run_eval(REQ, variants, CancelledMidBatch(), new_prompts=[PromptRef("senti", PROMPT, new=True)])
-    assert cancelled["status"] == "cancelled" and cancelled["request"]["limit"] == 20
+    assert cancelled.status == "cancelled" and cancelled.request["limit"] == 20
     again = ScriptedBackend()
-    resumed = bench.resume_eval(cancelled["id"], again)
-    assert resumed["status"] == "done" and resumed["variants"][0]["trials"] == 20
-    assert again.calls == [10] and resumed["variants"][0]["cached"] == 10  # only what the cancel left undone
+    resumed = bench.resume_eval(cancelled.id, again)
+    assert resumed.status == "done" and resumed.variants[0].trials == 20
+    assert again.calls == [10] and resumed.variants[0].cached == 10  # only what the cancel left undone
     with pytest.raises(TunelabError, match="is complete: nothing to resume"):
-        bench.resume_eval(resumed["id"], ScriptedBackend())
+        bench.resume_eval(resumed.id, ScriptedBackend())
 
 
 class Answers(ScriptedBackend):
@@ -344,9 +344,9 @@ def test_a_list_expected_means_any_of_its_answers(home, tmp_path):
     outputs = {"Capital of France?": "Paris, France.", "2+2?": "four", "Sky?": "green"}
     request = EvalRequest(str(data), None, grader="exact")
     summary = run_eval(home, request, [Variant("no prompt", None)], Answers(outputs))
-    passed = {item: agg["passed"] for item, agg in summary["items"]["0"].items()}
+    passed = {item: agg.passed for item, agg in summary.scores(0).items()}
     assert passed == {"q1": True, "q2": True, "q3": False}
-    assert summary["items"]["0"]["q1"]["expected"] == "Paris | Paris, France"
+    assert summary.scores(0)["q1"].expected == "Paris | Paris, France"
     nested = tmp_path / "nested.jsonl"
     nested.write_text(json.dumps({"id": "x", "question": "?", "expected": ["a", ["b"]]}) + "\n")
     with pytest.raises(TunelabError, match=r"nested.jsonl:1: field 'expected'\[1\] is a list"):
@@ -370,10 +370,10 @@ def test_a_local_judge_grades_in_one_batch_after_the_generations(home):
     request = replace(REQ, grader="judge:Is it positive?", judge="demo", limit=6)
     summary = run_eval(home, request, [Variant("senti", PROMPT)], backend)
     assert backend.calls == [6, ("judge", 6)]  # the generations, then every question in one batch
-    assert summary["judge"]["calls"] == 6 and summary["judge"]["errors"] == 0
-    assert 0 < summary["variants"][0]["passed"] < 6  # PASS exactly where the output was positive
+    assert summary.judge.calls == 6 and summary.judge.errors == 0
+    assert 0 < summary.variants[0].passed < 6  # PASS exactly where the output was positive
     again = run_eval(home, request, [Variant("senti", PROMPT)], backend)
-    assert backend.calls[2:] == [] and again["judge"]["cached"] == 6  # answers and generations cached
+    assert backend.calls[2:] == [] and again.judge.cached == 6  # answers and generations cached
 
 
 def test_a_local_judge_other_than_the_workers_model_is_refused_before_anything_runs(home):

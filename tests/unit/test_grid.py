@@ -4,6 +4,7 @@ import pytest
 
 from core.evals.grid import build_grid
 from core.evals.verdict import verdict
+from tests.seeded import eval_summary
 
 
 def variant(rate, prompt=None, adapter=None, latency=0.01, prompt_tokens=10.0):
@@ -17,12 +18,9 @@ def variant(rate, prompt=None, adapter=None, latency=0.01, prompt_tokens=10.0):
 
 
 def summary_of(variants, passes):
-    return {
-        "id": "e1",
-        "status": "done",
-        "variants": variants,
-        "items": {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)},
-    }
+    return eval_summary(
+        variants, {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)}
+    )
 
 
 def test_rows_are_model_variants_and_columns_prompts_each_cell_in_its_place():

@@ -118,10 +118,10 @@ def test_eval_results_export_as_csv_and_jsonl(home):
         [Variant("no prompt", None), Variant("senti", PROMPT)],
         ScriptedBackend(),
     )
-    out = tunelab("evals", "export", summary["id"], "--format", "csv", home=home)
+    out = tunelab("evals", "export", summary.id, "--format", "csv", home=home)
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert out.returncode == 0 and len(rows) == 10 and "exported 10 graded row(s)" in out.stderr
-    assert {r["label"] for r in rows} == {v["label"] for v in summary["variants"]}
+    assert {r["label"] for r in rows} == {v.label for v in summary.variants}
     assert {r["passed"] for r in rows} <= {"True", "False"} and all(r["item"] for r in rows)
-    lines = tunelab("evals", "export", summary["id"], home=home).stdout.splitlines()
-    assert len(lines) == 10 and json.loads(lines[0])["run"] == summary["id"]
+    lines = tunelab("evals", "export", summary.id, home=home).stdout.splitlines()
+    assert len(lines) == 10 and json.loads(lines[0])["run"] == summary.id

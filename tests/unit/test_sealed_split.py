@@ -43,13 +43,13 @@ def test_a_look_is_recorded_and_the_second_look_warns(home, tmp_path):
     request = EvalRequest(data, "auto", grader="labels", expected="label", holdout=0.25)
     variants = [Variant("no prompt", None), Variant("senti", PROMPT)]
     dev = workbench.comparison(workbench.run_eval(request, variants, ScriptedBackend()))
-    assert dev.summary["split"] is None and dev.verdict.split is None
+    assert dev.summary.split is None and dev.verdict.split is None
     with pytest.raises(TunelabError, match="has no sealed test split"):
         workbench.compare_plan(EvalRequest(data, "auto", expected="label"), _options(), [], final=True)
     plan = workbench.compare_plan(request, _options(), [PromptRef("senti", PROMPT)], final=True)
     assert plan.request.split == SEALED
     first = workbench.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))
-    assert first.summary["n_items"] == 15 and first.verdict.split == SEALED
+    assert first.summary.n_items == 15 and first.verdict.split == SEALED
     assert first.verdict.sentence.startswith("On the sealed test split: ")
     assert first.tried.evals == 1 and not any("looks" in w for w in first.warnings)
     second = workbench.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))

@@ -4,6 +4,7 @@ import pytest
 
 from core.errors import TunelabError
 from core.evals.verdict import mcnemar_exact, verdict
+from tests.seeded import eval_summary
 
 
 def test_mcnemar_exact_matches_the_binomial_by_hand():
@@ -20,12 +21,8 @@ def cell(label, rate, prompt=None, adapter=None):
 
 def summary_of(cells, passes, status="done"):
     """`passes[v]` is the per-item pass list of variant v over items i0.."""
-    return {
-        "id": "e1",
-        "status": status,
-        "variants": cells,
-        "items": {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)},
-    }
+    items = {str(v): {f"i{i}": {"passed": ok} for i, ok in enumerate(p)} for v, p in enumerate(passes)}
+    return eval_summary(cells, items, status=status)
 
 
 def test_lora_alone_beats_the_best_prompt_with_a_real_difference():

@@ -9,22 +9,17 @@ import pytest
 from core.evals.grid import build_grid
 from core.evals.stats import detectable, interval, items_needed, paired_p, power_of
 from core.evals.verdict import verdict
+from tests.seeded import eval_summary
 
 RUNS = 2000  # simulated evals per scenario: Monte-Carlo error of a 5% rate is about 0.5 points
 
 
 def summary(cells, scores):
     """Variants `cells` with per-item pass fractions `scores[v]` (items i0..)."""
-    return {
-        "id": "e1",
-        "status": "done",
-        "split": "dev",
-        "variants": cells,
-        "items": {
-            str(v): {f"i{i}": {"pass": s, "passed": s >= 0.5} for i, s in enumerate(per)}
-            for v, per in enumerate(scores)
-        },
+    items = {
+        str(v): {f"i{i}": {"pass": s, "passed": s >= 0.5} for i, s in enumerate(per)} for v, per in enumerate(scores)
     }
+    return eval_summary(cells, items, split="dev")
 
 
 def variant(label, prompt=None, adapter=None, rate=0.0):

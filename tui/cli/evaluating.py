@@ -8,11 +8,10 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.history.records import eval_scope
 from core.training.config import TrainConfig
 from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench, parse_mapping
@@ -20,6 +19,9 @@ from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table, warn
 from tui.cli.pace import Pace, stuck_exit
+
+if TYPE_CHECKING:
+    from core.storage.schemas import EvalSummary
 
 # -- eval -----------------------------------------------------------------------------------------
 DATASET_HELP = (
@@ -104,25 +106,24 @@ def _run_and_variant(ref: str) -> tuple[str, int]:
     return run, int(variant or 0)
 
 
-def _against(summary: dict[str, Any], baseline: tuple[dict[str, Any], int] | None) -> list[dict[str, Any]] | None:
+def _against(summary: EvalSummary, baseline: tuple[EvalSummary, int] | None) -> list[dict[str, Any]] | None:
     """Each variant compared with the baseline, unless there is none or it is this very run."""
     from core.evals.runner import compare
 
-    return compare(summary, *baseline) if baseline and baseline[0]["id"] != summary["id"] else None
+    return compare(summary, *baseline) if baseline and baseline[0].id != summary.id else None
 
 
-def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | None) -> None:
+def show_summary(summary: EvalSummary, comparisons: list[dict[str, Any]] | None) -> None:
     head = (
-        f"eval {summary['id']} · {eval_scope(summary)} · {summary['n_items']} items"
-        f" · grader {summary['grader']}"
-        + (f" · x{summary['repeat']}" if summary["repeat"] > 1 else "")
-        + ("" if summary["status"] == "done" else f" · {summary['status']}")
+        f"eval {summary.id} · {summary.scope} · {summary.n_items} items · grader {summary.grader}"
+        + (f" · x{summary.repeat}" if summary.repeat > 1 else "")
+        + ("" if summary.done else f" · {summary.status}")
     )
     rows = []
-    for i, v in enumerate(summary["variants"]):
-        lo, hi = v["ci"]
-        latency = f"{v['mean_latency_s'] * 1000:.0f} ms" if v["mean_latency_s"] is not None else "cached"
-        tokens = f"{v['mean_completion_tokens']:.1f}" if v["mean_completion_tokens"] is not None else "-"
+    for i, v in enumerate(summary.variants):
+        lo, hi = v.ci
+        latency = f"{v.mean_latency_s * 1000:.0f} ms" if v.mean_latency_s is not None else "cached"
+        tokens = f"{v.mean_completion_tokens:.1f}" if v.mean_completion_tokens is not None else "-"
         against = ""
         if comparisons:
             c = comparisons[i]
@@ -130,8 +131,8 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
         rows.append(
             (
                 i,
-                v["label"],
-                f"{v['pass_rate'] * 100:.1f}%",
+                v.label,
+                f"{v.pass_rate * 100:.1f}%",
                 f"[{lo * 100:.1f}, {hi * 100:.1f}]",
                 latency,
                 tokens,
@@ -140,11 +141,11 @@ def show_summary(summary: dict[str, Any], comparisons: list[dict[str, Any]] | No
         )
     print(head)
     table(("#", "variant", "pass", "95% CI", "latency", "tokens", "vs baseline"), rows)
-    cut = max((v.get("truncated", 0) for v in summary["variants"]), default=0)
+    cut = max((v.truncated for v in summary.variants), default=0)
     if cut:
         say(f"{cut} prompt(s) were over the model's context and were cut to fit")
-    unrenderable = max((v.get("unrenderable", 0) for v in summary["variants"]), default=0)
-    skipped = max((v.get("skipped", 0) - v.get("unrenderable", 0) for v in summary["variants"]), default=0)
+    unrenderable = max((v.unrenderable for v in summary.variants), default=0)
+    skipped = max((v.skipped - v.unrenderable for v in summary.variants), default=0)
     if skipped:
         say(f"{skipped} item(s) were over the model's context and were skipped (not graded)")
     if unrenderable:
@@ -216,7 +217,7 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
     return request, min_pass
 
 
-def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[dict[str, Any], int] | None:
+def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[EvalSummary, int] | None:
     if not args.baseline:
         return None
     run, variant = _run_and_variant(args.baseline)
@@ -226,37 +227,35 @@ def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[dic
 def _answer(
     args: argparse.Namespace,
     workbench: Workbench,
-    summary: dict[str, Any],
+    summary: EvalSummary,
     judged: Comparison | None,
-    baseline: tuple[dict[str, Any], int] | None,
+    baseline: tuple[EvalSummary, int] | None,
     min_pass: float | None,
 ) -> int:
     """What `eval` and `compare` print (and pin, and report): the table or JSON, the comparison when there is
     one; exit 1 when a variant is under --min-pass."""
     baseline = baseline or workbench.baseline(summary)
     comparisons = _against(summary, baseline)
-    for note in dict.fromkeys(f"{v.get('model')}: {n}" for v in summary["variants"] for n in v.get("notes", ())):
+    for note in dict.fromkeys(f"{v.model}: {n}" for v in summary.variants for n in v.notes):
         say(f"note: model {note}")
-    if isinstance(summary.get("judge"), dict):
-        from core.evals.judge import judge_line
-
-        say(judge_line(summary["judge"]))
+    if summary.judge is not None:
+        say(summary.judge.line)
     if args.pin:
-        workbench.evals.pin(summary["id"])
+        workbench.evals.pin(summary.id)
     if judged and getattr(args, "report", None):
         say(f"report: {workbench.write_report(judged, Path(args.report).expanduser())}")
     if args.json:
-        shown = judged.to_dict() if judged else summary
+        shown = judged.to_dict() if judged else summary.to_dict()
         print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
     else:
         show_summary(summary, comparisons)
         if baseline and comparisons:
-            print(f"vs baseline {baseline[0]['id']}:{baseline[1]} ({baseline[0]['variants'][baseline[1]]['label']})")
+            print(f"vs baseline {baseline[0].id}:{baseline[1]} ({baseline[0].variants[baseline[1]].label})")
         if judged:
             show_comparison(judged)
-    failing = [v for v in summary["variants"] if min_pass is not None and v["pass_rate"] < min_pass]
+    failing = [v for v in summary.variants if min_pass is not None and v.pass_rate < min_pass]
     for v in failing:
-        say(f"tunelab: min-pass failed: {v['label']} passed {v['pass_rate']:.1%} < {min_pass:.1%}")
+        say(f"tunelab: min-pass failed: {v.label} passed {v.pass_rate:.1%} < {min_pass:.1%}")
     return 1 if failing else 0
 
 
@@ -433,14 +432,14 @@ def run_evals(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = []
         for row in runs.list():
-            best = max(row["variants"], key=lambda v: v["pass_rate"], default=None)
+            best = max(row.variants, key=lambda v: v.pass_rate, default=None)
             rows.append(
                 (
-                    row["id"],
-                    row["created_at"][:19],
-                    eval_scope(row),
-                    row["status"],
-                    f"{best['pass_rate']:.1%} {best['label']}" if best else "",
+                    row.id,
+                    row.created_at[:19],
+                    row.scope,
+                    row.status,
+                    f"{best.pass_rate:.1%} {best.label}" if best else "",
                 )
             )
         table(("run", "created", "data", "status", "best"), rows)
@@ -451,7 +450,7 @@ def run_evals(args: argparse.Namespace) -> int:
     if args.action == "resume":
         from core.evals.backends import HostBackend
 
-        model = runs.load(args.run)["variants"][0]["model"]
+        model = runs.load(args.run).variants[0].model
         with progress("eval") as update:
             summary = workbench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
         show_summary(summary, _against(summary, workbench.baseline(summary)))
@@ -466,7 +465,7 @@ def run_evals(args: argparse.Namespace) -> int:
         from core.history.io import eval_rows, write_eval_rows
 
         count = write_eval_rows(eval_rows(runs.root, summary), args.format, sys.stdout)
-        say(f"exported {count} graded row(s) of {summary['id']}")
+        say(f"exported {count} graded row(s) of {summary.id}")
         return 0
     comparisons = _against(summary, workbench.baseline(summary))
     show_summary(summary, comparisons)

@@ -32,7 +32,7 @@ def run_parity_check(args: argparse.Namespace, request: EvalRequest) -> int:
         print(
             json.dumps(
                 {
-                    "eval": found.summary["id"],
+                    "eval": found.summary.id,
                     "compared": found.compared,
                     "differing": found.differing,
                     "drifts": drifts,
@@ -45,5 +45,5 @@ def run_parity_check(args: argparse.Namespace, request: EvalRequest) -> int:
         more = (
             f" ({found.differing - len(found.drifts)} more not listed)" if found.differing > len(found.drifts) else ""
         )
-        print(f"parity: {found.differing} of {found.compared} answers differ{more} (eval {found.summary['id']})")
+        print(f"parity: {found.differing} of {found.compared} answers differ{more} (eval {found.summary.id})")
     return 1 if found.differing else 0

@@ -67,10 +67,10 @@ class ItemOutputsScreen(Screen[None]):
     def rows(self) -> list[tuple[str, bool, str]]:
         """Every variant that graded this item: its label, whether it passed, its output."""
         out = []
-        for vi, variant in enumerate(self.comparison.summary["variants"]):
+        for vi, variant in enumerate(self.comparison.summary.variants):
             result = self.comparison.output(vi, self.item_id)
             if result is not None:
-                out.append((str(variant["label"]), *result))
+                out.append((variant.label, *result))
         return out
 
     def show_input(self, text: str) -> None:

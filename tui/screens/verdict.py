@@ -20,7 +20,6 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.errors import TunelabError
 from core.evals.report import costs, rate_text, usage_text
-from core.history.records import eval_scope
 from core.workbench.verdicts import Comparison, Foreign
 from tui.messages import RunStarted
 from tui.screens.ask import AskScreen
@@ -71,8 +70,7 @@ class VerdictScreen(Screen[None]):
         with Vertical(id="verdict-box"):
             yield Static(
                 Text(
-                    f"Verdict · eval {summary['id']} · {eval_scope(summary)}"
-                    f" · {summary['n_items']} items · grader {summary['grader']}"
+                    f"Verdict · eval {summary.id} · {summary.scope} · {summary.n_items} items · grader {summary.grader}"
                 ),
                 id="verdict-title",
             )
@@ -136,7 +134,7 @@ class VerdictScreen(Screen[None]):
         cell = self.comparison.grid.cell(r, c)
         if cell is None:
             return None
-        labels = {self.comparison.summary["variants"][vi]["label"] for vi in cell.variants}
+        labels = {self.comparison.summary.variants[vi].label for vi in cell.variants}
         return next((f for f in self.comparison.foreign if f.label in labels), None)
 
     def _notes(self) -> Text:
@@ -181,7 +179,7 @@ class VerdictScreen(Screen[None]):
         """These cells once on the sealed test split: the answer iteration on the dev rows cannot give."""
         from core.data.datasets import SEALED
 
-        if self.comparison.summary.get("split") == SEALED:
+        if self.comparison.summary.split == SEALED:
             self.notify("This verdict is on the sealed split already; each look is counted.", severity="warning")
             return
         self.tunelab.main.evals.run_final(self.comparison.summary)
@@ -212,4 +210,4 @@ class VerdictScreen(Screen[None]):
 
     @staticmethod
     def report_path(root: Path, comparison: Comparison) -> Path:
-        return root / "reports" / f"{comparison.summary['id']}.html"
+        return root / "reports" / f"{comparison.summary.id}.html"

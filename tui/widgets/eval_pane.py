@@ -26,6 +26,7 @@ from tui.messages import EvalFinished, EvalProgress, EvalRow, EvalStarted, Verdi
 
 if TYPE_CHECKING:
     from core.evals.runner import EvalRequest, Variant
+    from core.storage.schemas import EvalSummary
     from core.workbench.service import Comparison, PromptRef
     from tui.app import TunelabApp
     from tui.screens.main import MainScreen
@@ -39,7 +40,7 @@ class Column:
     token: str  # the run it belongs to (a local token until the run id is known)
     variant: int
     label: str
-    summary: dict[str, Any] | None = None
+    summary: EvalSummary | None = None
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -51,8 +52,8 @@ class Column:
 
     def cell(self, item_id: str) -> tuple[bool, str] | None:
         if self.summary is not None:
-            agg = self.summary["items"][str(self.variant)].get(item_id)
-            return None if agg is None else (agg["passed"], agg["majority"])
+            score = self.summary.scores(self.variant).get(item_id)
+            return None if score is None else (score.passed, score.majority)
         row = self.live.get(item_id)
         return None if row is None else (row["passed"], row["output"])
 
@@ -86,11 +87,11 @@ class EvalPane(Vertical):
         super().__init__(**kwargs)
         self.token: str | None = None  # the eval run in progress
         self.cancel = threading.Event()
-        self.last: dict[str, Any] | None = None  # this session's newest complete eval: the verdict's
+        self.last: EvalSummary | None = None  # this session's newest complete eval: the verdict's
         self.tokens = itertools.count(1)
         self.columns: list[Column] = []
         self.items: dict[str, str | None] = {}  # item id -> expected, in first-seen order
-        self.baseline: tuple[dict[str, Any], int] | None = None
+        self.baseline: tuple[EvalSummary, int] | None = None
         self.diffs: dict[str, dict[str, Any]] = {}  # column key -> delta and fixed/broken sets
 
     def compose(self) -> ComposeResult:
@@ -155,12 +156,12 @@ class EvalPane(Vertical):
         self.post_message(EvalStarted(token, [v.label for v in variants]))
         self._evaluate(token, request, variants)
 
-    def run_final(self, summary: dict[str, Any]) -> None:
+    def run_final(self, summary: EvalSummary) -> None:
         """The cells of `summary` once more, on the sealed test split (a look, counted), then the verdict."""
         self._run_final(self.begin(), summary)
 
     @work(thread=True, group="eval", exclusive=False)
-    def _run_final(self, token: str, summary: dict[str, Any]) -> None:
+    def _run_final(self, token: str, summary: EvalSummary) -> None:
         try:
             request, variants = self.tunelab.workbench.final_plan(summary)
         except (OSError, TunelabError) as exc:
@@ -189,14 +190,14 @@ class EvalPane(Vertical):
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
         self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
-        if verdict_after and summary["status"] == "done" and len(summary["variants"]) > 1:
+        if verdict_after and summary.done and len(summary.variants) > 1:
             self.post_message(VerdictReady(app.workbench.comparison(summary)))
 
-    def _verdict_text(self, summary: dict[str, Any], judged: Comparison | None = None) -> str | None:
+    def _verdict_text(self, summary: EvalSummary, judged: Comparison | None = None) -> str | None:
         """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
-        if summary["status"] != "done":
-            return f"Eval {summary['status']}: a partial eval gives no verdict and cannot be a baseline."
-        if len(summary["variants"]) < 2:
+        if not summary.done:
+            return f"Eval {summary.status}: a partial eval gives no verdict and cannot be a baseline."
+        if len(summary.variants) < 2:
             return None
         judged = judged or self.tunelab.workbench.comparison(summary)
         return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
@@ -222,7 +223,7 @@ class EvalPane(Vertical):
             return
         verdict = self._verdict_text(judged.summary, judged)
         self.post_message(EvalFinished(token, judged.summary, baseline=baseline, verdict=verdict))
-        if judged.summary["status"] == "done":
+        if judged.summary.done:
             self.post_message(VerdictReady(judged))
 
     @work(thread=True, group="verdict", exclusive=True)
@@ -231,10 +232,8 @@ class EvalPane(Vertical):
         workbench, summary = self.tunelab.workbench, self.last
         try:
             if summary is None:
-                newest = next(
-                    (r for r in workbench.evals.list() if r["status"] == "done" and len(r["variants"]) > 1), None
-                )
-                summary = workbench.evals.load(newest["id"]) if newest else None
+                newest = next((r for r in workbench.evals.list() if r.done and len(r.variants) > 1), None)
+                summary = workbench.evals.load(newest.id) if newest else None
             if summary is None:
                 self.post_message(
                     WorkbenchFailed("No complete eval yet: ctrl+g runs one (or 'Compare on the demo task' in ctrl+p).")
@@ -265,20 +264,18 @@ class EvalPane(Vertical):
             self.drop_run(message.token)
             self.main.error(message.error or "eval failed")
             return
-        if message.summary["status"] == "done":
+        if message.summary.done:
             self.finish_run(message.token, message.summary)
             self.last = message.summary
         else:  # a partial column never stays to be compared, pinned or taken as done by the next ctrl+g
             self.drop_run(message.token)
         self.show_baseline(message.baseline)
         self.show_verdict(message.verdict)
-        if isinstance(tally := message.summary.get("judge"), dict):  # the judge's cost, said apart
-            from core.evals.judge import judge_line
-
-            self.notify(judge_line(tally), severity="warning" if tally.get("errors") else "information")
-        best = max(message.summary["variants"], key=lambda v: v["pass_rate"])
+        if (judge := message.summary.judge) is not None:  # the judge's cost, said apart
+            self.notify(judge.line, severity="warning" if judge.errors else "information")
+        best = max(message.summary.variants, key=lambda v: v.pass_rate)
         if self.main.out_of_sight("tab-eval"):
-            self.notify(f"Eval done: best {best['pass_rate']:.0%} ({best['label']})")
+            self.notify(f"Eval done: best {best.pass_rate:.0%} ({best.label})")
 
     @work(thread=True, group="pin", exclusive=True)
     def _pin(self, run_id: str, variant: int) -> None:
@@ -292,9 +289,9 @@ class EvalPane(Vertical):
             return
         self.app.call_from_thread(self._pinned, doc, summary, variant)
 
-    def _pinned(self, doc: dict[str, Any], summary: dict[str, Any], variant: int) -> None:
+    def _pinned(self, doc: dict[str, Any], summary: EvalSummary, variant: int) -> None:
         self.show_baseline((summary, variant))
-        self.notify(f"Baseline for {doc['key']}: {summary['variants'][variant]['label']}")
+        self.notify(f"Baseline for {doc['key']}: {summary.variants[variant].label}")
 
     @property
     def table(self) -> DataTable:
@@ -338,25 +335,25 @@ class EvalPane(Vertical):
             table.add_row(self._item_label(row["item"]), *[""] * len(self.columns), key=row["item"])
         table.update_cell(row["item"], self._key(column), self._cell_text(column, row["item"]))
 
-    def finish_run(self, token: str, summary: dict[str, Any]) -> None:
+    def finish_run(self, token: str, summary: EvalSummary) -> None:
         for column in self.columns:
             if column.token == token:
-                column.token, column.summary, column.live = summary["id"], summary, {}
+                column.token, column.summary, column.live = summary.id, summary, {}
         self.rebuild()
 
     def drop_run(self, token: str) -> None:
         self.columns = [c for c in self.columns if c.token != token]
         self.rebuild()
 
-    def show_baseline(self, baseline: tuple[dict[str, Any], int] | None) -> None:
+    def show_baseline(self, baseline: tuple[EvalSummary, int] | None) -> None:
         """Use `baseline` for deltas; its column joins the matrix if it came from an earlier session."""
         self.baseline = baseline
         if baseline is not None:
             summary, variant = baseline
-            if not any(c.token == summary["id"] and c.variant == variant for c in self.columns):
-                label = summary["variants"][variant]["label"]
-                self.columns.insert(0, Column(summary["id"], variant, label, summary))
-                for item_id in summary["items"][str(variant)]:
+            if not any(c.token == summary.id and c.variant == variant for c in self.columns):
+                label = summary.variants[variant].label
+                self.columns.insert(0, Column(summary.id, variant, label, summary))
+                for item_id in summary.scores(variant):
                     self.items.setdefault(item_id, None)
         self.rebuild()
 
@@ -368,7 +365,7 @@ class EvalPane(Vertical):
 
     def _is_baseline(self, column: Column) -> bool:
         return self.baseline is not None and (column.token, column.variant) == (
-            self.baseline[0]["id"],
+            self.baseline[0].id,
             self.baseline[1],
         )
 
@@ -410,7 +407,7 @@ class EvalPane(Vertical):
     def _header(self, index: int, column: Column) -> str:
         if column.summary is None:
             return f"{index} …"
-        rate = column.summary["variants"][column.variant]["pass_rate"]
+        rate = column.summary.variants[column.variant].pass_rate
         return f"{index} {rate:.0%}{'*' if self._is_baseline(column) else ''}"
 
     def rebuild(self) -> None:
@@ -439,12 +436,12 @@ class EvalPane(Vertical):
         for i, column in enumerate(self.columns):
             if column.summary is None:
                 continue
-            v = column.summary["variants"][column.variant]
-            line = f"{i} {column.short} {v['pass_rate']:.1%} [{v['ci'][0]:.0%}-{v['ci'][1]:.0%}]"
-            if v["mean_latency_s"] is not None:
-                line += f" {v['mean_latency_s'] * 1000:.0f}ms"
-            if v["mean_completion_tokens"] is not None:
-                line += f" {v['mean_completion_tokens']:.1f}tok"
+            v = column.summary.variants[column.variant]
+            line = f"{i} {column.short} {v.pass_rate:.1%} [{v.ci[0]:.0%}-{v.ci[1]:.0%}]"
+            if v.mean_latency_s is not None:
+                line += f" {v.mean_latency_s * 1000:.0f}ms"
+            if v.mean_completion_tokens is not None:
+                line += f" {v.mean_completion_tokens:.1f}tok"
             diff = self._comparison(column)
             if self._is_baseline(column):
                 line += " *baseline"
@@ -476,4 +473,4 @@ class EvalPane(Vertical):
         if column is None or column.summary is None:
             self.notify("Move to a finished variant column to pin it.", severity="warning")
             return
-        self._pin(column.summary["id"], column.variant)
+        self._pin(column.summary.id, column.variant)
