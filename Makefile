@@ -24,12 +24,17 @@ run: install
 	$(PY) -m compileall -q core tui  # bytecode once: a checkout would otherwise compile on every start
 	$(VENV)/bin/tunelab
 
+# A pytest-xdist worker per core, each pinned to its core with the processes it starts (tests/conftest.py);
+# files stay whole on one worker, so a file's fixtures are built once.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m compileall -q core tui tests  # bytecode once: every CLI, worker and trainer the suite starts reads it
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile
 
 bench: install
 	$(PY) -m bench

@@ -11,6 +11,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs a worker per core), each worker and every process it starts keep
+    to cores of their own: torch in two processes sharing two cores spins its threads against the other's
+    (a 25 s test took 460 s so). Processes take their thread counts from the affinity (`usable_cores`)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker and count > 1 and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= count:
+            os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) % count :: count])
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Path:
     """Every test writes into its own data dir and can never reach a model hub."""

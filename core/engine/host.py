@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import threading
 import time
@@ -127,12 +126,13 @@ class ModelHost:
         """Many prompts at once (evals): all cores for the batch, the previous thread count after."""
         import torch
 
+        from core.engine.cores import usable_cores
         from core.engine.generation import generate_batch
 
         if (stuck := fault_int("worker_sleep_in_generate")) is not None:
             time.sleep(stuck)  # as in `generate`
         threads = torch.get_num_threads()
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(usable_cores())
         try:
             with self.using(adapter) as loaded:
                 generate_batch(loaded, prompts, params, batch_size=batch_size, cancel=cancel, on_result=on_result)

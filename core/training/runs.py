@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from core.engine.cores import usable_cores
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
@@ -317,7 +318,7 @@ class Runs:
             for path in (run_dir / RANKS).glob("*.json"):
                 path.unlink()
         env = child_env()
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.nproc)))
+        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // config.nproc)))
         fd = open_append(run_dir / (LOG_FILE if node_rank == 0 else f"worker-node{node_rank}.log"), rotate_at=LOG_LIMIT)
         try:
             proc = subprocess.Popen(
