@@ -42,14 +42,28 @@ def start(home, **settings):
     return runs, run_id
 
 
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One QUICK run trained to done, shared by the tests that only read it (a run costs seconds of imports)."""
+    root = tmp_path_factory.mktemp("quick")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TUNELAB_HOME", str(root / "home"))
+        env.setenv("TUNELAB_CONFIG_DIR", str(root / "config"))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        runs, run_id = start(root / "home", **QUICK)
+        wait(runs, run_id, finished)
+    return root / "home", run_id
+
+
 def losses(runs, run_id):
     rows, _ = runs.metrics(run_id)
     return {r["step"]: r["loss"] for r in rows}
 
 
-def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
-    runs, run_id = start(home, **QUICK)
-    status = wait(runs, run_id, finished)
+def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(quick_run):
+    home, run_id = quick_run
+    runs = Runs(home)
+    status = runs.status(run_id)
     assert status["state"] == "done" and status["step"] == 12, status
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 13))
@@ -79,9 +93,8 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(home):
     assert not any("modules_to_save" in name for name, _ in model.named_parameters())  # lm_head only when asked
 
 
-def test_stop_saves_and_resume_continues_exactly(home, monkeypatch):
-    reference, ref_id = start(home, **QUICK)
-    wait(reference, ref_id, finished)
+def test_stop_saves_and_resume_continues_exactly(home, monkeypatch, quick_run):
+    reference, ref_id = Runs(quick_run[0]), quick_run[1]
     monkeypatch.setenv("TUNELAB_FAULTS", "hold_at_step=4")  # the run waits there for the stop: no race
     runs, run_id = start(home, **QUICK)
     monkeypatch.delenv("TUNELAB_FAULTS")
@@ -162,15 +175,16 @@ def test_lora_beats_the_prompt_on_the_demo_task(home):
     assert base.pass_rate < 0.1 and lora.pass_rate >= 0.9
 
 
-def test_merged_adapter_generates_like_base_plus_adapter(home, tmp_path):
+def test_merged_adapter_generates_like_base_plus_adapter(quick_run, tmp_path):
     from core.engine.generation import generate
     from core.engine.loading import load
     from core.engine.params import GenParams
     from core.engine.prompt import Prompt
     from core.training.adapters import merge
 
-    runs, run_id = start(home, **QUICK)
-    assert wait(runs, run_id, finished)["state"] == "done"
+    home, run_id = quick_run
+    runs = Runs(home)
+    assert runs.status(run_id)["state"] == "done"
     out = merge(home, run_id, tmp_path / "merged")
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     with pytest.raises(TunelabError, match="output folder is not empty"):
