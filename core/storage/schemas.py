@@ -1,7 +1,9 @@
 """The shape of each JSON file tunelab reads back from disk, as pydantic models: a reader checks what it
 read against its file's model and names a file of another shape by its path and first bad field, instead
 of a hand check per reader. Types are strict (a "3" is not a step); fields a newer version adds are kept.
-Imported where files are read (off the UI loop), never at start: pydantic costs a few hundred ms to load."""
+An eval's summary is such a model from the runner to every screen (`EvalSummary`), read by its fields.
+Imported by the eval runner and where files are read (off the UI loop), never on the way to the first frame
+(a test checks): pydantic costs a few hundred ms to load; the TUI names these types for type checking only."""
 
 from __future__ import annotations
 
