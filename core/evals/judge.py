@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from core.engine.prompt import Prompt
 from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
+from core.storage.schemas import JudgeCost
 
 if TYPE_CHECKING:
     from core.evals.backends import Backend
@@ -80,18 +80,6 @@ def judge_prompt(rubric: str, prompt: Prompt, expected: str | None, output: str)
     return Prompt("\n\n".join(parts), SYSTEM, "chat")
 
 
-@dataclass
-class JudgeTally:
-    """What the judge cost, apart from the graded model's own calls; `errors` are unparsable answers."""
-
-    model: str
-    calls: int = 0
-    cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    errors: int = 0
-
-
 class Judge:
     """Grades rows against rubrics through one judge model; safe to call from backend threads."""
 
@@ -104,7 +92,7 @@ class Judge:
 
             self.client = ServedClient(endpoint(model))
         self.cache = GenerationCache(root) if use_cache else None
-        self.tally = JudgeTally(model)
+        self.tally = JudgeCost(model=model)  # the summary's `judge`: counted here, under the lock
         self.fresh: dict[str, dict[str, Any]] = {}  # answered now: cached once, when the eval ends
         self.lock = threading.Lock()
         self.rubrics: dict[str, str] = {}

@@ -305,7 +305,7 @@ def _summary(
     if all(it.checks is not None for it in plan.items):
         summary.grader = "each row's __expected"  # the request's grader was not used
     if plan.judge is not None:
-        summary.judge = JudgeCost.model_validate(asdict(plan.judge.tally))  # apart from the graded calls
+        summary.judge = JudgeCost.model_validate(plan.judge.tally.model_dump())  # apart from the graded calls
     if error is not None:
         summary.error = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     return summary

@@ -164,9 +164,6 @@ class EvalSummary(EvalHeadline):
         """Variant `variant`'s item scores, by item id."""
         return self.items.get(str(variant), {})
 
-    def headline(self) -> EvalHeadline:
-        return EvalHeadline.model_validate({k: v for k, v in self.to_dict().items() if k != "items"})
-
 
 class ResultRow(Shape):
     """One graded line of an eval's `results.jsonl`."""
