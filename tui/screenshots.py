@@ -47,7 +47,6 @@ def _shorten_the_demo_plan(app) -> None:
 async def take(folder: Path, quick: bool = False) -> list[Path]:
     from textual.widgets import Input, Select, TextArea
 
-    from core.training.config import TrainConfig
     from tui.app import TunelabApp
     from tui.screens.verdict import VerdictScreen
     from tui.widgets.training_pane import TrainingPane
@@ -55,7 +54,6 @@ async def take(folder: Path, quick: bool = False) -> list[Path]:
     app = TunelabApp()
     if quick:
         _shorten_the_demo_plan(app)
-    steps = 12 if quick else 60
     shots: list[Path] = []
 
     async def shot(name: str) -> None:
@@ -80,20 +78,17 @@ async def take(folder: Path, quick: bool = False) -> list[Path]:
         await until(pilot, lambda: app.main.generation is None)
         await app.settled()
         await shot("main")
-        pane = app.query_one(TrainingPane)
-        app.main.training.start_run(
-            TrainConfig(max_steps=steps, eval_every=steps // 6, save_every=steps // 2)
-        )  # as ctrl+n's form does
+        app.main.action_compare_demo()  # the first-start action: two LoRAs, every cell, the verdict
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=600)
+        await shot("verdict")
+        await pilot.press("escape")
+        pane = app.query_one(TrainingPane)  # the comparison's LoRAs are the monitor's runs
         await until(pilot, lambda: pane.selected is not None and pane.last_state.get(pane.selected) == "done")
         pane.focus()
         await shot("training-monitor")
         await pilot.press("f8")
         await until(pilot, lambda: getattr(app.screen, "record", None) is not None)
         await shot("history")
-        await pilot.press("escape")
-        app.main.action_compare_demo()  # the first-start action: two LoRAs, every cell, the verdict
-        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=600)
-        await shot("verdict")
     return shots
 
 

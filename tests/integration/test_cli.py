@@ -1,11 +1,12 @@
-"""The headless CLI, run as a user runs it: a subprocess with its own exit code and streams."""
+"""The headless CLI: run as a user runs it (a subprocess with its own exit code and streams) where the process
+is what a test checks, and in this process (`here`, torch loaded once) where it is what a command does."""
 
 import json
 
 import pytest
 
 from core import __version__
-from tests.conftest import tunelab
+from tests.conftest import here, tunelab
 
 
 def test_version(home):
@@ -66,45 +67,34 @@ def test_pickle_only_model_is_refused(home, model_copy):
 
 
 @pytest.mark.slow
-def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path):
+def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path, capsys):
     first, second = tmp_path / "senti.toml", tmp_path / "senti2.toml"
     first.write_text('mode = "raw"\ntemplate = "Review: {{text}}\\nSentiment:"\n[params]\nmax_new_tokens = 3\n')
     second.write_text(
         'name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n[params]\nmax_new_tokens = 3\n'
     )
-    out = tunelab("eval", "--no-prompt", "--prompt", str(first), "--limit", "40", "--pin", home=home)
+    out = here(capsys, "eval", "--no-prompt", "--prompt", str(first), "--limit", "40", "--pin")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "demo:eval · 40 items · grader labels" in lines[0]
     assert lines[2].split()[:5] == ["0", "no", "prompt", "|", "demo"]
-    out = tunelab(
-        "eval",
-        "--prompt",
-        str(second),
-        "--model",
-        "demo",
-        "--model",
-        "demo",
-        "--limit",
-        "40",
-        "--min-pass",
-        "90%",
-        "--json",
-        home=home,
-    )
+    out = here(
+        capsys, "eval", "--prompt", str(second), "--model", "demo", "--model", "demo", "--limit", "40",
+        "--min-pass", "90%", "--json",
+    )  # fmt: skip
     assert out.returncode == 1 and "min-pass failed" in out.stderr
     result = json.loads(out.stdout)
     assert len(result["variants"]) == 2 and result["variants"][0]["pass_rate"] > 0.5
     assert result["variants"][1]["cached"] == 40  # the same call twice is computed once
     assert len(result["comparisons"][0]["fixed"]) == result["variants"][0]["passed"]
-    diff = tunelab("prompts", "diff", "senti@1", "senti@2", home=home)
+    diff = here(capsys, "prompts", "diff", "senti@1", "senti@2")
     assert "-Review: {{text}}" in diff.stdout and "+{{text}} Overall, this review is" in diff.stdout
-    shown = tunelab("evals", "show", result["id"], home=home)
+    shown = here(capsys, "evals", "show", result["id"])
     assert "fixed" in shown.stdout and shown.returncode == 0
-    assert tunelab("eval", "--prompt", "nope@9", home=home).returncode == 2
+    assert here(capsys, "eval", "--prompt", "nope@9").returncode == 2
 
 
-def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(home, tmp_path):
+def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(tmp_path, capsys):
     prompt, tests = tmp_path / "senti.toml", tmp_path / "tests.csv"
     prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n')
     tests.write_text(
@@ -114,7 +104,7 @@ def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(home, tmp_
         "icontains: NEG,a check\n",
         encoding="utf-8",
     )
-    out = tunelab("eval", "--prompt", str(prompt), "--dataset", str(tests), home=home)
+    out = here(capsys, "eval", "--prompt", str(prompt), "--dataset", str(tests))
     assert out.returncode == 0, out.stderr
     assert "tests.csv:all · 2 items · grader each row's __expected" in out.stdout.splitlines()[0]
     assert " 100.0% " in out.stdout.splitlines()[2]  # the bare value equals the output, the check finds neg
@@ -124,13 +114,15 @@ def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(home, tmp_
 def test_train_runs_stop_and_a_changed_resume_is_refused(home):
     import time
 
+    from core.training.runs import Runs
+
     out = tunelab("train", "--max-steps", "300", "--batch-size", "8", "--detach", home=home)
     assert out.returncode == 0 and "started training run" in out.stderr
     run_id = out.stderr.split("started training run ")[1].split()[0]
-    deadline = time.monotonic() + 120
-    while "running  step 0/" in tunelab("runs", home=home).stdout or "running" not in tunelab("runs", home=home).stdout:
-        assert time.monotonic() < deadline, tunelab("runs", home=home).stdout
-        time.sleep(0.5)
+    runs, deadline = Runs(home), time.monotonic() + 120
+    while (status := runs.status(run_id))["state"] != "running" or not status.get("step"):  # the poll: not the CLI
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
     stopped = tunelab("runs", "stop", run_id, home=home)
     assert stopped.returncode == 0 and "stopped, saved step-" in stopped.stderr
     refused = tunelab(

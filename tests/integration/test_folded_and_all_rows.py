@@ -80,7 +80,7 @@ def test_gen_eval_and_train_each_say_once_that_the_system_prompt_was_folded(home
 
 
 @pytest.mark.slow
-def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_path, demo_loaded):
+def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(tmp_path, demo_loaded, capsys):
     """A tool-call row on a model whose chat template has no tool calls: `eval` names the file and row in
     one line; `--skip-unrenderable` evaluates the rest and counts the row; a run's examples name it too (the
     child finds it, with the tokenizer, and fails the run with that line)."""
@@ -96,12 +96,12 @@ def test_a_row_the_template_cannot_render_is_named_and_can_be_skipped(home, tmp_
     ]})  # fmt: skip
     data = tmp_path / "tools.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tunelab("eval", "--dataset", str(data), "--no-prompt", "--grader", "exact", home=home)
+    out = here(capsys, "eval", "--dataset", str(data), "--no-prompt", "--grader", "exact")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert out.stderr.startswith("tunelab: error: tools.jsonl:2: model 'demo': its chat template has no tool calls")
     assert "--skip-unrenderable" in out.stderr
-    out = tunelab(
-        "eval", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--skip-unrenderable", "--json", home=home
+    out = here(
+        capsys, "eval", "--dataset", str(data), "--no-prompt", "--grader", "exact", "--skip-unrenderable", "--json"
     )
     assert out.returncode == 0, out.stderr
     variant = json.loads(out.stdout)["variants"][0]

@@ -22,7 +22,7 @@ from core.data.templates import Template
 from core.errors import TunelabError
 from core.history import store as history_mod
 from core.history.store import History
-from tests.conftest import REPO, tunelab
+from tests.conftest import REPO, here, tunelab
 
 BAD = REPO / "tests" / "bad_inputs"
 
@@ -245,10 +245,11 @@ def test_run_folders_and_files_are_private(home):
 
 
 @pytest.mark.slow
-def test_hub_tokens_never_reach_history_or_logs(home):
+def test_hub_tokens_never_reach_history_or_logs(home, monkeypatch, capsys):
     secret = "hf_tunelabSecretToken0123456789"
-    out = tunelab("gen", "Anna was a", "--max-new-tokens", "4", home=home, env={"HF_TOKEN": secret})
-    assert out.returncode == 0, out.stderr
+    monkeypatch.setenv("HF_TOKEN", secret)
+    out = here(capsys, "gen", "Anna was a", "--max-new-tokens", "4")
+    assert out.returncode == 0 and secret not in out.stdout + out.stderr, out.stderr
     assert History(home).recent(1)
     for path in home.rglob("*"):
         if path.is_file():

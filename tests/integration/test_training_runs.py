@@ -212,26 +212,6 @@ def test_merged_adapter_generates_like_base_plus_adapter(quick_run, tmp_path):
         assert generate(merged, prompt, params, emit=lambda *a: None)["output"] == expected
 
 
-def test_torchrun_with_two_processes_on_gloo(home):
-    runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 6})
-    status = wait(runs, run_id, finished)
-    assert status["state"] == "done", (status, runs.path(run_id).joinpath("worker.log").read_text()[-2000:])
-    assert runs.config(run_id)["resolved"]["world_size"] == 2
-    rows, _ = runs.metrics(run_id)
-    assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]
-    assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
-
-
-def test_a_packed_run_trains_padding_free_and_reports_its_padding(home):
-    runs, run_id = start(home, **{**QUICK, "max_steps": 6, "batch_size": 8, "packing": True})
-    status = wait(runs, run_id, finished)
-    assert status["state"] == "done", status
-    assert runs.config(run_id)["resolved"]["packing"] is True  # checked against padding at the start
-    rows, _ = runs.metrics(run_id)
-    assert [r["pad_frac"] for r in rows] == [0.0] * 6  # eight short demo rows fill one packed row each step
-    assert rows[-1]["loss"] < rows[0]["loss"]
-
-
 def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(home):
     import socket
 
@@ -245,13 +225,15 @@ def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(ho
     assert status["state"] == "done", (status, log, runs.path(run_id).joinpath("worker-node1.log").read_text()[-2000:])
     assert runs.config(run_id)["resolved"]["world_size"] == 2
     rows, _ = runs.metrics(run_id)
-    assert [r["step"] for r in rows] == list(range(1, 7))  # written once, by global rank 0
+    assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]  # by global rank 0
+    assert (runs.path(run_id) / ADAPTER / "adapter_model.safetensors").is_file()
     assert len(list(runs.folder.iterdir())) == 1
     with pytest.raises(TunelabError, match="no run waits at 127.0.0.1:1 after 0 s"):
         runs.join("127.0.0.1:1", node_rank=1, timeout=0)
 
 
 def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(home):
+    """Two processes on one node (torchrun on gloo) train; their agent killed, they train on and are reached."""
     runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 2000, "save_every": 2})
     status = wait(runs, run_id, lambda s: s.get("step", 0) >= 3 and s["checkpoints"])
     os.kill(status["pid"], signal.SIGKILL)  # the torchrun agent: its ranks train on
@@ -260,7 +242,7 @@ def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(hom
     with pytest.raises(TunelabError, match="still running"):
         runs.resume(run_id)  # never a third trainer
     ranks = rank_pids(runs.path(run_id))
-    assert len(ranks) == 2
+    assert len(ranks) == 2 and runs.config(run_id)["resolved"]["world_size"] == 2
     assert runs.kill(run_id)
     deadline = time.monotonic() + 60
     while rank_pids(runs.path(run_id)):
@@ -282,17 +264,19 @@ def test_a_link_planted_as_the_checkpoints_folder_fails_the_run_and_is_never_wri
 
 
 @pytest.mark.slow
-def test_memory_and_lora_variants_train_and_save_a_plain_peft_adapter(home):
+def test_a_packed_run_with_the_memory_and_lora_switches_trains_padding_free_and_saves_a_plain_peft_adapter(home):
     runs, run_id = start(
-        home, max_steps=4, eval_every=None, save_every=None, batch_size=8,
+        home, max_steps=6, eval_every=None, save_every=None, batch_size=8, packing=True,
         gradient_checkpointing=True, use_dora=True, use_rslora=True,
     )  # fmt: skip
     status = wait(runs, run_id, finished)
     assert status["state"] == "done", status
+    assert runs.config(run_id)["resolved"]["packing"] is True  # checked against padding at the start
     config = json.loads((runs.path(run_id) / ADAPTER / "adapter_config.json").read_text())
     assert config["use_dora"] is True and config["use_rslora"] is True
     rows, _ = runs.metrics(run_id)
-    assert len(rows) == 4 and all(math.isfinite(r["loss"]) for r in rows)
+    assert [r["pad_frac"] for r in rows] == [0.0] * 6  # eight short demo rows fill one packed row each step
+    assert all(math.isfinite(r["loss"]) for r in rows) and rows[-1]["loss"] < rows[0]["loss"]
 
 
 @pytest.mark.slow

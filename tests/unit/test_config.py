@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import TunelabError
 from core.storage.config import config_path, load_config, save_setting, themes_dir
-from tests.conftest import tunelab
+from tests.conftest import here
 from tests.tui_helpers import fake_app, run_prompt, wait_for
 
 LIGHT_BLUE = 'name = "my-blue"\nprimary = "#3366ff"\ndark = false\n'
@@ -115,7 +115,7 @@ async def test_user_themes_load_and_hot_reload(home):
     assert load_config().theme == "my-green"
 
 
-def test_locate_prints_the_paths(home):
-    assert tunelab("locate", "config", home=home).stdout.strip() == str(config_path())
-    assert tunelab("locate", "themes", home=home).stdout.strip() == str(themes_dir())
-    assert tunelab("locate", "data", home=home).stdout.strip() == str(home)
+def test_locate_prints_the_paths(home, capsys):
+    assert here(capsys, "locate", "config").stdout.strip() == str(config_path())
+    assert here(capsys, "locate", "themes").stdout.strip() == str(themes_dir())
+    assert here(capsys, "locate", "data").stdout.strip() == str(home)

@@ -11,7 +11,7 @@ from core.errors import TunelabError
 from core.history.io import add_to_dataset, export_history, import_history, training_rows
 from core.history.query import parse_query
 from core.history.store import History
-from tests.conftest import tunelab
+from tests.conftest import here
 
 
 def _fill(h):
@@ -85,30 +85,29 @@ def test_labelled_outputs_become_a_training_split_the_loader_reads(home, tmp_pat
     assert train[1].vars["system"] == "be brief"
 
 
-@pytest.mark.slow
-def test_history_cli_search_label_export_import(home, tmp_path):
+def test_history_cli_search_label_export_import(home, tmp_path, capsys):
     h = History(home)
     first = h.add({"kind": "generation", "prompt": "hello there", "output": "general kenobi", "model": "demo"})
     h.add({"kind": "generation", "prompt": "other", "output": "thing", "model": "demo"})
-    assert tunelab("history", "tag", first[:-3], "star-wars", home=home).stdout.strip() == "#star-wars"
-    assert tunelab("history", "label", first[:-3], "good", home=home).returncode == 0
-    assert tunelab("history", "star", first[:-3], home=home).returncode == 0
-    listed = tunelab("history", "kenobi", "--tag", "star-wars", "--json", home=home)
+    assert here(capsys, "history", "tag", first[:-3], "star-wars").stdout.strip() == "#star-wars"
+    assert here(capsys, "history", "label", first[:-3], "good").returncode == 0
+    assert here(capsys, "history", "star", first[:-3]).returncode == 0
+    listed = here(capsys, "history", "kenobi", "--tag", "star-wars", "--json")
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["id"], r["label"], r["starred"]) for r in rows] == [(first, "good", True)]
-    shown = json.loads(tunelab("history", "show", first, home=home).stdout)
+    shown = json.loads(here(capsys, "history", "show", first).stdout)
     assert shown["tags"] == ["star-wars"] and shown["output"] == "general kenobi"
     out = tmp_path / "train.jsonl"
-    done = tunelab("history", "export", "label:good", "--format", "training", "--out", str(out), home=home)
+    done = here(capsys, "history", "export", "label:good", "--format", "training", "--out", str(out))
     assert done.returncode == 0 and "exported 1 record(s)" in done.stderr
     assert [json.loads(line)["expected"] for line in out.read_text().splitlines()] == ["general kenobi"]
-    dump = tunelab("history", "export", "--format", "jsonl", home=home).stdout
+    dump = here(capsys, "history", "export", "--format", "jsonl").stdout
     (tmp_path / "all.jsonl").write_text(dump)
-    again = tunelab("history", "import", str(tmp_path / "all.jsonl"), home=home)
+    again = here(capsys, "history", "import", str(tmp_path / "all.jsonl"))
     assert again.stdout.strip() == "imported 0 record(s), skipped 2 already stored"
 
 
-def test_eval_results_export_as_csv_and_jsonl(home):
+def test_eval_results_export_as_csv_and_jsonl(home, capsys):
     from core.evals.runner import EvalRequest, Variant, run_eval
     from tests.unit.test_evals import PROMPT, ScriptedBackend
 
@@ -118,10 +117,10 @@ def test_eval_results_export_as_csv_and_jsonl(home):
         [Variant("no prompt", None), Variant("senti", PROMPT)],
         ScriptedBackend(),
     )
-    out = tunelab("evals", "export", summary.id, "--format", "csv", home=home)
+    out = here(capsys, "evals", "export", summary.id, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert out.returncode == 0 and len(rows) == 10 and "exported 10 graded row(s)" in out.stderr
     assert {r["label"] for r in rows} == {v.label for v in summary.variants}
     assert {r["passed"] for r in rows} <= {"True", "False"} and all(r["item"] for r in rows)
-    lines = tunelab("evals", "export", summary.id, home=home).stdout.splitlines()
+    lines = here(capsys, "evals", "export", summary.id).stdout.splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["run"] == summary.id
