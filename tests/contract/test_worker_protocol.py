@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -64,16 +65,46 @@ def make_adapter(folder) -> str:
     return str(folder)
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.slow)])
-def client(request, tmp_path):
-    """(client, its global listener, whether to hold long requests open). The fake holds a request after
-    its first chunk or item until cancelled; the real worker is asked for far more tokens than it needs."""
+def loaded(kind: str, log: Path) -> tuple[ModelWorkerClient, Events]:
+    """A client of `kind` with the demo model loaded: (client, its global listener, which has seen Ready).
+    The fake holds a request after its first chunk or item until cancelled; the real worker is asked for far
+    more tokens than it needs."""
     events = Events()
-    if request.param == "fake":
+    if kind == "fake":
         made: ModelWorkerClient = FakeClient(events, gate=threading.Event())
     else:
-        made = ModelWorkerClient(events, tmp_path / "worker.log")
+        made = ModelWorkerClient(events, log)
     made.load(ModelOptions("demo"))
+    events.until(p.Ready)
+    return made, events
+
+
+@pytest.fixture(scope="module")
+def real_worker(tmp_path_factory):
+    """One real worker for the scenarios that leave it idle and alive: each start costs seconds of imports."""
+    made, events = loaded("real", tmp_path_factory.mktemp("worker") / "worker.log")
+    yield made, events
+    made.close()
+
+
+KINDS = ["fake", pytest.param("real", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=KINDS)
+def client(request, tmp_path):
+    """The shared real worker, or a fresh fake."""
+    if request.param == "real":
+        yield request.getfixturevalue("real_worker")
+        return
+    made, events = loaded("fake", tmp_path / "worker.log")
+    yield made, events
+    made.close()
+
+
+@pytest.fixture(params=KINDS)
+def own_client(request, tmp_path):
+    """A client of its own, for a scenario that kills it."""
+    made, events = loaded(request.param, tmp_path / "worker.log")
     yield made, events
     made.close()
 
@@ -84,15 +115,14 @@ RAW = {"text": "Anna was a", "system": "", "mode": "raw"}
 
 def test_load_then_ready(client):
     made, events = client
-    ready = events.until(p.Ready)
-    assert events.trace() == ["loading", "ready"]
+    ready = next(e for e in events.seen if isinstance(e, p.Ready))
+    assert events.trace() == ["loading", "ready"] and events.q.empty()
     assert isinstance(ready.info, p.ModelInfo) and ready.info.device == "cpu" and ready.info.linear_modules
     assert ready.info.params_m is not None and ready.info.load_s >= 0
 
 
-def test_stream_cancel_and_crash_mid_request(client):
-    made, events = client
-    events.until(p.Ready)
+def test_stream_cancel_and_crash_mid_request(own_client):
+    made, events = own_client
     own = Events()
     rid = made.generate(RAW, LONG, own)
     own.until(p.Chunk)
@@ -124,7 +154,6 @@ def test_stream_cancel_and_crash_mid_request(client):
 
 def test_batch_cancel_and_render(client):
     made, events = client
-    events.until(p.Ready)
     own = Events()
     prompts = [{**RAW, "text": f"Anna was a {n}"} for n in range(6)]
     rid = made.batch(prompts, {"max_new_tokens": 400}, own, batch_size=1)
@@ -138,12 +167,11 @@ def test_batch_cancel_and_render(client):
     made.render({"text": "hi", "system": "", "mode": "chat"}, rendered)
     shown = rendered.until(p.Rendered)
     assert shown.text.startswith("<|user|>\nhi") and shown.tokens > 0 and rendered.trace() == ["rendered"]
-    assert events.trace() == ["loading", "ready"]  # nothing leaked to the global listener
+    assert events.trace() == ["loading", "ready"] and events.q.empty()  # nothing leaked to the global listener
 
 
 def test_bad_request_is_an_error_event_and_the_worker_lives_on(client):
     made, events = client
-    events.until(p.Ready)
     own = Events()
     made.generate(RAW, {"top_p": 7}, own)
     error = own.until(p.Error)
@@ -152,28 +180,22 @@ def test_bad_request_is_an_error_event_and_the_worker_lives_on(client):
 
 
 @pytest.mark.slow
-def test_adapters_hot_swap_on_the_real_worker(tmp_path):
+def test_adapters_hot_swap_on_the_real_worker(real_worker, tmp_path):
     """The real model: an adapter changes the output, the base comes back exactly, a bad folder is one line."""
-    events = Events()
-    made = ModelWorkerClient(events, tmp_path / "worker.log")
+    made, _ = real_worker
     adapter = make_adapter(tmp_path / "a1")
-    try:
-        made.load(ModelOptions("demo"))
-        events.until(p.Ready)
 
-        def run(adapter_path):
-            own = Events()
-            made.generate(RAW, {"max_new_tokens": 12}, own, adapter=adapter_path)
-            return own.until(p.Done).result.output
-
-        base = run(None)
-        with_adapter = run(adapter)
-        assert with_adapter != base and run(None) == base and run(adapter) == with_adapter
+    def run(adapter_path):
         own = Events()
-        made.generate(RAW, {"max_new_tokens": 2}, own, adapter=str(tmp_path))
-        assert "cannot load adapter" in own.until(p.Error).message and made.alive
-    finally:
-        made.close()
+        made.generate(RAW, {"max_new_tokens": 12}, own, adapter=adapter_path)
+        return own.until(p.Done).result.output
+
+    base = run(None)
+    with_adapter = run(adapter)
+    assert with_adapter != base and run(None) == base and run(adapter) == with_adapter
+    own = Events()
+    made.generate(RAW, {"max_new_tokens": 2}, own, adapter=str(tmp_path))
+    assert "cannot load adapter" in own.until(p.Error).message and made.alive
 
 
 def test_wire_round_trip_for_every_message():

@@ -4,18 +4,18 @@ import json
 
 import pytest
 
-from tests.conftest import tunelab
+from tests.conftest import here, tunelab
 
 pytestmark = pytest.mark.slow
 SENTI = 'name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n[params]\nmax_new_tokens = 4\n'
 
 
-def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_path, home):
+def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_path, capsys):
     prompt = tmp_path / "senti.toml"
     prompt.write_text(SENTI)
-    done = tunelab(
-        "compare", "--prompt", str(prompt), "--train", "--train-with-prompt", "--train-epochs", "1",
-        "--limit", "30", "--json", "--report", str(tmp_path / "report.html"), home=home, timeout=600,
+    done = here(
+        capsys, "compare", "--prompt", str(prompt), "--train", "--train-with-prompt", "--train-epochs", "1",
+        "--limit", "30", "--json", "--report", str(tmp_path / "report.html"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)

@@ -2,7 +2,6 @@
 
 import threading
 
-import pytest
 from textual.widgets import Input, Select
 
 from core.history.store import History
@@ -133,18 +132,6 @@ async def test_chat_mode_without_template_is_one_line_error_and_raw_still_works(
         await app.settled()
         assert app.main.results.output.text == "".join(STORY)
     assert [(r["mode"], r["status"]) for r in History(home).recent(5)] == [("raw", "done"), ("chat", "error")]
-
-
-@pytest.mark.slow
-async def test_real_model_worker_streams_into_the_results_pane(home):
-    app = StartedApp("demo", home=home)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.main.model_ready, timeout=120)
-        await run_prompt(pilot, "Tell me a short story.")
-        shown = app.main.results.output.text
-        assert len(shown.split()) >= 5
-        assert "tok/s" in stats(app)
-    assert History(home).recent(1)[0]["output"] == shown
 
 
 async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(home):

@@ -6,7 +6,7 @@ from textual.widgets import DataTable, Input, Select, TabbedContent
 from core.data.prompts import PromptStore
 from core.evals.runner import EvalRuns
 from core.history.store import History
-from tests.tui_helpers import StartedApp, fake_app, wait_for
+from tests.tui_helpers import StartedApp, fake_app, run_prompt, wait_for
 from tui.screens.rendered import RenderedScreen
 from tui.screens.versions import VersionsScreen
 from tui.widgets.eval_pane import EvalPane
@@ -140,11 +140,15 @@ async def test_rendered_prompt_and_versions_diff(home):
 
 
 @pytest.mark.slow
-async def test_real_worker_eval_fills_the_matrix(home):
-
+async def test_the_real_worker_streams_a_run_then_fills_the_eval_matrix(home):
+    """The real model worker behind the app (one worker start covers both: it costs seconds of imports)."""
     app = StartedApp("demo", home=home)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.main.model_ready, timeout=120)
+        await run_prompt(pilot, "Tell me a short story.")
+        shown = app.main.results.output.text
+        assert len(shown.split()) >= 5 and "tok/s" in str(app.query_one("#result-stats").render())
+        assert History(home).recent(1)[0]["output"] == shown
         app.query_one("#mode-select").value = "raw"
         await set_prompt(pilot, "senti", "{{text}} Overall, this review is")
         app.query_one("#param-max_new_tokens", Input).value = "3"
