@@ -36,7 +36,12 @@ def finished_run(
     if fixed_id:
         runs.path(run_id).rename(runs.folder / fixed_id)
         run_id = fixed_id
-    run_dir = runs.path(run_id)
+    finish(runs.path(run_id), steps, adapter)
+    return run_id
+
+
+def finish(run_dir: Path, steps: int, adapter: bool) -> None:
+    """What a run's process leaves when it ends done, written at once."""
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for step in range(1, steps + 1):
             row = {
@@ -55,7 +60,6 @@ def finished_run(
         (folder / "adapter_model.safetensors").write_bytes(b"\0" * 300_000)
         extra = {"adapter": "adapter", "train_s": 42.0, "device": "cpu", "trainable_params": 98_304}
     StatusWriter(run_dir).update(state="done", step=steps, total_steps=steps, eval_loss=0.27, **extra)
-    return run_id
 
 
 def comparison_eval(home: Path, run_id: str, eval_id: str = "e0000snapshot") -> dict:

@@ -3,12 +3,12 @@
 import dataclasses
 from html.parser import HTMLParser
 
-import pytest
 from textual.widgets import Button, DataTable, Input, Select
 
+from core.training.runs import Runs
 from core.workbench.compare import DEMO_PROMPT
 from core.workbench.service import Workbench
-from tests.seeded import SENTI, comparison_eval, finished_run
+from tests.seeded import SENTI, comparison_eval, finish, finished_run
 from tests.tui_helpers import fake_app, wait_for
 from tui.screens.cell_items import CellItemsScreen
 from tui.screens.item_outputs import ItemOutputsScreen
@@ -136,11 +136,12 @@ async def test_f9_without_a_complete_eval_says_what_to_do(home):
         assert any("No complete eval yet" in n.message for n in app._notifications)
 
 
-@pytest.mark.slow
 async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_and_opens_the_verdict(
     home, monkeypatch
 ):
-    """The first five minutes, shortened: the same plan with 2 training steps and 8 items."""
+    """The first five minutes, shortened: the same plan with 2 training steps and 8 items, on the fake model,
+    each run's process faked as ending done at once (`make screenshots --quick`'s test runs it for real)."""
+    monkeypatch.setattr(Runs, "launch", lambda runs, run_id, *_, **__: finish(runs.path(run_id), 2, adapter=True))
     demo_plan = Workbench.demo_plan
 
     def quick(self, options):
@@ -159,10 +160,9 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         await wait_for(pilot, lambda: button.display)
         await pilot.pause()  # laid out before the click
         await pilot.click("#compare-demo")
-        await wait_for(pilot, lambda: app.main.evals.token is not None)
+        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen))
         assert app.query_one("#prompt-text").text == DEMO_PROMPT.template
         assert app.query_one("#mode-select", Select).value == "raw" and not button.display
-        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen), timeout=240)
         # pushed is not yet mounted: the test ends only once the grid is on screen, never while it composes
         await wait_for(pilot, lambda: any(t.row_count for t in app.screen.query("#verdict-grid").results(DataTable)))
         grid = app.screen.comparison.grid
