@@ -8,7 +8,8 @@ import traceback
 from pathlib import Path
 
 from core.errors import TunelabError
-from core.storage.paths import private_files
+from core.storage import runfolders
+from core.storage.paths import private_files, refused_link
 from core.training import runs
 from core.training.allocator import keep_freed_memory
 
@@ -25,6 +26,9 @@ def main(argv: list[str]) -> int:
         runs.record_rank(run_dir, os.environ.get("RANK", "0"))
     status = runs.StatusWriter(run_dir)
     try:
+        for name in (runfolders.CHECKPOINTS, runfolders.ADAPTER):  # before seconds of imports and loading
+            if (run_dir / name).is_symlink():
+                raise refused_link(run_dir / name)
         from core.training.loop import train
 
         train(run_dir, resume="--resume" in argv[1:])
