@@ -14,7 +14,7 @@ def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_p
     prompt = tmp_path / "senti.toml"
     prompt.write_text(SENTI)
     done = here(
-        capsys, "compare", "--prompt", str(prompt), "--train", "--train-with-prompt", "--train-epochs", "1",
+        capsys, "compare", "--prompt", str(prompt), "--train", "--train-with-prompt", "--train-epochs", "0.1",
         "--limit", "30", "--json", "--report", str(tmp_path / "report.html"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
