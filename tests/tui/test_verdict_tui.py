@@ -140,7 +140,7 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
     home, monkeypatch
 ):
     """The first five minutes, shortened: the same plan with 2 training steps and 8 items, on the fake model,
-    each run's process faked as ending done at once (`make screenshots --quick`'s test runs it for real)."""
+    each run's process faked as ending done at once (`tui.screenshots --quick` runs it for real, in test_ux)."""
     monkeypatch.setattr(Runs, "launch", lambda runs, run_id, *_, **__: finish(runs.path(run_id), 2, adapter=True))
     demo_plan = Workbench.demo_plan
 
