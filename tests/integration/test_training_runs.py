@@ -260,6 +260,7 @@ def test_a_link_planted_as_the_checkpoints_folder_fails_the_run_and_is_never_wri
     runs.launch(run_id)
     status = wait(runs, run_id, finished)
     assert status["state"] == "failed" and "is a symbolic link" in status["error"], status
+    assert "resolved" not in runs.config(run_id)  # refused at the start, before the model was loaded
     assert list(elsewhere.iterdir()) == []
 
 
