@@ -32,6 +32,7 @@ CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
 INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index of datasets
 META_FILES = {INFO_FILE, "state.json", "dataset_dict.json"}  # beside the data: LLaMA-Factory's, `datasets`' own
 HOLDOUT = 0.1  # rows with no split: this fraction is held out as `eval`
+SEAL_SALT = b"sealed\0"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class Item:
     messages: tuple[dict[str, Any], ...] = ()  # chat rows: the prompt turns
     checks: tuple[str, ...] | None = None  # the row's own grader specs (promptfoo); None: the eval's grader
     answers: tuple[str, ...] = ()  # an expected list: any of these passes (`expected` is the first, trained on)
+    digest: str = ""  # a hash of what the loader read of the row: the same row in any file, order or format
+    named: bool = False  # the row gave its own `id` (else the id is its digest)
+
+    @property
+    def key(self) -> str:
+        """What splits, seals and training ledgers know a row by: its own id, else its content."""
+        return self.id if self.named or not self.digest else self.digest
 
     @property
     def accepted(self) -> tuple[str | None, ...]:
@@ -65,6 +73,7 @@ class Dataset:
     sha256: str
     splits: tuple[str, ...] = field(default=())
     held_out: bool = False  # the rows named no split: `train`/`eval` were assigned here
+    repeats: int = 0  # rows whose content repeats an earlier row's (kept, on the same side as it)
 
     @property
     def sealed(self) -> bool:
@@ -146,11 +155,7 @@ def load_dataset(
             items.append(_item(where, row, fmt, field_name, split, mapping or {}))
         if first:
             raise TunelabError(f"{file.name}: no rows")
-    seen: set[str] = set()
-    for it in items:
-        if it.id in seen:
-            raise TunelabError(f"{it.where}: id '{it.id}' appears more than once")
-        seen.add(it.id)
+    items, repeats = _unique(items)
     held_out = not any(it.split for it in items)
     if held_out:
         items = _held_out(items, holdout)
@@ -158,7 +163,7 @@ def load_dataset(
         items = _sealed(items, sealed, held_out, spec)
     splits = tuple(dict.fromkeys(it.split for it in items if it.split))
     name = spec if spec == "demo" else path.name + (f"#{spec.rpartition('#')[2]}" if renames is not None else "")
-    return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out)
+    return Dataset(name, fmt, items, field_name, digest.hexdigest(), splits, held_out, repeats)
 
 
 SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(?:-[0-9a-f]+)?$")  # train-00000-of-00002[-hash]
@@ -182,20 +187,51 @@ def data_files(folder: Path) -> list[tuple[Path, str | None]]:
     return [(file, split_of(file)) for file in files]
 
 
+def _unique(items: list[Item]) -> tuple[list[Item], int]:
+    """Ids made unique: an own id given twice is refused (the row named); a row whose content repeats an earlier
+    one's keeps its digest as key (so both land on one side) and gets `~2`, `~3`... on its id. Returns the items
+    and how many repeat."""
+    seen: dict[str, int] = {}
+    out, repeats = [], 0
+    for it in items:
+        count = seen.get(it.id, 0) + 1
+        seen[it.id] = count
+        if count > 1 and it.named:
+            raise TunelabError(f"{it.where}: id '{it.id}' appears more than once")
+        if count > 1:
+            repeats += 1
+            it = replace(it, id=f"{it.id}~{count}")
+        out.append(it)
+    return out, repeats
+
+
+def share(salt: bytes, key: str) -> float:
+    """Where a row's key falls in [0, 1) under a salt: a row is held out when this is below the fraction, so
+    whether a row is held out depends on that row alone (adding, removing or reordering others moves none)."""
+    return int.from_bytes(hashlib.sha256(salt + key.encode()).digest()[:8], "big") / 2**64
+
+
+def _below(items: list[Item], pool: list[int], salt: bytes, fraction: float) -> set[int]:
+    """The pool's rows whose share is below `fraction`; at least one, and never the whole pool."""
+    ranked = sorted(pool, key=lambda i: share(salt, items[i].key))
+    chosen = {i for i in pool if share(salt, items[i].key) < fraction} or set(ranked[:1])
+    if len(chosen) == len(pool):
+        chosen.discard(ranked[-1])
+    return chosen
+
+
 def _held_out(items: list[Item], fraction: float) -> list[Item]:
-    """`train`/`eval` for rows with no split: the `fraction` of rows whose id hashes lowest are `eval`."""
+    """`train`/`eval` for rows with no split: rows whose key's share is below `fraction` are `eval`."""
     if fraction == 0 or len(items) < 2:
         return [replace(it, split="train") for it in items]
-    n_eval = min(len(items) - 1, max(1, round(len(items) * fraction)))
-    ranked = sorted(range(len(items)), key=lambda i: hashlib.sha256(items[i].id.encode()).digest())
-    held = set(ranked[:n_eval])
+    held = _below(items, list(range(len(items))), b"", fraction)
     return [replace(it, split="eval" if i in held else "train") for i, it in enumerate(items)]
 
 
 def _sealed(items: list[Item], fraction: float, held_out: bool, spec: str) -> list[Item]:
     """A sealed `test` split carved from the rows an eval runs on (the `eval` split, or every row of a file
-    that names none) by a hash of each row id (its own salt: independent of the eval holdout), the same
-    rows whatever the order."""
+    that names none) by each row's key (its own salt: independent of the eval holdout): a row is sealed or not
+    whatever the other rows, their order, the file's name or format."""
     if any(it.split == SEALED for it in items):
         raise TunelabError(
             f"dataset {spec} has its own test split: {{0}} carves one only where there is none", "holdout"
@@ -203,9 +239,7 @@ def _sealed(items: list[Item], fraction: float, held_out: bool, spec: str) -> li
     pool = [i for i, it in enumerate(items) if held_out or it.split == "eval"]
     if len(pool) < 2:
         raise TunelabError(f"dataset {spec}: too few eval rows ({len(pool)}) to seal some away")
-    n_sealed = min(len(pool) - 1, max(1, round(len(pool) * fraction)))
-    ranked = sorted(pool, key=lambda i: hashlib.sha256(b"sealed\0" + items[i].id.encode()).digest())
-    carved = set(ranked[:n_sealed])
+    carved = _below(items, pool, SEAL_SALT, fraction)
     return [replace(it, split=SEALED) if i in carved else it for i, it in enumerate(items)]
 
 
@@ -357,16 +391,30 @@ def _item(
     row_split = row.get("split")
     if row_split is not None and not isinstance(row_split, str):
         raise TunelabError(f"{where}: field 'split' must be a string")
-    item_id = row.get("id", _default_id(where))
+    digest = content_digest(variables, expected, answers, messages, checks)
+    item_id = row.get("id", digest[:ID_CHARS])
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
         raise TunelabError(f"{where}: field 'id' must be a string or integer")
-    return Item(str(item_id), variables, expected, where, split or row_split, messages, checks, answers)
+    split = split or row_split
+    return Item(str(item_id), variables, expected, where, split, messages, checks, answers, digest, "id" in row)
 
 
-def _default_id(where: str) -> str:
-    """`train:12` for line 12 of train.jsonl, `data:3` for data.json[3], `test/data-00000-of-00001:3`."""
-    name, _, rest = where.partition("[") if where.endswith("]") else where.rpartition(":")
-    return f"{Path(name).with_suffix('').as_posix()}:{rest.rstrip(']')}"
+ID_CHARS = 12  # a row without an id is named by this much of its digest
+
+
+def content_digest(
+    variables: Mapping[str, str],
+    expected: str | None,
+    answers: tuple[str, ...],
+    messages: tuple[dict[str, Any], ...],
+    checks: tuple[str, ...] | None,
+) -> str:
+    """A row's identity by content: what the loader read of it (its variables, answers, turns and checks),
+    normalized, so the same row has one digest in JSONL or CSV, at any line, in any file."""
+    body = json.dumps(
+        [dict(variables), expected, list(answers), list(messages), checks], sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 def _turns(where: str, row: dict[str, Any], fmt: str) -> list[dict[str, Any]] | None:

@@ -21,9 +21,10 @@ from typing import Any
 
 from tinydb import Query
 
-from core.data.datasets import HOLDOUT, Dataset, Item, load_dataset
+from core.data.datasets import HOLDOUT, SEALED, Dataset, Item, load_dataset
 from core.data.graders import Grader, final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
+from core.data.seals import check_seal, fixed_holdout, remember_seal, unvouched_note
 from core.data.templates import Template
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
@@ -115,6 +116,7 @@ class Plan:
     adapter_paths: dict[str, str]
     calls: list[Call]
     judge: Judge | None = None
+    notes: dict[int, list[str]] = field(default_factory=dict)  # per variant: said with its results
 
 
 def run_eval(
@@ -132,12 +134,15 @@ def run_eval(
     runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
     cancel = cancel or threading.Event()
     plan = plan_eval(root, request, variants, backend)
+    remember_seal(root, plan.dataset.name, plan.request.holdout, plan.dataset.items)
     if on_start:
         on_start()
     run_id = "e" + new_id()
     folder = ensure_private_dir(Path(root) / "evals" / run_id)
     writer = _begin(folder, plan.request, plan.dataset.name, plan.dataset.sha256, variants, len(plan.items))
     grading = Grading(plan, on_row, on_progress)
+    for vi, notes in plan.notes.items():
+        grading.notes[vi].update(notes)
     error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
         _execute(root, plan, variants, backend, grading, folder, cancel)
@@ -163,11 +168,13 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
         raise TunelabError("an eval needs at least one variant")
     if not 1 <= request.repeat <= 100:
         raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
+    request = sealed_request(root, request)
     dataset = request.load_data()
     request = replace(request, split=dataset.resolve_split(request.split))
     items = dataset.split(request.split)[: request.limit]
     if not items:
         raise TunelabError(f"dataset {dataset.name} has no items in split '{request.split}'")
+    unvouched = check_seal(root, [v.adapter for v in variants if v.adapter], items) if request.split == SEALED else []
     for v in variants:  # every template error surfaces before the first generation
         if v.version is not None:
             dataset.check_template(Template(v.version.template), items)
@@ -204,7 +211,21 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
                 if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
                     key += f":{new_id()}"
                 calls.append(Call(vi, ii, r, prompt, params, key))
-    return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge)
+    notes = {vi: [unvouched_note(v.adapter)] for vi, v in enumerate(variants) if v.adapter in unvouched}
+    return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge, notes)
+
+
+def sealed_request(root: Path, request: EvalRequest) -> EvalRequest:
+    """The request with its dataset's stored seal (or the one it asks for, never sealed before)."""
+    holdout = fixed_holdout(
+        root,
+        request.dataset,
+        expected=request.expected,
+        mapping=request.mapping,
+        eval_fraction=request.eval_fraction,
+        holdout=request.holdout,
+    )
+    return replace(request, holdout=holdout)
 
 
 def _execute(

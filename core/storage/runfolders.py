@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from core.errors import TunelabError
+from core.storage.atomic import write_atomic
 
 CONFIG_FILE, METRICS_FILE, STATUS_FILE, LOG_FILE = "run_config.json", "metrics.jsonl", "status.json", "worker.log"
 STOP_FILE, CANCEL_FILE, CHECKPOINTS, ADAPTER = "STOP", "CANCEL", "checkpoints", "adapter"
@@ -146,3 +148,22 @@ def concrete_ref(root: Path, ref: str) -> str:
     if which != BEST or Path(ref).expanduser().is_dir():
         return ref
     return f"{run_id}@{resolve_adapter(root, ref).name}"
+
+
+LEDGER_FILE = "trained_rows.txt"  # the digests of the rows a run trained on, sorted, one per line
+LEDGER_CHARS = 16
+
+
+def write_ledger(run_dir: Path, digests: Iterable[str]) -> None:
+    """What a run trained on, by row content: the seal refuses a final look at rows in it."""
+    lines = sorted({d[:LEDGER_CHARS] for d in digests})
+    write_atomic(run_dir / LEDGER_FILE, "".join(f"{line}\n" for line in lines))
+
+
+def read_ledger(run_dir: Path) -> set[str] | None:
+    """The run's ledger, or None where it keeps none (a run from before ledgers, a PEFT folder from elsewhere)."""
+    try:
+        text = (run_dir / LEDGER_FILE).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return {line for line in text.split() if line}

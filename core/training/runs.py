@@ -21,9 +21,12 @@ import subprocess
 import sys
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import Dataset, Item
+from core.data.seals import fixed_holdout, remember_seal
 from core.engine.cores import usable_cores
 from core.errors import TunelabError
 from core.history.records import train_record
@@ -49,6 +52,7 @@ from core.storage.runfolders import (
     read_json,
     run_folder,
     run_folders,
+    write_ledger,
 )
 from core.training.config import TrainConfig
 
@@ -264,8 +268,22 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
     return " | ".join(tail[-lines:]) if tail else "empty log"
 
 
-def check_data(config: TrainConfig) -> list[str]:
-    """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes."""
+def sealed_config(root: Path, config: TrainConfig) -> TrainConfig:
+    """The config with its dataset's stored seal (sealed rows never train, whatever `holdout` says)."""
+    holdout = fixed_holdout(
+        root,
+        config.dataset,
+        expected=config.expected,
+        mapping=config.mapping,
+        eval_fraction=config.eval_fraction,
+        holdout=config.holdout,
+    )
+    return replace(config, holdout=holdout)
+
+
+def check_data(config: TrainConfig) -> tuple[list[str], Dataset, list[Item]]:
+    """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes, the
+    dataset and the rows it trains on (its ledger)."""
     from core.data.templates import Template
     from core.engine.modelref import resolve, ships_chat_template
     from core.training.splits import eval_rows, train_rows
@@ -278,11 +296,12 @@ def check_data(config: TrainConfig) -> list[str]:
         raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
     dataset = config.load_data()
     evaluated, note = eval_rows(config, dataset)
-    for items in (train_rows(config, dataset), evaluated):
+    trained = train_rows(config, dataset)
+    for items in (trained, evaluated):
         if config.template:
             dataset.check_template(Template(config.template), items)
             dataset.check_template(Template(config.system), items)
-    return [note] if note else []
+    return ([note] if note else []), dataset, trained
 
 
 class Runs:
@@ -296,11 +315,14 @@ class Runs:
     def create(self, config: TrainConfig) -> str:
         """A run folder for `config`, after its data is checked: a bad file is refused before anything
         is written, naming the file and line (the child would only find it after loading the model)."""
-        notes = check_data(config)
+        config = sealed_config(self.root, config)
+        notes, dataset, trained = check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)
         record = {"id": run_id, "created_at": now_iso(), "config": config.to_dict(), "notes": notes}
         write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=2))
+        write_ledger(run_dir, [it.digest for it in trained])
+        remember_seal(self.root, dataset.name, config.holdout, dataset.items)
         keep_reserve(run_dir)
         StatusWriter(run_dir).update(state="created", step=0)
         History(self.root).add(train_record(run_id, config.to_dict()))

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import SEALED
 from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.data.templates import Template
 from core.engine.options import ModelOptions
@@ -412,13 +411,7 @@ class Workbench(VerdictCases, RunControl):
         for ref in adapters if checkpoint == "best" else ():
             self.chosen_checkpoint(ref)  # a run that scored none fails here, before anything trains
         if final:
-            if not request.load_data().sealed:
-                raise TunelabError(
-                    f"dataset {request.dataset} has no sealed test split: give {{0}} FRACTION (carved from its "
-                    "eval rows by id, the same on every run) or use a dataset with a test split",
-                    "holdout",
-                )
-            request = replace(request, split=SEALED)
+            request = self.final_request(request, adapters)
         if train_with_prompt and not prompts:
             raise TunelabError("{0} needs at least one {1}", "train_with_prompt", "prompt")
         if not 1 <= seeds <= MAX_SEEDS:

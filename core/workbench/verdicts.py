@@ -5,16 +5,18 @@ a LoRA used with a prompt it was not trained with; an item's input and the share
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core.data.datasets import SEALED
 from core.data.prompts import PromptStore
+from core.data.seals import check_seal
 from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
-from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant
+from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, sealed_request
 from core.evals.stats import detectable, items_needed
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
@@ -140,7 +142,7 @@ class VerdictCases(AdapterCases):
             raise TunelabError(f"{{0}} must be a difference in points above 0 and at most 100, got {points}", "plan")
         if not 0 < discordance <= 1:
             raise TunelabError(f"{{0}} must be above 0 and at most 1, got {discordance}", "discordance")
-        dataset = request.load_data()
+        dataset = sealed_request(self.root, request).load_data()
         n = len(dataset.split(request.split)[: request.limit])
         return {
             "points": points,
@@ -152,14 +154,22 @@ class VerdictCases(AdapterCases):
 
     def final_plan(self, summary: EvalSummary) -> tuple[EvalRequest, list[Variant]]:
         """The cells of a dev eval, to be judged once on its dataset's sealed test split."""
-        request = replace(EvalRequest.of(summary), split=SEALED)
-        if not request.load_data().sealed:
+        request = self.final_request(EvalRequest.of(summary), [v.adapter for v in summary.variants if v.adapter])
+        return request, self.variants_of(summary)
+
+    def final_request(self, request: EvalRequest, adapters: Iterable[str]) -> EvalRequest:
+        """`request` on its dataset's sealed rows (the stored seal, or the fraction it asks for), refused when
+        there are none or when an adapter trained on one of them (its ledger says)."""
+        request = replace(sealed_request(self.root, request), split=SEALED)
+        dataset = request.load_data()
+        if not dataset.sealed:
             raise TunelabError(
-                f"dataset {request.dataset} has no sealed test split: evaluate with {{0}} FRACTION (carved "
-                "from its eval rows by id) or use a dataset with a test split",
+                f"dataset {request.dataset} has no sealed test split: give {{0}} FRACTION (carved from its "
+                "eval rows by content, the same on every run) or use a dataset with a test split",
                 "holdout",
             )
-        return request, self.variants_of(summary)
+        check_seal(self.root, adapters, dataset.split(SEALED)[: request.limit])
+        return request
 
     def variants_of(self, summary: EvalHeadline) -> list[Variant]:
         """An eval's variants as it ran them, their prompt versions read back from the store."""

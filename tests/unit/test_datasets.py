@@ -38,7 +38,9 @@ def test_alpaca_rows(tmp_path):
     f = write(tmp_path / "a.jsonl", jsonl([{"instruction": "Say hi", "input": "", "output": "hi"}]))
     ds = load_dataset(str(f))
     assert ds.format == "alpaca" and ds.items[0].vars == {"instruction": "Say hi", "input": ""}
-    assert ds.items[0].expected == "hi" and ds.items[0].id == "a:1"
+    assert (
+        ds.items[0].expected == "hi" and ds.items[0].id == ds.items[0].digest[:12] and ds.items[0].where == "a.jsonl:1"
+    )
 
 
 def test_chat_rows_keep_turns_and_take_the_last_answer(tmp_path):

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from tinydb import TinyDB
 
+from core.data.datasets import load_dataset
 from core.data.prompts import PromptVersion
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
@@ -101,7 +102,8 @@ def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
     rows = []
     request = EvalRequest(str(tests), "auto", grader="labels")  # the form's grader: not what these rows ask
     summary = run_eval(home, request, [Variant("senti", PROMPT)], ScriptedBackend(), on_row=rows.append)
-    assert [r["passed"] for r in sorted(rows, key=lambda r: r["item"])] == [True, True, True, False]
+    order = [it.id for it in load_dataset(str(tests)).items]  # rows are named by content: file order
+    assert [r["passed"] for r in sorted(rows, key=lambda r: order.index(r["item"]))] == [True, True, True, False]
     assert summary.variants[0].passed == 3 and summary.grader == "each row's __expected"
 
 
