@@ -304,6 +304,15 @@ def _adapter_path(root: Path, variant: Variant) -> str:
     return str(resolve_adapter(root, variant.adapter))
 
 
+SKETCH = 64  # digests kept per eval: two evals sharing a real part of their items share some of these
+
+
+def sketch(items: list[Item]) -> list[str]:
+    """The `SKETCH` lowest item digests (a bottom-k sketch): evals whose sketches meet ran on shared items,
+    whatever the split, file or limit they were asked for."""
+    return sorted({it.digest[:16] for it in items if it.digest})[:SKETCH]
+
+
 def _fingerprint(model: str) -> str:
     """What the cache keys a model by: its weights' fingerprint, or a served model's URL and name."""
     if is_served(model):
@@ -323,6 +332,7 @@ def _summary(
         v.unrenderable = grading.unrenderable[vi]
         if grading.notes[vi]:
             v.notes = sorted(grading.notes[vi])
+    summary.item_sketch = sketch(plan.items)
     if all(it.checks is not None for it in plan.items):
         summary.grader = "each row's __expected"  # the request's grader was not used
     if plan.judge is not None:

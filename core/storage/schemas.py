@@ -139,6 +139,7 @@ class EvalHeadline(Shape):
     n_items: int = 0
     judge: JudgeCost | None = None
     error: str | None = None
+    item_sketch: list[str] = Field(default_factory=list)  # the lowest of its items' digests: evals sharing items
 
     @property
     def scope(self) -> str:

@@ -36,19 +36,20 @@ class Foreign:
 
 @dataclass(frozen=True)
 class Tried:
-    """The configurations evaluated on one split's items (counted from the stored evals): the selection a
-    verdict on those items is adjusted for."""
+    """The configurations evaluated on one eval's items (counted from the stored evals that share items with
+    it, whatever split or file they named): the selection a verdict on those items is adjusted for."""
 
     versions: int  # prompt versions
     loras: int  # LoRA runs (seeds and checkpoints are runs of their own)
     evals: int  # on the sealed test split: its looks (this one and every earlier one)
     sealed: bool = False
+    models: int = 1  # models (local or served): each multiplies the configurations
 
     @property
     def count(self) -> int:
-        """Best prompt against best LoRA: every pairing of the two could have been the one kept; on the
-        sealed split, every look could have been the one reported."""
-        return self.evals if self.sealed else max(1, self.versions) * max(1, self.loras)
+        """Best prompt against best LoRA on the best model: every combination could have been the one kept;
+        on the sealed split, every look could have been the one reported."""
+        return self.evals if self.sealed else max(1, self.versions) * max(1, self.loras) * max(1, self.models)
 
     def note(self) -> str:
         if self.sealed:
@@ -56,8 +57,9 @@ class Tried:
                 f"the sealed test split has had {self.evals} looks: it is no longer clean (the p-value is "
                 f"adjusted for {self.evals} looks; a fresh test split gives an answer without that)"
             )
+        models = f", on {self.models} models" if self.models > 1 else ""
         return (
-            f"{self.versions} prompt version(s) and {self.loras} LoRA run(s) were evaluated on these items "
+            f"{self.versions} prompt version(s) and {self.loras} LoRA run(s){models} were evaluated on these items "
             f"({self.evals} eval(s)): the p-value is adjusted for keeping the best; an answer without that "
             "selection needs items nothing was tuned on (a held-out test split, judged once)"
         )
@@ -184,15 +186,19 @@ class VerdictCases(AdapterCases):
         ]
 
     def tried_on(self, summary: EvalHeadline) -> Tried:
-        """What the stored evals (and this one) ran on the same items: the same dataset content and split."""
-        same = [e for e in self.evals.list() if e.dataset_sha256 == summary.dataset_sha256 and e.split == summary.split]
-        if summary.split == SEALED:  # every look is an eval: the ones up to this one count
+        """What the stored evals (and this one) ran on the same items: evals whose items overlap this one's
+        (their sketches meet), on the same side of the seal; evals from before sketches: the same dataset
+        content and split."""
+        sealed = summary.split == SEALED
+        same = [e for e in self.evals.list() if (e.split == SEALED) == sealed and _shares_items(e, summary)]
+        if sealed:  # every look is an eval: the ones up to this one count
             same = [e for e in same if e.created_at <= summary.created_at]
         variants = [v for e in [*same, summary] for v in e.variants]
         versions = {v.prompt_id for v in variants if v.prompt_id}
         loras = {v.adapter for v in variants if v.adapter}
+        models = {v.model for v in variants if v.model}
         evals = len({e.id for e in [*same, summary]})
-        return Tried(len(versions), self._loras_tried(loras), evals, summary.split == SEALED)
+        return Tried(len(versions), self._loras_tried(loras), evals, sealed, max(1, len(models)))
 
     def _loras_tried(self, refs: set[str]) -> int:
         """LoRAs looked at: a checkpoint picked by pass rate (`RUN@step-…`) counts every checkpoint its run
@@ -295,6 +301,12 @@ class VerdictCases(AdapterCases):
         return write_report(
             path, comparison.summary, comparison.grid, comparison.verdict.sentence, comparison.warnings, curves
         )
+
+
+def _shares_items(one: EvalHeadline, other: EvalHeadline) -> bool:
+    if one.item_sketch and other.item_sketch:
+        return not set(one.item_sketch).isdisjoint(other.item_sketch)
+    return one.dataset_sha256 == other.dataset_sha256 and one.split == other.split
 
 
 def served_cost(model: str) -> dict[str, Any]:
