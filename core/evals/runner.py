@@ -84,6 +84,7 @@ class EvalRequest:
     skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
     holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
     judge: str | None = None  # the model (served or local) that grades `judge:RUBRIC` specs; else config's
+    registered: list[str] | None = None  # a final look: the two cells chosen on dev, the only two it tests
 
     @classmethod
     def of(cls, summary: EvalHeadline) -> EvalRequest:

@@ -56,20 +56,28 @@ class Verdict:
         return asdict(self)
 
 
-def verdict(summary: EvalSummary, grid: Grid | None = None, tried: int = 1) -> Verdict:
+def verdict(
+    summary: EvalSummary, grid: Grid | None = None, tried: int = 1, registered: list[str] | None = None
+) -> Verdict:
     """The verdict over a complete eval of at least two cells (of `grid`, when its LoRA seeds are grouped);
     a partial eval never gives one. `tried`: the configurations evaluated on these items, this eval's and
-    earlier ones (the selection the p-value is adjusted for)."""
+    earlier ones (the selection the p-value is adjusted for). `registered`: the labels of the two cells chosen
+    on the dev rows before a final look, the only two it tests; a look on the sealed split with none
+    registered picks among all its cells, so its adjustment covers every pair of them."""
     if not summary.done:
         raise TunelabError(f"eval {summary.id} is {summary.status}: a partial eval gives no verdict")
     grid = grid or build_grid(summary)
     cells = grid.all()
     if len(cells) < 2:
         raise TunelabError(f"eval {summary.id} has one cell: a verdict needs two to compare")
-    ranked = sorted(range(len(cells)), key=lambda i: (-cells[i].pass_rate, i))
-    winner = cells[ranked[0]]
-    others = [cells[i] for i in ranked[1:] if grid.approach(cells[i]) != grid.approach(winner)]
-    other = others[0] if others else cells[ranked[1]]
+    chosen = [cell for label in registered or () for cell in cells if cell.label == label]
+    pairs = 1
+    if len(chosen) == 2:
+        winner, other = sorted(chosen, key=lambda c: -c.pass_rate)  # a tie keeps the dev order
+    else:
+        winner, other = _best_pair(grid, cells)
+        pairs = _pairs(grid, cells) if summary.split == SEALED else 1
+    tried *= pairs
     fixed, broken = (len(items) for items in grid.diff(winner, other))
     shared = [i for i in winner.scores if i in other.scores]
     p, discordance = _tested(winner, other, shared)
@@ -82,7 +90,8 @@ def verdict(summary: EvalSummary, grid: Grid | None = None, tried: int = 1) -> V
     body = f"{a:.1f}% vs {b:.1f}% for {loses} ({other.label}), {a - b:+.1f} points"
     evidence = f"fixed {fixed}, broken {broken} of {len(shared)} items"
     smallest = detectable(len(shared), round(discordance, 3))
-    shown = _p_text(p) + (f" ({_p_text(p_adj)} for the best of {tried} tried)" if tried > 1 else "")
+    counted = ", every pair of cells counted" if pairs > 1 else ""
+    shown = _p_text(p) + (f" ({_p_text(p_adj)} for the best of {tried} tried{counted})" if tried > 1 else "")
     if p_adj < SIGNIFICANT:
         judged = f"{shown}, a real difference"
     else:
@@ -102,11 +111,36 @@ def verdict(summary: EvalSummary, grid: Grid | None = None, tried: int = 1) -> V
         fixed,
         broken,
         len(shared),
-        f"{'On the sealed test split: ' if summary.split == SEALED else ''}{head}: {body}, {judged} ({evidence}).",
+        f"{_where(summary, len(chosen) == 2)}{head}: {body}, {judged} ({evidence}).",
         p_adj,
         tried,
         round(smallest, 4),
         summary.split,
+    )
+
+
+def _best_pair(grid: Grid, cells: list[Cell]) -> tuple[Cell, Cell]:
+    """The best cell, and the best cell of another approach (of any, when there is one approach)."""
+    ranked = sorted(range(len(cells)), key=lambda i: (-cells[i].pass_rate, i))
+    winner = cells[ranked[0]]
+    others = [cells[i] for i in ranked[1:] if grid.approach(cells[i]) != grid.approach(winner)]
+    return winner, others[0] if others else cells[ranked[1]]
+
+
+def _pairs(grid: Grid, cells: list[Cell]) -> int:
+    """The (winner, other) pairs `_best_pair` could pick: cells of two approaches (any two with one approach)."""
+    approaches = [grid.approach(c) for c in cells]
+    crossed = sum(a != b for i, a in enumerate(approaches) for b in approaches[i + 1 :])
+    return crossed or len(cells) * (len(cells) - 1) // 2
+
+
+def _where(summary: EvalSummary, registered: bool) -> str:
+    if summary.split != SEALED:
+        return ""
+    return (
+        "On the sealed test split, the two cells chosen on the dev rows: "
+        if registered
+        else "On the sealed test split: "
     )
 
 

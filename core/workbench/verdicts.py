@@ -79,6 +79,12 @@ class Comparison:
     @property
     def warnings(self) -> list[str]:
         selection = [self.tried.note()] if self.tried is not None and self.tried.count > 1 else []
+        registered = self.summary.request.get("registered")
+        if registered and self.verdict is not None and len(self.grid.cells) > 2:
+            selection.append(
+                f"this look tests the two cells chosen on the dev rows ({' and '.join(registered)}); "
+                "the other cells are shown as description, not tested"
+            )
         return [*selection, *(f.warning for f in self.foreign)]
 
     def output(self, variant: int, item_id: str) -> tuple[bool, str] | None:
@@ -133,7 +139,7 @@ class VerdictCases(AdapterCases):
             why = "One cell: a verdict needs two to compare."
         tried = self.tried_on(summary)
         if not why:
-            judged = verdict(summary, grid, tried.count)
+            judged = verdict(summary, grid, tried.count, summary.request.get("registered"))
         return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras), tried)
 
     def sizing(self, request: EvalRequest, points: float, discordance: float = 0.3) -> dict[str, Any]:
@@ -157,7 +163,9 @@ class VerdictCases(AdapterCases):
     def final_plan(self, summary: EvalSummary) -> tuple[EvalRequest, list[Variant]]:
         """The cells of a dev eval, to be judged once on its dataset's sealed test split."""
         request = self.final_request(EvalRequest.of(summary), [v.adapter for v in summary.variants if v.adapter])
-        return request, self.variants_of(summary)
+        dev = self.comparison(summary).verdict  # the two cells it chose, registered before the look
+        registered = [dev.winner_label, dev.other_label] if dev is not None else None
+        return replace(request, registered=registered), self.variants_of(summary)
 
     def final_request(self, request: EvalRequest, adapters: Iterable[str]) -> EvalRequest:
         """`request` on its dataset's sealed rows (the stored seal, or the fraction it asks for), refused when

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from core.data.datasets import SEALED, load_dataset
+from core.data.prompts import PromptVersion
 from core.errors import TunelabError
 from core.evals.runner import EvalRequest, Variant
 from core.training.config import TrainConfig
@@ -65,3 +66,20 @@ def _options():
     from core.engine.options import ModelOptions
 
     return ModelOptions("demo")
+
+
+def test_the_final_look_from_a_dev_eval_tests_the_two_cells_it_chose(home, tmp_path):
+    workbench = Workbench(home)
+    data = rows_file(tmp_path / "a.jsonl")
+    request = EvalRequest(data, "auto", grader="labels", expected="label", holdout=0.25)
+    other = PromptVersion("Text: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
+    variants = [Variant("no prompt", None), Variant("senti", PROMPT), Variant("other", other)]
+    saved = [PromptRef("senti", PROMPT, new=True), PromptRef("other", other, new=True)]
+    dev = workbench.comparison(workbench.run_eval(request, variants, ScriptedBackend(), new_prompts=saved))
+    final, again = workbench.final_plan(dev.summary)
+    chosen = [dev.verdict.winner_label, dev.verdict.other_label]
+    assert final.split == SEALED and final.registered == chosen
+    look = workbench.comparison(workbench.run_eval(final, again, ScriptedBackend()))
+    assert {look.verdict.winner_label, look.verdict.other_label} == set(chosen)
+    assert look.verdict.sentence.startswith("On the sealed test split, the two cells chosen on the dev rows: ")
+    assert any("the other cells are shown as description, not tested" in w for w in look.warnings)
