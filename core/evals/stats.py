@@ -127,6 +127,19 @@ def items_needed(delta: float, discordance: float, alpha: float = ALPHA, power: 
     return high
 
 
+PLANNED_DISCORDANCE = 0.3  # the share of items two cells disagree on, as `compare --plan` assumes
+
+
+def power_discordance(observed: float, n: int) -> tuple[float, str]:
+    """The discordance "these items find N points" is computed at, and how to say it: the planner's 30%, or
+    the upper 95% Wilson bound of the one observed when that is higher; never the observed one itself (post-
+    hoc power flatters two cells that happened to agree)."""
+    bound = wilson_interval(observed * n, n)[1] if n else 1.0
+    if bound > PLANNED_DISCORDANCE:
+        return bound, f"at {bound:.0%} discordance, the upper 95% bound of the {observed:.0%} observed"
+    return PLANNED_DISCORDANCE, f"at the planned {PLANNED_DISCORDANCE:.0%} discordance ({observed:.0%} observed)"
+
+
 @functools.lru_cache(maxsize=4096)
 def detectable(n: int, discordance: float, alpha: float = ALPHA, power: float = POWER) -> float:
     """The smallest difference (a proportion) `n` items with this discordance find `power` of the time

@@ -8,7 +8,9 @@ item by item (`core.evals.stats`: exact McNemar on single runs, where only the i
 other wrong carry evidence; a paired permutation test on pass fractions for seeds and repeats). When more
 configurations were tried on these items (`tried`, counted from history by the workbench), the p-value is
 adjusted for keeping the best, and "a real difference" rests on the adjusted one. Beside "not a real
-difference" it says how big a difference these items could have shown.
+difference" it says how big a difference these items could have shown, at the planner's discordance or the
+upper 95% bound of the observed one when higher (the observed one itself would be post-hoc power: it flatters
+the items when the two cells happened to agree often).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from core.data.datasets import SEALED
 from core.errors import TunelabError
 from core.evals.grid import Cell, Grid, build_grid
-from core.evals.stats import ALPHA, POWER, adjusted, detectable, mcnemar_exact, paired_p
+from core.evals.stats import ALPHA, POWER, adjusted, detectable, mcnemar_exact, paired_p, power_discordance
 from core.storage.schemas import EvalSummary
 
 __all__ = ["Verdict", "mcnemar_exact", "verdict"]
@@ -89,7 +91,8 @@ def verdict(
         head = f"A tie between {wins} and {loses}"
     body = f"{a:.1f}% vs {b:.1f}% for {loses} ({other.label}), {a - b:+.1f} points"
     evidence = f"fixed {fixed}, broken {broken} of {len(shared)} items"
-    smallest = detectable(len(shared), round(discordance, 3))
+    planned, at = power_discordance(discordance, len(shared))
+    smallest = detectable(len(shared), round(planned, 3))
     counted = ", every pair of cells counted" if pairs > 1 else ""
     shown = _p_text(p) + (f" ({_p_text(p_adj)} for the best of {tried} tried{counted})" if tried > 1 else "")
     if p_adj < SIGNIFICANT:
@@ -99,6 +102,7 @@ def verdict(
             f"{shown}, not a real difference: these {len(shared)} items find a difference of "
             f"{smallest * 100:.0f} points or more {POWER:.0%} of the time"
         )
+        evidence += f"; the power is computed {at}"
     return Verdict(
         (winner.row, winner.col),
         (other.row, other.col),

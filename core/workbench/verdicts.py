@@ -17,7 +17,7 @@ from core.engine.served import endpoint, is_served
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
 from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, sealed_request
-from core.evals.stats import detectable, items_needed
+from core.evals.stats import PLANNED_DISCORDANCE, detectable, items_needed
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
 from core.storage.schemas import EvalHeadline, EvalSummary
@@ -142,7 +142,7 @@ class VerdictCases(AdapterCases):
             judged = verdict(summary, grid, tried.count, summary.request.get("registered"))
         return Comparison(summary, grid, judged, why, self._foreign_prompts(summary, loras), tried)
 
-    def sizing(self, request: EvalRequest, points: float, discordance: float = 0.3) -> dict[str, Any]:
+    def sizing(self, request: EvalRequest, points: float, discordance: float = PLANNED_DISCORDANCE) -> dict[str, Any]:
         """Before a comparison: the items a true difference of `points` needs (80% power, 5% level, with
         that share of items discordant), and the smallest difference the request's items can show."""
 

@@ -48,8 +48,25 @@ def test_a_small_margin_is_not_called_real():
     lora = [True] * 5 + [False, True] + [False] * 3
     cells = [cell("p", 0.6, prompt="p1"), cell("l", 0.6, adapter="t1")]
     v = verdict(summary_of(cells, [prompt, lora]))
-    assert "p = 1.00, not a real difference: these 10 items find a difference of 67 points or more" in v.sentence
-    assert v.sentence.endswith("80% of the time (fixed 1, broken 1 of 10 items).") and v.detectable > 0.6
+    assert "p = 1.00, not a real difference: these 10 items find a difference of" in v.sentence
+    assert v.sentence.endswith(
+        "80% of the time (fixed 1, broken 1 of 10 items; the power is computed at 51% discordance, "
+        "the upper 95% bound of the 20% observed)."
+    )
+    assert v.detectable > 0.6
+
+
+def test_what_the_items_could_show_is_not_read_off_the_agreement_that_happened():
+    """Post-hoc power flatters: two cells that happened to agree on 118 of 120 items would "find 7 points". The
+    sentence is computed at the planner's 30% discordance (or the upper bound of the one seen, when higher)."""
+    from core.evals.stats import detectable
+
+    prompt = [True] * 60 + [False] * 60
+    lora = [*prompt[:59], False, True, *prompt[61:]]
+    cells = [cell("p", 0.5, prompt="p1"), cell("l", 0.5, adapter="t1")]
+    v = verdict(summary_of(cells, [prompt, lora]))
+    assert v.detectable == round(detectable(120, 0.3), 4) > detectable(120, round(2 / 120, 3)) + 0.05
+    assert "the power is computed at the planned 30% discordance (2% observed)" in v.sentence
 
 
 def test_a_partial_or_single_cell_eval_gives_no_verdict():

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
+from core.evals.stats import PLANNED_DISCORDANCE
 from core.training.config import TrainConfig
 from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench, parse_mapping
@@ -299,8 +300,9 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--discordance",
         type=float,
-        default=0.3,
-        help="with --plan: the share of items two cells disagree on (from an earlier eval, or a guess)",
+        default=PLANNED_DISCORDANCE,
+        help="with --plan: the share of items two cells disagree on (from an earlier eval, or a guess; the "
+        "verdict's 'these items find N points' uses the same 30%%, or the upper bound of the one observed)",
     )
 
 
