@@ -26,6 +26,7 @@ from core.data.graders import Grader, final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
 from core.data.seals import check_seal, fixed_holdout, remember_seal, unvouched_note
 from core.data.templates import Template
+from core.engine.adapterfiles import check_adapter
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
 from core.engine.served import LISTED, endpoint, is_served, listed_adapter
@@ -195,6 +196,11 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
     fingerprints = {v.model: _fingerprint(v.model) for v in variants}
     adapter_paths = {v.adapter: _adapter_path(root, v) for v in variants if v.adapter}
+    for v in variants:  # a damaged adapter, or one for another base, is refused before the eval exists
+        path = adapter_paths.get(v.adapter or "")
+        if path is not None and not path.startswith(LISTED) and not is_served(v.model):
+            source = resolve(v.model, allow_pickle=True)
+            check_adapter(Path(path), v.model, Path(source.location) if source.local else None)
     adapter_prints = {
         ref: path if path.startswith(LISTED) else folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()
     }

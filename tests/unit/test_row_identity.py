@@ -16,7 +16,7 @@ from core.storage.runfolders import read_ledger
 from core.training.config import TrainConfig
 from core.training.runs import Runs
 from core.workbench.service import Workbench
-from tests.seeded import finish
+from tests.seeded import empty_safetensors, finish
 from tests.unit.test_evals import ScriptedBackend
 
 
@@ -112,7 +112,7 @@ def test_an_adapter_without_a_ledger_is_judged_with_a_note(home, tmp_path):
     folder = tmp_path / "peft"
     folder.mkdir()
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "demo", "r": 8}))
-    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 100)
+    empty_safetensors(folder / "adapter_model.safetensors")
     workbench = Workbench(home)
     request = EvalRequest(spec, "auto", grader="labels", expected="label", holdout=0.2)
     plan = workbench.compare_plan(request, _options(), [], [str(folder)], final=True)
