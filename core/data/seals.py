@@ -137,3 +137,7 @@ def check_seal(root: Path, adapters: Iterable[str], sealed: list[Item]) -> list[
 
 def unvouched_note(adapter: str | None) -> str:
     return f"the seal cannot vouch for what {adapter} saw: it keeps no training ledger (trained elsewhere or before)"
+
+
+def repeats_note(repeats: int) -> str:
+    return f"{repeats} row(s) repeat another row's content: kept, each on the same side of every split as it"

@@ -24,7 +24,7 @@ from tinydb import Query
 from core.data.datasets import HOLDOUT, SEALED, Dataset, Item, load_dataset
 from core.data.graders import Grader, final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
-from core.data.seals import check_seal, fixed_holdout, remember_seal, unvouched_note
+from core.data.seals import check_seal, fixed_holdout, remember_seal, repeats_note, unvouched_note
 from core.data.templates import Template
 from core.engine.adapterfiles import check_adapter
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
@@ -219,6 +219,9 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
                     key += f":{new_id()}"
                 calls.append(Call(vi, ii, r, prompt, params, key))
     notes = {vi: [unvouched_note(v.adapter)] for vi, v in enumerate(variants) if v.adapter in unvouched}
+    if dataset.repeats:
+        for vi in range(len(variants)):
+            notes.setdefault(vi, []).append(repeats_note(dataset.repeats))
     return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge, notes)
 
 

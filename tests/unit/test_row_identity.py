@@ -55,7 +55,7 @@ def test_no_row_moves_between_splits_whatever_is_done_to_the_file(tmp_path):
     assert all(before[text] == split for text, split in after.items() if text in before)
 
 
-def test_rows_with_the_same_content_are_kept_together_and_counted(tmp_path):
+def test_rows_with_the_same_content_are_kept_together_and_counted(home, tmp_path):
     rows = reviews(40)
     spec = write_jsonl(tmp_path / "d.jsonl", [*rows, rows[3], rows[3], rows[7]])
     dataset = load_dataset(spec, expected="label", sealed=0.3)
@@ -63,6 +63,10 @@ def test_rows_with_the_same_content_are_kept_together_and_counted(tmp_path):
     assert len({it.id for it in dataset.items}) == 43  # ids stay unique
     for text in (rows[3]["text"], rows[7]["text"]):
         assert len({it.split for it in dataset.items if it.vars["text"] == text}) == 1
+    summary = Workbench(home).run_eval(
+        EvalRequest(spec, "all", grader="labels", expected="label"), [Variant("no prompt", None)], ScriptedBackend()
+    )
+    assert "3 row(s) repeat another row's content" in summary.variants[0].notes[0]
     with pytest.raises(TunelabError, match=r"d2.jsonl:2: id 'x' appears more than once"):
         load_dataset(write_jsonl(tmp_path / "d2.jsonl", [{"id": "x", **rows[0]}, {"id": "x", **rows[1]}]))
 
