@@ -235,6 +235,25 @@ def test_an_inline_urls_credentials_reach_the_server_and_no_line_key_or_name(ser
     assert shown(f"{base}#ok") == f"{server}?key=***#ok" and endpoint(f"{server}?key=***#ok").base_url == base
 
 
+def test_an_inline_urls_credentials_are_written_nowhere_and_said_nowhere(home, server, capsys):
+    """gen, eval and a refused call with a credentialed inline URL: every line, the history, the eval's
+    files and the cache name the URL without them."""
+    from tests.conftest import here
+
+    spec = f"{credentialed(server)}#ok"
+    runs = [
+        here(capsys, "gen", "--model", spec, "Weather?"),
+        here(capsys, "eval", "--model", spec, "--no-prompt", "--limit", "3", "--json"),
+        here(capsys, "gen", "--model", f"{credentialed(server)}#401", "hi"),
+    ]
+    assert [r.returncode for r in runs] == [0, 0, 2], runs[1].stderr
+    said = "".join(r.stdout + r.stderr for r in runs)
+    assert f"{server}?key=***#ok" in said and "HTTP 401" in said
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert written and len(Handler.auth) == 5  # the server was asked, with the credentials
+    assert not [c for c in CREDENTIALS if c in said or any(c.encode() in p.read_bytes() for p in written)]
+
+
 @pytest.mark.slow
 def test_gen_eval_compare_report_and_export_through_a_configured_endpoint_never_write_the_key(home, server, tmp_path):
     from core.storage.config import config_path
