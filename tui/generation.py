@@ -99,10 +99,11 @@ class Generations:
         current = self.answering(token)
         stop = current.stop if current is not None else threading.Event()
         pending: list[str] = []
-        sent_at = [time.monotonic()]
+        sent_at, counted = [time.monotonic()], [0]
 
         def emit(text: str, tokens: int) -> None:
             pending.append(text)
+            counted[0] = tokens
             if time.monotonic() - sent_at[0] >= CHUNK_S:
                 self._post(wire.Chunk(rid, "".join(pending), tokens), token)
                 pending.clear()
@@ -118,6 +119,8 @@ class Generations:
             finally:
                 client.close()
         except (OSError, TunelabError) as exc:
+            if pending:  # a stream that broke: the pane (and the history's partial answer) keeps every piece
+                self._post(wire.Chunk(rid, "".join(pending), counted[0]), token)
             self._post(wire.Error(str(exc), None, "generate"), token)
             return
         if pending:

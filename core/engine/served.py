@@ -1,100 +1,55 @@
 """Models someone serves over an OpenAI-compatible API (vLLM, llama.cpp's server, Ollama, `transformers
 serve`, a hosted API), named where a model is named: `endpoint:NAME` for one in config.toml's
-`[endpoints.NAME]` (`base_url`, `model`, `api_key_env`: the name of an environment variable, never the
-key; `max_concurrency`, `timeout_s`, `price_in`/`price_out` per million tokens), or inline as
-`http://HOST:PORT/v1#MODEL`.
+`[endpoints.NAME]` or inline as `http://HOST:PORT/v1#MODEL` (`core.engine.endpoints`).
 
 The client (httpx) sends chat completions (system prompt and turns) or, in raw mode, completions;
-streams with the same chunks as local generation; retries 429 and 5xx with backoff (honouring
-`Retry-After`) before the first byte, at most RETRIES times; bounds every answer in time (connect and
-read timeouts) and size (MAX_ANSWER_BYTES); drops a decoding field the server refuses (422/400 naming
-it) once, and says so once. Every failure is one line naming the endpoint and what happened, never the
-key. The result has the local generation's fields, plus `finish_reason`, the server's model id and
-`system_fingerprint`.
+streams with the same chunks as local generation; retries 429 and every 5xx but 501 and 505 (RETRIED)
+with backoff (honouring `Retry-After`), and a connection dropped before any text was shown, at most
+RETRIES times; never retries once a piece was shown (one line says the stream broke and what was kept);
+bounds every call in time (a per-read `timeout_s`, and one deadline for the whole call that keep-alives
+and empty events do not extend) and size (every body read as it streams under MAX_ANSWER_BYTES, each
+streamed line under MAX_LINE_BYTES, a stream without usage stopped at its token budget); drops a
+decoding field the server refuses (422/400 naming it) once, and says so once. Every failure is one line
+naming the endpoint and what happened, never the key nor a URL's credentials. The result has the local
+generation's fields, plus `finish_reason`, the server's model id and `system_fingerprint`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from contextlib import contextmanager
 from typing import Any
 
+from core.engine.endpoints import PREFIX, Endpoint, endpoint, is_served, loads_lora, shown
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, chat_turns
+from core.engine.served_io import (
+    DONE,
+    MAX_ANSWER_BYTES,
+    MAX_LINE_BYTES,
+    Broken,
+    Deadline,
+    Late,
+    capped_lines,
+    error_text,
+    events,
+    read_capped,
+    retry_after,
+    transport,
+)
 from core.errors import TunelabError
 from core.faults import fault_int
 
-PREFIX = "endpoint:"
-INLINE = re.compile(r"^(?P<url>https?://[^#\s]+)#(?P<model>[^#\s]+)$")
+__all__ = ["PREFIX", "Endpoint", "endpoint", "is_served", "loads_lora", "shown", "MAX_ANSWER_BYTES", "MAX_LINE_BYTES"]
+
 RETRIES = 4
 RETRY_AFTER_CAP_S = 60.0
-MAX_ANSWER_BYTES = 8 * 2**20
+RETRIED = frozenset({429, *range(500, 600)} - {501, 505})  # 501 and 505: asking again never mends them
 OPTIONAL = ("seed", "stop", "top_p")  # dropped, one at a time, when a server refuses them
-DONE: dict[str, Any] = {}  # `[DONE]`: the stream's end, told apart from a connection that just closes
 HOLD_CAP_S = 60.0  # the longest the `hold_served_stream_after` fault keeps a stream waiting for a cancel
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    max_concurrency: int = 4
-    timeout_s: float = 120.0
-    price_in: float | None = None  # per million input tokens
-    price_out: float | None = None
-    loads_lora: bool = False  # vLLM with runtime LoRA updates: a local --adapter is loaded into the server
-
-    def __post_init__(self) -> None:
-        if not re.match(r"^https?://", self.base_url):
-            raise TunelabError(f"endpoint {self.name}: base_url must start with http:// or https://")
-        if not self.model:
-            raise TunelabError(f"endpoint {self.name}: model must not be empty")
-        if not 1 <= self.max_concurrency <= 256:
-            raise TunelabError(f"endpoint {self.name}: max_concurrency must be between 1 and 256")
-        if not 0 < self.timeout_s <= 3600:
-            raise TunelabError(f"endpoint {self.name}: timeout_s must be above 0 and at most 3600")
-        if not isinstance(self.loads_lora, bool):
-            raise TunelabError(f"endpoint {self.name}: loads_lora must be true or false")
-        for price in ("price_in", "price_out"):
-            value = getattr(self, price)
-            if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1e6):
-                raise TunelabError(f"endpoint {self.name}: {price} must be a price per million tokens, 0 or more")
-
-    def cost(self) -> dict[str, Any]:
-        """What the verdict prices a served row with: the endpoint's prices per million tokens, if set."""
-        prices = {"price_in": self.price_in, "price_out": self.price_out}
-        return {"served": self.name, **{k: v for k, v in prices.items() if v is not None}}
-
-    @property
-    def key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
-
-    @property
-    def fingerprint(self) -> str:
-        """What the cache keys a served model by: the URL and the model name (the server's own id is in
-        each result)."""
-        return f"served:{self.base_url.rstrip('/')}#{self.model}"
-
-
-def is_served(spec: str | None) -> bool:
-    return bool(spec) and (str(spec).startswith(PREFIX) or INLINE.match(str(spec)) is not None)
-
-
-def loads_lora(spec: str) -> bool:
-    """Whether a served model takes tunelab's adapters (its endpoint says `loads_lora`); unknown: no."""
-    try:
-        return is_served(spec) and endpoint(spec).loads_lora
-    except TunelabError:
-        return False
-
-
 LISTED = "listed:"  # an adapter ref the server lists by name (in the place of a local adapter's path)
 
 
@@ -115,27 +70,6 @@ def listed_adapter(spec: str, name: str) -> str:
     return LISTED + name
 
 
-def endpoint(spec: str) -> Endpoint:
-    """The endpoint a model spec names (config.toml's, or the inline URL#MODEL form)."""
-    if match := INLINE.match(spec):
-        return Endpoint(spec, match["url"], match["model"])
-    from core.storage.config import load_config
-
-    name = spec.removeprefix(PREFIX)
-    tables = load_config().endpoints
-    table = tables.get(name)
-    if table is None:
-        known = ", ".join(sorted(tables)) or "none"
-        raise TunelabError(f"no endpoint '{name}' in the config file's [endpoints] (known: {known})")
-    names = {f.name for f in fields(Endpoint)} - {"name"}
-    if unknown := sorted(set(table) - names):
-        raise TunelabError(f"endpoints.{name}: unknown field '{unknown[0]}' (known: {', '.join(sorted(names))})")
-    try:
-        return Endpoint(name, **table)
-    except TypeError as exc:
-        raise TunelabError(f"endpoints.{name}: {exc}") from None
-
-
 class ServedClient:
     """Completions from one endpoint; safe to share between threads (evals send `max_concurrency` at once)."""
 
@@ -143,10 +77,14 @@ class ServedClient:
         import httpx
 
         self.point = point
-        headers = {"Authorization": f"Bearer {point.key}"} if point.key else {}
-        timeout = httpx.Timeout(point.timeout_s, connect=min(10.0, point.timeout_s))
+        headers = {"accept-encoding": "identity"}  # a body's bytes are its size: no compression bomb
+        if point.key:
+            headers["authorization"] = f"Bearer {point.key}"
+        auth = httpx.BasicAuth(*point.auth) if point.auth and not point.key else None
         limits = httpx.Limits(max_connections=point.max_concurrency)
-        self.http = httpx.Client(base_url=point.base_url.rstrip("/"), headers=headers, timeout=timeout, limits=limits)
+        self.http = httpx.Client(
+            base_url=point.url.rstrip("/"), params=point.query, headers=headers, auth=auth, limits=limits
+        )
         self.refused: set[str] = set()
         self.notes: list[str] = []  # said once each (a field the server refuses)
         self.lock = threading.Lock()
@@ -157,22 +95,30 @@ class ServedClient:
     def load_adapter(self, name: str, path: str) -> None:
         """Load a PEFT folder (a path the server can read) into the server as model `name`, through vLLM's
         `POST /v1/load_lora_adapter`; one already loaded under that name is fine."""
-        response = self._request("POST", "/load_lora_adapter", json={"lora_name": name, "lora_path": path})
-        if response.status_code < 400 or "already" in response.text[:2000].lower():
-            return
-        if response.status_code in (404, 405):
-            raise TunelabError(
-                f"{self._where()}: the server does not load LoRA adapters at run time (vLLM: --enable-lora and "
-                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; otherwise name its --lora-modules as models)"
-            )
-        self._check(response, f"/load_lora_adapter ({path})")
+
+        def loaded(response: Any, deadline: Deadline) -> None:
+            if response.status_code < 400:
+                return
+            if "already" in error_text(response, deadline).lower():
+                return
+            if response.status_code in (404, 405):
+                raise TunelabError(
+                    f"{self._where()}: the server does not load LoRA adapters at run time (vLLM: --enable-lora "
+                    "and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; otherwise name its --lora-modules as models)"
+                )
+            self._check(response, f"/load_lora_adapter ({path})", deadline)
+
+        self._once("POST", "/load_lora_adapter", loaded, json={"lora_name": name, "lora_path": path})
 
     def adapters(self) -> dict[str, str]:
         """The LoRA adapters the server lists in `/v1/models` (vLLM's `--lora-modules` and the ones loaded at
         run time): each id with its `parent`, the base it adapts. A server that lists none: empty."""
-        response = self._request("GET", "/models")
-        self._check(response, "/models")
-        data = _json(_bounded_text(response), self._where())
+
+        def listed(response: Any, deadline: Deadline) -> Any:
+            self._check(response, "/models", deadline)
+            return self._json(read_capped(response, MAX_ANSWER_BYTES, deadline))
+
+        data = self._once("GET", "/models", listed)
         rows = data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise TunelabError(f"{self._where()}: /models answered no 'data' list")
@@ -182,16 +128,52 @@ class ServedClient:
             if isinstance(row, dict) and row.get("id") and isinstance(row.get("parent"), str)
         }
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One small request (not a generation): its timeout or transport failure as one line."""
+    def _once(self, method: str, path: str, read: Callable[[Any, Deadline], Any], **kwargs: Any) -> Any:
+        """One small request (not a generation), under the endpoint's deadline: what `read` makes of its
+        answer, or its failure as one line."""
+        deadline = Deadline(self.point.deadline())
+        try:
+            with self._open(method, path, deadline, **kwargs) as response:
+                return read(response, deadline)
+        except Exception as exc:
+            raise self._failure(exc, deadline, 0) from None
+
+    @contextmanager
+    def _open(self, method: str, path: str, deadline: Deadline, **kwargs: Any) -> Iterator[Any]:
+        """A request whose body is read as it streams, each read waiting at most `timeout_s` and never past
+        the call's deadline (then the watch shuts the connection)."""
         import httpx
 
-        try:
-            return self.http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise TunelabError(f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)") from None
-        except httpx.TransportError as exc:
-            raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
+        deadline.check()
+        per_read = min(self.point.timeout_s, deadline.left())
+        timeout = httpx.Timeout(per_read, connect=min(10.0, per_read))
+        with self.http.stream(method, path, timeout=timeout, **kwargs) as response, deadline.watch(response):
+            yield response
+
+    def _failure(self, exc: Exception, deadline: Deadline, shown_chars: int) -> Exception:
+        """What a call's failure says, in one line (an exception that is no failure of the call: itself)."""
+        import httpx
+
+        if isinstance(exc, TunelabError):
+            return exc
+        if not isinstance(exc, (httpx.HTTPError, OSError, Broken, Late, ValueError)):
+            return exc  # a bug: its traceback
+        if deadline.over():
+            why = f"no complete answer within {deadline.seconds:g} s (deadline_s: the whole call)"
+        elif isinstance(exc, Broken):
+            why = str(exc)
+        elif isinstance(exc, httpx.TimeoutException):
+            why = f"no answer within {self.point.timeout_s:g} s (timeout_s)"
+        elif isinstance(exc, httpx.TransportError):
+            why = self.point.scrub(transport(exc))
+        else:
+            return exc
+        if shown_chars:
+            return TunelabError(
+                f"{self._where()}: the stream broke after {shown_chars} characters were shown: {why}; not retried "
+                f"(the {shown_chars} shown stay as a partial answer, never cached)"
+            )
+        return TunelabError(f"{self._where()}: {why}")
 
     def complete(
         self,
@@ -215,7 +197,8 @@ class ServedClient:
                 body[name] = value
         body["stream"] = emit is not None
         start = time.monotonic()
-        answer = self._send(path, body, emit, cancel or threading.Event(), start)
+        deadline = Deadline(self.point.deadline(params.max_new_tokens))
+        answer = self._send(path, body, emit, cancel or threading.Event(), deadline)
         latency = time.monotonic() - start
         tokens = answer["completion_tokens"]
         return {
@@ -239,48 +222,54 @@ class ServedClient:
         body: dict[str, Any],
         emit: Callable[[str, int], None] | None,
         cancel: threading.Event,
-        start: float,
+        deadline: Deadline,
     ) -> dict[str, Any]:
         import httpx
 
+        got: list[str] = []  # the pieces shown: once there is one, nothing is retried
         for attempt in range(RETRIES + 1):
             if cancel.is_set():
                 return _answer("", "cancelled", None, body, {})
             try:
-                with self.http.stream("POST", path, json=body) as response:
-                    if response.status_code in (429, 500, 502, 503, 504) and attempt < RETRIES:
-                        wait = _retry_after(response.headers.get("retry-after"), attempt)
+                with self._open("POST", path, deadline, json=body) as response:
+                    status = response.status_code
+                    wait = retry_after(response.headers.get("retry-after"), attempt, RETRY_AFTER_CAP_S)
+                    if status in RETRIED and attempt < RETRIES and wait < deadline.left():
                         response.close()
                         if cancel.wait(wait):
                             return _answer("", "cancelled", None, body, {})
                         continue
-                    if response.status_code in (400, 422) and (dropped := self._refused_field(response, body)):
+                    if status in (400, 422) and (dropped := self._refused_field(response, body, deadline)):
                         body = _without(body, dropped)
                         continue
-                    self._check(response, path)
+                    self._check(response, path, deadline)
                     if body.get("stream") and "event-stream" in response.headers.get("content-type", ""):
-                        return self._streamed(response, body, emit, cancel)  # (a server may answer whole)
-                    return self._whole(response, body)
-            except httpx.TimeoutException:
-                raise TunelabError(
-                    f"{self._where()}: no answer within {self.point.timeout_s:g} s (timeout_s)"
-                ) from None
-            except httpx.TransportError as exc:
-                # a connection the server dropped is retried; one it refuses (not up, wrong port) is said at once
-                if attempt < RETRIES and isinstance(exc, httpx.RemoteProtocolError):
-                    if cancel.wait(_retry_after(None, attempt)):
+                        return self._streamed(response, body, emit, cancel, deadline, got)
+                    return self._whole(response, body, deadline)  # (a server may answer a stream whole)
+            except Exception as exc:
+                failure = self._failure(exc, deadline, len("".join(got)))
+                dropped_early = isinstance(exc, httpx.RemoteProtocolError) and not got and not deadline.over()
+                if dropped_early and attempt < RETRIES:  # a dropped connection, before any text: asked again
+                    if cancel.wait(min(retry_after(None, attempt, RETRY_AFTER_CAP_S), max(0.0, deadline.left()))):
                         return _answer("", "cancelled", None, body, {})
                     continue
-                raise TunelabError(f"{self._where()}: {_transport(exc)}") from None
+                raise failure from None
         raise TunelabError(f"{self._where()}: still refused after {RETRIES} retries")
 
     def _where(self) -> str:
-        return f"endpoint {self.point.name} ({self.point.base_url})"
+        return f"endpoint {self.point.name} ({self.point.shown_url})"
 
-    def _refused_field(self, response: Any, body: dict[str, Any]) -> str | None:
+    def _json(self, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            said = " ".join(self.point.scrub(text[:2000]).split())[:60]
+            raise TunelabError(f"{self._where()}: the answer is not JSON ({said!r})") from None
+
+    def _refused_field(self, response: Any, body: dict[str, Any], deadline: Deadline) -> str | None:
         """The optional field a 400/422 names, dropped from now on (said once), or None. A server that wants
         `max_completion_tokens` for `max_tokens` (OpenAI's newer models) gets the budget under that name."""
-        text = _bounded_text(response)
+        text = error_text(response, deadline)
         field: str | None
         if "max_tokens" in body and "max_tokens" in text and "max_completion_tokens" in text:
             field, said = "max_tokens", "wants 'max_completion_tokens' for 'max_tokens': sent so from now on"
@@ -293,13 +282,12 @@ class ServedClient:
                 self.notes.append(f"{self._where()} {said}")
         return field
 
-    def _check(self, response: Any, path: str) -> None:
+    def _check(self, response: Any, path: str, deadline: Deadline) -> None:
         status = response.status_code
         if status < 400:
             return
-        detail = " ".join(_bounded_text(response).split())[:160]
-        if self.point.key:
-            detail = detail.replace(self.point.key, "***")
+        said = error_text(response, deadline)
+        detail = " ".join(self.point.scrub(said).split())[:160]  # hidden before it is cut: no key's head
         hint = {
             401: "unauthorized (no key: set api_key_env)"
             if not self.point.api_key_env
@@ -312,8 +300,8 @@ class ServedClient:
         }.get(status, "the server failed")
         raise TunelabError(f"{self._where()}: HTTP {status} {hint}" + (f": {detail}" if detail else ""))
 
-    def _whole(self, response: Any, body: dict[str, Any]) -> dict[str, Any]:
-        data = _json(_bounded_text(response), self._where())
+    def _whole(self, response: Any, body: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        data = self._json(read_capped(response, MAX_ANSWER_BYTES, deadline))
         if not isinstance(data, dict):
             raise TunelabError(f"{self._where()}: the answer is not a JSON object")
         choice = (data.get("choices") or [{}])[0]
@@ -323,50 +311,56 @@ class ServedClient:
         return _answer(text, _stop(choice.get("finish_reason")), choice.get("finish_reason"), body, data)
 
     def _streamed(
-        self, response: Any, body: dict[str, Any], emit: Callable[[str, int], None] | None, cancel: threading.Event
+        self,
+        response: Any,
+        body: dict[str, Any],
+        emit: Callable[[str, int], None] | None,
+        cancel: threading.Event,
+        deadline: Deadline,
+        got: list[str],
     ) -> dict[str, Any]:
-        parts: list[str] = []
+        """The stream's pieces, shown through `emit` and kept in `got`, up to the token budget: the server's
+        usage when a chunk has it, else a piece a token (a piece past the budget ends it as `length`)."""
         last: dict[str, Any] = {}
-        size, finish, first = 0, None, None
+        finish, first, budget = None, None, _budget(body)
         hold = fault_int("hold_served_stream_after")
-        for data in _events(response.iter_lines()):
-            if data is None:  # a torn chunk: the stream broke off mid-way
-                raise TunelabError(
-                    f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
-                )
+        for data in events(capped_lines(response, deadline), deadline):
             if cancel.is_set():
-                return _answer("".join(parts), "cancelled", None, body, last, first, len(parts))
+                return _answer("".join(got), "cancelled", None, body, last, first, len(got))
             if data is DONE:  # the server's end of stream, with or without a finish_reason before it
                 finish = finish or "stop"
                 break
             if data.get("error"):  # vLLM and others report a failure mid-stream as an event
                 error = data["error"]
-                said = " ".join(str(error.get("message", error) if isinstance(error, dict) else error).split())
-                if self.point.key:
-                    said = said.replace(self.point.key, "***")
-                raise TunelabError(f"{self._where()}: the server failed mid-stream: {said[:160]} (nothing kept)")
-            last = data
+                said = str(error.get("message", error) if isinstance(error, dict) else error)
+                said = " ".join(self.point.scrub(said).split())[:160]
+                kept = f"the {len(''.join(got))} characters shown stay" if got else "nothing kept"
+                raise TunelabError(f"{self._where()}: the server failed mid-stream: {said} ({kept})")
             choice = (data.get("choices") or [{}])[0]
             piece = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
             if piece:
+                if budget and _spent(data, len(got) + 1) > budget:  # a stream that would not stop
+                    return _answer("".join(got), "length", "length", body, last, first, len(got))
                 first = first or time.monotonic()
-                parts.append(piece)
-                size += len(piece.encode())
+                got.append(piece)
                 if emit:
-                    emit(piece, len(parts))
-                if len(parts) == hold:  # a test's "mid-stream", on any host
+                    emit(piece, len(got))
+                if len(got) == hold:  # a test's "mid-stream", on any host
                     cancel.wait(HOLD_CAP_S)
-                if size > MAX_ANSWER_BYTES or len(parts) > _budget(body) + 16:  # a stream that never ends
-                    return _answer("".join(parts), "length", "length", body, last, first, len(parts))
+            last = data
             finish = choice.get("finish_reason") or finish
             if finish:
                 break
         else:
-            if finish is None:
-                raise TunelabError(
-                    f"{self._where()}: the stream was cut after {len(''.join(parts))} characters (nothing kept)"
-                )
-        return _answer("".join(parts), _stop(finish), finish, body, last, first, len(parts))
+            raise Broken("the stream ended with no [DONE] and no finish_reason")
+        return _answer("".join(got), _stop(finish), finish, body, last, first, len(got))
+
+
+def _spent(data: dict[str, Any], pieces: int) -> int:
+    """Tokens generated so far: the chunk's usage when the server streams it, else the pieces counted."""
+    usage = data.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return tokens if isinstance(tokens, int) else pieces
 
 
 def _without(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -407,56 +401,3 @@ def _answer(
 
 def _stop(finish: Any) -> str:
     return {"stop": "eos", "length": "length", "eos": "eos"}.get(str(finish), "eos")
-
-
-def _events(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
-    """Server-sent events: each `data:` line's JSON, then DONE at `[DONE]` (None for a line that is not JSON)."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            yield DONE
-            return
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            yield None
-            return
-        if isinstance(data, dict):
-            yield data
-
-
-def _json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise TunelabError(f"{where}: the answer is not JSON ({' '.join(text.split())[:60]!r})") from None
-
-
-def _bounded_text(response: Any) -> str:
-    """The body, at most MAX_ANSWER_BYTES of it."""
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            break
-    return b"".join(chunks)[:MAX_ANSWER_BYTES].decode("utf-8", errors="replace")
-
-
-def _retry_after(header: str | None, attempt: int) -> float:
-    """The server's Retry-After (seconds), else an exponential backoff; capped either way."""
-    try:
-        return min(RETRY_AFTER_CAP_S, max(0.0, float(header))) if header else min(8.0, 0.5 * 2**attempt)
-    except ValueError:
-        return min(8.0, 0.5 * 2**attempt)
-
-
-def _transport(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "the host name does not resolve"
-    if "Connection refused" in text or "Errno 111" in text:
-        return "connection refused (is the server running?)"
-    return " ".join(text.split())[:160]

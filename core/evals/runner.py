@@ -29,7 +29,7 @@ from core.data.templates import Template
 from core.engine.adapterfiles import check_adapter
 from core.engine.modelref import fingerprint, folder_fingerprint, resolve
 from core.engine.params import GenParams
-from core.engine.served import LISTED, endpoint, is_served, listed_adapter
+from core.engine.served import LISTED, endpoint, is_served, listed_adapter, shown
 from core.errors import TunelabError
 from core.evals.backends import Backend, ServedBackend, WorkerBackend
 from core.evals.cache import GenerationCache, cache_key
@@ -135,6 +135,9 @@ def run_eval(
     """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `on_start`
     runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
     cancel = cancel or threading.Event()
+    # a served model by an inline URL with credentials: called with them, named (stored, cached) without them
+    variants = [replace(v, model=shown(v.model)) for v in variants]
+    request = replace(request, judge=shown(request.judge) if request.judge else None)
     plan = plan_eval(root, request, variants, backend)
     remember_seal(root, plan.dataset.name, plan.request.holdout, plan.dataset.items)
     if on_start:
@@ -303,7 +306,7 @@ def _judge(root: Path, request: EvalRequest, backend: Backend, specs: list[str])
     if isinstance(backend, WorkerBackend) and not is_served(model) and model != backend.model:
         raise TunelabError(f"a local judge runs on the loaded model ({backend.model}); '{model}' is not it", "judge")
     numerics = ServedBackend.numerics if is_served(model) else backend.numerics
-    return Judge(model, _fingerprint(model), numerics, root, request.use_cache)
+    return Judge(shown(model), _fingerprint(model), numerics, root, request.use_cache)
 
 
 def _adapter_path(root: Path, variant: Variant) -> str:

@@ -19,7 +19,7 @@ from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
-from core.engine.served import is_served
+from core.engine.served import is_served, shown
 from core.errors import TunelabError
 from core.evals.backends import Backend
 from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, run_eval
@@ -140,7 +140,7 @@ class Workbench(VerdictCases, RunControl):
         tunelab's adapters loaded into it when its endpoint `loads_lora` (vLLM's runtime LoRA updates)."""
         pairs = self.adapter_pairs(adapters, models)
         out = [
-            Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, model, adapter)
+            Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, shown(model), adapter)
             for adapter in adapters
             for ref in prompts
             for model in models
@@ -276,7 +276,7 @@ class Workbench(VerdictCases, RunControl):
         """One history record for a single run (and its prompt version, when it has a name); returns it,
         with its id when saved."""
         record = generation_record(
-            model=model,
+            model=shown(model),  # an inline URL's credentials: never stored
             prompt=prompt.text,
             system=prompt.system,
             mode=prompt.mode,

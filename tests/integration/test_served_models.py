@@ -2,13 +2,17 @@
 misbehaves on purpose (`tests/served_fakes.py`): every case is retried, or one line and an exit code,
 never a traceback; nothing partial is cached; the key reaches no file."""
 
+import base64
 import json
+import threading
+import time
 
 import pytest
 
+from core.engine.endpoints import PER_TOKEN_S
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
-from core.engine.served import Endpoint, ServedClient
+from core.engine.served import Endpoint, ServedClient, endpoint, shown
 from core.errors import TunelabError
 from tests.conftest import tunelab
 from tests.served_fakes import Handler, serve
@@ -55,7 +59,7 @@ def test_429_and_500_are_retried_and_a_refused_field_is_dropped_once(server):
 @pytest.mark.parametrize(
     ("model", "said"),
     [
-        ("cut", "the stream was cut after"),
+        ("cut", "the stream broke after 5 characters were shown: the stream was torn"),
         ("midfail", "the server failed mid-stream: engine died"),
         ("badjson", "the answer is not JSON"),
         ("slow", "no answer within 1 s"),
@@ -79,7 +83,9 @@ def test_a_401_says_whether_the_key_variable_is_set_and_never_the_key(server, mo
         ServedClient(Endpoint("fake", server, "401", api_key_env="TUNELAB_TEST_KEY")).complete(
             Prompt("hi"), GenParams()
         )
-    assert SECRET not in str(raised.value)
+    # the server echoed the key it refused: the line shows that it did, with the key hidden
+    assert f"Bearer {SECRET}" in Handler.auth and "invalid api key: Bearer ***" in str(raised.value)
+    assert SECRET not in str(raised.value) and SECRET[:12] not in str(raised.value)
 
 
 def test_a_stream_ended_by_done_without_a_finish_reason_is_whole(server):
@@ -87,14 +93,165 @@ def test_a_stream_ended_by_done_without_a_finish_reason_is_whole(server):
     assert result["output"] == "It is sunny." and result["stop_reason"] == "eos"
 
 
-def test_a_stream_that_never_ends_stops_at_the_token_budget(server):
-    result = client(server, "endless").complete(Prompt("hi"), GenParams(max_new_tokens=20), emit=lambda t, n: None)
-    assert result["stop_reason"] == "length" and len(result["output"]) < 200
+def test_a_stream_without_usage_stops_at_the_token_budget(server):
+    """No usage in the stream: a piece a token, so `max_new_tokens 8` shows and keeps 8 pieces, no more."""
+    pieces = []
+    result = client(server, "endless").complete(
+        Prompt("hi"), GenParams(max_new_tokens=8), emit=lambda t, n: pieces.append(t)
+    )
+    assert result["stop_reason"] == "length" and result["completion_tokens"] == 8
+    assert len(pieces) == 8 and result["output"] == "".join(pieces)
 
 
 def test_a_refused_connection_is_one_line():
     with pytest.raises(TunelabError, match="connection refused"):
         client("http://127.0.0.1:9/v1", "ok").complete(Prompt("hi"), GenParams())
+
+
+def guarded(call, guard_s=60.0):
+    """`call()` on a thread given `guard_s` (generous: a hang fails the test, a slow host never does)."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = call()
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(guard_s)
+    assert not thread.is_alive(), f"the call was still running after {guard_s} s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def sent(name, guard_s=30.0):
+    """What the fake got out of answer `name` before the client stopped reading (once it has ended)."""
+    until = time.monotonic() + guard_s
+    while name not in Handler.sent and time.monotonic() < until:
+        time.sleep(0.05)
+    return Handler.sent[name]
+
+
+@pytest.mark.parametrize(
+    ("model", "stream"), [("trickle", True), ("trickle", False), ("slow", True)], ids=["streamed", "whole", "silent"]
+)
+def test_a_trickling_server_ends_at_the_calls_deadline(server, model, stream):
+    """Keep-alives and empty events (or a whole answer's bytes, a few at a time) every 0.2 s: each read
+    gets something well within timeout_s, so only the call's deadline (not reset by them) ends it; a
+    silent server is not waited on past it either (timeout_s is longer)."""
+    point = Endpoint("fake", server, model, timeout_s=1.0 if model == "trickle" else 30.0, deadline_s=1.5)
+    emit = (lambda t, n: None) if stream else None
+    with pytest.raises(TunelabError) as raised:
+        guarded(lambda: ServedClient(point).complete(Prompt("hi"), GenParams(), emit=emit))
+    said = str(raised.value)
+    assert said == f"endpoint fake ({server}): no complete answer within 1.5 s (deadline_s: the whole call)"
+
+
+def test_the_deadline_defaults_to_the_token_budget_and_is_set_per_endpoint(home):
+    from core.storage.config import config_path
+
+    assert Endpoint("x", "http://h/v1", "m", timeout_s=10).deadline(8) == 10 + 8 * PER_TOKEN_S
+    assert Endpoint("x", "http://h/v1", "m", timeout_s=10, deadline_s=5).deadline(4000) == 5
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(
+        '[endpoints.fast]\nbase_url = "http://h/v1"\nmodel = "m"\ndeadline_s = 30\n'
+        '[endpoints.bad]\nbase_url = "http://h/v1"\nmodel = "m"\ndeadline_s = 0\n'
+    )
+    assert endpoint("endpoint:fast").deadline(100) == 30
+    with pytest.raises(TunelabError, match="endpoint bad: deadline_s must be above 0"):
+        endpoint("endpoint:bad")
+
+
+def test_a_stream_dropped_after_text_was_shown_is_not_retried_and_says_what_was_kept(home, server, capsys):
+    from tests.conftest import here
+
+    # nothing shown yet (a whole answer, as an eval asks for): the dropped connection is asked again
+    assert client(server, "drop").complete(Prompt("a"), GenParams())["output"] == "It is sunny."
+    assert Handler.seen["drop"] == 2
+    pieces = []
+    with pytest.raises(TunelabError) as raised:
+        client(server, "drop").complete(Prompt("b"), GenParams(), emit=lambda t, n: pieces.append(t))
+    assert pieces == ["It", " is"] and Handler.seen["drop"] == 3  # shown once, asked once: billed once
+    said = str(raised.value)
+    assert said.startswith(f"endpoint fake ({server}): the stream broke after 5 characters were shown: ")
+    assert said.endswith("not retried (the 5 shown stay as a partial answer, never cached)") and "\n" not in said
+    gen = here(capsys, "gen", "--model", f"{server}#drop", "c")  # what a user sees: the pieces once, one line
+    assert gen.returncode == 2 and gen.stdout == "It is\n" and Handler.seen["drop"] == 4
+    assert gen.stderr.startswith("tunelab: error: endpoint") and "the stream broke after 5" in gen.stderr
+    assert gen.stderr.count("\n") == 1
+
+
+def test_every_5xx_the_readme_names_is_retried_and_501_is_not(server):
+    assert client(server, "520").complete(Prompt("hi"), GenParams())["output"] == "It is sunny."
+    assert Handler.seen["520"] == 2
+    with pytest.raises(TunelabError, match="HTTP 501 the server failed"):
+        client(server, "501").complete(Prompt("hi"), GenParams())
+    assert Handler.seen["501"] == 1
+
+
+def test_a_50_mb_models_list_or_error_body_is_read_no_further_than_its_cap(server):
+    huge = ServedClient(Endpoint("fake", server.replace("/v1", "/huge/v1"), "ok"))
+    with pytest.raises(TunelabError, match=r"/huge/v1\): the answer is over 8 MiB \(the cap on an answer\)"):
+        guarded(huge.adapters)
+    huge.close()
+    assert sent("huge200") < 30 * 10**6  # the client stopped reading: most of the 50 MB never left the server
+    loader = client(server, "ok")
+    with pytest.raises(TunelabError, match="HTTP 500 the server failed: "):
+        guarded(lambda: loader.load_adapter("x", "/huge/adapter"))
+    loader.close()
+    assert sent("huge500") < 30 * 10**6
+
+
+def test_a_streamed_line_that_never_ends_is_cut_at_the_line_cap(server):
+    with pytest.raises(TunelabError, match=r"a streamed line passed 1 MiB \(the cap on a line\)"):
+        guarded(lambda: client(server, "longline").complete(Prompt("hi"), GenParams(), emit=lambda t, n: None))
+    assert sent("longline") < 30 * 10**6  # of the 40 MB line
+
+
+CREDENTIALS = ("tl-user", "hunter2-pass", "q-secret-42")
+
+
+def credentialed(server):
+    """The fake's URL with a user, a password and a query key in it."""
+    return server.replace("http://", "http://tl-user:hunter2-pass@") + "?key=q-secret-42"
+
+
+def test_an_inline_urls_credentials_reach_the_server_and_no_line_key_or_name(server):
+    base = credentialed(server)
+    point = endpoint(f"{base}#ok")
+    result = ServedClient(point).complete(Prompt("hi"), GenParams())
+    assert result["output"] == "It is sunny." and "key=q-secret-42" in Handler.paths[-1]
+    assert Handler.auth[-1] == "Basic " + base64.b64encode(b"tl-user:hunter2-pass").decode()
+    with pytest.raises(TunelabError) as raised:
+        ServedClient(endpoint(f"{base}#401")).complete(Prompt("hi"), GenParams())
+    said = str(raised.value)  # the server echoed its basic auth and query: hidden in the line
+    assert said.startswith(f"endpoint {server}?key=***#401 ({server}?key=***): HTTP 401")
+    assert "invalid api key: Basic *** /v1/chat/completions?key=***" in said
+    names = [said, point.name, point.fingerprint, shown(f"{base}#ok"), result["endpoint"]]
+    assert not [(n, c) for n in names for c in CREDENTIALS if c in n]
+    assert shown(f"{base}#ok") == f"{server}?key=***#ok" and endpoint(f"{server}?key=***#ok").base_url == base
+
+
+def test_an_inline_urls_credentials_are_written_nowhere_and_said_nowhere(home, server, capsys):
+    """gen, eval and a refused call with a credentialed inline URL: every line, the history, the eval's
+    files and the cache name the URL without them."""
+    from tests.conftest import here
+
+    spec = f"{credentialed(server)}#ok"
+    runs = [
+        here(capsys, "gen", "--model", spec, "Weather?"),
+        here(capsys, "eval", "--model", spec, "--no-prompt", "--limit", "3", "--json"),
+        here(capsys, "gen", "--model", f"{credentialed(server)}#401", "hi"),
+    ]
+    assert [r.returncode for r in runs] == [0, 0, 2], runs[1].stderr
+    said = "".join(r.stdout + r.stderr for r in runs)
+    assert f"{server}?key=***#ok" in said and "HTTP 401" in said
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert written and len(Handler.auth) == 5  # the server was asked, with the credentials
+    assert not [c for c in CREDENTIALS if c in said or any(c.encode() in p.read_bytes() for p in written)]
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ def add_gen(p: argparse.ArgumentParser) -> None:
 
 
 def run_gen(args: argparse.Namespace) -> int:
+    from core.engine.endpoints import shown
     from core.engine.params import GenParams
 
     options, _, _ = model_options(args)
@@ -77,6 +78,7 @@ def run_gen(args: argparse.Namespace) -> int:
 
     def emit(chunk: str, _tokens: int) -> None:
         pace.beat()
+        outcome["shown"] = True
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
@@ -100,6 +102,9 @@ def run_gen(args: argparse.Namespace) -> int:
         cancel.set()
         done.wait()
     if "error" in outcome:
+        if outcome.get("shown"):  # the error's line starts a line of its own, under what was shown
+            sys.stdout.write("\n")
+            sys.stdout.flush()
         raise outcome["error"]
     result = outcome["result"]
     sys.stdout.write("\n")
@@ -114,7 +119,7 @@ def run_gen(args: argparse.Namespace) -> int:
         save=not args.no_history,
     )
     if result.get("note"):
-        say(f"note: model {options.model}: {result['note']}")
+        say(f"note: model {shown(options.model)}: {result['note']}")
     say(
         f"[{result['completion_tokens']} tokens, {result['tok_per_s']} tok/s, "
         f"{result['latency_s']:.2f}s, stop: {result['stop_reason']}]"
