@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import importlib.util
 import json
 import math
 import os
@@ -21,12 +20,10 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import Dataset, Item
-from core.data.seals import fixed_holdout, remember_seal
+from core.data.seals import remember_seal
 from core.engine.cores import usable_cores
 from core.errors import TunelabError
 from core.history.records import train_record
@@ -55,6 +52,7 @@ from core.storage.runfolders import (
     write_ledger,
 )
 from core.training.config import TrainConfig
+from core.training.splits import check_data, sealed_config
 
 LIVE = {"starting", "loading", "running"}
 
@@ -266,42 +264,6 @@ def log_tail(run_dir: Path, lines: int = 1) -> str:
     except OSError:
         return "no log"
     return " | ".join(tail[-lines:]) if tail else "empty log"
-
-
-def sealed_config(root: Path, config: TrainConfig) -> TrainConfig:
-    """The config with its dataset's stored seal (sealed rows never train, whatever `holdout` says)."""
-    holdout = fixed_holdout(
-        root,
-        config.dataset,
-        expected=config.expected,
-        mapping=config.mapping,
-        eval_fraction=config.eval_fraction,
-        holdout=config.holdout,
-    )
-    return replace(config, holdout=holdout)
-
-
-def check_data(config: TrainConfig) -> tuple[list[str], Dataset, list[Item]]:
-    """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes, the
-    dataset and the rows it trains on (its ledger)."""
-    from core.data.templates import Template
-    from core.engine.modelref import resolve, ships_chat_template
-    from core.training.splits import eval_rows, train_rows
-
-    if config.quantize and importlib.util.find_spec("bitsandbytes") is None:
-        raise TunelabError(
-            f"--load-in-{config.quantize} (QLoRA) needs bitsandbytes and a CUDA GPU: pip install bitsandbytes"
-        )
-    if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
-        raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
-    dataset = config.load_data()
-    evaluated, note = eval_rows(config, dataset)
-    trained = train_rows(config, dataset)
-    for items in (trained, evaluated):
-        if config.template:
-            dataset.check_template(Template(config.template), items)
-            dataset.check_template(Template(config.system), items)
-    return ([note] if note else []), dataset, trained
 
 
 class Runs:

@@ -1,9 +1,17 @@
-"""Which rows a run trains on and which give its eval loss: never rows it trains on. `split 'all'`
+"""Which rows a run trains on and which give its eval loss: never rows it trains on, never sealed rows (the
+dataset's stored seal applies whatever the config says); a run's data is checked here before it exists. `split 'all'`
 trains on every row of the file, so its eval loss comes from `eval_dataset` or is off (with a note)."""
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+
 from core.data.datasets import Dataset, Item, load_dataset
+from core.data.seals import fixed_holdout
+from core.data.templates import Template
+from core.engine.modelref import resolve, ships_chat_template
 from core.errors import TunelabError
 from core.training.config import TrainConfig
 
@@ -39,3 +47,35 @@ def eval_rows(config: TrainConfig, dataset: Dataset) -> tuple[list[Item], str]:
     if not items:
         raise TunelabError(f"dataset {dataset.name} has no rows in split '{config.eval_split}'")
     return items, ""
+
+
+def sealed_config(root: Path, config: TrainConfig) -> TrainConfig:
+    """The config with its dataset's stored seal (sealed rows never train, whatever `holdout` says)."""
+    holdout = fixed_holdout(
+        root,
+        config.dataset,
+        expected=config.expected,
+        mapping=config.mapping,
+        eval_fraction=config.eval_fraction,
+        holdout=config.holdout,
+    )
+    return replace(config, holdout=holdout)
+
+
+def check_data(config: TrainConfig) -> tuple[list[str], Dataset, list[Item]]:
+    """Refuse a run whose rows cannot train (naming the file and row); what to know about them, as notes, the
+    dataset and the rows it trains on (its ledger)."""
+    if config.quantize and importlib.util.find_spec("bitsandbytes") is None:
+        raise TunelabError(
+            f"--load-in-{config.quantize} (QLoRA) needs bitsandbytes and a CUDA GPU: pip install bitsandbytes"
+        )
+    if config.mode == "chat" and ships_chat_template(resolve(config.model, allow_pickle=True)) is False:
+        raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
+    dataset = config.load_data()
+    evaluated, note = eval_rows(config, dataset)
+    trained = train_rows(config, dataset)
+    for items in (trained, evaluated):
+        if config.template:
+            dataset.check_template(Template(config.template), items)
+            dataset.check_template(Template(config.system), items)
+    return ([note] if note else []), dataset, trained

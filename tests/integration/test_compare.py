@@ -22,7 +22,11 @@ def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_p
     cells = [(v["prompt_name"], v["adapter"] is not None) for v in report["variants"]]
     assert cells == [(None, False), ("senti", False), (None, True), ("senti", True), (None, True), ("senti", True)]
     verdict = report["verdict"]
-    assert verdict["sentence"].endswith(f"of {verdict['n_items']} items).") and 0 <= verdict["p_value"] <= 1
+    assert (
+        f"of {verdict['n_items']} items" in verdict["sentence"]
+        and verdict["sentence"].endswith(").")
+        and 0 <= verdict["p_value"] <= 1
+    )
     grid = report["grid"]
     winner = next(c for c in grid["cells"] if [c["row"], c["col"]] == verdict["winner"])
     assert winner["pass_rate"] == max(v["pass_rate"] for v in report["variants"])

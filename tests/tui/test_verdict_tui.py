@@ -199,7 +199,7 @@ async def test_f_on_the_verdict_judges_the_cells_once_on_the_sealed_split(home, 
         await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
         final = app.screen.comparison
         assert final.summary.split == "test" and final.summary.n_items == 10
-        assert final.verdict.sentence.startswith("On the sealed test split: ")
+        assert final.verdict.sentence.startswith("On the sealed test split, the two cells chosen on the dev rows: ")
         await pilot.press("f")
         await pilot.pause()
         assert app.screen is not None and app.screen.comparison.summary.split == "test"
