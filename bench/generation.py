@@ -158,9 +158,9 @@ def batched_vs_sequential(
 
     from core.data.datasets import load_dataset
     from core.data.prompts import PromptVersion, item_prompt
+    from core.engine.engines import HostEngine
     from core.engine.loading import load
     from core.engine.options import ModelOptions
-    from core.evals.backends import HostBackend
     from core.evals.runner import EvalRequest, Variant, run_eval
 
     version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": tokens})
@@ -175,7 +175,7 @@ def batched_vs_sequential(
             for enc in encoded:
                 loaded.model.generate(**enc, max_new_tokens=tokens, do_sample=False, pad_token_id=tok.pad_token_id)
 
-    backend = HostBackend(ModelOptions())
+    backend = HostEngine(ModelOptions())
     with tempfile.TemporaryDirectory() as root:
         request = EvalRequest("demo", "eval", grader="labels", limit=n, use_cache=False)
         variant = Variant("p", version, model=model)

@@ -1,4 +1,4 @@
-"""Served models: items/s of an eval's calls through tunelab's client (`ServedBackend`, its thread pool and
+"""Served models: items/s of an eval's calls through tunelab's client (`ServedEngine`, its thread pool and
 httpx client) against a local server that answers at once, versus a bare httpx loop with the same
 concurrency sending the same bodies. The client should add no queueing of its own."""
 
@@ -38,15 +38,17 @@ class Instant(BaseHTTPRequestHandler):
 
 
 def ours(url: str) -> float:
-    """Items/s of one eval batch through `ServedBackend` (what `run_eval` hands a served model's calls)."""
+    """Items/s of one eval batch through `ServedEngine` (what `run_eval` hands a served model's calls)."""
     import time
 
-    from core.evals.backends import ServedBackend
+    from core.engine.engines import ServedEngine
+    from core.engine.params import GenParams
+    from core.engine.prompt import Prompt
 
-    backend, done = ServedBackend(), []
-    prompts = [{"text": f"item {i}", "system": "", "mode": "chat"} for i in range(ITEMS)]
+    engine, done = ServedEngine(), []
+    prompts = [Prompt(f"item {i}", "", "chat") for i in range(ITEMS)]
     began = time.perf_counter()
-    backend.run(url, None, prompts, {"max_new_tokens": 4}, lambda i, r: done.append(i), threading.Event())
+    engine.batch(url, None, prompts, GenParams(max_new_tokens=4), lambda i, r: done.append(i), threading.Event())
     elapsed = time.perf_counter() - began
     assert len(done) == ITEMS
     return ITEMS / elapsed

@@ -1,5 +1,5 @@
 """Grading an eval's finished calls: each row graded and appended to results.jsonl as it lands, and rows a
-local judge grades held until the generations are done (the judge runs on the same backend)."""
+local judge grades held until the generations are done (the judge runs on the same engine)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from core.errors import TunelabError
 from core.evals.judge import is_judge
 
 if TYPE_CHECKING:
-    from core.evals.backends import Backend
     from core.evals.runner import Plan
 
 
@@ -32,7 +31,7 @@ class Call:
 
 class Grading:
     """Grades each finished call and appends its row to results.jsonl at once (a killed process leaves what
-    it graded); backends call `finish` from their own threads."""
+    it graded); engines call `finish` from their own threads."""
 
     def __init__(self, plan: Plan, on_row, on_progress) -> None:
         self.plan, self.on_row, self.on_progress = plan, on_row, on_progress
@@ -71,8 +70,8 @@ class Grading:
         checks = self.plan.items[call.item].checks
         return (self.plan.request.grader,) if checks is None else checks
 
-    def judge_rest(self, backend: Backend, cancel: threading.Event) -> None:
-        """A local judge runs on the eval's own backend: once the generations are done, it answers every
+    def judge_rest(self, cancel: threading.Event) -> None:
+        """A local judge runs on the eval's own engine: once the generations are done, it answers every
         waiting row's questions in one batch, and those rows are graded like the rest."""
         judge, answers = self.plan.judge, self.plan.answers
         if judge is None or not self.waiting:
@@ -84,7 +83,7 @@ class Grading:
             if is_judge(spec)
             for expected in answers[self.plan.items[call.item].id]
         ]
-        judge.answer_all(questions, backend, cancel)
+        judge.answer_all(questions, cancel)
         for call, result, from_cache in self.waiting:
             if cancel.is_set():
                 return  # a row whose judging was cut short is not graded

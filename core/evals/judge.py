@@ -5,26 +5,25 @@ The judge sees the rubric, the input, the expected answer when there is one, and
 answer on its first line `PASS`, `FAIL` or `SCORE: x` (0 to 1, a pass at the threshold or above), then
 its reasoning. Any other answer is a judge error: counted in the summary and graded a fail, never a pass.
 Judge calls are greedy and cached by the judge's URL and model (a local one's weights) and prompt, like
-generations. A served judge is asked as each row is graded; a local one runs on the eval's own backend, so
-its questions wait until the eval's generations are done and are answered in one batch (`answer_all`)."""
+generations. A judge on a concurrent engine (a server) is asked as each row is graded; a local one runs on the
+eval's own engine, so its questions wait until the eval's generations are done and are answered in one batch
+(`answer_all`)."""
 
 from __future__ import annotations
 
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.data.graders import Grade, Grader
+from core.engine.engines import Engine
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
-from core.engine.served import endpoint, is_served
+from core.engine.protocol import GenResult
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
 from core.storage.schemas import JudgeCost
-
-if TYPE_CHECKING:
-    from core.evals.backends import Backend
 
 PREFIX = "judge:"
 THRESHOLD = 0.5
@@ -83,16 +82,11 @@ def judge_prompt(rubric: str, prompt: Prompt, expected: str | None, output: str)
 class Judge:
     """Grades rows against rubrics through one judge model; safe to call from backend threads."""
 
-    def __init__(self, model: str, fingerprint: str, numerics: str, root: Path, use_cache: bool = True) -> None:
-        self.model, self.local = model, not is_served(model)
-        self.fingerprint, self.numerics = fingerprint, numerics  # what its cache keys name: weights or URL
-        self.client: Any = None
-        if not self.local:
-            from core.engine.served import ServedClient
-
-            self.client = ServedClient(endpoint(model))
+    def __init__(self, model: str, shown_as: str, engine: Engine, root: Path, use_cache: bool = True) -> None:
+        self.model, self.engine, self.local = model, engine, not engine.concurrent
+        self.fingerprint, self.numerics = engine.fingerprint(model), engine.numerics  # its cache keys: weights or URL
         self.cache = GenerationCache(root) if use_cache else None
-        self.tally = JudgeCost(model=model)  # the summary's `judge`: counted here, under the lock
+        self.tally = JudgeCost(model=shown_as)  # the summary's `judge`: counted here, under the lock
         self.fresh: dict[str, dict[str, Any]] = {}  # answered now: cached once, when the eval ends
         self.lock = threading.Lock()
         self.rubrics: dict[str, str] = {}
@@ -148,14 +142,14 @@ class Judge:
         if self.local:  # answered in `answer_all`; a question it did not reach is an unparsable answer
             return str((hit or {}).get("output") or "")
         if hit is None:
-            hit = self.client.complete(prompt, PARAMS)
+            hit = self.engine.generate(self.model, None, prompt, PARAMS, None, threading.Event()).to_dict()
             self._count(hit, key)
         else:
             self._count(hit, None)
         return str(hit.get("output") or "")
 
-    def answer_all(self, questions: list[Prompt], backend: Backend, cancel: threading.Event) -> None:
-        """A local judge's questions, in one batch on the eval's backend (greedy); known answers are reused."""
+    def answer_all(self, questions: list[Prompt], cancel: threading.Event) -> None:
+        """A local judge's questions, in one batch on its engine (greedy); known answers are reused."""
         unique = {self._key(q): q for q in questions}
         known = self._known(list(unique))
         for key in known:
@@ -164,14 +158,12 @@ class Judge:
         if not ask or cancel.is_set():
             return
 
-        def on_result(i: int, result: dict[str, Any]) -> None:
-            self._count(result, ask[i][0])
+        def on_result(i: int, result: GenResult) -> None:
+            self._count(result.to_dict(), ask[i][0])
 
-        backend.run(self.model, None, [q.to_dict() for _, q in ask], PARAMS.to_dict(), on_result, cancel)
+        self.engine.batch(self.model, None, [q for _, q in ask], PARAMS, on_result, cancel)
 
     def finish(self) -> None:
         """The eval is over: what the judge answered is cached in one write, and its connection closed."""
         if self.cache is not None and self.fresh:
             self.cache.put_many(self.fresh)
-        if self.client is not None:
-            self.client.close()

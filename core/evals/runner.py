@@ -27,11 +27,12 @@ from core.data.prompts import PromptVersion, item_prompt
 from core.data.seals import check_seal, fixed_holdout, remember_seal, repeats_note, unvouched_note
 from core.data.templates import Template
 from core.engine.adapterfiles import check_adapter
-from core.engine.modelref import fingerprint, folder_fingerprint, resolve
+from core.engine.engines import Engine, Engines
+from core.engine.modelref import folder_fingerprint, resolve
 from core.engine.params import GenParams
-from core.engine.served import LISTED, endpoint, is_served, listed_adapter, shown
+from core.engine.protocol import GenResult
+from core.engine.served import LISTED, shown
 from core.errors import TunelabError
-from core.evals.backends import Backend, ServedBackend, WorkerBackend
 from core.evals.cache import GenerationCache, cache_key
 from core.evals.grading import Call, Grading
 from core.evals.judge import Judge, is_judge, rubric_text
@@ -41,7 +42,6 @@ from core.history.store import History, new_id
 from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
-from core.storage.runfolders import names_local_adapter, resolve_adapter
 from core.storage.schemas import EvalHeadline, EvalSummary, JudgeCost, parsed
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
@@ -125,20 +125,22 @@ def run_eval(
     root: Path,
     request: EvalRequest,
     variants: list[Variant],
-    backend: Backend,
+    local: Engine,
     *,
     on_row: Callable[[dict[str, Any]], object] | None = None,
     on_progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
     on_start: Callable[[], object] | None = None,
 ) -> EvalSummary:
-    """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `on_start`
-    runs once every input is checked, when the eval is about to exist (bad input stores nothing)."""
+    """Run, grade and store one eval; returns its summary (also in `evals/<id>/summary.json`). `local` runs
+    the local models' calls (in process or the worker); a served model's go to its engine. `on_start` runs
+    once every input is checked, when the eval is about to exist (bad input stores nothing)."""
     cancel = cancel or threading.Event()
     # a served model by an inline URL with credentials: called with them, named (stored, cached) without them
     variants = [replace(v, model=shown(v.model)) for v in variants]
     request = replace(request, judge=shown(request.judge) if request.judge else None)
-    plan = plan_eval(root, request, variants, backend)
+    engines = Engines(local)
+    plan = plan_eval(root, request, variants, engines)
     remember_seal(root, plan.dataset.name, plan.request.holdout, plan.dataset.items)
     if on_start:
         on_start()
@@ -150,9 +152,11 @@ def run_eval(
         grading.notes[vi].update(notes)
     error: BaseException | None = None  # a crashed worker or ctrl+c: the eval still ends in a known state
     try:
-        _execute(root, plan, variants, backend, grading, folder, cancel)
+        _execute(root, plan, variants, engines, grading, folder, cancel)
     except BaseException as exc:
         error = exc
+    finally:
+        engines.close()
     status = "cancelled" if cancel.is_set() else "done"
     if error is not None:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
@@ -166,7 +170,7 @@ def run_eval(
     return summary
 
 
-def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend: Backend) -> Plan:
+def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], engines: Engines) -> Plan:
     """The dataset read, every template and adapter checked, the graders built and one call per variant,
     repeat and item keyed for the cache: any bad input fails here, before the eval exists."""
     if not variants:
@@ -193,15 +197,17 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
     judged = sorted(spec for spec in specs if is_judge(spec))
     for spec in judged:
         rubric_text(spec)  # an empty rubric or an oversized file fails here
-    judge = _judge(root, request, backend, judged)
+    judge = _judge(root, request, engines, judged)
     request = replace(request, judge=judge.model if judge else request.judge)
     fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
     # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
-    fingerprints = {v.model: _fingerprint(v.model) for v in variants}
-    adapter_paths = {v.adapter: _adapter_path(root, v) for v in variants if v.adapter}
+    for model in dict.fromkeys(v.model for v in variants):
+        engines(model).check(model)
+    fingerprints = {v.model: engines(v.model).fingerprint(v.model) for v in variants}
+    adapter_paths = {v.adapter: engines(v.model).adapter(root, v.model, v.adapter) for v in variants if v.adapter}
     for v in variants:  # a damaged adapter, or one for another base, is refused before the eval exists
         path = adapter_paths.get(v.adapter or "")
-        if path is not None and not path.startswith(LISTED) and not is_served(v.model):
+        if path is not None and engines(v.model) is engines.local:
             source = resolve(v.model, allow_pickle=True)
             check_adapter(Path(path), v.model, Path(source.location) if source.local else None)
     adapter_prints = {
@@ -216,9 +222,11 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], backend
             for ii, item in enumerate(items):
                 prompt = item_prompt(v.version, item)
                 adapter_print = adapter_prints.get(v.adapter or "")
-                numerics = ServedBackend.numerics if is_served(v.model) else backend.numerics
-                key = cache_key(fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), numerics)
-                if is_served(v.model) and params.temperature > 0:  # a sampled served call draws afresh
+                engine = engines(v.model)
+                key = cache_key(
+                    fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), engine.numerics
+                )
+                if not engine.cacheable(params):  # a sampled served call draws afresh
                     key += f":{new_id()}"
                 calls.append(Call(vi, ii, r, prompt, params, key))
     notes = {vi: [unvouched_note(v.adapter)] for vi, v in enumerate(variants) if v.adapter in unvouched}
@@ -245,15 +253,14 @@ def _execute(
     root: Path,
     plan: Plan,
     variants: list[Variant],
-    backend: Backend,
+    engines: Engines,
     grading: Grading,
     folder: Path,
     cancel: threading.Event,
 ) -> None:
-    """Cached calls first, then the misses in one backend batch per (model, adapter, params); identical
+    """Cached calls first, then the misses in one engine batch per (model, adapter, params); identical
     calls run once. What was computed is cached even when a later batch fails."""
     cache = GenerationCache(root)
-    served = ServedBackend()  # any served model's calls, whichever backend runs the local ones
     cached = cache.get_many([c.key for c in plan.calls]) if plan.request.use_cache else {}
     try:
         with os.fdopen(open_append(folder / RESULTS_FILE), "a", encoding="utf-8") as grading.out:
@@ -277,14 +284,13 @@ def _execute(
                 for c in group:
                     (duplicates if c.key in seen else unique).append(c)
                     seen.add(c.key)
-                prompts = [c.prompt.to_dict() for c in unique]
                 on_result = partial(_finish_fresh, grading.finish, unique)
-                target = served if is_served(model) else backend
-                target.run(model, adapter, prompts, json.loads(params_json), on_result, cancel)
+                params = GenParams.from_dict(json.loads(params_json))
+                engines(model).batch(model, adapter, [c.prompt for c in unique], params, on_result, cancel)
                 for c in duplicates:
                     if c.key in grading.fresh:
                         grading.finish(c, grading.fresh[c.key], True)
-            grading.judge_rest(backend, cancel)
+            grading.judge_rest(cancel)
     finally:
         if grading.fresh:
             cache.put_many(grading.fresh)
@@ -292,7 +298,7 @@ def _execute(
             plan.judge.finish()
 
 
-def _judge(root: Path, request: EvalRequest, backend: Backend, specs: list[str]) -> Judge | None:
+def _judge(root: Path, request: EvalRequest, engines: Engines, specs: list[str]) -> Judge | None:
     """The judge of the `judge:` specs: the request's, else config.toml's `judge`; none needed, none made."""
     if not specs:
         return None
@@ -303,18 +309,12 @@ def _judge(root: Path, request: EvalRequest, backend: Backend, specs: list[str])
         model = load_config().judge
     if not model:
         raise TunelabError(f"grader '{specs[0][:40]}' needs a judge model: give {{0}} MODEL", "judge")
-    if isinstance(backend, WorkerBackend) and not is_served(model) and model != backend.model:
-        raise TunelabError(f"a local judge runs on the loaded model ({backend.model}); '{model}' is not it", "judge")
-    numerics = ServedBackend.numerics if is_served(model) else backend.numerics
-    return Judge(shown(model), _fingerprint(model), numerics, root, request.use_cache)
-
-
-def _adapter_path(root: Path, variant: Variant) -> str:
-    """A variant's adapter: a folder (a run's adapter), or on a served model one its server lists by name."""
-    assert variant.adapter
-    if is_served(variant.model) and not names_local_adapter(root, variant.adapter):
-        return listed_adapter(variant.model, variant.adapter)
-    return str(resolve_adapter(root, variant.adapter))
+    engine = engines(model)
+    try:
+        engine.check(model)
+    except TunelabError as exc:
+        raise TunelabError(f"{{0}} {model}: {exc}", "judge") from None
+    return Judge(model, shown(model), engine, root, request.use_cache)
 
 
 SKETCH = 64  # digests kept per eval: two evals sharing a real part of their items share some of these
@@ -324,13 +324,6 @@ def sketch(items: list[Item]) -> list[str]:
     """The `SKETCH` lowest item digests (a bottom-k sketch): evals whose sketches meet ran on shared items,
     whatever the split, file or limit they were asked for."""
     return sorted({it.digest[:16] for it in items if it.digest})[:SKETCH]
-
-
-def _fingerprint(model: str) -> str:
-    """What the cache keys a model by: its weights' fingerprint, or a served model's URL and name."""
-    if is_served(model):
-        return endpoint(model).fingerprint
-    return fingerprint(resolve(model, allow_pickle=True))  # pickle weights are refused by the loader
 
 
 def _summary(
@@ -389,9 +382,9 @@ def store(root: Path, folder: Path, summary: EvalSummary) -> None:
 
 
 def _finish_fresh(
-    finish: Callable[[Call, dict[str, Any], bool], None], calls: list[Call], index: int, result: dict[str, Any]
+    finish: Callable[[Call, dict[str, Any], bool], None], calls: list[Call], index: int, result: GenResult
 ) -> None:
-    finish(calls[index], result, False)
+    finish(calls[index], result.to_dict(), False)  # the shape the cache and the results file keep
 
 
 class EvalRuns:

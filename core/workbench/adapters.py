@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.engine.served import is_served, loads_lora
+from core.engine.engines import is_local
+from core.engine.served import loads_lora
 from core.errors import TunelabError
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import ADAPTER_CONFIG, CONFIG_FILE, names_local_adapter, read_json
@@ -80,13 +81,13 @@ class AdapterCases:
     def adapter_pairs(self, adapters: list[str | None], models: list[str]) -> set[tuple[str | None, str]]:
         """Which (adapter, model) cells exist: a local adapter on a served model only where its endpoint loads
         LoRAs; a name that is no folder or run here, only on the served models (their server lists it)."""
-        served = any(is_served(m) for m in models)
+        served = not all(is_local(m) for m in models)
         local = {a: names_local_adapter(self.root, a) for a in adapters if a and served}
 
         def fits(adapter: str | None, model: str) -> bool:
             if not adapter or not served:
                 return True
-            return (not local[adapter] or loads_lora(model)) if is_served(model) else local[adapter]
+            return local[adapter] if is_local(model) else (not local[adapter] or loads_lora(model))
 
         return {(a, m) for a in adapters for m in models if fits(a, m)}
 

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from core.engine.served import is_served
+from core.engine.engines import is_local
 from core.errors import TunelabError
 from core.evals.runner import NO_PROMPT, EvalRequest
 from core.history.io import eval_rows
 from core.storage.schemas import EvalSummary
 
 if TYPE_CHECKING:
-    from core.evals.backends import Backend
+    from core.engine.engines import Engine
     from core.workbench.service import PromptRef, Workbench
 
 MAX_SHOWN = 200  # differences kept for the report; the count is always whole
@@ -41,8 +41,8 @@ class Parity:
 
 def parity_models(models: list[str]) -> tuple[str, str]:
     """The local and the served model of a parity check: exactly one of each."""
-    local = [m for m in models if not is_served(m)]
-    served = [m for m in models if is_served(m)]
+    local = [m for m in models if is_local(m)]
+    served = [m for m in models if not is_local(m)]
     if len(local) != 1 or len(served) != 1:
         raise TunelabError(
             "{0} takes two {1}: the local model and the same model served (URL#MODEL or endpoint:NAME)",
@@ -109,7 +109,7 @@ def run_parity(
     request: EvalRequest,
     models: list[str],
     prompts: list[PromptRef],
-    backend: Backend,
+    engine: Engine,
     on_progress: Callable[[int, int], object] | None = None,
 ) -> Parity:
     """One eval of both models with no prompt and each prompt, fresh (no cache: a served answer cached
@@ -118,6 +118,6 @@ def run_parity(
     greedy_only([ref.version for ref in prompts])
     variants = workbench.variants([None, *prompts], [None], [local, served])
     summary = workbench.run_eval(
-        replace(request, use_cache=False, repeat=1), variants, backend, new_prompts=prompts, on_progress=on_progress
+        replace(request, use_cache=False, repeat=1), variants, engine, new_prompts=prompts, on_progress=on_progress
     )
     return compare_rows(summary, list(eval_rows(workbench.root, summary)), local, served)

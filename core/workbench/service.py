@@ -16,12 +16,12 @@ from typing import Any
 
 from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.data.templates import Template
+from core.engine.engines import Engine, HostEngine, engine_for, is_local
 from core.engine.options import ModelOptions
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
-from core.engine.served import is_served, shown
+from core.engine.served import shown
 from core.errors import TunelabError
-from core.evals.backends import Backend
 from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, run_eval
 from core.history.records import generation_record
 from core.history.store import History
@@ -154,7 +154,7 @@ class Workbench(VerdictCases, RunControl):
         self,
         request: EvalRequest,
         variants: list[Variant],
-        backend: Backend,
+        engine: Engine,
         *,
         new_prompts: Iterable[PromptRef] = (),
         on_row: Callable[[dict[str, Any]], object] | None = None,
@@ -165,7 +165,7 @@ class Workbench(VerdictCases, RunControl):
             self.root,
             request,
             variants,
-            backend,
+            engine,
             on_row=on_row,
             on_progress=on_progress,
             cancel=cancel,
@@ -173,7 +173,7 @@ class Workbench(VerdictCases, RunControl):
         )
 
     def resume_eval(
-        self, run_id: str, backend: Backend, on_progress: Callable[[int, int], object] | None = None
+        self, run_id: str, engine: Engine, on_progress: Callable[[int, int], object] | None = None
     ) -> EvalSummary:
         """Run a partial (cancelled, failed, interrupted) eval again to completion: what it finished comes from
         the cache, the rest is generated. The complete run is a new one; the partial one stays listed."""
@@ -186,7 +186,7 @@ class Workbench(VerdictCases, RunControl):
             request = replace(EvalRequest.of(old), use_cache=True)
         except TypeError as exc:
             raise TunelabError(f"eval {old.id}: stored request unreadable ({exc})") from None
-        return self.run_eval(request, self.variants_of(old), backend, on_progress=on_progress)
+        return self.run_eval(request, self.variants_of(old), engine, on_progress=on_progress)
 
     def recover_evals(self) -> list[str]:
         """Evals whose process died before their summary, stored now as interrupted (listed, resumable)."""
@@ -234,29 +234,15 @@ class Workbench(VerdictCases, RunControl):
         """A single run in this process (the headless CLI): the same model host the worker serves, or the
         endpoint that serves the model (its own timeouts bound it). `on_loaded`: the model is in, the
         generation starts."""
-        if is_served(options.model):
-            from core.engine.served import ServedClient, endpoint
-
-            if options.adapter:
-                raise TunelabError(
-                    "{0} applies to local models: a served model's LoRA is the server's to load", "adapter"
-                )
-            client = ServedClient(endpoint(options.model))
-            try:
-                result = client.complete(prompt, params, emit, cancel)
-            finally:
-                client.close()
-            if client.notes:
-                result["note"] = "; ".join(client.notes)
-            return result
-        from core.engine.host import ModelHost
-
-        adapter = str(self.adapter_path(options.adapter)) if options.adapter else None
-        host = ModelHost()
-        host.load(options)
-        if on_loaded is not None:
-            on_loaded()
-        return host.generate(prompt, params, adapter, emit=emit, cancel=cancel)
+        local = HostEngine(options, on_loaded)
+        engine = engine_for(options.model, local)
+        if options.adapter and engine is not local:
+            raise TunelabError("{0} applies to local models: a served model's LoRA is the server's to load", "adapter")
+        adapter = engine.adapter(self.root, options.model, options.adapter) if options.adapter else None
+        try:
+            return engine.generate(options.model, adapter, prompt, params, emit, cancel).to_dict()
+        finally:
+            getattr(engine, "close", lambda: None)()
 
     def save_generation(
         self,
@@ -311,7 +297,7 @@ class Workbench(VerdictCases, RunControl):
         version the examples are rendered with."""
         if options.adapter:
             raise TunelabError("{0} does not apply to training (a run trains a new adapter)", "adapter")
-        if is_served(options.model):
+        if not is_local(options.model):
             raise TunelabError(
                 f"{options.model} is served: training runs on a local model (the served one is a row of the verdict)"
             )
@@ -454,7 +440,7 @@ class Workbench(VerdictCases, RunControl):
     def compare(
         self,
         plan: ComparePlan,
-        backend: Backend,
+        engine: Engine,
         watcher: CompareWatcher | None = None,
         cancel: threading.Event | None = None,
     ) -> Comparison:
@@ -472,7 +458,7 @@ class Workbench(VerdictCases, RunControl):
         summary = self.run_eval(
             plan.request,
             variants,
-            backend,
+            engine,
             new_prompts=plan.prompts,
             on_row=watcher.row,
             on_progress=watcher.progress,

@@ -13,7 +13,8 @@ from typing import Any
 from core.data.datasets import SEALED
 from core.data.prompts import PromptStore
 from core.data.seals import check_seal
-from core.engine.served import endpoint, is_served
+from core.engine.engines import is_local
+from core.engine.served import endpoint
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
 from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, sealed_request
@@ -130,7 +131,7 @@ class VerdictCases(AdapterCases):
         }
         loras = {v.adapter: self.lora_info(v.adapter, labels) for v in summary.variants if v.adapter}
         grid = build_grid(
-            summary, loras, {v.model: served_cost(v.model) for v in summary.variants if is_served(v.model)}
+            summary, loras, {v.model: served_cost(v.model) for v in summary.variants if not is_local(v.model)}
         )
         judged, why = None, ""
         if not summary.done:

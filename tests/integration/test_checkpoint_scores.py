@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from core.engine.engines import HostEngine
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.evals.backends import HostBackend
 from core.evals.runner import EvalRequest, Variant, run_eval
 from core.storage.runfolders import best_checkpoint, best_of, concrete_ref, resolve_adapter, scores
 from core.training.config import TrainConfig
@@ -49,7 +49,7 @@ def test_the_runs_pass_rate_is_what_an_eval_of_that_checkpoint_measures(scored_r
     last = scores(Runs(home).path(run_id))[-1]
     request = EvalRequest("demo", "eval", "labels", limit=SCORED["eval_items"], use_cache=False)
     ref = f"{run_id}@step-{last['step']:06d}"
-    summary = run_eval(home, request, [Variant("no prompt", None, "demo", ref)], HostBackend(ModelOptions("demo")))
+    summary = run_eval(home, request, [Variant("no prompt", None, "demo", ref)], HostEngine(ModelOptions("demo")))
     assert summary.variants[0].pass_rate == pytest.approx(last["pass_rate"])
     assert summary.variants[0].adapter == ref  # the stored eval names the exact checkpoint
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from core.data.prompts import PromptStore, PromptVersion
 from core.evals.runner import EvalRequest, Variant, run_eval
 
-class Dies:
+from core.engine.engines import LocalEngine
+from core.engine.protocol import GenResult
+
+class Dies(LocalEngine):
     '''Grades the first three items of a group, then the process is killed as kill -9 would.'''
-    numerics = "float32@cpu"
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         for i in range(3):
-            on_result(i, {"output": " positive", "stop_reason": "eos", "latency_s": 0.01,
-                          "prompt_tokens": 5, "completion_tokens": 1})
+            on_result(i, GenResult(" positive", "eos", 1, 0.01, extra={"prompt_tokens": 5}))
         os._exit(9)
 
 senti = PromptVersion("{{text}} Overall, this review is", mode="raw")

@@ -63,10 +63,10 @@ def test_eval_cuts_a_5_mb_row_and_says_so_within_2_gb(tmp_path, home):
     script = (
         "import json, resource, sys\n"
         "from core.engine.options import ModelOptions\n"
-        "from core.evals.backends import HostBackend\n"
+        "from core.engine.engines import HostEngine\n"
         "from core.evals.runner import EvalRequest, Variant, run_eval\n"
         f"s = run_eval(sys.argv[1], EvalRequest({str(data)!r}, grader='labels'), [Variant('no prompt', None)],"
-        " HostBackend(ModelOptions('demo')))\n"
+        " HostEngine(ModelOptions('demo')))\n"
         "print(json.dumps({'truncated': s.variants[0].truncated, 'trials': s.variants[0].trials,"
         " 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
@@ -97,14 +97,14 @@ def test_a_5_mb_training_row_becomes_a_bounded_example(llama):
 
 
 def test_eval_can_cut_the_end_or_skip_an_over_long_item(tmp_path, home):
+    from core.engine.engines import HostEngine
     from core.engine.options import ModelOptions
-    from core.evals.backends import HostBackend
     from core.evals.runner import EvalRequest, Variant, run_eval
 
     rows = [{"text": "great fun", "label": "positive"}, {"text": "dull " * 2000, "label": "negative"}]
     data = tmp_path / "cases.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    backend = HostBackend(ModelOptions("demo"))
+    backend = HostEngine(ModelOptions("demo"))
     for truncate, trials, cut, skipped in (("right", 2, 1, 0), ("skip", 1, 0, 1)):
         request = EvalRequest(str(data), grader="labels", truncate=truncate)
         (cell,) = run_eval(home, request, [Variant("no prompt", None)], backend).variants

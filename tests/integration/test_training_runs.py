@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from core.engine.engines import HostEngine
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.evals.backends import HostBackend
 from core.evals.runner import EvalRequest, Variant, run_eval
 from core.storage.runfolders import ADAPTER
 from core.training.config import TrainConfig
@@ -169,7 +169,7 @@ def test_lora_beats_the_prompt_on_the_demo_task(home):
         home,
         EvalRequest("demo", "eval", grader="labels"),
         [Variant("no prompt", None), Variant("no prompt", None, adapter=run_id)],
-        HostBackend(ModelOptions()),
+        HostEngine(ModelOptions()),
     )
     base, lora = summary.variants
     assert base.pass_rate < 0.1 and lora.pass_rate >= 0.9

@@ -9,11 +9,10 @@ from tinydb import TinyDB
 
 from core.data.datasets import load_dataset
 from core.data.prompts import PromptVersion
+from core.engine.engines import HostEngine, LocalEngine
 from core.engine.options import ModelOptions
-from core.engine.params import GenParams
-from core.engine.prompt import Prompt
+from core.engine.protocol import GenResult
 from core.errors import TunelabError
-from core.evals.backends import HostBackend
 from core.evals.cache import GenerationCache
 from core.evals.runner import EvalRequest, EvalRuns, Variant, compare, run_eval
 from core.history.query import parse_query
@@ -21,27 +20,20 @@ from core.history.store import History
 from tests.fakes import scripted_answer
 
 
-class ScriptedBackend:
-    """Runs `scripted_answer` for each prompt, in process."""
+class ScriptedBackend(LocalEngine):
+    """A local engine that runs `scripted_answer` for each prompt, in process."""
 
     numerics = "float32@cpu"
 
     def __init__(self):
         self.calls = []
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         self.calls.append(len(prompts))
         for i, p in enumerate(prompts):
             if cancel.is_set():
                 return
-            on_result(
-                i,
-                {
-                    "output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params)),
-                    "latency_s": 0.01,
-                    "completion_tokens": 2,
-                },
-            )
+            on_result(i, GenResult(scripted_answer(p, params), "eos", 2, 0.01))
 
 
 PROMPT = PromptVersion("Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
@@ -70,13 +62,13 @@ def test_two_variants_are_graded_and_stored(home):
 class Thinks(ScriptedBackend):
     """A reasoning model: each answer comes after a think block; the last prompt's thinking never closes."""
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         def thinking(i, result):
-            answer = result["output"]
+            answer = result.output
             closed = f"</think>\n\n{answer}" if i < len(prompts) - 1 else ""
-            on_result(i, {**result, "output": f"<think>\nThe review reads {answer}.\n{closed}"})
+            on_result(i, replace(result, output=f"<think>\nThe review reads {answer}.\n{closed}"))
 
-        super().run(model, adapter, prompts, params, thinking, cancel)
+        super().batch(model, adapter, prompts, params, thinking, cancel)
 
 
 def test_a_reasoning_models_thinking_is_not_graded_only_its_answer(home):
@@ -202,9 +194,9 @@ class CrashesMidway(ScriptedBackend):
         super().__init__()
         self.error = error
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         for i, p in enumerate(prompts[:5]):
-            on_result(i, {"output": scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params))})
+            on_result(i, GenResult(scripted_answer(p, params), "eos"))
         raise self.error
 
 
@@ -226,14 +218,14 @@ def test_an_eval_that_dies_midway_is_stored_partial_and_listed(home, error, stat
 class CancelledMidBatch(ScriptedBackend):
     """A batch cancelled half way, as the model host reports it: the first half whole, the rest cut short."""
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         self.calls.append(len(prompts))
         for i, p in enumerate(prompts):
-            whole = scripted_answer(Prompt.from_dict(p), GenParams.from_dict(params))
+            whole = scripted_answer(p, params)
             if i == len(prompts) // 2:
                 cancel.set()
             cut = cancel.is_set()
-            on_result(i, {"output": whole[:1] if cut else whole, "stop_reason": "cancelled" if cut else "eos"})
+            on_result(i, GenResult(whole[:1] if cut else whole, "cancelled" if cut else "eos"))
 
 
 def test_a_cancelled_eval_caches_and_grades_only_whole_outputs(home):
@@ -271,13 +263,11 @@ def test_outputs_cut_short_that_an_old_version_cached_are_not_reused(home):
 def test_real_demo_model_batched_eval_then_cached(home):
     variants = [Variant("no prompt", None), Variant("senti", PROMPT)]
     summary = run_eval(
-        home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
+        home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostEngine(ModelOptions())
     )
     assert [v.trials for v in summary.variants] == [32, 32]
     assert all(v.mean_completion_tokens > 0 for v in summary.variants)
-    again = run_eval(
-        home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostBackend(ModelOptions())
-    )
+    again = run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=32), variants, HostEngine(ModelOptions()))
     assert [v.cached for v in again.variants] == [32, 32]
     assert [v.pass_rate for v in again.variants] == [v.pass_rate for v in summary.variants]
 
@@ -323,9 +313,9 @@ class Answers(ScriptedBackend):
         super().__init__()
         self.table = table
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
         for i, p in enumerate(prompts):
-            on_result(i, {"output": self.table[Prompt.from_dict(p).text], "latency_s": 0.01})
+            on_result(i, GenResult(self.table[p.text], "eos", latency_s=0.01))
 
 
 def test_a_list_expected_means_any_of_its_answers(home, tmp_path):
@@ -358,13 +348,13 @@ def test_a_list_expected_means_any_of_its_answers(home, tmp_path):
 class JudgingBackend(ScriptedBackend):
     """Answers the judge's questions PASS when the output is `positive`; everything else as scripted."""
 
-    def run(self, model, adapter, prompts, params, on_result, cancel):
-        if "strict grader" not in json.dumps(prompts[0]):
-            return super().run(model, adapter, prompts, params, on_result, cancel)
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
+        if "strict grader" not in (prompts[0].system or ""):
+            return super().batch(model, adapter, prompts, params, on_result, cancel)
         self.calls.append(("judge", len(prompts)))
         for i, p in enumerate(prompts):
-            verdict = "PASS" if "OUTPUT:\npositive" in json.dumps(p).replace("\\n", "\n") else "FAIL"
-            on_result(i, {"output": f"{verdict}\nreasons", "prompt_tokens": 9, "completion_tokens": 2})
+            verdict = "PASS" if "OUTPUT:\npositive" in p.text else "FAIL"
+            on_result(i, GenResult(f"{verdict}\nreasons", "eos", 2, extra={"prompt_tokens": 9}))
 
 
 def test_a_local_judge_grades_in_one_batch_after_the_generations(home):
@@ -379,9 +369,11 @@ def test_a_local_judge_grades_in_one_batch_after_the_generations(home):
 
 
 def test_a_local_judge_other_than_the_workers_model_is_refused_before_anything_runs(home):
-    from core.evals.backends import WorkerBackend
+    from core.engine.engines import WorkerEngine
 
-    backend = WorkerBackend(None, "demo", "float32@cpu")
+    backend = WorkerEngine(None, "demo", "float32@cpu")
     request = replace(REQ, grader="judge:Is it positive?", judge="core/demo/other-model")
-    with pytest.raises(TunelabError, match="a local judge runs on the loaded model"):
+    with pytest.raises(
+        TunelabError, match=r"judge core/demo/other-model: a local model runs on the loaded model \(demo\)"
+    ):
         run_eval(home, request, [Variant("senti", PROMPT)], backend)

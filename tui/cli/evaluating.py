@@ -168,7 +168,7 @@ def show_comparison(judged: Comparison) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from core.evals.backends import HostBackend
+    from core.engine.engines import HostEngine
 
     options, models, adapters = model_options(args, several_models=True, several_adapters=True)
     workbench = _workbench()
@@ -185,7 +185,7 @@ def run_eval(args: argparse.Namespace) -> int:
             pace.beat()
             update(done, total)
 
-        backend = HostBackend(options, on_loaded=pace.start)
+        backend = HostEngine(options, on_loaded=pace.start)
         try:
             summary = workbench.run_eval(request, variants, backend, new_prompts=refs, on_progress=paced)
         finally:
@@ -337,7 +337,7 @@ class _CompareBars(CompareWatcher):
 def run_compare(args: argparse.Namespace) -> int:
     """The whole question in one command: base and each adapter, with no prompt and each prompt, and
     the verdict; with --train, the LoRAs it needs are trained first."""
-    from core.evals.backends import HostBackend
+    from core.engine.engines import HostEngine
 
     if args.parity:
         from tui.cli.parity import run_parity_check
@@ -373,7 +373,7 @@ def run_compare(args: argparse.Namespace) -> int:
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)
     with bars.stack:
-        judged = workbench.compare(plan, HostBackend(options), bars)
+        judged = workbench.compare(plan, HostEngine(options), bars)
     return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
 
 
@@ -450,11 +450,11 @@ def run_evals(args: argparse.Namespace) -> int:
     if not args.run:
         raise TunelabError(f"evals {args.action} needs a run id")
     if args.action == "resume":
-        from core.evals.backends import HostBackend
+        from core.engine.engines import HostEngine
 
         model = runs.load(args.run).variants[0].model
         with progress("eval") as update:
-            summary = workbench.resume_eval(args.run, HostBackend(ModelOptions(model)), on_progress=update)
+            summary = workbench.resume_eval(args.run, HostEngine(ModelOptions(model)), on_progress=update)
         show_summary(summary, _against(summary, workbench.baseline(summary)))
         return 0
     if args.action == "pin":

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def run_parity_check(args: argparse.Namespace, request: EvalRequest) -> int:
     """`compare --parity`: the table of differing items (or JSON), exit 1 when any differ."""
-    from core.evals.backends import HostBackend
+    from core.engine.engines import HostEngine
     from core.workbench.parity import run_parity
 
     options, models, adapters = model_options(args, several_models=True)
@@ -26,7 +26,7 @@ def run_parity_check(args: argparse.Namespace, request: EvalRequest) -> int:
     workbench = _workbench()
     refs = [workbench.prompt_ref(ref) for ref in args.prompt]
     with progress("parity") as update:
-        found = run_parity(workbench, request, models, refs, HostBackend(options), update)
+        found = run_parity(workbench, request, models, refs, HostEngine(options), update)
     if args.json:
         drifts = [vars(d) for d in found.drifts]
         print(
