@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.data.graders import Grade, Grader
+from core.data.graders import Grade, Grader, spec_name
+from core.data.graders.judge import JUDGE
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.engine.served import endpoint, is_served
@@ -26,7 +27,6 @@ from core.storage.schemas import JudgeCost
 if TYPE_CHECKING:
     from core.evals.backends import Backend
 
-PREFIX = "judge:"
 THRESHOLD = 0.5
 MAX_RUBRIC_BYTES = 64 * 1024
 VERDICT = re.compile(
@@ -41,12 +41,14 @@ PARAMS = GenParams(max_new_tokens=256, temperature=0.0, seed=0, truncate="skip")
 
 
 def is_judge(spec: str) -> bool:
-    return spec.strip().lower().startswith(PREFIX)
+    """A spec naming the judge (declared in the grader registry, core/data/graders/judge.py), with or
+    without its rubric: one without is refused by `rubric_text`."""
+    return spec_name(spec) == JUDGE.name
 
 
 def rubric_text(spec: str) -> str:
     """The rubric a spec names: a readable file's text (bounded), else the text after `judge:` itself."""
-    arg = spec.strip()[len(PREFIX) :].strip()
+    arg = spec.partition(":")[2].strip()
     if not arg:
         raise TunelabError("grader 'judge' needs a rubric: judge:RUBRIC (inline text or a file)")
     path = Path(arg).expanduser()
