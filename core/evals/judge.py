@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from core.data.graders import Grade, Grader
+from core.data.graders import Grade, Grader, spec_name
+from core.data.graders.judge import JUDGE
 from core.engine.engines import Engine
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt
@@ -25,7 +26,6 @@ from core.errors import TunelabError
 from core.evals.cache import GenerationCache, cache_key
 from core.storage.schemas import JudgeCost
 
-PREFIX = "judge:"
 THRESHOLD = 0.5
 MAX_RUBRIC_BYTES = 64 * 1024
 VERDICT = re.compile(
@@ -40,12 +40,14 @@ PARAMS = GenParams(max_new_tokens=256, temperature=0.0, seed=0, truncate="skip")
 
 
 def is_judge(spec: str) -> bool:
-    return spec.strip().lower().startswith(PREFIX)
+    """A spec naming the judge (declared in the grader registry, core/data/graders/judge.py), with or
+    without its rubric: one without is refused by `rubric_text`."""
+    return spec_name(spec) == JUDGE.name
 
 
 def rubric_text(spec: str) -> str:
     """The rubric a spec names: a readable file's text (bounded), else the text after `judge:` itself."""
-    arg = spec.strip()[len(PREFIX) :].strip()
+    arg = spec.partition(":")[2].strip()
     if not arg:
         raise TunelabError("grader 'judge' needs a rubric: judge:RUBRIC (inline text or a file)")
     path = Path(arg).expanduser()

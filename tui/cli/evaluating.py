@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.data.graders import kinds
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.stats import PLANNED_DISCORDANCE
@@ -36,6 +37,12 @@ HOLDOUT_HELP = (
 FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
 
 
+def grader_help() -> str:
+    """`--grader`'s help, from the grader registry: each grader's usage and what passes (a new grader shows
+    here by itself)."""
+    return ("how an answer passes: " + "; ".join(f"{k.usage}: {k.help}" for k in kinds())).replace("%", "%%")
+
+
 def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt",
@@ -58,8 +65,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--grader",
         default="labels",
-        help="exact, labels[:a,b], contains[:x], not_contains:x, regex:p, json[:schema], levenshtein[:t], chrf[:t], "
-        "judge:RUBRIC (text or file; needs a judge)",
+        help=grader_help(),
     )
     p.add_argument(
         "--judge",
