@@ -1,4 +1,5 @@
-"""A training run's settings, validated once so every error names the field at fault."""
+"""A training run's settings, validated once so every error names the field at fault. Each option a user sets is
+declared here once, with its help, flag, run-form label and bounds (`option()`, core/training/options.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES
 from core.errors import TunelabError
+from core.training.options import Option, check, declared, option
 
 SCHEDULES = ("cosine", "linear", "constant")
 ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
@@ -18,84 +20,235 @@ if TYPE_CHECKING:
     from core.data.datasets import Dataset
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+DATASET_HELP = (
+    "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files,"
+    " or FOLDER#NAME from a dataset_info.json"
+)
+HOLDOUT_HELP = (
+    "seal this share of the eval rows away as the 'test' split (by id): iterate on the rest, judge once on it "
+    "with compare --final (a dataset's own test split is sealed already)"
+)
+FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
+QLORA_HELP = tuple(
+    f"QLoRA: the base in {n}-bit through bitsandbytes (CUDA), for bases too large for memory" for n in (4, 8)
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """A run's settings. An option the user sets is declared here once (`option()`, core/training/options.py):
+    its help, flag, run-form label and place, and bounds; the flags, the form and the checks follow from it."""
+
+    # the model option set every command that loads a model takes (tui/cli/options.py)
     model: str = "demo"
     allow_pickle: bool = False
     trust_remote_code: bool = False
     dtype: str = "auto"
     device: str = "auto"
-    dataset: str = "demo"
-    split: str = "train"
-    eval_split: str | None = "eval"
-    eval_dataset: str | None = None  # the eval loss from another file (its eval split, or all its rows)
-    eval_fraction: float = 0.1  # a file with no splits: this share of rows (by id hash) is `eval`
-    holdout: float = 0.0  # of the eval rows, this share is the sealed `test` split: never trained on
+    dataset: str = field(default="demo", metadata=option(DATASET_HELP, flag="--dataset"))
+    split: str = field(
+        default="train",
+        metadata=option(
+            "split to train on ('all': every row of the file)", flag="--split", label="train split", form=1
+        ),
+    )
+    eval_split: str | None = field(
+        default="eval",
+        metadata=option(
+            "split for the eval loss ('none' to skip)", flag="--eval-split", none="none", label="eval split", form=2
+        ),
+    )
+    eval_dataset: str | None = field(  # the eval loss from another file (its eval split, or all its rows)
+        default=None,
+        metadata=option(
+            "the eval loss from this file (its eval split, or all its rows) instead of --dataset's",
+            flag="--eval-dataset",
+            metavar="FILE",
+        ),
+    )
+    eval_fraction: float = field(  # a file with no splits: this share of rows (by id hash) is `eval`
+        default=0.1, metadata=option(FRACTION_HELP, flag="--eval-fraction", at_least=0, below=1)
+    )
+    holdout: float = field(  # of the eval rows, this share is the sealed `test` split: never trained on
+        default=0.0, metadata=option(HOLDOUT_HELP, flag="--holdout", metavar="FRACTION")
+    )
+    # the prompt (`--prompt`, or the one on screen) sets template, system and mode
     template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
     system: str = ""
-    mode: str = "raw"  # without a template: raw sends items as they are, chat/auto through the chat template
-    expected: str | None = None
-    mapping: dict[str, str] = field(default_factory=dict)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: str | tuple[str, ...] = "all-linear"
-    modules_to_save: tuple[str, ...] = ()  # e.g. ("lm_head",): trained in full, far larger than the LoRA
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
-    warmup_ratio: float = 0.05
-    epochs: float = 6.0  # the demo's LoRAs reach 95%+ without a trained lm_head in 6 (50% in 3)
-    max_steps: int | None = None
-    batch_size: int = 16
-    grad_accum: int = 1
-    max_seq_len: int = 256
-    eval_every: int | None = 20
-    eval_items: int = 0  # >0: at each eval step, the pass rate of this many eval rows, generated and graded
-    eval_grader: str = "exact"  # how those rows are graded (a row's own checks win), as an eval grades them
-    save_every: int | None = 20
-    seed: int = 0
-    answer_only_loss: bool = True
-    packing: bool = False  # several examples per row, padding-free (when the model's attention keeps them apart)
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
-    use_dora: bool = False  # weight-decomposed LoRA (DoRA)
-    use_rslora: bool = False  # rank-stabilized scaling, alpha / sqrt(r)
-    quantize: str | None = None  # "4bit" or "8bit": QLoRA on a base loaded through bitsandbytes (CUDA only)
-    nproc: int = 1  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
-    nnodes: int = 1  # >1: torchrun's multi-node rendezvous at rdzv_endpoint; nproc processes on each node
-    rdzv_endpoint: str | None = None  # HOST:PORT of node 0 (its c10d store), the same on every node
+    mode: str = field(  # without a template: raw sends items as they are, chat/auto through the chat template
+        default="raw", metadata=option("how examples are rendered without --prompt", flag="--mode", choices=MODES)
+    )
+    expected: str | None = field(default=None, metadata=option("field holding the answer to learn", flag="--expected"))
+    mapping: dict[str, str] = field(
+        default_factory=dict,
+        metadata=option("template variable from a field", flag="--map", metavar="VAR=FIELD"),
+    )
+    lora_r: int = field(default=16, metadata=option("LoRA rank", flag="--lora-r", label="LoRA r", form=6, at_least=1))
+    lora_alpha: int = field(
+        default=32,
+        metadata=option("LoRA scaling numerator", flag="--lora-alpha", label="LoRA alpha", form=7, at_least=1),
+    )
+    lora_dropout: float = field(
+        default=0.05,
+        metadata=option(
+            "dropout on the LoRA path", flag="--lora-dropout", label="LoRA dropout", form=8, at_least=0, below=1
+        ),
+    )
+    target_modules: str | tuple[str, ...] = field(
+        default="all-linear",
+        metadata=option(
+            "all-linear, or names like q_proj,v_proj", flag="--target-modules", label="target modules", form=18
+        ),
+    )
+    modules_to_save: tuple[str, ...] = field(  # e.g. ("lm_head",): trained in full, far larger than the LoRA
+        default=(),
+        metadata=option(
+            "comma list trained in full, e.g. lm_head (more memory and a much larger adapter)",
+            flag="--modules-to-save",
+            label="modules to save",
+            form=19,
+        ),
+    )
+    learning_rate: float = field(
+        default=2e-3,
+        metadata=option(
+            "peak learning rate", flag="--learning-rate", label="learning rate", form=5, above=0, at_most=1
+        ),
+    )
+    schedule: str = field(
+        default="cosine",
+        metadata=option("learning-rate schedule", flag="--schedule", label="schedule", form=17, choices=SCHEDULES),
+    )
+    warmup_ratio: float = field(
+        default=0.05, metadata=option("share of steps spent warming up", flag="--warmup-ratio", at_least=0, below=1)
+    )
+    epochs: float = field(  # the demo's LoRAs reach 95%+ without a trained lm_head in 6 (50% in 3)
+        default=6.0,
+        metadata=option("passes over the data", flag="--epochs", label="epochs", form=3, above=0, at_most=10_000),
+    )
+    max_steps: int | None = field(
+        default=None,
+        metadata=option(
+            "stop after this many steps (overrides --epochs)", flag="--max-steps", label="max steps", form=4, at_least=1
+        ),
+    )
+    batch_size: int = field(
+        default=16,
+        metadata=option(
+            "examples per micro-batch", flag="--batch-size", label="batch size", form=9, at_least=1, at_most=4096
+        ),
+    )
+    grad_accum: int = field(
+        default=1,
+        metadata=option(
+            "micro-batches per step", flag="--grad-accum", label="grad accum", form=10, at_least=1, at_most=1024
+        ),
+    )
+    max_seq_len: int = field(
+        default=256,
+        metadata=option(
+            "tokens per example, prompt and answer",
+            flag="--max-seq-len",
+            label="max seq len",
+            form=11,
+            at_least=8,
+            at_most=131072,
+        ),
+    )
+    eval_every: int | None = field(
+        default=20,
+        metadata=option("steps between eval losses", flag="--eval-every", label="eval every", form=12, at_least=1),
+    )
+    eval_items: int = field(  # >0: at each eval step, the pass rate of this many eval rows, generated and graded
+        default=0,
+        metadata=option(
+            "also score this many eval rows' pass rate at each eval step (0: off; RUN@best)",
+            flag="--eval-items",
+            label="pass-rate rows",
+            form=13,
+            at_least=0,
+            at_most=10_000,
+        ),
+    )
+    eval_grader: str = field(  # how those rows are graded (a row's own checks win), as an eval grades them
+        default="exact",
+        metadata=option(
+            "how --eval-items rows are graded (as eval's --grader)",
+            flag="--eval-grader",
+            label="pass-rate grader",
+            form=14,
+        ),
+    )
+    save_every: int | None = field(
+        default=20,
+        metadata=option("steps between checkpoints", flag="--save-every", label="save every", form=15, at_least=1),
+    )
+    seed: int = field(
+        default=0,
+        metadata=option(
+            "seed for shuffling and init", flag="--seed", label="seed", form=16, at_least=0, at_most=2**32 - 1
+        ),
+    )
+    answer_only_loss: bool = field(
+        default=True, metadata=option("also take loss on the prompt tokens", flag="--full-loss", negate=True)
+    )
+    packing: bool = field(  # several examples per row, padding-free (when the model's attention keeps them apart)
+        default=False,
+        metadata=option(
+            "pack each step's examples into full rows, padding-free (checked against padding at the start)",
+            flag="--packing",
+            label="packing",
+            form=21,
+        ),
+    )
+    gradient_checkpointing: bool = field(  # recompute activations in backward: less memory, ~30% more time
+        default=False,
+        metadata=option(
+            "recompute activations in the backward pass: much less memory for long sequences, about 30% slower",
+            flag="--gradient-checkpointing",
+            label="checkpointing",
+            form=20,
+        ),
+    )
+    use_dora: bool = field(  # weight-decomposed LoRA (DoRA)
+        default=False,
+        metadata=option(
+            "DoRA: weight-decomposed LoRA (often better at low rank)", flag="--use-dora", label="DoRA", form=22
+        ),
+    )
+    use_rslora: bool = field(  # rank-stabilized scaling, alpha / sqrt(r)
+        default=False,
+        metadata=option(
+            "rank-stabilized LoRA scaling (alpha/sqrt(r)) for high ranks", flag="--use-rslora", label="rsLoRA", form=23
+        ),
+    )
+    quantize: str | None = field(  # "4bit" or "8bit": QLoRA on a base loaded through bitsandbytes (CUDA only)
+        default=None,
+        metadata=option(QLORA_HELP, flag=("--load-in-4bit", "--load-in-8bit"), choices=("4bit", "8bit")),
+    )
+    nproc: int = field(  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
+        default=1,
+        metadata=option(
+            "processes under torchrun (DDP: gloo on CPU, nccl on GPUs)", flag="--nproc", at_least=1, at_most=64
+        ),
+    )
+    nnodes: int = field(  # >1: torchrun's multi-node rendezvous at rdzv_endpoint; nproc processes on each node
+        default=1,
+        metadata=option(
+            "machines in a multi-node run (torchrun rendezvous)", flag="--nnodes", at_least=1, at_most=1024
+        ),
+    )
+    rdzv_endpoint: str | None = field(  # HOST:PORT of node 0 (its c10d store), the same on every node
+        default=None,
+        metadata=option("node 0's address and a free port, on every node", flag="--rdzv-endpoint", metavar="HOST:PORT"),
+    )
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.lora_r >= 1, "lora_r must be at least 1"),
-            (self.lora_alpha >= 1, "lora_alpha must be at least 1"),
-            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
-            (0.0 < self.learning_rate <= 1.0, "learning_rate must be in (0, 1]"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
-            (0 < self.epochs <= 10_000, "epochs must be positive and at most 10000"),
-            (0 <= self.seed <= 2**32 - 1, "seed must be between 0 and 4294967295"),
-            (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
-            (1 <= self.batch_size <= 4096, "batch_size must be between 1 and 4096"),
-            (1 <= self.grad_accum <= 1024, "grad_accum must be between 1 and 1024"),
-            (8 <= self.max_seq_len <= 131072, "max_seq_len must be between 8 and 131072"),
-            (self.eval_every is None or self.eval_every >= 1, "eval_every must be at least 1"),
-            (self.save_every is None or self.save_every >= 1, "save_every must be at least 1"),
-            (self.mode in MODES, f"mode must be {', '.join(MODES)}"),
-            (1 <= self.nproc <= 64, "nproc must be between 1 and 64"),
-            (1 <= self.nnodes <= 1024, "nnodes must be between 1 and 1024"),
-            (
-                self.nnodes == 1 or bool(self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)),
-                "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)",
-            ),
-            (0 <= self.eval_items <= 10_000, "eval_items must be between 0 and 10000"),
-            (0.0 <= self.eval_fraction < 1.0, "eval_fraction must be at least 0 and below 1"),
-            (self.quantize in (None, "4bit", "8bit"), "quantize must be 4bit or 8bit"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TunelabError(message)
+        check(self, declared(type(self)))  # each declared bound and choice
+        if self.nnodes > 1 and not (self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)):
+            raise TunelabError(
+                "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)"
+            )
         names = [] if self.target_modules == "all-linear" else list(self.target_modules)
         if self.target_modules != "all-linear" and not names:
             raise TunelabError("target_modules must be all-linear or module names like q_proj,v_proj")
@@ -139,7 +292,7 @@ class TrainConfig:
         if unknown:
             raise TunelabError(f"unknown training setting '{unknown[0]}'")
         values = dict(data)
-        for key in ("target_modules", "modules_to_save"):
+        for key in (o.name for o in TRAIN_OPTIONS if o.kind is tuple):  # JSON keeps name lists as lists
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         try:
@@ -149,7 +302,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("target_modules", "modules_to_save"):
+        for key in (o.name for o in TRAIN_OPTIONS if o.kind is tuple):
             if isinstance(out[key], tuple):
                 out[key] = list(out[key])
         return out
@@ -158,3 +311,6 @@ class TrainConfig:
         """`field: old -> new` for every setting that differs (a resume must change none)."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {mine[k]!r} -> {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
+TRAIN_OPTIONS: tuple[Option, ...] = declared(TrainConfig)  # in field order; the form orders its own by `form`

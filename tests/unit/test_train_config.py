@@ -9,8 +9,11 @@ from core.training.loop import lr_factor
     "field,value,message",
     [
         ("lora_r", 0, "lora_r must be at least 1"),
-        ("lora_dropout", 1.0, "lora_dropout"),
-        ("learning_rate", 0, "learning_rate"),
+        ("lora_r", "8", "lora_r must be a whole number, got '8'"),
+        ("lora_r", None, "lora_r needs a value"),
+        ("lora_dropout", 1.0, "lora_dropout must be at least 0 and below 1"),
+        ("learning_rate", 0, "learning_rate must be positive and at most 1"),
+        ("quantize", "2bit", "quantize must be one of 4bit, 8bit"),
         ("schedule", "wavy", "schedule must be one of cosine"),
         ("batch_size", 0, "batch_size"),
         ("max_steps", 0, "max_steps"),
@@ -71,3 +74,18 @@ def test_out_of_memory_marks_the_run_failed_with_advice(home, monkeypatch):
 def test_settings_that_would_fail_in_the_child_are_refused_up_front(values, message):
     with pytest.raises(TunelabError, match=message):
         TrainConfig(**values)
+
+
+def test_an_option_reads_what_was_typed_as_its_field():
+    from core.training.config import TRAIN_OPTIONS
+
+    options = {o.name: o for o in TRAIN_OPTIONS}
+    assert options["max_steps"].parse(" ") is None and options["max_steps"].parse(" 12 ") == 12
+    assert options["eval_split"].parse("none") is None and options["split"].parse("none") == "none"
+    assert options["target_modules"].parse("all-linear") == "all-linear"
+    assert options["target_modules"].parse("q_proj, v_proj,") == ("q_proj", "v_proj")
+    assert options["modules_to_save"].parse("") == () and options["modules_to_save"].shown(("a", "b")) == "a,b"
+    with pytest.raises(TunelabError, match="^split needs a value$"):
+        options["split"].parse("")
+    with pytest.raises(TunelabError, match="^epochs must be a number, got 'x'$"):
+        options["epochs"].parse("x")

@@ -14,7 +14,7 @@ from core.data.graders import kinds
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.stats import PLANNED_DISCORDANCE
-from core.training.config import TrainConfig
+from core.training.config import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP, TrainConfig
 from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench, parse_mapping
 from tui.cli.options import model_options
@@ -26,15 +26,6 @@ if TYPE_CHECKING:
     from core.storage.schemas import EvalSummary
 
 # -- eval -----------------------------------------------------------------------------------------
-DATASET_HELP = (
-    "'demo', a .jsonl/.json/.csv/.tsv/.parquet/.arrow file, a folder of split files,"
-    " or FOLDER#NAME from a dataset_info.json"
-)
-HOLDOUT_HELP = (
-    "seal this share of the eval rows away as the 'test' split (by id): iterate on the rest, judge once on it "
-    "with compare --final (a dataset's own test split is sealed already)"
-)
-FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
 
 
 def grader_help() -> str:

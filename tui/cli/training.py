@@ -5,99 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from core.engine.prompt import FOLD_NOTE, MODES
+from core.engine.prompt import FOLD_NOTE
 from core.errors import TunelabError
-from core.training.config import TrainConfig
+from core.training.config import TRAIN_OPTIONS
+from core.training.options import Option
 from core.workbench.service import Workbench, parse_mapping
-from tui.cli.evaluating import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say, table, warn
 
+
 # -- training -------------------------------------------------------------------------------------
-TRAIN_NUMBERS: tuple[tuple[str, type, str], ...] = (  # defaults: TrainConfig's
-    ("--lora-r", int, "LoRA rank"),
-    ("--lora-alpha", int, "LoRA scaling numerator"),
-    ("--lora-dropout", float, "dropout on the LoRA path"),
-    ("--learning-rate", float, "peak learning rate"),
-    ("--warmup-ratio", float, "share of steps spent warming up"),
-    ("--epochs", float, "passes over the data"),
-    ("--max-steps", int, "stop after this many steps (overrides --epochs)"),
-    ("--batch-size", int, "examples per micro-batch"),
-    ("--grad-accum", int, "micro-batches per step"),
-    ("--max-seq-len", int, "tokens per example, prompt and answer"),
-    ("--eval-every", int, "steps between eval losses"),
-    ("--eval-items", int, "also score this many eval rows' pass rate at each eval step (0: off; RUN@best)"),
-    ("--save-every", int, "steps between checkpoints"),
-    ("--seed", int, "seed for shuffling and init"),
-)
-
-
 def add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="demo", help=DATASET_HELP)
-    p.add_argument("--split", default="train", help="split to train on ('all': every row of the file)")
-    p.add_argument("--eval-split", default="eval", help="split for the eval loss ('none' to skip)")
-    p.add_argument(
-        "--eval-dataset",
-        default=None,
-        metavar="FILE",
-        help="the eval loss from this file (its eval split, or all its rows) instead of --dataset's",
-    )
-    p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
-    p.add_argument("--eval-grader", default="exact", help="how --eval-items rows are graded (as eval's --grader)")
-    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION", help=HOLDOUT_HELP)
+    add_options(p)
     p.add_argument("--prompt", default=None, metavar="P", help="render examples with this prompt (file or version)")
-    p.add_argument("--mode", default="raw", choices=MODES, help="how examples are rendered without --prompt")
-    p.add_argument("--expected", default=None, help="field holding the answer to learn")
-    p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
-    defaults = TrainConfig()
-    for flag, kind, helptext in TRAIN_NUMBERS:
-        p.add_argument(flag, type=kind, default=getattr(defaults, flag[2:].replace("-", "_")), help=helptext)
-    p.add_argument(
-        "--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="learning-rate schedule"
-    )
-    p.add_argument("--target-modules", default="all-linear", help="all-linear, or names like q_proj,v_proj")
-    p.add_argument(
-        "--modules-to-save",
-        default=",".join(defaults.modules_to_save),
-        help="comma list trained in full, e.g. lm_head (more memory and a much larger adapter)",
-    )
-    p.add_argument("--full-loss", action="store_true", help="also take loss on the prompt tokens")
-    p.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        help="recompute activations in the backward pass: much less memory for long sequences, about 30%% slower",
-    )
-    p.add_argument(
-        "--packing",
-        action="store_true",
-        help="pack each step's examples into full rows, padding-free (checked against padding at the start)",
-    )
-    p.add_argument("--use-dora", action="store_true", help="DoRA: weight-decomposed LoRA (often better at low rank)")
-    p.add_argument(
-        "--use-rslora", action="store_true", help="rank-stabilized LoRA scaling (alpha/sqrt(r)) for high ranks"
-    )
-    bits = p.add_mutually_exclusive_group()
-    for n in ("4", "8"):
-        bits.add_argument(
-            f"--load-in-{n}bit",
-            dest="quantize",
-            action="store_const",
-            const=f"{n}bit",
-            help=f"QLoRA: the base in {n}-bit through bitsandbytes (CUDA), for bases too large for memory",
-        )
-    p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP: gloo on CPU, nccl on GPUs)")
-    p.add_argument("--nnodes", type=int, default=1, help="machines in a multi-node run (torchrun rendezvous)")
     p.add_argument(
         "--node-rank",
         type=int,
         default=0,
         help="this machine's place in a multi-node run: 0 creates the run; others join it by --rdzv-endpoint",
-    )
-    p.add_argument(
-        "--rdzv-endpoint", default=None, metavar="HOST:PORT", help="node 0's address and a free port, on every node"
     )
     p.add_argument(
         "--resume",
@@ -108,46 +38,73 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="start and return at once")
 
 
+def add_options(p: argparse.ArgumentParser, options: tuple[Option, ...] = TRAIN_OPTIONS) -> None:
+    """A flag for each training option declared with one (core/training/config.py): its type, default, help,
+    metavar and choices from the declaration; its value read by the declaration's `parse`."""
+    for option in options:
+        helps = [text.replace("%", "%%") for text in option.helps]  # argparse formats help with %
+        if isinstance(option.flag, tuple):  # one switch per choice, at most one given
+            group = p.add_mutually_exclusive_group()
+            for flag, choice, text in zip(option.flag, option.choices, helps):
+                group.add_argument(flag, dest=option.dest, action="store_const", const=choice, help=text)
+        elif option.flag is None:
+            continue
+        elif option.kind is bool:
+            p.add_argument(option.flag, dest=option.dest, action="store_true", help=helps[0])
+        elif option.kind is dict:  # VAR=FIELD pairs, read by `train_settings`
+            p.add_argument(
+                option.flag, dest=option.dest, action="append", default=[], metavar=option.metavar, help=helps[0]
+            )
+        else:
+            p.add_argument(
+                option.flag,
+                dest=option.dest,
+                type=typed(option),
+                default=option.shown(option.default) if option.kind is tuple else option.default,
+                metavar=option.metavar,
+                choices=option.choices or None,
+                help=helps[0],
+            )
+
+
+def typed(option: Option) -> Callable[[str], Any]:
+    """argparse's `type` for a declared option: its `parse`, whose error names the field as the form's does."""
+
+    def parse(text: str) -> Any:
+        try:
+            return option.parse(text)
+        except TunelabError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = option.kind.__name__
+    return parse
+
+
+def train_settings(args: argparse.Namespace, options: tuple[Option, ...] = TRAIN_OPTIONS) -> dict[str, Any]:
+    """Each flagged option's value, by its field's name (a negating flag turned around, --map pairs read)."""
+    settings: dict[str, Any] = {}
+    for option in options:
+        if option.flag is not None:
+            value = getattr(args, option.dest)
+            if option.kind is dict:
+                value = parse_mapping(value, option.flags[0])
+            settings[option.name] = not value if option.negate else value
+    return settings
+
+
 def run_train(args: argparse.Namespace) -> int:
     options, _, _ = model_options(args)
     workbench = _workbench()
     ref = workbench.prompt_ref(args.prompt) if args.prompt else None
-    targets: str | tuple[str, ...] = (
-        args.target_modules
-        if args.target_modules == "all-linear"
-        else tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
-    )
-    settings = {
-        key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_")) for key, *_ in TRAIN_NUMBERS
-    }
-    settings.update(
-        split=args.split,
-        eval_split=None if args.eval_split == "none" else args.eval_split,
-        eval_dataset=args.eval_dataset,
-        target_modules=targets,
-        modules_to_save=tuple(m for m in args.modules_to_save.split(",") if m),
-        schedule=args.schedule,
-        answer_only_loss=not args.full_loss,
-        gradient_checkpointing=args.gradient_checkpointing,
-        packing=args.packing,
-        use_dora=args.use_dora,
-        use_rslora=args.use_rslora,
-        quantize=args.quantize,
-        nproc=args.nproc,
-        nnodes=args.nnodes,
-        rdzv_endpoint=args.rdzv_endpoint,
-        eval_fraction=args.eval_fraction,
-        eval_grader=args.eval_grader,
-        holdout=args.holdout,
-    )
+    settings = train_settings(args)
     config = workbench.train_config(
         settings,
         options=options,
-        dataset=args.dataset,
-        expected=args.expected,
-        mapping=parse_mapping(args.map),
+        dataset=settings["dataset"],
+        expected=settings["expected"],
+        mapping=settings["mapping"],
         prompt=ref.version if ref else None,
-        mode=args.mode,
+        mode=settings["mode"],
     )
     if not 0 <= args.node_rank < config.nnodes:
         raise TunelabError(f"--node-rank must be between 0 and {config.nnodes - 1} (--nnodes {config.nnodes})")

@@ -1,4 +1,5 @@
-"""The new-run form: the main LoRA settings; everything else keeps `TrainConfig`'s defaults."""
+"""The new-run form: the training options declared with a place on it (`form=`, core/training/config.py);
+everything else keeps `TrainConfig`'s defaults."""
 
 from __future__ import annotations
 
@@ -9,36 +10,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Static
 
 from core.errors import TunelabError
-from core.training.config import TrainConfig
+from core.training.config import TRAIN_OPTIONS, TrainConfig
 
-FIELDS = (  # (TrainConfig field, label, type)
-    ("split", "train split", str),
-    ("eval_split", "eval split", str),
-    ("epochs", "epochs", float),
-    ("max_steps", "max steps", int),
-    ("learning_rate", "learning rate", float),
-    ("lora_r", "LoRA r", int),
-    ("lora_alpha", "LoRA alpha", int),
-    ("lora_dropout", "LoRA dropout", float),
-    ("batch_size", "batch size", int),
-    ("grad_accum", "grad accum", int),
-    ("max_seq_len", "max seq len", int),
-    ("eval_every", "eval every", int),
-    ("eval_items", "pass-rate rows", int),
-    ("eval_grader", "pass-rate grader", str),
-    ("save_every", "save every", int),
-    ("seed", "seed", int),
-    ("schedule", "schedule", str),
-    ("target_modules", "target modules", str),
-    ("modules_to_save", "modules to save", str),
-)
-LISTS = {"target_modules", "modules_to_save"}  # comma lists (target_modules may be "all-linear")
-SWITCHES = (  # (TrainConfig field, label): the memory and LoRA options, off by default
-    ("gradient_checkpointing", "checkpointing"),
-    ("packing", "packing"),
-    ("use_dora", "DoRA"),
-    ("use_rslora", "rsLoRA"),
-)
+FORM = sorted((o for o in TRAIN_OPTIONS if o.form is not None), key=lambda o: o.form or 0)  # declared with a place
+INPUTS = tuple(o for o in FORM if o.kind is not bool)  # a grid of label and value, two to a row
+SWITCHES = tuple(o for o in FORM if o.kind is bool)  # the memory and LoRA options, off by default
 
 
 def _switch_label(label: str, on: bool) -> str:
@@ -74,23 +50,20 @@ class TrainForm(ModalScreen[dict | None]):
         self.linear_modules = linear_modules or []
 
     def compose(self) -> ComposeResult:
-        defaults = TrainConfig()
         with Vertical(id="train-box"):
             yield Label(f"New LoRA run on {self.dataset} · enter starts · esc closes")
             with Grid(id="train-grid"):
-                for name, label, _ in FIELDS:
-                    value = getattr(defaults, name)
-                    shown = ",".join(value) if isinstance(value, tuple) else "" if value is None else str(value)
-                    yield Label(label)
-                    yield Input(shown, id=f"train-{name}", compact=True)
+                for option in INPUTS:
+                    yield Label(option.label or option.name)
+                    yield Input(option.shown(option.default), id=f"train-{option.name}", compact=True)
             if self.linear_modules:
                 yield Static(
                     f"linear modules: all-linear or any of {', '.join(self.linear_modules)}", id="train-linear"
                 )
             with Horizontal(id="train-switches"):
-                for name, label in SWITCHES:
-                    on = getattr(defaults, name)
-                    yield Checkbox(_switch_label(label, on), on, id=f"train-{name}", compact=True, name=label)
+                for option in SWITCHES:
+                    label, on = option.label or option.name, bool(option.default)
+                    yield Checkbox(_switch_label(label, on), on, id=f"train-{option.name}", compact=True, name=label)
             yield Checkbox(self._use_prompt_label(False), id="train-use-prompt")
             yield Static("", id="train-error")
 
@@ -107,26 +80,9 @@ class TrainForm(ModalScreen[dict | None]):
             event.checkbox.label = _switch_label(str(event.checkbox.name), event.value)
 
     def settings(self) -> dict:
-        out: dict = {}
-        for name, _, kind in FIELDS:
-            raw = self.query_one(f"#train-{name}", Input).value.strip()
-            if name in LISTS:
-                items = tuple(x.strip() for x in raw.split(",") if x.strip())
-                out[name] = raw if raw == "all-linear" else items
-                continue
-            if not raw:
-                if name in {"max_steps", "eval_every", "save_every", "eval_split"}:
-                    out[name] = None
-                    continue
-                raise TunelabError(f"{name} needs a value")
-            try:
-                out[name] = kind(raw)
-            except ValueError:
-                raise TunelabError(
-                    f"{name} must be {'a whole number' if kind is int else 'a number'}, got '{raw}'"
-                ) from None
-        for name, _ in SWITCHES:
-            out[name] = self.query_one(f"#train-{name}", Checkbox).value
+        """Each field read by its declaration (core/training/config.py); its bounds are `TrainConfig`'s to check."""
+        out = {option.name: option.parse(self.query_one(f"#train-{option.name}", Input).value) for option in INPUTS}
+        out.update({option.name: self.query_one(f"#train-{option.name}", Checkbox).value for option in SWITCHES})
         out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
         return out
 
