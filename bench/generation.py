@@ -161,7 +161,8 @@ def batched_vs_sequential(
     from core.engine.engines import HostEngine
     from core.engine.loading import load
     from core.engine.options import ModelOptions
-    from core.evals.runner import EvalRequest, Variant, run_eval
+    from core.evals.plan import EvalRequest, Variant
+    from core.evals.runner import run_eval
 
     version = PromptVersion(TEMPLATE, mode="raw", params={"max_new_tokens": tokens})
     items = load_dataset("demo").split("eval")[:n]

@@ -8,7 +8,8 @@ import struct
 from pathlib import Path
 
 from core.data.prompts import PromptStore, PromptVersion
-from core.evals.runner import EvalRequest, Variant, store
+from core.evals.plan import EvalRequest, Variant
+from core.evals.stored import store
 from core.evals.summary import summarize
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter

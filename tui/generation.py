@@ -18,7 +18,7 @@ CHUNK_S = 0.05  # a served stream reaches the screen at most this often (never a
 if TYPE_CHECKING:
     from core.data.prompts import PromptVersion
     from core.engine.prompt import Prompt
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
     from core.workbench.service import PromptRef
     from tui.screens.main import MainScreen
 
@@ -78,7 +78,7 @@ class Generations:
         if is_served(self.screen.model):
             return self._served(token, version, request)
         try:
-            prompt = app.workbench.fill_prompt(version, request)
+            prompt = app.workbench.fill_prompt(version, request.selection)
             path = str(app.workbench.adapter_path(adapter)) if adapter else None
             rid = app.client.generate(
                 prompt.to_dict(), version.params, lambda event: app.post_worker_event(event, token), adapter=path
@@ -110,7 +110,7 @@ class Generations:
                 sent_at[0] = time.monotonic()
 
         try:
-            prompt = app.workbench.fill_prompt(version, request)
+            prompt = app.workbench.fill_prompt(version, request.selection)
             app.call_from_thread(self._sent, token, rid, prompt)
             self._post(wire.Started(rid, prompt.text, 0), token)
             client = ServedClient(endpoint(self.screen.model))

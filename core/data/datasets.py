@@ -112,6 +112,28 @@ class Dataset:
                 )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of which dataset, as a front end's dataset field names them: what a single generation fills
+    its template from, and what an eval request runs on."""
+
+    dataset: str
+    split: str | None = "auto"
+    expected: str | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
+    holdout: float = 0.0  # of the eval rows, this share sealed as `test`
+
+    def load(self) -> Dataset:
+        """The dataset, split as every eval, run and look at it splits it."""
+        return load_dataset(
+            self.dataset, expected=self.expected, mapping=self.mapping, holdout=self.eval_fraction, sealed=self.holdout
+        )
+
+    def rows(self) -> list[Item]:
+        return self.load().split(self.split)
+
+
 def load_dataset(
     spec: str,
     *,

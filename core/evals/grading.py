@@ -6,27 +6,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.data.graders import final_answer, grade_all
-from core.engine.params import GenParams
-from core.engine.prompt import Prompt
 from core.errors import TunelabError
 from core.evals.judge import is_judge
-
-if TYPE_CHECKING:
-    from core.evals.runner import Plan
-
-
-@dataclass
-class Call:
-    variant: int
-    item: int
-    repeat: int
-    prompt: Prompt
-    params: GenParams
-    key: str
+from core.evals.plan import Call, Plan
 
 
 class Grading:

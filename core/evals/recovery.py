@@ -9,7 +9,8 @@ from typing import Any
 
 from core.data.prompts import PromptVersion
 from core.errors import TunelabError
-from core.evals.runner import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, EvalRequest, Variant, store
+from core.evals.plan import EvalRequest, Variant
+from core.evals.stored import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, store
 from core.evals.summary import summarize
 from core.storage.atomic import lock_held
 from core.storage.runfolders import read_json

@@ -1,9 +1,10 @@
 """Batch evaluation: variants x dataset items (x repeats), graded, cached, and stored per run.
 
-A variant is (prompt version or none, model, adapter or none). Rows stream out through `on_row` as
-batches finish, so a UI can fill its matrix live. Each run writes `evals/<id>/results.jsonl` (one
-line per call) and `summary.json` (per-variant rates and per-item aggregates); only the summary's
-headline numbers go to the metadata DB. No torch at import: the TUI runs this through the worker.
+A variant is (prompt version or none, model, adapter or none). `core.evals.plan` decides and checks every
+call first; here they run, cached calls first and the rest in one engine batch per (model, adapter, params),
+rows streaming out through `on_row` as batches finish, so a UI can fill its matrix live. Each run writes
+`evals/<id>/results.jsonl` (one line per call) and `summary.json` (`core.evals.stored`). No torch at import:
+the TUI runs this through the worker.
 """
 
 from __future__ import annotations
@@ -14,111 +15,26 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query
-
-from core.data.datasets import HOLDOUT, SEALED, Dataset, Item, load_dataset
-from core.data.graders import Grader, final_answer, parse_grader
-from core.data.prompts import PromptVersion, item_prompt
-from core.data.seals import check_seal, fixed_holdout, remember_seal, repeats_note, unvouched_note
-from core.data.templates import Template
-from core.engine.adapterfiles import check_adapter
+from core.data.datasets import Item
+from core.data.seals import remember_seal
 from core.engine.engines import Engine, Engines
-from core.engine.modelref import folder_fingerprint, resolve
 from core.engine.params import GenParams
 from core.engine.protocol import GenResult
-from core.engine.served import LISTED, shown
-from core.errors import TunelabError
-from core.evals.cache import GenerationCache, cache_key
-from core.evals.grading import Call, Grading
-from core.evals.judge import Judge, is_judge, rubric_text
+from core.engine.served import shown
+from core.evals.cache import GenerationCache
+from core.evals.grading import Grading
+from core.evals.plan import Call, EvalRequest, Plan, Variant, plan_eval
+from core.evals.stored import PLAN_FILE, RESULTS_FILE, WRITER_LOCK, store
 from core.evals.summary import summarize
-from core.history.records import eval_record
-from core.history.store import History, new_id
+from core.history.store import new_id
 from core.storage.atomic import open_append, open_private, write_atomic
-from core.storage.meta import Meta
 from core.storage.paths import ensure_private_dir
-from core.storage.schemas import EvalHeadline, EvalSummary, JudgeCost, parsed
-
-RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
-
-
-NO_PROMPT = "no prompt"  # a variant's name when it has no prompt
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str  # the prompt's name, or NO_PROMPT
-    version: PromptVersion | None
-    model: str = "demo"
-    adapter: str | None = None
-
-    @property
-    def label(self) -> str:
-        """`senti@4ab7b9 raw | demo+t18eb468a`: the prompt version (as `prompts show` takes it) and its
-        mode, the model, and the adapter."""
-        prompt = f"{self.name}@{self.version.id[:6]} {self.version.mode}" if self.version else "no prompt"
-        if not self.adapter:
-            return f"{prompt} | {self.model}"
-        run, at, step = Path(self.adapter).name.partition("@")  # run id or folder; a run's checkpoint: @step-N
-        return f"{prompt} | {self.model}+{run[:9]}" + (
-            f"@{step.removeprefix('step-').lstrip('0') or '0'}" if at else ""
-        )
-
-
-@dataclass
-class EvalRequest:
-    dataset: str
-    split: str | None = "auto"
-    grader: str = "exact"
-    repeat: int = 1
-    use_cache: bool = True
-    limit: int | None = None
-    expected: str | None = None
-    mapping: dict[str, str] = field(default_factory=dict)
-    eval_fraction: float = HOLDOUT  # rows of a file with no splits held out as `eval`
-    truncate: str = "left"  # a prompt over the model's context: cut its start (left), its end (right), or skip
-    skip_unrenderable: bool = False  # a row the model's template cannot render: skipped (counted), not refused
-    holdout: float = 0.0  # of the eval rows, this share sealed as `test` (a dataset's own test split: 0)
-    judge: str | None = None  # the model (served or local) that grades `judge:RUBRIC` specs; else config's
-    registered: list[str] | None = None  # a final look: the two cells chosen on dev, the only two it tests
-
-    @classmethod
-    def of(cls, summary: EvalHeadline) -> EvalRequest:
-        """The request an eval ran with (its fields this version knows), to look at its items or run it again."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{"dataset": summary.dataset, **{k: v for k, v in summary.request.items() if k in known}})
-
-    def load_data(self) -> Dataset:
-        """The request's dataset, split as every eval, run and look at it splits it."""
-        return load_dataset(
-            self.dataset, expected=self.expected, mapping=self.mapping, holdout=self.eval_fraction, sealed=self.holdout
-        )
-
-
-PLAN_FILE = "plan.json"  # all it takes to summarize what finished, should the process die
-RESULTS_FILE = "results.jsonl"
-SUMMARY_FILE = "summary.json"
-WRITER_LOCK = ".writer.lock"  # held by the process running the eval until its summary is stored
-
-
-@dataclass
-class Plan:
-    """Everything an eval will do, checked before anything is written: its items, graders and calls."""
-
-    request: EvalRequest
-    dataset: Dataset
-    items: list[Item]
-    answers: dict[str, tuple[str | None, ...]]  # per item: every accepted answer (a list's, or the one)
-    graders: dict[str, Grader]
-    adapter_paths: dict[str, str]
-    calls: list[Call]
-    judge: Judge | None = None
-    notes: dict[int, list[str]] = field(default_factory=dict)  # per variant: said with its results
+from core.storage.schemas import EvalSummary, JudgeCost
 
 
 def run_eval(
@@ -170,85 +86,6 @@ def run_eval(
     return summary
 
 
-def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], engines: Engines) -> Plan:
-    """The dataset read, every template and adapter checked, the graders built and one call per variant,
-    repeat and item keyed for the cache: any bad input fails here, before the eval exists."""
-    if not variants:
-        raise TunelabError("an eval needs at least one variant")
-    if not 1 <= request.repeat <= 100:
-        raise TunelabError(f"repeat must be between 1 and 100, got {request.repeat}")
-    request = sealed_request(root, request)
-    dataset = request.load_data()
-    request = replace(request, split=dataset.resolve_split(request.split))
-    items = dataset.split(request.split)[: request.limit]
-    if not items:
-        raise TunelabError(f"dataset {dataset.name} has no items in split '{request.split}'")
-    unvouched = check_seal(root, [v.adapter for v in variants if v.adapter], items) if request.split == SEALED else []
-    for v in variants:  # every template error surfaces before the first generation
-        if v.version is not None:
-            dataset.check_template(Template(v.version.template), items)
-            dataset.check_template(Template(v.version.system), items)
-    answers = {it.id: tuple(None if a is None else final_answer(a) for a in it.accepted) for it in items}
-    labels = sorted({a for accepted in answers.values() for a in accepted if a is not None})
-    specs = {c for it in items for c in it.checks or ()} | (
-        {request.grader} if any(it.checks is None for it in items) else set()
-    )
-    graders = {spec: parse_grader(spec, labels) for spec in specs if not is_judge(spec)}
-    judged = sorted(spec for spec in specs if is_judge(spec))
-    for spec in judged:
-        rubric_text(spec)  # an empty rubric or an oversized file fails here
-    judge = _judge(root, request, engines, judged)
-    request = replace(request, judge=judge.model if judge else request.judge)
-    fallback = next((v.version.gen_params for v in variants if v.version), GenParams())
-    # pickle weights are refused (or allowed) by the loader; a fingerprint reads no weights
-    for model in dict.fromkeys(v.model for v in variants):
-        engines(model).check(model)
-    fingerprints = {v.model: engines(v.model).fingerprint(v.model) for v in variants}
-    adapter_paths = {v.adapter: engines(v.model).adapter(root, v.model, v.adapter) for v in variants if v.adapter}
-    for v in variants:  # a damaged adapter, or one for another base, is refused before the eval exists
-        path = adapter_paths.get(v.adapter or "")
-        if path is not None and engines(v.model) is engines.local:
-            source = resolve(v.model, allow_pickle=True)
-            check_adapter(Path(path), v.model, Path(source.location) if source.local else None)
-    adapter_prints = {
-        ref: path if path.startswith(LISTED) else folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()
-    }
-    calls: list[Call] = []
-    for vi, v in enumerate(variants):
-        base = v.version.gen_params if v.version else fallback
-        for r in range(request.repeat):
-            params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
-            params = replace(params, truncate=request.truncate)
-            for ii, item in enumerate(items):
-                prompt = item_prompt(v.version, item)
-                adapter_print = adapter_prints.get(v.adapter or "")
-                engine = engines(v.model)
-                key = cache_key(
-                    fingerprints[v.model], adapter_print, prompt.to_dict(), params.to_dict(), engine.numerics
-                )
-                if not engine.cacheable(params):  # a sampled served call draws afresh
-                    key += f":{new_id()}"
-                calls.append(Call(vi, ii, r, prompt, params, key))
-    notes = {vi: [unvouched_note(v.adapter)] for vi, v in enumerate(variants) if v.adapter in unvouched}
-    if dataset.repeats:
-        for vi in range(len(variants)):
-            notes.setdefault(vi, []).append(repeats_note(dataset.repeats))
-    return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge, notes)
-
-
-def sealed_request(root: Path, request: EvalRequest) -> EvalRequest:
-    """The request with its dataset's stored seal (or the one it asks for, never sealed before)."""
-    holdout = fixed_holdout(
-        root,
-        request.dataset,
-        expected=request.expected,
-        mapping=request.mapping,
-        eval_fraction=request.eval_fraction,
-        holdout=request.holdout,
-    )
-    return replace(request, holdout=holdout)
-
-
 def _execute(
     root: Path,
     plan: Plan,
@@ -296,25 +133,6 @@ def _execute(
             cache.put_many(grading.fresh)
         if plan.judge is not None:
             plan.judge.finish()
-
-
-def _judge(root: Path, request: EvalRequest, engines: Engines, specs: list[str]) -> Judge | None:
-    """The judge of the `judge:` specs: the request's, else config.toml's `judge`; none needed, none made."""
-    if not specs:
-        return None
-    model = request.judge
-    if not model:
-        from core.storage.config import load_config
-
-        model = load_config().judge
-    if not model:
-        raise TunelabError(f"grader '{specs[0][:40]}' needs a judge model: give {{0}} MODEL", "judge")
-    engine = engines(model)
-    try:
-        engine.check(model)
-    except TunelabError as exc:
-        raise TunelabError(f"{{0}} {model}: {exc}", "judge") from None
-    return Judge(model, shown(model), engine, root, request.use_cache)
 
 
 SKETCH = 64  # digests kept per eval: two evals sharing a real part of their items share some of these
@@ -372,88 +190,7 @@ def _begin(folder: Path, request: EvalRequest, dataset: str, sha: str, variants:
     return fd
 
 
-def store(root: Path, folder: Path, summary: EvalSummary) -> None:
-    """An eval's summary in its folder, its row in the list and its history record."""
-    whole = summary.to_dict()
-    write_atomic(folder / SUMMARY_FILE, json.dumps(whole, ensure_ascii=False))
-    headline = {k: v for k, v in whole.items() if k != "items"}
-    Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
-    History(root).add(eval_record(summary))
-
-
 def _finish_fresh(
     finish: Callable[[Call, dict[str, Any], bool], None], calls: list[Call], index: int, result: GenResult
 ) -> None:
     finish(calls[index], result.to_dict(), False)  # the shape the cache and the results file keep
-
-
-class EvalRuns:
-    """Stored eval runs, and the pinned baseline per dataset split."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.meta = Path(root), Meta(root)
-        self.problems: list[str] = []  # rows left out, one line each
-
-    def list(self) -> list[EvalHeadline]:
-        """Eval runs, newest first; a row of another shape (a hand-edited meta.json) is left out and named."""
-        listed = []
-        for row in self.meta.read(RUNS_TABLE)[::-1]:
-            headline, why = parsed(EvalHeadline, row)
-            if headline is not None:
-                listed.append(headline)
-                continue
-            line = f"{self.meta.path}: eval row {str(row.get('id', '?'))[:30]!r} left out ({why})"
-            if line not in self.problems:
-                self.problems.append(line)
-        return listed
-
-    def load(self, run_id: str) -> EvalSummary:
-        ids = [r.id for r in self.list() if r.id.startswith(run_id)] if run_id else []
-        if len(ids) != 1:
-            raise TunelabError(f"no eval run '{run_id}'" if not ids else f"eval run '{run_id}' is ambiguous")
-        path = self.root / "evals" / ids[0] / SUMMARY_FILE
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TunelabError(f"eval run {ids[0]}: summary unreadable ({exc})") from None
-        loaded, why = parsed(EvalSummary, summary)
-        if loaded is None:
-            raise TunelabError(f"{path}: not an eval summary, damaged or hand-edited ({why})")
-        return loaded
-
-    def pin(self, run_id: str, variant: int = 0) -> dict[str, Any]:
-        """Make (run, variant) the baseline for its dataset split; later runs are compared to it."""
-        summary = self.load(run_id)
-        if not summary.done:
-            raise TunelabError(f"eval run {summary.id} is {summary.status}: only a complete eval is a baseline")
-        if not 0 <= variant < len(summary.variants):
-            raise TunelabError(f"eval run {summary.id} has no variant {variant}")
-        key = f"{summary.dataset}:{summary.split}"
-        doc = {"key": key, "run": summary.id, "variant": variant}
-        self.meta.write(lambda db: db.table(BASELINES_TABLE).upsert(doc, Query().key == key))
-        return doc
-
-    def baseline_for(self, dataset: str, split: str | None) -> tuple[EvalSummary, int] | None:
-        key = f"{dataset}:{split}"
-        pins = [d for d in self.meta.read(BASELINES_TABLE) if d["key"] == key]
-        if not pins:
-            return None
-        return self.load(pins[0]["run"]), pins[0]["variant"]
-
-
-def compare(summary: EvalSummary, baseline: EvalSummary, baseline_variant: int) -> list[dict[str, Any]]:
-    """Per variant: change in pass rate and the items fixed and broken against the baseline."""
-    base_rate = baseline.variants[baseline_variant].pass_rate
-    base_items = baseline.scores(baseline_variant)
-    out = []
-    for vi, v in enumerate(summary.variants):
-        items = summary.scores(vi)
-        shared = sorted(set(items) & set(base_items))
-        out.append(
-            {
-                "delta": v.pass_rate - base_rate,
-                "fixed": [i for i in shared if items[i].passed and not base_items[i].passed],
-                "broken": [i for i in shared if not items[i].passed and base_items[i].passed],
-            }
-        )
-    return out

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.data.prompts import PromptVersion
 from core.engine.options import ModelOptions
-from core.evals.runner import EvalRequest
+from core.evals.plan import EvalRequest
 from core.training.config import TrainConfig
 
 MAX_SEEDS = 20

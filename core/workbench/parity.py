@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.engine.engines import is_local
 from core.errors import TunelabError
-from core.evals.runner import NO_PROMPT, EvalRequest
+from core.evals.plan import NO_PROMPT, EvalRequest
 from core.history.io import eval_rows
 from core.storage.schemas import EvalSummary
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import Selection
 from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
 from core.data.templates import Template
 from core.engine.engines import Engine, HostEngine, engine_for, is_local
@@ -22,7 +23,9 @@ from core.engine.params import GenParams
 from core.engine.prompt import Prompt
 from core.engine.served import shown
 from core.errors import TunelabError
-from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, run_eval
+from core.evals.plan import NO_PROMPT, EvalRequest, Variant
+from core.evals.runner import run_eval
+from core.evals.stored import EvalRuns
 from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
@@ -206,16 +209,16 @@ class Workbench(VerdictCases, RunControl):
         return self.start_run(TrainConfig.from_dict(values))
 
     # -- single runs ---------------------------------------------------------------------------
-    def fill_prompt(self, version: PromptVersion, request: EvalRequest) -> Prompt:
+    def fill_prompt(self, version: PromptVersion, selection: Selection) -> Prompt:
         """A template's variables filled from the first row of the workbench's dataset split (reads disk:
         call it off the UI loop)."""
 
         template, system = Template(version.template), Template(version.system)
         values: dict[str, str] = {}
         if template.variables or system.variables:
-            items = request.load_data().split(request.split)
+            items = selection.rows()
             if not items:
-                raise TunelabError(f"dataset {request.dataset} has no rows to fill the template from")
+                raise TunelabError(f"dataset {selection.dataset} has no rows to fill the template from")
             values = items[0].vars
             template.check(values, source=items[0].where)
             system.check(values, source=items[0].where)

@@ -17,8 +17,9 @@ from core.engine.engines import is_local
 from core.engine.served import endpoint
 from core.errors import TunelabError
 from core.evals.grid import Grid, build_grid
-from core.evals.runner import NO_PROMPT, EvalRequest, EvalRuns, Variant, sealed_request
+from core.evals.plan import NO_PROMPT, EvalRequest, Variant, sealed_request
 from core.evals.stats import PLANNED_DISCORDANCE, detectable, items_needed
+from core.evals.stored import EvalRuns
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
 from core.storage.schemas import EvalHeadline, EvalSummary

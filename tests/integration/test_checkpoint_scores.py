@@ -8,7 +8,8 @@ import pytest
 from core.engine.engines import HostEngine
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, Variant, run_eval
+from core.evals.plan import EvalRequest, Variant
+from core.evals.runner import run_eval
 from core.storage.runfolders import best_checkpoint, best_of, concrete_ref, resolve_adapter, scores
 from core.training.config import TrainConfig
 from core.training.loop import train

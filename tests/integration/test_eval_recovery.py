@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from core.evals.recovery import recover_evals
-from core.evals.runner import EvalRuns
+from core.evals.stored import EvalRuns
 from core.history.query import parse_query
 from core.history.store import History
 from core.workbench.service import Workbench
@@ -16,7 +16,8 @@ DIES_MID_EVAL = """
 import os, sys
 from pathlib import Path
 from core.data.prompts import PromptStore, PromptVersion
-from core.evals.runner import EvalRequest, Variant, run_eval
+from core.evals.plan import EvalRequest, Variant
+from core.evals.runner import run_eval
 
 from core.engine.engines import LocalEngine
 from core.engine.protocol import GenResult
@@ -56,7 +57,7 @@ def test_an_eval_killed_mid_run_is_recovered_as_interrupted_and_resumes(home):
 
 
 def test_an_eval_still_being_written_is_left_alone(home, tmp_path):
-    from core.evals.runner import PLAN_FILE, WRITER_LOCK
+    from core.evals.stored import PLAN_FILE, WRITER_LOCK
 
     folder = home / "evals" / "e-live"
     folder.mkdir(parents=True)

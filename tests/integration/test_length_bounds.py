@@ -64,7 +64,7 @@ def test_eval_cuts_a_5_mb_row_and_says_so_within_2_gb(tmp_path, home):
         "import json, resource, sys\n"
         "from core.engine.options import ModelOptions\n"
         "from core.engine.engines import HostEngine\n"
-        "from core.evals.runner import EvalRequest, Variant, run_eval\n"
+        "from core.evals.plan import EvalRequest, Variant\nfrom core.evals.runner import run_eval\n"
         f"s = run_eval(sys.argv[1], EvalRequest({str(data)!r}, grader='labels'), [Variant('no prompt', None)],"
         " HostEngine(ModelOptions('demo')))\n"
         "print(json.dumps({'truncated': s.variants[0].truncated, 'trials': s.variants[0].trials,"
@@ -99,7 +99,8 @@ def test_a_5_mb_training_row_becomes_a_bounded_example(llama):
 def test_eval_can_cut_the_end_or_skip_an_over_long_item(tmp_path, home):
     from core.engine.engines import HostEngine
     from core.engine.options import ModelOptions
-    from core.evals.runner import EvalRequest, Variant, run_eval
+    from core.evals.plan import EvalRequest, Variant
+    from core.evals.runner import run_eval
 
     rows = [{"text": "great fun", "label": "positive"}, {"text": "dull " * 2000, "label": "negative"}]
     data = tmp_path / "cases.jsonl"

@@ -11,7 +11,8 @@ import pytest
 from core.engine.engines import HostEngine
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, Variant, run_eval
+from core.evals.plan import EvalRequest, Variant
+from core.evals.runner import run_eval
 from core.storage.runfolders import ADAPTER
 from core.training.config import TrainConfig
 from core.training.runs import Runs, rank_pids

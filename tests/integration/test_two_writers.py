@@ -83,7 +83,7 @@ def test_two_prompt_savers_keep_every_version_once(home):
 
 
 def test_two_pinners_keep_both_baselines(home):
-    from core.evals.runner import RUNS_TABLE, SUMMARY_FILE, EvalRuns
+    from core.evals.stored import RUNS_TABLE, SUMMARY_FILE, EvalRuns
     from core.history.store import now_iso
     from core.storage.meta import Meta
 
@@ -96,7 +96,7 @@ def test_two_pinners_keep_both_baselines(home):
         (home / "evals" / f"e{n}" / SUMMARY_FILE).write_text(json.dumps(summary))
         Meta(home).write(lambda db, row=summary: db.table(RUNS_TABLE).insert(row))
     script = (
-        "import os, sys\nfrom core.evals.runner import EvalRuns\nruns = EvalRuns(sys.argv[1])\n"
+        "import os, sys\nfrom core.evals.stored import EvalRuns\nruns = EvalRuns(sys.argv[1])\n"
         "mine = runs.meta.write(lambda db: 'e1' if db.table('claims').insert({'pid': os.getpid()}) == 1 else 'e2')\n"
         "for i in range(20):\n    runs.pin(mine, i % 2)\n"
     )

@@ -225,7 +225,7 @@ def test_runs_and_history_commands_list_what_they_can_and_warn_once_per_bad_file
 async def test_the_app_starts_and_works_with_every_damage_at_once(home):
     """Every corrupt state above in one data dir: the app starts, re-attaches, opens history, runs a
     prompt and an eval, and nothing that was readable is lost."""
-    from core.evals.runner import EvalRuns
+    from core.evals.stored import EvalRuns
     from core.history.store import History
     from core.storage.meta import Meta
     from tests.tui_helpers import run_prompt

@@ -4,7 +4,7 @@ import pytest
 from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from core.data.prompts import PromptStore
-from core.evals.runner import EvalRuns
+from core.evals.stored import EvalRuns
 from core.history.store import History
 from tests.tui_helpers import StartedApp, fake_app, run_prompt, wait_for
 from tui.screens.rendered import RenderedScreen

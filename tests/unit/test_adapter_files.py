@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, Variant
+from core.evals.plan import EvalRequest, Variant
 from core.workbench.service import Workbench
 from tests.unit.test_evals import PROMPT, ScriptedBackend
 

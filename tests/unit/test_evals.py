@@ -14,7 +14,9 @@ from core.engine.options import ModelOptions
 from core.engine.protocol import GenResult
 from core.errors import TunelabError
 from core.evals.cache import GenerationCache
-from core.evals.runner import EvalRequest, EvalRuns, Variant, compare, run_eval
+from core.evals.plan import EvalRequest, Variant
+from core.evals.runner import run_eval
+from core.evals.stored import EvalRuns, baseline_diff
 from core.history.query import parse_query
 from core.history.store import History
 from tests.fakes import scripted_answer
@@ -163,10 +165,10 @@ def test_baseline_pin_shows_fixed_and_broken(home):
     pinned, variant = runs.baseline_for("demo", "eval")
     assert pinned.id == base.id and variant == 0
     later = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
-    diff = compare(later, pinned, variant)[0]
+    diff = baseline_diff(later, pinned, variant)[0]
     assert diff["delta"] == later.variants[0].pass_rate > 0
     assert len(diff["fixed"]) == later.variants[0].passed and diff["broken"] == []
-    assert compare(pinned, later, 0)[0]["broken"] == diff["fixed"]
+    assert baseline_diff(pinned, later, 0)[0]["broken"] == diff["fixed"]
     with pytest.raises(TunelabError, match="has no variant 3"):
         runs.pin(base.id, 3)
 

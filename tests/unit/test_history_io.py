@@ -108,7 +108,8 @@ def test_history_cli_search_label_export_import(home, tmp_path, capsys):
 
 
 def test_eval_results_export_as_csv_and_jsonl(home, capsys):
-    from core.evals.runner import EvalRequest, Variant, run_eval
+    from core.evals.plan import EvalRequest, Variant
+    from core.evals.runner import run_eval
     from tests.unit.test_evals import PROMPT, ScriptedBackend
 
     summary = run_eval(

@@ -11,7 +11,7 @@ import pytest
 from core.data.datasets import SEALED, load_dataset
 from core.data.seals import fixed_holdout
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, Variant
+from core.evals.plan import EvalRequest, Variant
 from core.storage.runfolders import read_ledger
 from core.training.config import TrainConfig
 from core.training.runs import Runs

@@ -9,7 +9,7 @@ import pytest
 from core.data.datasets import SEALED, load_dataset
 from core.data.prompts import PromptVersion
 from core.errors import TunelabError
-from core.evals.runner import EvalRequest, Variant
+from core.evals.plan import EvalRequest, Variant
 from core.training.config import TrainConfig
 from core.training.splits import train_rows
 from core.workbench.service import PromptRef, Workbench

@@ -4,7 +4,7 @@ bytes or name they were asked by; models multiply the configurations."""
 import json
 
 from core.data.prompts import PromptVersion
-from core.evals.runner import EvalRequest, Variant
+from core.evals.plan import EvalRequest, Variant
 from core.workbench.service import Workbench
 from core.workbench.verdicts import Tried
 from tests.unit.test_evals import ScriptedBackend

@@ -106,9 +106,9 @@ def _run_and_variant(ref: str) -> tuple[str, int]:
 
 def _against(summary: EvalSummary, baseline: tuple[EvalSummary, int] | None) -> list[dict[str, Any]] | None:
     """Each variant compared with the baseline, unless there is none or it is this very run."""
-    from core.evals.runner import compare
+    from core.evals.stored import baseline_diff
 
-    return compare(summary, *baseline) if baseline and baseline[0].id != summary.id else None
+    return baseline_diff(summary, *baseline) if baseline and baseline[0].id != summary.id else None
 
 
 def show_summary(summary: EvalSummary, comparisons: list[dict[str, Any]] | None) -> None:
@@ -192,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
     """The eval the flags describe and the --min-pass bar, both checked before anything runs."""
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
 
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
     if args.limit is not None and args.limit < 1:

@@ -12,7 +12,7 @@ from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress
 
 if TYPE_CHECKING:
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
 
 
 def run_parity_check(args: argparse.Namespace, request: EvalRequest) -> int:

@@ -45,7 +45,7 @@ from tui.widgets.results_pane import ResultsPane
 
 if TYPE_CHECKING:  # imported after the first frame (the app's start-up worker), where they are used
     from core.data.prompts import PromptVersion
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
     from tui.app import TunelabApp
     from tui.widgets.eval_pane import EvalPane
     from tui.widgets.training_pane import TrainingPane

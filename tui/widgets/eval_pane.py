@@ -25,7 +25,7 @@ from core.errors import TunelabError
 from tui.messages import EvalFinished, EvalProgress, EvalRow, EvalStarted, VerdictReady, WorkbenchFailed
 
 if TYPE_CHECKING:
-    from core.evals.runner import EvalRequest, Variant
+    from core.evals.plan import EvalRequest, Variant
     from core.storage.schemas import EvalSummary
     from core.workbench.service import Comparison, PromptRef
     from tui.app import TunelabApp
@@ -299,7 +299,7 @@ class EvalPane(Vertical):
 
     def form(self) -> EvalRequest:
         """The eval as the form describes it; a bad repeat count is an error naming the field."""
-        from core.evals.runner import EvalRequest
+        from core.evals.plan import EvalRequest
         from core.workbench.service import parse_data_field
 
         split = self.query_one("#eval-split", Input).value.strip()
@@ -374,13 +374,13 @@ class EvalPane(Vertical):
 
     def _compare_all(self) -> None:
         """Each column against the baseline, once per rebuild (cells look items up in sets)."""
-        from core.evals.runner import compare
+        from core.evals.stored import baseline_diff
 
         self.diffs = {}
         for column in self.columns:
             if self.baseline is None or column.summary is None or self._is_baseline(column):
                 continue
-            diff = compare(column.summary, *self.baseline)[column.variant]
+            diff = baseline_diff(column.summary, *self.baseline)[column.variant]
             self.diffs[self._key(column)] = {
                 "delta": diff["delta"],
                 "fixed": set(diff["fixed"]),

@@ -24,7 +24,7 @@ from tui.widgets.params_form import ParamsForm
 if TYPE_CHECKING:
     from core.data.prompts import PromptVersion
     from core.engine import protocol as wire
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
     from core.workbench.adapters import Adapter
     from tui.app import TunelabApp
 
@@ -187,7 +187,7 @@ class PromptPane(Vertical):
         its answer comes back to this pane."""
         app = self.tunelab
         try:
-            prompt = app.workbench.fill_prompt(version, request)
+            prompt = app.workbench.fill_prompt(version, request.selection)
             app.client.render(prompt.to_dict(), self._render_event)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))

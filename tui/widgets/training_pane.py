@@ -28,7 +28,7 @@ from tui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
     from core.engine.options import ModelOptions
-    from core.evals.runner import EvalRequest
+    from core.evals.plan import EvalRequest
     from core.training.config import TrainConfig
     from core.training.runs import Runs
     from core.workbench.service import Workbench
