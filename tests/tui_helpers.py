@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+from textual import events
+from textual.app import App
+from textual.keys import _character_to_key
 from textual.pilot import Pilot
 
 from tests.fakes import STORY, FakeClient
@@ -41,6 +44,17 @@ async def type_prompt(pilot: Pilot, text: str) -> None:
     await wait_for(pilot, lambda: pilot.app.query("#prompt-text"))  # the main screen composes on its first pass
     pilot.app.query_one("#prompt-text").focus()
     await pilot.press(*text)
+
+
+def burst(app: App, *keys: str) -> None:
+    """Keys as a terminal hands over a burst of them (tmux send-keys, a paste, a fast typist on a busy machine):
+    all on the app's queue at once, none handled before the next arrives (`pilot.press` waits after each).
+    A key is a character or a key name (`ctrl+r`)."""
+    for key in keys:
+        if len(key) == 1:
+            app.post_message(events.Key(key if key.isalnum() else _character_to_key(key), key))
+        else:
+            app.post_message(events.Key(key, None))
 
 
 async def run_prompt(pilot: Pilot, text: str) -> None:

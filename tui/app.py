@@ -245,12 +245,12 @@ class TunelabApp(App[None]):
             self.call_from_thread(self.exit, None, 2, error_line(exc))
             return
         gc.freeze()  # the startup heap is never scanned again: a full collection of it stalls the loop ~50 ms
-        self.call_from_thread(self._started)
+        self.call_from_thread(self._started)  # type: ignore[arg-type]  # awaited; Textual's hint rejects an async None
 
-    def _started(self) -> None:
+    async def _started(self) -> None:
         self._check_keymap()
         self._watch_user_themes()
-        self.main.start()
+        await self.main.start()
 
     def action_help(self) -> None:
         """Help for the focused pane: what it is for, and the keys that work there now."""

@@ -6,7 +6,7 @@ from textual.widgets import Input, Select
 
 from core.history.store import History
 from tests.fakes import STORY, FakeClient
-from tests.tui_helpers import StartedApp, fake_app, run_prompt, start_held_run, type_prompt, wait_for
+from tests.tui_helpers import StartedApp, burst, fake_app, run_prompt, start_held_run, type_prompt, wait_for
 from tui.app import TunelabApp
 from tui.messages import WorkerMessage
 
@@ -159,6 +159,36 @@ async def test_the_first_frame_composes_only_what_it_shows_and_the_rest_follows(
         await wait_for(pilot, lambda: len(app.client.requests) == 1 and app.main.generation is None)
         assert app.query_one("#param-max_new_tokens") and app.query_one("#training-pane")
     assert first_frame == {"params": False, "training": False, "evals": False, "editor": True, "client": False}
+
+
+async def burst_and_run(app: TunelabApp, pilot, home, text: str) -> dict:
+    """ctrl+a, `text` and ctrl+r in one burst; the run's history record."""
+    burst(app, "ctrl+a", *text, "ctrl+r")
+    await wait_for(pilot, lambda: app.started and app.main.busy_since_start and app.main.generation is None)
+    await app.settled()
+    assert "The prompt is empty." not in [n.message for n in app._notifications]
+    assert app.main.prompt.text == text
+    return History(home).recent(1)[0]
+
+
+async def test_ctrl_r_in_a_burst_runs_what_the_pane_shows(home):
+    """ctrl+r is a priority key: the app handles it as it arrives, while the keys typed before it still wait
+    in the editor's queue. Sent in one burst, it ran an empty prompt while the pane showed the text."""
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        record = await burst_and_run(app, pilot, home, " a-1")
+    assert record["prompt"] == " a-1" and record["status"] == "done"
+
+
+async def test_keys_in_a_burst_at_the_first_frame_run_once_the_app_has_started(home):
+    """At first start, ctrl+a, the text and ctrl+r before the start-up is done: ctrl+r waits for the start
+    (re-posted on every pass, it hung the app) and then runs what the pane shows."""
+    app = TunelabApp("demo", client_factory=FakeClient, home=home)  # the plain app: no wait for the start
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "prompt-text")
+        assert not app.started
+        record = await burst_and_run(app, pilot, home, " a-1")
+    assert record["prompt"] == " a-1" and record["status"] == "done"
 
 
 async def test_a_data_dir_that_cannot_be_used_ends_the_app_with_one_line(tmp_path, capsys):

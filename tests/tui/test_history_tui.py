@@ -2,12 +2,12 @@
 
 import json
 
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, TextArea
 
 from core.data.prompts import PromptStore
 from core.history.store import History
 from tests.seeded import SENTI, finished_run
-from tests.tui_helpers import fake_app, run_prompt, wait_for
+from tests.tui_helpers import burst, fake_app, run_prompt, wait_for
 from tui.screens.history import HistoryScreen
 from tui.widgets.prompt_pane import PromptPane
 
@@ -93,9 +93,8 @@ async def test_star_tag_label_and_correct_from_the_keyboard(home):
         await pilot.press("plus")
         await wait_for(pilot, lambda: h.get(ids["cat"]).get("label") == "good")
         await pilot.press("c")
-        area = pilot.app.screen.query_one("#ask-text")
-        area.text = "the cat slept"
-        await pilot.press("ctrl+r")
+        pilot.app.screen.query_one("#ask-text", TextArea).text = ""
+        burst(pilot.app, *"the cat slept", "ctrl+r")  # typed fast: ctrl+r saves all that was typed
         await wait_for(pilot, lambda: h.get(ids["cat"]).get("correction") == "the cat slept")
         await wait_for(pilot, lambda: screen.rows[0]["label"] == "corrected" and screen.rows[0]["starred"])
         await _search(pilot, screen, "tag:pets is:starred label:corrected", [ids["cat"]])

@@ -28,6 +28,11 @@ async def open_verdict(pilot):
     return pilot.app.screen
 
 
+def notes(app) -> dict[str, str]:
+    """The notifications on screen now: message -> severity."""
+    return {n.message: n.severity for n in app._notifications}
+
+
 def cell_texts(table: DataTable) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(r)] for r in range(table.row_count)]
 
@@ -197,9 +202,13 @@ async def test_f_on_the_verdict_judges_the_cells_once_on_the_sealed_split(home, 
         assert not screen.comparison.verdict.sentence.startswith("On the sealed test split")
         await pilot.press("f")
         await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
-        final = app.screen.comparison
+        final_screen = app.screen
+        final = final_screen.comparison
         assert final.summary.split == "test" and final.summary.n_items == 10
         assert final.verdict.sentence.startswith("On the sealed test split, the two cells chosen on the dev rows: ")
+        counted = "This verdict is on the sealed split already; each look is counted."
+        assert counted not in notes(app)
         await pilot.press("f")
-        await pilot.pause()
-        assert app.screen is not None and app.screen.comparison.summary.split == "test"
+        await wait_for(pilot, lambda: counted in notes(app))
+        assert notes(app)[counted] == "warning" and app.screen is final_screen  # no second look taken
+        assert app.screen.comparison.summary.split == "test"

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, TextArea
 
+from tui.key_order import in_key_order
+
 
 class AskScreen(ModalScreen[str | None]):
     """Enter (or ctrl+r in the multi-line form) answers; esc dismisses with None."""
@@ -44,6 +46,7 @@ class AskScreen(ModalScreen[str | None]):
         self.query_one("#ask-text" if self.multiline else "#ask-input").focus()
 
     @on(Input.Submitted, "#ask-input")
+    @in_key_order
     def action_submit(self) -> None:
         if self.multiline:
             self.dismiss(self.query_one("#ask-text", TextArea).text)

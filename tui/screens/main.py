@@ -9,6 +9,7 @@ node that owns it; handlers here own the screen's state.
 
 from __future__ import annotations
 
+from asyncio import gather
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -24,6 +25,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from core.errors import TunelabError
 from tui.generation import Generation, Generations
+from tui.key_order import after_start, in_key_order
 from tui.messages import (
     CompareStage,
     EditorRestored,
@@ -80,6 +82,7 @@ class MainScreen(Screen[None]):
         self.generations = Generations(self)
         self.prompt = PromptPane(model, id="prompt-pane")  # kept: what it holds is written at exit
         self.busy_since_start = False  # a run, eval or training started: no first-start offer any more
+        self.waiting: list[Callable[[], None]] = []  # the actions of keys pressed before the start
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -127,25 +130,20 @@ class MainScreen(Screen[None]):
 
         return EvalPane(id="eval-pane")
 
-    def start(self) -> None:
-        """Once the start-up imports are done: fill the deferred panes, load the model, read the adapters
-        and the kept prompt."""
-        for slot in self.query(Deferred):
-            slot.fill()
-        if self._not_mounted_yet(self.start):
-            return
+    async def start(self) -> None:
+        """Once the start-up imports are done (in the task of the start-up worker's hand-over, never the
+        screen's): fill the deferred panes, and once every pane is mounted with all it holds, load the
+        model, read the adapters and the kept prompt, and act on the keys pressed before."""
+        while self.query(Lazy):  # Textual's mount just after the first frame (one holds the Eval tab's slot)
+            await self.wait_for_refresh()
+        await gather(*(slot.fill() for slot in self.query(Deferred)))
         self.load_model(self.model)
         self.prompt.refresh_adapters(select=self.tunelab.options.adapter)
         self._check_first_start()
         self.tunelab.started = True
-
-    def _not_mounted_yet(self, action: Callable[[], object]) -> bool:
-        """Parts of the screen mount just after the first frame (`Lazy`): the Eval tab, the training pane,
-        most prompt fields. A key pressed before that acts right after."""
-        if self.tunelab.started or not self.query("Lazy, Deferred"):  # no DOM walk once started
-            return False
-        self.call_after_refresh(action)
-        return True
+        waiting, self.waiting = self.waiting, []
+        for action in waiting:
+            action()
 
     def show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -247,9 +245,9 @@ class MainScreen(Screen[None]):
         self.error(message.error)
 
     # -- generation ------------------------------------------------------------------------------
+    @in_key_order
+    @after_start
     def action_run(self) -> None:
-        if self._not_mounted_yet(self.action_run):
-            return
         self._got_going()
         if self.generation is not None:
             self.notify("Already generating; esc cancels.", severity="warning")
@@ -317,16 +315,16 @@ class MainScreen(Screen[None]):
         elif message.token is None:  # a stale generation's error is dropped with it
             self.error(event.message)
 
+    @in_key_order
+    @after_start
     def action_rendered(self) -> None:
-        if self._not_mounted_yet(self.action_rendered):
-            return
         if (form := self._form()) is not None:
             self.prompt.show_rendered(*form)
 
     # -- evals, the demo comparison and the verdict ---------------------------------------------------
+    @in_key_order
+    @after_start
     def action_eval(self) -> None:
-        if self._not_mounted_yet(self.action_eval):
-            return
         self._got_going()
         if self.evals.token is not None:
             self.notify("An eval is running; esc cancels it.", severity="warning")
@@ -339,11 +337,10 @@ class MainScreen(Screen[None]):
         self.evals.run(request, PromptRef(self.prompt.prompt_name, version), self.prompt.adapter)
         self.show_tab("tab-eval")
 
+    @after_start
     def action_compare_demo(self) -> None:
         """The first five minutes: the demo prompt (raw) in the editor, a LoRA trained as is and one with the
         prompt, every cell graded in the Eval matrix, then the verdict screen."""
-        if self._not_mounted_yet(self.action_compare_demo):
-            return
         if self.evals.token is not None or self.generation is not None:
             self.notify("A run or eval is in progress; esc cancels it.", severity="warning")
             return
@@ -371,9 +368,9 @@ class MainScreen(Screen[None]):
         if message.token == self.evals.token:
             self.results.set_status(f"Compare on the demo task · {message.text}")
 
+    @after_start
     def action_verdict(self) -> None:
-        if not self._not_mounted_yet(self.action_verdict):
-            self.evals.open_verdict()
+        self.evals.open_verdict()
 
     @on(VerdictReady)
     def verdict_ready(self, message: VerdictReady) -> None:
@@ -384,9 +381,9 @@ class MainScreen(Screen[None]):
         self.app.push_screen(VerdictScreen(message.comparison))
 
     # -- training ------------------------------------------------------------------------------
+    @in_key_order
+    @after_start
     def action_train(self) -> None:
-        if self._not_mounted_yet(self.action_train):
-            return
         self._got_going()
         try:
             request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
@@ -451,6 +448,7 @@ class MainScreen(Screen[None]):
         self.query_one("#prompt-text").focus()
         self.notify("Re-opened in the editor: ctrl+r runs it.")
 
+    @in_key_order
     def action_versions(self) -> None:
         from tui.screens.versions import VersionsScreen
 
@@ -459,9 +457,8 @@ class MainScreen(Screen[None]):
     def action_focus_model(self) -> None:
         self.query_one("#model-input", Input).focus()
 
+    @after_start
     def action_copy_output(self) -> None:
-        if self._not_mounted_yet(self.action_copy_output):
-            return
         text = self.results.output.text
         if not text:
             self.notify("Nothing to copy yet.", severity="warning")
@@ -484,6 +481,7 @@ class MainScreen(Screen[None]):
         """Side by side (wide terminals) or stacked (tall ones)."""
         self.query_one("#main").toggle_class("-stacked")
 
+    @in_key_order
     def action_edit_prompt(self) -> None:
         from tui.editor import edit_in_editor
 

@@ -17,11 +17,12 @@ class Deferred(Widget):
         self.build = build
         self.filled = False
 
-    def fill(self) -> None:
-        """Mount the built widget in this place, then leave (once)."""
+    async def fill(self) -> None:
+        """Mount the built widget in this place, then leave (once); done when the widget is composed and
+        mounted, with all it holds (as Textual's `Lazy` leaves)."""
         parent = self.parent
         if self.filled or not isinstance(parent, Widget):
             return
         self.filled = True
-        parent.mount(self.build(), after=self)
-        self.remove()
+        await parent.mount(self.build(), after=self)
+        await self.remove()
