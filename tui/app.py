@@ -37,6 +37,7 @@ from tui.themes import DEFAULT_THEME, folder_stamp, shipped_themes, user_themes
 if TYPE_CHECKING:  # imported after the first frame (`_after_first_frame`), where they are used
     from core.engine import protocol as wire
     from core.engine.client import ModelWorkerClient
+    from core.engine.engines import WorkerEngine
     from core.workbench.service import Workbench
 
 LATER = (  # what the first frame does not need, imported by a thread worker right after it (with every
@@ -110,6 +111,13 @@ class TunelabApp(App[None]):
             return self._client
 
     @property
+    def local_engine(self) -> WorkerEngine:
+        """The engine local models run on here: the model worker, on the model the main screen loaded."""
+        from core.engine.engines import WorkerEngine
+
+        return WorkerEngine(self.client, self.main.model, self.options.numerics())
+
+    @property
     def has_client(self) -> bool:
         return self._client is not None
 
@@ -142,10 +150,11 @@ class TunelabApp(App[None]):
         """Starting the worker process happens off the UI loop; a served model needs no worker (its
         endpoint is checked here)."""
         from core.engine import protocol as wire
-        from core.engine.served import endpoint, is_served
+        from core.engine.engines import is_local
+        from core.engine.served import endpoint
 
         try:
-            if is_served(options.model):
+            if not is_local(options.model):
                 point = endpoint(options.model)
                 info = wire.ModelInfo(model=point.name, device="served", dtype=point.model)
                 self.main.post_message(ModelReady(wire.Ready(info)))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import TunelabError
 from tui.messages import WorkbenchFailed, WorkerError, worker_message
 
-SERVED = "served-"  # the request id of a served model's run (no worker request)
+SERVED = "served-"  # the request id of a run on the model's own engine (no worker request)
 CHUNK_S = 0.05  # a served stream reaches the screen at most this often (never a message per token)
 
 if TYPE_CHECKING:
@@ -72,11 +72,11 @@ class Generations:
 
     def _send_now(self, token: str, version: PromptVersion, request: EvalRequest, adapter: str | None) -> None:
         from core.engine import protocol as wire
-        from core.engine.served import is_served
+        from core.engine.engines import is_local
 
         app = self.screen.tunelab
-        if is_served(self.screen.model):
-            return self._served(token, version, request)
+        if not is_local(self.screen.model):  # an engine of its own (a server): run here, not in the worker
+            return self._on_engine(token, version, request)
         try:
             prompt = app.workbench.fill_prompt(version, request.selection)
             path = str(app.workbench.adapter_path(adapter)) if adapter else None
@@ -88,12 +88,13 @@ class Generations:
             return
         app.call_from_thread(self._sent, token, rid, prompt)
 
-    def _served(self, token: str, version: PromptVersion, request: EvalRequest) -> None:
-        """A served model's generation, in this (sender) thread: its chunks coalesced to one message per
-        CHUNK_S, as the worker's are; every outcome arrives as the worker's events would."""
+    def _on_engine(self, token: str, version: PromptVersion, request: EvalRequest) -> None:
+        """A generation on the model's own engine (a served model), in this (sender) thread: its chunks
+        coalesced to one message per CHUNK_S, as the worker's are; every outcome arrives as the worker's
+        events would."""
         from core.engine import protocol as wire
+        from core.engine.engines import engine_for
         from core.engine.params import GenParams
-        from core.engine.served import ServedClient, endpoint
 
         app, rid = self.screen.tunelab, f"{SERVED}{token}"
         current = self.answering(token)
@@ -113,19 +114,20 @@ class Generations:
             prompt = app.workbench.fill_prompt(version, request.selection)
             app.call_from_thread(self._sent, token, rid, prompt)
             self._post(wire.Started(rid, prompt.text, 0), token)
-            client = ServedClient(endpoint(self.screen.model))
+            model = self.screen.model
+            engine = engine_for(model, app.local_engine)
             try:
-                result = client.complete(prompt, GenParams.from_dict(version.params), emit, stop)
+                result = engine.generate(model, None, prompt, GenParams.from_dict(version.params), emit, stop)
             finally:
-                client.close()
+                getattr(engine, "close", lambda: None)()
         except (OSError, TunelabError) as exc:
             if pending:  # a stream that broke: the pane (and the history's partial answer) keeps every piece
                 self._post(wire.Chunk(rid, "".join(pending), counted[0]), token)
             self._post(wire.Error(str(exc), None, "generate"), token)
             return
         if pending:
-            self._post(wire.Chunk(rid, "".join(pending), result["completion_tokens"]), token)
-        self._post(wire.Done(rid, wire.GenResult.of(result)), token)
+            self._post(wire.Chunk(rid, "".join(pending), result.completion_tokens), token)
+        self._post(wire.Done(rid, result), token)
 
     def _post(self, event: Any, token: str) -> None:
         if (message := worker_message(event, token)) is not None:

@@ -172,14 +172,12 @@ class EvalPane(Vertical):
 
     def _evaluate(self, token: str, request: EvalRequest, variants: list[Variant], verdict_after: bool = False) -> None:
         """Run the eval (in the calling worker's thread), its rows and progress posted here as they come."""
-        from core.engine.engines import WorkerEngine
-
         app = self.tunelab
         try:
             summary = app.workbench.run_eval(
                 request,
                 variants,
-                WorkerEngine(app.client, self.main.model, app.options.numerics()),
+                app.local_engine,
                 on_row=lambda row: self.post_message(EvalRow(token, row)),
                 on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
                 cancel=self.cancel,
@@ -208,15 +206,13 @@ class EvalPane(Vertical):
 
     @work(thread=True, group="eval", exclusive=False)
     def _compare(self, token: str, options: ModelOptions) -> None:
-        from core.engine.engines import WorkerEngine
         from tui.compare_progress import PostingWatcher
 
         app = self.tunelab
         try:
             plan = app.workbench.demo_plan(options)
             watcher = PostingWatcher(self.post_message, token, plan.seeds)
-            backend = WorkerEngine(app.client, options.model, app.options.numerics())
-            judged = app.workbench.compare(plan, backend, watcher, self.cancel)
+            judged = app.workbench.compare(plan, app.local_engine, watcher, self.cancel)
             baseline = app.workbench.baseline(judged.summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
