@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from core import demo
 from core.data import promptfoo
 from core.data.rowfiles import SUFFIXES, read_rows
-from core.data.templates import Template
+from core.data.templates import DEMOS, Template
 from core.data.turns import history_turns, openai_turns, sharegpt_turns, split_answer
 from core.errors import TunelabError
 
@@ -104,7 +104,7 @@ class Dataset:
     def check_template(self, template: Template, items: list[Item] | None = None) -> None:
         """Every row must give every variable: the first row that does not is named."""
         for item in items if items is not None else self.items:
-            missing = [v for v in template.variables if v not in item.vars]
+            missing = [v for v in template.variables if v not in item.vars and v != DEMOS]
             if missing:
                 raise TunelabError(
                     f"{item.where}: template variable '{{{{{missing[0]}}}}}' has no value "

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from tinydb import Query
 
 from core.data.datasets import Item
+from core.data.shots import SHOT_KEYS, Shots, demo_prompt
 from core.data.templates import Template
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, check_mode
@@ -33,6 +35,7 @@ class PromptVersion:
     system: str = ""
     mode: str = "auto"
     params: dict[str, Any] = field(default_factory=lambda: GenParams().to_dict())
+    shots: Shots | None = None  # demonstrations from the training rows (none: zero-shot)
 
     def __post_init__(self) -> None:
         Template(self.template)
@@ -42,16 +45,25 @@ class PromptVersion:
 
     @property
     def id(self) -> str:
-        body = json.dumps(
-            {
-                "system": self.system,
-                "template": self.template,
-                "mode": self.mode,
-                "params": GenParams.from_dict(self.params).to_dict(),
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(body.encode()).hexdigest()[:12]
+        """A hash of the content (shots, their rule and seed included; a zero-shot version's id is as it was)."""
+        content: dict[str, Any] = {
+            "system": self.system,
+            "template": self.template,
+            "mode": self.mode,
+            "params": GenParams.from_dict(self.params).to_dict(),
+        }
+        if self.demonstrates:
+            content["shots"] = self.shots.to_dict()  # type: ignore[union-attr]
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def demonstrates(self) -> bool:
+        return self.shots is not None and self.shots.k > 0
+
+    @property
+    def shots_label(self) -> str:
+        """`4-shot similar`, or empty for a zero-shot version."""
+        return self.shots.label if self.demonstrates else ""  # type: ignore[union-attr]
 
     @property
     def gen_params(self) -> GenParams:
@@ -69,10 +81,26 @@ class PromptVersion:
             "params:",
         ]
         lines += [f"  {k} = {json.dumps(v)}" for k, v in params.items()]
+        if self.demonstrates:
+            lines += ["shots:", *(f"  {k} = {json.dumps(v)}" for k, v in self.shots.to_dict().items())]  # type: ignore[union-attr]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"template": self.template, "system": self.system, "mode": self.mode, "params": self.params}
+        out = {"template": self.template, "system": self.system, "mode": self.mode, "params": self.params}
+        if self.demonstrates:
+            out["shots"] = self.shots.to_dict()  # type: ignore[union-attr]
+        return out
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> PromptVersion:
+        shots = row.get("shots")
+        return cls(
+            row["template"],
+            row.get("system", ""),
+            row.get("mode", "auto"),
+            row.get("params") or GenParams().to_dict(),
+            Shots.from_dict(shots) if isinstance(shots, dict) else None,
+        )
 
 
 def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
@@ -83,7 +111,7 @@ def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
         raise TunelabError(f"prompt file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TunelabError(f"prompt file {path.name}: {exc}") from None
-    known = {"name", "system", "mode", "template", "params"}
+    known = {"name", "system", "mode", "template", "params", *SHOT_KEYS}
     if unknown := sorted(set(data) - known):
         raise TunelabError(f"prompt file {path.name}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     if not isinstance(data.get("template"), str):
@@ -94,11 +122,15 @@ def read_prompt_file(path: Path) -> tuple[str, PromptVersion]:
     if not isinstance(data.get("params", {}), dict):
         raise TunelabError(f"prompt file {path.name}: [params] must be a table of decoding settings")
     try:
+        shots = None
+        if data.get("shots"):
+            shots = Shots.from_dict({"k": data["shots"], **{k: data[k] for k in SHOT_KEYS[1:] if k in data}})
         version = PromptVersion(
             data["template"],
             data.get("system", ""),
             data.get("mode", "auto"),
             {**GenParams().to_dict(), **data.get("params", {})},
+            shots,
         )
     except TunelabError as exc:
         raise TunelabError(f"prompt file {path.name}: {exc}") from None
@@ -150,7 +182,7 @@ class PromptStore:
         if len(hits) > 1:
             raise TunelabError(f"prompt reference '{ref}' is ambiguous ({', '.join(r['id'] for r in hits[:4])})")
         row = hits[0]
-        return row, PromptVersion(row["template"], row["system"], row["mode"], row["params"])
+        return row, PromptVersion.from_dict(row)
 
     def diff(self, a: str, b: str) -> str:
         (ra, va), (rb, vb) = self.get(a), self.get(b)
@@ -162,13 +194,16 @@ class PromptStore:
         )
 
 
-def item_prompt(version: PromptVersion | None, item: Item, mode: str | None = None) -> Prompt:
-    """With a version: its templates filled from the item. Without: the item's own input as is, raw
-    text (or its chat turns), or in `mode` when given: exactly what a LoRA trained without a template saw."""
+def item_prompt(
+    version: PromptVersion | None, item: Item, mode: str | None = None, demos: Sequence[Item] = ()
+) -> Prompt:
+    """With a version: its templates filled from the item, after its demonstrations (`demos`: chat turns, or
+    rendered examples in raw mode). Without: the item's own input as is, raw text (or its chat turns), or in
+    `mode` when given: exactly what a LoRA trained without a template saw."""
     if version is not None:
-        return Prompt(
-            Template(version.template).render(item.vars), Template(version.system).render(item.vars), version.mode
-        )
+        separator = version.shots.separator if version.shots is not None else "\n\n"
+        text, system, turns = demo_prompt(version.template, version.system, version.mode, separator, item, list(demos))
+        return Prompt(text, system, version.mode, turns)
     if item.messages:
         return Prompt("", mode=mode or "auto", messages=item.messages)
     v = item.vars

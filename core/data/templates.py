@@ -23,6 +23,9 @@ def _where(text: str, offset: int) -> str:
     return f"line {line}, column {col}"
 
 
+DEMOS = "demos"  # a placeholder the prompt's demonstrations fill (empty without any), never a row's field
+
+
 @dataclass(frozen=True)
 class Template:
     text: str
@@ -49,14 +52,14 @@ class Template:
 
     def check(self, available: set[str] | frozenset[str] | Mapping[str, object], source: str = "the data") -> None:
         """Fail before any run if a variable has no value, naming the variable and what exists."""
-        missing = [name for name in self.variables if name not in available]
+        missing = [name for name in self.variables if name not in available and name != DEMOS]
         if missing:
             have = ", ".join(sorted(available)) or "none"
             raise TunelabError(f"template variable '{{{{{missing[0]}}}}}' has no value in {source} (available: {have})")
 
     def render(self, values: Mapping[str, object]) -> str:
         self.check(values)
-        return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), self.text)
+        return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), self.text)
 
 
 def _bad_placeholder(text: str, start: int) -> str:

@@ -12,6 +12,7 @@ from core.data.datasets import HOLDOUT, SEALED, Dataset, Item, Selection
 from core.data.graders import Grader, final_answer, parse_grader
 from core.data.prompts import PromptVersion, item_prompt
 from core.data.seals import check_seal, fixed_holdout, repeats_note, unvouched_note
+from core.data.shots import Demonstrations
 from core.data.templates import Template
 from core.engine.adapterfiles import check_adapter
 from core.engine.engines import Engines
@@ -37,9 +38,12 @@ class Variant:
 
     @property
     def label(self) -> str:
-        """`senti@4ab7b9 raw | demo+t18eb468a`: the prompt version (as `prompts show` takes it) and its
-        mode, the model, and the adapter."""
-        prompt = f"{self.name}@{self.version.id[:6]} {self.version.mode}" if self.version else "no prompt"
+        """`senti@4ab7b9 raw | demo+t18eb468a`: the prompt version (as `prompts show` takes it), its mode
+        and its shots (`4-shot similar`), the model, and the adapter."""
+        prompt = "no prompt"
+        if self.version:
+            shots = f" {self.version.shots_label}" if self.version.demonstrates else ""
+            prompt = f"{self.name}@{self.version.id[:6]} {self.version.mode}{shots}"
         if not self.adapter:
             return f"{prompt} | {self.model}"
         run, at, step = Path(self.adapter).name.partition("@")  # run id or folder; a run's checkpoint: @step-N
@@ -149,6 +153,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], engines
     adapter_prints = {
         ref: path if path.startswith(LISTED) else folder_fingerprint(Path(path)) for ref, path in adapter_paths.items()
     }
+    demos = _demonstrations(dataset, variants)
     calls: list[Call] = []
     for vi, v in enumerate(variants):
         base = v.version.gen_params if v.version else fallback
@@ -156,7 +161,7 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], engines
             params = base if r == 0 or base.seed is None else replace(base, seed=base.seed + r)
             params = replace(params, truncate=request.truncate)
             for ii, item in enumerate(items):
-                prompt = item_prompt(v.version, item)
+                prompt = item_prompt(v.version, item, demos=demos[vi].for_item(item) if vi in demos else ())
                 adapter_print = adapter_prints.get(v.adapter or "")
                 engine = engines(v.model)
                 key = cache_key(
@@ -166,10 +171,22 @@ def plan_eval(root: Path, request: EvalRequest, variants: list[Variant], engines
                     key += f":{new_id()}"
                 calls.append(Call(vi, ii, r, prompt, params, key))
     notes = {vi: [unvouched_note(v.adapter)] for vi, v in enumerate(variants) if v.adapter in unvouched}
+    for vi, chosen in demos.items():
+        notes.setdefault(vi, []).append(chosen.note)
     if dataset.repeats:
         for vi in range(len(variants)):
             notes.setdefault(vi, []).append(repeats_note(dataset.repeats))
     return Plan(request, dataset, items, answers, graders, adapter_paths, calls, judge, notes)
+
+
+def _demonstrations(dataset: Dataset, variants: list[Variant]) -> dict[int, Demonstrations]:
+    """Each k-shot variant's demonstrations, drawn from the dataset's training rows only."""
+    pool = dataset.split("train") if "train" in dataset.splits else []
+    return {
+        vi: Demonstrations(v.version.shots, pool, dataset.name)  # type: ignore[arg-type]
+        for vi, v in enumerate(variants)
+        if v.version is not None and v.version.demonstrates
+    }
 
 
 def sealed_request(root: Path, request: EvalRequest) -> EvalRequest:

@@ -1,0 +1,117 @@
+"""k-shot prompts: demonstrations from the training rows only, chosen by a rule (fixed, random, similar,
+bootstrapped) that is part of the version's id, rendered as chat turns or raw examples."""
+
+import json
+
+import pytest
+
+from core.data.datasets import load_dataset
+from core.data.prompts import PromptVersion, item_prompt, read_prompt_file
+from core.data.shots import BM25, Demonstrations, Shots
+from core.errors import TunelabError
+from core.evals.plan import EvalRequest, Variant
+from core.evals.runner import run_eval
+from tests.unit.test_evals import ScriptedBackend
+
+RAW = PromptVersion("{{text}} Overall, this review is", mode="raw")
+
+
+def demo():
+    return load_dataset("demo")
+
+
+def test_shots_are_part_of_the_id_and_a_zero_shot_id_is_unchanged():
+    assert PromptVersion(RAW.template, mode="raw", shots=Shots(0)).id == RAW.id
+    ids = {
+        PromptVersion(RAW.template, mode="raw", shots=s).id
+        for s in (Shots(4), Shots(4, seed=1), Shots(4, "similar"), Shots(2))
+    }
+    assert len(ids) == 4 and RAW.id not in ids
+    with pytest.raises(TunelabError, match="shots must be a whole number from 0 to 64"):
+        Shots(65)
+    with pytest.raises(TunelabError, match="select must be one of fixed, random, similar, bootstrapped"):
+        Shots(2, "nearest")
+
+
+def test_raw_demonstrations_are_rendered_examples_before_the_item_or_at_demos():
+    data = demo()
+    pool, item = data.split("train"), data.split("eval")[0]
+    version = PromptVersion(RAW.template, mode="raw", shots=Shots(2, separator="\n---\n"))
+    chosen = Demonstrations(version.shots, pool, "demo").for_item(item)
+    text = item_prompt(version, item, demos=chosen).text
+    first = f"{chosen[0].vars['text']} Overall, this review is {chosen[0].expected}"
+    assert text.startswith(first + "\n---\n") and text.endswith(f"{item.vars['text']} Overall, this review is")
+    placed = PromptVersion("Examples:\n{{demos}}\n\nNow: {{text}} ->", mode="raw", shots=Shots(2))
+    assert item_prompt(placed, item, demos=chosen).text.startswith(f"Examples:\nNow: {chosen[0].vars['text']} -> ")
+    assert item_prompt(placed, item).text == f"Examples:\n\n\nNow: {item.vars['text']} ->"  # zero-shot: empty
+
+
+def test_chat_demonstrations_are_user_and_assistant_turns_before_the_item():
+    data = demo()
+    item = data.split("eval")[0]
+    version = PromptVersion("{{text}}", system="Label the review.", mode="chat", shots=Shots(3, seed=5))
+    chosen = Demonstrations(version.shots, data.split("train"), "demo").for_item(item)
+    prompt = item_prompt(version, item, demos=chosen)
+    assert [m["role"] for m in prompt.messages] == ["user", "assistant"] * 3 + ["user"]
+    assert prompt.messages[1]["content"] == chosen[0].expected and prompt.messages[-1]["content"] == item.vars["text"]
+    assert prompt.system == "Label the review."
+
+
+def test_random_demonstrations_are_seeded_and_shared_and_similar_ones_follow_the_item():
+    data = demo()
+    pool, items = data.split("train"), data.split("eval")[:5]
+    rand = Demonstrations(Shots(4, seed=3), pool, "demo")
+    assert len({tuple(d.id for d in rand.for_item(it)) for it in items}) == 1  # one shared prefix
+    assert [d.id for d in rand.for_item(items[0])] == [
+        d.id for d in Demonstrations(Shots(4, seed=3), pool, "demo").for_item(items[0])
+    ]
+    assert [d.id for d in rand.for_item(items[0])] != [
+        d.id for d in Demonstrations(Shots(4, seed=4), pool, "demo").for_item(items[0])
+    ]
+    similar = Demonstrations(Shots(3, "similar"), pool, "demo")
+    picked = similar.for_item(items[0])
+    words = set(items[0].vars["text"].lower().split())
+    overlap = lambda it: len(words & set(it.vars["text"].lower().split()))  # noqa: E731
+    assert overlap(picked[0]) >= sorted(map(overlap, pool))[len(pool) // 2]  # more alike than the median row
+    assert BM25(["red apple", "green pear", "red red apple pie"]).top("red apple", 2) == [0, 2]  # shorter first
+
+
+def test_demonstrations_come_from_training_rows_only(home):
+    data = demo()
+    eval_row = data.split("eval")[0]
+    with pytest.raises(TunelabError, match=rf"demonstration row '{eval_row.id}' is not a training row of demo"):
+        Demonstrations(Shots(1, "fixed", rows=(eval_row.id,)), data.split("train"), "demo")
+    version = PromptVersion(RAW.template, mode="raw", shots=Shots(4, seed=1))
+    backend = SeesPrompts()
+    run_eval(home, EvalRequest("demo", "eval", grader="labels", limit=10), [Variant("senti", version)], backend)
+    shown = "\n".join(backend.texts)
+    eval_texts = [it.vars["text"] for it in data.split("eval")]
+    train_texts = {it.vars["text"] for it in data.split("train")}
+    for text in backend.texts:  # each prompt: 4 training rows, then its own eval item
+        examples = text.split("\n\n")
+        assert len(examples) == 5 and all(e.rsplit(" Overall", 1)[0] in train_texts for e in examples[:4])
+    assert sum(t in shown for t in eval_texts) == 10  # each eval item once: as the item, never as a demonstration
+
+
+class SeesPrompts(ScriptedBackend):
+    def __init__(self):
+        super().__init__()
+        self.texts = []
+
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
+        self.texts += [p.text for p in prompts]
+        super().batch(model, adapter, prompts, params, on_result, cancel)
+
+
+def test_a_prompt_file_declares_shots_and_the_label_says_them(tmp_path):
+    path = tmp_path / "senti.toml"
+    path.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} is"\nshots = 4\nselect = "similar"\n')
+    name, version = read_prompt_file(path)
+    assert name == "senti" and version.shots == Shots(4, "similar")
+    assert Variant(name, version).label.startswith(f"senti@{version.id[:6]} raw 4-shot similar | ")
+    assert (
+        "shots:" in version.as_text() and PromptVersion.from_dict(json.loads(json.dumps(version.to_dict()))) == version
+    )
+    path.write_text('template = "{{text}}"\nshots = 2\nselect = "fixed"\n')
+    with pytest.raises(TunelabError, match="select fixed lists its rows: 0 listed for 2 shots"):
+        read_prompt_file(path)
