@@ -209,16 +209,18 @@ def generate_batch(
     kwargs = _decode_kwargs(params, tok, loaded)
     if params.stop:
         kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+    prefixes = SharedPrefixes(loaded, [encoded[i] for i in order])
     for start in range(0, len(order), batch_size):
         if cancel.is_set():
             return
         idx = order[start : start + batch_size]
-        enc = _left_padded([encoded[i] for i in idx], tok.pad_token_id, loaded.device)
+        rows = [encoded[i] for i in idx]
         if params.seed is not None:
             torch.manual_seed(params.seed)
         began = time.monotonic()
         with torch.inference_mode():
-            out = loaded.model.generate(**enc, stopping_criteria=StoppingCriteriaList([_Cancel()]), **kwargs)
+            enc, reused = prefixes.inputs(rows, tok.pad_token_id)
+            out = loaded.model.generate(**enc, **reused, stopping_criteria=StoppingCriteriaList([_Cancel()]), **kwargs)
         share = (time.monotonic() - began) / len(idx)
         width = enc["input_ids"].shape[1]
         for row, i in enumerate(idx):
@@ -241,6 +243,56 @@ def generate_batch(
                     },
                 ),
             )
+
+
+PREFIX_MIN = 32  # shared tokens below which a prefix is not worth a forward pass of its own
+
+
+class SharedPrefixes:
+    """A batch whose prompts open with the same tokens (a k-shot prompt's demonstrations, a long system
+    prompt) computes that prefix's key/value cache once, at batch 1, and reuses it: repeated over the batch,
+    the left-padded suffixes after it, the attention mask `[ones(prefix) | suffix mask]` (generate takes
+    position ids from the mask's running sum, so the pads in the middle are skipped), as vLLM's prefix caching
+    does on a server. A model whose cache cannot be repeated takes the plain path."""
+
+    def __init__(self, loaded: LoadedModel, rows: list[list[int]]) -> None:
+        self.loaded = loaded
+        self.shared = _common_prefix(rows) if len(rows) > 1 else 0  # what every prompt of the call opens with
+        self.cache: Any = None
+
+    def inputs(self, rows: list[list[int]], pad_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The batch's inputs, and the reused cache to pass with them (empty: the plain path)."""
+        import copy
+
+        import torch
+
+        shared = self.shared
+        if shared < PREFIX_MIN:
+            return _left_padded(rows, pad_id, self.loaded.device), {}
+        prefix = rows[0][:shared]
+        if self.cache is None:  # once per call, at batch 1
+            ids = torch.tensor([prefix], dtype=torch.long, device=self.loaded.device)
+            self.cache = self.loaded.model(input_ids=ids, use_cache=True).past_key_values
+        cache = copy.deepcopy(self.cache)
+        if not hasattr(cache, "batch_repeat_interleave"):
+            return _left_padded(rows, pad_id, self.loaded.device), {}
+        cache.batch_repeat_interleave(len(rows))
+        suffixes = _left_padded([r[shared:] for r in rows], pad_id, self.loaded.device)
+        head = torch.tensor([prefix] * len(rows), dtype=torch.long, device=self.loaded.device)
+        enc = {
+            "input_ids": torch.cat([head, suffixes["input_ids"]], dim=1),
+            "attention_mask": torch.cat([torch.ones_like(head), suffixes["attention_mask"]], dim=1),
+        }
+        return enc, {"past_key_values": cache}
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    """How many leading tokens every row shares, leaving each at least one token of its own."""
+    first, shortest = rows[0], min(len(r) for r in rows)
+    n = 0
+    while n < shortest - 1 and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
 
 
 def _rendered(tok: Any, prompts: list[Prompt], model: str) -> tuple[list[str], dict[int, str]]:

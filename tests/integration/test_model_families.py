@@ -290,3 +290,34 @@ def test_lora_targets_come_from_the_config_alone_and_include_conv1d(tiny_models)
     assert {"q_proj", "v_proj"} <= set(module_names_from_config(str(tiny_models["llama2"])))
     with pytest.raises(TunelabError, match="unknown target module 'foo_proj' \\(valid: all-linear, .*c_attn"):
         TrainConfig(target_modules=("foo_proj",)).check_targets(module_names_from_config(str(tiny_models["gpt2"])))
+
+
+PREAMBLE = "Label each review. Review: a fine film, said one. Label: positive."  # 60+ byte tokens
+
+
+@pytest.mark.parametrize("family", [f.name for f in FAMILIES])
+def test_a_shared_prefix_reused_gives_the_plain_paths_greedy_outputs(loaded, family, monkeypatch):
+    """k-shot prompts open with the same demonstrations: their cache computed once and repeated over the batch
+    (the suffixes left-padded after it) gives exactly the tokens the plain left-padded batch gives."""
+    import core.engine.generation as generation
+
+    model = loaded(family)
+    prompts = [Prompt(f"{PREAMBLE} Review: {text} Label:", mode="raw") for text in MIXED]
+    params = GenParams(max_new_tokens=6, min_new_tokens=6, temperature=0)
+    reused, plain, calls = {}, {}, []
+    real = model.model.generate
+
+    def spy(*args, **kwargs):
+        calls.append("past_key_values" in kwargs)
+        return real(*args, **kwargs)
+
+    model.model.generate = spy
+    try:
+        generation.generate_batch(model, prompts, params, on_result=lambda i, r: reused.__setitem__(i, r))
+        monkeypatch.setattr(generation, "PREFIX_MIN", 10**9)
+        generation.generate_batch(model, prompts, params, on_result=lambda i, r: plain.__setitem__(i, r))
+    finally:
+        del model.model.generate
+    assert calls == [True, False]  # the first run reused the prefix, the second did not
+    assert {i: r["output"] for i, r in reused.items()} == {i: r["output"] for i, r in plain.items()}
+    assert [reused[i]["prompt_tokens"] for i in range(4)] == [plain[i]["prompt_tokens"] for i in range(4)]
