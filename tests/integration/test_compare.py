@@ -36,7 +36,7 @@ def test_compare_trains_both_loras_grades_every_cell_and_gives_the_verdict(tmp_p
         assert row["cost"]["train_s"] > 0 and row["cost"]["trainable_params"] > 0 and row["cost"]["adapter_mb"] > 0
         assert row["cost"]["device"] == "cpu"
     assert grid["columns"][1]["cost"]["extra_prompt_tokens"] > 0  # the prompt's cost: tokens on every call
-    assert report["tried"] == {"versions": 1, "loras": 2, "evals": 1, "sealed": False}
+    assert report["tried"] == {"versions": 1, "loras": 2, "evals": 1, "sealed": False, "models": 1}
     assert len(report["warnings"]) == 3  # the selection, and each LoRA used once with a format it was not trained on
     assert any("trained as is (no prompt), here used with this prompt" in w for w in report["warnings"])
     page = (tmp_path / "report.html").read_text()
