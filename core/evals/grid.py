@@ -111,7 +111,8 @@ def build_grid(
         col_key = v.prompt_id or ""
         c = next((i for i, col in enumerate(cols) if col.key == col_key), None)
         if c is None:
-            label = f"{v.prompt_name}@{col_key[:6]} {v.mode}" if col_key else "no prompt"
+            shots = f" {v.shots}" if v.shots else ""  # `senti@4ab7b9 raw 4-shot random`
+            label = f"{v.prompt_name}@{col_key[:6]} {v.mode}{shots}" if col_key else "no prompt"
             cols.append(Column(col_key, label, v.template))
             c = len(cols) - 1
         members.setdefault((r, c), []).append(vi)

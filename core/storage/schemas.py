@@ -120,6 +120,7 @@ class EvalVariant(Shape):
     truncated: int = 0  # prompts cut to fit the context
     skipped: int = 0
     unrenderable: int = 0
+    shots: str | None = None  # `4-shot similar`: the version's demonstrations
     notes: list[str] = Field(default_factory=list)
 
 

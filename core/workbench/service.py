@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from core.data.datasets import Selection
-from core.data.prompts import PromptStore, PromptVersion, read_prompt_file
+from core.data.prompts import PromptStore, PromptVersion, item_prompt, read_prompt_file
+from core.data.shots import Demonstrations
 from core.data.templates import Template
 from core.engine.engines import Engine, HostEngine, engine_for, is_local
 from core.engine.options import ModelOptions
@@ -214,15 +215,19 @@ class Workbench(VerdictCases, RunControl):
         call it off the UI loop)."""
 
         template, system = Template(version.template), Template(version.system)
-        values: dict[str, str] = {}
-        if template.variables or system.variables:
-            items = selection.rows()
-            if not items:
-                raise TunelabError(f"dataset {selection.dataset} has no rows to fill the template from")
-            values = items[0].vars
-            template.check(values, source=items[0].where)
-            system.check(values, source=items[0].where)
-        return Prompt(template.render(values), system.render(values), version.mode)
+        if not (template.variables or system.variables or version.demonstrates):
+            return Prompt(version.template, version.system, version.mode)
+        dataset = selection.load()
+        items = dataset.split(selection.split)
+        if not items:
+            raise TunelabError(f"dataset {selection.dataset} has no rows to fill the template from")
+        template.check(items[0].vars, source=items[0].where)
+        system.check(items[0].vars, source=items[0].where)
+        demos = []
+        if version.demonstrates:  # from the training rows only, as an eval draws them
+            pool = dataset.split("train") if "train" in dataset.splits else []
+            demos = Demonstrations(version.shots, pool, dataset.name).for_item(items[0])  # type: ignore[arg-type]
+        return item_prompt(version, items[0], demos=demos)
 
     def generate_here(
         self,

@@ -115,3 +115,18 @@ def test_a_prompt_file_declares_shots_and_the_label_says_them(tmp_path):
     path.write_text('template = "{{text}}"\nshots = 2\nselect = "fixed"\n')
     with pytest.raises(TunelabError, match="select fixed lists its rows: 0 listed for 2 shots"):
         read_prompt_file(path)
+
+
+def test_the_grid_column_and_a_single_generation_carry_the_shots(home):
+    from core.data.datasets import Selection
+    from core.evals.grid import build_grid
+    from core.workbench.service import Workbench
+
+    version = PromptVersion(RAW.template, mode="raw", shots=Shots(3, seed=2))
+    summary = run_eval(
+        home, EvalRequest("demo", "eval", grader="labels", limit=4), [Variant("senti", version)], ScriptedBackend()
+    )
+    assert build_grid(summary).cols[0].label == f"senti@{version.id[:6]} raw 3-shot random"
+    assert summary.variants[0].notes == ["3-shot random: demonstrations drawn from 3 of the 480 training rows"]
+    prompt = Workbench(home).fill_prompt(version, Selection("demo", "eval"))
+    assert prompt.text.count(" Overall, this review is") == 4  # three examples, then the first eval row
