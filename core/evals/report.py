@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,26 @@ def costs(grid: Grid) -> list[str]:
         for r, row in enumerate(grid.rows)
         if row.adapters or row.cost.get("served")
     ]
-    return rows + [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key]
+    return rows + [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key] + break_even(grid)
+
+
+def break_even(grid: Grid) -> list[str]:
+    """For each prompt that adds time to every call, after how many calls a LoRA's one-off training time is
+    the cheaper of the two (the first LoRA row that knows its training time)."""
+    trained = next((row for row in grid.rows if row.adapters and row.cost.get("train_s")), None)
+    if trained is None:
+        return []
+    out = []
+    for col in grid.cols:
+        added = col.cost.get("added_latency_s") if col.key else None
+        if isinstance(added, (int, float)) and added > 0:
+            calls = math.ceil(float(trained.cost["train_s"]) / added)
+            out.append(
+                f"break-even: {trained.label}'s {float(trained.cost['train_s']):.0f} s of training costs less than "
+                f"{col.label}'s {col.cost.get('extra_prompt_tokens', 0):+.0f} prompt tokens "
+                f"({added * 1000:+.1f} ms) per call after {calls:,} calls"
+            )
+    return out
 
 
 def _svg(figure: Any) -> str:

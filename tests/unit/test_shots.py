@@ -130,3 +130,23 @@ def test_the_grid_column_and_a_single_generation_carry_the_shots(home):
     assert summary.variants[0].notes == ["3-shot random: demonstrations drawn from 3 of the 480 training rows"]
     prompt = Workbench(home).fill_prompt(version, Selection("demo", "eval"))
     assert prompt.text.count(" Overall, this review is") == 4  # three examples, then the first eval row
+
+
+def test_the_cost_lines_give_a_k_shot_prompts_tokens_and_the_break_even_against_a_lora():
+    from core.evals.grid import Column, Grid, Row
+    from core.evals.report import costs
+
+    grid = Grid(
+        [Row("b", "demo (base)", "demo"), Row("l", "demo+t1 as is", "demo", ("t1",), "as is", {"train_s": 14.0})],
+        [
+            Column("", "no prompt", None),
+            Column("p", "senti@abc 8-shot random", "t", {"extra_prompt_tokens": 240.0, "added_latency_s": 0.012}),
+        ],
+        {},
+    )
+    lines = costs(grid)
+    assert "senti@abc 8-shot random: +240 prompt tokens per call, +12 ms" in lines
+    assert lines[-1] == (
+        "break-even: demo+t1 as is's 14 s of training costs less than senti@abc 8-shot random's +240 prompt "
+        "tokens (+12.0 ms) per call after 1,167 calls"
+    )
