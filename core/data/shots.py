@@ -12,6 +12,7 @@ then what the template writes after the placeholder).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -114,6 +115,11 @@ class Demonstrations:
         assert self.index is not None
         ranked = self.index.top(_text(item), self.shots.k + 1)
         return [self.pool[i] for i in ranked if self.pool[i].key != item.key][: self.shots.k]
+
+
+def hash_of(key: str, seed: int) -> str:
+    """A seeded order over row ids (the same on every run and machine)."""
+    return hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()
 
 
 def _text(item: Item) -> str:

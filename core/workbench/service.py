@@ -16,7 +16,7 @@ from typing import Any
 
 from core.data.datasets import Selection
 from core.data.prompts import PromptStore, PromptVersion, item_prompt, read_prompt_file
-from core.data.shots import Demonstrations
+from core.data.shots import Demonstrations, Shots, hash_of
 from core.data.templates import Template
 from core.engine.engines import Engine, HostEngine, engine_for, is_local
 from core.engine.options import ModelOptions
@@ -228,6 +228,25 @@ class Workbench(VerdictCases, RunControl):
             pool = dataset.split("train") if "train" in dataset.splits else []
             demos = Demonstrations(version.shots, pool, dataset.name).for_item(items[0])  # type: ignore[arg-type]
         return item_prompt(version, items[0], demos=demos)
+
+    def bootstrap(self, name: str, version: PromptVersion, request: EvalRequest, engine: Engine) -> PromptVersion:
+        """DSPy's BootstrapFewShot for a k-shot version: its zero-shot form run on training rows (greedy, graded
+        as `request` grades), and the first k rows it answered right (in a seeded order) become its listed
+        demonstrations. The run is an eval in history, on training rows only."""
+        shots = version.shots
+        if shots is None or shots.k == 0:
+            raise TunelabError("bootstrapping needs a k-shot version (shots = K)")
+        bare = PromptVersion(version.template, version.system, version.mode, version.params)
+        look = replace(request, split="train", limit=min(len(request.load_data().split("train")), 8 * shots.k))
+        summary = self.run_eval(look, [Variant(name, bare)], engine, new_prompts=[PromptRef(name, bare, new=True)])
+        passed = sorted(
+            (i for i, score in summary.scores(0).items() if score.passed), key=lambda i: (hash_of(i, shots.seed), i)
+        )
+        if len(passed) < shots.k:
+            raise TunelabError(f"bootstrapping found {len(passed)} training rows answered right, fewer than {shots.k}")
+        return replace(
+            version, shots=Shots(shots.k, "bootstrapped", shots.seed, tuple(passed[: shots.k]), shots.separator)
+        )
 
     def generate_here(
         self,

@@ -150,3 +150,21 @@ def test_the_cost_lines_give_a_k_shot_prompts_tokens_and_the_break_even_against_
         "break-even: demo+t1 as is's 14 s of training costs less than senti@abc 8-shot random's +240 prompt "
         "tokens (+12.0 ms) per call after 1,167 calls"
     )
+
+
+def test_bootstrapping_lists_training_rows_the_model_answered_right(home):
+    from core.workbench.service import Workbench
+
+    workbench = Workbench(home)
+    version = PromptVersion(
+        "Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4}, shots=Shots(3, "bootstrapped")
+    )
+    found = workbench.bootstrap("senti", version, EvalRequest("demo", "eval", grader="labels"), ScriptedBackend())
+    assert found.shots.select == "bootstrapped" and len(found.shots.rows) == 3 and found.id != version.id
+    train = {it.id: it for it in demo().split("train")}
+    (looked,) = workbench.evals.list()
+    assert looked.split == "train"  # the run that found them: on training rows, in history
+    summary = workbench.evals.load(looked.id)
+    assert all(row in train and summary.scores(0)[row].passed for row in found.shots.rows)
+    with pytest.raises(TunelabError, match="select bootstrapped needs its rows found first"):
+        Demonstrations(version.shots, list(train.values()), "demo")
