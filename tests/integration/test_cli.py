@@ -139,3 +139,20 @@ def test_a_flag_is_never_taken_as_the_abbreviation_of_another(capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["gen", "--mode", "chat", "hi"])  # gen has --chat/--raw; --mode is no --model
     assert exit_.value.code == 2 and "unrecognized arguments: --mode" in capsys.readouterr().err
+
+
+def test_optimize_searches_saves_the_best_and_says_how_to_get_the_clean_answer(home, tmp_path, capsys):
+    prompt = tmp_path / "senti.toml"
+    prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n')
+    done = here(
+        capsys, "optimize", "--prompt", str(prompt), "--dataset", "demo", "--limit", "16", "--budget", "120", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["candidates"] >= 10 and result["calls"] <= 140 and result["tried"] >= result["candidates"]
+    assert {row["kind"] for row in result["table"]} >= {"start", "shots", "instructions"}
+    shown = here(capsys, "optimize", "--prompt", str(prompt), "--dataset", "demo", "--limit", "16", "--budget", "120")
+    assert "the dataset has no sealed test split: the clean answer needs one (tunelab compare --final" in shown.stdout
+    assert "start: senti@" in shown.stdout and "best:  senti@" in shown.stdout
+    refused = here(capsys, "optimize", "--prompt", str(prompt), "--strategies", "reflect")
+    assert refused.returncode == 2 and "reflect needs a --proposer" in refused.stderr

@@ -23,6 +23,7 @@ from tui.cli.evaluating import (
     run_evals,
     run_prompts,
 )
+from tui.cli.optimizing import add_optimize, run_optimize
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say
@@ -168,6 +169,10 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "train": ("start a LoRA training run (a detached process) and follow it", add_train),
     "runs": ("list, show, attach to, stop, cancel or resume training runs", add_runs),
     "adapters": ("list trained adapters, or merge one into its base model", add_adapters),
+    "optimize": (
+        "search the prompt arm on the dev rows (demonstrations, instructions) and judge the best",
+        add_optimize,
+    ),
     "prompts": ("list, show, diff or save prompt versions", add_prompts),
     "evals": ("list, show, pin or export eval runs", add_evals),
     "locate": ("print where the config file, data or user themes live", add_locate),
@@ -180,6 +185,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": run_train,
     "runs": run_runs,
     "adapters": run_adapters,
+    "optimize": run_optimize,
     "prompts": run_prompts,
     "evals": run_evals,
     "locate": run_locate,

@@ -20,7 +20,7 @@ MODEL_FLAGS = {
     "dtype": "--dtype",
     "device": "--device",
 }
-MODEL_COMMANDS = {None, "gen", "eval", "compare", "train", "adapters"}  # None: the TUI
+MODEL_COMMANDS = {None, "gen", "eval", "compare", "optimize", "train", "adapters"}  # None: the TUI
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

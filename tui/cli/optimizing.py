@@ -1,0 +1,96 @@
+"""`tunelab optimize`: the prompt arm searched on the dev rows, and the result judged honestly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from core.errors import TunelabError
+from core.optimize.candidates import parse_strategies
+from core.training.config import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP
+from tui.cli.evaluating import _eval_request, grader_help
+from tui.cli.options import model_options
+from tui.cli.options import workbench as _workbench
+from tui.cli.output import progress, say, table
+
+
+def add_optimize(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prompt", required=True, metavar="P", help="the starting prompt: a prompt file (.toml) or a saved version"
+    )
+    p.add_argument("--dataset", default="demo", help=DATASET_HELP)
+    p.add_argument("--split", default="auto", help="the dev rows searched on: auto (the eval split), a name, or all")
+    p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
+    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION", help=HOLDOUT_HELP)
+    p.add_argument("--expected", default=None, help="field holding the expected answer")
+    p.add_argument("--map", action="append", default=[], metavar="VAR=FIELD", help="template variable from a field")
+    p.add_argument("--grader", default="labels", help=grader_help())
+    p.add_argument("--limit", type=int, default=None, help="only the first N dev rows")
+    p.add_argument("--budget", type=int, default=400, metavar="CALLS", help="graded generations the search may spend")
+    p.add_argument(
+        "--strategies",
+        default="shots,instructions",
+        help="shots (k demonstrations by each selection rule), instructions (rewrites of the instruction), "
+        "reflect (a proposer reads failures and rewrites; needs --proposer); comma-separated",
+    )
+    p.add_argument(
+        "--proposer",
+        default=None,
+        metavar="MODEL",
+        help="the model that writes instructions (URL#MODEL, endpoint:NAME or a local one); without one, "
+        "built-in instruction variants (offline)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the random demonstrations' seeds start here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(repeat=1, no_cache=False, truncate="left", skip_unrenderable=False, judge=None, min_pass=None)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from core.engine.engines import HostEngine
+    from core.workbench.optimizing import optimize
+
+    strategies = parse_strategies(args.strategies)
+    if "reflect" in strategies and not args.proposer:
+        raise TunelabError("{0} reflect needs a {1} (the model that reads the failures)", "strategies", "proposer")
+    options, _, _ = model_options(args)
+    workbench = _workbench()
+    request, _ = _eval_request(args)
+    ref = workbench.prompt_ref(args.prompt)
+    with progress("optimize") as update:
+        result = optimize(
+            workbench, ref.name, ref.version, request, HostEngine(options), budget=args.budget,
+            strategies=strategies, proposer=args.proposer, seed=args.seed,
+            on_round=lambda search: update(search.calls, args.budget),
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    rows = [[s["kind"], s["change"], f"{s['rate']:.1%}", str(s["items"])] for s in result.to_dict()["table"]]
+    table(["kind", "what changed", "dev pass", "items"], rows)
+    start, best = result.rate(result.start), result.rate(result.best)
+    print(f"start: {ref.name}@{result.start.id[:6]} {_rate(*start)}")
+    print(f"best:  {ref.name}@{result.best.id[:6]} {_rate(*best)} ({result.best_change}), saved as {ref.name}")
+    if result.diff:
+        print(result.diff.rstrip("\n"))
+    if result.verdict is not None:
+        print(result.verdict.sentence)
+        print(f"(after {result.tried} candidates tried on these items: the p-value is adjusted for keeping the best)")
+    else:
+        print("The start is the best found: no candidate beat it on the dev rows.")
+    stopped = f"; {result.search.stopped}" if result.search.stopped else ""
+    say(
+        f"spent: {result.search.calls} graded generations in {result.elapsed_s:.0f} s, {len(result.search.scored)} candidates{stopped}"
+    )
+    clean = f"tunelab compare --final --prompt {ref.name}@{result.best.id[:8]} --dataset {args.dataset}"
+    if result.sealed:
+        print(f"the clean answer, on rows nothing was tuned on: {clean}")
+    else:
+        print(
+            f"the dataset has no sealed test split: the clean answer needs one ({clean} --holdout 0.2 seals 20% "
+            "of the eval rows, stored and applied from then on; rows already tuned on stay dev)"
+        )
+    return 0
+
+
+def _rate(rate: float, ci: list[float]) -> str:
+    return f"{rate:.1%} [{ci[0] * 100:.0f}-{ci[1] * 100:.0f}] on the dev rows"
