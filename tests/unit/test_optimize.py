@@ -42,3 +42,29 @@ def test_bad_options_are_one_line_before_anything_runs(home):
     with pytest.raises(TunelabError, match="strategies takes shots, instructions, reflect"):
         parse_strategies("shots,magic")
     assert not (home / "evals").exists()
+
+
+def test_a_scripted_proposer_writes_instructions_and_reflects_on_the_failures(home, monkeypatch):
+    """The proposer is any model tunelab runs: here a scripted one, asked for rewrites and then shown the
+    start's failing items (input, expected, given) to rewrite from."""
+    import core.workbench.optimizing as optimizing
+
+    asked = []
+
+    def proposer(model, request, local, cancel):
+        def ask(text):
+            asked.append(text)
+            return f"Sentiment of the review, rewrite {len(asked)}: {{{{bad}}}}"  # braces are never placeholders
+
+        return ask
+
+    monkeypatch.setattr(optimizing, "_proposer", proposer)
+    result = optimize(
+        Workbench(home), "senti", START, EvalRequest("demo", "eval", grader="labels", limit=24), ScriptedBackend(),
+        budget=300, strategies=("instructions", "reflect"), proposer="scripted",
+    )  # fmt: skip
+    kinds = {s.candidate.kind for s in result.search.scored.values()}
+    assert kinds == {"start", "instructions", "reflect"}
+    reflecting = [text for text in asked if "failed these items" in text]
+    assert reflecting and "| expected: negative | given: positive" in reflecting[0]
+    assert all("{{" not in s.candidate.version.system for s in result.search.scored.values())
