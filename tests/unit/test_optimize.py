@@ -68,3 +68,35 @@ def test_a_scripted_proposer_writes_instructions_and_reflects_on_the_failures(ho
     reflecting = [text for text in asked if "failed these items" in text]
     assert reflecting and "| expected: negative | given: positive" in reflecting[0]
     assert all("{{" not in s.candidate.version.system for s in result.search.scored.values())
+
+
+class FollowsInstructions(ScriptedBackend):
+    """Right on every item when the system prompt lists the answers; a coin flip of the item's words otherwise."""
+
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
+        from core.engine.protocol import GenResult
+
+        for i, p in enumerate(prompts):
+            text = p.text or p.messages[-1]["content"]
+            listed = "one of:" in p.system
+            good = any(w in text.lower() for w in ("love", "great", "excellent", "perfect", "fantastic"))
+            on_result(i, GenResult("positive" if (good if listed else len(text) % 2) else "negative", "eos", 1))
+
+
+def test_compare_optimize_adds_the_best_found_as_a_column_with_the_search_counted(home):
+    from argparse import Namespace
+
+    from core.engine.options import ModelOptions
+    from core.workbench.service import PromptRef
+    from tui.cli.optimizing import optimized
+
+    workbench = Workbench(home)
+    start = PromptVersion("{{text}}", mode="raw", params={"max_new_tokens": 4})
+    request = EvalRequest("demo", "eval", grader="labels", limit=40)
+    refs = [PromptRef("senti", start, new=True)]
+    found = optimized(Namespace(optimize=300), workbench, request, refs, FollowsInstructions())
+    assert [ref.name for ref in found] == ["senti-opt"] and "one of:" in found[0].version.system
+    plan = workbench.compare_plan(request, ModelOptions("demo"), refs + found)
+    judged = workbench.compare(plan, FollowsInstructions())
+    assert [c.label.split("@")[0] for c in judged.grid.cols] == ["no prompt", "senti", "senti-opt"]
+    assert judged.tried.versions > 3  # the search's candidates are counted on these items

@@ -282,6 +282,14 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         help="judge the chosen cells once on the sealed test split (each look is counted and said)",
     )
     p.add_argument(
+        "--optimize",
+        type=int,
+        default=None,
+        metavar="BUDGET",
+        help="first search the (first) --prompt on the dev rows within BUDGET graded generations (tunelab optimize); "
+        "the best found is a column of its own (and trained with, with --train-with-prompt), the search counted",
+    )
+    p.add_argument(
         "--parity",
         action="store_true",
         help="run one model served and here (two --model) on the same items, greedy, and list every item whose "
@@ -354,10 +362,15 @@ def run_compare(args: argparse.Namespace) -> int:
                 f"this split's {sized['items']} items find {sized['detectable_points']:g} points or more"
             )
         return 0
+    refs = [workbench.prompt_ref(ref) for ref in args.prompt]
+    if args.optimize is not None:
+        from tui.cli.optimizing import optimized
+
+        refs += optimized(args, workbench, request, refs, HostEngine(options))
     plan = workbench.compare_plan(
         request,
         options,
-        [workbench.prompt_ref(ref) for ref in args.prompt],
+        refs,
         adapters,
         train=args.train,
         train_with_prompt=args.train_with_prompt,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TunelabError
 from core.optimize.candidates import parse_strategies
@@ -12,6 +13,9 @@ from tui.cli.evaluating import _eval_request, grader_help
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table
+
+if TYPE_CHECKING:
+    from core.workbench.service import Workbench
 
 
 def add_optimize(p: argparse.ArgumentParser) -> None:
@@ -94,3 +98,23 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def _rate(rate: float, ci: list[float]) -> str:
     return f"{rate:.1%} [{ci[0] * 100:.0f}-{ci[1] * 100:.0f}] on the dev rows"
+
+
+def optimized(args: argparse.Namespace, workbench: Workbench, request: Any, refs: list[Any], engine: Any) -> list[Any]:
+    """`compare --optimize`: the first prompt searched on the dev rows; the best found, when it is not the
+    start, as one more prompt of the comparison (`NAME-opt`)."""
+    from core.workbench.optimizing import optimize
+    from core.workbench.service import PromptRef
+
+    if not refs:
+        raise TunelabError("{0} needs a {1} to start the search from", "optimize", "prompt")
+    with progress("optimize") as update:
+        found = optimize(
+            workbench, refs[0].name, refs[0].version, request, engine, budget=args.optimize,
+            on_round=lambda search: update(search.calls, args.optimize),
+        )  # fmt: skip
+    say(f"optimize: {len(found.search.scored)} candidates, {found.search.calls} calls; best: {found.best_change}")
+    if found.best.id == refs[0].version.id:
+        say("optimize: the start is the best found; no optimized column")
+        return []
+    return [PromptRef(f"{refs[0].name}-opt", found.best, new=True)]
