@@ -75,6 +75,7 @@ class TrainConfig:
     # the prompt (`--prompt`, or the one on screen) sets template, system and mode
     template: str = ""  # empty: the item's own input, as the workbench's "no prompt" variant sends it
     system: str = ""
+    shots: dict[str, Any] | None = None  # a k-shot prompt's demonstrations (`Shots.to_dict()`), kept out of the loss
     mode: str = field(  # without a template: raw sends items as they are, chat/auto through the chat template
         default="raw", metadata=option("how examples are rendered without --prompt", flag="--mode", choices=MODES)
     )

@@ -4,10 +4,12 @@ evaluated with: a dataset row + template -> (prompt text, answer), loss on the a
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.data.datasets import Item
 from core.data.prompts import PromptVersion, item_prompt
+from core.data.shots import Demonstrations, Shots
 from core.engine.loading import LoadedModel
 from core.engine.prompt import Prompt, answer_ids, apply_template, chat_turns, end_of_turn, fit, is_chat, render
 from core.engine.prompt import encode as encode_prompt
@@ -22,20 +24,32 @@ class Example:
 
 
 def prompt_version(config: TrainConfig) -> PromptVersion | None:
-    return PromptVersion(config.template, config.system, config.mode) if config.template else None
+    if not config.template:
+        return None
+    shots = Shots.from_dict(config.shots) if config.shots else None
+    return PromptVersion(config.template, config.system, config.mode, shots=shots)
 
 
-def training_prompt(config: TrainConfig, version: PromptVersion | None, item: Item) -> Prompt:
-    """The same request the workbench's variant sends; without a prompt version, `mode` says raw or chat."""
-    return item_prompt(version, item, None if version or config.mode == "raw" else config.mode)
+def training_prompt(
+    config: TrainConfig, version: PromptVersion | None, item: Item, demos: Sequence[Item] = ()
+) -> Prompt:
+    """The same request the workbench's variant sends (its demonstrations included); without a prompt
+    version, `mode` says raw or chat."""
+    return item_prompt(version, item, None if version or config.mode == "raw" else config.mode, demos)
 
 
-def examples(loaded: LoadedModel, config: TrainConfig, items: list[Item]) -> list[Example]:
+def examples(
+    loaded: LoadedModel, config: TrainConfig, items: list[Item], pool: list[Item] | None = None
+) -> list[Example]:
+    """Each row encoded; a k-shot prompt's demonstrations come from `pool` (the training rows), never the row
+    itself, and sit in the prompt, so no loss is taken on them."""
     version = prompt_version(config)
+    shots = version.shots if version is not None and version.demonstrates else None
+    chosen = Demonstrations(shots, pool or items, "the training data") if shots is not None else None
     out = []
     for item in items:
         try:
-            out.append(encode(loaded, config, version, item))
+            out.append(encode(loaded, config, version, item, chosen.for_item(item) if chosen else ()))
         except TunelabError as exc:  # a row the template cannot render (tool calls, say): named
             if str(exc).startswith(item.where):
                 raise
@@ -43,7 +57,9 @@ def examples(loaded: LoadedModel, config: TrainConfig, items: list[Item]) -> lis
     return out
 
 
-def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | None, item: Item) -> Example:
+def encode(
+    loaded: LoadedModel, config: TrainConfig, version: PromptVersion | None, item: Item, demos: Sequence[Item] = ()
+) -> Example:
     if item.expected is None:
         how = (
             "a bare value or equals: in __expected gives one"
@@ -52,7 +68,7 @@ def encode(loaded: LoadedModel, config: TrainConfig, version: PromptVersion | No
         )
         raise TunelabError(f"{item.where}: no expected answer to train on ({how})")
     tok = loaded.tokenizer
-    prompt = training_prompt(config, version, item)
+    prompt = training_prompt(config, version, item, demos)
     rendered = render(tok, prompt, loaded.source.spec)
     answer = answer_ids(tok, prompt, rendered, item.expected, config.max_seq_len, loaded.source.spec)
     # the ids generation sends; over max_seq_len, the prompt is cut on the left (as eval cuts it) and keeps

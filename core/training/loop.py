@@ -217,9 +217,10 @@ class _Session:
         linear = linear_module_names(loaded.model)
         cfg.check_targets(linear)
         dataset = cfg.load_data()
-        self.train_data = examples(loaded, cfg, train_rows(cfg, dataset))
+        trained = train_rows(cfg, dataset)
+        self.train_data = examples(loaded, cfg, trained)
         scored_rows = eval_rows(cfg, dataset)[0]
-        self.eval_data = examples(loaded, cfg, scored_rows)
+        self.eval_data = examples(loaded, cfg, scored_rows, pool=trained)
         self.scorer = Scorer(loaded, cfg, scored_rows) if cfg.eval_items and scored_rows else None
         notes = self.record.setdefault("notes", [])
         if cfg.eval_items and not scored_rows and NO_SCORE not in notes:

@@ -342,6 +342,8 @@ class Workbench(VerdictCases, RunControl):
         }
         if prompt is not None:
             values.update(template=prompt.template, system=prompt.system, mode=prompt.mode)
+            if prompt.demonstrates:
+                values["shots"] = prompt.shots.to_dict()  # type: ignore[union-attr]
         return TrainConfig.from_dict(values)
 
     def check_targets(self, config: TrainConfig) -> None:

@@ -25,6 +25,7 @@ COMMANDS = {
     "gen": ["gen", "hi"],
     "eval": ["eval", "--no-prompt"],
     "compare": ["compare", "--prompt", "p.toml"],
+    "optimize": ["optimize", "--prompt", "p.toml"],
     "train": ["train"],
     "adapters": ["adapters", "merge", "--out", "x"],
 }

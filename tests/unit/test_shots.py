@@ -2,6 +2,7 @@
 bootstrapped) that is part of the version's id, rendered as chat turns or raw examples."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -168,3 +169,25 @@ def test_bootstrapping_lists_training_rows_the_model_answered_right(home):
     assert all(row in train and summary.scores(0)[row].passed for row in found.shots.rows)
     with pytest.raises(TunelabError, match="select bootstrapped needs its rows found first"):
         Demonstrations(version.shots, list(train.values()), "demo")
+
+
+def test_training_with_a_k_shot_prompt_keeps_the_demonstrations_out_of_the_loss(demo_loaded, home):
+    from core.engine.options import ModelOptions
+    from core.training.data import examples
+    from core.workbench.service import Workbench
+
+    version = PromptVersion(RAW.template, mode="raw", shots=Shots(2, seed=4))
+    config = Workbench(home).train_config({}, options=ModelOptions("demo"), dataset="demo", prompt=version)
+    assert config.shots == version.shots.to_dict()
+    data = demo()
+    pool, rows = data.split("train"), data.split("train")[:3]
+    shot, plain = (
+        examples(demo_loaded, config, rows, pool=pool),
+        examples(demo_loaded, replace(config, shots=None), rows),
+    )
+    tok = demo_loaded.tokenizer
+    for with_demos, without, row in zip(shot, plain, rows):
+        assert len(with_demos.ids) > len(without.ids)  # the demonstrations are in the prompt...
+        learned = lambda ex: [t for t, label in zip(ex.ids, ex.labels) if label != -100]  # noqa: E731
+        assert learned(with_demos) == learned(without)  # ...and the loss is on the row's own answer alone
+        assert row.vars["text"] not in tok.decode(with_demos.ids).rsplit(row.vars["text"], 1)[0]  # never its own demo
