@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.storage.schemas import EvalHeadline, EvalPlan, MetricRow, RunStatus, checked, problem
+from core.storage.schemas import EvalHeadline, EvalPlan, MetricRow, RunStatus, checked, parsed, problem
 
 HEADLINE = {"id": "e1", "created_at": "2026-01-01", "dataset": "demo", "status": "done"}
 
@@ -30,3 +30,20 @@ def test_a_diverged_loss_reads_as_a_gap_and_unknown_fields_are_kept():
     row = checked(MetricRow, {"step": 4, "loss": math.nan, "lr": 0.001})
     assert row == {"step": 4, "loss": None, "lr": 0.001}  # eval_loss stays absent: it was never logged
     assert problem(EvalHeadline, {**HEADLINE, "variants": [{"label": "a", "pass_rate": 1}]}) is None
+
+
+def test_a_run_status_hint_of_another_type_reads_as_unset_and_the_run_still_lists():
+    """Fields the trainer adds along the way are hints: a hand-edited one reads as unset, as each reader's own
+    check read it, and never makes the run `unknown` (the first fields still do)."""
+    status, why = parsed(RunStatus, {"state": "done", "adapter": 5, "best_pass_rate": "x", "checkpoints": "no"})
+    assert why is None and status is not None
+    assert (status.adapter, status.best_pass_rate, status.checkpoints) == (None, None, [])
+
+
+def test_runs_show_prints_a_status_in_the_order_it_always_had():
+    """The first fields, the file's others in its order, then what `Runs.status` read from the folder; a NaN
+    loss and a stop not asked for are left out."""
+    raw = {"updated_at": "t", "state": "done", "adapter": "adapter", "zz": 1, "step": 4, "loss": math.nan}
+    status = RunStatus.model_validate(raw)
+    status.id, status.checkpoints, status.stop_requested_at = "t1", ["step-000004"], None
+    assert list(status.to_dict()) == ["state", "step", "updated_at", "adapter", "zz", "id", "checkpoints"]
