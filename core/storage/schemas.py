@@ -1,8 +1,8 @@
 """The shape of each JSON file tunelab reads back from disk, as pydantic models: a reader checks what it
 read against its file's model and names a file of another shape by its path and first bad field, instead
 of a hand check per reader. Types are strict (a "3" is not a step); fields a newer version adds are kept.
-An eval's summary (`EvalSummary`) and a run's status (`RunStatus`) are such models from where they are made
-to every screen, read by their fields.
+An eval's summary (`EvalSummary`), a graded row (`GradedRow`) and a run's status (`RunStatus`) are such
+models from where they are made to every screen, read by their fields.
 Imported by the eval runner and where files are read (off the UI loop), never on the way to the first frame
 (a test checks): pydantic costs a few hundred ms to load; the TUI names these types for type checking only."""
 
@@ -235,6 +235,29 @@ class ResultRow(Shape):
 
     variant: int
     item: str
+
+
+class GradedRow(ResultRow):
+    """One call graded, from grading to the summary and the eval pane's cells, read by its fields: a line of
+    `results.jsonl` as it is written (`to_dict`). Lines from before prompt tokens and truncation were kept
+    lack them; a judge's answer, and why it could not be read, are on the rows a judge graded."""
+
+    repeat: int = 0
+    output: str
+    expected: str | None
+    passed: bool
+    score: float
+    latency_s: float | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None
+    truncated: bool = False
+    cached: bool
+    judge: str | None = None
+    judge_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line's shape: the fields it was made or read with."""
+        return self.model_dump(exclude_unset=True)
 
 
 class PlanVariant(Shape):

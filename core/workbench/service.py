@@ -30,7 +30,7 @@ from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import BEST, concrete_ref, read_json
-from core.storage.schemas import EvalHeadline, EvalSummary
+from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
 from core.workbench.compare import (
@@ -160,7 +160,7 @@ class Workbench(VerdictCases, RunControl):
         engine: Engine,
         *,
         new_prompts: Iterable[PromptRef] = (),
-        on_row: Callable[[dict[str, Any]], object] | None = None,
+        on_row: Callable[[GradedRow], object] | None = None,
         on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
     ) -> EvalSummary:

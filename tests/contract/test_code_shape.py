@@ -49,8 +49,9 @@ def test_an_eval_summary_is_read_by_its_fields_never_by_string_keys():
     assert read_by_key(re.compile(rf"(?:{names})(?:\[[\"']|\.get\()")) == []
 
 
-def test_a_run_status_is_read_by_its_fields_never_by_keys():
-    """A run's status is a `RunStatus` (core/storage/schemas.py) from `Runs.status` to the monitor, the CLI and
-    the verdict's costs: a field renamed there is a type error, not a KeyError at run time. Names bound to one
-    (`status`) are never subscripted or `.get`, by a string or any other key."""
-    assert read_by_key(re.compile(r"(?<!\w)status(?:\[|\.get\()")) == []
+def test_a_run_status_and_a_graded_row_are_read_by_their_fields_never_by_keys():
+    """A run's status is a `RunStatus` from `Runs.status` to the monitor, the CLI and the verdict's costs, and a
+    graded call a `GradedRow` from grading to the summary, the parity check and the eval pane's cells (both in
+    core/storage/schemas.py): a field renamed there is a type error, not a KeyError at run time. Names bound to
+    one (`status`, `graded`) are never subscripted or `.get`, by a string or any other key."""
+    assert read_by_key(re.compile(r"(?<!\w)(?:status|graded)(?:\[|\.get\()")) == []
