@@ -135,12 +135,12 @@ def app_figures(home: Path, bare) -> dict:
             pane.select(run_id)
 
             async def training() -> None:
-                await until(pilot, lambda: pane.runs.status(run_id)["state"] == "running")
+                await until(pilot, lambda: pane.runs.status(run_id).state == "running")
                 await asyncio.sleep(6)
 
             figures["training"] = await _lag_during(pilot, training)
             pane.runs.cancel(run_id)
-            await until(pilot, lambda: pane.runs.status(run_id)["state"] in ("cancelled", "failed", "done"), 60)
+            await until(pilot, lambda: pane.runs.status(run_id).state in ("cancelled", "failed", "done"), 60)
 
     try:
         asyncio.run(scenario())

@@ -68,7 +68,7 @@ def training_row(folder: Path, peak: float) -> Result:
     rates = [ours(folder / "home", cfg) for _ in range(3)]
     runs = Runs(folder / "home")
     last = max(runs.folder.iterdir(), key=lambda p: p.stat().st_mtime).name
-    trainable = runs.status(last)["trainable_params"]
+    trainable = runs.status(last).trainable_params
     from transformers import AutoConfig
 
     per_token = step_flops_per_token(AutoConfig.from_pretrained(model), trainable, 128)

@@ -11,6 +11,7 @@ from core.data.prompts import PromptStore, PromptVersion
 from core.evals.plan import EvalRequest, Variant
 from core.evals.stored import store
 from core.evals.summary import summarize
+from core.storage.schemas import GradedRow
 from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
 
@@ -81,11 +82,11 @@ def comparison_eval(home: Path, run_id: str, eval_id: str = "e0000snapshot") -> 
     ]  # fmt: skip
     passing = [2, 12, 18, 4]  # items 0..k-1 pass
     rows = [
-        {
-            "variant": vi, "item": f"i{i:02d}", "repeat": 0, "output": " positive" if i < k else " meh",
-            "expected": "positive", "passed": i < k, "score": float(i < k), "latency_s": 0.01 + 0.002 * vi,
-            "prompt_tokens": 20 + 6 * (vi % 2), "completion_tokens": 2, "truncated": False, "cached": False,
-        }
+        GradedRow(
+            variant=vi, item=f"i{i:02d}", repeat=0, output=" positive" if i < k else " meh",
+            expected="positive", passed=i < k, score=float(i < k), latency_s=0.01 + 0.002 * vi,
+            prompt_tokens=20 + 6 * (vi % 2), completion_tokens=2, truncated=False, cached=False,
+        )
         for vi, k in enumerate(passing)
         for i in range(N_ITEMS)
     ]  # fmt: skip

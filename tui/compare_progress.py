@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from core.training.config import TrainConfig
 from core.workbench.compare import CompareWatcher, training_label
 from tui.messages import CompareStage, EvalProgress, EvalRow, EvalStarted, RunStarted
+
+if TYPE_CHECKING:
+    from core.storage.schemas import GradedRow
 
 
 class PostingWatcher(CompareWatcher):
@@ -38,8 +41,8 @@ class PostingWatcher(CompareWatcher):
         self.post(EvalStarted(self.token, labels, clean=True))
         self._say(f"grading {len(labels)} cells")
 
-    def row(self, row: dict[str, Any]) -> None:
-        self.post(EvalRow(self.token, row))
+    def row(self, graded: GradedRow) -> None:
+        self.post(EvalRow(self.token, graded))
 
     def progress(self, done: int, total: int) -> None:
         self.post(EvalProgress(self.token, done, total))

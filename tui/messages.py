@@ -9,7 +9,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:  # the protocol is imported by the client, after the first frame
     from core.engine import protocol as p
-    from core.storage.schemas import EvalSummary
+    from core.storage.schemas import EvalSummary, GradedRow
     from core.workbench.adapters import Adapter
     from core.workbench.verdicts import Comparison
 
@@ -143,7 +143,7 @@ class EvalRow(Message):
     """One graded (variant, item) result of the eval run `token`."""
 
     token: str
-    row: dict[str, Any]
+    graded: GradedRow
 
 
 @dataclass(eq=False)  # a message is itself, not its fields

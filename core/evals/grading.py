@@ -6,21 +6,28 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from core.data.graders import final_answer, grade_all
 from core.errors import TunelabError
 from core.evals.judge import is_judge
 from core.evals.plan import Call, Plan
+from core.storage.schemas import GradedRow
 
 
 class Grading:
     """Grades each finished call and appends its row to results.jsonl at once (a killed process leaves what
     it graded); engines call `finish` from their own threads."""
 
-    def __init__(self, plan: Plan, on_row, on_progress) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        on_row: Callable[[GradedRow], object] | None,
+        on_progress: Callable[[int, int], object] | None,
+    ) -> None:
         self.plan, self.on_row, self.on_progress = plan, on_row, on_progress
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[GradedRow] = []
         self.fresh: dict[str, dict[str, Any]] = {}  # computed now (not from the cache): cached at the end
         self.skipped: Counter[int] = Counter()
         self.unrenderable: Counter[int] = Counter()  # of the skipped: rows the model's template cannot render
@@ -82,31 +89,31 @@ class Grading:
         if plan.judge is not None:  # a judge spec grades this row with its input in the judge's prompt
             graders = {**graders, **{s: plan.judge.grader(s, call.prompt, judged) for s in specs if is_judge(s)}}
         grade = grade_all(graders, specs, final_answer(result["output"]), plan.answers[item.id])
-        row = {
-            "variant": call.variant,
-            "item": item.id,
-            "repeat": call.repeat,
-            "output": result["output"],
-            "expected": item.expected_text,
-            "passed": grade.passed,
-            "score": grade.score,
-            "latency_s": result.get("latency_s"),
-            "prompt_tokens": result.get("prompt_tokens"),
-            "completion_tokens": result.get("completion_tokens"),
-            "truncated": bool(result.get("truncated")),
-            "cached": from_cache,
-            **judged,
-        }
+        graded = GradedRow(
+            variant=call.variant,
+            item=item.id,
+            repeat=call.repeat,
+            output=result["output"],
+            expected=item.expected_text,
+            passed=grade.passed,
+            score=grade.score,
+            latency_s=result.get("latency_s"),
+            prompt_tokens=result.get("prompt_tokens"),
+            completion_tokens=result.get("completion_tokens"),
+            truncated=bool(result.get("truncated")),
+            cached=from_cache,
+            **judged,  # the judge's answer, and why it could not be read
+        )
         with self.lock:
             if result.get("note"):
                 self.notes[call.variant].add(str(result["note"]))
-            self.rows.append(row)
-            self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.rows.append(graded)
+            self.out.write(json.dumps(graded.to_dict(), ensure_ascii=False) + "\n")
             self.out.flush()
             if not from_cache and not result.get("sampled"):
                 self.fresh[call.key] = result
             done = len(self.rows)
         if self.on_row:
-            self.on_row(row)
+            self.on_row(graded)
         if self.on_progress:
             self.on_progress(done, len(plan.calls))

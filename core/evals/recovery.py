@@ -3,37 +3,18 @@ the plan and the rows that finished, so it is summarized as `interrupted`, liste
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from core.data.prompts import PromptVersion
 from core.errors import TunelabError
 from core.evals.plan import EvalRequest, Variant
-from core.evals.stored import PLAN_FILE, RESULTS_FILE, SUMMARY_FILE, WRITER_LOCK, store
+from core.evals.stored import PLAN_FILE, SUMMARY_FILE, WRITER_LOCK, graded_rows, store
 from core.evals.summary import summarize
 from core.storage.atomic import lock_held
 from core.storage.runfolders import read_json
-from core.storage.schemas import EvalPlan, EvalSummary, ResultRow, parsed, problem
+from core.storage.schemas import EvalPlan, EvalSummary, parsed
 
 GONE = "the eval's process ended before it finished; recovered with what it had graded"
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    """The graded rows; a line torn by the crash is left out."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            continue
-        if problem(ResultRow, row) is None:
-            out.append(row)
-    return out
 
 
 def _summary(folder: Path, plan: EvalPlan) -> EvalSummary:
@@ -42,7 +23,7 @@ def _summary(folder: Path, plan: EvalPlan) -> EvalSummary:
         for v in plan.variants
     ]
     request = EvalRequest(**plan.request)
-    rows = [r for r in _rows(folder / RESULTS_FILE) if 0 <= r["variant"] < len(variants)]
+    rows = [graded for graded in graded_rows(folder) if 0 <= graded.variant < len(variants)]
     summary = summarize(
         folder.name, request, plan.dataset, plan.dataset_sha256, variants, [None] * plan.n_items, rows, "interrupted"
     )

@@ -34,7 +34,7 @@ from core.evals.summary import summarize
 from core.history.store import new_id
 from core.storage.atomic import open_append, open_private, write_atomic
 from core.storage.paths import ensure_private_dir
-from core.storage.schemas import EvalSummary, JudgeCost
+from core.storage.schemas import EvalSummary, GradedRow, JudgeCost
 
 
 def run_eval(
@@ -43,7 +43,7 @@ def run_eval(
     variants: list[Variant],
     local: Engine,
     *,
-    on_row: Callable[[dict[str, Any]], object] | None = None,
+    on_row: Callable[[GradedRow], object] | None = None,
     on_progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
     on_start: Callable[[], object] | None = None,

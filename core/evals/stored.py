@@ -15,7 +15,7 @@ from core.history.records import eval_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.storage.meta import Meta
-from core.storage.schemas import EvalHeadline, EvalSummary, parsed
+from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow, ResultRow, parsed, problem
 
 RUNS_TABLE, BASELINES_TABLE = "eval_runs", "baselines"
 PLAN_FILE = "plan.json"  # all it takes to summarize what finished, should the process die
@@ -31,6 +31,29 @@ def store(root: Path, folder: Path, summary: EvalSummary) -> None:
     headline = {k: v for k, v in whole.items() if k != "items"}
     Meta(root).write(lambda db: db.table(RUNS_TABLE).insert(headline))
     History(root).add(eval_record(summary))
+
+
+def graded_rows(folder: Path) -> list[GradedRow]:
+    """An eval folder's graded rows, as they were graded; a line torn by a crash (no row's shape at all) is
+    left out, and a row of another shape is one line naming it and its first bad field."""
+    path = folder / RESULTS_FILE
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            data = json.loads(line)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            continue
+        if problem(ResultRow, data) is not None:
+            continue
+        graded, why = parsed(GradedRow, data)
+        if graded is None:
+            raise TunelabError(f"{path}:{number}: a graded row of another shape ({why})")
+        rows.append(graded)
+    return rows
 
 
 class EvalRuns:

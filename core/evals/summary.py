@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 from core.evals.stats import interval
 from core.history.store import now_iso
-from core.storage.schemas import EvalSummary
+from core.storage.schemas import EvalSummary, GradedRow
 
 
-def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows, status) -> EvalSummary:
-    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_variant[row["variant"]].append(row)
+def summarize(
+    run_id, request, dataset_name, dataset_sha, variants, items, rows: Iterable[GradedRow], status
+) -> EvalSummary:
+    by_variant: dict[int, list[GradedRow]] = defaultdict(list)
+    for graded in rows:
+        by_variant[graded.variant].append(graded)
     out_variants, per_item = [], {}
     for vi, v in enumerate(variants):
         vrows = by_variant.get(vi, [])
-        passed = sum(r["passed"] for r in vrows)
+        passed = sum(graded.passed for graded in vrows)
         per_item[str(vi)] = _per_item(vrows)
         # the item is the unit: repeats of one item are not more items (a bootstrap over item fractions)
         lo, hi = interval([agg["pass"] for agg in per_item[str(vi)].values()])
-        latencies = [r["latency_s"] for r in vrows if r["latency_s"] is not None and not r["cached"]]
-        tokens = [r["completion_tokens"] for r in vrows if r["completion_tokens"] is not None]
-        prompt_tokens = [r["prompt_tokens"] for r in vrows if r.get("prompt_tokens") is not None]
+        latencies = [graded.latency_s for graded in vrows if graded.latency_s is not None and not graded.cached]
+        tokens = [graded.completion_tokens for graded in vrows if graded.completion_tokens is not None]
+        prompt_tokens = [graded.prompt_tokens for graded in vrows if graded.prompt_tokens is not None]
         out_variants.append(
             {
                 "label": v.label,
@@ -44,8 +47,8 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
                 "mean_latency_s": round(statistics.fmean(latencies), 4) if latencies else None,
                 "mean_completion_tokens": round(statistics.fmean(tokens), 2) if tokens else None,
                 "mean_prompt_tokens": round(statistics.fmean(prompt_tokens), 2) if prompt_tokens else None,
-                "cached": sum(r["cached"] for r in vrows),
-                "truncated": sum(r.get("truncated", False) for r in vrows),  # prompts cut to fit the context
+                "cached": sum(graded.cached for graded in vrows),
+                "truncated": sum(graded.truncated for graded in vrows),  # prompts cut to fit the context
             }
         )
     summary = {
@@ -65,20 +68,20 @@ def summarize(run_id, request, dataset_name, dataset_sha, variants, items, rows,
     return EvalSummary.model_validate(summary)
 
 
-def _per_item(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _per_item(rows: list[GradedRow]) -> dict[str, dict[str, Any]]:
     """Repeats of one item folded: pass fraction, majority output, number of distinct outputs."""
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row["item"]].append(row)
+    grouped: dict[str, list[GradedRow]] = defaultdict(list)
+    for graded in rows:
+        grouped[graded.item].append(graded)
     out = {}
     for item_id, reps in grouped.items():
-        outputs = Counter(r["output"] for r in reps)
-        fraction = sum(r["passed"] for r in reps) / len(reps)
+        outputs = Counter(graded.output for graded in reps)
+        fraction = sum(graded.passed for graded in reps) / len(reps)
         out[item_id] = {
             "pass": round(fraction, 4),
             "passed": fraction >= 0.5,
             "majority": outputs.most_common(1)[0][0],
             "distinct": len(outputs),
-            "expected": reps[0]["expected"],
+            "expected": reps[0].expected,
         }
     return out

@@ -1,7 +1,8 @@
 """The shape of each JSON file tunelab reads back from disk, as pydantic models: a reader checks what it
 read against its file's model and names a file of another shape by its path and first bad field, instead
 of a hand check per reader. Types are strict (a "3" is not a step); fields a newer version adds are kept.
-An eval's summary is such a model from the runner to every screen (`EvalSummary`), read by its fields.
+An eval's summary (`EvalSummary`), a graded row (`GradedRow`) and a run's status (`RunStatus`) are such
+models from where they are made to every screen, read by their fields.
 Imported by the eval runner and where files are read (off the UI loop), never on the way to the first frame
 (a test checks): pydantic costs a few hundred ms to load; the TUI names these types for type checking only."""
 
@@ -10,7 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 
 class Shape(BaseModel):
@@ -30,8 +42,16 @@ class Losses(Shape):
         return value if value is None or math.isfinite(value) else None
 
 
+STATUS_FIRST = ("loss", "eval_loss", "state", "step", "total_steps", "error", "pid", "pgid", "pid_start")
+STATUS_READ = ("problem", "id", "stop_requested_at", "checkpoints")
+
+
 class RunStatus(Losses):
-    """A run folder's `status.json` (written by the trainer, or the launcher before it starts)."""
+    """A run folder's `status.json` (written by the trainer, or the launcher before it starts) and what
+    `Runs.status` adds as it reads the folder, read by its fields from the folder to every screen. The
+    fields first checked (`STATUS_FIRST`) are strict: a file that breaks one is named and shown as
+    `unknown`. Those added since are hints: one of another type (a hand-edited file) reads as unset, as
+    each reader's own check read it. Fields it does not name (`updated_at`, `epoch`, `eta_s`) are kept."""
 
     state: str
     step: int = 0
@@ -40,6 +60,50 @@ class RunStatus(Losses):
     pid: int | None = None
     pgid: int | None = None
     pid_start: str | None = None
+    # the trainer's, as it goes (the checkpoints it saved and scored) and when it is done
+    resumed: bool | None = None  # the launcher's: joining nodes of a multi-node run load its checkpoint
+    last_checkpoint: str | None = None
+    pass_rate: float | None = None
+    best_checkpoint: str | None = None
+    best_pass_rate: float | None = None
+    scored_checkpoints: int | None = None
+    adapter: str | None = None  # the adapter's folder in the run's, once done
+    trainable_params: int | None = None
+    device: str | None = None
+    train_s: float | None = None
+    # `Runs.status`'s, never in the file: the run's id, its checkpoints' names, when a stop was asked for
+    # (the watchdog kills a run that ignores it) and why a status it could not read shows as `unknown`
+    id: str = ""
+    checkpoints: list[str] = Field(default_factory=list)
+    stop_requested_at: float | None = None
+    problem: str | None = None
+    _order: list[str] = PrivateAttr(default_factory=list)  # the keys as the file had them
+
+    @field_validator(
+        "resumed", "last_checkpoint", "pass_rate", "best_checkpoint", "best_pass_rate", "scored_checkpoints",
+        "adapter", "trainable_params", "device", "train_s", *STATUS_READ, mode="wrap",
+    )  # fmt: skip
+    @classmethod
+    def _hint(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return cls.model_fields[str(info.field_name)].get_default(call_default_factory=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ModelWrapValidatorHandler[RunStatus]) -> RunStatus:
+        status = handler(data)
+        status._order = list(data) if isinstance(data, dict) else []
+        return status
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `runs show` prints it: the first fields, the file's others in its order, then what was read
+        from the folder; a loss that is no number (a diverged run's NaN) and a stop not asked for left out."""
+        data = self.model_dump(exclude_unset=True)
+        gaps = [k for k in ("loss", "eval_loss", "stop_requested_at") if data.get(k, 0) is None]
+        keys = dict.fromkeys([*STATUS_FIRST, *self._order, *STATUS_READ, *data])
+        return {k: data[k] for k in keys if k in data and k not in gaps}
 
 
 class RunConfig(Shape):
@@ -172,6 +236,29 @@ class ResultRow(Shape):
 
     variant: int
     item: str
+
+
+class GradedRow(ResultRow):
+    """One call graded, from grading to the summary and the eval pane's cells, read by its fields: a line of
+    `results.jsonl` as it is written (`to_dict`). Lines from before prompt tokens and truncation were kept
+    lack them; a judge's answer, and why it could not be read, are on the rows a judge graded."""
+
+    repeat: int = 0
+    output: str
+    expected: str | None
+    passed: bool
+    score: float
+    latency_s: float | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None
+    truncated: bool = False
+    cached: bool
+    judge: str | None = None
+    judge_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line's shape: the fields it was made or read with."""
+        return self.model_dump(exclude_unset=True)
 
 
 class PlanVariant(Shape):

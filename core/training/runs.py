@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.data.seals import remember_seal
 from core.engine.cores import usable_cores
@@ -53,6 +53,9 @@ from core.storage.runfolders import (
 )
 from core.training.config import TrainConfig
 from core.training.splits import check_data, sealed_config
+
+if TYPE_CHECKING:
+    from core.storage.schemas import RunStatus
 
 LIVE = {"starting", "loading", "running"}
 
@@ -210,13 +213,15 @@ def rank_pids(run_dir: Path) -> builtins.list[int]:
     return pids
 
 
-def alive(status: dict[str, Any]) -> bool:
-    pid = status.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+def alive(status: RunStatus) -> bool:
+    pid = status.pid
+    if pid is None or pid <= 0:
         return False
     if Path("/proc").is_dir():
         started = _start_time(pid)
-        return started is not None and started == status.get("pid_start", started)
+        # a start time written as null (the launcher was already gone) matches no process; none written: any
+        recorded = status.pid_start if "pid_start" in status.model_fields_set else started
+        return started is not None and started == recorded
     try:
         os.kill(pid, 0)
     except OSError:
@@ -237,7 +242,7 @@ def launcher(config: TrainConfig, run_id: str, node_rank: int) -> builtins.list[
     return [sys.executable]
 
 
-def running(run_dir: Path, status: dict[str, Any]) -> bool:
+def running(run_dir: Path, status: RunStatus) -> bool:
     """The run's launcher is alive, or its trainer still holds the folder (torchrun's ranks outlive a
     killed agent)."""
     return alive(status) or trainer_running(run_dir)
@@ -343,48 +348,48 @@ class Runs:
                 if not isinstance(saved, dict) or saved.get("rdzv_endpoint") != endpoint:
                     continue
                 status = self.status(run_dir.name)
-                if status["state"] in LIVE:
+                if status.state in LIVE:
                     nnodes = self.train_config(run_dir.name).nnodes  # checked: a damaged config is one line
                     if node_rank >= nnodes:
                         raise TunelabError(f"node rank {node_rank} is outside run {run_dir.name}'s {nnodes} nodes")
-                    self.launch(run_dir.name, resume=status.get("resumed") is True, node_rank=node_rank)
+                    self.launch(run_dir.name, resume=status.resumed is True, node_rank=node_rank)
                     return run_dir.name
             if time.monotonic() > deadline:
                 raise TunelabError(f"no run waits at {endpoint} after {timeout:.0f} s: start node 0 first")
             time.sleep(poll)
 
-    def status(self, run_id: str) -> dict[str, Any]:
-        """The status, with a run whose process vanished mid-work shown as failed with its log tail."""
+    def status(self, run_id: str) -> RunStatus:
+        """The status, with a run whose process vanished mid-work shown as failed with its log tail; a diverged
+        run's NaN loss reads as None (no figure, rather than one to format)."""
         run_dir = self.path(run_id)
-        from core.storage.schemas import RunStatus, checked, problem
+        from core.storage.schemas import RunStatus, parsed
 
         raw = read_json(run_dir / STATUS_FILE)
-        status = checked(RunStatus, raw)
+        status, why = parsed(RunStatus, raw)
         if status is None:  # an empty folder, or a status.json of another shape: named, never rewritten here
-            why = (
-                f"of another shape ({problem(RunStatus, raw)})"
-                if raw is not None
-                else "missing, unreadable or of another shape"
-            )
-            status = {"state": "unknown", "problem": f"{run_dir / STATUS_FILE}: {why}"}
-        for key in ("loss", "eval_loss"):  # a diverged run's NaN: no figure, rather than one to format
-            if key in status and status[key] is None:
-                del status[key]
-        status["id"] = run_dir.name
-        if status.get("state") in LIVE | {"stopping"} and not running(run_dir, status):
-            status.update(state="failed", error=f"process ended unexpectedly: {vanished_why(run_dir)}")
+            why = f"of another shape ({why})" if raw is not None else "missing, unreadable or of another shape"
+            status = RunStatus(state="unknown", problem=f"{run_dir / STATUS_FILE}: {why}")
+        status.id = run_dir.name
+        if status.state in LIVE | {"stopping"} and not running(run_dir, status):
+            status.state, status.error = "failed", f"process ended unexpectedly: {vanished_why(run_dir)}"
         try:  # when a stop was asked for: the watchdog kills a run that ignores it
-            status["stop_requested_at"] = (run_dir / STOP_FILE).stat().st_mtime
+            status.stop_requested_at = (run_dir / STOP_FILE).stat().st_mtime
         except OSError:
-            status.pop("stop_requested_at", None)
+            status.stop_requested_at = None
         checkpoint = latest_checkpoint(run_dir)
-        status["checkpoints"] = sorted(p.name for p in (run_dir / CHECKPOINTS).glob("step-*")) if checkpoint else []
+        status.checkpoints = sorted(p.name for p in (run_dir / CHECKPOINTS).glob("step-*")) if checkpoint else []
         return status
+
+    def _launcher(self, run_dir: Path) -> RunStatus:
+        """The status as written, for the launcher's pid (one of another shape names none)."""
+        from core.storage.schemas import RunStatus, parsed
+
+        return parsed(RunStatus, read_json(run_dir / STATUS_FILE))[0] or RunStatus(state="unknown")
 
     def _folders(self) -> builtins.list[Path]:
         return run_folders(self.root)
 
-    def list(self) -> builtins.list[dict[str, Any]]:
+    def list(self) -> builtins.list[RunStatus]:
         return [self.status(p.name) for p in sorted(self._folders(), reverse=True)]
 
     def config(self, run_id: str) -> dict[str, Any]:
@@ -448,16 +453,16 @@ class Runs:
         try:
             with writer_lock(run_dir, timeout=30):
                 status = self.status(run_id)
-                if status["state"] in LIVE | {"stopping"} and running(run_dir, status):
-                    raise TunelabError(f"run {status['id']} is still {status['state']}")
+                if status.state in LIVE | {"stopping"} and running(run_dir, status):
+                    raise TunelabError(f"run {status.id} is still {status.state}")
                 if not trainer_gone(run_dir):
-                    raise TunelabError(f"run {status['id']} is {status['state']} but a trainer still holds it")
-                if not status["checkpoints"]:
-                    raise TunelabError(f"run {status['id']} has no checkpoint to resume from")
+                    raise TunelabError(f"run {status.id} is {status.state} but a trainer still holds it")
+                if not status.checkpoints:
+                    raise TunelabError(f"run {status.id} has no checkpoint to resume from")
                 saved = self.train_config(run_id)
                 if config is not None and (diff := saved.differences(config)):
-                    raise TunelabError(f"run {status['id']} was started with other settings ({'; '.join(diff)})")
-                return self.launch(status["id"], resume=True)
+                    raise TunelabError(f"run {status.id} was started with other settings ({'; '.join(diff)})")
+                return self.launch(status.id, resume=True)
         except StoreBusy:
             raise TunelabError(f"run {run_dir.name} is being started by another tunelab; try again") from None
 
@@ -465,12 +470,13 @@ class Runs:
         """Signal the launcher's process group and each torchrun rank's own (they outlive a killed torchrun
         agent); False when nothing of the run is running."""
         run_dir = self.path(run_id)
-        status = read_json(run_dir / STATUS_FILE) or {}
+        status = self._launcher(run_dir)
         if not running(run_dir, status):
             return False
         groups = set(rank_pids(run_dir))  # each rank leads its own group
-        if alive(status):  # the launcher leads its session's group (runs from before `pgid` was kept: its pid)
-            groups.add(status.get("pgid") or status["pid"])
+        # the launcher leads its session's group (runs from before `pgid` was kept: its pid)
+        if alive(status) and status.pid is not None:
+            groups.add(status.pgid or status.pid)
         for group in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, sig)

@@ -61,15 +61,15 @@ class AdapterCases:
         """Finished runs' adapters, newest first, then the folders added from elsewhere that are still there."""
         out = []
         for status in self.runs.list():
-            if status["state"] == "done" and status.get("adapter"):
-                run_dir = self.runs.folder / status["id"]  # ids from list() are whole: no prefix search
+            if status.state == "done" and status.adapter:
+                run_dir = self.runs.folder / status.id  # ids from list() are whole: no prefix search
                 config = (read_json(run_dir / CONFIG_FILE) or {}).get("config", {})
                 template = str(config.get("template") or "")
                 out.append(
                     Adapter(
-                        status["id"],
-                        run_dir / str(status["adapter"]),
-                        status.get("eval_loss"),
+                        status.id,
+                        run_dir / status.adapter,
+                        status.eval_loss,
                         template.splitlines()[0][:40] if template.strip() else "as is",
                     )
                 )

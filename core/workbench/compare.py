@@ -5,12 +5,15 @@ task" both run it; they differ only in how they show progress (a `CompareWatcher
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.data.prompts import PromptVersion
 from core.engine.options import ModelOptions
 from core.evals.plan import EvalRequest
 from core.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from core.storage.schemas import GradedRow
 
 MAX_SEEDS = 20
 CHECKPOINTS = ("final", "best")  # which adapter of a run a comparison judges: its last, or its best-scored
@@ -51,7 +54,7 @@ class CompareWatcher:
     def evaluating(self, labels: list[str]) -> None:
         """Training is over; the eval of these cells starts."""
 
-    def row(self, row: dict[str, Any]) -> None:
+    def row(self, graded: GradedRow) -> None:
         """One graded item."""
 
     def progress(self, done: int, total: int) -> None:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from core.engine.engines import is_local
 from core.errors import TunelabError
 from core.evals.plan import NO_PROMPT, EvalRequest
-from core.history.io import eval_rows
-from core.storage.schemas import EvalSummary
+from core.evals.stored import graded_rows
+from core.storage.schemas import EvalSummary, GradedRow
 
 if TYPE_CHECKING:
     from core.engine.engines import Engine
@@ -60,46 +60,38 @@ def greedy_only(versions: list[Any]) -> None:
             )
 
 
-def why(local: dict[str, Any], served: dict[str, Any]) -> str:
+def why(local: GradedRow, served: GradedRow) -> str:
     """The likeliest cause a row pair shows: a prompt rendered to other tokens (template drift), an answer
     cut at another length, or the same input decoded differently (numerics, quantisation, a seedless sampler)."""
-    mine, theirs = local.get("prompt_tokens"), served.get("prompt_tokens")
-    if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
+    mine, theirs = local.prompt_tokens, served.prompt_tokens
+    if mine is not None and theirs is not None and mine != theirs:
         return f"the prompt is {mine} tokens here and {theirs} served: the server renders it differently (chat template or special tokens)"
-    if local.get("truncated") != served.get("truncated"):
+    if local.truncated != served.truncated:
         return "one side cut the prompt to fit its context"
-    here, there = str(local.get("output", "")), str(served.get("output", ""))
+    here, there = local.output, served.output
     if here.startswith(there) or there.startswith(here):
         return "one answer stops earlier (a stop string or end-of-text the other side did not honour)"
     return "the same prompt length, decoded differently (dtype, quantisation or kernels)"
 
 
-def compare_rows(summary: EvalSummary, rows: list[dict[str, Any]], local: str, served: str) -> Parity:
+def compare_rows(summary: EvalSummary, rows: list[GradedRow], local: str, served: str) -> Parity:
     """Pairs the local and the served row of each (prompt, item, repeat) and keeps those that differ."""
     variants = summary.variants
-    side = {i: ("local" if v.model == local else "served") for i, v in enumerate(variants)}
     prompt = {i: v.prompt_id or NO_PROMPT for i, v in enumerate(variants)}
     label = {i: v.label.split(" | ")[0] for i, v in enumerate(variants)}
-    pairs: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
+    pairs: dict[tuple[str, str, int], tuple[GradedRow | None, GradedRow | None]] = {}  # (local, served)
     labels: dict[tuple[str, str, int], str] = {}
-    for row in rows:
-        index = row.get("variant")
-        if index not in side:
+    for graded in rows:
+        if graded.variant not in prompt:
             continue
-        key = (prompt[index], str(row["item"]), int(row.get("repeat") or 0))
-        pairs.setdefault(key, {})[side[index]] = row
-        labels[key] = label[index]
-    both = {k: v for k, v in pairs.items() if len(v) == 2}
-    differing = [k for k, v in both.items() if v["local"].get("output") != v["served"].get("output")]
+        key = (prompt[graded.variant], graded.item, graded.repeat)
+        here, there = pairs.get(key, (None, None))
+        pairs[key] = (graded, there) if variants[graded.variant].model == local else (here, graded)
+        labels[key] = label[graded.variant]
+    both = {k: (here, there) for k, (here, there) in pairs.items() if here is not None and there is not None}
+    differing = [k for k, (here, there) in both.items() if here.output != there.output]
     drifts = [
-        Drift(
-            labels[k],
-            k[1],
-            str(both[k]["local"]["output"]),
-            str(both[k]["served"]["output"]),
-            why(both[k]["local"], both[k]["served"]),
-        )
-        for k in differing[:MAX_SHOWN]
+        Drift(labels[k], k[1], both[k][0].output, both[k][1].output, why(*both[k])) for k in differing[:MAX_SHOWN]
     ]
     return Parity(summary, len(both), drifts, len(differing))
 
@@ -120,4 +112,4 @@ def run_parity(
     summary = workbench.run_eval(
         replace(request, use_cache=False, repeat=1), variants, engine, new_prompts=prompts, on_progress=on_progress
     )
-    return compare_rows(summary, list(eval_rows(workbench.root, summary)), local, served)
+    return compare_rows(summary, graded_rows(workbench.root / "evals" / summary.id), local, served)

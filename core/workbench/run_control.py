@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.training.runs import LIVE, Runs
+
+if TYPE_CHECKING:
+    from core.storage.schemas import RunStatus
 
 STOP_GRACE_S = 30.0
 
@@ -21,22 +24,22 @@ class RunControl:
         """Stop now, without saving; a run that already ended keeps its state and adapter."""
         status = self.runs.status(run_id)
         if self.runs.kill(run_id):
-            return f"killed {status['id']}"
-        return f"{status['id']} is not running ({status['state']}); nothing killed"
+            return f"killed {status.id}"
+        return f"{status.id} is not running ({status.state}); nothing killed"
 
-    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S, status: dict[str, Any] | None = None) -> bool:
+    def enforce_stop(self, run_id: str, grace: float = STOP_GRACE_S, status: RunStatus | None = None) -> bool:
         """The watchdog: a run still live `grace` seconds after its stop request is killed. True if killed.
         `status`: the run's status when the caller has just read it."""
-        status = status or self.runs.status(run_id)
-        asked = status.get("stop_requested_at")
-        if status["state"] in LIVE and isinstance(asked, (int, float)) and time.time() - asked > grace:
+        status = status if status is not None else self.runs.status(run_id)
+        asked = status.stop_requested_at
+        if status.state in LIVE and asked is not None and time.time() - asked > grace:
             return self.runs.kill(run_id)
         return False
 
-    def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> dict[str, Any]:
+    def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> RunStatus:
         self.stop_run(run_id)
         while True:
             status = self.runs.status(run_id)
-            if status["state"] not in LIVE or self.enforce_stop(run_id, grace):
+            if status.state not in LIVE or self.enforce_stop(run_id, grace):
                 return self.runs.status(run_id)
             time.sleep(poll)

@@ -31,7 +31,7 @@ from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import BEST, concrete_ref, read_json
-from core.storage.schemas import EvalHeadline, EvalSummary
+from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
 from core.workbench.compare import (
@@ -161,7 +161,7 @@ class Workbench(VerdictCases, RunControl):
         engine: Engine,
         *,
         new_prompts: Iterable[PromptRef] = (),
-        on_row: Callable[[dict[str, Any]], object] | None = None,
+        on_row: Callable[[GradedRow], object] | None = None,
         on_progress: Callable[[int, int], object] | None = None,
         cancel: threading.Event | None = None,
     ) -> EvalSummary:
@@ -369,7 +369,7 @@ class Workbench(VerdictCases, RunControl):
         return self.runs.join(endpoint, node_rank)
 
     def resume_run(self, run_id: str, config: TrainConfig | None = None) -> str:
-        run_id = str(self.runs.status(run_id)["id"])
+        run_id = self.runs.status(run_id).id
         self.runs.resume(run_id, config)
         return run_id
 
@@ -388,17 +388,15 @@ class Workbench(VerdictCases, RunControl):
         watcher.started(run_id)
         while True:
             status = self.runs.status(run_id)
-            watcher.step(int(status.get("step", 0)), int(status.get("total_steps") or 0))
-            if status["state"] not in LIVE | {"created"}:
+            watcher.step(status.step, status.total_steps or 0)
+            if status.state not in LIVE | {"created"}:
                 break
             if cancel is not None and cancel.is_set():
                 self.stop_run(run_id)
                 raise TunelabError(f"comparison cancelled: training run {run_id} stops at its next step")
             time.sleep(poll)
-        if status["state"] != "done":
-            raise TunelabError(
-                f"training run {run_id} {status['state']}: {status.get('error') or 'see its worker.log'}"
-            )
+        if status.state != "done":
+            raise TunelabError(f"training run {run_id} {status.state}: {status.error or 'see its worker.log'}")
         return run_id
 
     # -- the whole comparison ------------------------------------------------------------------

@@ -262,7 +262,8 @@ class VerdictCases(AdapterCases):
         if run_dir is None or not isinstance(config, dict):
             return {"trained_on": ELSEWHERE, "template": None, "group": str(path), "cost": cost}
         status = self.runs.status(run_dir.name)
-        cost.update({k: status[k] for k in ("train_s", "device", "trainable_params") if k in status})
+        spent = {"train_s": status.train_s, "device": status.device, "trainable_params": status.trainable_params}
+        cost.update({k: v for k, v in spent.items() if v is not None})
         template = str(config.get("template") or "")
         trained_on = "as is"
         if template:
@@ -272,7 +273,7 @@ class VerdictCases(AdapterCases):
             "trained_on": trained_on,
             "template": template,
             "group": group,
-            "run": status["id"],
+            "run": status.id,
             "seed": config.get("seed"),
             "cost": cost,
         }

@@ -1,6 +1,7 @@
 """The house rules a reader relies on: no module in core/ or tui/ over 500 lines, no function over 80."""
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -29,15 +30,28 @@ def test_no_function_is_over_80_lines():
     assert long == {}
 
 
-def test_an_eval_summary_is_read_by_its_fields_never_by_string_keys():
-    """The eval summary is an `EvalSummary` (core/storage/schemas.py) from load to screen: a field renamed there
-    is a type error, not a KeyError at run time. Names bound to a summary are never subscripted or `.get`."""
-    names = ("summary", "baseline[0]", "pinned", "headline")
+def read_by_key(pattern: re.Pattern[str]) -> list[str]:
+    """Each line of core/ or tui/ (the models' own module aside) that `pattern` finds, as `path:line: text`."""
     found = []
     for path in sources():
         if path.name == "schemas.py":
             continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
-            if any(f'{name}["' in line or f"{name}['" in line or f"{name}.get(" in line for name in names):
+            if pattern.search(line):
                 found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
-    assert found == []
+    return found
+
+
+def test_an_eval_summary_is_read_by_its_fields_never_by_string_keys():
+    """The eval summary is an `EvalSummary` (core/storage/schemas.py) from load to screen: a field renamed there
+    is a type error, not a KeyError at run time. Names bound to a summary are never subscripted or `.get`."""
+    names = "|".join(re.escape(name) for name in ("summary", "baseline[0]", "pinned", "headline"))
+    assert read_by_key(re.compile(rf"(?:{names})(?:\[[\"']|\.get\()")) == []
+
+
+def test_a_run_status_and_a_graded_row_are_read_by_their_fields_never_by_keys():
+    """A run's status is a `RunStatus` from `Runs.status` to the monitor, the CLI and the verdict's costs, and a
+    graded call a `GradedRow` from grading to the summary, the parity check and the eval pane's cells (both in
+    core/storage/schemas.py): a field renamed there is a type error, not a KeyError at run time. Names bound to
+    one (`status`, `graded`) are never subscripted or `.get`, by a string or any other key."""
+    assert read_by_key(re.compile(r"(?<!\w)(?:status|graded)(?:\[|\.get\()")) == []

@@ -35,14 +35,14 @@ def test_each_eval_step_is_scored_and_kept_as_a_checkpoint(scored_run):
     status = runs.status(run_id)
     got = scores(runs.path(run_id))
     assert [s["step"] for s in got] == [10, 20, 30, 40]  # save_every off: scored steps are saved anyway
-    assert status["checkpoints"] == ["step-000010", "step-000020", "step-000030", "step-000040"]
+    assert status.checkpoints == ["step-000010", "step-000020", "step-000030", "step-000040"]
     assert all(0.0 <= s["pass_rate"] <= 1.0 and s["eval_loss"] is not None for s in got)
     assert got[-1]["pass_rate"] > got[0]["pass_rate"]  # the LoRA learns the labels
     best = best_of(got)
-    assert status["best_checkpoint"] == f"step-{best['step']:06d}" and status["scored_checkpoints"] == 4
-    assert best_checkpoint(runs.path(run_id)).name == status["best_checkpoint"]
-    assert resolve_adapter(home, f"{run_id}@best") == runs.path(run_id) / "checkpoints" / status["best_checkpoint"]
-    assert concrete_ref(home, f"{run_id[:8]}@best") == f"{run_id[:8]}@{status['best_checkpoint']}"
+    assert status.best_checkpoint == f"step-{best['step']:06d}" and status.scored_checkpoints == 4
+    assert best_checkpoint(runs.path(run_id)).name == status.best_checkpoint
+    assert resolve_adapter(home, f"{run_id}@best") == runs.path(run_id) / "checkpoints" / status.best_checkpoint
+    assert concrete_ref(home, f"{run_id[:8]}@best") == f"{run_id[:8]}@{status.best_checkpoint}"
 
 
 def test_the_runs_pass_rate_is_what_an_eval_of_that_checkpoint_measures(scored_run):
@@ -105,7 +105,7 @@ def test_compare_checkpoint_best_judges_the_best_scored_checkpoint_and_counts_ev
 
     home, run_id = scored_run
     monkeypatch.setenv("TUNELAB_HOME", str(home))
-    best = Runs(home).status(run_id)["best_checkpoint"]
+    best = Runs(home).status(run_id).best_checkpoint
     done = here(capsys, "compare", "--adapter", run_id, "--checkpoint", "best", "--grader", "labels", "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

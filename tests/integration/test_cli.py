@@ -120,7 +120,7 @@ def test_train_runs_stop_and_a_changed_resume_is_refused(home):
     assert out.returncode == 0 and "started training run" in out.stderr
     run_id = out.stderr.split("started training run ")[1].split()[0]
     runs, deadline = Runs(home), time.monotonic() + 120
-    while (status := runs.status(run_id))["state"] != "running" or not status.get("step"):  # the poll: not the CLI
+    while (status := runs.status(run_id)).state != "running" or not status.step:  # the poll: not the CLI
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
     stopped = tunelab("runs", "stop", run_id, home=home)

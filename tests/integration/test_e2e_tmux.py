@@ -82,15 +82,15 @@ def test_killing_the_tui_leaves_training_running_and_a_new_tunelab_reattaches(ho
         tmux.wait_for("New LoRA run")
         tmux("send-keys", "-t", "e2e", "Enter")  # the form's defaults: 6 epochs on the demo task
         screen = tmux.wait_for(r"t[0-9a-f]{9} running · step [1-9]")
-        run_id = Runs(home).list()[0]["id"]
+        run_id = Runs(home).list()[0].id
         assert run_id[:10] in screen
         os.kill(tmux.app_pid(), signal.SIGKILL)  # the TUI dies; the run is in its own session
         subprocess.run([*tmux.base, "kill-server"], capture_output=True)
         runs = Runs(home)
-        step = runs.status(run_id)["step"]
+        step = runs.status(run_id).step
         deadline = time.monotonic() + 60
-        while runs.status(run_id)["step"] <= step:
-            assert runs.status(run_id)["state"] == "running", runs.status(run_id)
+        while runs.status(run_id).step <= step:
+            assert runs.status(run_id).state == "running", runs.status(run_id)
             assert time.monotonic() < deadline, "the run stopped moving after the TUI died"
             time.sleep(0.3)
         tmux.start(home, ("100", "30"))  # a new tunelab re-attaches to the live run

@@ -47,10 +47,10 @@ def test_a_run_on_a_full_disk_ends_failed_naming_it(small_disk, monkeypatch):
     workbench.runs.launch(run_id)
     fill(small_disk)  # while the child still imports torch (seconds): every write it makes finds no room
     deadline = time.monotonic() + 120
-    while (status := workbench.runs.status(run_id))["state"] in LIVE | {"created"}:
+    while (status := workbench.runs.status(run_id)).state in LIVE | {"created"}:
         assert time.monotonic() < deadline, "the run never ended"
         time.sleep(0.2)
-    assert status["state"] == "failed" and "No space left on device" in status["error"], status
+    assert status.state == "failed" and "No space left on device" in status.error, status
 
 
 def test_a_run_that_said_nothing_on_a_full_disk_is_explained_by_the_disk(tmp_path, monkeypatch):

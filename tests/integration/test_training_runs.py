@@ -33,7 +33,7 @@ def wait(runs, run_id, predicate, timeout=240):
 
 
 def finished(status):
-    return status["state"] not in {"created", "starting", "loading", "running"}
+    return status.state not in {"created", "starting", "loading", "running"}
 
 
 def start(home, **settings):
@@ -65,7 +65,7 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(quick_run):
     home, run_id = quick_run
     runs = Runs(home)
     status = runs.status(run_id)
-    assert status["state"] == "done" and status["step"] == 12, status
+    assert status.state == "done" and status.step == 12, status
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 13))
     assert rows[-1]["loss"] < rows[0]["loss"] / 2  # it learns
@@ -77,7 +77,7 @@ def test_run_to_done_writes_metrics_status_and_a_plain_peft_adapter(quick_run):
 
     assert config["resolved"]["dataset_sha256"] == load_dataset("demo").sha256
     assert config["resolved"]["model_fingerprint"] and config["config"]["seed"] == 0
-    assert status["checkpoints"] == ["step-000006", "step-000012"]
+    assert status.checkpoints == ["step-000006", "step-000012"]
     from core.history.store import History
 
     entry = History(home).recent(1)[0]  # the run is browsable in history next to generations
@@ -99,15 +99,15 @@ def test_stop_saves_and_resume_continues_exactly(home, monkeypatch, quick_run):
     monkeypatch.setenv("TUNELAB_FAULTS", "hold_at_step=4")  # the run waits there for the stop: no race
     runs, run_id = start(home, **QUICK)
     monkeypatch.delenv("TUNELAB_FAULTS")
-    wait(runs, run_id, lambda s: s.get("step", 0) >= 3)
+    wait(runs, run_id, lambda s: s.step >= 3)
     status = Workbench(home).stop_and_wait(run_id)
-    assert status["state"] == "stopped" and status["checkpoints"], status
-    stopped_at = int(status["last_checkpoint"].split("-")[1])
+    assert status.state == "stopped" and status.checkpoints, status
+    stopped_at = int(status.last_checkpoint.split("-")[1])
     assert 3 <= stopped_at < 12
     with pytest.raises(TunelabError, match=r"started with other settings \(lora_r: 16 -> 8\)"):
         runs.resume(run_id, TrainConfig(**QUICK, lora_r=8))
     runs.resume(run_id, TrainConfig(**QUICK))
-    assert wait(runs, run_id, finished)["state"] == "done"
+    assert wait(runs, run_id, finished).state == "done"
     expected, got = losses(reference, ref_id), losses(runs, run_id)
     for step in range(stopped_at + 1, 13):
         assert got[step] == pytest.approx(expected[step], abs=1e-4), step
@@ -115,31 +115,31 @@ def test_stop_saves_and_resume_continues_exactly(home, monkeypatch, quick_run):
 
 def test_cancel_removes_checkpoints(home):
     runs, run_id = start(home, max_steps=400, save_every=1, batch_size=8, eval_every=None)
-    wait(runs, run_id, lambda s: s.get("step", 0) >= 2)
+    wait(runs, run_id, lambda s: s.step >= 2)
     runs.cancel(run_id)
     status = wait(runs, run_id, finished)
-    assert status["state"] == "cancelled" and status["checkpoints"] == []
+    assert status.state == "cancelled" and status.checkpoints == []
 
 
 def test_sigkill_shows_failed_with_log_and_resumes_from_last_checkpoint(home):
     runs, run_id = start(home, **{**QUICK, "save_every": 2, "max_steps": 400})
-    status = wait(runs, run_id, lambda s: len(s["checkpoints"]) >= 2)
-    os.killpg(status["pid"], signal.SIGKILL)
-    status = wait(runs, run_id, lambda s: s["state"] == "failed")
-    assert status["error"].startswith("process ended unexpectedly")
+    status = wait(runs, run_id, lambda s: len(s.checkpoints) >= 2)
+    os.killpg(status.pid, signal.SIGKILL)
+    status = wait(runs, run_id, lambda s: s.state == "failed")
+    assert status.error.startswith("process ended unexpectedly")
     runs.resume(run_id)
-    wait(runs, run_id, lambda s: s["state"] == "running" and s.get("step", 0) > 4)
+    wait(runs, run_id, lambda s: s.state == "running" and s.step > 4)
     runs.kill(run_id)
 
 
 def test_watchdog_escalates_when_a_run_ignores_stop(home):
     runs, run_id = start(home, max_steps=400, batch_size=8, eval_every=None, save_every=None)
-    status = wait(runs, run_id, lambda s: s.get("step", 0) >= 1)
-    os.killpg(status["pid"], signal.SIGSTOP)  # a hung run: it cannot act on SIGTERM
+    status = wait(runs, run_id, lambda s: s.step >= 1)
+    os.killpg(status.pid, signal.SIGSTOP)  # a hung run: it cannot act on SIGTERM
     status = Workbench(home).stop_and_wait(run_id, grace=1.0)
-    assert status["state"] == "killed"
+    assert status.state == "killed"
     time.sleep(0.5)
-    assert runs.status(run_id)["state"] == "killed"
+    assert runs.status(run_id).state == "killed"
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_watchdog_escalates_when_a_run_ignores_stop(home):
 def test_bad_input_fails_with_one_line(home, settings, message):
     runs, run_id = start(home, **QUICK, **settings)
     status = wait(runs, run_id, finished)
-    assert status["state"] == "failed" and message in status["error"] and "\n" not in status["error"]
+    assert status.state == "failed" and message in status.error and "\n" not in status.error
 
 
 def test_bad_data_is_refused_before_a_run_exists(home):
@@ -165,7 +165,7 @@ def test_bad_data_is_refused_before_a_run_exists(home):
 def test_lora_beats_the_prompt_on_the_demo_task(home):
     """The issue's target: the demo task's LoRA accuracy reaches 90%."""
     runs, run_id = start(home)
-    assert wait(runs, run_id, finished, timeout=600)["state"] == "done"
+    assert wait(runs, run_id, finished, timeout=600).state == "done"
     summary = run_eval(
         home,
         EvalRequest("demo", "eval", grader="labels"),
@@ -185,7 +185,7 @@ def test_merged_adapter_generates_like_base_plus_adapter(quick_run, tmp_path):
 
     home, run_id = quick_run
     runs = Runs(home)
-    assert runs.status(run_id)["state"] == "done"
+    assert runs.status(run_id).state == "done"
     out = merge(home, run_id, tmp_path / "merged")
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     with pytest.raises(TunelabError, match="output folder is not empty"):
@@ -223,7 +223,7 @@ def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(ho
     assert runs.join(endpoint, node_rank=1, timeout=30) == run_id  # what node 1's `tunelab train` does
     status = wait(runs, run_id, finished)
     log = runs.path(run_id).joinpath("worker.log").read_text()[-2000:]
-    assert status["state"] == "done", (status, log, runs.path(run_id).joinpath("worker-node1.log").read_text()[-2000:])
+    assert status.state == "done", (status, log, runs.path(run_id).joinpath("worker-node1.log").read_text()[-2000:])
     assert runs.config(run_id)["resolved"]["world_size"] == 2
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 7)) and rows[-1]["loss"] < rows[0]["loss"]  # by global rank 0
@@ -236,10 +236,10 @@ def test_two_nodes_meet_at_a_rendezvous_on_localhost_and_write_one_run_folder(ho
 def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(home):
     """Two processes on one node (torchrun on gloo) train; their agent killed, they train on and are reached."""
     runs, run_id = start(home, **{**QUICK, "nproc": 2, "max_steps": 2000, "save_every": 2})
-    status = wait(runs, run_id, lambda s: s.get("step", 0) >= 3 and s["checkpoints"])
-    os.kill(status["pid"], signal.SIGKILL)  # the torchrun agent: its ranks train on
+    status = wait(runs, run_id, lambda s: s.step >= 3 and s.checkpoints)
+    os.kill(status.pid, signal.SIGKILL)  # the torchrun agent: its ranks train on
     time.sleep(1)
-    assert runs.status(run_id)["state"] == "running"  # not "failed" while the ranks still hold the folder
+    assert runs.status(run_id).state == "running"  # not "failed" while the ranks still hold the folder
     with pytest.raises(TunelabError, match="still running"):
         runs.resume(run_id)  # never a third trainer
     ranks = rank_pids(runs.path(run_id))
@@ -249,7 +249,7 @@ def test_a_killed_torchrun_agent_leaves_ranks_that_stop_and_kill_still_reach(hom
     while rank_pids(runs.path(run_id)):
         assert time.monotonic() < deadline, "a rank of the killed run is still alive"
         time.sleep(0.2)
-    assert runs.status(run_id)["state"] == "killed"
+    assert runs.status(run_id).state == "killed"
 
 
 def test_a_link_planted_as_the_checkpoints_folder_fails_the_run_and_is_never_written_through(home, tmp_path):
@@ -260,7 +260,7 @@ def test_a_link_planted_as_the_checkpoints_folder_fails_the_run_and_is_never_wri
     (runs.path(run_id) / "checkpoints").symlink_to(elsewhere)
     runs.launch(run_id)
     status = wait(runs, run_id, finished)
-    assert status["state"] == "failed" and "is a symbolic link" in status["error"], status
+    assert status.state == "failed" and "is a symbolic link" in status.error, status
     assert "resolved" not in runs.config(run_id)  # refused at the start, before the model was loaded
     assert list(elsewhere.iterdir()) == []
 
@@ -272,7 +272,7 @@ def test_a_packed_run_with_the_memory_and_lora_switches_trains_padding_free_and_
         gradient_checkpointing=True, use_dora=True, use_rslora=True,
     )  # fmt: skip
     status = wait(runs, run_id, finished)
-    assert status["state"] == "done", status
+    assert status.state == "done", status
     assert runs.config(run_id)["resolved"]["packing"] is True  # checked against padding at the start
     config = json.loads((runs.path(run_id) / ADAPTER / "adapter_config.json").read_text())
     assert config["use_dora"] is True and config["use_rslora"] is True
@@ -287,8 +287,8 @@ def test_a_diverging_run_stops_as_diverged_with_one_line(home, monkeypatch):
     monkeypatch.setenv("TUNELAB_FAULTS", "nan_loss_at_step=3")
     runs, run_id = start(home, max_steps=8, eval_every=None, save_every=None, batch_size=8)
     status = wait(runs, run_id, finished)
-    assert status["state"] == "diverged" and status["step"] == 3, status
-    assert "the loss became nan at step 3" in status["error"] and "lower --learning-rate" in status["error"]
+    assert status.state == "diverged" and status.step == 3, status
+    assert "the loss became nan at step 3" in status.error and "lower --learning-rate" in status.error
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == [1, 2, 3] and math.isfinite(rows[1]["loss"]) and rows[-1]["loss"] is None
     assert not (runs.path(run_id) / ADAPTER).exists()

@@ -142,7 +142,7 @@ def test_every_file_tunelab_writes_is_the_users_alone(tmp_path, home, capsys):
             done = here(capsys, *args)
             assert done.returncode == 0, (args, done.stderr[-1500:])
         run_id = next((home / "runs").iterdir()).name
-        assert Runs(home).status(run_id)["state"] == "done"
+        assert Runs(home).status(run_id).state == "done"
         done = here(capsys, "adapters", "merge", run_id, "--out", str(home / "merged"))
         assert done.returncode == 0, done.stderr[-1500:]
     finally:

@@ -51,19 +51,19 @@ def test_a_damaged_run_folder_reads_as_what_it_can(home, how):
     fake_finished_run(home, steps=4)
     run_id = damage(home, how)
     runs = Runs(home)
-    listed = {s["id"]: s for s in runs.list()}
-    assert set(listed) >= {run_id} and all(isinstance(s["state"], str) for s in listed.values())
+    listed = {s.id: s for s in runs.list()}
+    assert set(listed) >= {run_id} and all(isinstance(s.state, str) for s in listed.values())
     rows, _ = runs.metrics(run_id)
     assert all(isinstance(r["step"], (int, float)) for r in rows)
     for row in rows:
         step_parts(row)  # every row reads, whatever it holds
-    assert all(s.get("error") is None or isinstance(s["error"], str) for s in listed.values())
+    assert all(s.error is None or isinstance(s.error, str) for s in listed.values())
 
 
 def test_a_clean_run_keeps_no_error(home):
     run_id = fake_finished_run(home, steps=4)
     StatusWriter(Runs(home).path(run_id)).update(error=None)  # as the trainer writes it
-    assert Runs(home).status(run_id)["error"] is None
+    assert Runs(home).status(run_id).error is None
 
 
 @pytest.mark.parametrize("how", CASES)
@@ -88,7 +88,7 @@ def test_kill_now_on_a_finished_run_keeps_it_done(home):
     run_id = fake_finished_run(home, steps=4)
     bench = Workbench(home)
     assert bench.kill_run(run_id) == f"{run_id} is not running (done); nothing killed"
-    assert Runs(home).status(run_id)["state"] == "done"
+    assert Runs(home).status(run_id).state == "done"
 
 
 def test_resume_without_run_config_is_one_line(home):
@@ -280,7 +280,7 @@ def test_a_second_trainer_on_a_held_run_folder_leaves_and_resume_is_refused(home
         timeout=120,
     )
     assert done.returncode == 2 and "another trainer is already writing" in done.stdout
-    assert runs.status(run_id)["state"] == "done"  # its status untouched
+    assert runs.status(run_id).state == "done"  # its status untouched
     monkeypatch.setattr("core.training.runs.trainer_gone", lambda run_dir: False)  # skip the 15 s grace
     with pytest.raises(TunelabError, match="is done but a trainer still holds it"):
         runs.resume(run_id)

@@ -136,16 +136,16 @@ async def test_start_watch_stop_and_resume_from_the_tui(home):
         await wait_for(pilot, lambda: len(pane.watched[run_id].loss) >= 3, timeout=180)
         pane.focus()
         await pilot.press("s")
-        await wait_for(pilot, lambda: Runs(home).status(run_id)["state"] == "stopped", timeout=120)
+        await wait_for(pilot, lambda: Runs(home).status(run_id).state == "stopped", timeout=120)
         await wait_for(pilot, lambda: "stopped" in str(app.query_one("#training-status").render()))
         stops = lambda: [n.message for n in app._notifications if "stop" in n.message.lower()]  # noqa: E731
         await wait_for(pilot, lambda: stops())
         await pilot.pause()
         assert stops() == [f"Training run {run_id[:10]} stopped."]  # one toast for one stop
-        stopped_at = Runs(home).status(run_id)["step"]
-        assert Runs(home).status(run_id)["checkpoints"]
+        stopped_at = Runs(home).status(run_id).step
+        assert Runs(home).status(run_id).checkpoints
         await pilot.press("u")
-        await wait_for(pilot, lambda: Runs(home).status(run_id).get("step", 0) > stopped_at + 2, timeout=180)
+        await wait_for(pilot, lambda: Runs(home).status(run_id).step > stopped_at + 2, timeout=180)
         Runs(home).kill(run_id)  # enough: the resumed run is training past where it stopped
 
 

@@ -51,7 +51,7 @@ def test_two_variants_are_graded_and_stored(home):
     assert raw.trials == prompted.trials == 20 and raw.passed == 0
     assert prompted.pass_rate > 0.6 and prompted.ci[0] < prompted.pass_rate < prompted.ci[1]
     assert prompted.label == f"senti@{PROMPT.id[:6]} raw | demo" and raw.label == "no prompt | demo"
-    assert len(rows) == 40 and {r["variant"] for r in rows} == {0, 1}
+    assert len(rows) == 40 and {r.variant for r in rows} == {0, 1}
     folder = home / "evals" / summary.id
     assert len((folder / "results.jsonl").read_text().splitlines()) == 40
     assert json.loads((folder / "summary.json").read_text())["items"]["1"]
@@ -77,8 +77,8 @@ def test_a_reasoning_models_thinking_is_not_graded_only_its_answer(home):
     plain = run_eval(home, REQ, [Variant("senti", PROMPT)], ScriptedBackend())
     rows = []
     thinking = run_eval(home, replace(REQ, use_cache=False), [Variant("senti", PROMPT)], Thinks(), on_row=rows.append)
-    unclosed = {r["item"] for r in rows if "</think>" not in r["output"]}
-    assert len(unclosed) == 1 and all(r["output"].startswith("<think>") for r in rows)  # stored whole
+    unclosed = {r.item for r in rows if "</think>" not in r.output}
+    assert len(unclosed) == 1 and all(r.output.startswith("<think>") for r in rows)  # stored whole
     want = {i: v.passed and i not in unclosed for i, v in plain.scores(0).items()}
     assert {i: v.passed for i, v in thinking.scores(0).items()} == want and any(want.values())
 
@@ -97,7 +97,7 @@ def test_a_promptfoo_csv_is_graded_by_each_rows_assertions(home, tmp_path):
     request = EvalRequest(str(tests), "auto", grader="labels")  # the form's grader: not what these rows ask
     summary = run_eval(home, request, [Variant("senti", PROMPT)], ScriptedBackend(), on_row=rows.append)
     order = [it.id for it in load_dataset(str(tests)).items]  # rows are named by content: file order
-    assert [r["passed"] for r in sorted(rows, key=lambda r: order.index(r["item"]))] == [True, True, True, False]
+    assert [r.passed for r in sorted(rows, key=lambda r: order.index(r.item))] == [True, True, True, False]
     assert summary.variants[0].passed == 3 and summary.grader == "each row's __expected"
 
 

@@ -38,7 +38,7 @@ def test_a_status_file_of_anything_lists_as_a_run(data):
         (runs.folder / "t1").mkdir()
         (runs.folder / "t1" / "status.json").write_bytes(data)
         (status,) = runs.list()
-        assert isinstance(status["state"], str) and status["id"] == "t1"
+        assert isinstance(status.state, str) and status.id == "t1"
 
 
 @settings(max_examples=60, deadline=None)

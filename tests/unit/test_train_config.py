@@ -59,8 +59,8 @@ def test_out_of_memory_marks_the_run_failed_with_advice(home, monkeypatch):
     monkeypatch.setattr(loop, "train", out_of_memory)
     assert child.main([str(runs.path(run_id))]) == 1
     status = runs.status(run_id)
-    assert status["state"] == "failed"
-    assert status["error"].startswith("OutOfMemoryError: out of memory: lower batch_size or max_seq_len")
+    assert status.state == "failed"
+    assert status.error.startswith("OutOfMemoryError: out of memory: lower batch_size or max_seq_len")
 
 
 @pytest.mark.parametrize(

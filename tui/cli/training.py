@@ -141,17 +141,15 @@ def follow(workbench: Workbench, run_id: str, model: str | None = None) -> int:
                 print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
                 shown = row["step"]
             status = workbench.runs.status(run_id)
-            if status["state"] not in LIVE:
+            if status.state not in LIVE:
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
         say(f"\ndetached: the run goes on (tunelab runs attach {run_id})")
         return 0
-    say(
-        f"run {run_id}: {status['state']} at step {status.get('step', shown)}"
-        + (f" ({status['error']})" if status.get("error") else "")
-    )
-    return 0 if status["state"] in {"done", "stopped"} else 1
+    step = status.step if "step" in status.model_fields_set else shown  # a status naming none: the last printed
+    say(f"run {run_id}: {status.state} at step {step}" + (f" ({status.error})" if status.error else ""))
+    return 0 if status.state in {"done", "stopped"} else 1
 
 
 def add_runs(p: argparse.ArgumentParser) -> None:
@@ -176,22 +174,22 @@ def run_runs(args: argparse.Namespace) -> int:
             ("run", "state", "step", "loss", "note"),
             [
                 (
-                    s["id"],
-                    s["state"],
-                    f"{s.get('step', 0)}/{s.get('total_steps', '?')}",
-                    f"{s['loss']:.4f}" if isinstance(s.get("loss"), (int, float)) else "",
-                    s.get("error") or "",
+                    status.id,
+                    status.state,
+                    f"{status.step}/{'?' if status.total_steps is None else status.total_steps}",
+                    f"{status.loss:.4f}" if status.loss is not None else "",
+                    status.error or "",
                 )
-                for s in listed
+                for status in listed
             ],
         )
-        warn([s["problem"] for s in listed if s.get("problem")])
+        warn([status.problem for status in listed if status.problem])
         return 0
     if not args.run:
         raise TunelabError(f"runs {args.action} needs a run id")
-    run_id = runs.status(args.run)["id"]
+    run_id = runs.status(args.run).id
     if args.action == "show":
-        print(json.dumps({"status": runs.status(run_id), "config": runs.config(run_id)}, indent=2))
+        print(json.dumps({"status": runs.status(run_id).to_dict(), "config": runs.config(run_id)}, indent=2))
     elif args.action == "attach":
         return follow(workbench, run_id)
     elif args.action == "stop":
@@ -199,10 +197,7 @@ def run_runs(args: argparse.Namespace) -> int:
             say(workbench.kill_run(run_id))
         else:
             status = workbench.stop_and_wait(run_id, grace=args.grace)
-            say(
-                f"{run_id}: {status['state']}"
-                + (f", saved {status['last_checkpoint']}" if status.get("last_checkpoint") else "")
-            )
+            say(f"{run_id}: {status.state}" + (f", saved {status.last_checkpoint}" if status.last_checkpoint else ""))
     elif args.action == "cancel":
         runs.cancel(run_id)
         say(f"cancelling {run_id}")
@@ -231,7 +226,7 @@ def run_adapters(args: argparse.Namespace) -> int:
                 for a in workbench.adapters()
             ],
         )
-        warn([s["problem"] for s in workbench.runs.list() if s.get("problem")])
+        warn([status.problem for status in workbench.runs.list() if status.problem])
         return 0
     options, models, _ = model_options(args)
     adapter = args.adapter or options.adapter

@@ -224,8 +224,8 @@ class HistoryScreen(Screen[dict[str, Any] | None]):
         if record and record.get("kind") == "train" and record.get("ref"):
             try:
                 status = Runs(self.root).status(str(record["ref"]))
-                extra = f"run now: {status.get('state')} at step {status.get('step', 0)}" + (
-                    f" ({status['error']})" if status.get("error") else ""
+                extra = f"run now: {status.state} at step {status.step}" + (
+                    f" ({status.error})" if status.error else ""
                 )
             except TunelabError as exc:
                 extra = str(exc)

@@ -26,7 +26,7 @@ from tui.messages import EvalFinished, EvalProgress, EvalRow, EvalStarted, Verdi
 
 if TYPE_CHECKING:
     from core.evals.plan import EvalRequest, Variant
-    from core.storage.schemas import EvalSummary
+    from core.storage.schemas import EvalSummary, GradedRow
     from core.workbench.service import Comparison, PromptRef
     from tui.app import TunelabApp
     from tui.screens.main import MainScreen
@@ -41,7 +41,7 @@ class Column:
     variant: int
     label: str
     summary: EvalSummary | None = None
-    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    live: dict[str, GradedRow] = field(default_factory=dict)
 
     @property
     def short(self) -> str:
@@ -54,8 +54,8 @@ class Column:
         if self.summary is not None:
             score = self.summary.scores(self.variant).get(item_id)
             return None if score is None else (score.passed, score.majority)
-        row = self.live.get(item_id)
-        return None if row is None else (row["passed"], row["output"])
+        graded = self.live.get(item_id)
+        return None if graded is None else (graded.passed, graded.output)
 
 
 class EvalPane(Vertical):
@@ -178,7 +178,7 @@ class EvalPane(Vertical):
                 request,
                 variants,
                 app.local_engine,
-                on_row=lambda row: self.post_message(EvalRow(token, row)),
+                on_row=lambda graded: self.post_message(EvalRow(token, graded)),
                 on_progress=lambda done, total: self.post_message(EvalProgress(token, done, total)),
                 cancel=self.cancel,
             )
@@ -247,7 +247,7 @@ class EvalPane(Vertical):
 
     @on(EvalRow)
     def eval_row(self, message: EvalRow) -> None:
-        self.add_row(message.token, message.row)
+        self.add_row(message.token, message.graded)
 
     @on(EvalProgress)
     def eval_progress(self, message: EvalProgress) -> None:
@@ -322,14 +322,14 @@ class EvalPane(Vertical):
     def progress(self, done: int, total: int) -> None:
         self.query_one("#eval-progress", ProgressBar).update(total=total, progress=done)
 
-    def add_row(self, token: str, row: dict[str, Any]) -> None:
-        column = next(c for c in self.columns if c.token == token and c.variant == row["variant"])
-        column.live[row["item"]] = row
+    def add_row(self, token: str, graded: GradedRow) -> None:
+        column = next(c for c in self.columns if c.token == token and c.variant == graded.variant)
+        column.live[graded.item] = graded
         table = self.table
-        if row["item"] not in self.items:
-            self.items[row["item"]] = row["expected"]
-            table.add_row(self._item_label(row["item"]), *[""] * len(self.columns), key=row["item"])
-        table.update_cell(row["item"], self._key(column), self._cell_text(column, row["item"]))
+        if graded.item not in self.items:
+            self.items[graded.item] = graded.expected
+            table.add_row(self._item_label(graded.item), *[""] * len(self.columns), key=graded.item)
+        table.update_cell(graded.item, self._key(column), self._cell_text(column, graded.item))
 
     def finish_run(self, token: str, summary: EvalSummary) -> None:
         for column in self.columns:

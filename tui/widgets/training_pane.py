@@ -29,6 +29,7 @@ from tui.widgets.loss_chart import LossChart
 if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
     from core.engine.options import ModelOptions
     from core.evals.plan import EvalRequest
+    from core.storage.schemas import RunStatus
     from core.training.config import TrainConfig
     from core.training.runs import Runs
     from core.workbench.service import Workbench
@@ -111,7 +112,7 @@ class TrainingPane(Vertical):
             offset: int,
             rows: list[dict[str, Any]],
             new_offset: int,
-            status: dict[str, Any] | None,
+            status: RunStatus | None,
             ids: list[str],
             others: dict[str, tuple[int, list, int]],
             killed: bool,
@@ -204,8 +205,8 @@ class TrainingPane(Vertical):
             if run_id is None or force or time.monotonic() - self.listed_at >= LIST_EVERY_S:
                 listed = self.runs.list()  # a run started or finished elsewhere shows up within LIST_EVERY_S
                 self.listing = (
-                    [r["id"] for r in listed],
-                    frozenset(r["id"] for r in listed if r["state"] == "done" and r.get("adapter")),
+                    [status.id for status in listed],
+                    frozenset(status.id for status in listed if status.state == "done" and status.adapter),
                 )
                 self.listed_at = time.monotonic()
             ids, done = self.listing
@@ -258,9 +259,9 @@ class TrainingPane(Vertical):
         if message.killed:
             self.app.notify("The run ignored its stop; it was killed.", severity="warning")
         status = message.status
-        state = status["state"]
+        state = status.state
         if self.last_state.get(run_id) not in (None, state) and state not in LIVE:
-            self.post_message(self.RunEnded(run_id, state, status.get("error")))
+            self.post_message(self.RunEnded(run_id, state, status.error))
         if self.last_state.get(run_id) != state:
             changed = True
         self.last_state[run_id] = state
@@ -269,31 +270,31 @@ class TrainingPane(Vertical):
         if changed:
             self._show(status)
 
-    def _show(self, status: dict[str, Any]) -> None:
+    def _show(self, status: RunStatus) -> None:
         from core.training.runs import LIVE, step_parts
 
         assert self.selected is not None
         watched = self.watched[self.selected]
         last = watched.last
-        total = status.get("total_steps") or 0
-        parts = [f"{self.selected[:10]} {status['state']}", f"step {status.get('step', 0)}/{total or '?'}"]
+        total = status.total_steps or 0
+        parts = [f"{self.selected[:10]} {status.state}", f"step {status.step}/{total or '?'}"]
         if last:
             parts += step_parts(
-                last, skip=("epoch", "eval_loss", "pass_rate") + (() if status["state"] in LIVE else ("eta_s",))
+                last, skip=("epoch", "eval_loss", "pass_rate") + (() if status.state in LIVE else ("eta_s",))
             )
-        if status.get("eval_loss") is not None:
-            parts.append(f"eval {status['eval_loss']:.4f}")
-        if status["checkpoints"]:
-            parts.append(f"{len(status['checkpoints'])} ckpt, last {status['checkpoints'][-1]}")
-        rate, best, best_rate = (status.get(k) for k in ("pass_rate", "best_checkpoint", "best_pass_rate"))
-        if all(isinstance(v, (int, float)) for v in (rate, best_rate)) and isinstance(best, str):
+        if status.eval_loss is not None:
+            parts.append(f"eval {status.eval_loss:.4f}")
+        if status.checkpoints:
+            parts.append(f"{len(status.checkpoints)} ckpt, last {status.checkpoints[-1]}")
+        rate, best, best_rate = status.pass_rate, status.best_checkpoint, status.best_pass_rate
+        if rate is not None and best_rate is not None and best is not None:
             parts.append(f"pass {rate:.0%}, best {best[:16]} {best_rate:.0%}")
-        if status.get("error"):
-            parts.append(status["error"])
+        if status.error:
+            parts.append(status.error)
         if self.pending:
             parts.append(f"⏳ {self.pending}")
         self.query_one("#training-status", Static).update(" · ".join(parts))
-        self.query_one("#training-progress", ProgressBar).update(total=total or None, progress=status.get("step", 0))
+        self.query_one("#training-progress", ProgressBar).update(total=total or None, progress=status.step)
         series = [(watched.loss, "cyan"), (watched.eval_loss, "yellow")]
         if self.overlay:
             others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
