@@ -216,9 +216,7 @@ class _Session:
         self.loaded = loaded = load(cfg.model, **cfg.options.load_kwargs(), quantize=cfg.quantize)
         linear = linear_module_names(loaded.model)
         cfg.check_targets(linear)
-        dataset = cfg.load_data()
-        trained = train_rows(cfg, dataset)
-        self.train_data = examples(loaded, cfg, trained)
+        self.train_data = examples(loaded, cfg, trained := train_rows(cfg, dataset := cfg.load_data()))
         scored_rows = eval_rows(cfg, dataset)[0]
         self.eval_data = examples(loaded, cfg, scored_rows, pool=trained)
         self.scorer = Scorer(loaded, cfg, scored_rows) if cfg.eval_items and scored_rows else None
