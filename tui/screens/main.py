@@ -10,13 +10,13 @@ node that owns it; handlers here own the screen's state.
 from __future__ import annotations
 
 from asyncio import gather
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from core.errors import TunelabError
+from tui.commands import Bind, Command
 from tui.generation import Generation, Generations
 from tui.key_order import after_start, in_key_order
 from tui.messages import (
@@ -60,19 +61,30 @@ class MainScreen(Screen[None]):
         "(ctrl+p). <zoom> zooms the focused pane, <toggle-layout> stacks the panes, <edit-prompt> edits the "
         "prompt in $EDITOR."
     )
-    BINDINGS = [
-        Binding("ctrl+r", "run", "Run", id="run", priority=True),
-        Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
-        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False),
-        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
-        Binding("ctrl+n", "train", "Train", id="train", priority=True),
-        Binding("f8", "history", "History", id="history", priority=True),
-        Binding("f9", "verdict", "Verdict", id="verdict", priority=True),
-        Binding("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True),
-        Binding("f6", "zoom", "Zoom", id="zoom", show=False, priority=True),  # priority: text areas bind f6/f7
-        Binding("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True),
-        Binding("escape", "cancel", "Cancel", id="cancel", show=False),  # the status line says "esc cancels"
-    ]
+    BINDINGS = [  # each is a palette entry too: `palette` its name there, `tooltip` its help
+        Bind("ctrl+r", "run", "Run", id="run", priority=True, palette="prompt: Run the prompt",
+             tooltip="generate from the prompt on screen"),
+        Bind("ctrl+g", "eval", "Eval", id="eval", priority=True, palette="eval: Evaluate",
+             tooltip="the prompt against no prompt on the eval dataset"),
+        Bind("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False,
+             palette="prompt: Show the rendered prompt", tooltip="exactly as the model sees it"),
+        Bind("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False,
+             palette="prompt: Prompt versions", tooltip="and a diff between any two"),
+        Bind("ctrl+n", "train", "Train", id="train", priority=True, palette="training: New training run",
+             tooltip="LoRA on the workbench's dataset"),
+        Bind("f8", "history", "History", id="history", priority=True, palette="history: Open history",
+             tooltip="search, label, re-open and export"),
+        Bind("f9", "verdict", "Verdict", id="verdict", priority=True, palette="eval: Verdict",
+             tooltip="prompt, LoRA, or both? the grid of the newest eval"),
+        Bind("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True,
+             palette="prompt: Edit the prompt in $EDITOR", tooltip="then come back to it"),
+        Bind("f6", "zoom", "Zoom", id="zoom", show=False, priority=True,  # priority: text areas bind f6/f7
+             palette="view: Zoom the focused pane", tooltip="maximize it, and back"),
+        Bind("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True,
+             palette="view: Toggle layout", tooltip="side by side or stacked"),
+        Bind("escape", "cancel", "Cancel", id="cancel", show=False,  # the status line says "esc cancels"
+             palette="prompt: Cancel", tooltip="the generation or eval in progress"),
+    ]  # fmt: skip
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -232,13 +244,7 @@ class MainScreen(Screen[None]):
         self.error(message)
 
     def action_add_adapter_folder(self) -> None:
-        from tui.screens.ask import AskScreen
-
-        def add(path: str | None) -> None:
-            if path and path.strip():
-                self.prompt.add_adapter_folder(path.strip())
-
-        self.app.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
+        self.prompt.ask_adapter_folder()
 
     @on(WorkbenchFailed)
     def workbench_failed(self, message: WorkbenchFailed) -> None:
@@ -417,6 +423,12 @@ class MainScreen(Screen[None]):
         history = HistoryScreen(self.tunelab.workbench.history, self.tunelab.root, export=export)
         self.app.push_screen(history, self.reopen)
 
+    def palette_commands(self) -> Iterator[Command]:
+        """The palette's entries with no key (the keys' are the bindings above; the panes offer their own)."""
+        yield Command(
+            "history: Export history", "the history screen's export of what matches", partial(self.action_history, True)
+        )
+
     def reopen(self, record: dict[str, Any] | None) -> None:
         """Put a history record back in the editor (its prompt version for an eval; the run for training)."""
         from tui.reopen import editor_record
@@ -453,18 +465,6 @@ class MainScreen(Screen[None]):
         from tui.screens.versions import VersionsScreen
 
         self.app.push_screen(VersionsScreen(self.tunelab.workbench.prompts, self.prompt.prompt_name))
-
-    def action_focus_model(self) -> None:
-        self.query_one("#model-input", Input).focus()
-
-    @after_start
-    def action_copy_output(self) -> None:
-        text = self.results.output.text
-        if not text:
-            self.notify("Nothing to copy yet.", severity="warning")
-            return
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Copied the output ({len(text)} characters).")
 
     def action_zoom(self) -> None:
         """Maximize the pane that holds the focus; again to restore the layout."""

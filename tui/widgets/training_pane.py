@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
+from tui.commands import Bind
 from tui.messages import RunStarted, WorkbenchFailed
 from tui.widgets.loss_chart import LossChart
 
@@ -93,13 +94,14 @@ class TrainingPane(Vertical):
         """A run finished that this pane was not watching (another tab, the CLI): the adapters changed."""
 
     BINDINGS = [
-        Binding("s", "stop", "Stop", id="train-stop"),
+        Bind("s", "stop", "Stop", id="train-stop", palette="training: Stop the training run",
+             tooltip="stop and save the selected run"),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
         Binding("u", "resume", "Resume", id="train-resume"),
         Binding("left_square_bracket", "switch(-1)", "Prev run", id="train-prev", show=False),
         Binding("right_square_bracket", "switch(1)", "Next run", id="train-next", show=False),
         Binding("o", "overlay", "Overlay", id="train-overlay", show=False),
-    ]
+    ]  # fmt: skip
 
     class Snapshot(Message):
         """What a thread worker read of the runs folder: new metric rows from `offset` on, the status, the
