@@ -41,3 +41,20 @@ def test_an_eval_summary_is_read_by_its_fields_never_by_string_keys():
             if any(f'{name}["' in line or f"{name}['" in line or f"{name}.get(" in line for name in names):
                 found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
     assert found == []
+
+
+def test_a_pane_never_calls_the_screen_and_the_main_screen_stays_a_hub():
+    """Panes talk by messages (`tui/messages.py`: `Reveal`, `Announce`, `WorkbenchFailed`, ...): no widget
+    reaches for the screen it is on to call it, and the main screen, where those messages land, stays well
+    under the size limit (what its keys start is `tui/workflows.py`)."""
+    import re
+
+    reach = re.compile(r"\bself\.(main|screen)\b|\btunelab\.main\b|\bapp\.main\b")
+    found = [
+        f"{path.relative_to(REPO)}:{i}: {line.strip()}"
+        for path in sorted((REPO / "tui" / "widgets").glob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if reach.search(line)
+    ]
+    assert found == []
+    assert len((REPO / "tui" / "screens" / "main.py").read_text().splitlines()) <= 450

@@ -28,12 +28,12 @@ from tui.messages import RunStarted, WorkbenchFailed
 from tui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
+    from core.data.prompts import PromptVersion
     from core.engine.options import ModelOptions
     from core.evals.plan import EvalRequest
     from core.training.config import TrainConfig
     from core.training.runs import Runs
     from core.workbench.service import Workbench
-    from tui.widgets.prompt_pane import PromptPane
 
 HEARTBEAT_S = 1.0
 LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
@@ -305,10 +305,15 @@ class TrainingPane(Vertical):
         self.query_one("#pass-chart", LossChart).set_series([(watched.pass_rate, "green")])
 
     def ask_new_run(
-        self, options: ModelOptions, request: EvalRequest, prompt: PromptPane, linear_modules: list[str]
+        self,
+        options: ModelOptions,
+        request: EvalRequest,
+        prompt_name: str,
+        prompt: Callable[[], PromptVersion],
+        linear_modules: list[str],
     ) -> None:
-        """The new-run form, for the eval form's dataset (and field mapping) and, if asked, the prompt on
-        screen; its settings become a run started off the UI loop."""
+        """The new-run form, for the dataset form's dataset (and field mapping) and, if asked, the prompt on
+        screen (`prompt()`, read when the form is done); its settings become a run started off the UI loop."""
         from tui.screens.train_form import TrainForm
 
         def start(settings: dict | None) -> None:
@@ -322,14 +327,14 @@ class TrainingPane(Vertical):
                     dataset=request.dataset,
                     expected=request.expected,
                     mapping=request.mapping,
-                    prompt=prompt.version() if use_prompt else None,
+                    prompt=prompt() if use_prompt else None,
                 )
             except TunelabError as exc:
                 self.post_message(WorkbenchFailed(str(exc)))
                 return
             self.start_run(config)
 
-        self.app.push_screen(TrainForm(request.dataset, prompt.prompt_name, linear_modules), start)
+        self.app.push_screen(TrainForm(request.dataset, prompt_name, linear_modules), start)
 
     @work(thread=True, group="train-start", exclusive=True)
     def start_run(self, config: TrainConfig) -> None:
