@@ -13,7 +13,7 @@ import asyncio
 import gc
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from core.errors import TunelabError
 from core.storage.config import config_path, load_config, save_setting, themes_dir
 from core.storage.paths import data_dir, logs_dir
 from tui.cli.guard import error_line
+from tui.commands import Bind, Command
 from tui.keymap import bad_keys, binding_ids, binding_owners, with_keys
 from tui.messages import ModelReady, WorkerError, worker_message
 from tui.screens.main import MainScreen
@@ -69,9 +70,10 @@ class TunelabApp(App[None]):
     COMMANDS = App.COMMANDS | {commands_provider}
     HELP = MainScreen.HELP  # F1 where nothing focused has help of its own
     BINDINGS = [
-        Binding("f1", "help", "Help", id="help", priority=True),  # priority: text areas bind f6/f7 themselves
+        Bind("f1", "help", "Help", id="help", priority=True,  # priority: text areas bind f6/f7 themselves
+             palette="help: Help", tooltip="keys for the focused pane"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
-    ]
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -136,6 +138,13 @@ class TunelabApp(App[None]):
         for the main screen (which owns what the events answer)."""
         if (message := worker_message(event, token)) is not None:
             self.main.post_message(message)
+
+    def palette_commands(self) -> Iterator[Command]:
+        yield Command(
+            "model: Restart the model worker",
+            "kill it (a worker that stopped answering is also killed by itself) and load the model afresh",
+            self.restart_worker,
+        )
 
     @work(thread=True, group="model-restart", exclusive=True)
     def restart_worker(self) -> None:

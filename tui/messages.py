@@ -1,4 +1,6 @@
-"""Messages in the app: model-worker events (one class per event type), eval progress, history pages."""
+"""Messages in the app: model-worker events (one class per event type), eval progress, history pages, and
+what a pane asks of the screen that holds it (`Reveal`, `Announce`, `WorkbenchFailed`): a pane never calls
+the screen; it posts, and the main screen's handlers decide (harlequin's way)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:  # the protocol is imported by the client, after the first frame
+    from textual.widget import Widget
+
     from core.engine import protocol as p
     from core.storage.schemas import EvalSummary, GradedRow
     from core.workbench.adapters import Adapter
@@ -85,6 +89,29 @@ class WorkbenchFailed(Message):
     """A use case run in a thread worker failed: one line for the status bar."""
 
     error: str
+
+
+@dataclass(eq=False)  # a message is itself, not its fields
+class Reveal(Message):
+    """`pane` has something new to show (an eval's columns): the screen brings the tab that holds it to the front."""
+
+    pane: Widget
+
+
+@dataclass(eq=False)  # a message is itself, not its fields
+class Announce(Message):
+    """Work `pane` ran has ended: the screen says `text` in a toast unless the pane is in sight."""
+
+    pane: Widget
+    text: str
+
+
+@dataclass(eq=False)  # a message is itself, not its fields
+class FinalLook(Message):
+    """The verdict screen's `f`: the cells of `summary` once more, on the sealed test split (the main
+    screen's eval pane runs them)."""
+
+    summary: EvalSummary
 
 
 @dataclass(eq=False)  # a message is itself, not its fields

@@ -1,98 +1,76 @@
 """Command palette (ctrl+p): what the screen it opened on can do, grouped as `group: name`.
 
-On the main screen: every workbench action by name, plus one entry per LoRA adapter. On any other screen:
-that screen's keys by their description. Key hints come from the bindings and the user's keymap. Textual's
-own provider stays beside this one (themes, quit, screenshots).
+Every entry is read off the app, that screen and the nodes on it (`tui.commands`): the screen's keys, the
+app's and the panes' keys that name themselves in the palette (`Bind`), and the commands nodes offer (one
+per LoRA adapter, the demo comparison, ...). Nothing here names an action: a new key is a new entry. Key
+hints come from the bindings and the user's keymap. Textual's own provider stays beside this one (themes,
+quit, screenshots).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
 from textual.screen import Screen
 
-from core.workbench.adapters import ELSEWHERE
-from tui.keymap import binding_owners, with_keys
-from tui.screens.main import MainScreen
-
-if TYPE_CHECKING:
-    from tui.app import TunelabApp
-
-Command = tuple[str, str, Callable[[], object]]  # name, help, what it does
+from tui.commands import Bind, Command, OffersCommands
+from tui.keymap import binding_owners, key_hint, with_keys
 
 
-def main_commands(screen: MainScreen) -> list[Command]:
-    out: list[Command] = [
-        ("prompt: Run the prompt", "generate from the prompt on screen (<run>)", screen.action_run),
-        ("prompt: Cancel", "the generation or eval in progress (<cancel>)", screen.action_cancel),
-        ("prompt: Show the rendered prompt", "exactly as the model sees it (<rendered>)", screen.action_rendered),
-        ("prompt: Prompt versions", "and a diff between any two (<versions>)", screen.action_versions),
-        ("prompt: Edit the prompt in $EDITOR", "then come back to it (<edit-prompt>)", screen.action_edit_prompt),
-        ("prompt: Copy the output", "to the clipboard, over SSH too (OSC 52)", screen.action_copy_output),
-        ("eval: Evaluate", "the prompt against no prompt on the eval dataset (<eval>)", screen.action_eval),
-        ("eval: Verdict", "prompt, LoRA, or both? the grid of the newest eval (<verdict>)", screen.action_verdict),
-        (
-            "eval: Compare on the demo task",
-            "prompt, LoRA, or both? trains two LoRAs on the demo and shows the verdict",
-            screen.action_compare_demo,
-        ),
-        ("training: New training run", "LoRA on the workbench's dataset (<train>)", screen.action_train),
-        ("training: Stop the training run", "stop and save the selected run", screen.training.action_stop),
-        ("model: Switch model", "type a model: demo, a folder or a hub id", screen.action_focus_model),
-        ("model: Use the base model", "no LoRA adapter", partial(screen.prompt.use_adapter, None)),
-        (
-            "model: Restart the model worker",
-            "kill it (a worker that stopped answering is also killed by itself) and load the model afresh",
-            screen.tunelab.restart_worker,
-        ),
-        (
-            "model: Add a LoRA folder",
-            "a PEFT adapter made elsewhere, offered in the lora list",
-            screen.action_add_adapter_folder,
-        ),
-        ("history: Open history", "search, label, re-open and export (<history>)", screen.action_history),
-        (
-            "history: Export history",
-            "the history screen's export of what matches",
-            partial(screen.action_history, True),
-        ),
-        ("view: Zoom the focused pane", "maximize it, and back (<zoom>)", screen.action_zoom),
-        ("view: Toggle layout", "side by side or stacked (<toggle-layout>)", screen.action_toggle_layout),
-    ]
-    for adapter in screen.prompt.adapters:
-        what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
-        out.append((f"model: Use LoRA {adapter.label}", what, partial(screen.prompt.use_adapter, adapter.run_id)))
-    return out
+def declared_bindings(node: DOMNode) -> dict[str, Binding]:
+    """The keys `node`'s classes declare with an id and a description, by id (a subclass's win); Textual's
+    own classes' keys are left to Textual's provider."""
+    found: dict[str, Binding] = {}
+    for cls in reversed(type(node).__mro__):
+        if cls.__module__.startswith("textual."):
+            continue
+        for binding in vars(cls).get("BINDINGS", ()):
+            if isinstance(binding, Binding) and binding.id and binding.description:
+                found[binding.id] = binding
+    return found
 
 
-def screen_commands(screen: Screen) -> list[Command]:
-    """Another screen's keys, by their description, in a group named for the screen."""
-    group = type(screen).__name__.removesuffix("Screen").lower() or "screen"
-    out: list[Command] = []
-    for binding in getattr(screen, "BINDINGS", ()):
-        if isinstance(binding, Binding) and binding.description and binding.id:
+def key_commands(node: DOMNode, group: str, every: bool) -> list[Command]:
+    """`node`'s keys as entries: each one (`every`: the screen's), else the `Bind`s that name themselves."""
+    out = []
+    for binding_id, binding in declared_bindings(node).items():
+        name = binding.palette if isinstance(binding, Bind) else ""
+        if name or every:
+            hint = f"({key_hint(node.app, binding_id, type(node).__mro__)})"  # as the keymap has it now
             out.append(
-                (f"{group}: {binding.description}", f"(<{binding.id}>)", partial(screen.run_action, binding.action))
+                Command(
+                    name or f"{group}: {binding.description}",
+                    f"{binding.tooltip} {hint}" if binding.tooltip else hint,
+                    partial(node.app.run_action, binding.action, node),
+                )
             )
     return out
 
 
-class TunelabCommands(Provider):
-    def _commands(self) -> list[Command]:
-        app = cast("TunelabApp", self.app)
-        screen = self.screen
-        found = main_commands(screen) if isinstance(screen, MainScreen) else screen_commands(screen)
-        return [*found, ("help: Help", "keys for the focused pane (<help>)", app.action_help)]
+def screen_commands(screen: Screen) -> list[Command]:
+    """What `screen` offers: its keys, its nodes' and the app's named keys, then their commands."""
+    group = type(screen).__name__.removesuffix("Screen").lower() or "screen"
+    nodes = [screen, *screen.query("*")]
+    out = key_commands(screen, group, every=True)
+    for node in nodes[1:]:
+        out += key_commands(node, group, every=False)
+    out += key_commands(screen.app, "app", every=False)
+    for node in [*nodes, screen.app]:
+        if isinstance(node, OffersCommands):
+            out += node.palette_commands()
+    return out
 
+
+class TunelabCommands(Provider):
     def _keyed(self) -> list[Command]:
-        """The commands with each help's key as the user's keymap has it now."""
+        """The screen's commands with each help's key as the user's keymap has it now."""
         owners = binding_owners()
         return [
-            (name, with_keys(self.app, help_text, owners), callback) for name, help_text, callback in self._commands()
+            Command(name, with_keys(self.app, help_text, owners), run)
+            for name, help_text, run in screen_commands(self.screen)
         ]
 
     async def discover(self) -> Hits:

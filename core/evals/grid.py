@@ -1,4 +1,5 @@
-"""The comparison grid of one eval: a row per model variant (the base, each LoRA), a column per prompt (none,
+"""The comparison grid of one eval: a row per model variant (the base, each LoRA, each served model: its
+`kind`), a column per prompt (none,
 each version in its mode), and in each cell the pass rate with its interval, latency and tokens.
 
 LoRAs trained the same way with different seeds share a row: their cell shows the mean pass rate and the
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,28 @@ from core.storage.schemas import EvalSummary, EvalVariant
 BASE = "base"
 
 
+class RowKind(StrEnum):
+    """What a row of the grid is, set where the row is built (`build_grid`) and read by every reader: the
+    verdict's approaches, the costs in the report, the verdict screen and the CLI, `compare --json`."""
+
+    BASE = "base"  # a local model as it is
+    LORA = "lora"  # a model with LoRA adapters (the seeds of one training share a row)
+    SERVED = "served"  # a model behind an OpenAI-compatible endpoint, as it is
+    OPTIMIZED = "optimized"  # reserved: a prompt an optimizer wrote (no row is built as one yet)
+    DISTILLED = "distilled"  # reserved: a LoRA trained on a bigger model's answers (no row is built as one yet)
+
+    @property
+    def trained(self) -> bool:
+        """Weights trained for the task: the verdict's "LoRA" approaches, the report's training cost."""
+        return self in (RowKind.LORA, RowKind.DISTILLED)
+
+
 @dataclass(frozen=True)
 class Row:
     key: str
     label: str  # "demo (base)", "demo+t18eb468a as is", "demo+LoRA with senti@4ab7b9 ×3 seeds"
     model: str
+    kind: RowKind
     adapters: tuple[str, ...] = ()  # empty for the base
     trained_on: str | None = None  # "as is", "senti@4ab7b9 raw", "elsewhere"; None for the base
     cost: dict[str, Any] = field(default_factory=dict)  # training wall time, device, parameters, size
@@ -70,7 +89,7 @@ class Grid:
 
     def approach(self, cell: Cell) -> tuple[bool, bool]:
         """(with a prompt, with a LoRA)."""
-        return bool(self.cols[cell.col].key), bool(self.rows[cell.row].adapters)
+        return bool(self.cols[cell.col].key), self.rows[cell.row].kind.trained
 
     def diff(self, a: Cell, b: Cell) -> tuple[list[str], list[str]]:
         """Items `a` fixes (passes where `b` fails) and breaks, over the items both graded."""
@@ -92,7 +111,8 @@ def build_grid(
 ) -> Grid:
     """The grid of `summary`'s variants. `loras[adapter]` may give `group` (adapters of one group are seeds
     of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own. `served[model]`
-    is a served model's cost (its endpoint and prices)."""
+    is a served model's cost (its endpoint and prices): a model in it is a served row. Each row's `kind`
+    is set here, once."""
     loras, served = loras or {}, served or {}
     variants = summary.variants
     rows: list[Row] = []
@@ -104,7 +124,7 @@ def build_grid(
         row_key = f"{v.model}:{info.get('group', adapter) if adapter else BASE}"
         r = next((i for i, row in enumerate(rows) if row.key == row_key), None)
         if r is None:
-            rows.append(_row(row_key, v, info, served.get(v.model, {})))
+            rows.append(_row(row_key, v, info, served.get(v.model)))
             r = len(rows) - 1
         elif adapter and adapter not in rows[r].adapters:
             rows[r] = _with_adapter(rows[r], adapter)
@@ -120,15 +140,20 @@ def build_grid(
     return Grid(rows, _priced(cols, cells), cells)
 
 
-def _row(key: str, variant: EvalVariant, info: Mapping[str, Any], served: Mapping[str, Any]) -> Row:
+def _row(key: str, variant: EvalVariant, info: Mapping[str, Any], served: Mapping[str, Any] | None) -> Row:
+    """The row of `variant`: a LoRA (with what it was trained on and cost), else a served model (`served` is
+    its endpoint and prices) or the local base."""
     model, adapter = variant.model, variant.adapter
     if not adapter:
-        return Row(key, f"{model} (base)", model, cost=dict(served))
+        if served is not None:
+            return Row(key, f"{model} (base)", model, RowKind.SERVED, cost=dict(served))
+        return Row(key, f"{model} (base)", model, RowKind.BASE)
     trained_on = str(info.get("trained_on") or "elsewhere")
     return Row(
         key,
         f"{model}+{Path(str(adapter)).name[:9]} {trained_on}",
         model,
+        RowKind.LORA,
         (adapter,),
         trained_on,
         dict(info.get("cost", {})),
@@ -138,7 +163,7 @@ def _row(key: str, variant: EvalVariant, info: Mapping[str, Any], served: Mappin
 def _with_adapter(row: Row, adapter: str) -> Row:
     adapters = (*row.adapters, adapter)
     label = f"{row.model}+LoRA {row.trained_on} ×{len(adapters)} seeds"
-    return Row(row.key, label, row.model, adapters, row.trained_on, row.cost)
+    return replace(row, label=label, adapters=adapters)
 
 
 def _cell(summary: EvalSummary, key: tuple[int, int], vis: list[int], rows: list[Row], cols: list[Column]) -> Cell:

@@ -13,10 +13,10 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from core.errors import TunelabError
-from core.evals.grid import Cell, Column, Grid, Row
+from core.evals.grid import Cell, Column, Grid, Row, RowKind
 from core.storage.atomic import write_atomic
 from core.storage.schemas import EvalHeadline
 
@@ -40,7 +40,7 @@ def usage_text(cell: Cell) -> str:
 
 def row_cost(row: Row) -> str:
     """A LoRA's cost: training wall time and device, trainable parameters, adapter size."""
-    if not row.adapters:
+    if not row.kind.trained:
         return "no training"
     c = row.cost
     parts = []
@@ -90,7 +90,7 @@ def served_cost(grid: Grid, r: int) -> str:
 
     latency = mean([c.latency_s for c in cells])
     prompt, completion = mean([c.prompt_tokens for c in cells]), mean([c.completion_tokens for c in cells])
-    parts = [f"served by {grid.rows[r].cost['served']}"]
+    parts = [f"served by {grid.rows[r].cost.get('served', grid.rows[r].model)}"]
     if latency is not None:
         parts.append(f"{latency:.2f} s per call")
     if prompt is not None and completion is not None:
@@ -104,20 +104,30 @@ def served_cost(grid: Grid, r: int) -> str:
     return ", ".join(parts)
 
 
+def kind_cost(grid: Grid, r: int) -> str | None:
+    """What row `r` costs, by its kind: a LoRA's training, a served model's calls; None for a local base."""
+    row = grid.rows[r]
+    match row.kind:
+        case RowKind.LORA | RowKind.DISTILLED:
+            return row_cost(row)
+        case RowKind.SERVED:
+            return served_cost(grid, r)
+        case RowKind.BASE | RowKind.OPTIMIZED:  # nothing trained, nothing paid per call
+            return None
+        case _:
+            assert_never(row.kind)
+
+
 def costs(grid: Grid) -> list[str]:
     """Each LoRA's training, each served model's calls and each prompt's extra tokens, one line each."""
-    rows = [
-        f"{row.label}: {row_cost(row) if row.adapters else served_cost(grid, r)}"
-        for r, row in enumerate(grid.rows)
-        if row.adapters or row.cost.get("served")
-    ]
+    rows = [f"{row.label}: {cost}" for r, row in enumerate(grid.rows) if (cost := kind_cost(grid, r)) is not None]
     return rows + [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key] + break_even(grid)
 
 
 def break_even(grid: Grid) -> list[str]:
     """For each prompt that adds time to every call, after how many calls a LoRA's one-off training time is
     the cheaper of the two (the first LoRA row that knows its training time)."""
-    trained = next((row for row in grid.rows if row.adapters and row.cost.get("train_s")), None)
+    trained = next((row for row in grid.rows if row.kind.trained and row.cost.get("train_s")), None)
     if trained is None:
         return []
     out = []

@@ -55,3 +55,20 @@ def test_a_run_status_and_a_graded_row_are_read_by_their_fields_never_by_keys():
     core/storage/schemas.py): a field renamed there is a type error, not a KeyError at run time. Names bound to
     one (`status`, `graded`) are never subscripted or `.get`, by a string or any other key."""
     assert read_by_key(re.compile(r"(?<!\w)(?:status|graded)(?:\[|\.get\()")) == []
+
+
+def test_a_pane_never_calls_the_screen_and_the_main_screen_stays_a_hub():
+    """Panes talk by messages (`tui/messages.py`: `Reveal`, `Announce`, `WorkbenchFailed`, ...): no widget
+    reaches for the screen it is on to call it, and the main screen, where those messages land, stays well
+    under the size limit (what its keys start is `tui/workflows.py`)."""
+    import re
+
+    reach = re.compile(r"\bself\.(main|screen)\b|\btunelab\.main\b|\bapp\.main\b")
+    found = [
+        f"{path.relative_to(REPO)}:{i}: {line.strip()}"
+        for path in sorted((REPO / "tui" / "widgets").glob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if reach.search(line)
+    ]
+    assert found == []
+    assert len((REPO / "tui" / "screens" / "main.py").read_text().splitlines()) <= 450

@@ -28,6 +28,50 @@ async def test_palette_finds_and_runs_workbench_actions(home):
         await wait_for(pilot, lambda: app.query_one("#main").has_class("-stacked"))
 
 
+async def test_a_key_added_to_a_screen_is_in_the_palette_with_no_palette_edit(home, monkeypatch):
+    """A new action is one Binding: a key a screen declares is a palette entry (`screen: description`, its
+    key as the hint) and runs from there; tui/palette.py names no action. The main screen's own keys, the
+    panes' named keys (`Bind`) and the commands nodes offer are all there, each once."""
+    from textual.binding import Binding
+
+    import tui.app
+    from tui.commands import Bind
+    from tui.palette import screen_commands
+    from tui.screens.main import MainScreen
+
+    class ProbeScreen(MainScreen):
+        BINDINGS = [Binding("f12", "probe", "Probe the palette", id="probe")]
+        probed = 0
+
+        def action_probe(self) -> None:
+            self.probed += 1
+
+    monkeypatch.setattr(tui.app, "MainScreen", ProbeScreen)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert isinstance(app.main, ProbeScreen)
+        names = [command.name for command in screen_commands(app.main)]
+        assert len(names) == len(set(names))
+        assert {b.palette for b in MainScreen.BINDINGS if isinstance(b, Bind)} < set(names)
+        assert {
+            "probe: Probe the palette",
+            "training: Stop the training run",  # a pane's key
+            "prompt: Copy the output",
+            "help: Help",  # the app's
+            "model: Use the base model",  # commands nodes offer
+            "model: Restart the model worker",
+            "eval: Compare on the demo task",
+            "history: Export history",
+        } < set(names)
+        await pilot.press("ctrl+p", *"probe the palette")
+        command_list = app.screen.query_one("CommandList")
+        await wait_for(pilot, lambda: command_list.option_count > 0)
+        shown = str(command_list.get_option_at_index(0).prompt)
+        assert "probe: Probe the palette" in shown and "(f12)" in shown
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.main.probed == 1)
+
+
 async def test_f1_explains_the_focused_pane_with_its_keys(home):
     app = fake_app(home)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -224,3 +224,35 @@ async def test_a_cancelled_eval_is_partial_gives_no_verdict_and_a_rerun_complete
         newest = EvalRuns(home).list()[0]
         assert newest.status == "done" and [v.trials for v in newest.variants] == [120, 120]
         assert " wins (" in str(app.query_one("#eval-verdict").render())
+
+
+async def test_the_dataset_form_is_the_screens_and_a_pane_asks_the_screen_by_message(home):
+    """The dataset form is a widget of its own that the main screen composes (in the Eval tab, above the
+    matrix) and reads for an eval, a run and a training run; the eval pane holds none of it. A pane asks the
+    screen by posting: `Reveal` brings its tab to the front, `Announce` toasts only while the pane is out of
+    sight, `WorkbenchFailed` is the status line's error."""
+    from tui.messages import Announce, Reveal, WorkbenchFailed
+    from tui.widgets.dataset_form import DatasetForm
+
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        main, pane = app.main, app.query_one(EvalPane)
+        form = app.query_one(DatasetForm)
+        assert form is main.dataset and not pane.query(DatasetForm) and form.parent is pane.parent
+        app.query_one("#eval-dataset", Input).value = "demo expected=label"
+        app.query_one("#eval-repeat", Input).value = "3"
+        request = main.dataset.request()
+        assert (request.dataset, request.expected, request.repeat, request.grader) == ("demo", "label", 3, "labels")
+
+        def said(text: str) -> bool:
+            return any(n.message == text for n in app._notifications)
+
+        assert app.query_one(TabbedContent).active == "tab-output"
+        pane.post_message(Announce(pane, "done out of sight"))
+        await wait_for(pilot, lambda: said("done out of sight"))
+        pane.post_message(Reveal(pane))
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "tab-eval")
+        pane.post_message(Announce(pane, "done in sight"))
+        pane.post_message(WorkbenchFailed("the pane's error"))
+        await wait_for(pilot, lambda: "the pane's error" in str(main.results.query_one("#result-stats").render()))
+        assert not said("done in sight")

@@ -68,3 +68,37 @@ def test_seeds_of_one_lora_share_a_row_with_mean_spread_and_majority_items():
 def test_without_groups_every_adapter_is_a_row_of_its_own():
     summary = summary_of([variant(0.5, adapter="a"), variant(0.6, adapter="b")], [[True], [True]])
     assert len(build_grid(summary).rows) == 2
+
+
+def test_each_row_says_its_kind_and_every_reader_goes_by_it():
+    """A row's kind is set where it is built: the local base, a LoRA (its seeds one row), a served model,
+    and a served model's own LoRA. The verdict's approaches, the cost lines and `compare --json` read the
+    kind, never the cost's keys: a served row whose endpoint gave no cost details is still a served row."""
+    import json
+    from dataclasses import asdict
+
+    from core.evals.grid import RowKind
+    from core.evals.report import costs
+
+    url = "http://127.0.0.1:9/v1#ok"
+    summary = summary_of(
+        [
+            variant(0.25),
+            variant(0.5, adapter="t0"),
+            variant(0.75, adapter="t1"),
+            {**variant(0.5), "model": url, "label": f"no prompt | {url}"},
+            {**variant(0.6, adapter="ok-lora"), "model": url, "label": f"no prompt | {url}+ok-lora"},
+        ],
+        [[True, False], [True, True], [True, True], [True, False], [True, True]],
+    )
+    seeds = {f"t{k}": {"group": "g", "trained_on": "as is", "cost": {"train_s": 3.0}} for k in range(2)}
+    grid = build_grid(summary, seeds, {url: {}})  # an endpoint that names no price, nor itself
+    assert [row.kind for row in grid.rows] == [RowKind.BASE, RowKind.LORA, RowKind.SERVED, RowKind.LORA]
+    assert grid.rows[1].adapters == ("t0", "t1")  # seeds of one LoRA stay one LoRA row
+    assert [grid.approach(grid.cell(r, 0)) for r in range(4)] == [(False, False), (False, True), (False, False), (False, True)]  # fmt: skip
+    lines = costs(grid)
+    assert lines[0] == "demo+LoRA as is ×2 seeds: trained 3 s on ? (each of 2 seeds)"
+    assert lines[1].startswith(f"{url} (base): served by {url}, ") and "per call" in lines[1]
+    assert not any(line.startswith("demo (base)") for line in lines)  # a local base costs nothing to list
+    assert [json.loads(json.dumps(asdict(row)))["kind"] for row in grid.rows] == ["base", "lora", "served", "lora"]
+    assert not RowKind.OPTIMIZED.trained and RowKind.DISTILLED.trained  # reserved: a prompt, a LoRA

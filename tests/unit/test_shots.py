@@ -134,11 +134,14 @@ def test_the_grid_column_and_a_single_generation_carry_the_shots(home):
 
 
 def test_the_cost_lines_give_a_k_shot_prompts_tokens_and_the_break_even_against_a_lora():
-    from core.evals.grid import Column, Grid, Row
+    from core.evals.grid import Column, Grid, Row, RowKind
     from core.evals.report import costs
 
     grid = Grid(
-        [Row("b", "demo (base)", "demo"), Row("l", "demo+t1 as is", "demo", ("t1",), "as is", {"train_s": 14.0})],
+        [
+            Row("b", "demo (base)", "demo", RowKind.BASE),
+            Row("l", "demo+t1 as is", "demo", RowKind.LORA, ("t1",), "as is", {"train_s": 14.0}),
+        ],
         [
             Column("", "no prompt", None),
             Column("p", "senti@abc 8-shot random", "t", {"extra_prompt_tokens": 240.0, "added_latency_s": 0.012}),

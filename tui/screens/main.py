@@ -1,22 +1,24 @@
-"""The main screen: the prompt editor, the training monitor, and the results (output and eval matrix).
+"""The main screen: the prompt editor, the training monitor, the results (output and eval matrix) and the
+dataset form they share.
 
-It owns the workbench keys, the zoom and layout, the external editor, the adapters, the model load and
-re-opening history records. Each workflow lives with its owner: generation in `tui.generation`, evals and
-the demo comparison in the eval pane, training runs in the training pane, the verdict's cells in the
-verdict screens. Whatever reads disk, takes a lock or starts a process runs in a thread worker of the
-node that owns it; handlers here own the screen's state.
+It owns the workbench keys, the zoom and layout, the external editor, the model load and the dataset form,
+and it is where the panes' messages land: a pane never calls the screen, it posts (`Reveal`, `Announce`,
+`WorkbenchFailed`, ...) and a handler here decides. What a workbench key starts is in `tui.workflows`; each
+workflow's work lives with its owner: generation in `tui.generation`, evals and the demo comparison in the
+eval pane, training runs in the training pane, the verdict's cells in the verdict screens. Whatever reads
+disk, takes a lock or starts a process runs in a thread worker of the node that owns it.
 """
 
 from __future__ import annotations
 
 from asyncio import gather
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
@@ -24,30 +26,34 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from core.errors import TunelabError
+from tui.commands import Bind, Command
 from tui.generation import Generation, Generations
 from tui.key_order import after_start, in_key_order
 from tui.messages import (
+    Announce,
     CompareStage,
     EditorRestored,
+    FinalLook,
     FirstStart,
     GenerationChunk,
     GenerationDone,
     GenerationStarted,
     ModelLoading,
     ModelReady,
+    Reveal,
     RunStarted,
     VerdictReady,
     WorkbenchFailed,
     WorkerCrashed,
     WorkerError,
 )
+from tui.widgets.dataset_form import DatasetForm
 from tui.widgets.deferred import Deferred
 from tui.widgets.prompt_pane import PromptPane
 from tui.widgets.results_pane import ResultsPane
+from tui.workflows import Workflows
 
 if TYPE_CHECKING:  # imported after the first frame (the app's start-up worker), where they are used
-    from core.data.prompts import PromptVersion
-    from core.evals.plan import EvalRequest
     from tui.app import TunelabApp
     from tui.widgets.eval_pane import EvalPane
     from tui.widgets.training_pane import TrainingPane
@@ -60,19 +66,30 @@ class MainScreen(Screen[None]):
         "(ctrl+p). <zoom> zooms the focused pane, <toggle-layout> stacks the panes, <edit-prompt> edits the "
         "prompt in $EDITOR."
     )
-    BINDINGS = [
-        Binding("ctrl+r", "run", "Run", id="run", priority=True),
-        Binding("ctrl+g", "eval", "Eval", id="eval", priority=True),
-        Binding("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False),
-        Binding("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False),
-        Binding("ctrl+n", "train", "Train", id="train", priority=True),
-        Binding("f8", "history", "History", id="history", priority=True),
-        Binding("f9", "verdict", "Verdict", id="verdict", priority=True),
-        Binding("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True),
-        Binding("f6", "zoom", "Zoom", id="zoom", show=False, priority=True),  # priority: text areas bind f6/f7
-        Binding("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True),
-        Binding("escape", "cancel", "Cancel", id="cancel", show=False),  # the status line says "esc cancels"
-    ]
+    BINDINGS = [  # each is a palette entry too: `palette` its name there, `tooltip` its help
+        Bind("ctrl+r", "run", "Run", id="run", priority=True, palette="prompt: Run the prompt",
+             tooltip="generate from the prompt on screen"),
+        Bind("ctrl+g", "eval", "Eval", id="eval", priority=True, palette="eval: Evaluate",
+             tooltip="the prompt against no prompt on the eval dataset"),
+        Bind("ctrl+t", "rendered", "Rendered", id="rendered", priority=True, show=False,
+             palette="prompt: Show the rendered prompt", tooltip="exactly as the model sees it"),
+        Bind("ctrl+o", "versions", "Versions", id="versions", priority=True, show=False,
+             palette="prompt: Prompt versions", tooltip="and a diff between any two"),
+        Bind("ctrl+n", "train", "Train", id="train", priority=True, palette="training: New training run",
+             tooltip="LoRA on the workbench's dataset"),
+        Bind("f8", "history", "History", id="history", priority=True, palette="history: Open history",
+             tooltip="search, label, re-open and export"),
+        Bind("f9", "verdict", "Verdict", id="verdict", priority=True, palette="eval: Verdict",
+             tooltip="prompt, LoRA, or both? the grid of the newest eval"),
+        Bind("f4", "edit_prompt", "Editor", id="edit-prompt", show=False, priority=True,
+             palette="prompt: Edit the prompt in $EDITOR", tooltip="then come back to it"),
+        Bind("f6", "zoom", "Zoom", id="zoom", show=False, priority=True,  # priority: text areas bind f6/f7
+             palette="view: Zoom the focused pane", tooltip="maximize it, and back"),
+        Bind("f7", "toggle_layout", "Layout", id="toggle-layout", show=False, priority=True,
+             palette="view: Toggle layout", tooltip="side by side or stacked"),
+        Bind("escape", "cancel", "Cancel", id="cancel", show=False,  # the status line says "esc cancels"
+             palette="prompt: Cancel", tooltip="the generation or eval in progress"),
+    ]  # fmt: skip
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -81,6 +98,8 @@ class MainScreen(Screen[None]):
         self.linear_modules: list[str] = []  # offered as LoRA targets in the new-run form
         self.generations = Generations(self)
         self.prompt = PromptPane(model, id="prompt-pane")  # kept: what it holds is written at exit
+        self.dataset = DatasetForm(id="dataset-form", classes="field-row")  # what evals, runs and training read
+        self.flows = Workflows(self)
         self.busy_since_start = False  # a run, eval or training started: no first-start offer any more
         self.waiting: list[Callable[[], None]] = []  # the actions of keys pressed before the start
 
@@ -94,6 +113,7 @@ class MainScreen(Screen[None]):
                 with TabPane("Output", id="tab-output"):
                     yield ResultsPane(id="results-pane")
                 with TabPane("Eval", id="tab-eval"):
+                    yield self.dataset
                     yield Deferred(self._eval_pane)
         yield Footer()
 
@@ -160,17 +180,29 @@ class MainScreen(Screen[None]):
         self.results.set_status(message, error=True)
         self.notify(message, severity="error", timeout=8)
 
-    def _form(self) -> tuple[PromptVersion, EvalRequest] | None:
-        """The prompt version and the eval form on screen; a bad field is one line, and None."""
-        try:
-            return self.prompt.version(), self.evals.form()
-        except TunelabError as exc:
-            self.error(str(exc))
-            return None
-
-    def _got_going(self) -> None:
+    def got_going(self) -> None:
+        """A run, eval or training started: no first-start offer any more."""
         self.busy_since_start = True
         self.results.offer_demo(False)
+
+    # -- what the panes ask of the screen ---------------------------------------------------------------
+    @on(Reveal)
+    def reveal(self, message: Reveal) -> None:
+        if (tab := self._tab_of(message.pane)) is not None:
+            self.show_tab(tab)
+
+    @on(Announce)
+    def announce(self, message: Announce) -> None:
+        tab = self._tab_of(message.pane)
+        if tab is None or self.out_of_sight(tab):
+            self.notify(message.text)
+
+    def _tab_of(self, pane: Widget) -> str | None:
+        return next((node.id for node in pane.ancestors_with_self if isinstance(node, TabPane)), None)
+
+    @on(WorkbenchFailed)
+    def workbench_failed(self, message: WorkbenchFailed) -> None:
+        self.error(message.error)
 
     # -- start-up: the kept prompt, the first-start offer -----------------------------------------
     @work(thread=True, group="first-start", exclusive=True)
@@ -232,40 +264,13 @@ class MainScreen(Screen[None]):
         self.error(message)
 
     def action_add_adapter_folder(self) -> None:
-        from tui.screens.ask import AskScreen
-
-        def add(path: str | None) -> None:
-            if path and path.strip():
-                self.prompt.add_adapter_folder(path.strip())
-
-        self.app.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
-
-    @on(WorkbenchFailed)
-    def workbench_failed(self, message: WorkbenchFailed) -> None:
-        self.error(message.error)
+        self.prompt.ask_adapter_folder()
 
     # -- generation ------------------------------------------------------------------------------
     @in_key_order
     @after_start
     def action_run(self) -> None:
-        self._got_going()
-        if self.generation is not None:
-            self.notify("Already generating; esc cancels.", severity="warning")
-            return
-        pane = self.prompt
-        if not pane.text.strip():
-            self.notify("The prompt is empty.", severity="warning")
-            return
-        if (form := self._form()) is None:
-            return
-        from core.workbench.service import PromptRef
-
-        version, request = form
-        self.generations.start(PromptRef(pane.prompt_name, version), request, pane.adapter)
-        self.show_tab("tab-output")
-        self.results.begin()
-        if not self.model_ready:
-            self.results.set_status(f"waiting for {self.model} to load…")
+        self.flows.run()
 
     def action_cancel(self) -> None:
         if self.generations.cancel():
@@ -318,50 +323,18 @@ class MainScreen(Screen[None]):
     @in_key_order
     @after_start
     def action_rendered(self) -> None:
-        if (form := self._form()) is not None:
+        if (form := self.flows.form()) is not None:
             self.prompt.show_rendered(*form)
 
     # -- evals, the demo comparison and the verdict ---------------------------------------------------
     @in_key_order
     @after_start
     def action_eval(self) -> None:
-        self._got_going()
-        if self.evals.token is not None:
-            self.notify("An eval is running; esc cancels it.", severity="warning")
-            return
-        if (form := self._form()) is None:
-            return
-        from core.workbench.service import PromptRef
-
-        version, request = form
-        self.evals.run(request, PromptRef(self.prompt.prompt_name, version), self.prompt.adapter)
-        self.show_tab("tab-eval")
+        self.flows.eval()
 
     @after_start
     def action_compare_demo(self) -> None:
-        """The first five minutes: the demo prompt (raw) in the editor, a LoRA trained as is and one with the
-        prompt, every cell graded in the Eval matrix, then the verdict screen."""
-        if self.evals.token is not None or self.generation is not None:
-            self.notify("A run or eval is in progress; esc cancels it.", severity="warning")
-            return
-        from core import demo
-        from core.workbench.compare import DEMO_PROMPT, DEMO_PROMPT_NAME
-
-        if self.model != demo.MODEL_ALIAS:
-            self.error("The demo comparison runs on the demo model: type demo in the model field.")
-            return
-        self.prompt.load_record(
-            {
-                "template": DEMO_PROMPT.template,
-                "mode": DEMO_PROMPT.mode,
-                "params": DEMO_PROMPT.gen_params.to_dict(),
-                "prompt_name": DEMO_PROMPT_NAME,
-                "adapter": None,
-            }
-        )
-        self._got_going()
-        self.results.set_status("Compare on the demo task: starting… (esc cancels)")
-        self.evals.compare_demo(replace(self.tunelab.options, model=self.model, adapter=None))
+        self.flows.compare_demo()
 
     @on(CompareStage)
     def compare_stage(self, message: CompareStage) -> None:
@@ -380,18 +353,15 @@ class MainScreen(Screen[None]):
             self.app.pop_screen()
         self.app.push_screen(VerdictScreen(message.comparison))
 
+    @on(FinalLook)
+    def final_look(self, message: FinalLook) -> None:
+        self.evals.run_final(message.summary)
+
     # -- training ------------------------------------------------------------------------------
     @in_key_order
     @after_start
     def action_train(self) -> None:
-        self._got_going()
-        try:
-            request = self.evals.form()  # train on the dataset (and field mapping) the workbench uses
-        except TunelabError as exc:
-            self.error(str(exc))
-            return
-        options = replace(self.tunelab.options, model=self.model, adapter=None)
-        self.training.ask_new_run(options, request, self.prompt, self.linear_modules)
+        self.flows.train()
 
     @on(RunStarted)
     def run_started(self, message: RunStarted) -> None:
@@ -418,53 +388,19 @@ class MainScreen(Screen[None]):
         self.app.push_screen(history, self.reopen)
 
     def reopen(self, record: dict[str, Any] | None) -> None:
-        """Put a history record back in the editor (its prompt version for an eval; the run for training)."""
-        from tui.reopen import editor_record
+        self.flows.reopen(record)
 
-        if record is None:
-            return
-        if record.get("kind") == "train" and record.get("ref"):
-            self.training.select(str(record["ref"]))
-        try:
-            shown, notice = editor_record(record, self.tunelab.workbench.prompts)
-        except TunelabError as exc:
-            self.error(str(exc))
-            return
-        if shown is None:
-            self.notify(notice, severity="information" if record.get("kind") == "train" else "warning")
-            return
-        pane = self.prompt
-        pane.load_record(shown)
-        adapter = str(shown.get("adapter") or "")
-        if adapter and adapter not in pane.adapter_ids:
-            self.notify(
-                f"LoRA {adapter[:10]} is not a finished adapter here; running on the base model.", severity="warning"
-            )
-        model = str(shown.get("model") or "").split(",")[0].strip()
-        idle = self.generation is None and self.evals.token is None
-        if shown.get("kind") != "eval" and model and model != self.model and idle:
-            self.query_one("#model-input", Input).value = model
-            self.load_model(model)
-        self.query_one("#prompt-text").focus()
-        self.notify("Re-opened in the editor: ctrl+r runs it.")
+    def palette_commands(self) -> Iterator[Command]:
+        """The palette's entries with no key (the keys' are the bindings above; the panes offer their own)."""
+        yield Command(
+            "history: Export history", "the history screen's export of what matches", partial(self.action_history, True)
+        )
 
     @in_key_order
     def action_versions(self) -> None:
         from tui.screens.versions import VersionsScreen
 
         self.app.push_screen(VersionsScreen(self.tunelab.workbench.prompts, self.prompt.prompt_name))
-
-    def action_focus_model(self) -> None:
-        self.query_one("#model-input", Input).focus()
-
-    @after_start
-    def action_copy_output(self) -> None:
-        text = self.results.output.text
-        if not text:
-            self.notify("Nothing to copy yet.", severity="warning")
-            return
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Copied the output ({len(text)} characters).")
 
     def action_zoom(self) -> None:
         """Maximize the pane that holds the focus; again to restore the layout."""

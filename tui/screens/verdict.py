@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 from core.errors import TunelabError
 from core.evals.report import costs, rate_text, usage_text
 from core.workbench.verdicts import Comparison, Foreign
-from tui.messages import RunStarted
+from tui.messages import FinalLook, RunStarted
 from tui.screens.ask import AskScreen
 from tui.screens.cell_items import CellItemsScreen
 
@@ -182,7 +182,7 @@ class VerdictScreen(Screen[None]):
         if self.comparison.summary.split == SEALED:
             self.notify("This verdict is on the sealed split already; each look is counted.", severity="warning")
             return
-        self.tunelab.main.evals.run_final(self.comparison.summary)
+        self.tunelab.main.post_message(FinalLook(self.comparison.summary))
         self.app.pop_screen()
         self.notify("Judging these cells on the sealed test split (one look, counted)…")
 

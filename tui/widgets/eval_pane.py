@@ -1,5 +1,7 @@
 """The eval matrix: rows are dataset items, columns are variants from this session's eval runs. The pane
-runs its evals (and the demo comparison) in its own thread workers and handles their messages.
+runs its evals (and the demo comparison) in its own thread workers and handles their messages; what the
+screen does about them (bring the Eval tab to the front, say an error, announce an eval done out of sight)
+it asks by posting a message (`tui.messages`). The dataset form above it is the main screen's.
 
 Cells fill in as batches finish. Headers stay narrow (`index rate`, `*` marks the baseline) so several
 variants fit at 80 columns; the lines under the table name each variant with its interval, and once a
@@ -17,19 +19,27 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+from textual.containers import Vertical
+from textual.widgets import DataTable, ProgressBar, Static
 
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
-from tui.messages import EvalFinished, EvalProgress, EvalRow, EvalStarted, VerdictReady, WorkbenchFailed
+from tui.messages import (
+    Announce,
+    EvalFinished,
+    EvalProgress,
+    EvalRow,
+    EvalStarted,
+    Reveal,
+    VerdictReady,
+    WorkbenchFailed,
+)
 
 if TYPE_CHECKING:
     from core.evals.plan import EvalRequest, Variant
     from core.storage.schemas import EvalSummary, GradedRow
     from core.workbench.service import Comparison, PromptRef
     from tui.app import TunelabApp
-    from tui.screens.main import MainScreen
 
 FIXED_COLUMNS = 1  # "id expected", always in view
 CELL_WIDTH = 11  # "✓+ " and nine characters of output: widths are set, so layout never depends on timing
@@ -62,10 +72,6 @@ class EvalPane(Vertical):
     DEFAULT_CSS = """
     EvalPane {
         padding: 0;
-        #eval-dataset { width: 1fr; }
-        #eval-split { width: 7; }
-        #eval-grader { width: 1fr; }
-        #eval-repeat { width: 4; }
         #eval-progress { height: 1; }
         #eval-progress Bar { width: 1fr; }
         #eval-table { height: 1fr; }
@@ -95,22 +101,6 @@ class EvalPane(Vertical):
         self.diffs: dict[str, dict[str, Any]] = {}  # column key -> delta and fixed/broken sets
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="field-row"):
-            yield Label("data", classes="param-label")
-            yield Input(
-                "demo",
-                id="eval-dataset",
-                compact=True,
-                tooltip="'demo', a folder of splits, or a file; then expected=FIELD and VAR=FIELD to map fields",
-            )
-            yield Label("split", classes="param-label")
-            yield Input("auto", id="eval-split", compact=True)
-            yield Label("grader", classes="param-label")
-            yield Input(
-                "labels", id="eval-grader", compact=True, tooltip="exact, labels, contains:x, regex:p, json, chrf…"
-            )
-            yield Label("x", classes="param-label")
-            yield Input("1", id="eval-repeat", compact=True, tooltip="repeats per item (seed, seed+1, …)")
         yield ProgressBar(id="eval-progress", show_eta=False)
         table: DataTable[Text] = DataTable(id="eval-table", zebra_stripes=True)
         table.cursor_type = "column"
@@ -126,19 +116,16 @@ class EvalPane(Vertical):
     def tunelab(self) -> TunelabApp:
         return cast("TunelabApp", self.app)
 
-    @property
-    def main(self) -> MainScreen:
-        return self.tunelab.main
-
     def begin(self) -> str:
         """A new eval run's token, with a fresh cancel."""
         self.token = f"t{next(self.tokens)}"
         self.cancel = threading.Event()
         return self.token
 
-    def run(self, request: EvalRequest, ref: PromptRef, adapter: str | None) -> None:
-        """Evaluate `ref` (and no prompt, and the 2x2 with `adapter`) on `request`: the cells not shown yet."""
-        self._run_eval(self.begin(), request, ref, adapter, {c.label for c in self.columns}, self.main.model)
+    def run(self, request: EvalRequest, ref: PromptRef, adapter: str | None, model: str) -> None:
+        """Evaluate `ref` (and no prompt, and the 2x2 with `adapter`) on `request` with `model`: the cells
+        not shown yet."""
+        self._run_eval(self.begin(), request, ref, adapter, {c.label for c in self.columns}, model)
 
     @work(thread=True, group="eval", exclusive=False)
     def _run_eval(
@@ -243,7 +230,7 @@ class EvalPane(Vertical):
     def eval_started(self, message: EvalStarted) -> None:
         if message.token == self.token:
             self.start_run(message.token, message.labels, clean=message.clean)
-            self.main.show_tab("tab-eval")
+            self.post_message(Reveal(self))
 
     @on(EvalRow)
     def eval_row(self, message: EvalRow) -> None:
@@ -258,7 +245,7 @@ class EvalPane(Vertical):
         self.token = None
         if message.summary is None:
             self.drop_run(message.token)
-            self.main.error(message.error or "eval failed")
+            self.post_message(WorkbenchFailed(message.error or "eval failed"))
             return
         if message.summary.done:
             self.finish_run(message.token, message.summary)
@@ -270,8 +257,7 @@ class EvalPane(Vertical):
         if (judge := message.summary.judge) is not None:  # the judge's cost, said apart
             self.notify(judge.line, severity="warning" if judge.errors else "information")
         best = max(message.summary.variants, key=lambda v: v.pass_rate)
-        if self.main.out_of_sight("tab-eval"):
-            self.notify(f"Eval done: best {best.pass_rate:.0%} ({best.label})")
+        self.post_message(Announce(self, f"Eval done: best {best.pass_rate:.0%} ({best.label})"))
 
     @work(thread=True, group="pin", exclusive=True)
     def _pin(self, run_id: str, variant: int) -> None:
@@ -292,25 +278,6 @@ class EvalPane(Vertical):
     @property
     def table(self) -> DataTable:
         return self.query_one("#eval-table", DataTable)
-
-    def form(self) -> EvalRequest:
-        """The eval as the form describes it; a bad repeat count is an error naming the field."""
-        from core.evals.plan import EvalRequest
-        from core.workbench.service import parse_data_field
-
-        split = self.query_one("#eval-split", Input).value.strip()
-        repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
-        if not repeat.isdigit():
-            raise TunelabError(f"repeat must be a whole number, got '{repeat}'")
-        spec, expected, mapping = parse_data_field(self.query_one("#eval-dataset", Input).value)
-        return EvalRequest(
-            spec,
-            None if split in {"", "all"} else split,
-            self.query_one("#eval-grader", Input).value.strip() or "exact",
-            int(repeat),
-            expected=expected,
-            mapping=mapping,
-        )
 
     def start_run(self, token: str, labels: list[str], clean: bool = False) -> None:
         """New columns for the eval `token`; `clean` (a new comparison) drops the earlier ones first."""

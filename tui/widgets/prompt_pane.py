@@ -7,6 +7,8 @@ the next start (written off the UI loop) and offers the finished adapters, read 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -18,6 +20,7 @@ from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
 from core.errors import TunelabError
+from tui.commands import Command
 from tui.messages import AdaptersFound, PromptRendered, WorkbenchFailed, WorkerError, worker_message
 from tui.widgets.params_form import ParamsForm
 
@@ -171,6 +174,15 @@ class PromptPane(Vertical):
         label = next((a.label for a in self.adapters if a.run_id == adapter), str(adapter)[:10])
         self.notify(f"Next runs use {'LoRA ' + label if adapter else 'the base model'}.")
 
+    def ask_adapter_folder(self) -> None:
+        from tui.screens.ask import AskScreen
+
+        def add(path: str | None) -> None:
+            if path and path.strip():
+                self.add_adapter_folder(path.strip())
+
+        self.app.push_screen(AskScreen("A PEFT adapter folder (with adapter_config.json) to offer as a LoRA", ""), add)
+
     @work(thread=True, group="adapter-folder", exclusive=True)
     def add_adapter_folder(self, path: str) -> None:
         try:
@@ -179,6 +191,23 @@ class PromptPane(Vertical):
             self.post_message(WorkbenchFailed(str(exc)))
             return
         self.refresh_adapters(select=adapter.run_id)
+
+    def palette_commands(self) -> Iterator[Command]:
+        """The model field and the lora list in the palette: each finished adapter by name."""
+        from core.workbench.adapters import ELSEWHERE
+
+        yield Command(
+            "model: Switch model", "type a model: demo, a folder or a hub id", self.query_one("#model-input").focus
+        )
+        yield Command(
+            "model: Add a LoRA folder",
+            "a PEFT adapter made elsewhere, offered in the lora list",
+            self.ask_adapter_folder,
+        )
+        yield Command("model: Use the base model", "no LoRA adapter", partial(self.use_adapter, None))
+        for adapter in self.adapters:
+            what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
+            yield Command(f"model: Use LoRA {adapter.label}", what, partial(self.use_adapter, adapter.run_id))
 
     # -- the rendered prompt (ctrl+t) -----------------------------------------------------------------------
     @work(thread=True, group="render", exclusive=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -10,6 +12,8 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import Button, Static, TextArea
+
+from tui.commands import Bind, Command
 
 if TYPE_CHECKING:
     from core.engine.protocol import GenResult
@@ -41,12 +45,13 @@ class ResultsPane(Vertical):
         "<cancel> cancels a run and keeps what streamed; <copy-output> copies the output (OSC 52 works over SSH)."
     )
     BINDINGS = [
-        Binding("y", "screen.copy_output", "Copy", id="copy-output"),
+        Bind("y", "copy_output", "Copy", id="copy-output", palette="prompt: Copy the output",
+             tooltip="to the clipboard, over SSH too (OSC 52)"),
         Binding("j", "scroll(1)", "Down", id="results-down", show=False),
         Binding("k", "scroll(-1)", "Up", id="results-up", show=False),
         Binding("g", "scroll_to(0)", "Top", id="results-top", show=False),
         Binding("G", "scroll_to(-1)", "Bottom", id="results-bottom", show=False),
-    ]
+    ]  # fmt: skip
 
     def compose(self) -> ComposeResult:
         yield Button(
@@ -62,6 +67,21 @@ class ResultsPane(Vertical):
         """On a first start (nothing evaluated yet) the empty pane offers the demo comparison."""
         self.query_one("#compare-demo").display = offered
         self.output.display = not offered  # in place of the empty output: its width never changes under it
+
+    def palette_commands(self) -> Iterator[Command]:
+        yield Command(
+            "eval: Compare on the demo task",
+            "prompt, LoRA, or both? trains two LoRAs on the demo and shows the verdict",
+            partial(self.app.run_action, "screen.compare_demo", self),
+        )
+
+    def action_copy_output(self) -> None:
+        text = self.output.text
+        if not text:
+            self.notify("Nothing to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the output ({len(text)} characters).")
 
     def action_scroll(self, lines: int) -> None:
         self.output.scroll_relative(y=lines, animate=False)

@@ -23,17 +23,18 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
 from core.errors import TunelabError
+from tui.commands import Bind
 from tui.messages import RunStarted, WorkbenchFailed
 from tui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:  # the app imports the workbench after its first frame; this pane reads it from then on
+    from core.data.prompts import PromptVersion
     from core.engine.options import ModelOptions
     from core.evals.plan import EvalRequest
     from core.storage.schemas import RunStatus
     from core.training.config import TrainConfig
     from core.training.runs import Runs
     from core.workbench.service import Workbench
-    from tui.widgets.prompt_pane import PromptPane
 
 HEARTBEAT_S = 1.0
 LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
@@ -94,13 +95,14 @@ class TrainingPane(Vertical):
         """A run finished that this pane was not watching (another tab, the CLI): the adapters changed."""
 
     BINDINGS = [
-        Binding("s", "stop", "Stop", id="train-stop"),
+        Bind("s", "stop", "Stop", id="train-stop", palette="training: Stop the training run",
+             tooltip="stop and save the selected run"),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
         Binding("u", "resume", "Resume", id="train-resume"),
         Binding("left_square_bracket", "switch(-1)", "Prev run", id="train-prev", show=False),
         Binding("right_square_bracket", "switch(1)", "Next run", id="train-next", show=False),
         Binding("o", "overlay", "Overlay", id="train-overlay", show=False),
-    ]
+    ]  # fmt: skip
 
     class Snapshot(Message):
         """What a thread worker read of the runs folder: new metric rows from `offset` on, the status, the
@@ -304,10 +306,15 @@ class TrainingPane(Vertical):
         self.query_one("#pass-chart", LossChart).set_series([(watched.pass_rate, "green")])
 
     def ask_new_run(
-        self, options: ModelOptions, request: EvalRequest, prompt: PromptPane, linear_modules: list[str]
+        self,
+        options: ModelOptions,
+        request: EvalRequest,
+        prompt_name: str,
+        prompt: Callable[[], PromptVersion],
+        linear_modules: list[str],
     ) -> None:
-        """The new-run form, for the eval form's dataset (and field mapping) and, if asked, the prompt on
-        screen; its settings become a run started off the UI loop."""
+        """The new-run form, for the dataset form's dataset (and field mapping) and, if asked, the prompt on
+        screen (`prompt()`, read when the form is done); its settings become a run started off the UI loop."""
         from tui.screens.train_form import TrainForm
 
         def start(settings: dict | None) -> None:
@@ -321,14 +328,14 @@ class TrainingPane(Vertical):
                     dataset=request.dataset,
                     expected=request.expected,
                     mapping=request.mapping,
-                    prompt=prompt.version() if use_prompt else None,
+                    prompt=prompt() if use_prompt else None,
                 )
             except TunelabError as exc:
                 self.post_message(WorkbenchFailed(str(exc)))
                 return
             self.start_run(config)
 
-        self.app.push_screen(TrainForm(request.dataset, prompt.prompt_name, linear_modules), start)
+        self.app.push_screen(TrainForm(request.dataset, prompt_name, linear_modules), start)
 
     @work(thread=True, group="train-start", exclusive=True)
     def start_run(self, config: TrainConfig) -> None:
