@@ -20,7 +20,7 @@ from bench.report import LATEST, RESULTS, write
 
 MEASURES = (
     "startup", "generation", "training", "limits", "memory", "history_scale", "worker_memory", "first_answer",
-    "served",
+    "served", "shots",
 )  # fmt: skip
 
 

@@ -51,24 +51,6 @@ EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter
 EDITOR_MAX_BYTES = 4_000_000
 
 
-def parse_mapping(pairs: Iterable[str], what: str = "--map") -> dict[str, str]:
-    """`VAR=FIELD` pairs (template variable from a dataset field), each checked."""
-    mapping: dict[str, str] = {}
-    for pair in pairs:
-        var, sep, source = pair.partition("=")
-        if not sep or not var.strip() or not source.strip():
-            raise TunelabError(f"{what}: '{pair}' is not VAR=FIELD")
-        mapping[var.strip()] = source.strip()
-    return mapping
-
-
-def parse_data_field(text: str) -> tuple[str, str | None, dict[str, str]]:
-    """The TUI's data field `SPEC [expected=FIELD] [VAR=FIELD ...]`: dataset, expected field, mapping."""
-    spec, *pairs = text.split() or ["demo"]
-    mapping = parse_mapping(pairs, "data field")
-    return spec, mapping.pop("expected", None), mapping
-
-
 @dataclass
 class PromptRef:
     """A prompt for a variant: its name and version, and whether it came from a file not saved yet."""

@@ -16,11 +16,12 @@ from core.errors import TunelabError
 from core.evals.stats import PLANNED_DISCORDANCE
 from core.training.config import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP, TrainConfig
 from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
-from core.workbench.service import Comparison, Workbench, parse_mapping
+from core.workbench.service import Comparison, Workbench
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table, warn
 from tui.cli.pace import Pace, stuck_exit
+from tui.cli.parsing import parse_mapping
 
 if TYPE_CHECKING:
     from core.storage.schemas import EvalSummary

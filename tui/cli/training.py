@@ -13,10 +13,11 @@ from core.engine.prompt import FOLD_NOTE
 from core.errors import TunelabError
 from core.training.config import TRAIN_OPTIONS
 from core.training.options import Option
-from core.workbench.service import Workbench, parse_mapping
+from core.workbench.service import Workbench
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say, table, warn
+from tui.cli.parsing import parse_mapping
 
 
 # -- training -------------------------------------------------------------------------------------

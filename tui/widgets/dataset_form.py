@@ -44,7 +44,7 @@ class DatasetForm(Horizontal):
     def request(self) -> EvalRequest:
         """The eval as the form describes it; a bad repeat count is an error naming the field."""
         from core.evals.plan import EvalRequest
-        from core.workbench.service import parse_data_field
+        from tui.cli.parsing import parse_data_field
 
         split = self.query_one("#eval-split", Input).value.strip()
         repeat = self.query_one("#eval-repeat", Input).value.strip() or "1"
