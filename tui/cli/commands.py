@@ -17,17 +17,16 @@ from tui.cli.evaluating import (
     add_compare,
     add_eval,
     add_evals,
-    add_prompts,
     run_compare,
     run_eval,
     run_evals,
-    run_prompts,
 )
 from tui.cli.optimizing import add_optimize, run_optimize
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say
 from tui.cli.pace import Pace
+from tui.cli.prompting import add_prompts, run_prompts
 from tui.cli.training import add_adapters, add_runs, add_train, run_adapters, run_runs, run_train
 
 Adder = Callable[[argparse.ArgumentParser], None]
@@ -173,7 +172,7 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
         "search the prompt arm on the dev rows (demonstrations, instructions) and judge the best",
         add_optimize,
     ),
-    "prompts": ("list, show, diff or save prompt versions", add_prompts),
+    "prompts": ("list, show, diff or save prompt versions; export or import them as TOML files", add_prompts),
     "evals": ("list, show, pin or export eval runs", add_evals),
     "locate": ("print where the config file, data or user themes live", add_locate),
     "demo": ("rebuild the demo model and demo task", add_demo),

@@ -389,46 +389,6 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 # -- prompts and evals ----------------------------------------------------------------------------
-def add_prompts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["list", "show", "diff", "save"], help="what to do")
-    p.add_argument("refs", nargs="*", help="versions (name, name@N, id) or, for save, a .toml file")
-
-
-def run_prompts(args: argparse.Namespace) -> int:
-    from core.data.prompts import read_prompt_file
-
-    store = _workbench().prompts
-    need = {"list": (0, 1), "show": (1, 1), "diff": (2, 2), "save": (1, 1)}[args.action]
-    if not need[0] <= len(args.refs) <= need[1]:
-        raise TunelabError(
-            f"prompts {args.action} takes {need[0]}{'' if need[0] == need[1] else f' to {need[1]}'} argument(s)"
-        )
-    if args.action == "list":
-        table(
-            ("version", "id", "created", "template"),
-            [
-                (
-                    f"{r['name']}@{r['number']}",
-                    r["id"],
-                    r["created_at"][:19],
-                    repr(" ".join(r["template"].split())[:50]),
-                )
-                for r in store.versions(args.refs[0] if args.refs else None)
-            ],
-        )
-    elif args.action == "show":
-        row, version = store.get(args.refs[0])
-        print(f"{row['name']}@{row['number']} ({row['id']})")
-        print(version.as_text(), end="")
-    elif args.action == "diff":
-        print(store.diff(*args.refs), end="")
-    else:
-        name, version = read_prompt_file(Path(args.refs[0]))
-        store.save(name, version)
-        print(f"saved {name} as {version.id}")
-    return 0
-
-
 def add_evals(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action", nargs="?", choices=["list", "show", "pin", "export", "resume"], default="list", help="what to do"
