@@ -99,7 +99,7 @@ def halving(
             break
         survivors = _keep(survivors, search, start)
         n = min(n_dev, 2 * n)
-    final = [start, *(s.candidate for s in _finalists(search) if s.candidate is not start)][:2]
+    final = _final(search)
     if not cancelled() and done < n_dev:
         scores = scorer(final, n_dev)
         search.calls += sum(n_dev - len(search.scored[c.version.id].scores) for c in final)
@@ -116,12 +116,20 @@ def _finalists(search: Search) -> list[Scored]:
     return sorted((s for s in search.scored.values() if len(s.scores) == most), key=lambda s: -s.rate)
 
 
+def _final(search: Search) -> list[Candidate]:
+    """The last scoring: the start and the best of the others that held up on the most items."""
+    start = search.start
+    return [start, *(s.candidate for s in _finalists(search) if s.candidate.version.id != start.version.id)][:2]
+
+
 def _final_cost(search: Search, n_dev: int) -> int:
-    """What scoring the best finalist and the start on every dev row would still cost."""
+    """What scoring the final pair on every dev row would still cost."""
     if not search.scored:
         return 2 * n_dev
-    ids = {_finalists(search)[0].candidate.version.id, search.start.version.id}
-    return sum(n_dev - len(search.scored[v].scores) if v in search.scored else n_dev for v in ids)
+    return sum(
+        n_dev - len(search.scored[c.version.id].scores) if c.version.id in search.scored else n_dev
+        for c in _final(search)
+    )
 
 
 def _keep(survivors: list[Candidate], search: Search, start: Candidate) -> list[Candidate]:

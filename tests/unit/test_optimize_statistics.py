@@ -57,7 +57,7 @@ def test_a_search_over_prompts_that_change_nothing_is_a_real_difference_at_most_
     runs, dev_real, sealed_real = 200, 0, 0
     for trial in range(runs):
         dev, sealed, _, search = simulate(lambda v: 0.6, trial)
-        assert len(search.scored) >= 10 and search.calls >= 200
+        assert len(search.scored) >= 10 and 200 <= search.calls <= 400  # the budget holds
         dev_real += dev
         sealed_real += sealed
     error = 3 * (0.05 * 0.95 / runs) ** 0.5
