@@ -86,6 +86,12 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pin", action="store_true", help="pin this run's first variant as the baseline")
     p.add_argument("--min-pass", default=None, metavar="RATE", help="exit 1 if a variant passes less (0.8 or 80%%)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--junit", default=None, metavar="FILE", help="also write a JUnit XML file: a testcase per item per variant"
+    )
+    p.add_argument(
+        "--summary", default=None, metavar="FILE.md", help="also write a Markdown summary (a pull request's comment)"
+    )
 
 
 def _rate(text: str) -> float:
@@ -223,6 +229,27 @@ def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[Eva
     return workbench.evals.load(run), variant
 
 
+def _ci_files(
+    args: argparse.Namespace,
+    summary: EvalSummary,
+    judged: Comparison | None,
+    comparisons: list[dict[str, Any]] | None,
+    baseline: tuple[EvalSummary, int] | None,
+) -> None:
+    """`--junit` and `--summary`: the eval as CI reads it."""
+    from core.evals.ci import summary_markdown, write_junit
+    from core.storage.atomic import write_atomic
+
+    if args.junit:
+        say(f"junit: {write_junit(summary, Path(args.junit).expanduser())}")
+    if args.summary:
+        sentence = judged.verdict.sentence if judged and judged.verdict else None
+        pinned = f"{baseline[0].id}:{baseline[1]}" if baseline else None
+        path = Path(args.summary).expanduser()
+        write_atomic(path, summary_markdown(summary, sentence, comparisons, pinned))
+        say(f"summary: {path}")
+
+
 def _answer(
     args: argparse.Namespace,
     workbench: Workbench,
@@ -243,6 +270,7 @@ def _answer(
         workbench.evals.pin(summary.id)
     if judged and getattr(args, "report", None):
         say(f"report: {workbench.write_report(judged, Path(args.report).expanduser())}")
+    _ci_files(args, summary, judged, comparisons, baseline)
     if args.json:
         shown = judged.to_dict() if judged else summary.to_dict()
         print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
