@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tinydb import TinyDB
 
@@ -70,12 +71,32 @@ def _matching(seals: list[Seal], pool: list[tuple[str, float]]) -> Seal | None:
     return None
 
 
-def fixed_holdout(
-    root: Path, spec: str, *, expected: str | None, mapping: Mapping[str, str], eval_fraction: float, holdout: float
-) -> float:
-    """The sealed fraction to load `spec` with: the stored carve's (also when none is asked for), or the one
-    asked for when the dataset was never sealed; another fraction than the stored one is refused."""
-    dataset = load_dataset(spec, expected=expected, mapping=mapping, holdout=eval_fraction)
+class Sealable(Protocol):
+    """What names a dataset and how it is split: an eval request and a training config both do."""
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def expected(self) -> str | None: ...
+
+    @property
+    def mapping(self) -> Mapping[str, str]: ...
+
+    @property
+    def eval_fraction(self) -> float: ...
+
+    @property
+    def holdout(self) -> float: ...
+
+
+def fixed_holdout(root: Path, source: Sealable) -> float:
+    """The sealed fraction to load `source`'s dataset with: the stored carve's (also when none is asked for),
+    or the one asked for when the dataset was never sealed; another fraction than the stored one is refused."""
+    holdout = source.holdout
+    dataset = load_dataset(
+        source.dataset, expected=source.expected, mapping=source.mapping, holdout=source.eval_fraction
+    )
     if dataset.sealed:  # its own test split: the loader refuses a carve on top of it
         return holdout
     seal = _matching(_seals(root), _pool(dataset.items, dataset.held_out))

@@ -191,15 +191,7 @@ def _demonstrations(dataset: Dataset, variants: list[Variant]) -> dict[int, Demo
 
 def sealed_request(root: Path, request: EvalRequest) -> EvalRequest:
     """The request with its dataset's stored seal (or the one it asks for, never sealed before)."""
-    holdout = fixed_holdout(
-        root,
-        request.dataset,
-        expected=request.expected,
-        mapping=request.mapping,
-        eval_fraction=request.eval_fraction,
-        holdout=request.holdout,
-    )
-    return replace(request, holdout=holdout)
+    return replace(request, holdout=fixed_holdout(root, request))
 
 
 def _judge(root: Path, request: EvalRequest, engines: Engines, specs: list[str]) -> Judge | None:

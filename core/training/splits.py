@@ -51,15 +51,7 @@ def eval_rows(config: TrainConfig, dataset: Dataset) -> tuple[list[Item], str]:
 
 def sealed_config(root: Path, config: TrainConfig) -> TrainConfig:
     """The config with its dataset's stored seal (sealed rows never train, whatever `holdout` says)."""
-    holdout = fixed_holdout(
-        root,
-        config.dataset,
-        expected=config.expected,
-        mapping=config.mapping,
-        eval_fraction=config.eval_fraction,
-        holdout=config.holdout,
-    )
-    return replace(config, holdout=holdout)
+    return replace(config, holdout=fixed_holdout(root, config))
 
 
 def check_data(config: TrainConfig) -> tuple[list[str], Dataset, list[Item]]:

@@ -98,17 +98,17 @@ def test_the_seal_is_fixed_the_first_time_a_dataset_is_sealed(home, tmp_path):
     request = EvalRequest(spec, "auto", grader="labels", expected="label", holdout=0.2)
     workbench.run_eval(request, [Variant("no prompt", None)], ScriptedBackend())
     renamed = write_jsonl(tmp_path / "renamed.jsonl", reviews()[::-1])
-    kw = {"expected": "label", "mapping": {}, "eval_fraction": 0.1}
-    assert fixed_holdout(home, renamed, holdout=0.0, **kw) == 0.2  # applies by itself, by the rows
+    seal = lambda spec, holdout: fixed_holdout(home, EvalRequest(spec, expected="label", holdout=holdout))  # noqa: E731
+    assert seal(renamed, 0.0) == 0.2  # applies by itself, by the rows
     with pytest.raises(TunelabError, match=r"sealed at 0.2 on .*holdout 0.3 would move rows already tuned on"):
-        fixed_holdout(home, renamed, holdout=0.3, **kw)
+        seal(renamed, 0.3)
     run_id = trained_run(home, renamed)  # no holdout asked: the seal keeps the sealed rows out all the same
     sealed = {it.digest[:16] for it in load_dataset(spec, expected="label", sealed=0.2).split(SEALED)}
     assert not read_ledger(Runs(home).path(run_id)) & sealed
     plan = workbench.compare_plan(EvalRequest(spec, "auto", expected="label"), _options(), [], [run_id], final=True)
     assert plan.request.split == SEALED and plan.request.holdout == 0.2
     other = write_jsonl(tmp_path / "other.jsonl", reviews(200, start=5000))
-    assert fixed_holdout(home, other, holdout=0.3, **kw) == 0.3  # another dataset: its own first seal
+    assert seal(other, 0.3) == 0.3  # another dataset: its own first seal
 
 
 def test_an_adapter_without_a_ledger_is_judged_with_a_note(home, tmp_path):
