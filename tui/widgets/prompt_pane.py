@@ -20,8 +20,8 @@ from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
 from core.errors import TunelabError
-from tui.commands import Command
-from tui.messages import AdaptersFound, PromptRendered, WorkbenchFailed, WorkerError, worker_message
+from tui.commands import Bind, Command
+from tui.messages import AdaptersFound, OptimizeAsked, PromptRendered, WorkbenchFailed, WorkerError, worker_message
 from tui.widgets.params_form import ParamsForm
 
 if TYPE_CHECKING:
@@ -40,8 +40,13 @@ class PromptPane(Vertical):
         "labelled training rows before each item as demonstrations, chosen by select (random: the same rows "
         "every time; similar: each item's most similar rows). The lora list offers finished training runs. "
         "<run> runs, <eval> evaluates, <rendered> shows the rendered prompt (demonstrations included), "
-        "<versions> the saved versions of this name, <edit-prompt> opens it in $EDITOR."
+        "<versions> the saved versions of this name, <edit-prompt> opens it in $EDITOR, <optimize> searches "
+        "demonstrations and instructions for it on the dev rows."
     )
+    BINDINGS = [
+        Bind("f5", "optimize", "Optimize", id="optimize", show=False, palette="prompt: Optimize this prompt",
+             tooltip="search demonstrations and instructions on the dev rows, live"),
+    ]  # fmt: skip
 
     def __init__(self, model: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -210,6 +215,9 @@ class PromptPane(Vertical):
         for adapter in self.adapters:
             what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
             yield Command(f"model: Use LoRA {adapter.label}", what, partial(self.use_adapter, adapter.run_id))
+
+    def action_optimize(self) -> None:
+        self.post_message(OptimizeAsked())
 
     # -- the rendered prompt (ctrl+t) -----------------------------------------------------------------------
     @work(thread=True, group="render", exclusive=True)
