@@ -115,6 +115,11 @@ class FinalLook(Message):
 
 
 @dataclass(eq=False)  # a message is itself, not its fields
+class OptimizeAsked(Message):
+    """The prompt pane's optimize key (or its palette entry): the screen opens the search on the prompt on screen."""
+
+
+@dataclass(eq=False)  # a message is itself, not its fields
 class AdaptersFound(Message):
     """The finished adapters, read off the UI loop; `select` is one to choose once offered."""
 

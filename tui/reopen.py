@@ -32,6 +32,7 @@ def editor_record(record: dict[str, Any], prompts: PromptStore) -> tuple[dict[st
             "system": version.system,
             "mode": version.mode,
             "params": version.params,
+            "shots": version.to_dict().get("shots"),  # a k-shot version comes back with its demonstrations
             "adapter": only_adapter(record.get("adapter")),  # the eval's LoRA when it had one (the 2x2)
         }, ""
     if kind == "eval":

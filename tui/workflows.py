@@ -1,5 +1,5 @@
-"""What the main screen's workbench keys start: a run, an eval, the demo comparison, a training run, and a
-history record put back in the editor. Each reads what is on screen (the prompt pane, the dataset form),
+"""What the main screen's workbench keys start: a run, an eval, the demo comparison, a training run, the
+optimize screen, and a history record (or an optimize candidate) put back in the editor. Each reads what is on screen (the prompt pane, the dataset form),
 checks it (a bad field is one line in the status bar) and hands the work to the node that owns it: the
 generations (`tui.generation`), the eval pane, the training pane. The screen keeps the keys, the layout and
 the routing of the panes' messages; this is what its actions do.
@@ -95,6 +95,34 @@ class Workflows:
         screen.got_going()
         screen.results.set_status("Compare on the demo task: starting… (esc cancels)")
         screen.evals.compare_demo(replace(screen.tunelab.options, model=screen.model, adapter=None))
+
+    def optimize(self) -> None:
+        """The optimize screen: the prompt on screen is the start (as ctrl+r would run it), the dataset form gives
+        the dev rows; enter there puts a candidate back in the editor."""
+        screen = self.screen
+        if screen.evals.token is not None or screen.generation is not None:
+            screen.notify("A run or eval is in progress; esc cancels it.", severity="warning")
+            return
+        if not screen.prompt.text.strip():
+            screen.notify("The prompt is empty.", severity="warning")
+            return
+        if (form := self.form()) is None:
+            return
+        from tui.screens.optimize import OptimizeScreen
+
+        screen.got_going()
+        version, request = form
+        screen.app.push_screen(
+            OptimizeScreen(screen.prompt.prompt_name, version, request, screen.model), self.candidate
+        )
+
+    def candidate(self, version: PromptVersion | None) -> None:
+        """An optimize candidate in the editor (template, system, mode, params and shots), on the same LoRA."""
+        if version is None:
+            return
+        self.screen.prompt.load_version(version)
+        self.screen.query_one("#prompt-text").focus()
+        self.screen.notify(f"Candidate {version.id[:6]} is in the editor: ctrl+r runs it, ctrl+g evaluates it.")
 
     def train(self) -> None:
         """The new-run form, on the dataset (and field mapping) the workbench uses."""

@@ -97,10 +97,12 @@ def optimize(
     strategies: tuple[str, ...] = ("shots", "instructions"),
     proposer: str | None = None,
     seed: int = 0,
+    model: str = "demo",
     cancel: threading.Event | None = None,
     on_round: Callable[[Search], object] = lambda search: None,
 ) -> Optimized:
-    """Search `start`'s prompt arm on the request's dev rows within `budget` graded generations."""
+    """Search `start`'s prompt arm on the request's dev rows within `budget` graded generations, on `model`.
+    Every round's eval is tagged `optimize` in history, the last one noted with what the search found."""
     if budget < MIN_BUDGET:
         raise TunelabError(f"{{0}} must be at least {MIN_BUDGET} graded generations, got {budget}", "budget")
     cancel = cancel or threading.Event()
@@ -118,7 +120,7 @@ def optimize(
         candidates += shot_candidates(start, len(train), seed)
     if "instructions" in strategies:
         candidates += instruction_candidates(start, train, ask)
-    scorer = _EvalScorer(workbench, name, request, engine, [it.id for it in dev], cancel)
+    scorer = _EvalScorer(workbench, name, request, engine, model, [it.id for it in dev], cancel)
     if "reflect" in strategies and ask is not None:
         failures = _failures(workbench, scorer, bare, dev)
         candidates += reflect_candidates(start, failures, ask)
@@ -128,11 +130,13 @@ def optimize(
     if final is None:
         raise TunelabError("optimize was cancelled before it scored anything")
     tried = workbench.tried_on(final)
-    labels = [Variant(name, best.candidate.version).label, Variant(name, start).label]
+    labels = [Variant(name, best.candidate.version, model).label, Variant(name, start, model).label]
     judged = None
     if best.candidate.version.id != start.id and final.done:
         judged = verdict(final, build_grid(final), tried.count, registered=labels)
     workbench.prompts.save(name, best.candidate.version)
+    found = f"best {name}@{best.candidate.version.id[:6]} ({best.candidate.change})"
+    _mark_in_history(workbench, scorer.runs, f"optimize {name} from {name}@{start.id[:6]}", found, search)
     diff = "".join(_diff(start, best.candidate.version))
     return Optimized(
         name, start, best.candidate.version, best.candidate.change, search, final, judged, tried.count,
@@ -149,37 +153,63 @@ class _EvalScorer:
         name: str,
         request: EvalRequest,
         engine: Engine,
+        model: str,
         ids: list[str],
         cancel: threading.Event,
     ) -> None:
         from core.workbench.service import PromptRef
 
-        self.workbench, self.name, self.request, self.engine, self.ids, self.cancel = (
+        self.workbench, self.name, self.request, self.engine, self.model, self.ids, self.cancel = (
             workbench,
             name,
             request,
             engine,
+            model,
             ids,
             cancel,
         )
         self.ref = PromptRef
         self.last: EvalSummary | None = None
+        self.runs: list[str] = []  # every round's eval, in order
 
     def __call__(self, candidates: list[Candidate], n_items: int) -> dict[str, list[float]]:
         versions = list({c.version.id: c.version for c in candidates}.values())
         summary = self.workbench.run_eval(
             replace(self.request, limit=n_items),
-            [Variant(self.name, v) for v in versions],
+            [Variant(self.name, v, self.model) for v in versions],
             self.engine,
             new_prompts=[self.ref(self.name, v, new=True) for v in versions],
             cancel=self.cancel,
         )
         self.last = summary
+        self.runs.append(summary.id)
         out = {}
         for vi, v in enumerate(versions):
             scores = summary.scores(vi)
             out[v.id] = [scores[i].fraction if i in scores else 0.0 for i in self.ids[:n_items]]
         return out
+
+
+def _mark_in_history(workbench: Workbench, runs: list[str], what: str, found: str, search: Search) -> None:
+    """Each round's eval tagged `optimize` in history (`tag:optimize` lists them), each noted as a round of
+    this search and the last with what it found; history that cannot be written loses the tags, nothing else."""
+    from core.history.query import HistoryQuery
+
+    wanted, records = set(runs), {}
+    try:
+        for n, record in enumerate(workbench.history.iter_matching(HistoryQuery(kind="eval"))):
+            if record.get("ref") in wanted:
+                records[record["ref"]] = record["id"]
+            if len(records) == len(wanted) or n > 200:  # the rounds' evals are the newest ones
+                break
+        for i, run in enumerate(runs, 1):
+            if run in records:
+                note = f"{what}: round {i} of {len(runs)}"
+                if i == len(runs):
+                    note += f", the last; {found} of {len(search.scored)} candidates in {search.calls} calls"
+                workbench.history.update(records[run], add_tags=["optimize"], note=note)
+    except (OSError, TunelabError):
+        pass
 
 
 def _failures(workbench: Workbench, scorer: _EvalScorer, start: Candidate, dev: list[Any]) -> list[str]:

@@ -100,3 +100,35 @@ def test_compare_optimize_adds_the_best_found_as_a_column_with_the_search_counte
     judged = workbench.compare(plan, FollowsInstructions())
     assert [c.label.split("@")[0] for c in judged.grid.cols] == ["no prompt", "senti", "senti-opt"]
     assert judged.tried.versions > 3  # the search's candidates are counted on these items
+
+
+class OnOneModel(ScriptedBackend):
+    """An engine with one model loaded (as the TUI's model worker): any other model is refused."""
+
+    def check(self, model):
+        if model != "loaded":
+            raise TunelabError(f"a local model runs on the loaded model (loaded); '{model}' is not it")
+
+    def fingerprint(self, model):
+        return "loaded-weights"
+
+
+def test_the_search_runs_on_the_model_given_and_its_evals_are_tagged_in_history(home):
+    """`model=`: every round's eval is of that model (the TUI's worker runs the one it loaded, never `demo`);
+    each round's history record is tagged `optimize`, the last noted with what the search found."""
+    from core.history.query import parse_query
+    from core.history.store import History
+
+    workbench = Workbench(home)
+    result = optimize(
+        workbench, "senti", START, EvalRequest("demo", "eval", grader="labels", limit=24), OnOneModel(),
+        budget=200, model="loaded",
+    )  # fmt: skip
+    evals = workbench.evals.list()
+    assert evals and {v.model for e in evals for v in e.variants} == {"loaded"}
+    tagged = History(home).search(parse_query("tag:optimize")).rows
+    assert len(tagged) == len(evals) and all(row["note"] for row in tagged)
+    last = History(home).get(tagged[0]["id"])
+    assert last["ref"] == result.final.id
+    assert f"best senti@{result.best.id[:6]}" in last["note"] and f"in {result.search.calls} calls" in last["note"]
+    assert History(home).search(parse_query("optimize senti")).rows  # a search word finds the note

@@ -63,7 +63,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     with progress("optimize") as update:
         result = optimize(
             workbench, ref.name, ref.version, request, HostEngine(options), budget=args.budget,
-            strategies=strategies, proposer=args.proposer, seed=args.seed,
+            strategies=strategies, proposer=args.proposer, seed=args.seed, model=options.model,
             on_round=lambda search: update(search.calls, args.budget),
         )  # fmt: skip
     if args.json:
@@ -111,7 +111,7 @@ def optimized(args: argparse.Namespace, workbench: Workbench, request: Any, refs
     with progress("optimize") as update:
         found = optimize(
             workbench, refs[0].name, refs[0].version, request, engine, budget=args.optimize,
-            on_round=lambda search: update(search.calls, args.optimize),
+            model=(getattr(args, "models", None) or ["demo"])[0], on_round=lambda search: update(search.calls, args.optimize),
         )  # fmt: skip
     say(f"optimize: {len(found.search.scored)} candidates, {found.search.calls} calls; best: {found.best_change}")
     if found.best.id == refs[0].version.id:

@@ -40,6 +40,7 @@ from tui.messages import (
     GenerationStarted,
     ModelLoading,
     ModelReady,
+    OptimizeAsked,
     Reveal,
     RunStarted,
     VerdictReady,
@@ -356,6 +357,12 @@ class MainScreen(Screen[None]):
     @on(FinalLook)
     def final_look(self, message: FinalLook) -> None:
         self.evals.run_final(message.summary)
+
+    @on(OptimizeAsked)
+    @after_start
+    def optimize(self) -> None:
+        """The prompt pane's optimize key (or the palette's entry): the search screen on the prompt on screen."""
+        self.flows.optimize()
 
     # -- training ------------------------------------------------------------------------------
     @in_key_order

@@ -1,5 +1,6 @@
-"""Line charts in braille (2x4 dots per cell) with a y axis and step labels: training curves in a
-terminal, several series overlaid, re-drawn only when new points arrive."""
+"""Line charts in braille (2x4 dots per cell) with a y axis and x labels: training curves in a terminal
+(against steps), an optimize search's best pass rate (against calls), several series overlaid, re-drawn
+only when new points arrive."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row in cell]
 AXIS_WIDTH = 8
 
 
-def plot(series: list[tuple[list[tuple[float, float]], str]], width: int, height: int) -> Text:
-    """Render `(points, style)` series into `width` x `height` cells, y axis on the left."""
+def plot(
+    series: list[tuple[list[tuple[float, float]], str]],
+    width: int,
+    height: int,
+    x_name: str = "step",
+    waiting: str = "waiting for the first step…",
+) -> Text:
+    """Render `(points, style)` series into `width` x `height` cells, y axis on the left, x named `x_name`
+    (`waiting` until there is a point)."""
     points = [p for pts, _ in series for p in pts]
     plot_w, plot_h = max(1, width - AXIS_WIDTH), max(1, height - 1)
     if not points:
-        return Text("waiting for the first step…", style="dim")
+        return Text(waiting, style="dim")
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
@@ -49,7 +57,7 @@ def plot(series: list[tuple[list[tuple[float, float]], str]], width: int, height
             bits, style = cells.get((row, col), (0, ""))
             text.append(chr(0x2800 + bits) if bits else " ", style=style)
         text.append("\n")
-    left, right = f"{x0:g}", f"step {x1:g}"
+    left, right = f"{x0:g}", f"{x_name} {x1:g}"
     text.append(" " * (AXIS_WIDTH - 1) + "└" + left + right.rjust(max(0, plot_w - len(left))), style="dim")
     return text
 
@@ -59,8 +67,9 @@ class LossChart(Widget):
 
     DEFAULT_CSS = "LossChart { height: 1fr; min-height: 4; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, x_name: str = "step", waiting: str = "waiting for the first step…", **kwargs) -> None:
         super().__init__(**kwargs)
+        self.x_name, self.waiting = x_name, waiting  # the x axis: training steps, or an optimize search's calls
         self.series: list[tuple[list[tuple[float, float]], str]] = []
 
     def set_series(self, series: list[tuple[list[tuple[float, float]], str]]) -> None:
@@ -68,4 +77,4 @@ class LossChart(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        return plot(self.series, self.size.width, self.size.height)
+        return plot(self.series, self.size.width, self.size.height, self.x_name, self.waiting)

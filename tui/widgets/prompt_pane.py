@@ -20,8 +20,8 @@ from textual.widgets import Input, Label, Select, TextArea
 
 from core.engine.prompt import MODES
 from core.errors import TunelabError
-from tui.commands import Command
-from tui.messages import AdaptersFound, PromptRendered, WorkbenchFailed, WorkerError, worker_message
+from tui.commands import Bind, Command
+from tui.messages import AdaptersFound, OptimizeAsked, PromptRendered, WorkbenchFailed, WorkerError, worker_message
 from tui.widgets.params_form import ParamsForm
 
 if TYPE_CHECKING:
@@ -36,10 +36,17 @@ class PromptPane(Vertical):
     BORDER_TITLE = "Prompt"
     HELP = (
         "The prompt is a template: {{name}} fills from the eval dataset's rows (the first row in a single "
-        "run). mode chat applies the model's chat template, raw sends the text as is. The lora list "
-        "offers finished training runs. <run> runs, <eval> evaluates, <rendered> shows the rendered "
-        "prompt, <versions> the saved versions of this name, <edit-prompt> opens it in $EDITOR."
+        "run). mode chat applies the model's chat template, raw sends the text as is. shots puts that many "
+        "labelled training rows before each item as demonstrations, chosen by select (random: the same rows "
+        "every time; similar: each item's most similar rows). The lora list offers finished training runs. "
+        "<run> runs, <eval> evaluates, <rendered> shows the rendered prompt (demonstrations included), "
+        "<versions> the saved versions of this name, <edit-prompt> opens it in $EDITOR, <optimize> searches "
+        "demonstrations and instructions for it on the dev rows."
     )
+    BINDINGS = [
+        Bind("f5", "optimize", "Optimize", id="optimize", show=False, palette="prompt: Optimize this prompt",
+             tooltip="search demonstrations and instructions on the dev rows, live"),
+    ]  # fmt: skip
 
     def __init__(self, model: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -112,7 +119,7 @@ class PromptPane(Vertical):
     # -- the prompt kept for the next start ---------------------------------------------------------
     @on(TextArea.Changed, "#prompt-text")
     @on(Input.Changed, "#prompt-name, #system-input, .param-input")
-    @on(Select.Changed, "#mode-select, #adapter-select")
+    @on(Select.Changed, "#mode-select, #adapter-select, #param-select")
     def editor_changed(self) -> None:
         """The prompt on screen is kept for the next start: captured now, written a second after the last
         change (off the loop), and at exit if that second has not passed."""
@@ -209,6 +216,9 @@ class PromptPane(Vertical):
             what = "an adapter folder from elsewhere" if adapter.trained_on == ELSEWHERE else "a finished run's adapter"
             yield Command(f"model: Use LoRA {adapter.label}", what, partial(self.use_adapter, adapter.run_id))
 
+    def action_optimize(self) -> None:
+        self.post_message(OptimizeAsked())
+
     # -- the rendered prompt (ctrl+t) -----------------------------------------------------------------------
     @work(thread=True, group="render", exclusive=True)
     def show_rendered(self, version: PromptVersion, request: EvalRequest) -> None:
@@ -280,8 +290,9 @@ class PromptPane(Vertical):
             self.query_one("#mode-select", Select).value = record["mode"]
         if record.get("prompt_name"):
             self.query_one("#prompt-name", Input).value = text("prompt_name")
-        params = record.get("params")
-        self.query_one(ParamsForm).set_params(params if isinstance(params, dict) else {})
+        params, form = record.get("params"), self.query_one(ParamsForm)
+        form.set_params(params if isinstance(params, dict) else {})
+        form.set_shots(record.get("shots"))
         select = self.query_one("#adapter-select", Select)
         adapter = record.get("adapter")
         if adapter is None:
@@ -291,10 +302,15 @@ class PromptPane(Vertical):
 
     def state(self) -> dict[str, Any]:
         """What is on screen, as `load_record` takes it back (kept across a restart); bad params are left out."""
+        form = self.query_one(ParamsForm)
         try:
-            params = self.query_one(ParamsForm).params().to_dict()
+            params = form.params().to_dict()
         except TunelabError:
             params = {}
+        try:
+            shots = form.shots()
+        except TunelabError:
+            shots = None
         return {
             "prompt_name": self.prompt_name,
             "template": self.text,
@@ -302,15 +318,18 @@ class PromptPane(Vertical):
             "mode": self.mode,
             "params": params,
             "adapter": self.adapter,
+            "shots": shots.to_dict() if shots else None,
         }
 
     def version(self) -> PromptVersion:
         """The prompt on screen; raises TunelabError naming the bad template or parameter."""
         from core.data.prompts import PromptVersion
 
+        form = self.query_one(ParamsForm)
         return PromptVersion(
-            self.text,
-            self.query_one("#system-input", Input).value,
-            self.mode,
-            self.query_one(ParamsForm).params().to_dict(),
+            self.text, self.query_one("#system-input", Input).value, self.mode, form.params().to_dict(), form.shots()
         )
+
+    def load_version(self, version: PromptVersion) -> None:
+        """A stored version in the editor (its template, system, mode, params and shots), on the same LoRA."""
+        self.load_record({**version.to_dict(), "adapter": self.adapter})  # to_dict has shots when it demonstrates
