@@ -22,7 +22,7 @@ from core.evals.stats import PLANNED_DISCORDANCE, detectable, items_needed
 from core.evals.stored import EvalRuns
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
-from core.storage.schemas import EvalHeadline, EvalSummary
+from core.storage.schemas import EvalHeadline, EvalSummary, EvalVariant
 from core.workbench.adapters import ELSEWHERE, AdapterCases
 
 
@@ -126,7 +126,7 @@ class VerdictCases(AdapterCases):
         other seeds in one row, each with what it was trained on and cost), the verdict, or why there is none,
         and a warning for each LoRA used with a prompt it was not trained with. Reads run folders: off the loop."""
         labels = {
-            v.template: f"{v.prompt_name}@{v.prompt_id[:6]} {v.mode}"
+            self._form(v): f"{v.prompt_name}@{v.prompt_id[:6]} {v.mode}"
             for v in summary.variants
             if v.prompt_id and v.template is not None
         }
@@ -227,11 +227,21 @@ class VerdictCases(AdapterCases):
         except TunelabError:
             return 0
 
+    def _form(self, v: EvalVariant) -> str:
+        """What a variant's prompt renders items with (template and system prompt), as a run's config keeps it."""
+        if not v.template:
+            return prompt_form("", "")
+        try:
+            system = self.prompts.get(v.prompt_id)[1].system if v.prompt_id else ""
+        except TunelabError:
+            system = ""  # a version gone from the store: its template alone
+        return prompt_form(v.template, system)
+
     def _foreign_prompts(self, summary: EvalSummary, loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
         for v in summary.variants:
             info = loras.get(v.adapter or "")
-            if not info or info.get("template") is None or info["template"] == (v.template or ""):
+            if not info or info.get("template") is None or info["form"] == self._form(v):
                 continue
             how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
             used = "this prompt" if v.template else "no prompt"
@@ -265,13 +275,15 @@ class VerdictCases(AdapterCases):
         spent = {"train_s": status.train_s, "device": status.device, "trainable_params": status.trainable_params}
         cost.update({k: v for k, v in spent.items() if v is not None})
         template = str(config.get("template") or "")
+        form = prompt_form(template, str(config.get("system") or "") if template else "")
         trained_on = "as is"
         if template:
-            trained_on = (prompt_labels or {}).get(template) or f"prompt '{template.splitlines()[0][:24]}'"
+            trained_on = (prompt_labels or {}).get(form) or f"prompt '{template.splitlines()[0][:24]}'"
         group = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
         return {
             "trained_on": trained_on,
             "template": template,
+            "form": form,
             "group": group,
             "run": status.id,
             "seed": config.get("seed"),
@@ -318,6 +330,11 @@ def _shares_items(one: EvalHeadline, other: EvalHeadline) -> bool:
     if one.item_sketch and other.item_sketch:
         return not set(one.item_sketch).isdisjoint(other.item_sketch)
     return one.dataset_sha256 == other.dataset_sha256 and one.split == other.split
+
+
+def prompt_form(template: str, system: str) -> str:
+    """A prompt's rendering, as a key: two versions that differ only in the system prompt are two prompts."""
+    return json.dumps([template, system])
 
 
 def served_cost(model: str) -> dict[str, Any]:

@@ -132,3 +132,30 @@ def test_the_search_runs_on_the_model_given_and_its_evals_are_tagged_in_history(
     assert last["ref"] == result.final.id
     assert f"best senti@{result.best.id[:6]}" in last["note"] and f"in {result.search.calls} calls" in last["note"]
     assert History(home).search(parse_query("optimize senti")).rows  # a search word finds the note
+
+
+def test_a_lora_trained_with_one_of_two_prompts_that_differ_only_in_the_system_is_named_by_it(home):
+    """An optimized prompt often keeps the template and rewrites the instruction: the verdict tells the LoRA
+    trained with it from the one trained with the start, and warns where each is used with the other."""
+    from core.evals.plan import Variant
+    from core.training.config import TrainConfig
+    from core.workbench.service import PromptRef
+    from tests.seeded import finished_run
+
+    other = PromptVersion(
+        START.template, system="Answer with one of: negative, positive.", mode="raw", params=START.params
+    )
+    run_id = finished_run(
+        home, config=TrainConfig(template=START.template, system=other.system, mode="raw", max_steps=2), adapter=True
+    )
+    workbench = Workbench(home)
+    refs = [PromptRef("senti", START, new=True), PromptRef("senti-opt", other, new=True)]
+    summary = workbench.run_eval(
+        EvalRequest("demo", "eval", grader="labels", limit=6),
+        [Variant(r.name, r.version, "demo", run_id) for r in refs],
+        ScriptedBackend(),
+        new_prompts=refs,
+    )
+    judged = workbench.comparison(summary)
+    assert judged.grid.rows[0].trained_on == f"senti-opt@{other.id[:6]} raw"
+    assert [f.prompt_id for f in judged.foreign] == [START.id]  # used with the start: foreign; with its own: not
