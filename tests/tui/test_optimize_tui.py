@@ -46,7 +46,7 @@ async def test_optimize_from_the_palette_shows_rows_live_and_enter_opens_a_candi
         status = screen.query_one("#optimize-status")
         await wait_for(pilot, lambda: "budget must be at least 50" in str(status.render()))
         assert screen.state == "ready" and not budget.disabled  # one line; the budget can be changed
-        budget.value = "400"
+        budget.value = "800"  # 120 dev rows: room for the final pair and rounds of halving before it
         await pilot.press("enter")
         table = screen.query_one("#optimize-table", DataTable)
         await wait_for(pilot, lambda: table.row_count >= 10)  # the first round: every candidate on a minibatch
