@@ -79,7 +79,7 @@ class Generations:
             return self._on_engine(token, version, request)
         try:
             prompt = app.workbench.fill_prompt(version, request.selection)
-            path = str(app.workbench.adapter_path(adapter)) if adapter else None
+            path = str(app.workbench.adapters.adapter_path(adapter)) if adapter else None
             rid = app.client.generate(
                 prompt.to_dict(), version.params, lambda event: app.post_worker_event(event, token), adapter=path
             )  # sent at once: a round trip through the UI loop first would delay every run by a frame

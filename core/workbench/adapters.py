@@ -36,9 +36,12 @@ class Adapter:
         return f"{self.run_id[:10]}{loss}"
 
 
-class AdapterCases:
-    root: Path
-    runs: Runs
+class Adapters:
+    """The LoRA adapters the workbench offers, their folders from elsewhere, and which model takes which: the
+    workbench's `adapters` service."""
+
+    def __init__(self, root: Path, runs: Runs) -> None:
+        self.root, self.runs = root, runs
 
     def add_adapter_folder(self, folder: str) -> Adapter:
         """Offer a PEFT adapter folder made elsewhere (checked: `adapter_config.json` and weights) from now on."""
@@ -57,7 +60,7 @@ class AdapterCases:
         folders = (read_json(self.root / FOLDERS_FILE) or {}).get("folders")
         return [Path(f) for f in folders if isinstance(f, str)] if isinstance(folders, list) else []
 
-    def adapters(self) -> list[Adapter]:
+    def listed(self) -> list[Adapter]:
         """Finished runs' adapters, newest first, then the folders added from elsewhere that are still there."""
         out = []
         for status in self.runs.list():

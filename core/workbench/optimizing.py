@@ -129,7 +129,7 @@ def optimize(
     final = scorer.last
     if final is None:
         raise TunelabError("optimize was cancelled before it scored anything")
-    tried = workbench.tried_on(final)
+    tried = workbench.verdicts.tried_on(final)
     labels = [Variant(name, best.candidate.version, model).label, Variant(name, start, model).label]
     judged = None
     if best.candidate.version.id != start.id and final.done:

@@ -1,4 +1,4 @@
-"""Stopping, killing and the stop watchdog of training runs (a mixin of `Workbench`, which gives it `runs`)."""
+"""Stopping, killing and the stop watchdog of training runs: the workbench's `control` service."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ STOP_GRACE_S = 30.0
 
 
 class RunControl:
-    runs: Runs
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
 
     def stop_run(self, run_id: str) -> None:
         """Stop and save at the next step; `enforce_stop` kills it once the grace is over."""

@@ -34,6 +34,7 @@ from core.storage.runfolders import BEST, concrete_ref, read_json
 from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
+from core.workbench.adapters import Adapters
 from core.workbench.compare import (
     CHECKPOINTS,
     DEMO_PROMPT,
@@ -44,7 +45,7 @@ from core.workbench.compare import (
     CompareWatcher,
 )
 from core.workbench.run_control import RunControl
-from core.workbench.verdicts import Comparison, VerdictCases
+from core.workbench.verdicts import Comparison, Verdicts
 
 EDITOR_FILE = "editor.json"
 EDITOR_FIELDS = ("prompt_name", "template", "system", "mode", "params", "adapter")
@@ -61,7 +62,7 @@ class PromptRef:
 
 
 @dataclass
-class Workbench(VerdictCases, RunControl):
+class Workbench:
     """The use cases over one data dir."""
 
     root: Path
@@ -76,6 +77,9 @@ class Workbench(VerdictCases, RunControl):
         self.prompts = PromptStore(self.root)
         self.runs = Runs(self.root)
         self.evals = EvalRuns(self.root)
+        self.adapters = Adapters(self.root, self.runs)
+        self.verdicts = Verdicts(self.root, self.evals, self.prompts, self.runs, self.adapters)
+        self.control = RunControl(self.runs)
 
     def first_start(self) -> bool:
         """Nothing evaluated, trained or generated here yet: the front ends offer the demo comparison."""
@@ -124,7 +128,7 @@ class Workbench(VerdictCases, RunControl):
         """Every prompt (None: the items as they are) x adapter (None: the base) x model: with "no prompt",
         one prompt and one adapter, the 2x2. A served model is a row of its own; its LoRAs are the server's, or
         tunelab's adapters loaded into it when its endpoint `loads_lora` (vLLM's runtime LoRA updates)."""
-        pairs = self.adapter_pairs(adapters, models)
+        pairs = self.adapters.adapter_pairs(adapters, models)
         out = [
             Variant(ref.name if ref else NO_PROMPT, ref.version if ref else None, shown(model), adapter)
             for adapter in adapters
@@ -172,7 +176,7 @@ class Workbench(VerdictCases, RunControl):
             request = replace(EvalRequest.of(old), use_cache=True)
         except TypeError as exc:
             raise TunelabError(f"eval {old.id}: stored request unreadable ({exc})") from None
-        return self.run_eval(request, self.variants_of(old), engine, on_progress=on_progress)
+        return self.run_eval(request, self.verdicts.variants_of(old), engine, on_progress=on_progress)
 
     def recover_evals(self) -> list[str]:
         """Evals whose process died before their summary, stored now as interrupted (listed, resumable)."""
@@ -374,7 +378,7 @@ class Workbench(VerdictCases, RunControl):
             if status.state not in LIVE | {"created"}:
                 break
             if cancel is not None and cancel.is_set():
-                self.stop_run(run_id)
+                self.control.stop_run(run_id)
                 raise TunelabError(f"comparison cancelled: training run {run_id} stops at its next step")
             time.sleep(poll)
         if status.state != "done":
@@ -406,7 +410,7 @@ class Workbench(VerdictCases, RunControl):
         for ref in adapters if checkpoint == "best" else ():
             self.chosen_checkpoint(ref)  # a run that scored none fails here, before anything trains
         if final:
-            request = self.final_request(request, adapters)
+            request = self.verdicts.final_request(request, adapters)
         if train_with_prompt and not prompts:
             raise TunelabError("{0} needs at least one {1}", "train_with_prompt", "prompt")
         if not 1 <= seeds <= MAX_SEEDS:
@@ -473,4 +477,4 @@ class Workbench(VerdictCases, RunControl):
             on_progress=watcher.progress,
             cancel=cancel,
         )
-        return self.comparison(summary)
+        return self.verdicts.comparison(summary)

@@ -1,6 +1,6 @@
 """An eval as a comparison: the grid, the verdict or why there is none, the LoRAs' costs and the notes for
-a LoRA used with a prompt it was not trained with; an item's input and the shareable report (a mixin of
-`Workbench`). Reads run folders: off the UI loop."""
+a LoRA used with a prompt it was not trained with; an item's input and the shareable report (the workbench's
+`verdicts` service). Reads run folders: off the UI loop."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from core.evals.stored import EvalRuns
 from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
 from core.storage.schemas import EvalHeadline, EvalSummary, EvalVariant
-from core.workbench.adapters import ELSEWHERE, AdapterCases
+from core.training.runs import Runs
+from core.workbench.adapters import ELSEWHERE, Adapters
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,12 @@ class Comparison:
         }
 
 
-class VerdictCases(AdapterCases):
-    evals: EvalRuns
-    prompts: PromptStore
+class Verdicts:
+    """An eval as a comparison, the counts of what was tried, the final look's plan, an item's input and the
+    report: the workbench's `verdicts` service (reads run folders: off the UI loop)."""
+
+    def __init__(self, root: Path, evals: EvalRuns, prompts: PromptStore, runs: Runs, adapters: Adapters) -> None:
+        self.root, self.evals, self.prompts, self.runs, self.adapters = root, evals, prompts, runs, adapters
 
     def comparison(self, summary: EvalSummary) -> Comparison:
         """The eval as the verdict screen and `compare --json` show it: the grid (LoRAs trained alike with
@@ -260,7 +264,7 @@ class VerdictCases(AdapterCases):
         """What the verdict needs of a LoRA: its row group (runs alike but for the seed share one), what it was
         trained on, the template ('' as is; None from elsewhere) and its cost. Damaged runs say less, never fail."""
         try:
-            path = self.adapter_path(adapter)
+            path = self.adapters.adapter_path(adapter)
         except TunelabError:
             return {"trained_on": "missing", "template": None, "group": adapter, "cost": {}}
         weights = [path / name for name in (ADAPTER_CONFIG, *WEIGHTS) if (path / name).is_file()]

@@ -324,7 +324,7 @@ def test_a_served_row_is_priced_per_1000_calls_beside_the_loras_training(home, s
     done = here(capsys, "eval", "--model", "demo", "--model", "endpoint:fake", "--model", "endpoint:free", "--no-prompt", "--limit", "6", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     workbench = Workbench(home)
-    lines = costs(workbench.comparison(workbench.evals.load(json.loads(done.stdout)["id"])).grid)
+    lines = costs(workbench.verdicts.comparison(workbench.evals.load(json.loads(done.stdout)["id"])).grid)
     fake = next(line for line in lines if line.startswith("endpoint:fake"))
     # the fake answers 5 prompt and 4 completion tokens: 1000 x (5 x 2.5 + 4 x 10) / 1e6
     assert "served by fake" in fake and "5+4 tokens per call" in fake and "0.0525 per 1,000 calls" in fake

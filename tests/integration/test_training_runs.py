@@ -100,7 +100,7 @@ def test_stop_saves_and_resume_continues_exactly(home, monkeypatch, quick_run):
     runs, run_id = start(home, **QUICK)
     monkeypatch.delenv("TUNELAB_FAULTS")
     wait(runs, run_id, lambda s: s.step >= 3)
-    status = Workbench(home).stop_and_wait(run_id)
+    status = Workbench(home).control.stop_and_wait(run_id)
     assert status.state == "stopped" and status.checkpoints, status
     stopped_at = int(status.last_checkpoint.split("-")[1])
     assert 3 <= stopped_at < 12
@@ -136,7 +136,7 @@ def test_watchdog_escalates_when_a_run_ignores_stop(home):
     runs, run_id = start(home, max_steps=400, batch_size=8, eval_every=None, save_every=None)
     status = wait(runs, run_id, lambda s: s.step >= 1)
     os.killpg(status.pid, signal.SIGSTOP)  # a hung run: it cannot act on SIGTERM
-    status = Workbench(home).stop_and_wait(run_id, grace=1.0)
+    status = Workbench(home).control.stop_and_wait(run_id, grace=1.0)
     assert status.state == "killed"
     time.sleep(0.5)
     assert runs.status(run_id).state == "killed"

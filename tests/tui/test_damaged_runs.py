@@ -87,7 +87,7 @@ def test_nan_reads_as_nan_in_the_step_line(home):
 def test_kill_now_on_a_finished_run_keeps_it_done(home):
     run_id = fake_finished_run(home, steps=4)
     bench = Workbench(home)
-    assert bench.kill_run(run_id) == f"{run_id} is not running (done); nothing killed"
+    assert bench.control.kill_run(run_id) == f"{run_id} is not running (done); nothing killed"
     assert Runs(home).status(run_id).state == "done"
 
 

@@ -156,6 +156,6 @@ def test_a_lora_trained_with_one_of_two_prompts_that_differ_only_in_the_system_i
         ScriptedBackend(),
         new_prompts=refs,
     )
-    judged = workbench.comparison(summary)
+    judged = workbench.verdicts.comparison(summary)
     assert judged.grid.rows[0].trained_on == f"senti-opt@{other.id[:6]} raw"
     assert [f.prompt_id for f in judged.foreign] == [START.id]  # used with the start: foreign; with its own: not

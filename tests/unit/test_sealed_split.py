@@ -43,7 +43,7 @@ def test_a_look_is_recorded_and_the_second_look_warns(home, tmp_path):
     data = rows_file(tmp_path / "a.jsonl")
     request = EvalRequest(data, "auto", grader="labels", expected="label", holdout=0.25)
     variants = [Variant("no prompt", None), Variant("senti", PROMPT)]
-    dev = workbench.comparison(workbench.run_eval(request, variants, ScriptedBackend()))
+    dev = workbench.verdicts.comparison(workbench.run_eval(request, variants, ScriptedBackend()))
     assert dev.summary.split is None and dev.verdict.split is None
     fresh = tmp_path / "fresh.jsonl"  # never sealed (the one above is, from now on, whatever the request says)
     fresh.write_text("".join(json.dumps({"text": f"other {i}", "label": "no"}) + "\n" for i in range(30)))
@@ -51,12 +51,12 @@ def test_a_look_is_recorded_and_the_second_look_warns(home, tmp_path):
         workbench.compare_plan(EvalRequest(str(fresh), "auto", expected="label"), _options(), [], final=True)
     plan = workbench.compare_plan(request, _options(), [PromptRef("senti", PROMPT)], final=True)
     assert plan.request.split == SEALED
-    first = workbench.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))
+    first = workbench.verdicts.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))
     sealed_rows = load_dataset(data, expected="label", sealed=0.25).split(SEALED)
     assert first.summary.n_items == len(sealed_rows) and first.verdict.split == SEALED
     assert first.verdict.sentence.startswith("On the sealed test split: ")
     assert first.tried.evals == 1 and not any("looks" in w for w in first.warnings)
-    second = workbench.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))
+    second = workbench.verdicts.comparison(workbench.run_eval(plan.request, variants, ScriptedBackend()))
     assert second.tried.evals == 2 and second.verdict.tried == 2
     assert any("the sealed test split has had 2 looks: it is no longer clean" in w for w in second.warnings)
     assert second.verdict.p_adjusted == min(1.0, 2 * second.verdict.p_value)
@@ -75,11 +75,11 @@ def test_the_final_look_from_a_dev_eval_tests_the_two_cells_it_chose(home, tmp_p
     other = PromptVersion("Text: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
     variants = [Variant("no prompt", None), Variant("senti", PROMPT), Variant("other", other)]
     saved = [PromptRef("senti", PROMPT, new=True), PromptRef("other", other, new=True)]
-    dev = workbench.comparison(workbench.run_eval(request, variants, ScriptedBackend(), new_prompts=saved))
-    final, again = workbench.final_plan(dev.summary)
+    dev = workbench.verdicts.comparison(workbench.run_eval(request, variants, ScriptedBackend(), new_prompts=saved))
+    final, again = workbench.verdicts.final_plan(dev.summary)
     chosen = [dev.verdict.winner_label, dev.verdict.other_label]
     assert final.split == SEALED and final.registered == chosen
-    look = workbench.comparison(workbench.run_eval(final, again, ScriptedBackend()))
+    look = workbench.verdicts.comparison(workbench.run_eval(final, again, ScriptedBackend()))
     assert {look.verdict.winner_label, look.verdict.other_label} == set(chosen)
     assert look.verdict.sentence.startswith("On the sealed test split, the two cells chosen on the dev rows: ")
     assert any("the other cells are shown as description, not tested" in w for w in look.warnings)

@@ -33,14 +33,14 @@ def test_evals_on_shared_items_are_counted_whatever_the_split_or_bytes(home, tmp
     run(spec, "auto", "two")  # every row of the file: the same rows and more
     grown = write(tmp_path / "renamed.jsonl", extra=[{"text": "a new row", "label": "positive"}])
     last = run(grown, "auto", "three")  # a row added, another name: other bytes, the same items
-    tried = workbench.tried_on(last)
+    tried = workbench.verdicts.tried_on(last)
     assert tried.versions == 3 and tried.evals == 3 and tried.count == 3
     other = run(
         write(tmp_path / "other.jsonl", n=0, extra=[{"text": f"x{i}", "label": "no"} for i in range(30)]),
         "auto",
         "four",
     )
-    assert workbench.tried_on(other).versions == 1  # no item in common
+    assert workbench.verdicts.tried_on(other).versions == 1  # no item in common
 
 
 def test_models_count_as_configurations_tried():

@@ -269,7 +269,7 @@ def _answer(
     if args.pin:
         workbench.evals.pin(summary.id)
     if judged and getattr(args, "report", None):
-        say(f"report: {workbench.write_report(judged, Path(args.report).expanduser())}")
+        say(f"report: {workbench.verdicts.write_report(judged, Path(args.report).expanduser())}")
     _ci_files(args, summary, judged, comparisons, baseline)
     if args.json:
         shown = judged.to_dict() if judged else summary.to_dict()
@@ -381,7 +381,7 @@ def run_compare(args: argparse.Namespace) -> int:
     workbench = _workbench()
     request, min_pass = _eval_request(args)
     if args.plan is not None:
-        sized = workbench.sizing(request, args.plan, args.discordance)
+        sized = workbench.verdicts.sizing(request, args.plan, args.discordance)
         if args.json:
             print(json.dumps(sized))
         else:

@@ -195,9 +195,9 @@ def run_runs(args: argparse.Namespace) -> int:
         return follow(workbench, run_id)
     elif args.action == "stop":
         if args.now:
-            say(workbench.kill_run(run_id))
+            say(workbench.control.kill_run(run_id))
         else:
-            status = workbench.stop_and_wait(run_id, grace=args.grace)
+            status = workbench.control.stop_and_wait(run_id, grace=args.grace)
             say(f"{run_id}: {status.state}" + (f", saved {status.last_checkpoint}" if status.last_checkpoint else ""))
     elif args.action == "cancel":
         runs.cancel(run_id)
@@ -224,7 +224,7 @@ def run_adapters(args: argparse.Namespace) -> int:
             ("run", "folder", "eval loss", "trained on"),
             [
                 (a.run_id, a.path, f"{a.eval_loss:.4f}" if a.eval_loss is not None else "", a.trained_on)
-                for a in workbench.adapters()
+                for a in workbench.adapters.listed()
             ],
         )
         warn([status.problem for status in workbench.runs.list() if status.problem])

@@ -61,7 +61,7 @@ class ItemOutputsScreen(Screen[None]):
     @work(thread=True, group="item-input", exclusive=True)
     def _read_input(self) -> None:
         """The item's input, read from its dataset off the UI loop."""
-        text = cast("TunelabApp", self.app).workbench.item_input(self.comparison.summary, self.item_id)
+        text = cast("TunelabApp", self.app).workbench.verdicts.item_input(self.comparison.summary, self.item_id)
         self.app.call_from_thread(self.show_input, text)
 
     def rows(self) -> list[tuple[str, bool, str]]:

@@ -202,7 +202,7 @@ class VerdictScreen(Screen[None]):
     def _write_report(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            written = self.tunelab.workbench.write_report(self.comparison, path)
+            written = self.tunelab.workbench.verdicts.write_report(self.comparison, path)
         except (OSError, TunelabError) as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return

@@ -150,7 +150,7 @@ class EvalPane(Vertical):
     @work(thread=True, group="eval", exclusive=False)
     def _run_final(self, token: str, summary: EvalSummary) -> None:
         try:
-            request, variants = self.tunelab.workbench.final_plan(summary)
+            request, variants = self.tunelab.workbench.verdicts.final_plan(summary)
         except (OSError, TunelabError) as exc:
             self.post_message(EvalFinished(token, None, error=str(exc)))
             return
@@ -176,7 +176,7 @@ class EvalPane(Vertical):
             return
         self.post_message(EvalFinished(token, summary, baseline=baseline, verdict=verdict))
         if verdict_after and summary.done and len(summary.variants) > 1:
-            self.post_message(VerdictReady(app.workbench.comparison(summary)))
+            self.post_message(VerdictReady(app.workbench.verdicts.comparison(summary)))
 
     def _verdict_text(self, summary: EvalSummary, judged: Comparison | None = None) -> str | None:
         """The verdict sentence and its notes for an eval of two cells or more (reads run configs: off the loop)."""
@@ -184,7 +184,7 @@ class EvalPane(Vertical):
             return f"Eval {summary.status}: a partial eval gives no verdict and cannot be a baseline."
         if len(summary.variants) < 2:
             return None
-        judged = judged or self.tunelab.workbench.comparison(summary)
+        judged = judged or self.tunelab.workbench.verdicts.comparison(summary)
         return "\n".join([judged.verdict.sentence if judged.verdict else judged.why_none, *judged.warnings])
 
     def compare_demo(self, options: ModelOptions) -> None:
@@ -222,7 +222,7 @@ class EvalPane(Vertical):
                     WorkbenchFailed("No complete eval yet: ctrl+g runs one (or 'Compare on the demo task' in ctrl+p).")
                 )
                 return
-            self.post_message(VerdictReady(workbench.comparison(summary)))
+            self.post_message(VerdictReady(workbench.verdicts.comparison(summary)))
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
 

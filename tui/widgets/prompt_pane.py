@@ -156,7 +156,7 @@ class PromptPane(Vertical):
     def refresh_adapters(self, select: str | None = None) -> None:
         """Finished runs' adapters, newest first (read off the UI loop)."""
         try:
-            found = self.tunelab.workbench.adapters()
+            found = self.tunelab.workbench.adapters.listed()
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(f"cannot list adapters: {exc}"))
             return
@@ -193,7 +193,7 @@ class PromptPane(Vertical):
     @work(thread=True, group="adapter-folder", exclusive=True)
     def add_adapter_folder(self, path: str) -> None:
         try:
-            adapter = self.tunelab.workbench.add_adapter_folder(path)
+            adapter = self.tunelab.workbench.adapters.add_adapter_folder(path)
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return

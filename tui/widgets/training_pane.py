@@ -218,7 +218,7 @@ class TrainingPane(Vertical):
                 run_id, offset = ids[0], 0  # re-attach to the newest run
             rows, new_offset = self.runs.metrics(run_id, offset)
             status = self.runs.status(run_id)
-            killed = self.workbench.enforce_stop(run_id, status=status)
+            killed = self.workbench.control.enforce_stop(run_id, status=status)
             if killed:
                 status = self.runs.status(run_id)
             extra = {}
@@ -352,8 +352,8 @@ class TrainingPane(Vertical):
         """Stop, kill, cancel or resume: files and signals, off the UI loop."""
         try:
             controls: dict[str, Callable[[str], object]] = {
-                "stop": self.workbench.stop_run,
-                "kill": self.workbench.kill_run,
+                "stop": self.workbench.control.stop_run,
+                "kill": self.workbench.control.kill_run,
                 "cancel": self.runs.cancel,
                 "resume": self.workbench.resume_run,
             }
