@@ -223,7 +223,7 @@ def run() -> list[Result]:
             "ms",
             "<= 16 ms",
             train_p99 <= 16,
-            note="the training child uses every core; the app polls its files at 3 Hz",
+            note="the training child uses every core; the app watches its run folder (watchfiles)",
         ),
         Result.paired(
             "batched eval, 64 items",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from core.storage.schemas import GradedRow
 
 
-class PostingWatcher(CompareWatcher):
+class CompareMessages(CompareWatcher):
     """Training runs show in the Training pane (RunStarted) and as one status line with their step; the eval
     fills the Eval matrix, clean, as `ctrl+g` does."""
 

@@ -193,12 +193,12 @@ class EvalPane(Vertical):
 
     @work(thread=True, group="eval", exclusive=False)
     def _compare(self, token: str, options: ModelOptions) -> None:
-        from tui.compare_progress import PostingWatcher
+        from tui.compare_progress import CompareMessages
 
         app = self.tunelab
         try:
             plan = app.workbench.demo_plan(options)
-            watcher = PostingWatcher(self.post_message, token, plan.seeds)
+            watcher = CompareMessages(self.post_message, token, plan.seeds)
             judged = app.workbench.compare(plan, app.local_engine, watcher, self.cancel)
             baseline = app.workbench.baseline(judged.summary)
         except (OSError, TunelabError) as exc:
