@@ -26,7 +26,7 @@ from core.training import runs
 from core.training.allocator import peak_rss_mb
 from core.training.config import TrainConfig
 
-STATUS_EVERY_S = 0.5  # status.json is rewritten this often (the TUI watches the run folder); metrics.jsonl has every step
+STATUS_EVERY_S = 0.5  # how often status.json is rewritten (the TUI watches the folder); metrics has every step
 NO_SCORE = "no pass rate: the run has no eval rows to score (eval_dataset gives some)"
 
 
