@@ -85,3 +85,39 @@ def test_sections_run_again_on_another_machine_are_named_with_it():
     rows = [{"section": "training", "machine": "Intel"}, {"section": "generation"}, {"section": "startup"}]
     assert where({"machine": "AMD", "results": rows}) == "Intel (training) and AMD (generation, startup)"
     assert where({"machine": "AMD", "results": rows[1:]}) == "AMD"
+
+
+def test_the_flops_row_is_the_tok_s_it_timed_times_its_flop_per_token():
+    from pytest import approx
+
+    from bench.limits import flops_row
+
+    row = flops_row([220.0, 231.0, 240.0], 414e6, 148e9, 2_800_000)
+    extra = row.extra
+    assert extra["tok_per_s"] == 231.0 and extra["flop_per_token"] == 414e6
+    assert row.value == approx(231.0 * 414e6 / 1e9) and extra["flop_per_s"] == approx(row.value * 1e9)
+    assert row.baseline == approx(148.0) and row.ratio == approx(231.0 * 414e6 / 148e9)
+    assert row.note.startswith("231 tok/s x 414.0 MFLOP per token")
+    assert row.spread == f"{220 * 0.414:.3g}..{240 * 0.414:.3g} GFLOP/s over 3 epochs"
+    assert row.steady and not row.crosses
+    busy = flops_row([280.0, 211.0, 94.0], 414e6, 171e9, 2_800_000)  # a neighbour came and went mid-section
+    assert busy.steady is False and busy.crosses is True  # so the guard runs it again, then marks it unreliable
+    committed = next(r for r in json.loads(LATEST.read_text())["results"] if r["name"] == row.name)
+    kept = committed["extra"]  # the committed row: its FLOP/s is its own tok/s times its FLOP/token
+    assert committed["value"] * 1e9 == approx(kept["tok_per_s"] * kept["flop_per_token"], rel=1e-9)
+    assert kept["tok_per_s"] == approx(sorted(kept["epochs_tok_per_s"])[len(kept["epochs_tok_per_s"]) // 2])
+
+
+def test_the_decode_row_is_against_a_copy_on_the_decodes_own_threads():
+    from pytest import approx
+
+    from bench.limits import bandwidth_row
+
+    row = bandwidth_row([20.0, 22.0, 23.0], 390_000_000, copy=28e9, threads=1, wide=30e9)
+    assert row.baseline == approx(28.0) and row.value == approx(22.0 * 0.39)  # not the all-core copy's 30
+    assert row.extra["decode_threads"] == row.extra["copy_threads"] == 1
+    assert "copy on the same 1 thread(s) (30.0 GB/s on all" in row.note
+    committed = next(r for r in json.loads(LATEST.read_text())["results"] if r["name"] == row.name)
+    kept = committed["extra"]
+    assert kept["decode_threads"] == kept["copy_threads"]
+    assert committed["value"] * 1e9 == approx(kept["tok_per_s"] * kept["bytes_per_token"], rel=1e-9)
