@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,14 +62,14 @@ class Engine(Protocol):
     ) -> GenResult: ...
 
 
-class LocalEngine:
+class LocalEngine(ABC):
     """What every local engine shares: weights fingerprinted from disk, adapters as folders, every greedy or
     seeded answer cacheable; `generate` as a batch of one where an engine has no stream of its own."""
 
     numerics = "float32@cpu"
     concurrent = False
 
-    def check(self, model: str) -> None:
+    def check(self, model: str) -> None:  # noqa: B027 (a default: any local model runs)
         """Refuse, before anything runs, a model this engine cannot run (one line)."""
 
     def fingerprint(self, model: str) -> str:
@@ -80,6 +81,7 @@ class LocalEngine:
     def cacheable(self, params: GenParams) -> bool:
         return True
 
+    @abstractmethod
     def batch(
         self,
         model: str,
@@ -88,8 +90,7 @@ class LocalEngine:
         params: GenParams,
         on_result: OnResult,
         cancel: threading.Event,
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
     def generate(
         self, model: str, adapter: str | None, prompt: Prompt, params: GenParams, emit: Emit, cancel: threading.Event
