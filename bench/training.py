@@ -1,7 +1,8 @@
 """LoRA training tok/s: tunelab's loop against a plain HF `Trainer` + PEFT script on the same model,
 examples, batch size, length, LoRA settings and optimizer; on fixed-length data (raw throughput, with the
 LoRA dropout both sides use and without any: the loop alone) and on variable-length data (against Trainer's
-own length grouping, and against a script that pads to the maximum). Both sides time one whole epoch from
+own length grouping where it acts, else against its random batches, and against a script that pads to the
+maximum). Both sides time one whole epoch from
 the first step's start to the last step's end, so they train exactly the same examples in the timed window;
 each call loads its model afresh and follows a warm-up call, so neither side pays a cold start."""
 
@@ -160,10 +161,38 @@ def trainer(cfg, pad_to: int | None = None, grouped: bool = True) -> float:
 
 
 def compare(
-    root: Path, dataset: Path, max_seq_len: int, pad_to: int | None = None, repeats: int = REPEATS, **sizes
+    root: Path,
+    dataset: Path,
+    max_seq_len: int,
+    pad_to: int | None = None,
+    repeats: int = REPEATS,
+    grouped: bool = True,
+    **sizes,
 ) -> tuple:
     cfg = config(dataset, max_seq_len, **sizes)
-    return alternated(lambda: ours(root, cfg), lambda: trainer(cfg, pad_to, grouped=pad_to is None), repeats)
+    by_length = grouped and pad_to is None
+    return alternated(lambda: ours(root, cfg), lambda: trainer(cfg, pad_to, grouped=by_length), repeats)
+
+
+def megabatch(examples: int, batch: int) -> int:
+    """How many examples Trainer's `group_by_length` sorts together (`get_length_grouped_indices`' default):
+    mega_batch_mult x batch, with mega_batch_mult = min(examples // (batch x 4), 50), at least 1."""
+    return max(1, min(examples // (batch * 4), 50)) * batch
+
+
+def against(examples: int, batch: int) -> tuple[str, bool, str]:
+    """The variable-length baseline for `examples` at `batch`: its label, whether Trainer groups by length, and
+    the note that says so. Where Trainer's megabatch is one batch its grouping orders nothing (each batch is a
+    random draw, sorted within), so the baseline is run and named as what it is: Trainer's random batches."""
+    size = megabatch(examples, batch)
+    if size > batch:
+        return GROUPED, True, f"Trainer's LengthGroupedSampler sorts megabatches of {size} ({size // batch} batches)"
+    return (
+        RANDOM,
+        False,
+        f"Trainer's batches in random order: at {examples} examples of batch {batch} its group_by_length megabatch "
+        f"(min({examples} // ({batch} x 4), 50) batches, at least 1) is one batch, which orders nothing",
+    )
 
 
 def profiled(fn) -> dict[str, float]:
@@ -204,7 +233,7 @@ def fixed_row(name: str, ours: Sample, base: Sample, steps: int, batch: int, dro
     )
 
 
-def varied_row(name: str, ours: Sample, base: Sample, against: str, target: float) -> Result:
+def varied_row(name: str, ours: Sample, base: Sample, against: str, target: float, how: str) -> Result:
     return Result.paired(
         name,
         ours,
@@ -212,7 +241,7 @@ def varied_row(name: str, ours: Sample, base: Sample, against: str, target: floa
         "tok/s",
         f">= {target}x {against}",
         lambda ratio: ratio >= target,
-        f"one epoch of examples of 12..357 tokens, none truncated; tunelab's length-grouped batches; "
+        f"one epoch of examples of 12..357 tokens, none truncated; tunelab's length-grouped batches; {how}; "
         f"Trainer {base.spread(' tok/s')}",
     )
 
@@ -220,7 +249,14 @@ def varied_row(name: str, ours: Sample, base: Sample, against: str, target: floa
 MASKS = "LoRA dropout 0.05: tunelab's 16-bit mask kernel against PEFT's nn.Dropout"
 NO_DROPOUT = "LoRA dropout 0 on both sides: the loop alone"
 GROUPED = "Trainer grouping by length"
+RANDOM = "Trainer's random batches padded to their longest"
 PADDED = "a script padding to max_seq_len"
+PADDED_HOW = "Trainer's batches in random order, each padded to max_seq_len"
+
+
+def varied_name(name: str, grouped: bool) -> str:
+    """A variable-length row's name says when its baseline is Trainer's random batches, not its grouping."""
+    return name if grouped else f"{name} (random batches)"
 
 
 def datasets(folder: Path, steps: int, batch: int) -> tuple[Path, Path]:
@@ -242,23 +278,34 @@ def run() -> list[Result]:
         f_ours, f_base = compare(home, fixed, 128)
         z_ours, z_base = compare(home, fixed, 128, dropout=0.0)
         profile = profile_table(home, fixed)
-        v_ours, v_base = compare(home, varied, VARIED_LEN)
+        v_against, v_grouped, v_how = against(STEPS * BATCH, BATCH)
+        v_ours, v_base = compare(home, varied, VARIED_LEN, grouped=v_grouped)
         m_ours, m_base = compare(home, varied, VARIED_LEN, pad_to=VARIED_LEN)
         big = {"model": str(big_model_folder(tmp / "llama-110m")), "steps": BIG_STEPS, "batch": BIG_BATCH}
         big_fixed, big_varied = datasets(tmp, BIG_STEPS, BIG_BATCH)
         bf_ours, bf_base = compare(home, big_fixed, 128, repeats=big_repeats, **big)
         bz_ours, bz_base = compare(home, big_fixed, 128, repeats=big_repeats, dropout=0.0, **big)
-        bv_ours, bv_base = compare(home, big_varied, VARIED_LEN, repeats=big_repeats, **big)
+        bv_against, bv_grouped, bv_how = against(BIG_STEPS * BIG_BATCH, BIG_BATCH)
+        bv_ours, bv_base = compare(home, big_varied, VARIED_LEN, repeats=big_repeats, grouped=bv_grouped, **big)
     fixed_demo = fixed_row("LoRA training tok/s, fixed length", f_ours, f_base, STEPS, BATCH, MASKS)
     fixed_demo.extra["table"] = profile
     return [
         fixed_demo,
         fixed_row("LoRA training tok/s, fixed length, no dropout", z_ours, z_base, STEPS, BATCH, NO_DROPOUT),
-        varied_row("LoRA effective tok/s, variable length", v_ours, v_base, GROUPED, 1.0),
-        varied_row("LoRA effective tok/s, variable length (pad to max)", m_ours, m_base, PADDED, 1.5),
+        varied_row(
+            varied_name("LoRA effective tok/s, variable length", v_grouped), v_ours, v_base, v_against, 1.0, v_how
+        ),
+        varied_row("LoRA effective tok/s, variable length (pad to max)", m_ours, m_base, PADDED, 1.5, PADDED_HOW),
         fixed_row("LoRA training tok/s, fixed length, 110M", bf_ours, bf_base, BIG_STEPS, BIG_BATCH, MASKS),
         fixed_row(
             "LoRA training tok/s, fixed length, no dropout, 110M", bz_ours, bz_base, BIG_STEPS, BIG_BATCH, NO_DROPOUT
         ),
-        varied_row("LoRA effective tok/s, variable length, 110M", bv_ours, bv_base, GROUPED, 1.0),
+        varied_row(
+            varied_name("LoRA effective tok/s, variable length, 110M", bv_grouped),
+            bv_ours,
+            bv_base,
+            bv_against,
+            1.0,
+            bv_how,
+        ),
     ]

@@ -121,3 +121,21 @@ def test_the_decode_row_is_against_a_copy_on_the_decodes_own_threads():
     kept = committed["extra"]
     assert kept["decode_threads"] == kept["copy_threads"]
     assert committed["value"] * 1e9 == approx(kept["tok_per_s"] * kept["bytes_per_token"], rel=1e-9)
+
+
+def test_a_variable_length_row_names_trainer_grouping_only_where_its_megabatch_holds_several_batches():
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    from bench.training import BATCH, BIG_BATCH, BIG_STEPS, GROUPED, RANDOM, STEPS, against, megabatch
+
+    lengths = list(range(10, 10 + 200))
+    for n, batch in [(STEPS * BATCH, BATCH), (BIG_STEPS * BIG_BATCH, BIG_BATCH), (48, 16), (200, 2), (10, 4)]:
+        default = get_length_grouped_indices(lengths[:n], batch, generator=torch.Generator().manual_seed(0))
+        ours = get_length_grouped_indices(
+            lengths[:n], batch, megabatch(n, batch) // batch, generator=torch.Generator().manual_seed(0)
+        )
+        assert default == ours, (n, batch)  # the same megabatch as Trainer's own default
+    assert megabatch(STEPS * BATCH, BATCH) == 3 * BATCH and against(STEPS * BATCH, BATCH)[:2] == (GROUPED, True)
+    label, grouped, how = against(BIG_STEPS * BIG_BATCH, BIG_BATCH)  # 48 examples at batch 8: one batch
+    assert (label, grouped) == (RANDOM, False) and "is one batch" in how
