@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test install bench screenshots demo clean format
+.PHONY: run test install browser bench screenshots demo clean format
 
 format: install
 	$(VENV)/bin/ruff check --fix .
@@ -35,6 +35,11 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(PY) -m compileall -q core tui tests  # bytecode once: every CLI, worker and trainer the suite starts reads it
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile
+
+# Debian's Chromium for the browser test of `tunelab serve` (tests/integration/test_serve.py skips without one).
+# It needs root and apt-get, so `make test` never runs it; CI's .ci/run does, before `make test`.
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 bench: install
 	$(PY) -m bench

@@ -6,7 +6,7 @@ from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from tui.cli import history
 from tui.cli.main import build_parser
-from tui.cli.options import MODEL_COMMANDS, given_model_flags, model_options
+from tui.cli.options import MODEL_COMMANDS, given_model_flags, model_argv, model_options
 
 OPTIONS = [
     "--model",
@@ -28,6 +28,7 @@ COMMANDS = {
     "optimize": ["optimize", "--prompt", "p.toml"],
     "train": ["train"],
     "adapters": ["adapters", "merge", "--out", "x"],
+    "serve": ["serve"],
 }
 
 
@@ -62,6 +63,12 @@ def test_commands_that_load_no_model_refuse_them(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tunelab: error: ")
+
+
+@pytest.mark.parametrize("options", [EXPECTED, ModelOptions(), ModelOptions("a b", None, False, True)])
+def test_the_flags_of_a_set_parse_back_to_it(options):
+    """`tunelab serve` starts each browser's app with them."""
+    assert model_options(parse(model_argv(options)))[0] == options
 
 
 def test_several_models_only_where_they_compare():

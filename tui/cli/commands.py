@@ -27,6 +27,7 @@ from tui.cli.options import workbench as _workbench
 from tui.cli.output import say
 from tui.cli.pace import Pace
 from tui.cli.prompting import add_prompts, run_prompts
+from tui.cli.serving import add_serve, run_serve
 from tui.cli.training import add_adapters, add_runs, add_train, run_adapters, run_runs, run_train
 
 Adder = Callable[[argparse.ArgumentParser], None]
@@ -174,6 +175,7 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     ),
     "prompts": ("list, show, diff or save prompt versions; export or import them as TOML files", add_prompts),
     "evals": ("list, show, pin or export eval runs", add_evals),
+    "serve": ("the app in a browser: open the printed URL (this machine only, unless --public)", add_serve),
     "locate": ("print where the config file, data or user themes live", add_locate),
     "demo": ("rebuild the demo model and demo task", add_demo),
 }
@@ -187,6 +189,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "optimize": run_optimize,
     "prompts": run_prompts,
     "evals": run_evals,
+    "serve": run_serve,
     "locate": run_locate,
     "demo": run_demo,
 }

@@ -20,7 +20,7 @@ MODEL_FLAGS = {
     "dtype": "--dtype",
     "device": "--device",
 }
-MODEL_COMMANDS = {None, "gen", "eval", "compare", "optimize", "train", "adapters"}  # None: the TUI
+MODEL_COMMANDS = {None, "gen", "eval", "compare", "optimize", "train", "adapters", "serve"}  # None: the TUI
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +82,14 @@ def model_options(
         getattr(args, "device", "auto"),
     )
     return options, models, adapters
+
+
+def model_argv(options: ModelOptions) -> list[str]:
+    """The flags that give `options` back through `model_options` (`tunelab serve` starts the app so)."""
+    argv = ["--model", options.model, "--dtype", options.dtype, "--device", options.device]
+    argv += ["--adapter", options.adapter] if options.adapter else []
+    argv += ["--allow-pickle"] if options.allow_pickle else []
+    return argv + (["--trust-remote-code"] if options.trust_remote_code else [])
 
 
 def command_at(argv: list[str]) -> int | None:
