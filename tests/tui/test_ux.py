@@ -1,9 +1,11 @@
 """Palette, help, keys, clipboard, editor and layout, as a person uses them (Pilot, scripted worker)."""
 
+import io
 import sys
 
 import pytest
-from textual.widgets import TabbedContent
+from rich.console import Console
+from textual.widgets import Static, TabbedContent
 
 from tests.tui_helpers import fake_app, run_prompt, wait_for
 from tui.screens.help import HelpScreen
@@ -101,6 +103,9 @@ async def test_a_remapped_key_shows_remapped_in_help_and_the_palette(home):
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "f5 runs" in app.screen.about and "^r" not in app.screen.about and "<run>" not in app.screen.about
         assert {binding_id: key for key, _, binding_id in app.screen.keys}["run"] == "f5"
+        shown_keys = Console(width=120, file=io.StringIO(), record=True)
+        shown_keys.print(app.screen.query_one("#help-keys", Static).content)
+        assert "id (remap in config.toml [keys])" in shown_keys.export_text()  # brackets kept, not read as markup
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
         await pilot.press("ctrl+p")

@@ -28,7 +28,7 @@ class HelpScreen(ModalScreen[None]):
         table = Table(box=None, padding=(0, 2, 0, 0), show_header=True, header_style="bold")
         table.add_column("key")
         table.add_column("does")
-        table.add_column("id (remap in config.toml [keys])", style="dim")
+        table.add_column(Text("id (remap in config.toml [keys])"), style="dim")
         for key, description, binding_id in self.keys:
             table.add_row(Text(key), Text(description), Text(binding_id))
         with Vertical(id="help-box"):
