@@ -10,6 +10,7 @@ spent, and the command that gives the clean answer on rows nothing was tuned on.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -31,12 +32,14 @@ from core.optimize.candidates import (
     shot_candidates,
 )
 from core.optimize.search import Search, halving
+from core.storage.atomic import write_atomic
 from core.storage.schemas import EvalSummary
 
 if TYPE_CHECKING:
     from core.workbench.service import Workbench
 
 MIN_BUDGET = 50
+RESUME_FILE = "optimize-last.json"  # the last search's arguments, for `optimize --resume`
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Optimized:
     elapsed_s: float
     diff: str
     sealed: bool  # the dataset has a sealed test split for the clean answer
+    generated: int = 0  # generations run, not answered by the eval cache (a resumed search's are)
 
     def rate(self, version: PromptVersion) -> tuple[float, list[float]]:
         """A version's dev pass rate and its 95% interval, from the final eval."""
@@ -69,6 +73,7 @@ class Optimized:
             "candidates": len(self.search.scored),
             "tried": self.tried,
             "calls": self.search.calls,
+            "generated": self.generated,
             "elapsed_s": round(self.elapsed_s, 2),
             "stopped": self.search.stopped,
             "verdict": self.verdict.to_dict() if self.verdict else None,
@@ -140,7 +145,7 @@ def optimize(
     diff = "".join(_diff(start, best.candidate.version))
     return Optimized(
         name, start, best.candidate.version, best.candidate.change, search, final, judged, tried.count,
-        time.monotonic() - began, diff, dataset.sealed,
+        time.monotonic() - began, diff, dataset.sealed, scorer.generated,
     )  # fmt: skip
 
 
@@ -171,6 +176,7 @@ class _EvalScorer:
         self.ref = PromptRef
         self.last: EvalSummary | None = None
         self.runs: list[str] = []  # every round's eval, in order
+        self.generated = 0  # generations run, not answered by the eval cache (a resumed search's are)
 
     def __call__(self, candidates: list[Candidate], n_items: int) -> dict[str, list[float]]:
         versions = list({c.version.id: c.version for c in candidates}.values())
@@ -183,11 +189,32 @@ class _EvalScorer:
         )
         self.last = summary
         self.runs.append(summary.id)
+        self.generated += sum(v.trials - v.cached for v in summary.variants)
         out = {}
         for vi, v in enumerate(versions):
             scores = summary.scores(vi)
             out[v.id] = [scores[i].fraction if i in scores else 0.0 for i in self.ids[:n_items]]
         return out
+
+
+def remember(workbench: Workbench, arguments: dict[str, Any]) -> None:
+    """Keep a search's arguments (its start named by version id, which the search itself moves on) so that
+    `--resume` runs the same search again: every item already scored comes from the eval cache."""
+    write_atomic(workbench.root / RESUME_FILE, json.dumps(arguments, ensure_ascii=False, sort_keys=True))
+
+
+def last_arguments(workbench: Workbench) -> dict[str, Any]:
+    """The arguments `remember` kept, or a one-line error when there is no search to go on with."""
+    path = workbench.root / RESUME_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TunelabError("no optimize to resume: start one with `tunelab optimize --prompt P`") from None
+    except (OSError, ValueError) as e:
+        raise TunelabError(f"{path}: cannot be read as the last optimize's arguments ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
+        raise TunelabError(f"{path}: field 'prompt' is missing (not an optimize's arguments)")
+    return data
 
 
 def _mark_in_history(workbench: Workbench, runs: list[str], what: str, found: str, search: Search) -> None:

@@ -156,3 +156,7 @@ def test_optimize_searches_saves_the_best_and_says_how_to_get_the_clean_answer(h
     assert "start: senti@" in shown.stdout and "best:  senti@" in shown.stdout
     refused = here(capsys, "optimize", "--prompt", str(prompt), "--strategies", "reflect")
     assert refused.returncode == 2 and "reflect needs a --proposer" in refused.stderr
+    # the search saved its best as `senti`; --resume goes on from the start it kept, the scored items cached
+    resumed = json.loads(here(capsys, "optimize", "--resume", "--json").stdout)
+    assert resumed["start"] == result["start"] and resumed["best"] == result["best"]
+    assert result["generated"] == result["calls"] == resumed["calls"] and resumed["generated"] == 0

@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 
 
 def add_optimize(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--prompt", required=True, metavar="P", help="the starting prompt: a prompt file (.toml) or a saved version"
-    )
+    p.add_argument("--prompt", metavar="P", help="the starting prompt: a prompt file (.toml) or a saved version")
     p.add_argument("--dataset", default="demo", help=DATASET_HELP)
     p.add_argument("--split", default="auto", help="the dev rows searched on: auto (the eval split), a name, or all")
     p.add_argument("--eval-fraction", type=float, default=0.1, help=FRACTION_HELP)
@@ -46,20 +44,42 @@ def add_optimize(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="the random demonstrations' seeds start here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the last optimize (its arguments and start; what it scored comes from the eval cache)",
+    )
     p.set_defaults(repeat=1, no_cache=False, truncate="left", skip_unrenderable=False, judge=None, min_pass=None)
+
+
+# What `--resume` takes from the last optimize (the model options included): everything that names the search.
+RESUMED = (
+    "prompt", "dataset", "split", "eval_fraction", "holdout", "expected", "map", "grader", "limit", "budget",
+    "strategies", "proposer", "seed", "models", "adapters", "dtype", "device", "allow_pickle", "trust_remote_code",
+)  # fmt: skip
 
 
 def run_optimize(args: argparse.Namespace) -> int:
     from core.engine.engines import HostEngine
-    from core.workbench.optimizing import optimize
+    from core.workbench.optimizing import last_arguments, optimize, remember
 
+    workbench = _workbench()
+    if args.resume:
+        kept = last_arguments(workbench)
+        for key in RESUMED:
+            if key in kept:
+                setattr(args, key, kept[key])
+        say(f"resuming the last optimize of {args.prompt} (items it scored come from the eval cache)")
+    elif not args.prompt:
+        raise TunelabError("{0} is required (or {1} to go on with the last optimize)", "prompt", "resume")
     strategies = parse_strategies(args.strategies)
     if "reflect" in strategies and not args.proposer:
         raise TunelabError("{0} reflect needs a {1} (the model that reads the failures)", "strategies", "proposer")
     options, _, _ = model_options(args)
-    workbench = _workbench()
     request, _ = _eval_request(args)
     ref = workbench.prompt_ref(args.prompt)
+    start = args.prompt if ref.new else ref.version.id  # the search saves its best under the name: keep the id
+    remember(workbench, {key: getattr(args, key) for key in RESUMED if hasattr(args, key)} | {"prompt": start})
     with progress("optimize") as update:
         result = optimize(
             workbench, ref.name, ref.version, request, HostEngine(options), budget=args.budget,
@@ -82,8 +102,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     else:
         print("The start is the best found: no candidate beat it on the dev rows.")
     stopped = f"; {result.search.stopped}" if result.search.stopped else ""
+    reused = result.search.calls - result.generated
+    cached = f" ({reused} from the eval cache)" if reused > 0 else ""
     say(
-        f"spent: {result.search.calls} graded generations in {result.elapsed_s:.0f} s, {len(result.search.scored)} candidates{stopped}"
+        f"spent: {result.search.calls} graded generations{cached} in {result.elapsed_s:.0f} s, "
+        f"{len(result.search.scored)} candidates{stopped}"
     )
     clean = f"tunelab compare --final --prompt {ref.name}@{result.best.id[:8]} --dataset {args.dataset}"
     if result.sealed:
