@@ -47,6 +47,7 @@ def add_optimize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the random demonstrations' seeds start here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(repeat=1, no_cache=False, truncate="left", skip_unrenderable=False, judge=None, min_pass=None)
+    p.set_defaults(report_to=None, report_dir=None)  # eval's flags this command does not take
 
 
 def run_optimize(args: argparse.Namespace) -> int:
