@@ -66,3 +66,28 @@ def summary_markdown(
                 + (f" (broken: {', '.join(broken[:10])})" if broken else "")
             )
     return "\n".join(lines) + "\n"
+
+
+ITEM_COLUMNS = ("variant", "item", "passed", "pass share", "expected", "output")
+
+
+def report(root: Path, summary: EvalSummary, report_to: str, report_dir: str | None) -> str:
+    """The eval in a tracker (`--report-to`), under its id: each variant's pass rate and its 95% interval, every
+    item's result per variant as a table, and what was asked as the config. Returns where it went."""
+    from core.storage import trackers
+
+    config = {**summary.request, "scope": summary.scope, "n_items": summary.n_items, "grader": summary.grader}
+    config["variants"] = [v.label for v in summary.variants]
+    rates: dict[str, float] = {}
+    rows = []
+    for vi, v in enumerate(summary.variants):
+        rates |= {f"pass_rate/{v.label}": v.pass_rate, f"ci_low/{v.label}": v.ci[0], f"ci_high/{v.label}": v.ci[1]}
+        rows += [
+            (v.label, item, s.passed, s.fraction, s.expected, " ".join(s.majority.split())[:200])
+            for item, s in summary.scores(vi).items()
+        ]
+    where = trackers.folder(root / "evals" / summary.id, summary.id, report_dir)
+    with trackers.open_tracker(report_to, summary.id, config, where) as tracker:
+        tracker.scalars(rates, 0)
+        tracker.table("items", ITEM_COLUMNS, rows, 0)
+        return tracker.shown

@@ -12,6 +12,7 @@ from core.data.templates import Template
 from core.engine.options import ModelOptions
 from core.engine.prompt import MODES
 from core.errors import TunelabError
+from core.storage import trackers
 from core.training.options import Option, check, declared, option
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -29,6 +30,11 @@ HOLDOUT_HELP = (
     "with compare --final (a dataset's own test split is sealed already)"
 )
 FRACTION_HELP = "rows of a file with no splits held out as 'eval' (chosen by id, the same in train and eval)"
+REPORT_HELP = (
+    "also report to this tracker, on this machine: TensorBoard event files or trackio's local store (train: each "
+    "step's loss, learning rate, eval loss and pass rate, and the config; eval and compare: each variant's pass rate "
+    "with its interval, and the items)"
+)
 QLORA_HELP = tuple(
     f"QLoRA: the base in {n}-bit through bitsandbytes (CUDA), for bases too large for memory" for n in (4, 8)
 )
@@ -243,9 +249,21 @@ class TrainConfig:
         default=None,
         metadata=option("node 0's address and a free port, on every node", flag="--rdzv-endpoint", metavar="HOST:PORT"),
     )
+    report_to: str | None = field(  # the trainer reports each step as it logs it: a dashboard outlives the TUI
+        default=None, metadata=option(REPORT_HELP, flag="--report-to", choices=trackers.NAMES)
+    )
+    report_dir: str | None = field(  # made absolute by the workbench (the trainer may resume from elsewhere)
+        default=None,
+        metadata=option(
+            "with --report-to tensorboard: event files go to DIR/ID (default: the run's or eval's own folder)",
+            flag="--report-dir",
+            metavar="DIR",
+        ),
+    )
 
     def __post_init__(self) -> None:
         check(self, declared(type(self)))  # each declared bound and choice
+        trackers.check(self.report_to, self.report_dir)
         if self.nnodes > 1 and not (self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)):
             raise TunelabError(
                 "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)"

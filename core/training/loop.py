@@ -20,11 +20,12 @@ from typing import Any
 from core.errors import TunelabError
 from core.faults import fault_int
 from core.storage import runfolders
-from core.storage.atomic import open_append, remove_path, write_atomic
+from core.storage.atomic import remove_path, write_atomic
 from core.storage.paths import ensure_private_dir
 from core.training import runs
 from core.training.allocator import peak_rss_mb
 from core.training.config import TrainConfig
+from core.training.reporting import MetricsLog
 
 STATUS_EVERY_S = 0.5  # how often status.json is rewritten (the TUI watches the folder); metrics has every step
 NO_SCORE = "no pass rate: the run has no eval rows to score (eval_dataset gives some)"
@@ -345,8 +346,7 @@ class _Session:
         nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
         hold_at = fault_int("hold_at_step")  # a test's stop lands at a known step, however fast the host
         self.model.train()
-        path = self.run_dir / runfolders.METRICS_FILE
-        with os.fdopen(open_append(path), "a", encoding="utf-8") if dist.main else open(os.devnull, "w") as metrics:
+        with MetricsLog(self.run_dir, cfg, dist.main) as metrics:
             while self.step < self.total:
                 batches = length_grouped_batches(self.train_data, cfg.batch_size, cfg.seed + self.epoch)
                 while self.position + self.per_step <= len(batches) and self.step < self.total:
@@ -354,8 +354,7 @@ class _Session:
                         return
                     row = self._one_step(batches, nan_at)
                     if row is None:  # its row first, then the state: a reader never sees one without the other
-                        metrics.write(json.dumps({"step": self.step, "loss": None, "grad_norm": None}) + "\n")
-                        metrics.flush()
+                        metrics.write({"step": self.step, "loss": None, "grad_norm": None})
                         self.status.update(
                             state="diverged",
                             step=self.step,
@@ -365,8 +364,7 @@ class _Session:
                         return
                     if dist.main:
                         row.update(self._evaluated())
-                    metrics.write(json.dumps(row) + "\n")
-                    metrics.flush()
+                    metrics.write(row)
                     saved = {}
                     if (cfg.save_every and self.step % cfg.save_every == 0 or "pass_rate" in row) and dist.main:
                         saved = {"last_checkpoint": self.save_checkpoint().name}  # a scored step is kept

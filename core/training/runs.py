@@ -28,6 +28,7 @@ from core.engine.cores import usable_cores
 from core.errors import TunelabError
 from core.history.records import train_record
 from core.history.store import History, new_id, now_iso
+from core.storage import trackers
 from core.storage.atomic import (
     LOG_LIMIT,
     StoreBusy,
@@ -283,6 +284,7 @@ class Runs:
         """A run folder for `config`, after its data is checked: a bad file is refused before anything
         is written, naming the file and line (the child would only find it after loading the model)."""
         config = sealed_config(self.root, config)
+        trackers.ready(config.report_to)  # a missing library is one line before the run exists
         notes, dataset, trained = check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)

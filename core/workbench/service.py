@@ -326,6 +326,8 @@ class Workbench:
             "dtype": options.dtype,
             "device": options.device,
         }
+        if values.get("report_dir"):  # absolute: the trainer, resumed from another folder, reports where it began
+            values["report_dir"] = str(Path(values["report_dir"]).expanduser().resolve())
         if prompt is not None:
             values.update(template=prompt.template, system=prompt.system, mode=prompt.mode)
             if prompt.demonstrates:

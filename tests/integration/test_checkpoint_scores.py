@@ -24,7 +24,7 @@ def scored_run(tmp_path_factory):
     """One real run trained in this process (about 5 s on the demo model), shared by the module's tests."""
     home = tmp_path_factory.mktemp("scored")
     runs = Runs(home)
-    run_id = runs.create(TrainConfig(**SCORED))
+    run_id = runs.create(TrainConfig(**SCORED, report_to="tensorboard"))
     train(runs.path(run_id))
     return home, run_id
 
@@ -43,6 +43,21 @@ def test_each_eval_step_is_scored_and_kept_as_a_checkpoint(scored_run):
     assert best_checkpoint(runs.path(run_id)).name == status.best_checkpoint
     assert resolve_adapter(home, f"{run_id}@best") == runs.path(run_id) / "checkpoints" / status.best_checkpoint
     assert concrete_ref(home, f"{run_id[:8]}@best") == f"{run_id[:8]}@{status.best_checkpoint}"
+
+
+def test_the_trainer_reports_each_step_and_each_scored_checkpoint_to_tensorboard(scored_run):
+    from tests.unit.test_trackers import tensorboard_events
+
+    home, run_id = scored_run
+    runs = Runs(home)
+    rows, _ = runs.metrics(run_id)
+    scalars, texts = tensorboard_events(runs.path(run_id) / "tensorboard")
+    assert scalars["train/loss"] == [(r["step"], pytest.approx(r["loss"])) for r in rows]
+    assert [s for s, _ in scalars["train/learning_rate"]] == list(range(1, 41))
+    assert scalars["eval/loss"] == [(r["step"], pytest.approx(r["eval_loss"])) for r in rows if "eval_loss" in r]
+    got = scores(runs.path(run_id))
+    assert scalars["eval/pass_rate"] == [(s["step"], pytest.approx(s["pass_rate"])) for s in got]
+    assert f"| eval_items | {SCORED['eval_items']} |" in texts["config"]
 
 
 def test_the_runs_pass_rate_is_what_an_eval_of_that_checkpoint_measures(scored_run):

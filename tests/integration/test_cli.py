@@ -94,6 +94,30 @@ def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path, capsys):
     assert here(capsys, "eval", "--prompt", "nope@9").returncode == 2
 
 
+@pytest.mark.slow
+def test_eval_reports_each_variants_pass_rate_and_items_to_tensorboard(home, tmp_path, capsys):
+    from tests.unit.test_trackers import tensorboard_events
+
+    prompt = tmp_path / "senti.toml"
+    prompt.write_text('mode = "raw"\ntemplate = "Review: {{text}}\\nSentiment:"\n[params]\nmax_new_tokens = 3\n')
+    words = ["eval", "--no-prompt", "--prompt", str(prompt), "--limit", "6", "--json", "--report-to", "tensorboard"]
+    out = here(capsys, *words, "--report-dir", str(tmp_path / "tb"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)  # stdout is still the JSON alone
+    scalars, texts = tensorboard_events(tmp_path / "tb" / summary["id"])
+    assert f"report: TensorBoard event files in {tmp_path / 'tb' / summary['id']}" in out.stderr
+    for v in summary["variants"]:
+        assert scalars[f"pass_rate/{v['label']}"] == [(0, pytest.approx(v["pass_rate"]))]
+        assert scalars[f"ci_low/{v['label']}"] == [(0, pytest.approx(v["ci"][0]))]
+        assert scalars[f"ci_high/{v['label']}"] == [(0, pytest.approx(v["ci"][1]))]
+    items = texts["items"].splitlines()
+    assert items[0] == "| variant | item | passed | pass share | expected | output |" and len(items) == 2 + 2 * 6
+    assert "| scope | demo:eval |" in texts["config"] and "| limit | 6 |" in texts["config"]
+    out = here(capsys, "eval", "--no-prompt", "--limit", "2", "--report-to", "tensorboard")
+    eval_id = out.stdout.split()[1]  # `eval ID · ...`: without --report-dir, the eval's own folder
+    assert scalars and tensorboard_events(home / "evals" / eval_id / "tensorboard")[0]
+
+
 def test_eval_of_a_promptfoo_csv_grades_each_rows_checks_on_every_row(tmp_path, capsys):
     prompt, tests = tmp_path / "senti.toml", tmp_path / "tests.csv"
     prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n')

@@ -14,7 +14,8 @@ from core.data.graders import kinds
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.stats import PLANNED_DISCORDANCE
-from core.training.config import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP, TrainConfig
+from core.storage import trackers
+from core.training.config import DATASET_HELP, FRACTION_HELP, HOLDOUT_HELP, TRAIN_OPTIONS, TrainConfig
 from core.workbench.compare import CHECKPOINTS, CompareWatcher, training_label
 from core.workbench.service import Comparison, Workbench
 from tui.cli.options import model_options
@@ -22,6 +23,9 @@ from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table, warn
 from tui.cli.pace import Pace, stuck_exit
 from tui.cli.parsing import parse_mapping
+from tui.cli.training import add_options
+
+REPORT_OPTIONS = tuple(o for o in TRAIN_OPTIONS if o.name in ("report_to", "report_dir"))  # declared once
 
 if TYPE_CHECKING:
     from core.storage.schemas import EvalSummary
@@ -92,6 +96,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--summary", default=None, metavar="FILE.md", help="also write a Markdown summary (a pull request's comment)"
     )
+    add_options(p, REPORT_OPTIONS)
 
 
 def _rate(text: str) -> float:
@@ -202,6 +207,8 @@ def _eval_request(args: argparse.Namespace) -> tuple[Any, float | None]:
     from core.evals.plan import EvalRequest
 
     min_pass = _rate(args.min_pass) if args.min_pass is not None else None
+    trackers.check(args.report_to, args.report_dir)
+    trackers.ready(args.report_to)  # a missing library is said before the eval runs, not after
     if args.limit is not None and args.limit < 1:
         raise TunelabError(f"--limit must be at least 1, got {args.limit}")
     request = EvalRequest(
@@ -230,14 +237,15 @@ def _given_baseline(args: argparse.Namespace, workbench: Workbench) -> tuple[Eva
 
 
 def _ci_files(
+    root: Path,
     args: argparse.Namespace,
     summary: EvalSummary,
     judged: Comparison | None,
     comparisons: list[dict[str, Any]] | None,
     baseline: tuple[EvalSummary, int] | None,
 ) -> None:
-    """`--junit` and `--summary`: the eval as CI reads it."""
-    from core.evals.ci import summary_markdown, write_junit
+    """`--junit`, `--summary` and `--report-to`: the eval as CI and a tracker read it."""
+    from core.evals.ci import report, summary_markdown, write_junit
     from core.storage.atomic import write_atomic
 
     if args.junit:
@@ -248,6 +256,8 @@ def _ci_files(
         path = Path(args.summary).expanduser()
         write_atomic(path, summary_markdown(summary, sentence, comparisons, pinned))
         say(f"summary: {path}")
+    if args.report_to:
+        say(f"report: {report(root, summary, args.report_to, args.report_dir)}")
 
 
 def _answer(
@@ -270,7 +280,7 @@ def _answer(
         workbench.evals.pin(summary.id)
     if judged and getattr(args, "report", None):
         say(f"report: {workbench.verdicts.write_report(judged, Path(args.report).expanduser())}")
-    _ci_files(args, summary, judged, comparisons, baseline)
+    _ci_files(workbench.root, args, summary, judged, comparisons, baseline)
     if args.json:
         shown = judged.to_dict() if judged else summary.to_dict()
         print(json.dumps({**shown, "comparisons": comparisons}, ensure_ascii=False))
@@ -404,7 +414,7 @@ def run_compare(args: argparse.Namespace) -> int:
         train=args.train,
         train_with_prompt=args.train_with_prompt,
         seeds=args.seeds,
-        train_settings={"epochs": args.train_epochs},
+        train_settings={"epochs": args.train_epochs, "report_to": args.report_to, "report_dir": args.report_dir},
         final=args.final,
         checkpoint=args.checkpoint,
         also=models[1:],  # the first is trained on; the rest are rows beside it (a served model)

@@ -50,6 +50,7 @@ def add_optimize(p: argparse.ArgumentParser) -> None:
         help="go on with the last optimize (its arguments and start; what it scored comes from the eval cache)",
     )
     p.set_defaults(repeat=1, no_cache=False, truncate="left", skip_unrenderable=False, judge=None, min_pass=None)
+    p.set_defaults(report_to=None, report_dir=None)  # eval's flags this command does not take
 
 
 # What `--resume` takes from the last optimize (the model options included): everything that names the search.
