@@ -133,3 +133,31 @@ async def test_an_eval_of_a_k_shot_version_reopens_with_its_shots(home):
         await pilot.pause()
         assert app.query_one("#param-shots", Input).value == "4"
         assert app.main.prompt.version().shots_label == "4-shot similar"
+
+
+async def test_strategies_and_a_proposer_from_the_screen_reach_the_search(home):
+    """The form's strategies and proposer are the CLI's `--strategies` and `--proposer`: a bad one is one line
+    and the form stays open; with a proposer (here the scripted model itself), reflect rewrites are candidates."""
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await set_prompt(pilot, "senti", "{{text}}\nSentiment:")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, OptimizeScreen))
+        screen = app.screen
+        status = screen.query_one("#optimize-status")
+        strategies = screen.query_one("#optimize-strategies", Input)
+        strategies.value = "shots,magic"
+        strategies.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "takes shots, instructions, reflect" in str(status.render()))
+        strategies.value = "instructions,reflect"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "reflect needs a proposer" in str(status.render()))
+        assert screen.state == "ready" and not strategies.disabled
+        screen.query_one("#optimize-proposer", Input).value = "demo"
+        screen.query_one("#optimize-budget", Input).value = "800"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.state == "done")
+        assert screen.strategies == ("instructions", "reflect") and screen.proposer == "demo"
+        kinds = {row.kind for row in screen.rows}
+        assert "reflect" in kinds and "shots" not in kinds  # the strategies chosen, and only they

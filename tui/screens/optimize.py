@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from tui.app import TunelabApp
 
 BUDGET = 400  # graded generations, as `tunelab optimize --budget` has it
+STRATEGIES = ("shots", "instructions")  # as `tunelab optimize --strategies` has them
 COLUMNS = (("kind", 12), ("k", 2), ("what changed", 0), ("dev pass", 14), ("items", 5), ("calls", 5))
+IDLE_HINT = "budget in graded generations · enter starts · esc closes"
 CHANGE_WIDTH = 20  # the least "what changed" gets; it takes what the screen has left
 
 
@@ -112,8 +114,10 @@ class OptimizeScreen(Screen[PromptVersion | None]):
         #optimize-box { height: 1fr; padding: 0 1; }
         #optimize-title { height: 1; color: $text-muted; }
         #optimize-form { height: 1; }
-        #optimize-budget { width: 8; }
-        #optimize-hint { width: 1fr; color: $text-muted; padding: 0 0 0 1; }
+        #optimize-budget { width: 6; }
+        #optimize-strategies { width: 1fr; max-width: 30; }
+        #optimize-proposer { width: 1fr; }
+        #optimize-hint { height: 1; color: $text-muted; }
         #optimize-table { height: 1fr; }
         #optimize-chart { height: 5; }
         #optimize-status { height: auto; max-height: 6; }
@@ -122,8 +126,10 @@ class OptimizeScreen(Screen[PromptVersion | None]):
     """
     HELP = (
         "Optimize: candidate versions of the prompt (1, 2, 4 and 8 demonstrations by random and similar; "
-        "built-in rewrites of the instruction) searched by successive halving on the dev rows within the "
-        "budget of graded generations. A row per candidate: the dev pass rate with its 95% interval, the items "
+        "rewrites of the instruction, by the proposer model or built-in; with reflect, the proposer reads the "
+        "start's failures and rewrites) searched by successive halving on the dev rows within the "
+        "budget of graded generations. The proposer is any model tunelab runs (URL#MODEL, endpoint:NAME, a "
+        "local folder, demo); empty: built-in instruction variants, offline. A row per candidate: the dev pass rate with its 95% interval, the items "
         "it was scored on, the calls spent when it was. <optimize-stop> stops the search (every round is an "
         "eval in history, tag:optimize), then closes; enter puts the candidate under the cursor in the editor."
     )
@@ -152,6 +158,8 @@ class OptimizeScreen(Screen[PromptVersion | None]):
         self.cancel = threading.Event()
         self.state = "ready"  # ready | running | stopping | done
         self.budget = BUDGET
+        self.strategies: tuple[str, ...] = STRATEGIES
+        self.proposer: str | None = None
         self.rows: list[Row] = []
         self.points: list[tuple[float, float]] = []  # (calls, the leader's pass rate in %)
 
@@ -177,7 +185,23 @@ class OptimizeScreen(Screen[PromptVersion | None]):
                     compact=True,
                     tooltip="graded generations the search may spend (at least 50)",
                 )
-                yield Static("graded generations · enter starts · esc closes", id="optimize-hint")
+                yield Label(" strategies", classes="param-label")
+                yield Input(
+                    ",".join(STRATEGIES),
+                    id="optimize-strategies",
+                    compact=True,
+                    tooltip="shots, instructions, reflect (needs a proposer); comma-separated",
+                )
+                yield Label(" proposer", classes="param-label")
+                yield Input(
+                    "",
+                    id="optimize-proposer",
+                    compact=True,
+                    placeholder="built-in",
+                    tooltip="the model that writes instructions and reads failures: URL#MODEL, endpoint:NAME, "
+                    "a local one; empty: built-in instruction variants (offline)",
+                )
+            yield Static(IDLE_HINT, id="optimize-hint")
             yield DataTable(id="optimize-table", cursor_type="row", zebra_stripes=True)
             yield LossChart(x_name="calls", waiting="the best pass rate so far, against the calls", id="optimize-chart")
             yield Static("", id="optimize-status")
@@ -203,17 +227,27 @@ class OptimizeScreen(Screen[PromptVersion | None]):
             table.add_column(label, key=label, width=w or max(CHANGE_WIDTH, width - fixed))
 
     # -- the search ---------------------------------------------------------------------------------
-    @on(Input.Submitted, "#optimize-budget")
-    def begin(self, event: Input.Submitted) -> None:
-        raw = event.value.strip()
+    @on(Input.Submitted, "#optimize-form Input")
+    def begin(self) -> None:
+        from core.optimize.candidates import parse_strategies
+
         if self.state != "ready":
             return
+        raw = self.query_one("#optimize-budget", Input).value.strip()
         if not raw.isdigit():
             self._status(f"budget must be a whole number of graded generations, got '{raw}'", error=True)
             return
-        self.budget, self.state = int(raw), "running"
-        event.input.disabled = True
-        self.query_one("#optimize-hint", Static).update("graded generations · esc stops the search")
+        proposer = self.query_one("#optimize-proposer", Input).value.strip() or None
+        try:
+            strategies = parse_strategies(self.query_one("#optimize-strategies", Input).value)
+            if "reflect" in strategies and proposer is None:
+                raise TunelabError("strategies reflect needs a proposer (the model that reads the failures)")
+        except TunelabError as exc:
+            self._status(str(exc), error=True)
+            return
+        self.budget, self.strategies, self.proposer, self.state = int(raw), strategies, proposer, "running"
+        self._form(enabled=False)
+        self.query_one("#optimize-hint", Static).update("esc stops the search")
         self._status(f"scoring the first round on the dev rows… (budget {self.budget} calls; esc stops)")
         self.query_one(DataTable).focus()
         self._search(self.budget)
@@ -231,7 +265,8 @@ class OptimizeScreen(Screen[PromptVersion | None]):
         try:
             result = optimize(
                 app.workbench, self.prompt_name, self.start, self.request, app.local_engine, budget=budget,
-                model=self.model, cancel=self.cancel, on_round=on_round,
+                strategies=self.strategies, proposer=self.proposer, model=self.model, cancel=self.cancel,
+                on_round=on_round,
             )  # fmt: skip
             rows = snapshot.rows(result.search)
             text = announcement(result, rows)
@@ -259,12 +294,15 @@ class OptimizeScreen(Screen[PromptVersion | None]):
 
     @on(Failed)
     def failed(self, message: Failed) -> None:
-        self.state = "ready"  # the budget may be changed and the search started again
-        budget = self.query_one("#optimize-budget", Input)
-        budget.disabled = False
-        budget.focus()
-        self.query_one("#optimize-hint", Static).update("graded generations · enter starts · esc closes")
+        self.state = "ready"  # the form may be changed and the search started again
+        self._form(enabled=True)
+        self.query_one("#optimize-budget", Input).focus()
+        self.query_one("#optimize-hint", Static).update(IDLE_HINT)
         self._status(message.error, error=True)
+
+    def _form(self, enabled: bool) -> None:
+        for field in self.query("#optimize-form Input").results(Input):
+            field.disabled = not enabled
 
     def _show(self, rows: list[Row], calls: int) -> None:
         if rows:
