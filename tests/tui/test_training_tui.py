@@ -47,6 +47,22 @@ async def test_a_scored_run_shows_its_pass_rate_curve_and_best_checkpoint(home):
         assert chart.display and chart.series == [([(6, 75.0), (12, 50.0)], "green")]
 
 
+async def test_a_run_that_stopped_early_says_where_and_why_and_its_chart_marks_the_step(home):
+    from core.training.runs import StatusWriter
+
+    run_id = fake_finished_run(home)
+    why = "stopped early at step 12: eval_loss has not improved for 3 evaluations; best checkpoint step-000006"
+    StatusWriter(Runs(home).path(run_id)).update(total_steps=40, early_stop=why)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id)
+        assert f"{run_id[:10]} done · step 12/40 · {why}" in " ".join(
+            str(app.query_one("#training-status").render()).split()
+        )
+        assert app.query_one("#loss-chart", LossChart).marks == ((12, "red"),)
+
+
 async def open_train_form(pilot) -> TrainForm:
     """The new-run form, opened with ctrl+n unless it is open already."""
     app = pilot.app

@@ -150,6 +150,8 @@ def follow(workbench: Workbench, run_id: str, model: str | None = None) -> int:
         return 0
     step = status.step if "step" in status.model_fields_set else shown  # a status naming none: the last printed
     say(f"run {run_id}: {status.state} at step {step}" + (f" ({status.error})" if status.error else ""))
+    if status.early_stop:
+        say(status.early_stop)
     return 0 if status.state in {"done", "stopped"} else 1
 
 

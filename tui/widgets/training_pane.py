@@ -280,6 +280,8 @@ class TrainingPane(Vertical):
         last = watched.last
         total = status.total_steps or 0
         parts = [f"{self.selected[:10]} {status.state}", f"step {status.step}/{total or '?'}"]
+        if status.early_stop:  # why it ended before its last step comes first: the line may be cut
+            parts.append(status.early_stop)
         if last:
             parts += step_parts(
                 last, skip=("epoch", "eval_loss", "pass_rate") + (() if status.state in LIVE else ("eta_s",))
@@ -301,7 +303,8 @@ class TrainingPane(Vertical):
         if self.overlay:
             others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
             series += [(self.watched[i].loss, style) for i, style in zip(others, OVERLAY_STYLES) if i in self.watched]
-        self.query_one("#loss-chart", LossChart).set_series(series)
+        stopped_at = ((status.step, "red"),) if status.early_stop else ()  # where the plateau ended the run
+        self.query_one("#loss-chart", LossChart).set_series(series, stopped_at)
         self.set_class(bool(watched.pass_rate), "-scored")
         self.query_one("#pass-chart", LossChart).set_series([(watched.pass_rate, "green")])
 
