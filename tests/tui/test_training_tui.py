@@ -63,6 +63,32 @@ async def test_a_run_that_stopped_early_says_where_and_why_and_its_chart_marks_t
         assert app.query_one("#loss-chart", LossChart).marks == ((12, "red"),)
 
 
+async def test_the_overlay_of_a_sweeps_run_shows_its_sweeps_other_runs_first(home):
+    from core.training.config import TrainConfig
+    from tests.seeded import finish
+
+    runs = Runs(home)
+
+    def run(sweep=None):
+        run_id = runs.create(TrainConfig(max_steps=12), sweep)
+        finish(runs.path(run_id), 12, adapter=False)
+        return run_id
+
+    mate = run({"id": "s1", "index": 1, "size": 2, "values": {"lora_r": 8}})
+    other = run()  # newer than the mate: the overlay of a run of no sweep shows it first
+    newest = run({"id": "s1", "index": 2, "size": 2, "values": {"lora_r": 16}})
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == newest)
+        pane.focus()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: pane.overlaid == [mate, other])
+        await wait_for(pilot, lambda: len(app.query_one("#loss-chart", LossChart).series) == 4)
+        pane.select(other)
+        await wait_for(pilot, lambda: pane.overlaid == [newest, mate])
+
+
 async def open_train_form(pilot) -> TrainForm:
     """The new-run form, opened with ctrl+n unless it is open already."""
     app = pilot.app
