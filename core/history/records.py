@@ -71,9 +71,11 @@ def eval_record(summary: EvalHeadline) -> dict[str, Any]:
     }
 
 
-def train_record(run_id: str, config: dict[str, Any]) -> dict[str, Any]:
-    """A training run's history entry; its live state stays in the run folder (`tunelab runs show`)."""
+def train_record(run_id: str, config: dict[str, Any], sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A training run's history entry; its live state stays in the run folder (`tunelab runs show`). A sweep's
+    runs share the tag `sweep-ID` (`tunelab history --tag sweep-ID` lists them together)."""
     return {
+        **({"tags": [f"sweep-{sweep['id']}"]} if sweep else {}),
         "kind": "train",
         "status": "started",
         "ref": run_id,

@@ -71,6 +71,7 @@ class RunStatus(Losses):
     trainable_params: int | None = None
     device: str | None = None
     train_s: float | None = None
+    early_stop: str | None = None  # why and where the dev metric's plateau ended the run, and its best checkpoint
     # `Runs.status`'s, never in the file: the run's id, its checkpoints' names, when a stop was asked for
     # (the watchdog kills a run that ignores it) and why a status it could not read shows as `unknown`
     id: str = ""
@@ -81,7 +82,7 @@ class RunStatus(Losses):
 
     @field_validator(
         "resumed", "last_checkpoint", "pass_rate", "best_checkpoint", "best_pass_rate", "scored_checkpoints",
-        "adapter", "trainable_params", "device", "train_s", *STATUS_READ, mode="wrap",
+        "adapter", "trainable_params", "device", "train_s", "early_stop", *STATUS_READ, mode="wrap",
     )  # fmt: skip
     @classmethod
     def _hint(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:

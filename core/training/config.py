@@ -16,6 +16,7 @@ from core.storage import trackers
 from core.training.options import Option, check, declared, option
 
 SCHEDULES = ("cosine", "linear", "constant")
+EARLY_STOP_METRICS = ("eval_loss", "pass_rate")  # lower is better, higher is better
 ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
 if TYPE_CHECKING:
     from core.data.datasets import Dataset
@@ -186,6 +187,38 @@ class TrainConfig:
             form=14,
         ),
     )
+    early_stop: int | None = field(  # patience: evaluations without improvement before the run ends (None: off)
+        default=None,
+        metadata=option(
+            "end the run once the dev metric has not improved for this many evaluations (needs eval steps)",
+            flag="--early-stop",
+            metavar="PATIENCE",
+            label="early stop",
+            form=24,
+            at_least=1,
+            at_most=10_000,
+        ),
+    )
+    early_stop_metric: str = field(
+        default="eval_loss",
+        metadata=option(
+            "what --early-stop watches (pass_rate needs --eval-items)",
+            flag="--early-stop-metric",
+            label="stop metric",
+            form=25,
+            choices=EARLY_STOP_METRICS,
+        ),
+    )
+    min_delta: float = field(  # an improvement by this much or less does not count
+        default=0.0,
+        metadata=option(
+            "the least change of the metric that counts as an improvement for --early-stop",
+            flag="--min-delta",
+            label="min delta",
+            form=26,
+            at_least=0,
+        ),
+    )
     save_every: int | None = field(
         default=20,
         metadata=option("steps between checkpoints", flag="--save-every", label="save every", form=15, at_least=1),
@@ -268,6 +301,7 @@ class TrainConfig:
             raise TunelabError(
                 "nnodes above 1 needs rdzv_endpoint as HOST:PORT (node 0's address, the same on every node)"
             )
+        self._check_early_stop()
         names = [] if self.target_modules == "all-linear" else list(self.target_modules)
         if self.target_modules != "all-linear" and not names:
             raise TunelabError("target_modules must be all-linear or module names like q_proj,v_proj")
@@ -283,6 +317,20 @@ class TrainConfig:
         except TunelabError as exc:
             raise TunelabError(f"{{0}}: {exc}", "eval_grader") from None
         ModelOptions(self.model, None, self.allow_pickle, self.trust_remote_code, self.dtype, self.device)
+
+    def _check_early_stop(self) -> None:
+        """Early stopping watches evaluations: a config that makes none (or scores no pass rate) is refused."""
+        if self.early_stop is None:
+            return
+        if self.eval_every is None or (self.eval_split is None and self.eval_dataset is None):
+            raise TunelabError(
+                "{0} needs evaluations: set {1} and an {2} (or {3})", "early_stop", "eval_every", "eval_split",
+                "eval_dataset",
+            )  # fmt: skip
+        if self.early_stop_metric == "pass_rate" and not self.eval_items:
+            raise TunelabError(
+                "{0} pass_rate needs {1} (the rows scored at each eval)", "early_stop_metric", "eval_items"
+            )
 
     def load_data(self) -> Dataset:
         """The run's dataset, split as the evals that judge it split it (sealed rows never trained on)."""

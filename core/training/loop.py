@@ -198,7 +198,6 @@ class _Session:
         )
         self.step, self.epoch, self.position, self.tokens_seen = 0, 0, 0, 0
         self.diverged_at = math.nan
-        self.scored: list[dict[str, Any]] = []  # the steps whose pass rate was measured (train with eval_items)
         self.saved_at = -1  # the step of the last checkpoint written
 
     def _load(self) -> None:
@@ -210,6 +209,7 @@ class _Session:
         from core.engine.modelref import fingerprint
         from core.engine.prompt import FOLD_NOTE, folds_system
         from core.training.data import examples
+        from core.training.evaluation import Evaluation
         from core.training.scoring import Scorer
         from core.training.splits import eval_rows, train_rows
 
@@ -220,13 +220,14 @@ class _Session:
         self.train_data = examples(loaded, cfg, trained := train_rows(cfg, dataset := cfg.load_data()))
         scored_rows = eval_rows(cfg, dataset)[0]
         self.eval_data = examples(loaded, cfg, scored_rows, pool=trained)
-        self.scorer = Scorer(loaded, cfg, scored_rows) if cfg.eval_items and scored_rows else None
+        scorer = Scorer(loaded, cfg, scored_rows) if cfg.eval_items and scored_rows else None
         notes = self.record.setdefault("notes", [])
         if cfg.eval_items and not scored_rows and NO_SCORE not in notes:
             notes.append(NO_SCORE)
         if cfg.system and cfg.mode != "raw" and folds_system(loaded.tokenizer) and FOLD_NOTE not in notes:
             notes.append(FOLD_NOTE)  # the front ends say it once (`tunelab train` on stderr)
         self.pad_id = loaded.tokenizer.pad_token_id
+        self.evaluation = Evaluation(cfg, self.eval_data, scorer, self.pad_id, loaded.device)
         self.packed = cfg.packing and packing_holds(loaded.model, self.train_data, self.pad_id, cfg, loaded.device)
         versions = {"torch": self.torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
         self.record["resolved"] = {
@@ -291,7 +292,7 @@ class _Session:
         self.tokens_seen = state["tokens_seen"]
         if self.dist.main:  # steps logged after that checkpoint are trained again: their rows go, never twice
             runs.trim_metrics(self.run_dir, self.step)
-            self.scored = runfolders.scores(self.run_dir)
+            self.evaluation.restore(self.run_dir)
 
     def save_checkpoint(self) -> Path:
         ensure_private_dir(self.checkpoints)  # a link planted in its place is refused
@@ -317,37 +318,20 @@ class _Session:
         self.saved_at = self.step
         return final
 
-    def eval_loss(self) -> float | None:
-        from core.training.data import collate
-
-        if not self.eval_data:
-            return None
-        model, device, size = self.model, self.loaded.device, self.cfg.batch_size
-        model.eval()
-        total_loss, count = 0.0, 0
-        with self.torch.no_grad():
-            for start in range(0, len(self.eval_data), size):
-                batch = list(range(start, min(start + size, len(self.eval_data))))
-                ids, labels, mask = collate(self.eval_data, batch, self.pad_id)
-                out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-                total_loss += out.loss.item() * len(batch)
-                count += len(batch)
-        model.train()
-        return total_loss / count
-
     def run(self) -> None:
         """Steps until the total, a stop (saved), a cancel (checkpoints removed) or a non-finite loss."""
         from core.training.data import length_grouped_batches
 
         cfg, dist = self.cfg, self.dist
-        self.status.update(state="running", step=self.step, total_steps=self.total)
+        self.status.update(state="running", step=self.step, total_steps=self.total, early_stop=None)
         self.began = status_written = time.monotonic()
         self.start_step = self.step
         nan_at = fault_int("nan_loss_at_step")  # a test's divergence, the same on every CPU
         hold_at = fault_int("hold_at_step")  # a test's stop lands at a known step, however fast the host
         self.model.train()
+        ended_early = False  # the dev metric plateaued (early_stop): the run ends done, before its last step
         with MetricsLog(self.run_dir, cfg, dist.main) as metrics:
-            while self.step < self.total:
+            while self.step < self.total and not ended_early:
                 batches = length_grouped_batches(self.train_data, cfg.batch_size, cfg.seed + self.epoch)
                 while self.position + self.per_step <= len(batches) and self.step < self.total:
                     if self._stopped():
@@ -363,10 +347,11 @@ class _Session:
                         )
                         return
                     if dist.main:
-                        row.update(self._evaluated())
+                        row.update(self.evaluation.at(self.model, self.step, self.total))
+                    ended_early = self.evaluation.plateaued(row, dist)
                     metrics.write(row)
                     saved = {}
-                    if (cfg.save_every and self.step % cfg.save_every == 0 or "pass_rate" in row) and dist.main:
+                    if (cfg.save_every and self.step % cfg.save_every == 0 or self.evaluation.keeps(row)) and dist.main:
                         saved = {"last_checkpoint": self.save_checkpoint().name}  # a scored step is kept
                     due = time.monotonic() - status_written >= STATUS_EVERY_S
                     if saved or "eval_loss" in row or self.step == self.total or due:
@@ -377,42 +362,17 @@ class _Session:
                             eval_loss=row.get("eval_loss"),
                             eta_s=row["eta_s"],
                             **saved,
-                            **self._best(),
+                            **self.evaluation.best(),
                         )  # fsynced: at most twice a second on short steps
                         status_written = time.monotonic()
                     if self.step == hold_at:
                         self._hold()
+                    if ended_early:
+                        break
                 if self.position + self.per_step > len(batches):
                     self.epoch, self.position = self.epoch + 1, 0
         if dist.main:
             self._finish()
-
-    def _evaluated(self) -> dict[str, Any]:
-        """At an eval step, the eval loss; with a scorer, the pass rate too, at eval steps and the last."""
-        cfg = self.cfg
-        eval_step = cfg.eval_every is not None and self.step % cfg.eval_every == 0
-        scoring = self.scorer is not None and (eval_step or self.step == self.total)
-        if not (eval_step or scoring):
-            return {}
-        out: dict[str, Any] = {"eval_loss": round(self.eval_loss() or 0.0, 5) if self.eval_data else None}
-        if self.scorer is not None and scoring:
-            rate = self.scorer.pass_rate(self.model)
-            out["pass_rate"] = None if rate is None else round(rate, 6)
-            if rate is not None:
-                self.scored.append({"step": self.step, "pass_rate": rate, "eval_loss": out["eval_loss"]})
-        return out
-
-    def _best(self) -> dict[str, Any]:
-        """The status fields of the scored checkpoints: the latest pass rate and the best step so far."""
-        best = runfolders.best_of(self.scored)
-        if best is None:
-            return {}
-        return {
-            "pass_rate": self.scored[-1]["pass_rate"],
-            "best_checkpoint": runfolders.checkpoint_name(best["step"]),
-            "best_pass_rate": best["pass_rate"],
-            "scored_checkpoints": len(self.scored),
-        }
 
     def _hold(self) -> None:
         """Wait (at most a minute) for a stop or cancel, with the status saying this step."""
@@ -480,7 +440,7 @@ class _Session:
 
     def _finish(self) -> None:
         """The final eval loss, the adapter and a last checkpoint: the run is done."""
-        final_eval = self.eval_loss()
+        final_eval = self.evaluation.loss(self.model)
         remove_path(self.run_dir / runfolders.ADAPTER)
         self.model.save_pretrained(str(self.run_dir / runfolders.ADAPTER))
         last = runfolders.checkpoint_name(self.step) if self.saved_at == self.step else self.save_checkpoint().name
@@ -490,7 +450,8 @@ class _Session:
             eval_loss=final_eval,
             adapter=runfolders.ADAPTER,
             last_checkpoint=last,
-            **self._best(),
+            **self.evaluation.best(),
+            early_stop=self.evaluation.early.reason() if self.evaluation.early else None,
             trainable_params=sum(p.numel() for p in self.trainable),  # the LoRA's cost, beside its verdict cell
             device=self.loaded.device,
             train_s=round(time.monotonic() - self.began, 2),  # this session of the run (resumed: since the resume)

@@ -280,21 +280,24 @@ class Runs:
     def path(self, run_id: str) -> Path:
         return run_folder(self.root, run_id)
 
-    def create(self, config: TrainConfig) -> str:
+    def create(self, config: TrainConfig, sweep: dict[str, Any] | None = None) -> str:
         """A run folder for `config`, after its data is checked: a bad file is refused before anything
-        is written, naming the file and line (the child would only find it after loading the model)."""
+        is written, naming the file and line (the child would only find it after loading the model). A sweep's
+        run keeps its sweep record (core/training/sweeps.py)."""
         config = sealed_config(self.root, config)
         trackers.ready(config.report_to)  # a missing library is one line before the run exists
         notes, dataset, trained = check_data(config)
         run_id = "t" + new_id()
         run_dir = ensure_private_dir(self.folder / run_id)
         record = {"id": run_id, "created_at": now_iso(), "config": config.to_dict(), "notes": notes}
+        if sweep is not None:
+            record["sweep"] = sweep
         write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=2))
         write_ledger(run_dir, [it.digest for it in trained])
         remember_seal(self.root, dataset.name, config.holdout, dataset.items)
         keep_reserve(run_dir)
         StatusWriter(run_dir).update(state="created", step=0)
-        History(self.root).add(train_record(run_id, config.to_dict()))
+        History(self.root).add(train_record(run_id, config.to_dict(), sweep))
         return run_id
 
     def launch(self, run_id: str, resume: bool = False, node_rank: int = 0) -> int:

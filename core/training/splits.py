@@ -65,6 +65,8 @@ def check_data(config: TrainConfig) -> tuple[list[str], Dataset, list[Item]]:
         raise TunelabError(f"model '{config.model}' has no chat template: {{0}} chat needs one (use raw)", "mode")
     dataset = config.load_data()
     evaluated, note = eval_rows(config, dataset)
+    if config.early_stop is not None and not evaluated:  # it would watch nothing, and train to the end
+        raise TunelabError(f"{{0}} needs evaluations, and this run has no eval rows ({note})", "early_stop")
     trained = train_rows(config, dataset)
     for items in (trained, evaluated):
         if config.template:

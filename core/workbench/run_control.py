@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.training.runs import LIVE, Runs
@@ -36,6 +37,16 @@ class RunControl:
         if status.state in LIVE and asked is not None and time.time() - asked > grace:
             return self.runs.kill(run_id)
         return False
+
+    def wait_ended(self, run_id: str, on_status: Callable[[RunStatus], object], poll: float = 0.5) -> RunStatus:
+        """Read the run's status until it leaves the live states; `on_status` sees each read first (it may
+        raise to stop waiting, and the run goes on)."""
+        while True:
+            status = self.runs.status(run_id)
+            on_status(status)
+            if status.state not in LIVE:  # `created`: never launched (a started run is `starting` at once)
+                return status
+            time.sleep(poll)
 
     def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> RunStatus:
         self.stop_run(run_id)

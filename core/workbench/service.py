@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from core.history.records import generation_record
 from core.history.store import History
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import BEST, concrete_ref, read_json
-from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow
+from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow, RunStatus
 from core.training.config import TrainConfig
 from core.training.runs import LIVE, Runs
 from core.workbench.adapters import Adapters
@@ -45,6 +44,7 @@ from core.workbench.compare import (
     CompareWatcher,
 )
 from core.workbench.run_control import RunControl
+from core.workbench.sweeping import Sweeps
 from core.workbench.verdicts import Comparison, Verdicts
 
 EDITOR_FILE = "editor.json"
@@ -80,6 +80,7 @@ class Workbench:
         self.adapters = Adapters(self.root, self.runs)
         self.verdicts = Verdicts(self.root, self.evals, self.prompts, self.runs, self.adapters)
         self.control = RunControl(self.runs)
+        self.sweeps = Sweeps(self.runs, self.control, self.start_run)
 
     def first_start(self) -> bool:
         """Nothing evaluated, trained or generated here yet: the front ends offer the demo comparison."""
@@ -345,9 +346,11 @@ class Workbench:
         if valid is not None:
             config.check_targets(valid)
 
-    def start_run(self, config: TrainConfig, new_prompts: Iterable[PromptRef] = ()) -> str:
+    def start_run(
+        self, config: TrainConfig, new_prompts: Iterable[PromptRef] = (), sweep: dict[str, Any] | None = None
+    ) -> str:
         """Check the data, create the run folder and start its process (reads disk: off the UI loop)."""
-        run_id = self.runs.create(config)
+        run_id = self.runs.create(config, sweep)
         self.save_prompts(new_prompts)
         self.runs.launch(run_id)
         return run_id
@@ -374,15 +377,14 @@ class Workbench:
         watcher = watcher or CompareWatcher()
         run_id = self.start_run(config, new_prompts)
         watcher.started(run_id)
-        while True:
-            status = self.runs.status(run_id)
+
+        def each(status: RunStatus) -> None:
             watcher.step(status.step, status.total_steps or 0)
-            if status.state not in LIVE | {"created"}:
-                break
-            if cancel is not None and cancel.is_set():
+            if status.state in LIVE and cancel is not None and cancel.is_set():
                 self.control.stop_run(run_id)
                 raise TunelabError(f"comparison cancelled: training run {run_id} stops at its next step")
-            time.sleep(poll)
+
+        status = self.control.wait_ended(run_id, each, poll)
         if status.state != "done":
             raise TunelabError(f"training run {run_id} {status.state}: {status.error or 'see its worker.log'}")
         return run_id

@@ -24,6 +24,7 @@ from core.evals.verdict import Verdict, verdict
 from core.storage.runfolders import ADAPTER_CONFIG, CHECKPOINT, WEIGHTS, run_dir_of, scores
 from core.storage.schemas import EvalHeadline, EvalSummary, EvalVariant
 from core.training.runs import Runs
+from core.training.sweeps import members, sweep_of
 from core.workbench.adapters import ELSEWHERE, Adapters
 
 
@@ -216,14 +217,30 @@ class Verdicts:
 
     def _loras_tried(self, refs: set[str]) -> int:
         """LoRAs looked at: a checkpoint picked by pass rate (`RUN@step-…`) counts every checkpoint its run
-        scored, as each was a LoRA tried on these items; any other adapter counts once."""
+        scored, as each was a LoRA tried on these items; each other run of a judged run's sweep counts once
+        (the pick among them was made on dev); any other adapter counts once."""
         picked: dict[str, set[str]] = {}
         for ref in refs:
             run_id, _, which = ref.partition("@")
             if which and CHECKPOINT.match(which):
                 picked.setdefault(run_id, set()).add(which)
         plain = len(refs) - sum(len(steps) for steps in picked.values())
-        return plain + sum(max(len(steps), self._scored(run_id)) for run_id, steps in picked.items())
+        scored = sum(max(len(steps), self._scored(run_id)) for run_id, steps in picked.items())
+        return plain + scored + self._sweep_mates(refs)
+
+    def _sweep_mates(self, refs: set[str]) -> int:
+        """The runs of the judged runs' sweeps that were not judged themselves."""
+        judged, sweeps = set(), set()
+        for ref in refs:
+            try:
+                run_id = self.runs.path(ref.partition("@")[0]).name
+            except TunelabError:
+                continue  # a folder or a served model's LoRA: no sweep
+            judged.add(run_id)
+            sweep = sweep_of(self.runs, run_id)
+            if sweep is not None:
+                sweeps.add(sweep["id"])
+        return sum(len(set(members(self.runs, sweep_id)) - judged) for sweep_id in sweeps)
 
     def _scored(self, run_id: str) -> int:
         try:

@@ -47,6 +47,48 @@ async def test_a_scored_run_shows_its_pass_rate_curve_and_best_checkpoint(home):
         assert chart.display and chart.series == [([(6, 75.0), (12, 50.0)], "green")]
 
 
+async def test_a_run_that_stopped_early_says_where_and_why_and_its_chart_marks_the_step(home):
+    from core.training.runs import StatusWriter
+
+    run_id = fake_finished_run(home)
+    why = "stopped early at step 12: eval_loss has not improved for 3 evaluations; best checkpoint step-000006"
+    StatusWriter(Runs(home).path(run_id)).update(total_steps=40, early_stop=why)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == run_id)
+        assert f"{run_id[:10]} done · step 12/40 · {why}" in " ".join(
+            str(app.query_one("#training-status").render()).split()
+        )
+        assert app.query_one("#loss-chart", LossChart).marks == ((12, "red"),)
+
+
+async def test_the_overlay_of_a_sweeps_run_shows_its_sweeps_other_runs_first(home):
+    from core.training.config import TrainConfig
+    from tests.seeded import finish
+
+    runs = Runs(home)
+
+    def run(sweep=None):
+        run_id = runs.create(TrainConfig(max_steps=12), sweep)
+        finish(runs.path(run_id), 12, adapter=False)
+        return run_id
+
+    mate = run({"id": "s1", "index": 1, "size": 2, "values": {"lora_r": 8}})
+    other = run()  # newer than the mate: the overlay of a run of no sweep shows it first
+    newest = run({"id": "s1", "index": 2, "size": 2, "values": {"lora_r": 16}})
+    app = fake_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == newest)
+        pane.focus()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: pane.overlaid == [mate, other])
+        await wait_for(pilot, lambda: len(app.query_one("#loss-chart", LossChart).series) == 4)
+        pane.select(other)
+        await wait_for(pilot, lambda: pane.overlaid == [newest, mate])
+
+
 async def open_train_form(pilot) -> TrainForm:
     """The new-run form, opened with ctrl+n unless it is open already."""
     app = pilot.app

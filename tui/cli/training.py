@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.engine.prompt import FOLD_NOTE
 from core.errors import TunelabError
-from core.training.config import TRAIN_OPTIONS
+from core.training.config import TRAIN_OPTIONS, TrainConfig
 from core.training.options import Option
+from core.training.sweeps import MAX_RUNS
 from core.workbench.service import Workbench
+from core.workbench.sweeping import SweepWatcher
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say, table, warn
 from tui.cli.parsing import parse_mapping
+
+if TYPE_CHECKING:
+    from core.storage.schemas import RunStatus
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -37,6 +41,14 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="continue RUN from its last checkpoint (refused if these settings differ from its own)",
     )
     p.add_argument("--detach", action="store_true", help="start and return at once")
+    p.add_argument(
+        "--sweep",
+        default=None,
+        metavar="GRID",
+        help='one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
+        "(keys: the training options' names; the other flags set the rest)",
+    )
+    p.add_argument("--yes", action="store_true", help=f"with --sweep: run a grid of more than {MAX_RUNS} runs")
 
 
 def add_options(p: argparse.ArgumentParser, options: tuple[Option, ...] = TRAIN_OPTIONS) -> None:
@@ -107,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         prompt=ref.version if ref else None,
         mode=settings["mode"],
     )
+    if args.sweep is not None:
+        return run_sweep(workbench, config, args, [ref] if ref else [])
     if not 0 <= args.node_rank < config.nnodes:
         raise TunelabError(f"--node-rank must be between 0 and {config.nnodes - 1} (--nnodes {config.nnodes})")
     if args.node_rank > 0:  # node 0 created the run on the shared filesystem; its settings rule
@@ -125,32 +139,102 @@ def run_train(args: argparse.Namespace) -> int:
     return 0 if args.detach else follow(workbench, run_id, model=config.model)
 
 
+class Printer:
+    """A run's notes (each once) and metric rows, printed as they arrive, and its end in a line or two."""
+
+    def __init__(self, workbench: Workbench, run_id: str, model: str | None = None) -> None:
+        self.workbench, self.run_id, self.model = workbench, run_id, model
+        self.offset, self.shown, self.said = 0, -1, set[str]()
+
+    def new(self, *_: object) -> None:
+        from core.training.runs import step_parts
+
+        for note in self.workbench.runs.notes(self.run_id):
+            if note not in self.said:
+                self.said.add(note)
+                say(f"note: model {self.model}: {note}" if self.model and note == FOLD_NOTE else f"note: {note}")
+        rows, self.offset = self.workbench.runs.metrics(self.run_id, self.offset)
+        for row in rows:
+            print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
+            self.shown = row["step"]
+
+    def end(self, status: RunStatus) -> None:
+        step = status.step if "step" in status.model_fields_set else self.shown  # none in the status: the last shown
+        say(f"run {self.run_id}: {status.state} at step {step}" + (f" ({status.error})" if status.error else ""))
+        if status.early_stop:
+            say(status.early_stop)
+
+
 def follow(workbench: Workbench, run_id: str, model: str | None = None) -> int:
     """Print metrics (and each note about the run's rows, once) as they arrive until the run ends; Ctrl+C
     detaches, the run goes on."""
-    from core.training.runs import LIVE, step_parts
-
-    offset, shown, said = 0, -1, set()
+    printer = Printer(workbench, run_id, model)
     try:
-        while True:
-            for note in workbench.runs.notes(run_id):
-                if note not in said:
-                    said.add(note)
-                    say(f"note: model {model}: {note}" if model and note == FOLD_NOTE else f"note: {note}")
-            rows, offset = workbench.runs.metrics(run_id, offset)
-            for row in rows:
-                print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
-                shown = row["step"]
-            status = workbench.runs.status(run_id)
-            if status.state not in LIVE:
-                break
-            time.sleep(0.5)
+        status = workbench.control.wait_ended(run_id, printer.new)
     except KeyboardInterrupt:
         say(f"\ndetached: the run goes on (tunelab runs attach {run_id})")
         return 0
-    step = status.step if "step" in status.model_fields_set else shown  # a status naming none: the last printed
-    say(f"run {run_id}: {status.state} at step {step}" + (f" ({status.error})" if status.error else ""))
+    printer.end(status)
     return 0 if status.state in {"done", "stopped"} else 1
+
+
+class SweepPrinter(SweepWatcher):
+    """Each run of a sweep followed as `train` follows one, under a line saying which it is."""
+
+    def __init__(self, workbench: Workbench, model: str) -> None:
+        self.workbench, self.model = workbench, model
+        self.printer: Printer | None = None
+
+    def started(self, run_id: str, index: int, total: int, values: dict[str, Any]) -> None:
+        say(f"sweep run {index + 1}/{total}: {run_id} " + " ".join(f"{k}={v}" for k, v in values.items()))
+        self.printer = Printer(self.workbench, run_id, self.model)
+
+    def status(self, run_id: str, status: RunStatus) -> None:
+        assert self.printer is not None
+        self.printer.new()
+
+    def ended(self, run_id: str, status: RunStatus) -> None:
+        assert self.printer is not None
+        self.printer.end(status)
+
+
+def run_sweep(workbench: Workbench, config: TrainConfig, args: argparse.Namespace, prompts: list[Any]) -> int:
+    """The grid's runs one after another, followed; a table of them and the best on dev at the end."""
+    if args.detach or args.resume or args.node_rank:
+        raise TunelabError("--sweep follows its runs one after another: it takes no --detach, --resume or --node-rank")
+    plan = workbench.sweeps.plan(config, args.sweep, allow_large=args.yes)
+    workbench.check_targets(config)  # target_modules is no sweep key: the base's hold for every run
+    say(f"sweep {plan.id}: {plan.size} runs, {plan.grid}, one after another")
+    watcher = SweepPrinter(workbench, config.model)
+    try:
+        result = workbench.sweeps.run(plan, watcher, prompts)
+    except KeyboardInterrupt:
+        current = watcher.printer.run_id if watcher.printer else None
+        say(f"\nsweep {plan.id} interrupted: the runs not started yet never will" + (
+            f"; run {current} goes on (tunelab runs attach {current})" if current else ""
+        ))  # fmt: skip
+        return 0
+    table(
+        ("run", *(name for name, _ in plan.grid.axes), "state", "step", "eval loss", "pass rate"),
+        [
+            (
+                run_id,
+                *(str(values[name]) for name, _ in plan.grid.axes),
+                status.state,
+                str(status.step),
+                "" if status.eval_loss is None else f"{status.eval_loss:.4f}",
+                "" if status.pass_rate is None else f"{status.pass_rate:.0%}",
+            )
+            for run_id, values, status in result.ended
+        ],
+        title=f"sweep {plan.id}",
+    )
+    if result.best is None:
+        say(f"sweep {plan.id}: no run finished with an eval loss or pass rate, so none is named best")
+        return 1
+    run_id, metric, value = result.best
+    say(f"best on dev: {run_id} ({metric} {value:.4g}; use it as --adapter {run_id})")
+    return 0
 
 
 def add_runs(p: argparse.ArgumentParser) -> None:
@@ -170,18 +254,21 @@ def run_runs(args: argparse.Namespace) -> int:
     workbench = _workbench()
     runs = workbench.runs
     if args.action == "list":
+        from core.training.sweeps import grouped
+
         listed = runs.list()
         table(
-            ("run", "state", "step", "loss", "note"),
+            ("run", "state", "step", "loss", "sweep", "note"),
             [
                 (
                     status.id,
                     status.state,
                     f"{status.step}/{'?' if status.total_steps is None else status.total_steps}",
                     f"{status.loss:.4f}" if status.loss is not None else "",
-                    status.error or "",
+                    f"{sweep['id']} {sweep.get('index')}/{sweep.get('size')}" if sweep else "",
+                    status.error or status.early_stop or "",
                 )
-                for status in listed
+                for status, sweep in grouped(runs, listed)  # a sweep's runs together
             ],
         )
         warn([status.problem for status in listed if status.problem])

@@ -17,9 +17,10 @@ def plot(
     height: int,
     x_name: str = "step",
     waiting: str = "waiting for the first step…",
+    marks: tuple[tuple[float, str], ...] = (),
 ) -> Text:
     """Render `(points, style)` series into `width` x `height` cells, y axis on the left, x named `x_name`
-    (`waiting` until there is a point)."""
+    (`waiting` until there is a point), and each `(x, style)` mark as a vertical line (where a run stopped early)."""
     points = [p for pts, _ in series for p in pts]
     plot_w, plot_h = max(1, width - AXIS_WIDTH), max(1, height - 1)
     if not points:
@@ -37,6 +38,11 @@ def plot(
         bits, _ = cells.get(key, (0, style))
         cells[key] = (bits | DOTS[dy % 4][dx % 2], style)
 
+    for x, style in marks:
+        if x0 <= x <= x1:
+            dx = round((x - x0) / (x1 - x0) * (dots_w - 1)) if x1 > x0 else 0
+            for dy in range(dots_h):
+                put(dx, dy, style)
     for pts, style in series:
         last = None
         for x, y in sorted(pts):
@@ -71,10 +77,13 @@ class LossChart(Widget):
         super().__init__(**kwargs)
         self.x_name, self.waiting = x_name, waiting  # the x axis: training steps, or an optimize search's calls
         self.series: list[tuple[list[tuple[float, float]], str]] = []
+        self.marks: tuple[tuple[float, str], ...] = ()
 
-    def set_series(self, series: list[tuple[list[tuple[float, float]], str]]) -> None:
-        self.series = series
+    def set_series(
+        self, series: list[tuple[list[tuple[float, float]], str]], marks: tuple[tuple[float, str], ...] = ()
+    ) -> None:
+        self.series, self.marks = series, marks
         self.refresh()
 
     def render(self) -> Text:
-        return plot(self.series, self.size.width, self.size.height, self.x_name, self.waiting)
+        return plot(self.series, self.size.width, self.size.height, self.x_name, self.waiting, self.marks)

@@ -4,7 +4,7 @@ Runs are child processes that outlive the app, so this pane only reads files (`m
 where it left off, `status.json`) when the runs folder changes (watched, not polled; a heartbeat each
 second catches a process that died or a stop that ran out of grace); starting the app again re-attaches at once.
 `s` stops and saves (again: kill), `x` cancels, `u` resumes, `[`/`]` switch runs, `o` overlays the
-recent runs' curves.
+recent runs' curves (a sweep's run: its sweep's other runs first).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the app imports the workbench after its first frame; this p
 
 HEARTBEAT_S = 1.0
 LIST_EVERY_S = 2.0  # the whole runs folder is listed at most this often (the selected run: on every change)
-OVERLAY_STYLES = ("magenta", "green", "blue", "red")
+OVERLAY_STYLES = ("magenta", "green", "blue", "red", "bright_magenta", "bright_green", "bright_blue")
 
 
 @dataclass
@@ -81,7 +81,7 @@ class TrainingPane(Vertical):
         "LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
         "curves, rate, ETA and checkpoints. <train> starts a run; <train-stop> stops and saves (twice: at once), "
         "<train-cancel> cancels, <train-resume> resumes, <train-prev> and <train-next> switch runs, <train-overlay> overlays "
-        "the other runs' curves."
+        "the other runs' curves (a sweep's own runs first)."
     )
 
     class RunEnded(Message):
@@ -132,6 +132,8 @@ class TrainingPane(Vertical):
         self.watched: dict[str, Watched] = {}
         self.selected: str | None = None
         self.overlay = False
+        self.overlaid: list[str] = []  # the runs whose curves the overlay last read
+        self.mates: tuple[tuple[str, int], list[str]] = (("", -1), [])  # (selected run, runs listed): its sweep's
         self.stop_asked = False
         self.pending = ""  # a stop, kill or cancel asked and not yet done, shown in the status line
         self.last_state: dict[str, str] = {}
@@ -223,13 +225,24 @@ class TrainingPane(Vertical):
                 status = self.runs.status(run_id)
             extra = {}
             if overlay:
-                for other in [i for i in ids if i != run_id][: len(OVERLAY_STYLES)]:
+                for other in self._overlay_ids(run_id, ids):
                     start = others.get(other, 0)
                     got, end = self.runs.metrics(other, start)
                     extra[other] = (start, got, end)
         except (OSError, TunelabError):
             return
         self.post_message(self.Snapshot(run_id, offset, rows, new_offset, status, ids, extra, killed, force, done))
+
+    def _overlay_ids(self, run_id: str, ids: list[str]) -> list[str]:
+        """The runs overlaid on the selected one: its sweep's other runs first, then the newest (read again
+        when the runs listed change)."""
+        from core.training.sweeps import members, sweep_of
+
+        if self.mates[0] != (run_id, len(ids)):
+            sweep = sweep_of(self.runs, run_id)
+            mates = [m for m in members(self.runs, sweep["id"]) if m != run_id] if sweep else []
+            self.mates = ((run_id, len(ids)), mates)
+        return list(dict.fromkeys([*self.mates[1], *(i for i in ids if i != run_id)]))[: len(OVERLAY_STYLES)]
 
     @on(Snapshot)
     def apply(self, message: Snapshot) -> None:
@@ -253,6 +266,7 @@ class TrainingPane(Vertical):
             watched.add(message.rows)
             watched.offset = message.new_offset
             changed = changed or bool(message.rows)
+        self.overlaid = list(message.others)
         for other, (start, rows, end) in message.others.items():
             w = self.watched.setdefault(other, Watched(other))
             if start == w.offset:
@@ -280,6 +294,8 @@ class TrainingPane(Vertical):
         last = watched.last
         total = status.total_steps or 0
         parts = [f"{self.selected[:10]} {status.state}", f"step {status.step}/{total or '?'}"]
+        if status.early_stop:  # why it ended before its last step comes first: the line may be cut
+            parts.append(status.early_stop)
         if last:
             parts += step_parts(
                 last, skip=("epoch", "eval_loss", "pass_rate") + (() if status.state in LIVE else ("eta_s",))
@@ -299,9 +315,9 @@ class TrainingPane(Vertical):
         self.query_one("#training-progress", ProgressBar).update(total=total or None, progress=status.step)
         series = [(watched.loss, "cyan"), (watched.eval_loss, "yellow")]
         if self.overlay:
-            others = [i for i in self.ids if i != self.selected][: len(OVERLAY_STYLES)]
-            series += [(self.watched[i].loss, style) for i, style in zip(others, OVERLAY_STYLES) if i in self.watched]
-        self.query_one("#loss-chart", LossChart).set_series(series)
+            series += [(self.watched[i].loss, style) for i, style in zip(self.overlaid, OVERLAY_STYLES)]
+        stopped_at = ((status.step, "red"),) if status.early_stop else ()  # where the plateau ended the run
+        self.query_one("#loss-chart", LossChart).set_series(series, stopped_at)
         self.set_class(bool(watched.pass_rate), "-scored")
         self.query_one("#pass-chart", LossChart).set_series([(watched.pass_rate, "green")])
 
