@@ -176,3 +176,16 @@ def build(family: Family, folder: Path) -> Path:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def plain_peft_adapter(base_folder, out, dtype=None, safe=True, targets=("q_proj", "v_proj"), **lora):
+    """An adapter made with plain peft, as a user brings it (not by tunelab), its B matrices random (not the
+    zeros training starts from, so it changes the model); `safe=False`: the older pickle file (adapter_model.bin)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype or torch.float32)
+    config = LoraConfig(**{"r": 4, **lora}, target_modules=list(targets), init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out, safe_serialization=safe)
+    return out
