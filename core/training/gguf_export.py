@@ -19,7 +19,7 @@ from typing import Any
 from core.errors import TunelabError
 from core.storage.runfolders import ADAPTER_CONFIG, read_json, run_dir_of
 from core.training.adapters import base_of, merge, resolve_adapter
-from core.training.gguf_vocab import write_vocabulary
+from core.training.gguf_vocab import pre_tokenizer, write_vocabulary
 
 # transformers class -> (GGUF architecture, whether llama.cpp permutes its Q/K rows: LlamaModel.undo_permute)
 ARCHITECTURES = {
@@ -75,7 +75,9 @@ def export(
         raise TunelabError(f"{{0}} must be one of {', '.join(GGUF_TYPES)}, got '{gguf_type}'", "gguf_type")
     if adapter_only and (ollama or merged):
         raise TunelabError(
-            "an adapter-only GGUF has no merged model: drop {0} (or the Modelfile and merged folder)", "adapter_only"
+            "{0} writes the adapter alone: there is no merged model for {1} or a merged folder",
+            "adapter_only",
+            "ollama",
         )
     gguf_module()
     adapter = resolve_adapter(root, ref)
@@ -83,10 +85,7 @@ def export(
     if base is None:
         raise TunelabError(f"adapter {adapter} does not say its base model: give {{0}}", "model")
     out, modelfile = _targets(out, adapter_only, ollama)
-    config = _base_config(base)
-    if config is not None:  # refused before anything is loaded
-        architecture(config, f"base model {base}")
-        _rope(config)
+    config = _base_config(base, adapter_only)
     out.parent.mkdir(parents=True, exist_ok=True)
     if adapter_only:
         if config is None:
@@ -126,12 +125,21 @@ def _name_of(adapter: Path) -> str:
     return run_dir.name if run_dir is not None else adapter.name
 
 
-def _base_config(base: str) -> dict[str, Any] | None:
-    """The base model's config.json, where this disk has it (a folder, the demo, a cached hub id)."""
+def _base_config(base: str, adapter_only: bool) -> dict[str, Any] | None:
+    """The base model's config.json, where this disk has it (a folder, the demo, a cached hub id), its
+    architecture, RoPE and (for a merged export) tokenizer checked: refused before anything is loaded."""
     from core.engine.modelref import config_file, resolve
 
     path = config_file(resolve(base, allow_pickle=True))
-    return read_json(path) if path is not None else None
+    config = read_json(path) if path is not None else None
+    if path is None or config is None:
+        return None
+    architecture(config, f"base model {base}")
+    _rope(config)
+    tokenizer = read_json(path.parent / "tokenizer.json")
+    if tokenizer is not None and not adapter_only:
+        pre_tokenizer(tokenizer, path.parent / "tokenizer.json")
+    return config
 
 
 @dataclass

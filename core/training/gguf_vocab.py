@@ -20,7 +20,8 @@ SPLIT_PATTERNS = {
 
 def pre_tokenizer(tokenizer: dict[str, Any], where: Path) -> str:
     """llama.cpp's `tokenizer.ggml.pre` for this tokenizer: GPT-2's regex (a plain `ByteLevel`), Llama 3's
-    or Qwen2's; anything else is refused (llama.cpp would split the text otherwise)."""
+    or Qwen2's; anything else is refused (llama.cpp would split the text otherwise), as is a BPE without
+    merges (llama.cpp loads none)."""
     model = tokenizer.get("model") or {}
     pre = tokenizer.get("pre_tokenizer") or {}
     if (
@@ -31,6 +32,8 @@ def pre_tokenizer(tokenizer: dict[str, Any], where: Path) -> str:
         raise TunelabError(
             f"{where}: GGUF export covers byte-level BPE tokenizers (GPT-2, Llama 3, Qwen2 style), not this one"
         )
+    if not model.get("merges"):
+        raise TunelabError(f"{where}: the tokenizer has no BPE merges, without which llama.cpp cannot load it")
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
         return "gpt-2"
     parts = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None

@@ -21,7 +21,7 @@ def folders(tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     root = tmp_path_factory.mktemp("gguf-bases")
-    built = {name: build(BY_NAME[name], root / name) for name in ("llama3", "llama2", "qwen2", "gpt2")}
+    built = {name: build(BY_NAME[name], root / name, merges=True) for name in ("llama3", "llama2", "qwen2", "gpt2")}
     qwen2 = AutoModelForCausalLM.from_pretrained(built["qwen2"])
     # room for the <|endoftext|> that transformers' Qwen2 tokenizer adds (real Qwen2 models have it)
     qwen2.resize_token_embeddings(288)
@@ -72,8 +72,9 @@ def test_the_merged_model_is_a_llama_gguf_with_its_tokenizer_template_and_merged
     assert field(read, "llama.embedding_length") == 32 and field(read, "llama.feed_forward_length") == 64
     assert field(read, "llama.context_length") == 256 and field(read, "llama.rope.dimension_count") == 16
     assert field(read, "tokenizer.ggml.model") == "gpt2" and field(read, "tokenizer.ggml.pre") == "gpt-2"
-    assert len(field(read, "tokenizer.ggml.tokens")) == field(read, "llama.vocab_size") == 270
-    assert field(read, "tokenizer.ggml.tokens")[256] == "<s>" and field(read, "tokenizer.ggml.bos_token_id") == 256
+    assert len(field(read, "tokenizer.ggml.tokens")) == field(read, "llama.vocab_size") == 273
+    assert field(read, "tokenizer.ggml.tokens")[259] == "<s>" and field(read, "tokenizer.ggml.bos_token_id") == 259
+    assert field(read, "tokenizer.ggml.merges") == ["Ġ t", "h e", "Ġt he"]
     assert field(read, "tokenizer.ggml.add_bos_token") is True  # the Llama 3 family's tokenizer adds BOS
     assert field(read, "tokenizer.chat_template") == LLAMA3
     found = tensors(read)
@@ -200,6 +201,17 @@ def test_a_non_llama_architecture_is_refused_in_one_line_before_anything_is_load
         Workbench(home).adapters.export_gguf(str(adapter), tmp_path / "out.gguf")
     assert "GPT2LMHeadModel" in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "out.gguf").exists()
+
+
+def test_a_tokenizer_llama_cpp_cannot_load_is_refused_before_the_merge(tmp_path, home):
+    from core.workbench.service import Workbench
+
+    base = build(BY_NAME["llama3"], tmp_path / "no-merges")  # a byte-level BPE with no merges
+    adapter = plain_peft_adapter(base, tmp_path / "lora")
+    with pytest.raises(TunelabError, match="has no BPE merges, without which llama.cpp cannot load it"):
+        Workbench(home).adapters.export_gguf(str(adapter), tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing merged, nothing written
+    assert Workbench(home).adapters.export_gguf(str(adapter), tmp_path / "lora.gguf", adapter_only=True).gguf.is_file()
 
 
 def test_qwen2_is_exported_with_its_biases_and_unpermuted_rows(folders, tmp_path, home):
