@@ -120,13 +120,18 @@ FAMILIES = [
 ]
 
 
-def tokenizer(family: Family):
+MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")]  # a few, for files that must carry merges (GGUF: llama.cpp needs them)
+
+
+def tokenizer(family: Family, merges: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
-    raw = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    pairs = MERGES if merges else []
+    vocab.update({a + b: len(vocab) + i for i, (a, b) in enumerate(pairs)})
+    raw = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     raw.add_special_tokens(SPECIALS)
@@ -147,13 +152,13 @@ def tokenizer(family: Family):
     )
 
 
-def build(family: Family, folder: Path) -> Path:
+def build(family: Family, folder: Path, merges: bool = False) -> Path:
     """A 2-layer random model of the family's architecture with its tokenizer and template, saved to `folder`."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    tok = tokenizer(family)
+    tok = tokenizer(family, merges)
     size = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     if family.architecture == "GPT2Config":
         config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=256, **size)
@@ -176,3 +181,16 @@ def build(family: Family, folder: Path) -> Path:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def plain_peft_adapter(base_folder, out, dtype=None, safe=True, targets=("q_proj", "v_proj"), **lora):
+    """An adapter made with plain peft, as a user brings it (not by tunelab), its B matrices random (not the
+    zeros training starts from, so it changes the model); `safe=False`: the older pickle file (adapter_model.bin)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype or torch.float32)
+    config = LoraConfig(**{"r": 4, **lora}, target_modules=list(targets), init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out, safe_serialization=safe)
+    return out

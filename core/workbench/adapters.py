@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.engine.engines import is_local
 from core.engine.served import loads_lora
@@ -13,6 +14,9 @@ from core.errors import TunelabError
 from core.storage.atomic import write_atomic
 from core.storage.runfolders import ADAPTER_CONFIG, CONFIG_FILE, names_local_adapter, read_json
 from core.training.runs import Runs
+
+if TYPE_CHECKING:
+    from core.training.gguf_export import Exported
 
 FOLDERS_FILE = "adapter_folders.json"  # PEFT adapter folders from elsewhere, offered beside the runs' own
 ELSEWHERE = "elsewhere"
@@ -98,3 +102,31 @@ class Adapters:
         from core.training.adapters import resolve_adapter
 
         return resolve_adapter(self.root, ref)
+
+    def export_gguf(
+        self,
+        ref: str,
+        out: Path,
+        *,
+        base: str | None = None,
+        load_options: dict[str, Any] | None = None,
+        gguf_type: str = "f16",
+        adapter_only: bool = False,
+        ollama: bool = False,
+        merged: Path | None = None,
+    ) -> Exported:
+        """The adapter as GGUF for llama.cpp and Ollama: merged into its base, or alone as a GGUF LoRA; with
+        `ollama`, a Modelfile beside it (see `core.training.gguf_export.export`)."""
+        from core.training.gguf_export import export
+
+        return export(
+            self.root,
+            ref,
+            out,
+            base=base,
+            load_options=load_options,
+            gguf_type=gguf_type,
+            adapter_only=adapter_only,
+            ollama=ollama,
+            merged=merged,
+        )

@@ -14,7 +14,7 @@ from core.errors import TunelabError
 from core.training.config import TrainConfig
 from core.training.data import encode as training_example
 from tests.tiny_models import CHATML as CHATML_TEMPLATE
-from tests.tiny_models import FAMILIES
+from tests.tiny_models import FAMILIES, plain_peft_adapter
 
 pytestmark = pytest.mark.slow
 BY_NAME = {f.name: f for f in FAMILIES}
@@ -176,19 +176,6 @@ def test_end_of_turn_is_found_from_the_template_itself(loaded):
         tok = loaded(family.name).tokenizer
         found = end_of_turn(tok)
         assert (tok.convert_ids_to_tokens(found) if found is not None else None) == family.end_of_turn, family.name
-
-
-def plain_peft_adapter(base_folder, out, dtype=None, safe=True):
-    """An adapter made with plain peft, as a user brings it (not by tunelab); `safe=False`: the older
-    pickle file (adapter_model.bin)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype or torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    peft_model.save_pretrained(out, safe_serialization=safe)
-    return out
 
 
 def test_an_adapter_for_another_base_is_one_line_naming_both(tiny_models, tmp_path):

@@ -168,7 +168,10 @@ COMMANDS: dict[str, tuple[str, Adder]] = {
     "compare": ("prompt, LoRA, or both? every cell graded and the verdict (--train trains the LoRAs)", add_compare),
     "train": ("start a LoRA training run (a detached process) and follow it", add_train),
     "runs": ("list, show, attach to, stop, cancel or resume training runs", add_runs),
-    "adapters": ("list trained adapters, or merge one into its base model", add_adapters),
+    "adapters": (
+        "list trained adapters, merge one into its base model, or export one as GGUF (llama.cpp, Ollama)",
+        add_adapters,
+    ),
     "optimize": (
         "search the prompt arm on the dev rows (demonstrations, instructions) and judge the best",
         add_optimize,

@@ -297,9 +297,26 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def add_adapters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["list", "merge"], default="list", help="what to do")
-    p.add_argument("adapter", nargs="?", help="with merge: a training run id or PEFT folder (or --adapter)")
-    p.add_argument("--out", default=None, help="with merge: the new model folder")
+    p.add_argument("action", nargs="?", choices=["list", "merge", "export"], default="list", help="what to do")
+    p.add_argument("adapter", nargs="?", help="with merge and export: a training run id or PEFT folder (or --adapter)")
+    p.add_argument(
+        "--out", default=None, help="with merge: the new model folder; with export: keep the merged folder there"
+    )
+    p.add_argument(
+        "--gguf",
+        default=None,
+        metavar="OUT",
+        help="with export: a .gguf file, or a folder for model.gguf (adapter.gguf)",
+    )
+    p.add_argument(
+        "--gguf-type", choices=["f16", "f32"], default="f16", help="with export: the weights' type (default f16)"
+    )
+    p.add_argument(
+        "--adapter-only",
+        action="store_true",
+        help="with export: the adapter alone as a GGUF LoRA (llama.cpp's --lora), not merged into its base",
+    )
+    p.add_argument("--ollama", action="store_true", help="with export: also write an Ollama Modelfile beside the GGUF")
 
 
 def run_adapters(args: argparse.Namespace) -> int:
@@ -318,9 +335,37 @@ def run_adapters(args: argparse.Namespace) -> int:
         return 0
     options, models, _ = model_options(args)
     adapter = args.adapter or options.adapter
+    base = models[0] if getattr(args, "models", None) else None
+    if args.action == "export":
+        return _export(workbench, args, adapter, base, options.load_kwargs())
     if not adapter or not args.out:
         raise TunelabError("adapters merge needs an adapter and --out DIR")
-    base = models[0] if getattr(args, "models", None) else None
     out = merge(workbench.root, adapter, Path(args.out).expanduser(), base, options.load_kwargs())
     say(f"merged model written to {out} (use it with --model {out})")
+    return 0
+
+
+def _export(
+    workbench: Workbench, args: argparse.Namespace, adapter: str | None, base: str | None, load: dict[str, Any]
+) -> int:
+    if not adapter or not args.gguf:
+        raise TunelabError("adapters export needs an adapter and --gguf OUT")
+    done = workbench.adapters.export_gguf(
+        adapter,
+        Path(args.gguf),
+        base=base,
+        load_options=load,
+        gguf_type=args.gguf_type,
+        adapter_only=args.adapter_only,
+        ollama=args.ollama,
+        merged=Path(args.out).expanduser() if args.out else None,
+    )
+    for note in done.notes:
+        say(f"note: {note}")
+    kind = "LoRA adapter" if args.adapter_only else "merged model"
+    say(f"{kind} written to {done.gguf} (GGUF {args.gguf_type})")
+    if done.modelfile:
+        say(f"Modelfile written to {done.modelfile}: cd {done.modelfile.parent} && ollama create NAME -f Modelfile")
+    if done.merged:
+        say(f"merged model folder kept at {done.merged} (use it with --model {done.merged})")
     return 0
