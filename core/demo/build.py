@@ -31,11 +31,13 @@ class BuildConfig:
     heads: int = 8
     kv_heads: int = 2
     intermediate_size: int = 512
-    seq_len: int = 128
-    batch_size: int = 32
+    seq_len: int = 256  # room for a few demonstrations and the item: the contexts in-context runs need
+    batch_size: int = 16
     steps: int = 300
     lr: float = 3e-3
     documents: int = 40000
+    in_context_share: float = 0.3  # in-context documents added, per document of the mix
+    in_context_seed: int = 99  # their own random stream: the rest of the corpus is drawn as it was without them
     task_items: int = 600
     eval_fraction: float = 0.2
 
@@ -56,6 +58,15 @@ def documents(rng: random.Random, count: int) -> list[str]:
             docs.append(f"Q: {q}\nA: {a}")
         else:
             docs.append("".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in corpus.chat(rng)))
+    return docs
+
+
+def corpus_documents(cfg: BuildConfig) -> list[str]:
+    """The mix, then the in-context documents, shuffled together."""
+    docs = documents(random.Random(cfg.seed), cfg.documents)
+    rng = random.Random(cfg.in_context_seed)
+    docs += [corpus.in_context(rng) for _ in range(int(cfg.documents * cfg.in_context_share))]
+    rng.shuffle(docs)
     return docs
 
 
@@ -155,7 +166,7 @@ def build(model_dir: Path, data_dir: Path, cfg: BuildConfig | None = None, log=p
     cfg = cfg or BuildConfig()
     torch.manual_seed(cfg.seed)
     items = task_items(cfg)
-    docs = without_task(documents(random.Random(cfg.seed), cfg.documents), items)
+    docs = without_task(corpus_documents(cfg), items)
     log(f"corpus: {len(docs)} documents")
     tokenizer = train_tokenizer(docs, cfg)
     data = pack(docs, tokenizer, cfg.seq_len)

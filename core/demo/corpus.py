@@ -382,3 +382,58 @@ def sentiment_items(rng: random.Random, count: int) -> list[dict[str, str]]:
         )
     rng.shuffle(items)
     return items
+
+
+# In-context runs: a document of several labelled examples in a row, so the model learns to read the examples
+# before an item, and so to use the demonstrations a k-shot prompt puts there. The cue and the label words are
+# drawn per document (a label pair other than positive/negative can only be read off the examples).
+CUES = [
+    "Overall, this review is",
+    "The tone of this review is",
+    "In short, the feeling here is",
+    "Sentiment:",
+    "Label:",
+    "This review is",
+]
+LABEL_PAIRS = [("positive", "negative")] * 4 + [
+    ("good", "bad"),
+    ("happy", "sad"),
+    ("yes", "no"),
+    ("great", "awful"),
+    ("pos", "neg"),
+]
+SEPARATORS = ["\n\n", "\n\n", "\n", " "]
+
+
+def labelled_run(rng: random.Random) -> str:
+    """2 to 8 reviews, each followed by the document's cue and its label, joined by one separator."""
+    cue, (pos_word, neg_word), sep = _pick(rng, CUES), _pick(rng, LABEL_PAIRS), _pick(rng, SEPARATORS)
+    parts = []
+    for _ in range(2 + rng.randrange(7)):
+        positive = rng.random() < 0.5
+        parts.append(f"{review(rng, positive)} {cue} {pos_word if positive else neg_word}")
+    return sep.join(parts)
+
+
+def labelled_chat(rng: random.Random) -> list[dict[str, str]]:
+    """The same as alternating chat turns: a review (with or without a question), the label as the answer."""
+    pos_word, neg_word = _pick(rng, LABEL_PAIRS)
+    ask = _pick(rng, ["", " Is this review positive or negative?", " Sentiment?"])
+    turns = []
+    for _ in range(2 + rng.randrange(6)):
+        positive = rng.random() < 0.5
+        turns += [
+            {"role": "user", "content": review(rng, positive) + ask},
+            {"role": "assistant", "content": pos_word if positive else neg_word},
+        ]
+    return turns
+
+
+def in_context(rng: random.Random) -> str:
+    """One in-context document: a raw labelled run, a chat of labelled turns, or a run of Q/A pairs."""
+    r = rng.random()
+    if r < 0.6:
+        return labelled_run(rng)
+    if r < 0.85:
+        return "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in labelled_chat(rng))
+    return "\n".join("Q: {}\nA: {}".format(*question(rng)) for _ in range(2 + rng.randrange(5)))

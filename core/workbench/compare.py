@@ -4,10 +4,11 @@ task" both run it; they differ only in how they show progress (a `CompareWatcher
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from core.data.prompts import PromptVersion
+from core.data.shots import Shots
 from core.engine.options import ModelOptions
 from core.evals.plan import EvalRequest
 from core.training.config import TrainConfig
@@ -21,6 +22,9 @@ SCORED_ITEMS = 50  # eval rows a run trained for `best` scores at each eval step
 DEMO_PROMPT_NAME = "senti"
 # The demo task's prompt: a raw continuation the demo model was built to finish with a label.
 DEMO_PROMPT = PromptVersion("{{text}} Overall, this review is", mode="raw", params={"max_new_tokens": 4})
+# The same prompt given the training rows too (four random ones before each item): the k-shot column.
+DEMO_SHOTS_NAME = "senti-4shot"
+DEMO_SHOTS_PROMPT = replace(DEMO_PROMPT, shots=Shots(4, "random", 0))
 
 
 @dataclass

@@ -38,6 +38,8 @@ from core.workbench.compare import (
     CHECKPOINTS,
     DEMO_PROMPT,
     DEMO_PROMPT_NAME,
+    DEMO_SHOTS_NAME,
+    DEMO_SHOTS_PROMPT,
     MAX_SEEDS,
     SCORED_ITEMS,
     ComparePlan,
@@ -449,10 +451,12 @@ class Workbench:
         return concrete_ref(self.root, f"{ref}@{BEST}")
 
     def demo_plan(self, options: ModelOptions) -> ComparePlan:
-        """The first five minutes: the demo prompt (raw) on the demo task, a LoRA trained as is and one with it."""
+        """The first five minutes: the demo prompt (raw) on the demo task, zero-shot and 4-shot (the same training
+        rows in the prompt), a LoRA trained as is and one with the zero-shot prompt."""
         ref = PromptRef(DEMO_PROMPT_NAME, DEMO_PROMPT, new=True)
         request = EvalRequest("demo", "eval", "labels")
-        return self.compare_plan(request, options, [ref], train=True, train_with_prompt=True)
+        plan = self.compare_plan(request, options, [ref], train=True, train_with_prompt=True)
+        return replace(plan, prompts=[ref, PromptRef(DEMO_SHOTS_NAME, DEMO_SHOTS_PROMPT, new=True)])
 
     def compare(
         self,

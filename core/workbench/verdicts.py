@@ -249,14 +249,17 @@ class Verdicts:
             return 0
 
     def _form(self, v: EvalVariant) -> str:
-        """What a variant's prompt renders items with (template and system prompt), as a run's config keeps it."""
+        """What a variant's prompt renders items with (template, system prompt, demonstrations), as a run's
+        config keeps it."""
         if not v.template:
             return prompt_form("", "")
         try:
-            system = self.prompts.get(v.prompt_id)[1].system if v.prompt_id else ""
+            version = self.prompts.get(v.prompt_id)[1] if v.prompt_id else None
         except TunelabError:
-            system = ""  # a version gone from the store: its template alone
-        return prompt_form(v.template, system)
+            version = None  # a version gone from the store: its template alone
+        if version is None:
+            return prompt_form(v.template, "")
+        return prompt_form(v.template, version.system, version.shots.to_dict() if version.demonstrates else None)
 
     def _foreign_prompts(self, summary: EvalSummary, loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
@@ -296,7 +299,7 @@ class Verdicts:
         spent = {"train_s": status.train_s, "device": status.device, "trainable_params": status.trainable_params}
         cost.update({k: v for k, v in spent.items() if v is not None})
         template = str(config.get("template") or "")
-        form = prompt_form(template, str(config.get("system") or "") if template else "")
+        form = prompt_form(template, str(config.get("system") or "") if template else "", config.get("shots"))
         trained_on = "as is"
         if template:
             trained_on = (prompt_labels or {}).get(form) or f"prompt '{template.splitlines()[0][:24]}'"
@@ -353,9 +356,10 @@ def _shares_items(one: EvalHeadline, other: EvalHeadline) -> bool:
     return one.dataset_sha256 == other.dataset_sha256 and one.split == other.split
 
 
-def prompt_form(template: str, system: str) -> str:
-    """A prompt's rendering, as a key: two versions that differ only in the system prompt are two prompts."""
-    return json.dumps([template, system])
+def prompt_form(template: str, system: str, shots: dict[str, Any] | None = None) -> str:
+    """A prompt's rendering, as a key: two versions that differ only in the system prompt, or in their
+    demonstrations, are two prompts."""
+    return json.dumps([template, system, shots or None], sort_keys=True)
 
 
 def served_cost(model: str) -> dict[str, Any]:

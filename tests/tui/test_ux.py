@@ -221,7 +221,7 @@ def test_make_screenshots_draws_the_readme_pictures_from_the_real_app(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     names = sorted(p.name for p in tmp_path.glob("*.svg"))
     assert names == ["eval-matrix.svg", "history.svg", "main.svg", "training-monitor.svg", "verdict.svg"]
-    assert "78.3%" in (tmp_path / "eval-matrix.svg").read_text().replace("&#160;", " ")
+    assert "89.2%" in (tmp_path / "eval-matrix.svg").read_text().replace("&#160;", " ")
     verdict = (tmp_path / "verdict.svg").read_text().replace("&#160;", " ")
     assert "model variant" in verdict and "senti@150f96" in verdict
     assert " wins" in verdict or "A tie between" in verdict  # the verdict sentence, whichever way it went

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from textual.widgets import Button, DataTable, Input, Select
 
 from core.training.runs import Runs
-from core.workbench.compare import DEMO_PROMPT
+from core.workbench.compare import DEMO_PROMPT, DEMO_SHOTS_PROMPT
 from core.workbench.service import Workbench
 from tests.seeded import SENTI, comparison_eval, finish, finished_run
 from tests.tui_helpers import fake_app, wait_for
@@ -173,9 +173,10 @@ async def test_a_first_start_offers_the_demo_comparison_which_trains_both_loras_
         grid = app.screen.comparison.grid
         assert [r.label.split("+")[0] for r in grid.rows] == ["demo (base)", "demo", "demo"]
         assert [r.trained_on for r in grid.rows[1:]] == ["as is", f"senti@{DEMO_PROMPT.id[:6]} raw"]
-        assert [c.label for c in grid.cols] == ["no prompt", f"senti@{DEMO_PROMPT.id[:6]} raw"]
-        assert app.screen.comparison.summary.status == "done" and len(grid.cells) == 6
-        assert len(app.main.evals.columns) == 6  # the comparison started the matrix clean
+        shots = f"senti-4shot@{DEMO_SHOTS_PROMPT.id[:6]} raw 4-shot random"  # the training rows in the prompt
+        assert [c.label for c in grid.cols] == ["no prompt", f"senti@{DEMO_PROMPT.id[:6]} raw", shots]
+        assert app.screen.comparison.summary.status == "done" and len(grid.cells) == 9
+        assert len(app.main.evals.columns) == 9  # the comparison started the matrix clean
         runs = sorted(p.name for p in (home / "runs").iterdir())
         assert len(runs) == 2 and all((home / "runs" / r / "adapter").is_dir() for r in runs)
 
