@@ -259,7 +259,9 @@ class Verdicts:
             version = None  # a version gone from the store: its template alone
         if version is None:
             return prompt_form(v.template, "")
-        return prompt_form(v.template, version.system, version.shots.to_dict() if version.demonstrates else None)
+        return prompt_form(
+            v.template, version.system, version.shots.to_dict() if version.shots and version.demonstrates else None
+        )
 
     def _foreign_prompts(self, summary: EvalSummary, loras: dict[str, dict[str, Any]]) -> list[Foreign]:
         out = []
