@@ -24,13 +24,22 @@ from tests.seeded import finish
 from tests.unit.test_evals import ScriptedBackend
 from tests.unit.test_optimize import FollowsInstructions
 
+
+class Chatty(ScriptedBackend):
+    """The scripted model's answer in a sentence: a passing output that is not the expected text itself."""
+
+    def batch(self, model, adapter, prompts, params, on_result, cancel):
+        said = lambda i, result: on_result(i, replace(result, output=f"{result.output}, I think."))  # noqa: E731
+        super().batch(model, adapter, prompts, params, said, cancel)
+
+
 SENTI = PromptVersion("Review: {{text}}\nSentiment:", mode="raw", params={"max_new_tokens": 4})
 DEV = EvalRequest("demo", "eval", grader="labels", limit=24, holdout=0.2)  # a sealed test split carved too
 
 
 def test_traces_keep_the_passing_outputs_of_training_rows_only_with_their_ids(home):
     workbench = Workbench(home)
-    traces = prompt_traces(workbench, PromptRef("senti", SENTI, new=True), DEV, ScriptedBackend(), model="demo")
+    traces = prompt_traces(workbench, PromptRef("senti", SENTI, new=True), DEV, Chatty(), model="demo")
     dataset = DEV.selection.load()
     train = {it.id: it for it in dataset.split("train")}
     ran = workbench.evals.load(traces.eval_id)
@@ -41,7 +50,8 @@ def test_traces_keep_the_passing_outputs_of_training_rows_only_with_their_ids(ho
     for row in rows:  # the input as the row had it, the scripted model's output as its answer
         source = train[row["id"]]
         assert row["text"] == source.vars["text"] and row["derived_from"] == source.digest
-        assert row["expected"] == ran.scores(0)[row["id"]].majority and row["split"] == "train"
+        assert row["expected"] == ran.scores(0)[row["id"]].majority == f"{source.expected}, I think."
+        assert row["split"] == "train"
     derived = load_dataset(str(traces.path), expected="expected")
     assert derived.splits == ("train",) and {it.id for it in derived.items} == passed
     assert not passed & {it.id for it in dataset.items if it.split != "train"}  # never eval or sealed rows
@@ -51,7 +61,7 @@ def test_traces_keep_the_passing_outputs_of_training_rows_only_with_their_ids(ho
 
 def test_a_run_on_traces_is_ledgered_as_its_source_rows_so_the_seal_still_holds(home):
     workbench = Workbench(home)
-    traces = prompt_traces(workbench, PromptRef("senti", SENTI, new=True), DEV, ScriptedBackend(), model="demo")
+    traces = prompt_traces(workbench, PromptRef("senti", SENTI, new=True), DEV, Chatty(), model="demo")
     config = workbench.train_config(
         {"split": "train", "eval_split": None}, options=ModelOptions("demo"), dataset=str(traces.path),
         expected=traces.expected, prompt=SENTI,
@@ -79,9 +89,12 @@ def trains_at_once(monkeypatch):
     monkeypatch.setattr(Runs, "launch", lambda runs, run_id, *_, **__: finish(runs.path(run_id), 12, adapter=True))
 
 
-class LoRAWantsShots(FollowsInstructions):
-    """As `FollowsInstructions` on the base; with a LoRA, a keyword classifier when the prompt carries
-    demonstrations and `positive` otherwise (so the search on the LoRA finds another prompt than on the base)."""
+GOOD = ("love", "great", "excellent", "perfect", "fantastic")  # FollowsInstructions' words
+
+
+class LoRAWantsAnother(FollowsInstructions):
+    """As `FollowsInstructions` on the base; with a LoRA, a keyword classifier under the "You label inputs"
+    instruction and `positive` under any other (so the search on the LoRA finds another prompt than on the base)."""
 
     def batch(self, model, adapter, prompts, params, on_result, cancel):
         from core.engine.protocol import GenResult
@@ -89,10 +102,7 @@ class LoRAWantsShots(FollowsInstructions):
         if adapter is None:
             return super().batch(model, adapter, prompts, params, on_result, cancel)
         for i, p in enumerate(prompts):
-            item = p.text.rsplit("\n\n", 1)[-1].lower()
-            good = "\n\n" not in p.text or any(
-                w in item for w in ("love", "great", "excellent", "perfect", "fantastic")
-            )
+            good = "label inputs" not in p.system or any(w in p.text.lower() for w in GOOD)
             on_result(i, GenResult("positive" if good else "negative", "eos", 1))
 
 
@@ -101,7 +111,7 @@ def test_both_together_adds_the_p_w_and_p_w_p_rows_each_search_and_lora_counted(
     start = PromptRef("senti", PromptVersion("{{text}}", mode="raw", params={"max_new_tokens": 4}), new=True)
     request = EvalRequest("demo", "eval", grader="labels", limit=24)
     plan = workbench.compare_plan(request, ModelOptions("demo"), [start])
-    done = compare_together(workbench, plan, LoRAWantsShots(), Steps(request, budget=120, trace_rows=40), both=True)
+    done = compare_together(workbench, plan, LoRAWantsAnother(), Steps(request, budget=200, trace_rows=40), both=True)
     judged = done.comparison
     grid = judged.grid
     assert [(row.kind, row.stage) for row in grid.rows] == [
@@ -117,6 +127,7 @@ def test_both_together_adds_the_p_w_and_p_w_p_rows_each_search_and_lora_counted(
     assert grid.cell(1, 2).label.startswith(f"p->w: {grid.cols[2].label} | demo+")
     assert grid.cell(2, 3).pass_rate > grid.cell(1, 2).pass_rate  # the prompt searched on the LoRA does better
     assert f"(p->w->p: {grid.cols[3].label} | demo+" in judged.verdict.sentence
+    assert workbench.prompts.get(grid.cols[3].key)[1].system.startswith("You label inputs")  # another instruction
     assert not judged.foreign  # the prompt optimized on the LoRA is no foreign prompt
     assert judged.tried.loras == 1 and judged.tried.versions >= 2 * 10  # both searches' candidates counted
     on_lora = [e for e in workbench.evals.list() if e.split == "eval" and e.variants[0].adapter == lora]
@@ -158,3 +169,28 @@ def test_a_distilled_lora_sits_beside_the_prompt_it_replaces_with_the_tokens_it_
     # "Review:" and "Sentiment:": 2 prompt tokens a call; 12 steps of 100 tokens trained, 3 passes each: 1,800 calls
     assert line.endswith("; 2 prompt tokens per call saved; break-even after 1,800 calls (its training read 1,200 "
                          "tokens, each about 3 forward passes)")  # fmt: skip
+
+
+def test_compare_both_together_on_the_command_line(home, trains_at_once, tmp_path, capsys, monkeypatch):
+    """The flags reach the same use case: the scripted model in place of the local one, each step said."""
+    import core.engine.engines as engines
+    from tests.conftest import here
+
+    monkeypatch.setattr(engines, "HostEngine", lambda options, *_, **__: LoRAWantsAnother())
+    prompt = tmp_path / "senti.toml"
+    prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}}"\n[params]\nmax_new_tokens = 4\n')
+    flags = ["compare", "--prompt", str(prompt), "--limit", "24", "--json"]
+    done = here(capsys, *flags, "--both-together", "--optimize", "200", "--trace-rows", "40")
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = ("p", "traces", "w", "p again")
+    said = [head for line in done.stderr.splitlines() if (head := line.split(":")[0]) in steps]
+    assert said == list(steps) and "passed" in done.stderr.split("traces: ")[1]
+    rows = json.loads(done.stdout)["grid"]["rows"]
+    assert [(r["kind"], r["stage"]) for r in rows] == [("base", ""), ("lora", "p->w"), ("lora", "p->w->p")]
+    for bad, why in (
+        ([], "--both-together needs a --prompt to start the search from"),
+        ([*flags[1:3], "--checkpoint", "best"], "--checkpoint best scores checkpoints"),
+        ([*flags[1:3], "--trace-rows", "0"], "--trace-rows must be at least 1, got 0"),
+    ):
+        refused = here(capsys, "compare", "--both-together", *bad)
+        assert refused.returncode == 2 and why in refused.stderr
