@@ -194,3 +194,5 @@ def test_compare_both_together_on_the_command_line(home, trains_at_once, tmp_pat
     ):
         refused = here(capsys, "compare", "--both-together", *bad)
         assert refused.returncode == 2 and why in refused.stderr
+    alone = here(capsys, *flags[:3], "--trace-rows", "8")
+    assert alone.returncode == 2 and "--trace-rows goes with --both-together or --distill" in alone.stderr

@@ -50,9 +50,12 @@ def compare_with(
     stack: Any,
 ) -> Comparison:
     """The plan's comparison, with the p->w->p and distilled rows when asked (each step said once it ends)."""
-    if not (args.both_together or args.distill):
-        return workbench.compare(plan, engine, watcher)
     from core.errors import TunelabError
+
+    if not (args.both_together or args.distill):
+        if args.trace_rows is not None:
+            raise TunelabError("{0} goes with {1} or {2}", "trace_rows", "both_together", "distill")
+        return workbench.compare(plan, engine, watcher)
     from core.workbench.together import BUDGET, Steps, compare_together
 
     if args.trace_rows is not None and args.trace_rows < 1:
