@@ -27,7 +27,8 @@ from core.errors import TunelabError
 
 SEALED = "test"  # the split only a final comparison looks at
 EXPECTED_GUESSES = ("expected", "output", "label", "answer", "target", "completion")  # completion: TRL's rows
-RESERVED = {"id", "split"}
+SOURCE_FIELD = "derived_from"  # a derived row's source row (its digest): what a run's ledger records it as
+RESERVED = {"id", "split", SOURCE_FIELD}
 CHAT_FIELDS = {"messages", "conversations", "history", "tools"}
 INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index of datasets
 META_FILES = {INFO_FILE, "state.json", "dataset_dict.json"}  # beside the data: LLaMA-Factory's, `datasets`' own
@@ -47,6 +48,7 @@ class Item:
     answers: tuple[str, ...] = ()  # an expected list: any of these passes (`expected` is the first, trained on)
     digest: str = ""  # a hash of what the loader read of the row: the same row in any file, order or format
     named: bool = False  # the row gave its own `id` (else the id is its digest)
+    source: str = ""  # a derived row (a prompt's passing output): the digest of the training row it came from
 
     @property
     def key(self) -> str:
@@ -417,8 +419,11 @@ def _item(
     item_id = row.get("id", digest[:ID_CHARS])
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
         raise TunelabError(f"{where}: field 'id' must be a string or integer")
+    source = row.get(SOURCE_FIELD, "")
+    if not isinstance(source, str):
+        raise TunelabError(f"{where}: field '{SOURCE_FIELD}' must be a string (the source row's digest)")
     split = split or row_split
-    return Item(str(item_id), variables, expected, where, split, messages, checks, answers, digest, "id" in row)
+    return Item(str(item_id), variables, expected, where, split, messages, checks, answers, digest, "id" in row, source)
 
 
 ID_CHARS = 12  # a row without an id is named by this much of its digest

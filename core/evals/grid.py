@@ -32,7 +32,7 @@ class RowKind(StrEnum):
     LORA = "lora"  # a model with LoRA adapters (the seeds of one training share a row)
     SERVED = "served"  # a model behind an OpenAI-compatible endpoint, as it is
     OPTIMIZED = "optimized"  # reserved: a prompt an optimizer wrote (no row is built as one yet)
-    DISTILLED = "distilled"  # reserved: a LoRA trained on a bigger model's answers (no row is built as one yet)
+    DISTILLED = "distilled"  # a LoRA trained on a prompt's passing answers, used with no prompt in its place
 
     @property
     def trained(self) -> bool:
@@ -49,6 +49,8 @@ class Row:
     adapters: tuple[str, ...] = ()  # empty for the base
     trained_on: str | None = None  # "as is", "senti@4ab7b9 raw", "elsewhere"; None for the base
     cost: dict[str, Any] = field(default_factory=dict)  # training wall time, device, parameters, size
+    stage: str = ""  # a LoRA trained on a prompt's passing outputs: "p->w", "p->w->p", "distilled from senti@…"
+    source: str = ""  # then: the id of that prompt's version
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,9 @@ def build_grid(
     """The grid of `summary`'s variants. `loras[adapter]` may give `group` (adapters of one group are seeds
     of one row), `trained_on` and `cost`; an adapter it does not know is a row of its own. `served[model]`
     is a served model's cost (its endpoint and prices): a model in it is a served row. Each row's `kind`
-    is set here, once."""
+    is set here, once. A LoRA trained on a prompt's passing outputs names its `stage` and `source` (that
+    prompt), and `kind` distilled when it replaces the prompt; `stages[prompt id]` is (stage, trained_on) for
+    a prompt optimized on it since: its cells with that prompt are a row of their own (p->w->p)."""
     loras, served = loras or {}, served or {}
     variants = summary.variants
     rows: list[Row] = []
@@ -121,6 +125,10 @@ def build_grid(
     for vi, v in enumerate(variants):
         adapter = v.adapter
         info = loras.get(adapter, {}) if adapter else {}
+        staged = (info.get("stages") or {}).get(v.prompt_id or "")
+        if staged:  # a prompt optimized on this LoRA since: its cells are a row of their own
+            group = f"{info.get('group', adapter)}:{staged[0]}"
+            info = {**info, "stage": staged[0], "trained_on": staged[1], "group": group}
         row_key = f"{v.model}:{info.get('group', adapter) if adapter else BASE}"
         r = next((i for i, row in enumerate(rows) if row.key == row_key), None)
         if r is None:
@@ -153,10 +161,12 @@ def _row(key: str, variant: EvalVariant, info: Mapping[str, Any], served: Mappin
         key,
         f"{model}+{Path(str(adapter)).name[:9]} {trained_on}",
         model,
-        RowKind.LORA,
+        RowKind.DISTILLED if info.get("kind") == RowKind.DISTILLED else RowKind.LORA,
         (adapter,),
         trained_on,
         dict(info.get("cost", {})),
+        str(info.get("stage") or ""),
+        str(info.get("source") or ""),
     )
 
 
@@ -182,6 +192,8 @@ def _cell(summary: EvalSummary, key: tuple[int, int], vis: list[int], rows: list
         ci = list(interval(list(scores.values())))
     r, c = key
     label = variants[0].label if len(vis) == 1 else f"{cols[c].label} | {rows[r].label}"
+    if rows[r].stage and len(vis) == 1:  # the verdict's sentence names the stage: `p->w->p: senti@… | demo+t…`
+        label = f"{rows[r].stage}: {label}"
     return Cell(
         r,
         c,

@@ -21,6 +21,7 @@ from core.storage.atomic import write_atomic
 from core.storage.schemas import EvalHeadline
 
 Curve = Sequence[tuple[int, float]]  # (step, loss)
+TRAIN_PASSES = 3  # a trained token costs a forward and a backward pass: about three forward passes
 
 
 def rate_text(cell: Cell) -> str:
@@ -121,7 +122,8 @@ def kind_cost(grid: Grid, r: int) -> str | None:
 def costs(grid: Grid) -> list[str]:
     """Each LoRA's training, each served model's calls and each prompt's extra tokens, one line each."""
     rows = [f"{row.label}: {cost}" for r, row in enumerate(grid.rows) if (cost := kind_cost(grid, r)) is not None]
-    return rows + [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key] + break_even(grid)
+    columns = [f"{col.label}: {column_cost(col)}" for col in grid.cols if col.key]
+    return rows + columns + break_even(grid) + [line for r in range(len(grid.rows)) if (line := distilled(grid, r))]
 
 
 def break_even(grid: Grid) -> list[str]:
@@ -141,6 +143,41 @@ def break_even(grid: Grid) -> list[str]:
                 f"({added * 1000:+.1f} ms) per call after {calls:,} calls"
             )
     return out
+
+
+def distilled(grid: Grid, r: int) -> str | None:
+    """A distilled LoRA (no prompt) beside the prompt it replaces on the base: both pass rates, the prompt
+    tokens each call saves, and after how many calls its one-off training has cost less than those tokens
+    (its training's tokens, each a forward and a backward pass: about 3 forward passes, against the prompt's
+    tokens each call no longer reads). None for any other row, or when either cell was not graded."""
+    row = grid.rows[r]
+    bare = next((c for c, col in enumerate(grid.cols) if not col.key), None)
+    source = next((c for c, col in enumerate(grid.cols) if col.key and col.key == row.source), None)
+    if row.kind is not RowKind.DISTILLED or bare is None or source is None or (mine := grid.cell(r, bare)) is None:
+        return None
+    prompted = next(
+        (
+            cell
+            for (rr, cc), cell in sorted(grid.cells.items())
+            if cc == source and grid.rows[rr].kind is RowKind.BASE and grid.rows[rr].model == row.model
+        ),
+        None,
+    )
+    if prompted is None:
+        return None
+    line = f"{row.label}: {rate_text(mine)} with no prompt, beside {grid.cols[source].label}'s {rate_text(prompted)}"
+    if mine.prompt_tokens is None or prompted.prompt_tokens is None:
+        return line
+    saved = prompted.prompt_tokens - mine.prompt_tokens
+    line += f"; {saved:.0f} prompt tokens per call saved"
+    trained = row.cost.get("train_tokens")
+    if saved > 0 and isinstance(trained, (int, float)) and trained > 0:
+        calls = math.ceil(TRAIN_PASSES * trained / saved)
+        line += (
+            f"; break-even after {calls:,} calls (its training read {trained:,.0f} tokens, each about "
+            f"{TRAIN_PASSES} forward passes)"
+        )
+    return line
 
 
 def _svg(figure: Any) -> str:

@@ -293,7 +293,7 @@ class Runs:
         if sweep is not None:
             record["sweep"] = sweep
         write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=2))
-        write_ledger(run_dir, [it.digest for it in trained])
+        write_ledger(run_dir, [it.source or it.digest for it in trained])  # a derived row: the row it came from
         remember_seal(self.root, dataset.name, config.holdout, dataset.items)
         keep_reserve(run_dir)
         StatusWriter(run_dir).update(state="created", step=0)

@@ -41,10 +41,16 @@ class ComparePlan:
     seeds: int = 1
     checkpoint: str = "final"
     also: list[str] = field(default_factory=list)  # more models graded beside it (a served one: its rows)
+    # a LoRA graded only with these prompt versions (None: no prompt), not every one: a distilled LoRA replaces
+    # its prompt, a p->w LoRA is judged with the prompts of its stages
+    paired: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 class CompareWatcher:
     """How a front end follows a comparison; every method is called from the worker thread doing it."""
+
+    def phase(self, text: str) -> None:
+        """A step of a longer use case starts (p->w->p's searches, traces and LoRA; a distillation)."""
 
     def training(self, config: TrainConfig, index: int, total: int) -> None:
         """Run `index` of `total` is about to start."""

@@ -103,11 +103,13 @@ def optimize(
     proposer: str | None = None,
     seed: int = 0,
     model: str = "demo",
+    adapter: str | None = None,
     cancel: threading.Event | None = None,
     on_round: Callable[[Search], object] = lambda search: None,
 ) -> Optimized:
-    """Search `start`'s prompt arm on the request's dev rows within `budget` graded generations, on `model`.
-    Every round's eval is tagged `optimize` in history, the last one noted with what the search found."""
+    """Search `start`'s prompt arm on the request's dev rows within `budget` graded generations, on `model`
+    (with `adapter`: the prompt for that LoRA). Every round's eval is tagged `optimize` in history, the last
+    one noted with what the search found."""
     if budget < MIN_BUDGET:
         raise TunelabError(f"{{0}} must be at least {MIN_BUDGET} graded generations, got {budget}", "budget")
     cancel = cancel or threading.Event()
@@ -125,7 +127,7 @@ def optimize(
         candidates += shot_candidates(start, len(train), seed)
     if "instructions" in strategies:
         candidates += instruction_candidates(start, train, ask)
-    scorer = _EvalScorer(workbench, name, request, engine, model, [it.id for it in dev], cancel)
+    scorer = _EvalScorer(workbench, name, request, engine, model, adapter, [it.id for it in dev], cancel)
     if "reflect" in strategies and ask is not None:
         failures = _failures(workbench, scorer, bare, dev)
         candidates += reflect_candidates(start, failures, ask)
@@ -135,13 +137,14 @@ def optimize(
     if final is None:
         raise TunelabError("optimize was cancelled before it scored anything")
     tried = workbench.verdicts.tried_on(final)
-    labels = [Variant(name, best.candidate.version, model).label, Variant(name, start, model).label]
+    labels = [Variant(name, v, model, adapter).label for v in (best.candidate.version, start)]
     judged = None
     if best.candidate.version.id != start.id and final.done:
         judged = verdict(final, build_grid(final), tried.count, registered=labels)
     workbench.prompts.save(name, best.candidate.version)
     found = f"best {name}@{best.candidate.version.id[:6]} ({best.candidate.change})"
-    _mark_in_history(workbench, scorer.runs, f"optimize {name} from {name}@{start.id[:6]}", found, search)
+    on = f" on {adapter}" if adapter else ""
+    _mark_in_history(workbench, scorer.runs, f"optimize {name} from {name}@{start.id[:6]}{on}", found, search)
     diff = "".join(_diff(start, best.candidate.version))
     return Optimized(
         name, start, best.candidate.version, best.candidate.change, search, final, judged, tried.count,
@@ -159,20 +162,21 @@ class _EvalScorer:
         request: EvalRequest,
         engine: Engine,
         model: str,
+        adapter: str | None,
         ids: list[str],
         cancel: threading.Event,
     ) -> None:
         from core.workbench.service import PromptRef
 
-        self.workbench, self.name, self.request, self.engine, self.model, self.ids, self.cancel = (
+        self.workbench, self.name, self.request, self.engine, self.ids, self.cancel = (
             workbench,
             name,
             request,
             engine,
-            model,
             ids,
             cancel,
         )
+        self.model, self.adapter = model, adapter
         self.ref = PromptRef
         self.last: EvalSummary | None = None
         self.runs: list[str] = []  # every round's eval, in order
@@ -182,7 +186,7 @@ class _EvalScorer:
         versions = list({c.version.id: c.version for c in candidates}.values())
         summary = self.workbench.run_eval(
             replace(self.request, limit=n_items),
-            [Variant(self.name, v, self.model) for v in versions],
+            [Variant(self.name, v, self.model, self.adapter) for v in versions],
             self.engine,
             new_prompts=[self.ref(self.name, v, new=True) for v in versions],
             cancel=self.cancel,

@@ -475,6 +475,8 @@ class Workbench:
         if plan.checkpoint == "best":
             adapters = [self.chosen_checkpoint(ref) for ref in adapters]
         variants = self.variants([None, *plan.prompts], [None, *adapters], [plan.options.model, *plan.also])
+        paired = plan.paired  # a LoRA graded only with its own prompts
+        variants = [v for v in variants if v.adapter not in paired or _version_id(v) in paired[str(v.adapter)]]
         watcher.evaluating([v.label for v in variants])
         summary = self.run_eval(
             plan.request,
@@ -486,3 +488,7 @@ class Workbench:
             cancel=cancel,
         )
         return self.verdicts.comparison(summary)
+
+
+def _version_id(variant: Variant) -> str | None:
+    return variant.version.id if variant.version else None

@@ -26,6 +26,7 @@ from core.storage.schemas import EvalHeadline, EvalSummary, EvalVariant
 from core.training.runs import Runs
 from core.training.sweeps import members, sweep_of
 from core.workbench.adapters import ELSEWHERE, Adapters
+from core.workbench.traces import derived_info
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ class Verdicts:
             info = loras.get(v.adapter or "")
             if not info or info.get("template") is None or info["form"] == self._form(v):
                 continue
+            if v.prompt_id in info.get("stages", {}):  # a prompt optimized on this LoRA (p->w->p): by design
+                continue
             how = "as is (no prompt)" if not info["template"] else f"with {info['trained_on']}"
             used = "this prompt" if v.template else "no prompt"
             hint = " (t trains one on it; compare --train-with-prompt)" if v.template else ""
@@ -306,6 +309,10 @@ class Verdicts:
         if template:
             trained_on = (prompt_labels or {}).get(form) or f"prompt '{template.splitlines()[0][:24]}'"
         group = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
+        derived = derived_info(self.root, str(config.get("dataset") or ""))  # p->w, or distilled from a prompt
+        if derived:
+            metrics, _ = self.runs.metrics(status.id)
+            cost["train_tokens"] = next((m["tokens_seen"] for m in metrics[::-1] if m.get("tokens_seen")), None)
         return {
             "trained_on": trained_on,
             "template": template,
@@ -314,6 +321,7 @@ class Verdicts:
             "run": status.id,
             "seed": config.get("seed"),
             "cost": cost,
+            **derived,
         }
 
     def item_input(self, summary: EvalSummary, item_id: str) -> str:

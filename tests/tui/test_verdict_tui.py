@@ -213,3 +213,73 @@ async def test_f_on_the_verdict_judges_the_cells_once_on_the_sealed_split(home, 
         await wait_for(pilot, lambda: counted in notes(app))
         assert notes(app)[counted] == "warning" and app.screen is final_screen  # no second look taken
         assert app.screen.comparison.summary.split == "test"
+
+
+async def test_b_runs_p_w_p_from_the_cells_prompt_shows_its_progress_and_opens_its_verdict(home, monkeypatch):
+    """The verdict screen's "Both together": the prompt under the cursor, the budget asked, each step on the
+    progress line while the worker runs, then the verdict with its rows (the steps themselves are faked here:
+    tests/unit/test_together.py runs them)."""
+    import threading
+
+    import core.workbench.together as together
+    from tui.screens.ask import AskScreen
+
+    seeded(home)
+    asked, go = [], threading.Event()
+
+    def steps_run(workbench, plan, engine, steps, *, both=False, distill=None):
+        asked.append((plan.prompts[0].name, plan.prompts[0].version.id, steps.budget, steps.dev.split, both))
+        steps.watcher.phase("p: optimize senti on demo")
+        steps.watcher.progress(120, 250)
+        go.wait(10)
+        summary = workbench.evals.load("e0000snapshot")
+        return together.Together(workbench.verdicts.comparison(summary), ["p: senti-opt@abc123, best of 9"])
+
+    monkeypatch.setattr(together, "compare_together", steps_run)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_verdict(pilot)
+        screen.query_one(DataTable).move_cursor(row=0, column=2)  # the prompt's column
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        app.screen.query_one(Input).value = "250"
+        await pilot.press("enter")
+        line = screen.query_one("#verdict-progress")
+        await wait_for(pilot, lambda: "120/250" in str(line.render()))
+        assert str(line.render()) == "Both together · p: optimize senti on demo · 120/250 · esc stops it"
+        await pilot.press("b")  # one at a time
+        await wait_for(pilot, lambda: "Both together is running; esc stops it." in notes(app))
+        go.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
+        await wait_for(pilot, lambda: "p: senti-opt@abc123, best of 9" in notes(app))
+    assert asked == [("senti", SENTI.id, 250, "eval", True)]
+
+
+async def test_esc_stops_a_p_w_p_in_flight_and_says_nothing_more(home, monkeypatch):
+    import threading
+
+    import core.workbench.together as together
+    from core.errors import TunelabError
+
+    seeded(home)
+    stopped = threading.Event()
+
+    def steps_run(workbench, plan, engine, steps, *, both=False, distill=None):
+        steps.watcher.phase("traces: senti on the training rows")
+        if steps.cancel.wait(10):
+            stopped.set()
+        raise TunelabError("comparison cancelled: training run t1 stops at its next step")
+
+    monkeypatch.setattr(together, "compare_together", steps_run)
+    app = fake_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_verdict(pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        await pilot.press("enter")  # the budget as offered
+        await wait_for(pilot, lambda: "traces: senti" in str(screen.query_one("#verdict-progress").render()))
+        await pilot.press("escape")
+        await wait_for(pilot, stopped.is_set)
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, VerdictScreen)
+        assert not [n for n, severity in notes(app).items() if severity == "error"]

@@ -23,6 +23,7 @@ from tui.cli.options import workbench as _workbench
 from tui.cli.output import progress, say, table, warn
 from tui.cli.pace import Pace, stuck_exit
 from tui.cli.parsing import parse_mapping
+from tui.cli.together import add_together, compare_with
 from tui.cli.training import add_options
 
 REPORT_OPTIONS = tuple(o for o in TRAIN_OPTIONS if o.name in ("report_to", "report_dir"))  # declared once
@@ -348,6 +349,7 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         help="with --plan: the share of items two cells disagree on (from an earlier eval, or a guess; the "
         "verdict's 'these items find N points' uses the same 30%%, or the upper bound of the one observed)",
     )
+    add_together(p)
 
 
 class _CompareBars(CompareWatcher):
@@ -358,12 +360,12 @@ class _CompareBars(CompareWatcher):
         self.stack = ExitStack()
         self.update: Callable[[int, int], object] = lambda done, total: None
 
-    def _stage(self, what: str) -> None:
+    def phase(self, what: str) -> None:
         self.stack.close()
         self.update = self.stack.enter_context(progress(what))
 
     def training(self, config: TrainConfig, index: int, total: int) -> None:
-        self._stage(training_label(config, self.seeds))
+        self.phase(training_label(config, self.seeds))
 
     def started(self, run_id: str) -> None:
         say(f"training {run_id}")
@@ -372,7 +374,7 @@ class _CompareBars(CompareWatcher):
         self.update(step, total)
 
     def evaluating(self, labels: list[str]) -> None:
-        self._stage(f"eval ({len(labels)} cells)")
+        self.phase(f"eval ({len(labels)} cells)")
 
     def progress(self, done: int, total: int) -> None:
         self.update(done, total)
@@ -402,7 +404,7 @@ def run_compare(args: argparse.Namespace) -> int:
             )
         return 0
     refs = [workbench.prompt_ref(ref) for ref in args.prompt]
-    if args.optimize is not None:
+    if args.optimize is not None and not args.both_together:  # with it: each search's budget
         from tui.cli.optimizing import optimized
 
         refs += optimized(args, workbench, request, refs, HostEngine(options))
@@ -422,7 +424,7 @@ def run_compare(args: argparse.Namespace) -> int:
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)
     with bars.stack:
-        judged = workbench.compare(plan, HostEngine(options), bars)
+        judged = compare_with(args, workbench, plan, request, HostEngine(options), bars, bars.stack)
     return _answer(args, workbench, judged.summary, judged, baseline, min_pass)
 
 

@@ -2,11 +2,13 @@
 that says which cell wins and whether it is real, the notes, and what each approach costs.
 
 Enter on a cell lists the items it fixes and breaks against another cell; `t` trains a LoRA on the prompt a
-cell used it with when it was trained on something else; `w` writes the report to share.
+cell used it with when it was trained on something else; `w` writes the report to share; `b` runs p->w->p
+from a cell's prompt (`core.workbench.together`) and opens the verdict with its rows.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -20,8 +22,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.errors import TunelabError
 from core.evals.report import costs, rate_text, usage_text
+from core.workbench.compare import CompareWatcher
 from core.workbench.verdicts import Comparison, Foreign
-from tui.messages import FinalLook, RunStarted
+from tui.messages import FinalLook, RunStarted, VerdictReady
 from tui.screens.ask import AskScreen
 from tui.screens.cell_items import CellItemsScreen
 
@@ -40,6 +43,7 @@ class VerdictScreen(Screen[None]):
         #verdict-grid { height: auto; max-height: 70%; }
         #verdict-sentence { height: auto; text-style: bold; margin: 1 0 0 0; }
         #verdict-notes { height: 1fr; min-height: 3; color: $text-muted; }
+        #verdict-progress { height: auto; color: $accent; display: none; }
     }
     """
     HELP = (
@@ -48,18 +52,22 @@ class VerdictScreen(Screen[None]):
         "latency, prompt+completion tokens. ★ marks the winner, ○ the cell it is tested against (exact McNemar "
         "on the same items), ! a LoRA used with a prompt it was not trained with. Enter on a cell lists the "
         "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the report; "
-        "<verdict-final> judges these cells once on the sealed test split."
+        "<verdict-final> judges these cells once on the sealed test split; <verdict-both> runs p->w->p from the cell's "
+        "prompt (optimize it, train a LoRA with it on its passing outputs, optimize it again on that LoRA) and "
+        "shows the p->w and p->w->p rows; esc stops it."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
         Binding("t", "train_on_prompt", "Train on prompt", id="verdict-train"),
         Binding("w", "write_report", "Report", id="verdict-report"),
         Binding("f", "final", "Final", id="verdict-final"),  # on the sealed test split
+        Binding("b", "both_together", "Both together (p->w->p)", id="verdict-both", show=False),
     ]
 
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
         self.comparison = comparison
+        self.cancel = threading.Event()  # the p->w->p in flight stops when the screen closes
 
     @property
     def tunelab(self) -> TunelabApp:
@@ -77,6 +85,7 @@ class VerdictScreen(Screen[None]):
             yield DataTable(id="verdict-grid", cursor_type="cell", zebra_stripes=True)
             verdict = self.comparison.verdict
             yield Static(Text(verdict.sentence if verdict else self.comparison.why_none), id="verdict-sentence")
+            yield Static("", id="verdict-progress")
             with VerticalScroll(id="verdict-notes"):
                 yield Static(self._notes(), id="verdict-notes-text")
         yield Footer()
@@ -87,6 +96,9 @@ class VerdictScreen(Screen[None]):
         if verdict is not None:
             self.query_one(DataTable).move_cursor(row=verdict.winner[0], column=verdict.winner[1] + 1)
         self.query_one(DataTable).focus()
+
+    def on_unmount(self) -> None:
+        self.cancel.set()
 
     def on_resize(self, event: events.Resize) -> None:
         table = self.query_one(DataTable)
@@ -211,3 +223,90 @@ class VerdictScreen(Screen[None]):
     @staticmethod
     def report_path(root: Path, comparison: Comparison) -> Path:
         return root / "reports" / f"{comparison.summary.id}.html"
+
+    def action_both_together(self) -> None:
+        """p->w->p from the prompt under the cursor (else the first prompt column), on the dev rows it was graded on."""
+        from core.data.datasets import SEALED
+
+        selected = self._selected()
+        cols = self.comparison.grid.cols
+        col = cols[selected[1]] if selected and cols[selected[1]].key else next((c for c in cols if c.key), None)
+        if col is None:
+            self.notify("Both together starts from a prompt: this verdict has no prompt column.", severity="warning")
+            return
+        if self.comparison.summary.split == SEALED:
+            self.notify("Both together searches the dev rows: run it from a verdict on them.", severity="warning")
+            return
+        if self.query_one("#verdict-progress").display:
+            self.notify("Both together is running; esc stops it.", severity="warning")
+            return
+        model = self.comparison.grid.rows[selected[0] if selected else 0].model
+
+        def start(budget: str | None) -> None:
+            if budget is not None and budget.strip():
+                self.query_one("#verdict-progress").display = True
+                self._both_together(col.key, model, budget.strip())
+
+        question = f"Both together from {col.label}: graded generations each search may spend"
+        self.app.push_screen(AskScreen(question, "400"), start)
+
+    @work(thread=True, group="together", exclusive=True)
+    def _both_together(self, prompt_id: str, model: str, budget: str) -> None:
+        from dataclasses import replace
+
+        from core.evals.plan import EvalRequest
+        from core.workbench.service import PromptRef
+        from core.workbench.together import Steps, compare_together
+
+        workbench = self.tunelab.workbench
+        try:
+            if not budget.isdigit():
+                raise TunelabError(f"the budget is a number of graded generations, got '{budget}'")
+            row, version = workbench.prompts.get(prompt_id)
+            request = EvalRequest.of(self.comparison.summary)
+            options = replace(self.tunelab.options, model=model, adapter=None)
+            plan = workbench.compare_plan(request, options, [PromptRef(row["name"], version)])
+            steps = Steps(request, int(budget), watcher=_Progress(self), cancel=self.cancel)
+            done = compare_together(workbench, plan, self.tunelab.local_engine, steps, both=True)
+        except (OSError, TunelabError) as exc:
+            if not self.cancel.is_set():  # closed: it was stopped, nothing to say on a screen that is gone
+                self.app.call_from_thread(self.show_progress, "")
+                self.notify(str(exc), severity="error", timeout=8)
+            return
+        if not self.cancel.is_set():
+            self.notify("\n".join(done.lines), timeout=12)
+            self.tunelab.main.post_message(VerdictReady(done.comparison))
+
+    def show_progress(self, text: str) -> None:
+        if self.cancel.is_set():
+            return
+        shown = self.query_one("#verdict-progress", Static)
+        shown.update(Text(f"Both together · {text} · esc stops it" if text else ""))
+        shown.display = bool(text)
+
+
+class _Progress(CompareWatcher):
+    """p->w->p's steps on the verdict screen's progress line (called from the worker's thread)."""
+
+    def __init__(self, screen: VerdictScreen) -> None:
+        self.screen, self.what = screen, ""
+
+    def _say(self, text: str) -> None:
+        if not self.screen.cancel.is_set():
+            self.screen.app.call_from_thread(self.screen.show_progress, text)
+
+    def phase(self, text: str) -> None:
+        self.what = text
+        self._say(text)
+
+    def started(self, run_id: str) -> None:
+        self.screen.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
+
+    def step(self, step: int, total: int) -> None:
+        self._say(f"{self.what} · step {step}/{total or '?'}")
+
+    def evaluating(self, labels: list[str]) -> None:
+        self.phase(f"grading {len(labels)} cells")
+
+    def progress(self, done: int, total: int) -> None:
+        self._say(f"{self.what} · {done}/{total}")
