@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 from core.evals.budget_curve import Arm, Curve, Point
+from core.evals.verdict import p_text
 
 MARKS = {"prompt": "P", "lora": "L", "both": "B"}  # drawn in this order: the LoRA's letter over the others
 OFFSETS = {"prompt": -1, "lora": 0, "both": 1}  # the arms of one size side by side, never on one column
@@ -34,8 +35,8 @@ def curve_table(curve: Curve) -> list[tuple[str, ...]]:
             _rate(p.lora),
             _rate(p.both),
             f"{p.delta:+.1f}",
-            f"{p.p_adjusted:.3g}" + (" *" if i in curve.real else ""),
-        )  # fmt: skip
+            p_text(p.p_adjusted).removeprefix("p = ").removeprefix("p ") + (" *" if i in curve.real else ""),
+        )
         for i, p in enumerate(curve.points)
     ]
 
