@@ -328,6 +328,8 @@ class TrainConfig:
         for key in (*(o.name for o in TRAIN_OPTIONS if o.kind is tuple), "rows"):
             if isinstance(out[key], tuple):
                 out[key] = list(out[key])
+        if not self.rows:  # absent when every row trains: a run's stored config reads as it did before subsets
+            del out["rows"]
         return out
 
     def differences(self, other: TrainConfig) -> list[str]:

@@ -55,7 +55,6 @@ class BudgetPlan:
     prompt: PromptRef
     sizes: list[int]
     total: int  # training rows
-    subsets: list[tuple[str, ...]]
     candidates: list[list[PromptVersion]]
     train: list[list[TrainConfig]]
     checkpoint: str = "final"
@@ -116,7 +115,7 @@ def budget_plan(
         [replace(config, rows=() if whole else subset) for config in base.train]
         for subset, whole in zip(subsets, every)
     ]
-    return BudgetPlan(request, options, prompt, resolved, len(set(rows)), subsets, candidates, train, checkpoint)
+    return BudgetPlan(request, options, prompt, resolved, len(set(rows)), candidates, train, checkpoint)
 
 
 def run_budget(

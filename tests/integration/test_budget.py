@@ -13,17 +13,17 @@ pytestmark = pytest.mark.slow
 
 
 def test_compare_budget_trains_a_lora_per_size_on_its_rows_and_draws_the_curve(home, capsys):
-    done = here(capsys, "compare", "--budget", "8,4", "--train", "--train-epochs", "1", "--limit", "6")
+    done = here(capsys, "compare", "--budget", "4,2", "--train", "--train-epochs", "1", "--limit", "4")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "data-budget curve over 4, 8 of the 480 training rows" in done.stderr
+    assert "data-budget curve over 2, 4 of the 480 training rows" in done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:3] == ["rows", "best", "prompt"] and [line.split()[0] for line in lines[1:3]] == ["4", "8"]
+    assert lines[0].split()[:3] == ["rows", "best", "prompt"] and [line.split()[0] for line in lines[1:3]] == ["2", "4"]
     assert "labelled rows (log scale)" in done.stdout and "┬" in done.stdout
     curve = last_curve(home)
-    assert curve is not None and [p.size for p in curve.points] == [4, 8] and curve.sentence in done.stdout
-    assert [p.candidates for p in curve.points] == [7, 9]  # the prompt as it is, and 1, 2, (4, 8) shots x 2 rules
+    assert curve is not None and [p.size for p in curve.points] == [2, 4] and curve.sentence in done.stdout
+    assert [p.candidates for p in curve.points] == [5, 7]  # the prompt as it is, and 1, 2, (4) shots x 2 rules
     train = load_dataset("demo").split("train")
-    subsets = nested_subsets([it.id for it in train], [4, 8])
+    subsets = nested_subsets([it.id for it in train], [2, 4])
     workbench = Workbench(home)
     runs = sorted(workbench.runs.list(), key=lambda r: len(workbench.runs.config(r.id)["config"]["rows"]))
     assert len(runs) == 2
@@ -31,7 +31,7 @@ def test_compare_budget_trains_a_lora_per_size_on_its_rows_and_draws_the_curve(h
         assert tuple(workbench.runs.config(run.id)["config"]["rows"]) == subset
         assert read_ledger(workbench.runs.path(run.id)) == {it.digest[:LEDGER_CHARS] for it in train if it.id in subset}
     pooled = [row for row in workbench.prompts.versions("senti-budget") if row.get("shots")]
-    assert len(pooled) == 7 + 9 - 1 - 1  # the prompt as it is is one version at both sizes, and has no shots
+    assert len(pooled) == 5 + 7 - 1 - 1  # the prompt as it is is one version at both sizes, and has no shots
     for row in pooled:
         assert set(row["shots"]["pool"]) in (set(subsets[0]), set(subsets[1]))  # demonstrations from the size's rows
     both = workbench.evals.load(curve.points[-1].eval_id)

@@ -92,6 +92,7 @@ def test_a_run_trains_on_exactly_the_rows_it_lists():
         TrainConfig.from_dict(config.to_dict())
     )
     assert len(train_rows(TrainConfig(), data)) == 480  # no list: every training row
+    assert "rows" not in TrainConfig().to_dict()  # and a stored config as it was before subsets
     with pytest.raises(TunelabError, match="training row .* is not in split 'train' of demo"):
         train_rows(TrainConfig(rows=(data.split("eval")[0].id,)), data)
 
