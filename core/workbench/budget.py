@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,7 +198,7 @@ def _train(
     return out
 
 
-def _scores(summary: EvalSummary, variants: Any) -> dict[str, float]:
+def _scores(summary: EvalSummary, variants: Iterable[int]) -> dict[str, float]:
     """Each item's pass fraction, averaged over `variants` (a LoRA's seeds), on the items all of them graded."""
     per = [summary.scores(vi) for vi in variants]
     shared = set.intersection(*(set(s) for s in per)) if per else set()

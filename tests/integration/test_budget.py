@@ -45,6 +45,7 @@ def test_compare_budget_trains_a_lora_per_size_on_its_rows_and_draws_the_curve(h
         (["--budget", "16"], "--budget needs --train"),
         (["--budget", "16", "--train", "--final"], "--budget does not take --final"),
         (["--budget", "16,x", "--train"], "--budget takes row counts like 16,64,256,all, got 'x'"),
+        (["--budget", "16", "--train", "--split", "train"], "--budget needs dev rows apart from the training rows"),
     ],
 )
 def test_a_budget_it_cannot_run_is_one_line_before_anything_trains(home, capsys, args, said):

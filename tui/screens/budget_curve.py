@@ -26,6 +26,8 @@ NONE_YET = "No data-budget curve yet: tunelab compare --budget 16,64,all --train
 
 
 class BudgetChart(Widget):
+    """The chart at the widget's size, re-laid out on a resize (the layout is the CLI's)."""
+
     DEFAULT_CSS = "BudgetChart { height: 1fr; min-height: 12; }"
 
     def __init__(self, curve: Curve, **kwargs) -> None:
