@@ -145,6 +145,16 @@ class TunelabApp(App[None]):
             "kill it (a worker that stopped answering is also killed by itself) and load the model afresh",
             self.restart_worker,
         )
+        yield Command(
+            "verdict: Data-budget curve",
+            "the last compare --budget: pass rate against labelled rows for the best prompt, the LoRA and both",
+            self.budget_curve,
+        )
+
+    def budget_curve(self) -> None:
+        from tui.screens.budget_curve import open_budget_curve
+
+        open_budget_curve(self, self.root)
 
     @work(thread=True, group="model-restart", exclusive=True)
     def restart_worker(self) -> None:

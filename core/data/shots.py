@@ -4,7 +4,8 @@ How they are chosen (`select`): `fixed` (the listed row ids), `random` (k rows d
 the same for every item, so they are a shared prefix), `similar` (for each item, the k training rows most
 like it, by BM25 over their rendered inputs), `bootstrapped` (rows the model itself answered right under the
 grader, found once by `Workbench.bootstrap` and then listed like `fixed`). They come from training rows only:
-never from eval, test or sealed rows. How they render: in chat (or auto) mode as user/assistant turns before
+never from eval, test or sealed rows; `pool` narrows those to the listed ones (a data-budget curve's prompt arm
+sees the rows its LoRA trains on, no more). How they render: in chat (or auto) mode as user/assistant turns before
 the item, as chat templates and served APIs expect; in raw mode as rendered examples, each its prompt and its
 answer, joined by `separator`, before the item, or where the template writes `{{demos}}` (each example is
 then what the template writes after the placeholder).
@@ -25,7 +26,14 @@ from core.data.templates import DEMOS, Template
 from core.errors import TunelabError
 
 SELECTIONS = ("fixed", "random", "similar", "bootstrapped")
-SHOT_KEYS = ("shots", "select", "seed", "rows", "separator")  # a prompt file's keys: shots = k, the rest as named
+SHOT_KEYS = (
+    "shots",
+    "select",
+    "seed",
+    "rows",
+    "separator",
+    "pool",
+)  # a prompt file's keys: shots = k, the rest as named
 MAX_SHOTS = 64
 WORD = re.compile(r"\w+")
 
@@ -37,6 +45,7 @@ class Shots:
     seed: int = 0
     rows: tuple[str, ...] = ()  # fixed or bootstrapped: the row ids, in the order shown
     separator: str = "\n\n"  # raw mode: between examples, and before the item
+    pool: tuple[str, ...] = ()  # the training row ids demonstrations may come from (empty: every training row)
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or not 0 <= self.k <= MAX_SHOTS:
@@ -49,7 +58,7 @@ class Shots:
     @property
     def label(self) -> str:
         """`4-shot similar`, as the verdict's column and the history name it."""
-        return f"{self.k}-shot {self.select}"
+        return f"{self.k}-shot {self.select}" + (f" from {len(self.pool)} rows" if self.pool else "")
 
     @property
     def shared(self) -> bool:
@@ -59,26 +68,34 @@ class Shots:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["rows"] = list(self.rows)
+        if self.pool:  # absent when empty: a version's id (a hash of this) is what it was before pools
+            out["pool"] = list(self.pool)
+        else:
+            del out["pool"]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Shots:
-        rows = data.get("rows") or ()
-        if not isinstance(rows, (list, tuple)) or not all(isinstance(r, (str, int)) for r in rows):
-            raise TunelabError("shots rows must be a list of row ids")
+        rows, pool = data.get("rows") or (), data.get("pool") or ()
+        for key, ids in (("rows", rows), ("pool", pool)):
+            if not isinstance(ids, (list, tuple)) or not all(isinstance(r, (str, int)) for r in ids):
+                raise TunelabError(f"shots {key} must be a list of row ids")
         return cls(
             data.get("k", 0),
             str(data.get("select", "random")),
             int(data.get("seed", 0)),
             tuple(str(r) for r in rows),
             str(data.get("separator", "\n\n")),
+            tuple(str(r) for r in pool),
         )
 
 
 class Demonstrations:
-    """Chooses each item's demonstrations from the training rows (`pool`)."""
+    """Chooses each item's demonstrations from the training rows (`pool`; the shots' own pool narrows it)."""
 
     def __init__(self, shots: Shots, pool: list[Item], dataset: str) -> None:
+        if shots.pool:
+            pool = _narrowed(pool, shots.pool, dataset)
         if not pool:
             raise TunelabError(f"dataset {dataset} has no training rows: demonstrations come from training rows only")
         if any(it.expected is None for it in pool[:1]):
@@ -105,7 +122,8 @@ class Demonstrations:
     def note(self) -> str:
         """What the verdict says of them: the same data a LoRA would train on."""
         drawn = len(self.fixed) if self.fixed is not None else len(self.pool)
-        return f"{self.shots.label}: demonstrations drawn from {drawn} of the {len(self.pool)} training rows"
+        pooled = " allowed" if self.shots.pool else ""
+        return f"{self.shots.label}: demonstrations drawn from {drawn} of the {len(self.pool)} training rows{pooled}"
 
     def for_item(self, item: Item) -> list[Item]:
         if self.shots.k == 0:
@@ -115,6 +133,19 @@ class Demonstrations:
         assert self.index is not None
         ranked = self.index.top(_text(item), self.shots.k + 1)
         return [self.pool[i] for i in ranked if self.pool[i].key != item.key][: self.shots.k]
+
+
+def _narrowed(pool: list[Item], ids: tuple[str, ...], dataset: str) -> list[Item]:
+    """The training rows the shots' pool lists (in the dataset's order); a listed row that is not one is refused."""
+    wanted = set(ids)
+    kept = [it for it in pool if it.id in wanted]
+    missing = wanted - {it.id for it in kept}
+    if missing:
+        raise TunelabError(
+            f"demonstration pool row '{sorted(missing)[0]}' is not a training row of {dataset} (demonstrations "
+            "come from training rows only: never eval, test or sealed rows)"
+        )
+    return kept
 
 
 def hash_of(key: str, seed: int) -> str:

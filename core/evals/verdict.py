@@ -94,7 +94,7 @@ def verdict(
     planned, at = power_discordance(discordance, len(shared))
     smallest = detectable(len(shared), round(planned, 3))
     counted = ", every pair of cells counted" if pairs > 1 else ""
-    shown = _p_text(p) + (f" ({_p_text(p_adj)} for the best of {tried} tried{counted})" if tried > 1 else "")
+    shown = p_text(p) + (f" ({p_text(p_adj)} for the best of {tried} tried{counted})" if tried > 1 else "")
     if p_adj < SIGNIFICANT:
         judged = f"{shown}, a real difference"
     else:
@@ -156,5 +156,5 @@ def _tested(winner: Cell, other: Cell, shared: list[str]) -> tuple[float, float]
     return paired_p(a, b), discordance
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < SIGNIFICANT else f"p = {p:.2f}"

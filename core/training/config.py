@@ -59,6 +59,7 @@ class TrainConfig:
             "split to train on ('all': every row of the file)", flag="--split", label="train split", form=1
         ),
     )
+    rows: tuple[str, ...] = ()  # train on only these row ids of the split (a data-budget curve's subset); empty: all
     eval_split: str | None = field(
         default="eval",
         metadata=option(
@@ -296,6 +297,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(self, declared(type(self)))  # each declared bound and choice
+        if not isinstance(self.rows, (list, tuple)) or not all(isinstance(r, str) for r in self.rows):
+            raise TunelabError("rows must be a list of row ids")
+        object.__setattr__(self, "rows", tuple(self.rows))  # JSON gives a list back: the same config either way
         trackers.check(self.report_to, self.report_dir)
         if self.nnodes > 1 and not (self.rdzv_endpoint and ENDPOINT.match(self.rdzv_endpoint)):
             raise TunelabError(
@@ -369,9 +373,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in (o.name for o in TRAIN_OPTIONS if o.kind is tuple):
+        for key in (*(o.name for o in TRAIN_OPTIONS if o.kind is tuple), "rows"):
             if isinstance(out[key], tuple):
                 out[key] = list(out[key])
+        if not self.rows:  # absent when every row trains: a run's stored config reads as it did before subsets
+            del out["rows"]
         return out
 
     def differences(self, other: TrainConfig) -> list[str]:

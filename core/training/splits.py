@@ -17,7 +17,15 @@ from core.training.config import TrainConfig
 
 
 def train_rows(config: TrainConfig, dataset: Dataset) -> list[Item]:
+    """The split's rows, or of them only those `rows` lists (a listed id the split lacks is refused)."""
     items = dataset.split(config.split)
+    if config.rows:
+        wanted = set(config.rows)
+        items = [it for it in items if it.id in wanted]
+        if missing := wanted - {it.id for it in items}:
+            raise TunelabError(
+                f"training row '{sorted(missing)[0]}' is not in split '{config.split}' of {dataset.name}"
+            )
     if not items:
         raise TunelabError(f"dataset {dataset.name} has no rows in split '{config.split}'")
     return items

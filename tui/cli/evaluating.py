@@ -27,6 +27,7 @@ from tui.cli.together import add_together, compare_with
 from tui.cli.training import add_options
 
 REPORT_OPTIONS = tuple(o for o in TRAIN_OPTIONS if o.name in ("report_to", "report_dir"))  # declared once
+BUDGET_HELP = "with --train, the data-budget curve over nested subsets of the training rows, e.g. 16,64,256,all"
 
 if TYPE_CHECKING:
     from core.storage.schemas import EvalSummary
@@ -350,6 +351,7 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         "verdict's 'these items find N points' uses the same 30%%, or the upper bound of the one observed)",
     )
     add_together(p)
+    p.add_argument("--budget", metavar="SIZES", help=BUDGET_HELP)  # the data-budget curve: tui/cli/budget.py
 
 
 class _CompareBars(CompareWatcher):
@@ -385,6 +387,10 @@ def run_compare(args: argparse.Namespace) -> int:
     the verdict; with --train, the LoRAs it needs are trained first."""
     from core.engine.engines import HostEngine
 
+    if args.budget is not None:
+        from tui.cli.budget import run_budget_curve
+
+        return run_budget_curve(args)
     if args.parity:
         from tui.cli.parity import run_parity_check
 

@@ -51,10 +51,11 @@ class VerdictScreen(Screen[None]):
         "per prompt (name@id and mode). Each cell: pass rate, 95% interval (± the spread across seeds), mean "
         "latency, prompt+completion tokens. ★ marks the winner, ○ the cell it is tested against (exact McNemar "
         "on the same items), ! a LoRA used with a prompt it was not trained with. Enter on a cell lists the "
-        "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the report; "
-        "<verdict-final> judges these cells once on the sealed test split; <verdict-both> runs p->w->p from the cell's "
-        "prompt (optimize it, train a LoRA with it on its passing outputs, optimize it again on that LoRA) and "
-        "shows the p->w and p->w->p rows; esc stops it."
+        "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the "
+        "report; <verdict-final> judges these cells once on the sealed test split; <verdict-both> runs p->w->p from "
+        "the cell's prompt (optimize it, train a LoRA with it on its passing outputs, optimize it again on that "
+        "LoRA) and shows the p->w and p->w->p rows; esc stops it; <verdict-budget> shows the last data-budget "
+        "curve (compare --budget)."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
@@ -62,6 +63,7 @@ class VerdictScreen(Screen[None]):
         Binding("w", "write_report", "Report", id="verdict-report"),
         Binding("f", "final", "Final", id="verdict-final"),  # on the sealed test split
         Binding("b", "both_together", "Both together (p->w->p)", id="verdict-both", show=False),
+        Binding("c", "budget_curve", "Budget curve", id="verdict-budget", show=False),  # in help and the palette
     ]
 
     def __init__(self, comparison: Comparison) -> None:
@@ -186,6 +188,11 @@ class VerdictScreen(Screen[None]):
             self.notify(str(exc), severity="error", timeout=8)
             return
         self.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
+
+    def action_budget_curve(self) -> None:
+        from tui.screens.budget_curve import open_budget_curve
+
+        open_budget_curve(self.app, self.tunelab.root)
 
     def action_final(self) -> None:
         """These cells once on the sealed test split: the answer iteration on the dev rows cannot give."""
