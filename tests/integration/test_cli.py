@@ -80,7 +80,7 @@ def test_eval_prompts_diff_baseline_and_min_pass(home, tmp_path, capsys):
     assert lines[2].split()[:5] == ["0", "no", "prompt", "|", "demo"]
     out = here(
         capsys, "eval", "--prompt", str(second), "--model", "demo", "--model", "demo", "--limit", "40",
-        "--min-pass", "90%", "--json",
+        "--min-pass", "99%", "--json",
     )  # fmt: skip
     assert out.returncode == 1 and "min-pass failed" in out.stderr
     result = json.loads(out.stdout)

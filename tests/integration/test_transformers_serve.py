@@ -34,6 +34,7 @@ def served(tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(demo.MODEL_DIR)]
     command += ["--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--model-timeout", "-1"]
+    command += ["--dtype", "float32"]  # as tunelab loads it on CPU: parity compares like with like
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=subprocess_env(), start_new_session=True
@@ -72,7 +73,8 @@ def test_gen_streams_from_the_server(served, capsys):
         "Great film. Overall, this review is",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() in {"positive.", "negative."}, done.stdout  # the demo model's two answers
+    answer = done.stdout.split()[0].rstrip(".")  # the label, then whatever the model writes after it
+    assert answer in {"positive", "negative"}, done.stdout  # the demo model's two answers
 
 
 def prompt_file(tmp_path) -> str:
@@ -161,7 +163,7 @@ async def test_esc_mid_stream_in_the_tui_cancels_the_served_run_and_keeps_what_s
     app = StartedApp(served, client_factory=FakeClient, home=home)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.main.model_ready)
-        await type_prompt(pilot, "Tell me a long story about the film.")
+        await type_prompt(pilot, "Tell me a short story.")  # the demo's stories run to 60+ tokens
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.main.results.output.text.strip() != "")
         await pilot.press("escape")
