@@ -41,14 +41,11 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="continue RUN from its last checkpoint (refused if these settings differ from its own)",
     )
     p.add_argument("--detach", action="store_true", help="start and return at once")
-    p.add_argument(
-        "--sweep",
-        default=None,
-        metavar="GRID",
-        help='one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
+    sweep_flags(
+        p,
+        'one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
         "(keys: the training options' names; the other flags set the rest)",
     )
-    p.add_argument("--yes", action="store_true", help=f"with --sweep: run a grid of more than {MAX_RUNS} runs")
 
 
 def add_options(p: argparse.ArgumentParser, options: tuple[Option, ...] = TRAIN_OPTIONS) -> None:
@@ -242,15 +239,17 @@ def show_sweep(result: SweepResult) -> None:
     )
 
 
-def add_compare_sweep(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--sweep",
-        default=None,
-        metavar="GRID",
-        help='with --train: the LoRA as is swept over a grid ("learning_rate=1e-4,3e-4 lora_r=8,16"), one run '
-        "after another, and the best on dev judged; every run of the sweep counts as a LoRA tried",
-    )
+def sweep_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sweep", default=None, metavar="GRID", help=what)
     p.add_argument("--yes", action="store_true", help=f"with --sweep: run a grid of more than {MAX_RUNS} runs")
+
+
+def add_compare_sweep(p: argparse.ArgumentParser) -> None:
+    sweep_flags(
+        p,
+        'with --train: the LoRA as is swept over a grid ("learning_rate=1e-4,3e-4 lora_r=8,16"), one run after '
+        "another, and the best on dev judged; every run of the sweep counts as a LoRA tried",
+    )
 
 
 def compare_swept(args: argparse.Namespace, workbench: Workbench, plan: Any) -> Any:
