@@ -103,30 +103,9 @@ class Adapters:
 
         return resolve_adapter(self.root, ref)
 
-    def export_gguf(
-        self,
-        ref: str,
-        out: Path,
-        *,
-        base: str | None = None,
-        load_options: dict[str, Any] | None = None,
-        gguf_type: str = "f16",
-        adapter_only: bool = False,
-        ollama: bool = False,
-        merged: Path | None = None,
-    ) -> Exported:
+    def export_gguf(self, ref: str, out: Path, **options: Any) -> Exported:
         """The adapter as GGUF for llama.cpp and Ollama: merged into its base, or alone as a GGUF LoRA; with
-        `ollama`, a Modelfile beside it (see `core.training.gguf_export.export`)."""
+        `ollama`, a Modelfile beside it (the options: `core.training.gguf_export.export`'s)."""
         from core.training.gguf_export import export
 
-        return export(
-            self.root,
-            ref,
-            out,
-            base=base,
-            load_options=load_options,
-            gguf_type=gguf_type,
-            adapter_only=adapter_only,
-            ollama=ollama,
-            merged=merged,
-        )
+        return export(self.root, ref, out, **options)

@@ -5,7 +5,7 @@ it; a front end follows each run through a `SweepWatcher`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from core.training.sweeps import MAX_RUNS, Grid, best_run, parse_grid, sweep_con
 if TYPE_CHECKING:
     from core.storage.schemas import RunStatus
     from core.training.runs import Runs
+    from core.workbench.compare import ComparePlan
     from core.workbench.run_control import RunControl
 
 
@@ -83,3 +84,15 @@ class Sweeps:
             result.ended.append((run_id, values, status))
         result.best = best_run([(run_id, status) for run_id, _, status in result.ended])
         return result
+
+    def swept(
+        self, plan: ComparePlan, grid: str, watcher: SweepWatcher | None = None, allow_large: bool = False
+    ) -> tuple[ComparePlan, SweepResult]:
+        """`compare --sweep`: the grid over the comparison's LoRA as is (its first training), and the plan with
+        the sweep's best on dev as that LoRA: judging it counts every run of the sweep as a LoRA tried."""
+        if not plan.train or plan.train[0].template:
+            raise TunelabError("{0} sweeps the LoRA trained as is: give {1} too", "sweep", "train")
+        result = self.run(self.plan(plan.train[0], grid, allow_large), watcher)
+        if result.best is None:
+            raise TunelabError(f"sweep {result.plan.id}: no run finished with an eval loss or pass rate to pick from")
+        return replace(plan, train=plan.train[1:], adapters=[*plan.adapters, result.best[0]]), result

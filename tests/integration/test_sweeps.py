@@ -86,3 +86,32 @@ def test_a_sweep_goes_on_past_a_run_that_fails_and_names_the_best_of_the_rest(ho
     assert best.startswith("best on dev: t") and json.loads(
         (Runs(home).path(best.split()[3]) / "run_config.json").read_text()
     )["config"]["learning_rate"] == pytest.approx(1e-4)
+
+
+def test_compare_sweep_runs_the_grid_then_judges_its_best_counted_with_the_rest(home, capsys, launched, monkeypatch):
+    """`compare --train --sweep`: the LoRA as is swept, the best on dev in the comparison in its place (the
+    prompt's LoRA still trained by the comparison); without --train, one line and no run."""
+    from core.errors import TunelabError
+
+    judged = []
+
+    def compare(self, plan, *_, **__):
+        judged.append(plan)
+        raise TunelabError("stopped by the test before grading")
+
+    monkeypatch.setattr(Workbench, "compare", compare)
+    refused = here(capsys, "compare", "--sweep", "learning_rate=1e-4,1e-3")
+    assert refused.returncode == 2 and "--sweep sweeps the LoRA trained as is: give --train too" in refused.stderr
+    assert launched == []
+    prompt = home / "senti.toml"
+    prompt.write_text('name = "senti"\nmode = "raw"\ntemplate = "{{text}} Overall, this review is"\n')
+    done = here(
+        capsys, "compare", "--train", "--train-with-prompt", "--prompt", str(prompt), "--sweep",
+        "learning_rate=1e-4,1e-3", "--limit", "4",
+    )  # fmt: skip
+    assert "stopped by the test" in done.stderr
+    slow, fast = launched
+    assert f"best on dev: {fast} (eval_loss 0.4): the comparison judges it" in done.stderr
+    (plan,) = judged
+    assert plan.adapters == [fast] and [c.template for c in plan.train] == ["{{text}} Overall, this review is"]
+    assert Workbench(home).verdicts._loras_tried({fast}) == 2  # the sweep's other run counts as tried

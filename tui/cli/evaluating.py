@@ -24,7 +24,7 @@ from tui.cli.output import progress, say, table, warn
 from tui.cli.pace import Pace, stuck_exit
 from tui.cli.parsing import parse_mapping
 from tui.cli.together import add_together, compare_with
-from tui.cli.training import add_options
+from tui.cli.training import add_compare_sweep, add_options, compare_swept
 
 REPORT_OPTIONS = tuple(o for o in TRAIN_OPTIONS if o.name in ("report_to", "report_dir"))  # declared once
 BUDGET_HELP = "with --train, the data-budget curve over nested subsets of the training rows, e.g. 16,64,256,all"
@@ -351,6 +351,7 @@ def add_compare(p: argparse.ArgumentParser) -> None:
         "verdict's 'these items find N points' uses the same 30%%, or the upper bound of the one observed)",
     )
     add_together(p)
+    add_compare_sweep(p)
     p.add_argument("--budget", metavar="SIZES", help=BUDGET_HELP)  # the data-budget curve: tui/cli/budget.py
 
 
@@ -427,6 +428,7 @@ def run_compare(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         also=models[1:],  # the first is trained on; the rest are rows beside it (a served model)
     )
+    plan = compare_swept(args, workbench, plan)
     baseline = _given_baseline(args, workbench)
     bars = _CompareBars(args.seeds)
     with bars.stack:

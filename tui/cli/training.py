@@ -14,7 +14,7 @@ from core.training.config import TRAIN_OPTIONS, TrainConfig
 from core.training.options import Option
 from core.training.sweeps import MAX_RUNS
 from core.workbench.service import Workbench
-from core.workbench.sweeping import SweepWatcher
+from core.workbench.sweeping import SweepResult, SweepWatcher
 from tui.cli.options import model_options
 from tui.cli.options import workbench as _workbench
 from tui.cli.output import say, table, warn
@@ -41,14 +41,11 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="continue RUN from its last checkpoint (refused if these settings differ from its own)",
     )
     p.add_argument("--detach", action="store_true", help="start and return at once")
-    p.add_argument(
-        "--sweep",
-        default=None,
-        metavar="GRID",
-        help='one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
+    sweep_flags(
+        p,
+        'one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
         "(keys: the training options' names; the other flags set the rest)",
     )
-    p.add_argument("--yes", action="store_true", help=f"with --sweep: run a grid of more than {MAX_RUNS} runs")
 
 
 def add_options(p: argparse.ArgumentParser, options: tuple[Option, ...] = TRAIN_OPTIONS) -> None:
@@ -214,6 +211,17 @@ def run_sweep(workbench: Workbench, config: TrainConfig, args: argparse.Namespac
             f"; run {current} goes on (tunelab runs attach {current})" if current else ""
         ))  # fmt: skip
         return 0
+    show_sweep(result)
+    if result.best is None:
+        say(f"sweep {plan.id}: no run finished with an eval loss or pass rate, so none is named best")
+        return 1
+    run_id, metric, value = result.best
+    say(f"best on dev: {run_id} ({metric} {value:.4g}; use it as --adapter {run_id})")
+    return 0
+
+
+def show_sweep(result: SweepResult) -> None:
+    plan = result.plan
     table(
         ("run", *(name for name, _ in plan.grid.axes), "state", "step", "eval loss", "pass rate"),
         [
@@ -229,12 +237,31 @@ def run_sweep(workbench: Workbench, config: TrainConfig, args: argparse.Namespac
         ],
         title=f"sweep {plan.id}",
     )
-    if result.best is None:
-        say(f"sweep {plan.id}: no run finished with an eval loss or pass rate, so none is named best")
-        return 1
-    run_id, metric, value = result.best
-    say(f"best on dev: {run_id} ({metric} {value:.4g}; use it as --adapter {run_id})")
-    return 0
+
+
+def sweep_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sweep", default=None, metavar="GRID", help=what)
+    p.add_argument("--yes", action="store_true", help=f"with --sweep: run a grid of more than {MAX_RUNS} runs")
+
+
+def add_compare_sweep(p: argparse.ArgumentParser) -> None:
+    sweep_flags(
+        p,
+        'with --train: the LoRA as is swept over a grid ("learning_rate=1e-4,3e-4 lora_r=8,16"), one run after '
+        "another, and the best on dev judged; every run of the sweep counts as a LoRA tried",
+    )
+
+
+def compare_swept(args: argparse.Namespace, workbench: Workbench, plan: Any) -> Any:
+    """`compare --sweep`: the sweep run first (followed as `train --sweep` follows it), its best in the plan."""
+    if args.sweep is None:
+        return plan
+    watcher = SweepPrinter(workbench, plan.options.model)
+    swept, result = workbench.sweeps.swept(plan, args.sweep, watcher, allow_large=args.yes)
+    show_sweep(result)
+    run_id, metric, value = result.best  # type: ignore[misc]
+    say(f"best on dev: {run_id} ({metric} {value:.4g}): the comparison judges it")
+    return swept
 
 
 def add_runs(p: argparse.ArgumentParser) -> None:
