@@ -3,7 +3,8 @@ that says which cell wins and whether it is real, the notes, and what each appro
 
 Enter on a cell lists the items it fixes and breaks against another cell; `t` trains a LoRA on the prompt a
 cell used it with when it was trained on something else; `w` writes the report to share; `b` runs p->w->p
-from a cell's prompt (`core.workbench.together`) and opens the verdict with its rows.
+from a cell's prompt (`core.workbench.together`) and `d` distills a column's prompt into a LoRA, each opening
+the verdict with its rows.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ class VerdictScreen(Screen[None]):
         "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the "
         "report; <verdict-final> judges these cells once on the sealed test split; <verdict-both> runs p->w->p from "
         "the cell's prompt (optimize it, train a LoRA with it on its passing outputs, optimize it again on that "
-        "LoRA) and shows the p->w and p->w->p rows; esc stops it; <verdict-budget> shows the last data-budget "
+        "LoRA) and shows the p->w and p->w->p rows; <verdict-distill> trains a LoRA on the passing outputs of the "
+        "prompt under the cursor, from the input alone, and grades it with no prompt beside the prompt; esc stops "
+        "either; <verdict-budget> shows the last data-budget "
         "curve (compare --budget)."
     )
     BINDINGS = [
@@ -63,13 +66,15 @@ class VerdictScreen(Screen[None]):
         Binding("w", "write_report", "Report", id="verdict-report"),
         Binding("f", "final", "Final", id="verdict-final"),  # on the sealed test split
         Binding("b", "both_together", "Both together (p->w->p)", id="verdict-both", show=False),
+        Binding("d", "distill", "Distill this prompt", id="verdict-distill", show=False),
         Binding("c", "budget_curve", "Budget curve", id="verdict-budget", show=False),  # in help and the palette
     ]
 
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
         self.comparison = comparison
-        self.cancel = threading.Event()  # the p->w->p in flight stops when the screen closes
+        self.cancel = threading.Event()  # the p->w->p or distillation in flight stops when the screen closes
+        self.running = "Both together"  # what the progress line is for
 
     @property
     def tunelab(self) -> TunelabApp:
@@ -231,34 +236,59 @@ class VerdictScreen(Screen[None]):
     def report_path(root: Path, comparison: Comparison) -> Path:
         return root / "reports" / f"{comparison.summary.id}.html"
 
-    def action_both_together(self) -> None:
-        """p->w->p from the prompt under the cursor (else the first prompt column), on the dev rows it was graded on."""
+    def _start_column(self, what: str, under_cursor: bool) -> tuple[str, str, str] | None:
+        """The prompt id, its column's label and the row's model `what` starts from: the column under the cursor
+        (`under_cursor`: it must hold a prompt; else the first prompt column when it does not), None when said why."""
         from core.data.datasets import SEALED
 
         selected = self._selected()
         cols = self.comparison.grid.cols
-        col = cols[selected[1]] if selected and cols[selected[1]].key else next((c for c in cols if c.key), None)
-        if col is None:
-            self.notify("Both together starts from a prompt: this verdict has no prompt column.", severity="warning")
-            return
+        col = cols[selected[1]] if selected and cols[selected[1]].key else None
+        if col is None and not (under_cursor and selected):
+            col = next((c for c in cols if c.key), None)
+        if col is None or not col.key:
+            where = "a prompt column: move the cursor to one" if under_cursor else "a prompt: this verdict has none"
+            self.notify(f"{what} needs {where}.", severity="warning")
+            return None
         if self.comparison.summary.split == SEALED:
-            self.notify("Both together searches the dev rows: run it from a verdict on them.", severity="warning")
-            return
+            self.notify(f"{what} runs on the dev rows: run it from a verdict on them.", severity="warning")
+            return None
         if self.query_one("#verdict-progress").display:
-            self.notify("Both together is running; esc stops it.", severity="warning")
+            self.notify(f"{self.running} is running; esc stops it.", severity="warning")
+            return None
+        return col.key, col.label, self.comparison.grid.rows[selected[0] if selected else 0].model
+
+    def action_both_together(self) -> None:
+        """p->w->p from the prompt under the cursor (else the first prompt column), on the dev rows it was graded on."""
+        start = self._start_column("Both together", under_cursor=False)
+        if start is None:
             return
-        model = self.comparison.grid.rows[selected[0] if selected else 0].model
+        prompt_id, label, model = start
 
-        def start(budget: str | None) -> None:
+        def go(budget: str | None) -> None:
             if budget is not None and budget.strip():
-                self.query_one("#verdict-progress").display = True
-                self._both_together(col.key, model, budget.strip())
+                self._start("Both together", prompt_id, model, budget.strip(), both=True)
 
-        question = f"Both together from {col.label}: graded generations each search may spend"
-        self.app.push_screen(AskScreen(question, "400"), start)
+        question = f"Both together from {label}: graded generations each search may spend"
+        self.app.push_screen(AskScreen(question, "400"), go)
+
+    def action_distill(self) -> None:
+        """The prompt of the column under the cursor distilled into a LoRA graded with no prompt beside it."""
+        from core.workbench.together import BUDGET
+
+        start = self._start_column("Distill", under_cursor=True)
+        if start is not None:
+            prompt_id, _, model = start
+            self._start("Distill", prompt_id, model, str(BUDGET), both=False)
+
+    def _start(self, what: str, prompt_id: str, model: str, budget: str, *, both: bool) -> None:
+        self.running = what
+        self.query_one("#verdict-progress").display = True
+        self._together(prompt_id, model, budget, both=both)
 
     @work(thread=True, group="together", exclusive=True)
-    def _both_together(self, prompt_id: str, model: str, budget: str) -> None:
+    def _together(self, prompt_id: str, model: str, budget: str, *, both: bool) -> None:
+        """p->w->p (`both`) or the prompt distilled, then the verdict with their rows; esc (`cancel`) stops it."""
         from dataclasses import replace
 
         from core.evals.plan import EvalRequest
@@ -270,11 +300,14 @@ class VerdictScreen(Screen[None]):
             if not budget.isdigit():
                 raise TunelabError(f"the budget is a number of graded generations, got '{budget}'")
             row, version = workbench.prompts.get(prompt_id)
+            ref = PromptRef(row["name"], version)
             request = EvalRequest.of(self.comparison.summary)
             options = replace(self.tunelab.options, model=model, adapter=None)
-            plan = workbench.compare_plan(request, options, [PromptRef(row["name"], version)])
+            plan = workbench.compare_plan(request, options, [ref])
             steps = Steps(request, int(budget), watcher=_Progress(self), cancel=self.cancel)
-            done = compare_together(workbench, plan, self.tunelab.local_engine, steps, both=True)
+            done = compare_together(
+                workbench, plan, self.tunelab.local_engine, steps, both=both, distill=None if both else ref
+            )
         except (OSError, TunelabError) as exc:
             if not self.cancel.is_set():  # closed: it was stopped, nothing to say on a screen that is gone
                 self.app.call_from_thread(self.show_progress, "")
@@ -288,7 +321,7 @@ class VerdictScreen(Screen[None]):
         if self.cancel.is_set():
             return
         shown = self.query_one("#verdict-progress", Static)
-        shown.update(Text(f"Both together · {text} · esc stops it" if text else ""))
+        shown.update(Text(f"{self.running} · {text} · esc stops it" if text else ""))
         shown.display = bool(text)
 
 
