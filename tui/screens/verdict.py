@@ -23,11 +23,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.errors import TunelabError
 from core.evals.report import costs, rate_text, usage_text
-from core.workbench.compare import CompareWatcher
 from core.workbench.verdicts import Comparison, Foreign
 from tui.messages import FinalLook, RunStarted, VerdictReady
 from tui.screens.ask import AskScreen
 from tui.screens.cell_items import CellItemsScreen
+from tui.screens.progress import LineProgress
 
 if TYPE_CHECKING:
     from tui.app import TunelabApp
@@ -304,7 +304,12 @@ class VerdictScreen(Screen[None]):
             request = EvalRequest.of(self.comparison.summary)
             options = replace(self.tunelab.options, model=model, adapter=None)
             plan = workbench.compare_plan(request, options, [ref])
-            steps = Steps(request, int(budget), watcher=_Progress(self), cancel=self.cancel)
+            steps = Steps(
+                request,
+                int(budget),
+                watcher=LineProgress(self.app, self.cancel, self.show_progress),
+                cancel=self.cancel,
+            )
             done = compare_together(
                 workbench, plan, self.tunelab.local_engine, steps, both=both, distill=None if both else ref
             )
@@ -323,30 +328,3 @@ class VerdictScreen(Screen[None]):
         shown = self.query_one("#verdict-progress", Static)
         shown.update(Text(f"{self.running} · {text} · esc stops it" if text else ""))
         shown.display = bool(text)
-
-
-class _Progress(CompareWatcher):
-    """p->w->p's steps on the verdict screen's progress line (called from the worker's thread)."""
-
-    def __init__(self, screen: VerdictScreen) -> None:
-        self.screen, self.what = screen, ""
-
-    def _say(self, text: str) -> None:
-        if not self.screen.cancel.is_set():
-            self.screen.app.call_from_thread(self.screen.show_progress, text)
-
-    def phase(self, text: str) -> None:
-        self.what = text
-        self._say(text)
-
-    def started(self, run_id: str) -> None:
-        self.screen.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
-
-    def step(self, step: int, total: int) -> None:
-        self._say(f"{self.what} · step {step}/{total or '?'}")
-
-    def evaluating(self, labels: list[str]) -> None:
-        self.phase(f"grading {len(labels)} cells")
-
-    def progress(self, done: int, total: int) -> None:
-        self._say(f"{self.what} · {done}/{total}")
