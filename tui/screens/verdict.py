@@ -58,7 +58,7 @@ class VerdictScreen(Screen[None]):
         "LoRA) and shows the p->w and p->w->p rows; <verdict-distill> trains a LoRA on the passing outputs of the "
         "prompt under the cursor, from the input alone, and grades it with no prompt beside the prompt; esc stops "
         "either; <verdict-budget> shows the last data-budget "
-        "curve (compare --budget)."
+        "curve (compare --budget), where r runs one."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
@@ -195,9 +195,16 @@ class VerdictScreen(Screen[None]):
         self.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
 
     def action_budget_curve(self) -> None:
-        from tui.screens.budget_curve import open_budget_curve
+        """The newest curve; `r` there runs one on this verdict's rows, base model and first prompt column."""
+        from dataclasses import replace
 
-        open_budget_curve(self.app, self.tunelab.root)
+        from core.evals.plan import EvalRequest
+        from tui.screens.budget_curve import CurveSource, open_budget_curve
+
+        col = next((c for c in self.comparison.grid.cols if c.key), None)
+        options = replace(self.tunelab.options, model=self.comparison.grid.rows[0].model, adapter=None)
+        source = CurveSource(EvalRequest.of(self.comparison.summary), options, col.key) if col and col.key else None
+        open_budget_curve(self.app, self.tunelab.root, source)
 
     def action_final(self) -> None:
         """These cells once on the sealed test split: the answer iteration on the dev rows cannot give."""
