@@ -305,3 +305,38 @@ async def test_a_sweep_from_the_form_runs_each_run_in_turn_followed_then_names_t
     ended = next(n for n in said if n.startswith("Sweep s"))
     assert ended.endswith(f"ended: best on dev {fast} (eval_loss 0.4) of 2 runs.")
     assert [Runs(home).train_config(r).max_steps for r in started] == [2, 2]
+
+
+async def test_quitting_mid_sweep_leaves_the_current_run_going_and_starts_no_more(home, monkeypatch):
+    import threading
+
+    import core.training.runs as runs_module
+    from core.training.runs import StatusWriter
+    from core.workbench.sweeping import Sweeps
+    from tests.seeded import finish
+
+    started, ended, run = [], threading.Event(), Sweeps.run
+
+    def observed(sweeps, *args, **kwargs):  # the real sweep, its end seen
+        try:
+            return run(sweeps, *args, **kwargs)
+        finally:
+            ended.set()
+
+    def launch(runs, run_id, *_, **__):  # each run started stays live until finished
+        started.append(run_id)
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    monkeypatch.setattr(Sweeps, "run", observed)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready)
+        await submit_train_form(pilot, sweep="learning_rate=1e-4,1e-3", max_steps="2")
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: started and pane.selected == started[0])
+    finish(Runs(home).path(started[0]), 2, adapter=True)  # the first run ends after the app has gone
+    assert ended.wait(10)
+    assert len(started) == 1  # the second never started

@@ -369,12 +369,19 @@ class TrainingPane(Vertical):
     @work(thread=True, group="train-sweep", exclusive=True)
     def start_sweep(self, config: TrainConfig, grid: str) -> None:
         """The form's sweep (`core.workbench.sweeping`): each run in turn, selected as it starts, then the best on
-        dev said (a run that fails is one result among the others, as `train --sweep` has it)."""
+        dev said (a run that fails is one result among the others, as `train --sweep` has it). Quitting leaves
+        the current run going and starts no more, as Ctrl+C does to `train --sweep`."""
+        from textual.worker import get_current_worker
+
         from core.workbench.sweeping import SweepWatcher
 
-        pane = self
+        pane, worker = self, get_current_worker()
 
         class Follow(SweepWatcher):
+            def status(self, run_id: str, status: RunStatus) -> None:
+                if worker.is_cancelled:  # the pane is gone: stop waiting, the run goes on
+                    raise TunelabError(f"sweep stopped: run {run_id} goes on, the runs not started yet never will")
+
             def started(self, run_id: str, index: int, total: int, values: dict[str, Any]) -> None:
                 shown = " ".join(f"{k}={v}" for k, v in values.items())
                 pane.app.call_from_thread(pane.app.notify, f"Sweep run {index + 1}/{total}: {shown}")
