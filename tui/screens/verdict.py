@@ -58,7 +58,7 @@ class VerdictScreen(Screen[None]):
         "LoRA) and shows the p->w and p->w->p rows; <verdict-distill> trains a LoRA on the passing outputs of the "
         "prompt under the cursor, from the input alone, and grades it with no prompt beside the prompt; esc stops "
         "either; <verdict-budget> shows the last data-budget "
-        "curve (compare --budget), where r runs one."
+        "curve (compare --budget), where <budget-run> runs one."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
