@@ -2,14 +2,14 @@
 
 import random
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from core.evals.budget_curve import Arm, judge_curve, point
 from core.workbench.budget import save_curve
 from tests.seeded import comparison_eval, finished_run
 from tests.tui.test_verdict_tui import notes, open_verdict
 from tests.tui_helpers import fake_app, wait_for
-from tui.screens.budget_curve import NONE_YET, BudgetChart, BudgetCurveScreen
+from tui.screens.budget_curve import NONE_HERE, NONE_YET, BudgetChart, BudgetCurveScreen
 
 
 def canned(home):
@@ -37,8 +37,11 @@ async def test_the_verdict_screens_key_shows_the_last_curve_with_its_table_chart
     app = fake_app(home)
     async with app.run_test(size=(100, 40)) as pilot:
         await open_verdict(pilot)
-        await pilot.press("c")  # no curve yet: said, and the verdict stays
-        await wait_for(pilot, lambda: NONE_YET in notes(app))
+        await pilot.press("c")  # no curve yet: the screen says so, and how to run one
+        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+        await pilot.pause()
+        assert str(app.screen.query_one("#budget-sentence").render()) == NONE_HERE
+        await pilot.press("escape")
         curve = canned(home)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
@@ -69,3 +72,99 @@ async def test_the_palette_offers_the_curve_from_anywhere(home):
         command = next(c for c in app.palette_commands() if c.name == "verdict: Data-budget curve")
         command.run()
         await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+
+
+async def test_r_runs_a_curve_on_the_verdicts_rows_and_first_prompt_with_its_progress_then_shows_it(home, monkeypatch):
+    """The curve screen's "Run a curve" from a verdict: the sizes asked, the plan on the verdict's dataset, model
+    and first prompt, each stage on the progress line, the new curve drawn at the end (the use case faked:
+    tests/integration runs it)."""
+    import threading
+
+    import core.workbench.budget as budget
+    from tests.seeded import SENTI
+    from tui.screens.ask import AskScreen
+
+    comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
+    asked, go = [], threading.Event()
+
+    def plan(workbench, request, options, prompt, sizes, **_):
+        asked.append(
+            (request.dataset, request.split, options.model, options.adapter, prompt.name, prompt.version.id, sizes)
+        )
+        return "the plan"
+
+    def run(workbench, plan, engine, watcher=None, cancel=None):
+        assert plan == "the plan"
+        watcher.stage("prompts", 16)
+        watcher.progress(3, 10)
+        go.wait(10)
+        return canned(home)
+
+    monkeypatch.setattr(budget, "budget_plan", plan)
+    monkeypatch.setattr(budget, "run_budget", run)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_verdict(pilot)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+        screen = app.screen
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        assert app.screen.query_one(Input).value == "16,64,all"
+        app.screen.query_one(Input).value = "16,all"
+        await pilot.press("enter")
+        line = screen.query_one("#budget-progress")
+        await wait_for(pilot, lambda: "3/10" in str(line.render()))
+        assert str(line.render()) == "Data-budget curve · 16 rows: prompt candidates · 3/10 · esc stops it"
+        await pilot.press("r")  # one at a time
+        await wait_for(pilot, lambda: "A curve is running; esc stops it." in notes(app))
+        go.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen) and app.screen is not screen)
+        await pilot.pause()
+        rows = app.screen.query_one(DataTable).row_count
+        assert rows == 3 and app.screen.curve.sentence in notes(app)
+    assert asked == [("demo", "eval", "demo", None, "senti", SENTI.id, "16,all")]
+
+
+async def test_esc_stops_a_curve_in_flight_and_r_without_a_verdict_says_where_to_run_one(home, monkeypatch):
+    import threading
+
+    import core.workbench.budget as budget
+    from core.errors import TunelabError
+
+    comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
+    stopped = threading.Event()
+
+    def run(workbench, plan, engine, watcher=None, cancel=None):
+        watcher.stage("train", 16)
+        if cancel.wait(10):
+            stopped.set()
+        raise TunelabError("comparison cancelled")
+
+    monkeypatch.setattr(budget, "budget_plan", lambda *_, **__: "the plan")
+    monkeypatch.setattr(budget, "run_budget", run)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_verdict(pilot)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+        screen = app.screen
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("enter")  # the sizes as offered
+        await wait_for(pilot, lambda: "16 rows: train" in str(screen.query_one("#budget-progress").render()))
+        await pilot.press("escape")
+        await wait_for(pilot, stopped.is_set)
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, BudgetCurveScreen)
+        assert not [n for n, severity in notes(app).items() if severity == "error"]
+        app.budget_curve()  # the palette's, with no curve yet: said, nothing opens
+        await wait_for(pilot, lambda: NONE_YET in notes(app))
+        assert not isinstance(app.screen, BudgetCurveScreen)
+        canned(home)
+        app.budget_curve()  # no verdict to run one on
+        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: "A curve runs on a verdict's rows: press c on a verdict with a prompt column." in notes(app)
+        )

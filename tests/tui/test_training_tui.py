@@ -266,3 +266,77 @@ async def test_an_adapter_folder_from_elsewhere_joins_the_lora_list_and_stays(ho
         select = app.query_one("#adapter-select")
         await wait_for(pilot, lambda: any(value == str(folder) for _, value in select._options))
         assert [label for label, value in select._options if value == str(folder)] == ["my-peft-lora (folder)"]
+
+
+async def test_a_sweep_from_the_form_runs_each_run_in_turn_followed_then_names_the_best(home, monkeypatch):
+    """The form's sweep field: a bad grid is one line naming it and the form stays; a good one trains a run per
+    value, one after another, the monitor selecting each as it starts, and the best on dev is said at the end.
+    Each run's process is faked as ending done at once with an eval loss set by its learning rate."""
+    from core.training.runs import StatusWriter
+    from tests.seeded import finish
+    from tests.tui.test_verdict_tui import notes
+
+    eval_loss, started = {1e-4: 0.9, 1e-3: 0.4}, []
+
+    def launch(runs, run_id, *_, **__):
+        assert all(runs.status(r).state == "done" for r in started)  # one after another
+        started.append(run_id)
+        finish(runs.path(run_id), 2, adapter=True)
+        StatusWriter(runs.path(run_id)).update(eval_loss=eval_loss[runs.train_config(run_id).learning_rate])
+        return 0
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready)
+        await submit_train_form(pilot, sweep="lr=1e-4")
+        await pilot.pause()
+        assert isinstance(app.screen, TrainForm)
+        assert str(app.screen.query_one("#train-error").render()) == (
+            "sweep: 'lr' cannot be swept (not a training option; keys: the training options' names)"
+        )
+        await submit_train_form(pilot, sweep="learning_rate=1e-4,1e-3", max_steps="2")
+        await wait_for(pilot, lambda: any(n.startswith("Sweep s") for n in notes(app)))
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.selected == started[-1])
+    slow, fast = started
+    said = list(notes(app))
+    assert "Sweep run 1/2: learning_rate=0.0001" in said and "Sweep run 2/2: learning_rate=0.001" in said
+    ended = next(n for n in said if n.startswith("Sweep s"))
+    assert ended.endswith(f"ended: best on dev {fast} (eval_loss 0.4) of 2 runs.")
+    assert [Runs(home).train_config(r).max_steps for r in started] == [2, 2]
+
+
+async def test_quitting_mid_sweep_leaves_the_current_run_going_and_starts_no_more(home, monkeypatch):
+    import threading
+
+    import core.training.runs as runs_module
+    from core.training.runs import StatusWriter
+    from core.workbench.sweeping import Sweeps
+    from tests.seeded import finish
+
+    started, ended, run = [], threading.Event(), Sweeps.run
+
+    def observed(sweeps, *args, **kwargs):  # the real sweep, its end seen
+        try:
+            return run(sweeps, *args, **kwargs)
+        finally:
+            ended.set()
+
+    def launch(runs, run_id, *_, **__):  # each run started stays live until finished
+        started.append(run_id)
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    monkeypatch.setattr(Sweeps, "run", observed)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready)
+        await submit_train_form(pilot, sweep="learning_rate=1e-4,1e-3", max_steps="2")
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: started and pane.selected == started[0])
+    finish(Runs(home).path(started[0]), 2, adapter=True)  # the first run ends after the app has gone
+    assert ended.wait(10)
+    assert len(started) == 1  # the second never started

@@ -283,3 +283,42 @@ async def test_esc_stops_a_p_w_p_in_flight_and_says_nothing_more(home, monkeypat
         await pilot.pause(0.1)
         assert not isinstance(app.screen, VerdictScreen)
         assert not [n for n, severity in notes(app).items() if severity == "error"]
+
+
+async def test_d_distills_the_prompt_under_the_cursor_and_needs_a_prompt_column(home, monkeypatch):
+    """The verdict screen's "Distill this prompt": the column's prompt handed to the use case as the one to
+    distill (no search: nothing asked), its progress line, then the verdict with its rows (the use case faked)."""
+    import threading
+
+    import core.workbench.together as together
+
+    seeded(home)
+    asked, go = [], threading.Event()
+
+    def steps_run(workbench, plan, engine, steps, *, both=False, distill=None):
+        asked.append((distill.name, distill.version.id, plan.prompts[0].version.id, steps.dev.split, both))
+        steps.watcher.phase("traces: senti on the training rows")
+        go.wait(10)
+        summary = workbench.evals.load("e0000snapshot")
+        return together.Together(workbench.verdicts.comparison(summary), ["distilled: LoRA t1 trained on them"])
+
+    monkeypatch.setattr(together, "compare_together", steps_run)
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_verdict(pilot)
+        screen.query_one(DataTable).move_cursor(row=0, column=1)  # "no prompt"
+        await pilot.press("d")
+        needs = "Distill needs a prompt column: move the cursor to one."
+        await wait_for(pilot, lambda: needs in notes(app))
+        assert not asked and not screen.query_one("#verdict-progress").display
+        screen.query_one(DataTable).move_cursor(row=0, column=2)  # the prompt's column
+        await pilot.press("d")
+        line = screen.query_one("#verdict-progress")
+        await wait_for(pilot, lambda: "traces: senti" in str(line.render()))
+        assert str(line.render()) == "Distill · traces: senti on the training rows · esc stops it"
+        await pilot.press("b")  # one at a time
+        await wait_for(pilot, lambda: "Distill is running; esc stops it." in notes(app))
+        go.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, VerdictScreen) and app.screen is not screen)
+        await wait_for(pilot, lambda: "distilled: LoRA t1 trained on them" in notes(app))
+    assert asked == [("senti", SENTI.id, SENTI.id, "eval", False)]

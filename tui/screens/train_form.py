@@ -1,5 +1,5 @@
 """The new-run form: the training options declared with a place on it (`form=`, core/training/config.py);
-everything else keeps `TrainConfig`'s defaults."""
+everything else keeps `TrainConfig`'s defaults. A sweep grid (`train --sweep`'s) makes it a sweep of runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from core.errors import TunelabError
 from core.training.config import TRAIN_OPTIONS, TrainConfig
+from core.training.sweeps import MAX_RUNS, parse_grid
 
 FORM = sorted((o for o in TRAIN_OPTIONS if o.form is not None), key=lambda o: o.form or 0)  # declared with a place
 INPUTS = tuple(o for o in FORM if o.kind is not bool)  # a grid of label and value, two to a row
@@ -25,7 +26,8 @@ def _switch_label(label: str, on: bool) -> str:
 class TrainForm(ModalScreen[dict | None]):
     """Returns the settings as a dict (the caller adds model, dataset and template), or None.
 
-    A blank max steps trains for the epochs; a blank eval split skips the eval loss.
+    A blank max steps trains for the epochs; a blank eval split skips the eval loss; a sweep grid
+    (`learning_rate=1e-4,3e-4 lora_r=8,16`) trains a run per combination of its values instead of one.
     """
 
     DEFAULT_CSS = """
@@ -35,6 +37,9 @@ class TrainForm(ModalScreen[dict | None]):
         #train-grid { grid-size: 4; grid-columns: 16 1fr 16 1fr; height: auto; grid-gutter: 0 1; }
         #train-switches { height: auto; }
         #train-switches Checkbox { margin-right: 2; }
+        #train-sweep-row { height: 1; }
+        #train-sweep-row Label { width: 17; }
+        #train-sweep-row Input { width: 1fr; }
         #train-error { color: $error; height: auto; }
     }
     """
@@ -60,6 +65,9 @@ class TrainForm(ModalScreen[dict | None]):
                 yield Static(
                     f"linear modules: all-linear or any of {', '.join(self.linear_modules)}", id="train-linear"
                 )
+            with Horizontal(id="train-sweep-row"):
+                yield Label("sweep")
+                yield Input(placeholder="none, or learning_rate=1e-4,3e-4 lora_r=8,16", id="train-sweep", compact=True)
             with Horizontal(id="train-switches"):
                 for option in SWITCHES:
                     label, on = option.label or option.name, bool(option.default)
@@ -84,6 +92,7 @@ class TrainForm(ModalScreen[dict | None]):
         out = {option.name: option.parse(self.query_one(f"#train-{option.name}", Input).value) for option in INPUTS}
         out.update({option.name: self.query_one(f"#train-{option.name}", Checkbox).value for option in SWITCHES})
         out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
+        out["sweep"] = self.query_one("#train-sweep", Input).value.strip()
         return out
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -93,9 +102,11 @@ class TrainForm(ModalScreen[dict | None]):
     def action_submit(self) -> None:
         try:
             settings = self.settings()
-            config = TrainConfig(**{k: v for k, v in settings.items() if k != "use_prompt"})
+            config = TrainConfig(**{k: v for k, v in settings.items() if k not in ("use_prompt", "sweep")})
             if self.linear_modules:
                 config.check_targets(self.linear_modules)
+            if settings["sweep"] and (size := parse_grid(settings["sweep"]).size) > MAX_RUNS:
+                raise TunelabError(f"sweep makes {size} runs, more than {MAX_RUNS}: give fewer values")
         except TunelabError as exc:
             self.query_one("#train-error", Static).update(str(exc))
             return

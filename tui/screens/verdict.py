@@ -3,7 +3,8 @@ that says which cell wins and whether it is real, the notes, and what each appro
 
 Enter on a cell lists the items it fixes and breaks against another cell; `t` trains a LoRA on the prompt a
 cell used it with when it was trained on something else; `w` writes the report to share; `b` runs p->w->p
-from a cell's prompt (`core.workbench.together`) and opens the verdict with its rows.
+from a cell's prompt (`core.workbench.together`) and `d` distills a column's prompt into a LoRA, each opening
+the verdict with its rows.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.errors import TunelabError
 from core.evals.report import costs, rate_text, usage_text
-from core.workbench.compare import CompareWatcher
 from core.workbench.verdicts import Comparison, Foreign
 from tui.messages import FinalLook, RunStarted, VerdictReady
 from tui.screens.ask import AskScreen
 from tui.screens.cell_items import CellItemsScreen
+from tui.screens.progress import LineProgress
 
 if TYPE_CHECKING:
     from tui.app import TunelabApp
@@ -54,8 +55,10 @@ class VerdictScreen(Screen[None]):
         "items it fixes and breaks; <verdict-train> trains a LoRA on that cell's prompt; <verdict-report> writes the "
         "report; <verdict-final> judges these cells once on the sealed test split; <verdict-both> runs p->w->p from "
         "the cell's prompt (optimize it, train a LoRA with it on its passing outputs, optimize it again on that "
-        "LoRA) and shows the p->w and p->w->p rows; esc stops it; <verdict-budget> shows the last data-budget "
-        "curve (compare --budget)."
+        "LoRA) and shows the p->w and p->w->p rows; <verdict-distill> trains a LoRA on the passing outputs of the "
+        "prompt under the cursor, from the input alone, and grades it with no prompt beside the prompt; esc stops "
+        "either; <verdict-budget> shows the last data-budget "
+        "curve (compare --budget), where <budget-run> runs one."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="verdict-close"),
@@ -63,13 +66,15 @@ class VerdictScreen(Screen[None]):
         Binding("w", "write_report", "Report", id="verdict-report"),
         Binding("f", "final", "Final", id="verdict-final"),  # on the sealed test split
         Binding("b", "both_together", "Both together (p->w->p)", id="verdict-both", show=False),
+        Binding("d", "distill", "Distill this prompt", id="verdict-distill", show=False),
         Binding("c", "budget_curve", "Budget curve", id="verdict-budget", show=False),  # in help and the palette
     ]
 
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
         self.comparison = comparison
-        self.cancel = threading.Event()  # the p->w->p in flight stops when the screen closes
+        self.cancel = threading.Event()  # the p->w->p or distillation in flight stops when the screen closes
+        self.running = "Both together"  # what the progress line is for
 
     @property
     def tunelab(self) -> TunelabApp:
@@ -190,9 +195,16 @@ class VerdictScreen(Screen[None]):
         self.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
 
     def action_budget_curve(self) -> None:
-        from tui.screens.budget_curve import open_budget_curve
+        """The newest curve; `r` there runs one on this verdict's rows, base model and first prompt column."""
+        from dataclasses import replace
 
-        open_budget_curve(self.app, self.tunelab.root)
+        from core.evals.plan import EvalRequest
+        from tui.screens.budget_curve import CurveSource, open_budget_curve
+
+        col = next((c for c in self.comparison.grid.cols if c.key), None)
+        options = replace(self.tunelab.options, model=self.comparison.grid.rows[0].model, adapter=None)
+        source = CurveSource(EvalRequest.of(self.comparison.summary), options, col.key) if col and col.key else None
+        open_budget_curve(self.app, self.tunelab.root, source)
 
     def action_final(self) -> None:
         """These cells once on the sealed test split: the answer iteration on the dev rows cannot give."""
@@ -231,34 +243,59 @@ class VerdictScreen(Screen[None]):
     def report_path(root: Path, comparison: Comparison) -> Path:
         return root / "reports" / f"{comparison.summary.id}.html"
 
-    def action_both_together(self) -> None:
-        """p->w->p from the prompt under the cursor (else the first prompt column), on the dev rows it was graded on."""
+    def _start_column(self, what: str, under_cursor: bool) -> tuple[str, str, str] | None:
+        """The prompt id, its column's label and the row's model `what` starts from: the column under the cursor
+        (`under_cursor`: it must hold a prompt; else the first prompt column when it does not), None when said why."""
         from core.data.datasets import SEALED
 
         selected = self._selected()
         cols = self.comparison.grid.cols
-        col = cols[selected[1]] if selected and cols[selected[1]].key else next((c for c in cols if c.key), None)
-        if col is None:
-            self.notify("Both together starts from a prompt: this verdict has no prompt column.", severity="warning")
-            return
+        col = cols[selected[1]] if selected and cols[selected[1]].key else None
+        if col is None and not (under_cursor and selected):
+            col = next((c for c in cols if c.key), None)
+        if col is None or not col.key:
+            where = "a prompt column: move the cursor to one" if under_cursor else "a prompt: this verdict has none"
+            self.notify(f"{what} needs {where}.", severity="warning")
+            return None
         if self.comparison.summary.split == SEALED:
-            self.notify("Both together searches the dev rows: run it from a verdict on them.", severity="warning")
-            return
+            self.notify(f"{what} runs on the dev rows: run it from a verdict on them.", severity="warning")
+            return None
         if self.query_one("#verdict-progress").display:
-            self.notify("Both together is running; esc stops it.", severity="warning")
+            self.notify(f"{self.running} is running; esc stops it.", severity="warning")
+            return None
+        return col.key, col.label, self.comparison.grid.rows[selected[0] if selected else 0].model
+
+    def action_both_together(self) -> None:
+        """p->w->p from the prompt under the cursor (else the first prompt column), on the dev rows it was graded on."""
+        start = self._start_column("Both together", under_cursor=False)
+        if start is None:
             return
-        model = self.comparison.grid.rows[selected[0] if selected else 0].model
+        prompt_id, label, model = start
 
-        def start(budget: str | None) -> None:
+        def go(budget: str | None) -> None:
             if budget is not None and budget.strip():
-                self.query_one("#verdict-progress").display = True
-                self._both_together(col.key, model, budget.strip())
+                self._start("Both together", prompt_id, model, budget.strip(), both=True)
 
-        question = f"Both together from {col.label}: graded generations each search may spend"
-        self.app.push_screen(AskScreen(question, "400"), start)
+        question = f"Both together from {label}: graded generations each search may spend"
+        self.app.push_screen(AskScreen(question, "400"), go)
+
+    def action_distill(self) -> None:
+        """The prompt of the column under the cursor distilled into a LoRA graded with no prompt beside it."""
+        from core.workbench.together import BUDGET
+
+        start = self._start_column("Distill", under_cursor=True)
+        if start is not None:
+            prompt_id, _, model = start
+            self._start("Distill", prompt_id, model, str(BUDGET), both=False)
+
+    def _start(self, what: str, prompt_id: str, model: str, budget: str, *, both: bool) -> None:
+        self.running = what
+        self.query_one("#verdict-progress").display = True
+        self._together(prompt_id, model, budget, both=both)
 
     @work(thread=True, group="together", exclusive=True)
-    def _both_together(self, prompt_id: str, model: str, budget: str) -> None:
+    def _together(self, prompt_id: str, model: str, budget: str, *, both: bool) -> None:
+        """p->w->p (`both`) or the prompt distilled, then the verdict with their rows; esc (`cancel`) stops it."""
         from dataclasses import replace
 
         from core.evals.plan import EvalRequest
@@ -270,11 +307,19 @@ class VerdictScreen(Screen[None]):
             if not budget.isdigit():
                 raise TunelabError(f"the budget is a number of graded generations, got '{budget}'")
             row, version = workbench.prompts.get(prompt_id)
+            ref = PromptRef(row["name"], version)
             request = EvalRequest.of(self.comparison.summary)
             options = replace(self.tunelab.options, model=model, adapter=None)
-            plan = workbench.compare_plan(request, options, [PromptRef(row["name"], version)])
-            steps = Steps(request, int(budget), watcher=_Progress(self), cancel=self.cancel)
-            done = compare_together(workbench, plan, self.tunelab.local_engine, steps, both=True)
+            plan = workbench.compare_plan(request, options, [ref])
+            steps = Steps(
+                request,
+                int(budget),
+                watcher=LineProgress(self.app, self.cancel, self.show_progress),
+                cancel=self.cancel,
+            )
+            done = compare_together(
+                workbench, plan, self.tunelab.local_engine, steps, both=both, distill=None if both else ref
+            )
         except (OSError, TunelabError) as exc:
             if not self.cancel.is_set():  # closed: it was stopped, nothing to say on a screen that is gone
                 self.app.call_from_thread(self.show_progress, "")
@@ -288,32 +333,5 @@ class VerdictScreen(Screen[None]):
         if self.cancel.is_set():
             return
         shown = self.query_one("#verdict-progress", Static)
-        shown.update(Text(f"Both together · {text} · esc stops it" if text else ""))
+        shown.update(Text(f"{self.running} · {text} · esc stops it" if text else ""))
         shown.display = bool(text)
-
-
-class _Progress(CompareWatcher):
-    """p->w->p's steps on the verdict screen's progress line (called from the worker's thread)."""
-
-    def __init__(self, screen: VerdictScreen) -> None:
-        self.screen, self.what = screen, ""
-
-    def _say(self, text: str) -> None:
-        if not self.screen.cancel.is_set():
-            self.screen.app.call_from_thread(self.screen.show_progress, text)
-
-    def phase(self, text: str) -> None:
-        self.what = text
-        self._say(text)
-
-    def started(self, run_id: str) -> None:
-        self.screen.tunelab.main.post_message(RunStarted(run_id))  # the training pane follows it
-
-    def step(self, step: int, total: int) -> None:
-        self._say(f"{self.what} · step {step}/{total or '?'}")
-
-    def evaluating(self, labels: list[str]) -> None:
-        self.phase(f"grading {len(labels)} cells")
-
-    def progress(self, done: int, total: int) -> None:
-        self._say(f"{self.what} · {done}/{total}")

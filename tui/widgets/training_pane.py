@@ -336,7 +336,7 @@ class TrainingPane(Vertical):
         def start(settings: dict | None) -> None:
             if settings is None:
                 return
-            use_prompt = settings.pop("use_prompt")
+            use_prompt, sweep = settings.pop("use_prompt"), settings.pop("sweep")
             try:
                 config = self.workbench.train_config(
                     settings,
@@ -349,7 +349,10 @@ class TrainingPane(Vertical):
             except TunelabError as exc:
                 self.post_message(WorkbenchFailed(str(exc)))
                 return
-            self.start_run(config)
+            if sweep:
+                self.start_sweep(config, sweep)
+            else:
+                self.start_run(config)
 
         self.app.push_screen(TrainForm(request.dataset, prompt_name, linear_modules), start)
 
@@ -362,6 +365,40 @@ class TrainingPane(Vertical):
             self.post_message(WorkbenchFailed(str(exc)))
             return
         self.post_message(RunStarted(run_id))
+
+    @work(thread=True, group="train-sweep", exclusive=True)
+    def start_sweep(self, config: TrainConfig, grid: str) -> None:
+        """The form's sweep (`core.workbench.sweeping`): each run in turn, selected as it starts, then the best on
+        dev said (a run that fails is one result among the others, as `train --sweep` has it). Quitting leaves
+        the current run going and starts no more, as Ctrl+C does to `train --sweep`."""
+        from textual.worker import get_current_worker
+
+        from core.workbench.sweeping import SweepWatcher
+
+        pane, worker = self, get_current_worker()
+
+        class Follow(SweepWatcher):
+            def status(self, run_id: str, status: RunStatus) -> None:
+                if worker.is_cancelled:  # the pane is gone: stop waiting, the run goes on
+                    raise TunelabError(f"sweep stopped: run {run_id} goes on, the runs not started yet never will")
+
+            def started(self, run_id: str, index: int, total: int, values: dict[str, Any]) -> None:
+                shown = " ".join(f"{k}={v}" for k, v in values.items())
+                pane.app.call_from_thread(pane.app.notify, f"Sweep run {index + 1}/{total}: {shown}")
+                pane.post_message(RunStarted(run_id))
+
+        try:
+            plan = self.workbench.sweeps.plan(config, grid)
+            result = self.workbench.sweeps.run(plan, Follow())
+        except (OSError, TunelabError) as exc:
+            self.post_message(WorkbenchFailed(str(exc)))
+            return
+        if result.best is None:
+            said = f"Sweep {plan.id} ended: no run finished with an eval loss or pass rate, so none is named best."
+        else:
+            run_id, metric, value = result.best
+            said = f"Sweep {plan.id} ended: best on dev {run_id} ({metric} {value:.4g}) of {plan.size} runs."
+        self.app.call_from_thread(self.app.notify, said, timeout=15)
 
     @work(thread=True, group="training-control", exclusive=False)
     def _control(self, action: str, run_id: str) -> None:
