@@ -158,15 +158,13 @@ class BudgetCurveScreen(Screen[None]):
         from core.workbench.service import PromptRef
 
         workbench = self.tunelab.workbench
+        watcher = LineProgress(self.app, self.cancel, self.show_progress)
         try:
             row, version = workbench.prompts.get(source.prompt_id)
             plan = budget_plan(workbench, source.request, source.options, PromptRef(row["name"], version), sizes)
-            watcher = LineProgress(self.app, self.cancel, self.show_progress)
             curve = run_budget(workbench, plan, self.tunelab.local_engine, watcher, self.cancel)
         except (OSError, TunelabError) as exc:
-            if not self.cancel.is_set():  # closed: it was stopped, nothing to say on a screen that is gone
-                self.app.call_from_thread(self.show_progress, "")
-                self.notify(str(exc), severity="error", timeout=8)
+            watcher.failed(exc)
             return
         if not self.cancel.is_set():
             self.app.call_from_thread(self.show_curve, curve)

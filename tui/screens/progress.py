@@ -46,3 +46,10 @@ class LineProgress(BudgetWatcher):
 
     def progress(self, done: int, total: int) -> None:
         self._say(f"{self.what} · {done}/{total}")
+
+    def failed(self, error: Exception) -> None:
+        """The use case ended on an error: the line cleared and the error said, unless it was stopped (its
+        screen may be gone)."""
+        if not self.cancel.is_set():
+            self.app.call_from_thread(self.show, "")
+            self.app.notify(str(error), severity="error", timeout=8)

@@ -303,6 +303,7 @@ class VerdictScreen(Screen[None]):
         from core.workbench.together import Steps, compare_together
 
         workbench = self.tunelab.workbench
+        watcher = LineProgress(self.app, self.cancel, self.show_progress)
         try:
             if not budget.isdigit():
                 raise TunelabError(f"the budget is a number of graded generations, got '{budget}'")
@@ -314,16 +315,14 @@ class VerdictScreen(Screen[None]):
             steps = Steps(
                 request,
                 int(budget),
-                watcher=LineProgress(self.app, self.cancel, self.show_progress),
+                watcher=watcher,
                 cancel=self.cancel,
             )
             done = compare_together(
                 workbench, plan, self.tunelab.local_engine, steps, both=both, distill=None if both else ref
             )
         except (OSError, TunelabError) as exc:
-            if not self.cancel.is_set():  # closed: it was stopped, nothing to say on a screen that is gone
-                self.app.call_from_thread(self.show_progress, "")
-                self.notify(str(exc), severity="error", timeout=8)
+            watcher.failed(exc)
             return
         if not self.cancel.is_set():
             self.notify("\n".join(done.lines), timeout=12)
