@@ -72,7 +72,8 @@ class EarlyStop:
         by = f" by more than {self.stopping.min_delta:g}" if self.stopping.min_delta else ""
         n = self.stopping.patience
         best = (
-            f"best checkpoint {checkpoint_name(self.best_step)} ({self.metric} {self.stopping.best:.4g})"
+            f"best checkpoint {checkpoint_name(self.best_step)} ({self.metric} {self.stopping.best:.4g}), "
+            "the run's adapter"
             if self.best_step is not None and self.stopping.best is not None
             else f"no evaluation gave a finite {self.metric}"
         )

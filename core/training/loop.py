@@ -372,7 +372,7 @@ class _Session:
                 if self.position + self.per_step > len(batches):
                     self.epoch, self.position = self.epoch + 1, 0
         if dist.main:
-            self._finish()
+            self._finish(ended_early)
 
     def _hold(self) -> None:
         """Wait (at most a minute) for a stop or cancel, with the status saying this step."""
@@ -438,12 +438,20 @@ class _Session:
             "mem_mb": round(peak_rss_mb(), 1),
         }
 
-    def _finish(self) -> None:
-        """The final eval loss, the adapter and a last checkpoint: the run is done."""
+    def _finish(self, ended_early: bool = False) -> None:
+        """A last checkpoint, the final eval loss and the adapter: the run is done. Stopped early, the adapter is
+        the best checkpoint's (as transformers' load_best_model_at_end has it), not the plateau's last step's."""
+        last = runfolders.checkpoint_name(self.step) if self.saved_at == self.step else self.save_checkpoint().name
+        best = self.evaluation.early.best_step if ended_early and self.evaluation.early else None
+        if best is not None and best != self.step:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            weights = self.checkpoints / runfolders.checkpoint_name(best) / "adapter_model.safetensors"
+            set_peft_model_state_dict(self.model, load_file(weights))
         final_eval = self.evaluation.loss(self.model)
         remove_path(self.run_dir / runfolders.ADAPTER)
         self.model.save_pretrained(str(self.run_dir / runfolders.ADAPTER))
-        last = runfolders.checkpoint_name(self.step) if self.saved_at == self.step else self.save_checkpoint().name
         self.status.update(
             state="done",
             step=self.step,

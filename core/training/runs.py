@@ -57,6 +57,7 @@ from core.training.splits import check_data, sealed_config
 
 if TYPE_CHECKING:
     from core.storage.schemas import RunStatus
+    from core.training.placement import Slot
 
 LIVE = {"starting", "loading", "running"}
 
@@ -300,9 +301,10 @@ class Runs:
         History(self.root).add(train_record(run_id, config.to_dict(), sweep))
         return run_id
 
-    def launch(self, run_id: str, resume: bool = False, node_rank: int = 0) -> int:
+    def launch(self, run_id: str, resume: bool = False, node_rank: int = 0, slot: Slot | None = None) -> int:
         """Start the run's child in its own session; its output goes to worker.log, never a pipe. Under a
-        multi-node config this starts node `node_rank`'s torchrun agent; only node 0's owns the status."""
+        multi-node config this starts node `node_rank`'s torchrun agent; only node 0's owns the status. A sweep
+        training runs at once gives each its `slot` (its GPU, or its share of the cores)."""
         run_dir = self.path(run_id)
         config = self.train_config(run_id)
         if node_rank == 0:
@@ -311,8 +313,8 @@ class Runs:
                 (run_dir / name).unlink(missing_ok=True)
             for path in (run_dir / RANKS).glob("*.json"):
                 path.unlink()
-        env = child_env()
-        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // config.nproc)))
+        env = child_env(**({"CUDA_VISIBLE_DEVICES": slot.devices} if slot and slot.devices is not None else {}))
+        env.setdefault("OMP_NUM_THREADS", str(slot.threads if slot else max(1, usable_cores() // config.nproc)))
         fd = open_append(run_dir / (LOG_FILE if node_rank == 0 else f"worker-node{node_rank}.log"), rotate_at=LOG_LIMIT)
         try:
             proc = subprocess.Popen(

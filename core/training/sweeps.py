@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 MAX_RUNS = 64  # a larger grid needs the user's explicit yes
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-SWEEPABLE = {o.name: o for o in TRAIN_OPTIONS if o.kind in (int, float, str, bool)}  # a list or pairs: not one value
+PLACEMENT = ("nproc", "nnodes", "rdzv_endpoint")  # where the runs train: set for the whole sweep
+SWEEPABLE = {  # a list or pairs is not one value
+    o.name: o for o in TRAIN_OPTIONS if o.kind in (int, float, str, bool) and o.name not in PLACEMENT
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,13 @@ def parse_grid(text: str) -> Grid:
             raise TunelabError(f"{{0}}: '{word}' is not KEY=VALUE,VALUE", "sweep")
         option = SWEEPABLE.get(key)
         if option is None:
-            known = "a list of names" if key in {o.name for o in TRAIN_OPTIONS} else "not a training option"
+            known = (
+                "where the runs train, set for the whole sweep"
+                if key in PLACEMENT
+                else "a list of names"
+                if key in {o.name for o in TRAIN_OPTIONS}
+                else "not a training option"
+            )
             raise TunelabError(f"{{0}}: '{key}' cannot be swept ({known}; keys: the training options' names)", "sweep")
         if key in axes:
             raise TunelabError(f"{{0}}: '{key}' is given twice", "sweep")
@@ -79,13 +88,14 @@ def _value(option: Option, raw: str) -> Any:
 
 
 def sweep_configs(base: TrainConfig, grid: Grid) -> list[TrainConfig]:
-    """The base settings with each grid point's values, every one checked before anything starts."""
+    """The base settings with each grid point's values, every one checked before anything starts; each run is
+    one process (the base's `nproc` says how many train at once, core/training/placement.py)."""
     if base.nnodes > 1:
-        raise TunelabError("{0} runs on one machine, one run after another: {1} above 1 is refused", "sweep", "nnodes")
+        raise TunelabError("{0} runs on one machine: {1} above 1 is refused", "sweep", "nnodes")
     configs = []
     for point in grid.points():
         try:
-            configs.append(replace(base, **point))
+            configs.append(replace(base, nproc=1, **point))
         except TunelabError as exc:
             shown = " ".join(f"{k}={v}" for k, v in point.items())
             raise TunelabError(f"{{0}} {shown}: {exc}", "sweep") from None

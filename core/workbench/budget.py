@@ -1,6 +1,7 @@
 """`compare --budget`: the data-budget curve, run. At each size (nested seeded subsets of the training rows,
 `core.evals.budget_curve`): the prompt's k-shot candidates drawn from those rows only, graded on the dev rows
-and the best kept; a LoRA trained on those rows only (its ledger lists exactly them); then one eval of the best
+and the best kept; a LoRA trained on those rows only (its ledger lists exactly them), stopped early on its dev
+eval loss with its best checkpoint kept; then one eval of the best
 prompt, the LoRA and the LoRA with the best prompt on the same items. Every scoring is a stored eval, so the
 verdict's counts of what was tried on these items see the candidates without being told; the curve is judged
 with them counted and kept as a file the TUI's chart screen reads."""
@@ -8,6 +9,7 @@ with them counted and kept as a file the TUI's chart screen reads."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import threading
 from collections.abc import Iterable
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from core.workbench.service import PromptRef, Workbench
 
 FOLDER = "budget"  # the data dir's folder of curves, one JSON file each, named by a time-ordered id
+PATIENCE = 2  # epochs without a better dev eval loss before a size's LoRA stops (`early_stopped`)
 
 
 @dataclass
@@ -113,10 +116,20 @@ def budget_plan(
         for size, subset, whole in zip(resolved, subsets, every)
     ]
     train = [
-        [replace(config, rows=() if whole else subset) for config in base.train]
-        for subset, whole in zip(subsets, every)
+        [early_stopped(replace(config, rows=() if whole else subset), size) for config in base.train]
+        for size, subset, whole in zip(resolved, subsets, every)
     ]
     return BudgetPlan(request, options, prompt, resolved, len(set(rows)), candidates, train, checkpoint)
+
+
+def early_stopped(config: TrainConfig, size: int) -> TrainConfig:
+    """A size's LoRA evaluated on dev once an epoch and stopped once its eval loss has not improved for
+    `PATIENCE` epochs, its best checkpoint its adapter: each size trains as long as its rows help. Settings that
+    already stop early, or a run with no dev split, stay as they are."""
+    if config.early_stop is not None or config.eval_split is None:
+        return config
+    epoch = max(1, math.ceil(size / (config.batch_size * config.grad_accum)))
+    return replace(config, eval_every=epoch, early_stop=PATIENCE, early_stop_metric="eval_loss")
 
 
 def run_budget(

@@ -32,6 +32,7 @@ from core.storage.atomic import write_atomic
 from core.storage.runfolders import BEST, concrete_ref, read_json
 from core.storage.schemas import EvalHeadline, EvalSummary, GradedRow, RunStatus
 from core.training.config import TrainConfig
+from core.training.placement import Slot
 from core.training.runs import LIVE, Runs
 from core.workbench.adapters import Adapters
 from core.workbench.compare import (
@@ -349,12 +350,17 @@ class Workbench:
             config.check_targets(valid)
 
     def start_run(
-        self, config: TrainConfig, new_prompts: Iterable[PromptRef] = (), sweep: dict[str, Any] | None = None
+        self,
+        config: TrainConfig,
+        prompts: Iterable[PromptRef] = (),
+        sweep: dict[str, Any] | None = None,
+        slot: Slot | None = None,
     ) -> str:
-        """Check the data, create the run folder and start its process (reads disk: off the UI loop)."""
+        """Check the data, create the run folder and start its process (reads disk: off the UI loop); a sweep's
+        run trains in its `slot` (core/training/placement.py)."""
         run_id = self.runs.create(config, sweep)
-        self.save_prompts(new_prompts)
-        self.runs.launch(run_id)
+        self.save_prompts(prompts)
+        self.runs.launch(run_id, slot=slot)
         return run_id
 
     def join_run(self, endpoint: str, node_rank: int) -> str:

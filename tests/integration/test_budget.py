@@ -5,7 +5,7 @@ import pytest
 from core.data.datasets import load_dataset
 from core.evals.budget_curve import nested_subsets
 from core.storage.runfolders import LEDGER_CHARS, read_ledger
-from core.workbench.budget import last_curve
+from core.workbench.budget import PATIENCE, last_curve
 from core.workbench.service import Workbench
 from tests.conftest import here
 
@@ -28,7 +28,9 @@ def test_compare_budget_trains_a_lora_per_size_on_its_rows_and_draws_the_curve(h
     runs = sorted(workbench.runs.list(), key=lambda r: len(workbench.runs.config(r.id)["config"]["rows"]))
     assert len(runs) == 2
     for run, subset in zip(runs, subsets):  # each LoRA trained on its size's rows alone, as its ledger says
-        assert tuple(workbench.runs.config(run.id)["config"]["rows"]) == subset
+        config = workbench.runs.config(run.id)["config"]
+        assert tuple(config["rows"]) == subset
+        assert (config["early_stop"], config["eval_every"]) == (PATIENCE, 1)  # dev loss each epoch (1 step here)
         assert read_ledger(workbench.runs.path(run.id)) == {it.digest[:LEDGER_CHARS] for it in train if it.id in subset}
     pooled = [row for row in workbench.prompts.versions("senti-budget") if row.get("shots")]
     assert len(pooled) == 5 + 7 - 1 - 1  # the prompt as it is is one version at both sizes, and has no shots

@@ -1,10 +1,12 @@
 """Early stopping: a real run of the demo model, trained in this process, whose eval loss is made to plateau
-(injected, never timed) ends done before its last step, keeps and names its best checkpoint, and says so in its
+(injected, never timed) ends done before its last step, keeps and names its best checkpoint as its adapter, and says so in its
 folder, where `runs attach` reads it again."""
 
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from core.storage.runfolders import checkpoint_name
 from core.training.config import TrainConfig
@@ -33,12 +35,19 @@ def test_a_plateaued_run_stops_early_names_its_best_checkpoint_and_a_reattached_
     status = runs.status(run_id)
     reason = (
         "stopped early at step 8: eval_loss has not improved for 2 evaluations; best checkpoint step-000004 "
-        "(eval_loss 0.5)"
+        "(eval_loss 0.5), the run's adapter"
     )
     assert (status.state, status.step, status.total_steps) == ("done", 8, 20), status
     assert status.early_stop == reason
     assert json.loads((runs.path(run_id) / "status.json").read_text())["early_stop"] == reason  # re-attach reads it
     assert checkpoint_name(4) in status.checkpoints and status.adapter == "adapter"
+    # the adapter is the best checkpoint's weights (as load_best_model_at_end), not the last step's
+    weights = {name: load_file(runs.path(run_id) / name / "adapter_model.safetensors") for name in (
+        "adapter", f"checkpoints/{checkpoint_name(4)}", f"checkpoints/{checkpoint_name(8)}"
+    )}  # fmt: skip
+    adapter, best, last = weights.values()
+    assert all(torch.equal(adapter[k], best[k]) for k in adapter)
+    assert not all(torch.equal(adapter[k], last[k]) for k in adapter)
     rows, _ = runs.metrics(run_id)
     assert [r["step"] for r in rows] == list(range(1, 9))
     assert [r["eval_loss"] for r in rows if "eval_loss" in r] == [1.0, 0.5, 0.5, 0.55]

@@ -7,10 +7,11 @@ import json
 import pytest
 
 from core.history.store import History
+from core.training.config import TrainConfig
 from core.training.runs import Runs, StatusWriter
 from core.workbench.service import Workbench
 from tests.conftest import here
-from tests.seeded import finish
+from tests.seeded import finish, finished_run
 
 EVAL_LOSS = {1e-4: 0.9, 1e-3: 0.4}
 
@@ -68,7 +69,7 @@ def test_a_bad_grid_or_one_too_large_is_one_line_before_any_run(home, capsys, la
     large = here(capsys, "train", "--sweep", "lora_r=1,2,3,4,5,6,7,8,9 lora_alpha=1,2,3,4,5,6,7,8")
     assert large.returncode == 2 and "--sweep makes 72 runs, more than 64: give --yes to run them" in large.stderr
     detached = here(capsys, "train", "--sweep", "lora_r=8", "--detach")
-    assert detached.returncode == 2 and "--sweep follows its runs one after another" in detached.stderr
+    assert detached.returncode == 2 and "--sweep follows its runs to the end" in detached.stderr
     assert launched == [] and not (home / "runs").exists() or not any((home / "runs").iterdir())
 
 
@@ -115,3 +116,128 @@ def test_compare_sweep_runs_the_grid_then_judges_its_best_counted_with_the_rest(
     (plan,) = judged
     assert plan.adapters == [fast] and [c.template for c in plan.train] == ["{{text}} Overall, this review is"]
     assert Workbench(home).verdicts._loras_tried({fast}) == 2  # the sweep's other run counts as tried
+
+
+@pytest.fixture
+def at_once(home, monkeypatch):
+    """Launches that leave each run live, and a sweep's poll that, instead of sleeping, ends the newest live run
+    (done, its eval loss set by its learning rate): the runs started, each with its slot and the runs live then."""
+    import types
+
+    import core.training.runs as runs_module
+    import core.workbench.sweeping as sweeping
+
+    launched = []
+
+    def live(runs):
+        return [run_id for run_id, *_ in launched if runs.status(run_id).state == "running"]
+
+    def launch(runs, run_id, *_, slot=None, **__):
+        launched.append((run_id, slot, live(runs)))
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    def poll(_):
+        runs = Runs(home)
+        newest = live(runs)[-1]
+        finish(runs.path(newest), 2, adapter=True)
+        StatusWriter(runs.path(newest)).update(eval_loss=EVAL_LOSS.get(runs.train_config(newest).learning_rate, 0.6))
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    monkeypatch.setattr(sweeping, "time", types.SimpleNamespace(sleep=poll))
+    return launched
+
+
+def test_nproc_trains_that_many_runs_at_once_one_gpu_each_and_a_freed_gpu_takes_the_next(
+    home, capsys, at_once, monkeypatch
+):
+    from core.engine.cores import usable_cores
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    done = here(capsys, "train", "--sweep", "learning_rate=1e-4,3e-4,1e-3", "--max-steps", "2", "--nproc", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0].endswith(": 3 runs, learning_rate (3), 2 at once (GPU 3, GPU 5)")
+    (first, on_first, _), (second, on_second, live_second), (third, on_third, _) = at_once
+    assert (str(on_first), str(on_second)) == ("GPU 3", "GPU 5") and live_second == [first]  # both at once
+    assert str(on_third) == "GPU 5"  # the second run ended first: its GPU takes the third
+    assert {slot.threads for _, slot, _ in at_once} == {max(1, usable_cores() // 2)}
+    runs = Runs(home)
+    assert [runs.config(r)["sweep"]["on"] for r in (first, second, third)] == ["GPU 3", "GPU 5", "GPU 5"]
+    assert {runs.train_config(r).nproc for r in (first, second, third)} == {1}  # each run one process
+    lines = [line.split() for line in done.stdout.splitlines() if line.startswith("t")]
+    assert [words[0] for words in lines if words[1] != "step"] == [first, second, third]  # the table: grid order
+    assert [words[0] for words in lines if words[1:3] == ["step", "2"]] == [second, first, third]  # each line tagged
+    assert done.stderr.rstrip().endswith(f"best on dev: {third} (eval_loss 0.4; use it as --adapter {third})")
+
+
+def test_without_gpus_the_runs_at_once_share_the_cores_and_more_runs_than_gpus_is_refused(
+    home, capsys, at_once, monkeypatch
+):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    done = here(capsys, "train", "--sweep", "learning_rate=1e-4,1e-3", "--max-steps", "2", "--nproc", "2")
+    assert done.returncode == 0 and ", 2 at once on the CPU (" in done.stderr.splitlines()[0]
+    assert [slot.devices for _, slot, _ in at_once] == [None, None] and at_once[1][2] == [at_once[0][0]]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    refused = here(capsys, "train", "--sweep", "lora_r=4,8,16", "--nproc", "3")
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "tunelab: error: --nproc 3 with --sweep trains 3 runs at once, one GPU each: 2 GPUs are visible (0,1)"
+    )
+    assert len(at_once) == 2  # nothing more started
+
+
+def test_a_whole_sweep_stops_from_another_process_its_live_runs_stop_and_no_more_start(home, capsys, monkeypatch):
+    """`runs stop RUN --sweep` (the TUI's S): the sweep's live runs asked to stop and save, the rest never start."""
+    import threading
+
+    import core.training.runs as runs_module
+    from core.training.runs import STOP_FILE
+
+    launched, result = [], []
+
+    def launch(runs, run_id, *_, **__):
+        launched.append(run_id)
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    workbench = Workbench(home)
+    plan = workbench.sweeps.plan(TrainConfig(max_steps=2), "lora_r=4,8,16")
+    driver = threading.Thread(target=lambda: result.append(workbench.sweeps.run(plan, poll=0.01)))
+    driver.start()
+    while not launched:
+        driver.join(0.01)
+    refused = here(capsys, "runs", "stop", finished_run(home), "--sweep")
+    assert refused.returncode == 2 and "is no sweep's: stop it alone" in refused.stderr
+    stopped = here(capsys, "runs", "stop", launched[0], "--sweep")
+    assert stopped.stderr.strip() == f"sweep {plan.id}: no more of its runs start; stopping {launched[0]}"
+    assert (Runs(home).path(launched[0]) / STOP_FILE).exists()
+    StatusWriter(Runs(home).path(launched[0])).update(state="stopped")  # as the run does at its next step
+    driver.join(10)
+    (swept,) = result
+    assert swept.stopped and [r for r, _, _ in swept.ended] == launched and len(launched) == 1
+
+
+def test_a_runs_slot_is_its_processs_gpu_and_thread_count(home, monkeypatch):
+    """The real launch, its process faked: the slot's GPU is the child's only visible one."""
+    import os
+
+    import core.training.runs as runs_module
+    from core.training.placement import Slot
+
+    seen = []
+
+    class Popen:
+        def __init__(self, args, env, **_):
+            seen.append(env)
+            self.pid = os.getpid()
+
+    monkeypatch.setattr(runs_module.subprocess, "Popen", Popen)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runs = Runs(home)
+    runs.launch(runs.create(TrainConfig(max_steps=2)), slot=Slot("5", 3))
+    runs.launch(runs.create(TrainConfig(max_steps=2)))  # a plain run: the parent's GPUs, all the cores
+    assert (seen[0]["CUDA_VISIBLE_DEVICES"], seen[0]["OMP_NUM_THREADS"]) == ("5", "3")
+    assert seen[1]["CUDA_VISIBLE_DEVICES"] == "3,5"

@@ -82,15 +82,16 @@ async def test_r_runs_a_curve_on_the_verdicts_rows_and_first_prompt_with_its_pro
 
     import core.workbench.budget as budget
     from tests.seeded import SENTI
-    from tui.screens.ask import AskScreen
+    from tui.screens.curve_form import CurveForm
 
     comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
     asked, go = [], threading.Event()
 
-    def plan(workbench, request, options, prompt, sizes, **_):
+    def plan(workbench, request, options, prompt, sizes, seeds, train_settings):
         asked.append(
             (request.dataset, request.split, options.model, options.adapter, prompt.name, prompt.version.id, sizes)
         )
+        asked.append((seeds, train_settings))
         return "the plan"
 
     def run(workbench, plan, engine, watcher=None, cancel=None):
@@ -109,9 +110,19 @@ async def test_r_runs_a_curve_on_the_verdicts_rows_and_first_prompt_with_its_pro
         await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
         screen = app.screen
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
-        assert app.screen.query_one(Input).value == "16,64,all"
-        app.screen.query_one(Input).value = "16,all"
+        await wait_for(pilot, lambda: isinstance(app.screen, CurveForm))
+        form = app.screen
+        assert [i.value for i in form.query(Input)] == ["16,64,all", "1", "6.0"]
+        for field, bad, said in (
+            ("sizes", "16,x", "labelled rows takes row counts like 16,64,256,all, got 'x'"),
+            ("seeds", "0", "seeds must be a whole number from 1 to 20, got '0'"),
+            ("epochs", "0", "epochs must be positive and at most 10000"),
+        ):
+            form.query_one(f"#curve-{field}", Input).value = bad
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is form and str(form.query_one("#curve-error").render()) == said
+            form.query_one(f"#curve-{field}", Input).value = {"sizes": "16,all", "seeds": "2", "epochs": "2"}[field]
         await pilot.press("enter")
         line = screen.query_one("#budget-progress")
         await wait_for(pilot, lambda: "3/10" in str(line.render()))
@@ -123,7 +134,7 @@ async def test_r_runs_a_curve_on_the_verdicts_rows_and_first_prompt_with_its_pro
         await pilot.pause()
         rows = app.screen.query_one(DataTable).row_count
         assert rows == 3 and app.screen.curve.sentence in notes(app)
-    assert asked == [("demo", "eval", "demo", None, "senti", SENTI.id, "16,all")]
+    assert asked == [("demo", "eval", "demo", None, "senti", SENTI.id, "16,all"), (2, {"epochs": 2.0})]
 
 
 async def test_esc_stops_a_curve_in_flight_and_r_without_a_verdict_says_where_to_run_one(home, monkeypatch):

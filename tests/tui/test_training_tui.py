@@ -340,3 +340,43 @@ async def test_quitting_mid_sweep_leaves_the_current_run_going_and_starts_no_mor
     finish(Runs(home).path(started[0]), 2, adapter=True)  # the first run ends after the app has gone
     assert ended.wait(10)
     assert len(started) == 1  # the second never started
+
+
+async def test_at_once_trains_a_sweeps_runs_together_and_S_stops_the_whole_sweep(home, monkeypatch):
+    """The form's `at once` beside the sweep (more than 1 without a grid is one line); with two at once both runs
+    are live together; S on a run of the sweep asks each live one to stop and save, and no other starts."""
+    import core.training.runs as runs_module
+    from core.training.runs import STOP_FILE, StatusWriter
+    from tests.tui.test_verdict_tui import notes
+
+    started = []
+
+    def launch(runs, run_id, *_, **__):  # each run started stays live until the test ends it
+        started.append(run_id)
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: the two share the cores
+    app = fake_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.main.model_ready)
+        await submit_train_form(pilot, nproc="2", max_steps="2")
+        await pilot.pause()
+        assert str(app.screen.query_one("#train-error").render()) == (
+            "at once: more than 1 trains a sweep's runs at once: give a sweep grid too"
+        )
+        await submit_train_form(pilot, sweep="lora_r=4,8,16", nproc="2", max_steps="2")
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: len(started) == 2 and pane.selected == started[1])
+        pane.focus()
+        await pilot.press("S")
+        said = lambda: [n for n in notes(app) if "no more of its runs start" in n]  # noqa: E731
+        await wait_for(pilot, said)
+        assert said()[0].endswith(f"no more of its runs start; stopping {started[0]}, {started[1]}.")
+        assert all((Runs(home).path(run_id) / STOP_FILE).exists() for run_id in started)
+        for run_id in started:  # as each run does at its next step
+            StatusWriter(Runs(home).path(run_id)).update(state="stopped")
+        await wait_for(pilot, lambda: any(" stopped after 2 of 3 runs" in n for n in notes(app)))
+    assert len(started) == 2 and {Runs(home).config(r)["sweep"]["on"] for r in started} == {"CPU"}

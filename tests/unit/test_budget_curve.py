@@ -177,3 +177,17 @@ def test_the_chart_puts_each_arm_at_its_rate_on_a_log_axis():
     assert all(what == "prompt" for (r, _), what in where.items() if r == 3)  # 70% on the row for 70%
     text = chart_text(points, width=80, height=11)
     assert "1024 (all)" in text and "labelled rows (log scale)" in text
+
+
+def test_each_sizes_lora_is_evaluated_once_an_epoch_and_stopped_early_on_its_dev_loss():
+    from core.training.config import TrainConfig
+    from core.workbench.budget import PATIENCE, early_stopped
+
+    at_480 = early_stopped(TrainConfig(batch_size=16, grad_accum=1), 480)
+    assert (at_480.eval_every, at_480.early_stop, at_480.early_stop_metric) == (30, PATIENCE, "eval_loss")
+    assert early_stopped(TrainConfig(batch_size=8, grad_accum=2), 17).eval_every == 2  # a part batch is a step
+    assert early_stopped(TrainConfig(batch_size=16), 4).eval_every == 1
+    mine = TrainConfig(early_stop=5, eval_every=7)
+    assert early_stopped(mine, 480) is mine  # the user's own early stopping stays
+    no_dev = TrainConfig(eval_split=None)
+    assert early_stopped(no_dev, 480) is no_dev

@@ -58,7 +58,7 @@ def test_the_run_side_names_the_step_the_reason_and_the_best_checkpoint():
     assert [early.see(r) for r in rows] == [False, False, False, False, True]
     assert early.reason() == (
         "stopped early at step 20: eval_loss has not improved for 2 evaluations; best checkpoint step-000010 "
-        "(eval_loss 0.5)"
+        "(eval_loss 0.5), the run's adapter"
     )
     scored = EarlyStop(TrainConfig(early_stop=1, early_stop_metric="pass_rate", eval_items=8, min_delta=0.01))
     assert not scored.see({"step": 5, "pass_rate": 0.5}) and scored.reason() is None

@@ -27,6 +27,7 @@ def test_values_are_read_with_each_options_type_and_the_last_key_varies_fastest(
         ("rank=8,16", "sweep: 'rank' cannot be swept (not a training option"),
         ("model=demo", "sweep: 'model' cannot be swept (not a training option"),
         ("target_modules=q_proj,v_proj", "sweep: 'target_modules' cannot be swept (a list of names"),
+        ("nproc=1,2", "sweep: 'nproc' cannot be swept (where the runs train, set for the whole sweep"),
         ("lora_r=8 lora_r=16", "sweep: 'lora_r' is given twice"),
         ("lora_r=8,x", "lora_r must be a whole number, got 'x'"),
         ("lora_r=8,0", "sweep: lora_r must be at least 1"),
@@ -51,6 +52,8 @@ def test_each_runs_settings_are_checked_whole_before_anything_starts():
         sweep_configs(TrainConfig(eval_split=None), parse_grid("early_stop=2"))
     with pytest.raises(TunelabError, match="nnodes above 1 is refused"):
         sweep_configs(TrainConfig(nnodes=2, rdzv_endpoint="h:1"), parse_grid("lora_r=8"))
+    # --nproc says how many runs train at once: each run is one process, never DDP
+    assert [c.nproc for c in sweep_configs(TrainConfig(nproc=4), parse_grid("lora_r=8,16"))] == [1, 1]
 
 
 def status(state="done", **fields):

@@ -43,8 +43,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="start and return at once")
     sweep_flags(
         p,
-        'one run per combination, one after another, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" '
-        "(keys: the training options' names; the other flags set the rest)",
+        'one run per combination, then the best on dev: "learning_rate=1e-4,3e-4 lora_r=8,16" (keys: the training '
+        "options' names; the other flags set the rest); one after another, or --nproc N at once, one GPU each "
+        "(without GPUs, the cores shared out)",
     )
 
 
@@ -139,9 +140,10 @@ def run_train(args: argparse.Namespace) -> int:
 class Printer:
     """A run's notes (each once) and metric rows, printed as they arrive, and its end in a line or two."""
 
-    def __init__(self, workbench: Workbench, run_id: str, model: str | None = None) -> None:
+    def __init__(self, workbench: Workbench, run_id: str, model: str | None = None, tagged: bool = False) -> None:
         self.workbench, self.run_id, self.model = workbench, run_id, model
         self.offset, self.shown, self.said = 0, -1, set[str]()
+        self.tag = [run_id] if tagged else []  # several runs printing at once: each line says whose
 
     def new(self, *_: object) -> None:
         from core.training.runs import step_parts
@@ -149,10 +151,11 @@ class Printer:
         for note in self.workbench.runs.notes(self.run_id):
             if note not in self.said:
                 self.said.add(note)
-                say(f"note: model {self.model}: {note}" if self.model and note == FOLD_NOTE else f"note: {note}")
+                shown = f"model {self.model}: {note}" if self.model and note == FOLD_NOTE else note
+                say(" ".join(["note:", *(f"{tag}:" for tag in self.tag), shown]))
         rows, self.offset = self.workbench.runs.metrics(self.run_id, self.offset)
         for row in rows:
-            print(" ".join([f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
+            print(" ".join([*self.tag, f"step {row['step']}", *step_parts(row, skip=("grad_norm",))]), flush=True)
             self.shown = row["step"]
 
     def end(self, status: RunStatus) -> None:
@@ -176,40 +179,38 @@ def follow(workbench: Workbench, run_id: str, model: str | None = None) -> int:
 
 
 class SweepPrinter(SweepWatcher):
-    """Each run of a sweep followed as `train` follows one, under a line saying which it is."""
+    """Each run of a sweep followed as `train` follows one, under a line saying which it is; with several runs
+    at once, each line of a run starts with its id."""
 
-    def __init__(self, workbench: Workbench, model: str) -> None:
-        self.workbench, self.model = workbench, model
-        self.printer: Printer | None = None
+    def __init__(self, workbench: Workbench, model: str, at_once: int = 1) -> None:
+        self.workbench, self.model, self.at_once = workbench, model, at_once
+        self.printers: dict[str, Printer] = {}
 
     def started(self, run_id: str, index: int, total: int, values: dict[str, Any]) -> None:
         say(f"sweep run {index + 1}/{total}: {run_id} " + " ".join(f"{k}={v}" for k, v in values.items()))
-        self.printer = Printer(self.workbench, run_id, self.model)
+        self.printers[run_id] = Printer(self.workbench, run_id, self.model, tagged=self.at_once > 1)
 
     def status(self, run_id: str, status: RunStatus) -> None:
-        assert self.printer is not None
-        self.printer.new()
+        self.printers[run_id].new()
 
     def ended(self, run_id: str, status: RunStatus) -> None:
-        assert self.printer is not None
-        self.printer.end(status)
+        self.printers.pop(run_id).end(status)
 
 
 def run_sweep(workbench: Workbench, config: TrainConfig, args: argparse.Namespace, prompts: list[Any]) -> int:
-    """The grid's runs one after another, followed; a table of them and the best on dev at the end."""
+    """The grid's runs, one after another or `--nproc` at once, followed; a table of them and the best on dev."""
     if args.detach or args.resume or args.node_rank:
-        raise TunelabError("--sweep follows its runs one after another: it takes no --detach, --resume or --node-rank")
+        raise TunelabError("--sweep follows its runs to the end: it takes no --detach, --resume or --node-rank")
     plan = workbench.sweeps.plan(config, args.sweep, allow_large=args.yes)
     workbench.check_targets(config)  # target_modules is no sweep key: the base's hold for every run
-    say(f"sweep {plan.id}: {plan.size} runs, {plan.grid}, one after another")
-    watcher = SweepPrinter(workbench, config.model)
+    say(f"sweep {plan.id}: {plan.size} runs, {plan.grid}, {plan.pace}")
+    watcher = SweepPrinter(workbench, config.model, len(plan.slots))
     try:
         result = workbench.sweeps.run(plan, watcher, prompts)
     except KeyboardInterrupt:
-        current = watcher.printer.run_id if watcher.printer else None
-        say(f"\nsweep {plan.id} interrupted: the runs not started yet never will" + (
-            f"; run {current} goes on (tunelab runs attach {current})" if current else ""
-        ))  # fmt: skip
+        going = list(watcher.printers)
+        tail = f"; {', '.join(going)} going on (tunelab runs stop {going[0]} --sweep stops them)" if going else ""
+        say(f"\nsweep {plan.id} interrupted: the runs not started yet never will{tail}")
         return 0
     show_sweep(result)
     if result.best is None:
@@ -274,6 +275,9 @@ def add_runs(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("run", nargs="?", help="run id (prefix)")
     p.add_argument("--now", action="store_true", help="with stop: kill at once instead of stop-and-save")
+    p.add_argument(
+        "--sweep", action="store_true", help="with stop: the whole sweep of RUN: its live runs stop, no more start"
+    )
     p.add_argument("--grace", type=float, default=30.0, help="with stop: seconds before escalating to SIGKILL")
 
 
@@ -307,6 +311,8 @@ def run_runs(args: argparse.Namespace) -> int:
         print(json.dumps({"status": runs.status(run_id).to_dict(), "config": runs.config(run_id)}, indent=2))
     elif args.action == "attach":
         return follow(workbench, run_id)
+    elif args.action == "stop" and args.sweep:
+        stop_sweep(workbench, run_id)
     elif args.action == "stop":
         if args.now:
             say(workbench.control.kill_run(run_id))
@@ -321,6 +327,14 @@ def run_runs(args: argparse.Namespace) -> int:
         say(f"resumed {run_id}")
         return follow(workbench, run_id)
     return 0
+
+
+def stop_sweep(workbench: Workbench, run_id: str) -> None:
+    sweep_id, asked = workbench.sweeps.stop(run_id)
+    say(
+        f"sweep {sweep_id}: no more of its runs start; "
+        + (f"stopping {', '.join(asked)}" if asked else "none was live")
+    )
 
 
 def add_adapters(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from core.engine.options import ModelOptions
 from core.errors import TunelabError
 from core.evals.plan import EvalRequest
-from tui.screens.ask import AskScreen
+from tui.screens.curve_form import CurveForm
 from tui.screens.progress import LineProgress
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 STYLES = {"prompt": "bold cyan", "lora": "bold magenta", "both": "bold yellow", "axis": "dim"}
 NONE_YET = "No data-budget curve yet: tunelab compare --budget 16,64,all --train draws one."
 NONE_HERE = "No data-budget curve yet: r runs one on this verdict's dataset and first prompt."
-SIZES = "16,64,all"  # the sizes offered
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class BudgetCurveScreen(Screen[None]):
         "prompt drawn on those rows alone (picked on the dev rows), L a LoRA trained on them alone, B that LoRA with "
         "the best prompt; each bar its 95% interval. The p-value tests the prompt against the LoRA item by item, "
         "adjusted for keeping each size's best prompt and for every size compared (* a real difference). Opened "
-        "from a verdict, <budget-run> runs a new curve on its dataset and first prompt, asking the sizes; esc stops it."
+        "from a verdict, <budget-run> runs a new curve on its dataset and first prompt, asking the sizes, seeds and epochs; esc stops it."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Close", id="budget-close"),
@@ -144,15 +143,15 @@ class BudgetCurveScreen(Screen[None]):
             self.notify("A curve is running; esc stops it.", severity="warning")
             return
 
-        def go(sizes: str | None) -> None:
-            if sizes is not None and sizes.strip():
+        def go(settings: dict | None) -> None:
+            if settings is not None:
                 self.show_progress("planning")
-                self._run_curve(source, sizes.strip())
+                self._run_curve(source, settings)
 
-        self.app.push_screen(AskScreen("Data-budget curve: labelled-row sizes ('all': every training row)", SIZES), go)
+        self.app.push_screen(CurveForm(), go)
 
     @work(thread=True, group="budget-run", exclusive=True)
-    def _run_curve(self, source: CurveSource, sizes: str) -> None:
+    def _run_curve(self, source: CurveSource, settings: dict) -> None:
         """The plan (checked before anything runs), then the curve; the screen redrawn with it."""
         from core.workbench.budget import budget_plan, run_budget
         from core.workbench.service import PromptRef
@@ -161,7 +160,10 @@ class BudgetCurveScreen(Screen[None]):
         watcher = LineProgress(self.app, self.cancel, self.show_progress)
         try:
             row, version = workbench.prompts.get(source.prompt_id)
-            plan = budget_plan(workbench, source.request, source.options, PromptRef(row["name"], version), sizes)
+            plan = budget_plan(
+                workbench, source.request, source.options, PromptRef(row["name"], version), settings["sizes"],
+                seeds=settings["seeds"], train_settings={"epochs": settings["epochs"]},
+            )  # fmt: skip
             curve = run_budget(workbench, plan, self.tunelab.local_engine, watcher, self.cancel)
         except (OSError, TunelabError) as exc:
             watcher.failed(exc)

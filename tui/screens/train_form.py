@@ -16,6 +16,7 @@ from core.training.sweeps import MAX_RUNS, parse_grid
 FORM = sorted((o for o in TRAIN_OPTIONS if o.form is not None), key=lambda o: o.form or 0)  # declared with a place
 INPUTS = tuple(o for o in FORM if o.kind is not bool)  # a grid of label and value, two to a row
 SWITCHES = tuple(o for o in FORM if o.kind is bool)  # the memory and LoRA options, off by default
+NPROC = next(o for o in TRAIN_OPTIONS if o.name == "nproc")  # beside the sweep: its runs at once
 
 
 def _switch_label(label: str, on: bool) -> str:
@@ -27,7 +28,8 @@ class TrainForm(ModalScreen[dict | None]):
     """Returns the settings as a dict (the caller adds model, dataset and template), or None.
 
     A blank max steps trains for the epochs; a blank eval split skips the eval loss; a sweep grid
-    (`learning_rate=1e-4,3e-4 lora_r=8,16`) trains a run per combination of its values instead of one.
+    (`learning_rate=1e-4,3e-4 lora_r=8,16`) trains a run per combination of its values instead of one, `at once`
+    of them at a time (one GPU each; `train --sweep --nproc`).
     """
 
     DEFAULT_CSS = """
@@ -40,6 +42,8 @@ class TrainForm(ModalScreen[dict | None]):
         #train-sweep-row { height: 1; }
         #train-sweep-row Label { width: 17; }
         #train-sweep-row Input { width: 1fr; }
+        #train-sweep-row #train-nproc { width: 5; }
+        #train-sweep-row .at-once { width: 9; padding-left: 1; }
         #train-error { color: $error; height: auto; }
     }
     """
@@ -68,6 +72,8 @@ class TrainForm(ModalScreen[dict | None]):
             with Horizontal(id="train-sweep-row"):
                 yield Label("sweep")
                 yield Input(placeholder="none, or learning_rate=1e-4,3e-4 lora_r=8,16", id="train-sweep", compact=True)
+                yield Label("at once", classes="at-once")
+                yield Input("1", id="train-nproc", compact=True, tooltip="a sweep's runs at once, one GPU each")
             with Horizontal(id="train-switches"):
                 for option in SWITCHES:
                     label, on = option.label or option.name, bool(option.default)
@@ -93,6 +99,7 @@ class TrainForm(ModalScreen[dict | None]):
         out.update({option.name: self.query_one(f"#train-{option.name}", Checkbox).value for option in SWITCHES})
         out["use_prompt"] = self.query_one("#train-use-prompt", Checkbox).value
         out["sweep"] = self.query_one("#train-sweep", Input).value.strip()
+        out["nproc"] = NPROC.parse(self.query_one("#train-nproc", Input).value)
         return out
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -107,6 +114,8 @@ class TrainForm(ModalScreen[dict | None]):
                 config.check_targets(self.linear_modules)
             if settings["sweep"] and (size := parse_grid(settings["sweep"]).size) > MAX_RUNS:
                 raise TunelabError(f"sweep makes {size} runs, more than {MAX_RUNS}: give fewer values")
+            if settings["nproc"] > 1 and not settings["sweep"]:
+                raise TunelabError("at once: more than 1 trains a sweep's runs at once: give a sweep grid too")
         except TunelabError as exc:
             self.query_one("#train-error", Static).update(str(exc))
             return

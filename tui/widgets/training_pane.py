@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -80,6 +80,7 @@ class TrainingPane(Vertical):
     HELP = (
         "LoRA runs, each a process of its own that keeps going when tunelab quits: loss and eval loss "
         "curves, rate, ETA and checkpoints. <train> starts a run; <train-stop> stops and saves (twice: at once), "
+        "<train-stop-sweep> stops the selected run's whole sweep, "
         "<train-cancel> cancels, <train-resume> resumes, <train-prev> and <train-next> switch runs, <train-overlay> overlays "
         "the other runs' curves (a sweep's own runs first)."
     )
@@ -97,6 +98,7 @@ class TrainingPane(Vertical):
     BINDINGS = [
         Bind("s", "stop", "Stop", id="train-stop", palette="training: Stop the training run",
              tooltip="stop and save the selected run"),
+        Binding("S", "stop_sweep", "Stop sweep", id="train-stop-sweep", show=False),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
         Binding("u", "resume", "Resume", id="train-resume"),
         Binding("left_square_bracket", "switch(-1)", "Prev run", id="train-prev", show=False),
@@ -393,27 +395,33 @@ class TrainingPane(Vertical):
         except (OSError, TunelabError) as exc:
             self.post_message(WorkbenchFailed(str(exc)))
             return
+        how = f"stopped after {len(result.ended)} of {plan.size} runs" if result.stopped else "ended"
         if result.best is None:
-            said = f"Sweep {plan.id} ended: no run finished with an eval loss or pass rate, so none is named best."
+            said = f"Sweep {plan.id} {how}: no run finished with an eval loss or pass rate, so none is named best."
         else:
             run_id, metric, value = result.best
-            said = f"Sweep {plan.id} ended: best on dev {run_id} ({metric} {value:.4g}) of {plan.size} runs."
+            said = f"Sweep {plan.id} {how}: best on dev {run_id} ({metric} {value:.4g}) of {plan.size} runs."
         self.app.call_from_thread(self.app.notify, said, timeout=15)
 
     @work(thread=True, group="training-control", exclusive=False)
     def _control(self, action: str, run_id: str) -> None:
-        """Stop, kill, cancel or resume: files and signals, off the UI loop."""
+        """Stop, kill, cancel or resume a run, or stop its sweep: files and signals, off the UI loop."""
         try:
             controls: dict[str, Callable[[str], object]] = {
                 "stop": self.workbench.control.stop_run,
                 "kill": self.workbench.control.kill_run,
                 "cancel": self.runs.cancel,
                 "resume": self.workbench.resume_run,
+                "stop-sweep": self.workbench.sweeps.stop,
             }
-            controls[action](run_id)
+            done = controls[action](run_id)
         except (OSError, TunelabError) as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
+        if action == "stop-sweep":
+            sweep_id, asked = cast("tuple[str, list[str]]", done)
+            stopping = f"stopping {', '.join(asked)}" if asked else "none was live"
+            self.app.call_from_thread(self.app.notify, f"Sweep {sweep_id}: no more of its runs start; {stopping}.")
         self.app.call_from_thread(self._controlled, action, run_id)
 
     def _controlled(self, action: str, run_id: str) -> None:
@@ -433,6 +441,10 @@ class TrainingPane(Vertical):
             self._control("stop", self.selected)
             self.stop_asked = True
             self.pending = "stopping: a checkpoint is saved at the next step (s again kills)"
+
+    def action_stop_sweep(self) -> None:
+        if self.selected is not None:
+            self._control("stop-sweep", self.selected)
 
     def action_cancel_run(self) -> None:
         if self.selected is not None:
