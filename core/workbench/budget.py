@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 FOLDER = "budget"  # the data dir's folder of curves, one JSON file each, named by a time-ordered id
 PATIENCE = 2  # epochs without a better dev eval loss before a size's LoRA stops (`early_stopped`)
+EPOCHS_CAP = 10_000  # the epochs option's bound
 
 
 @dataclass
@@ -116,20 +117,23 @@ def budget_plan(
         for size, subset, whole in zip(resolved, subsets, every)
     ]
     train = [
-        [early_stopped(replace(config, rows=() if whole else subset), size) for config in base.train]
+        [early_stopped(replace(config, rows=() if whole else subset), size, len(set(rows))) for config in base.train]
         for size, subset, whole in zip(resolved, subsets, every)
     ]
     return BudgetPlan(request, options, prompt, resolved, len(set(rows)), candidates, train, checkpoint)
 
 
-def early_stopped(config: TrainConfig, size: int) -> TrainConfig:
-    """A size's LoRA evaluated on dev once an epoch and stopped once its eval loss has not improved for
-    `PATIENCE` epochs, its best checkpoint its adapter: each size trains as long as its rows help. Settings that
-    already stop early, or a run with no dev split, stay as they are."""
-    if config.early_stop is not None or config.eval_split is None:
+def early_stopped(config: TrainConfig, size: int, total: int) -> TrainConfig:
+    """A size's LoRA given the steps that training on all `total` rows takes (its epochs over them), evaluated on
+    dev once an epoch and stopped once its eval loss has not improved for `PATIENCE` epochs, its best checkpoint
+    its adapter: 16 rows are not held to the 6 steps their 6 epochs make, nor over-trained. Settings that set
+    their own early stopping or steps, or a run with no dev split, stay as they are."""
+    if config.early_stop is not None or config.max_steps is not None or config.eval_split is None:
         return config
-    epoch = max(1, math.ceil(size / (config.batch_size * config.grad_accum)))
-    return replace(config, eval_every=epoch, early_stop=PATIENCE, early_stop_metric="eval_loss")
+    batch = config.batch_size * config.grad_accum
+    epoch, budget = math.ceil(size / batch), math.ceil(total / batch) * config.epochs
+    epochs = min(EPOCHS_CAP, max(config.epochs, budget / epoch))
+    return replace(config, epochs=epochs, eval_every=epoch, early_stop=PATIENCE, early_stop_metric="eval_loss")
 
 
 def run_budget(

@@ -50,6 +50,10 @@ class RunControl:
 
     def stop_and_wait(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> RunStatus:
         self.stop_run(run_id)
+        return self.wait_stopped(run_id, grace, poll)
+
+    def wait_stopped(self, run_id: str, grace: float = STOP_GRACE_S, poll: float = 0.2) -> RunStatus:
+        """A run asked to stop, followed to its end: killed once `grace` seconds pass without it."""
         while True:
             status = self.runs.status(run_id)
             if status.state not in LIVE or self.enforce_stop(run_id, grace):

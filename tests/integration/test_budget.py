@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_compare_budget_trains_a_lora_per_size_on_its_rows_and_draws_the_curve(home, capsys):
-    done = here(capsys, "compare", "--budget", "4,2", "--train", "--train-epochs", "1", "--limit", "4")
+    done = here(capsys, "compare", "--budget", "4,2", "--train", "--train-epochs", "0.1", "--limit", "4")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "data-budget curve over 2, 4 of the 480 training rows" in done.stderr
     lines = done.stdout.splitlines()

@@ -210,10 +210,19 @@ def test_a_whole_sweep_stops_from_another_process_its_live_runs_stop_and_no_more
         driver.join(0.01)
     refused = here(capsys, "runs", "stop", finished_run(home), "--sweep")
     assert refused.returncode == 2 and "is no sweep's: stop it alone" in refused.stderr
+    first = Runs(home).path(launched[0])
+
+    def obey():  # as the run does at its next step: it stops, once asked
+        while not (first / STOP_FILE).exists():
+            threading.Event().wait(0.01)
+        StatusWriter(first).update(state="stopped")
+
+    threading.Thread(target=obey, daemon=True).start()
     stopped = here(capsys, "runs", "stop", launched[0], "--sweep")
-    assert stopped.stderr.strip() == f"sweep {plan.id}: no more of its runs start; stopping {launched[0]}"
-    assert (Runs(home).path(launched[0]) / STOP_FILE).exists()
-    StatusWriter(Runs(home).path(launched[0])).update(state="stopped")  # as the run does at its next step
+    assert stopped.stderr.splitlines() == [
+        f"sweep {plan.id}: no more of its runs start; stopping {launched[0]}",
+        f"{launched[0]}: stopped",  # followed to its end, as `runs stop` follows one
+    ]
     driver.join(10)
     (swept,) = result
     assert swept.stopped and [r for r, _, _ in swept.ended] == launched and len(launched) == 1

@@ -179,15 +179,19 @@ def test_the_chart_puts_each_arm_at_its_rate_on_a_log_axis():
     assert "1024 (all)" in text and "labelled rows (log scale)" in text
 
 
-def test_each_sizes_lora_is_evaluated_once_an_epoch_and_stopped_early_on_its_dev_loss():
+def test_each_sizes_lora_gets_the_steps_of_all_rows_evaluated_once_an_epoch_and_stopped_early_on_dev():
     from core.training.config import TrainConfig
     from core.workbench.budget import PATIENCE, early_stopped
 
-    at_480 = early_stopped(TrainConfig(batch_size=16, grad_accum=1), 480)
-    assert (at_480.eval_every, at_480.early_stop, at_480.early_stop_metric) == (30, PATIENCE, "eval_loss")
-    assert early_stopped(TrainConfig(batch_size=8, grad_accum=2), 17).eval_every == 2  # a part batch is a step
-    assert early_stopped(TrainConfig(batch_size=16), 4).eval_every == 1
+    at_480 = early_stopped(TrainConfig(batch_size=16, grad_accum=1, epochs=6), 480, 480)
+    assert (at_480.epochs, at_480.eval_every, at_480.early_stop, at_480.early_stop_metric) == (
+        6, 30, PATIENCE, "eval_loss"
+    )  # fmt: skip
+    at_16 = early_stopped(TrainConfig(batch_size=16, epochs=6), 16, 480)
+    assert (at_16.epochs, at_16.eval_every) == (180, 1)  # 180 steps at most, as all 480 rows get
+    at_17 = early_stopped(TrainConfig(batch_size=8, grad_accum=2, epochs=6), 17, 480)
+    assert (at_17.eval_every, at_17.epochs) == (2, 90)  # a part batch is a step
     mine = TrainConfig(early_stop=5, eval_every=7)
-    assert early_stopped(mine, 480) is mine  # the user's own early stopping stays
-    no_dev = TrainConfig(eval_split=None)
-    assert early_stopped(no_dev, 480) is no_dev
+    assert early_stopped(mine, 16, 480) is mine  # the user's own early stopping stays
+    for kept in (TrainConfig(eval_split=None), TrainConfig(max_steps=40)):
+        assert early_stopped(kept, 16, 480) is kept

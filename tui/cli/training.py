@@ -312,13 +312,12 @@ def run_runs(args: argparse.Namespace) -> int:
     elif args.action == "attach":
         return follow(workbench, run_id)
     elif args.action == "stop" and args.sweep:
-        stop_sweep(workbench, run_id)
+        stop_sweep(workbench, run_id, args.grace)
     elif args.action == "stop":
         if args.now:
             say(workbench.control.kill_run(run_id))
         else:
-            status = workbench.control.stop_and_wait(run_id, grace=args.grace)
-            say(f"{run_id}: {status.state}" + (f", saved {status.last_checkpoint}" if status.last_checkpoint else ""))
+            said_stopped(run_id, workbench.control.stop_and_wait(run_id, grace=args.grace))
     elif args.action == "cancel":
         runs.cancel(run_id)
         say(f"cancelling {run_id}")
@@ -329,12 +328,18 @@ def run_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_sweep(workbench: Workbench, run_id: str) -> None:
+def stop_sweep(workbench: Workbench, run_id: str, grace: float) -> None:
+    """The whole sweep of `run_id`: no more of it starts, and each live run is followed to its stop (killed once
+    `grace` passes), as `runs stop` follows one."""
     sweep_id, asked = workbench.sweeps.stop(run_id)
-    say(
-        f"sweep {sweep_id}: no more of its runs start; "
-        + (f"stopping {', '.join(asked)}" if asked else "none was live")
-    )
+    stopping = f"stopping {', '.join(asked)}" if asked else "none was live"
+    say(f"sweep {sweep_id}: no more of its runs start; {stopping}")
+    for member in asked:
+        said_stopped(member, workbench.control.wait_stopped(member, grace))
+
+
+def said_stopped(run_id: str, status: RunStatus) -> None:
+    say(f"{run_id}: {status.state}" + (f", saved {status.last_checkpoint}" if status.last_checkpoint else ""))
 
 
 def add_adapters(p: argparse.ArgumentParser) -> None:
