@@ -98,7 +98,8 @@ class TrainingPane(Vertical):
     BINDINGS = [
         Bind("s", "stop", "Stop", id="train-stop", palette="training: Stop the training run",
              tooltip="stop and save the selected run"),
-        Binding("S", "stop_sweep", "Stop sweep", id="train-stop-sweep", show=False),
+        Bind("S", "stop_sweep", "Stop sweep", id="train-stop-sweep", show=False,
+             palette="training: Stop the selected run's whole sweep"),
         Binding("x", "cancel_run", "Cancel run", id="train-cancel"),
         Binding("u", "resume", "Resume", id="train-resume"),
         Binding("left_square_bracket", "switch(-1)", "Prev run", id="train-prev", show=False),
