@@ -3,6 +3,7 @@ declared here once, with its help, flag, run-form label and bounds (`option()`, 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -335,6 +336,12 @@ class TrainConfig:
             raise TunelabError(
                 "{0} pass_rate needs {1} (the rows scored at each eval)", "early_stop_metric", "eval_items"
             )
+
+    def steps_per_epoch(self, rows: int, world: int | None = None) -> int:
+        """Optimizer steps one pass over `rows` examples takes (the loop's count; `world`: the processes, by
+        default this config's nproc x nnodes)."""
+        world = self.nproc * self.nnodes if world is None else world
+        return max(1, math.ceil(rows / self.batch_size) // (self.grad_accum * world))
 
     def load_data(self) -> Dataset:
         """The run's dataset, split as the evals that judge it split it (sealed rows never trained on)."""

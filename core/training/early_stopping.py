@@ -51,6 +51,7 @@ class EarlyStop:
         self.metric = config.early_stop_metric
         self.stopping = EarlyStopping(config.early_stop, config.min_delta, MODES[self.metric])
         self.best_step: int | None = None
+        self.replaced: int | None = None  # the best step a new best just replaced (its checkpoint may go)
         self.stopped_at: int | None = None
 
     def see(self, row: dict[str, Any]) -> bool:
@@ -60,7 +61,7 @@ class EarlyStop:
             return False
         stop = self.stopping.update(float(value))
         if self.stopping.improved:
-            self.best_step = row["step"]
+            self.replaced, self.best_step = self.best_step, row["step"]
         if stop:
             self.stopped_at = row["step"]
         return stop

@@ -60,8 +60,19 @@ class Evaluation:
         return out
 
     def keeps(self, row: dict[str, Any]) -> bool:
-        """Whether this step's checkpoint is kept: a scored step, or one early stopping may name the best."""
-        return "pass_rate" in row or (self.early is not None and row.get(self.early.metric) is not None)
+        """Whether this step's checkpoint is kept: a scored step, or early stopping's best so far."""
+        return "pass_rate" in row or (self.early is not None and self.early.best_step == row["step"])
+
+    def superseded(self) -> list[int]:
+        """The step of early stopping's previous best, once bettered, when nothing else keeps its checkpoint (a
+        `save_every` step or a scored one): taken once, so the checkpoints kept stay few on a long run."""
+        step = self.early.replaced if self.early is not None else None
+        if self.early is not None:
+            self.early.replaced = None
+        every, scored = self.cfg.save_every, {entry["step"] for entry in self.scored}
+        if step is None or step in scored or (every and step % every == 0):
+            return []
+        return [step]
 
     def plateaued(self, row: dict[str, Any], dist: Any) -> bool:
         """Whether the run stops early at this row's step: rank 0 judges its metric, and every rank learns it at
@@ -70,13 +81,15 @@ class Evaluation:
             return False
         return dist.any(dist.main and self.early.see(row))[0]
 
-    def best(self) -> dict[str, Any]:
-        """The status fields of the scored checkpoints: the latest pass rate and the best step so far."""
+    def best(self, at: int | None = None) -> dict[str, Any]:
+        """The status fields of the scored checkpoints: the pass rate of the latest (or of step `at`, whose
+        weights the adapter holds, when scored) and the best step so far."""
         best = runfolders.best_of(self.scored)
         if best is None:
             return {}
+        current = next((entry for entry in self.scored if entry["step"] == at), self.scored[-1])
         return {
-            "pass_rate": self.scored[-1]["pass_rate"],
+            "pass_rate": current["pass_rate"],
             "best_checkpoint": runfolders.checkpoint_name(best["step"]),
             "best_pass_rate": best["pass_rate"],
             "scored_checkpoints": len(self.scored),

@@ -187,8 +187,7 @@ class _Session:
         self._attach_lora()
         per_step = cfg.grad_accum * dist.world  # batches one optimizer step consumes, over all ranks
         self.per_step = per_step
-        steps_per_epoch = max(1, math.ceil(len(self.train_data) / cfg.batch_size) // per_step)
-        self.total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+        self.total = cfg.max_steps or math.ceil(cfg.epochs * cfg.steps_per_epoch(len(self.train_data), dist.world))
         try:  # the fused kernel (CPU, CUDA, MPS) is what HF Trainer picks by default, and faster
             self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
         except (RuntimeError, ValueError):
@@ -353,6 +352,8 @@ class _Session:
                     saved = {}
                     if (cfg.save_every and self.step % cfg.save_every == 0 or self.evaluation.keeps(row)) and dist.main:
                         saved = {"last_checkpoint": self.save_checkpoint().name}  # a scored step is kept
+                        for step in self.evaluation.superseded():  # a best so far, bettered: no longer kept
+                            remove_path(self.checkpoints / runfolders.checkpoint_name(step))
                     due = time.monotonic() - status_written >= STATUS_EVERY_S
                     if saved or "eval_loss" in row or self.step == self.total or due:
                         self.status.update(
@@ -449,7 +450,7 @@ class _Session:
 
             weights = self.checkpoints / runfolders.checkpoint_name(best) / "adapter_model.safetensors"
             set_peft_model_state_dict(self.model, load_file(weights))
-        final_eval = self.evaluation.loss(self.model)
+        final_eval = self.evaluation.loss(self.model)  # the adapter's, as the pass rate below is
         remove_path(self.run_dir / runfolders.ADAPTER)
         self.model.save_pretrained(str(self.run_dir / runfolders.ADAPTER))
         self.status.update(
@@ -458,7 +459,7 @@ class _Session:
             eval_loss=final_eval,
             adapter=runfolders.ADAPTER,
             last_checkpoint=last,
-            **self.evaluation.best(),
+            **self.evaluation.best(at=best),
             early_stop=self.evaluation.early.reason() if self.evaluation.early else None,
             trainable_params=sum(p.numel() for p in self.trainable),  # the LoRA's cost, beside its verdict cell
             device=self.loaded.device,

@@ -3,7 +3,8 @@
 
 The GPUs are counted without torch (a front end never imports it): the parent's `CUDA_VISIBLE_DEVICES` when set
 (its entries, up to the first invalid one, as CUDA reads it; ROCm's HIP honours the same variable), else the
-NVIDIA driver's `/proc/driver/nvidia/gpus` entries."""
+NVIDIA driver's `/proc/driver/nvidia/gpus` entries, else its `/dev/nvidiaN` nodes. Runs at once on no GPU found
+are given none (`CUDA_VISIBLE_DEVICES` empty), so "on the CPU" is where they train."""
 
 from __future__ import annotations
 
@@ -16,34 +17,39 @@ from core.engine.cores import usable_cores
 from core.errors import TunelabError
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+DEV = Path("/dev")  # /dev/nvidia0, /dev/nvidia1, ...
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One place a run trains: `devices` is its CUDA_VISIBLE_DEVICES (None: the parent's, unchanged) and
-    `threads` its OMP_NUM_THREADS."""
+    """One place a run trains: `devices` is its CUDA_VISIBLE_DEVICES (None: the parent's, unchanged; empty: no
+    GPU) and `threads` its OMP_NUM_THREADS."""
 
     devices: str | None
     threads: int
 
     def __str__(self) -> str:
-        return f"GPU {self.devices}" if self.devices is not None else "CPU"
+        return f"GPU {self.devices}" if self.devices else "CPU"
 
 
-def visible_gpus(environ: Mapping[str, str] = os.environ, driver: Path = NVIDIA_GPUS) -> list[str]:
+def visible_gpus(environ: Mapping[str, str] = os.environ, driver: Path = NVIDIA_GPUS, nodes: Path = DEV) -> list[str]:
     """The GPUs a child may be given, as CUDA_VISIBLE_DEVICES entries (indices, or UUIDs as the user gave them)."""
     listed = environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
-        entries = []
+        entries: list[str] = []
         for entry in (e.strip() for e in listed.split(",")):
             if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
                 break
-            entries.append(entry)
+            if entry not in entries:  # one GPU named twice is one GPU
+                entries.append(entry)
         return entries
     try:
-        return [str(i) for i in range(sum(1 for p in driver.iterdir() if p.is_dir()))]
+        count = sum(1 for p in driver.iterdir() if p.is_dir())
     except OSError:
-        return []
+        count = 0
+    if not count:  # no driver entries to read (a container): the device nodes
+        count = sum(1 for p in nodes.glob("nvidia*") if p.name[6:].isdigit())
+    return [str(i) for i in range(count)]
 
 
 def slots(device: str, count: int, gpus: list[str] | None = None, cores: int | None = None) -> list[Slot]:
@@ -62,7 +68,7 @@ def slots(device: str, count: int, gpus: list[str] | None = None, cores: int | N
         return [Slot(gpu, max(1, cores // count)) for gpu in gpus[:count]]
     if device == "cuda":
         raise _refused(count, "no GPU was found to spread them over (list them in CUDA_VISIBLE_DEVICES)")
-    return [Slot(None, max(1, cores // count)) for _ in range(count)]
+    return [Slot("" if device == "auto" else None, max(1, cores // count)) for _ in range(count)]
 
 
 def _refused(count: int, why: str, *fields: str) -> TunelabError:

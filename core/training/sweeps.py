@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.training.runs import Runs
 
 MAX_RUNS = 64  # a larger grid needs the user's explicit yes
+LIMIT_RUNS = 4096  # never more, yes or not: each run is a folder and a history record
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 PLACEMENT = ("nproc", "nnodes", "rdzv_endpoint")  # where the runs train: set for the whole sweep
 SWEEPABLE = {  # a list or pairs is not one value
@@ -67,10 +68,16 @@ def parse_grid(text: str) -> Grid:
             raise TunelabError(f"{{0}}: '{key}' cannot be swept ({known}; keys: the training options' names)", "sweep")
         if key in axes:
             raise TunelabError(f"{{0}}: '{key}' is given twice", "sweep")
-        axes[key] = tuple(_value(option, raw) for raw in listed.split(",") if raw.strip())
+        raws = [raw for raw in listed.split(",") if raw.strip()]
+        if len(raws) > LIMIT_RUNS:
+            raise TunelabError(f"{{0}}: '{key}' has {len(raws)} values, more than {LIMIT_RUNS}", "sweep")
+        axes[key] = tuple(_value(option, raw) for raw in raws)
     if not axes:
         raise TunelabError("{0} needs KEY=VALUE,VALUE (e.g. learning_rate=1e-4,3e-4 lora_r=8,16)", "sweep")
-    return Grid(tuple(axes.items()))
+    grid = Grid(tuple(axes.items()))
+    if grid.size > LIMIT_RUNS:
+        raise TunelabError(f"{{0}} makes {grid.size} runs, more than {LIMIT_RUNS} (the most a sweep may have)", "sweep")
+    return grid
 
 
 def _value(option: Option, raw: str) -> Any:

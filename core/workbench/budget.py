@@ -9,7 +9,6 @@ with them counted and kept as a file the TUI's chart screen reads."""
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import threading
 from collections.abc import Iterable
@@ -130,8 +129,7 @@ def early_stopped(config: TrainConfig, size: int, total: int) -> TrainConfig:
     their own early stopping or steps, or a run with no dev split, stay as they are."""
     if config.early_stop is not None or config.max_steps is not None or config.eval_split is None:
         return config
-    batch = config.batch_size * config.grad_accum
-    epoch, budget = math.ceil(size / batch), math.ceil(total / batch) * config.epochs
+    epoch, budget = config.steps_per_epoch(size), config.steps_per_epoch(total) * config.epochs
     epochs = min(EPOCHS_CAP, max(config.epochs, budget / epoch))
     return replace(config, epochs=epochs, eval_every=epoch, early_stop=PATIENCE, early_stop_metric="eval_loss")
 

@@ -53,7 +53,7 @@ class SweepPlan:
         count, threads = len(self.slots), self.slots[0].threads
         if count == 1:
             return "one after another"
-        if all(slot.devices is None for slot in self.slots):
+        if not any(slot.devices for slot in self.slots):
             return f"{count} at once on the CPU ({threads} thread{'s' if threads > 1 else ''} each)"
         return f"{count} at once ({', '.join(map(str, self.slots))})"
 
@@ -103,36 +103,57 @@ class Sweeps:
     ) -> SweepResult:
         """The runs in grid order, as many at once as the plan has slots, each to its end: a run that fails or
         diverges is one result among the others. Interrupted (Ctrl+C in the CLI, or a watcher raising), the
-        live runs go on and the rest never start; stopped (`stop`), the live runs stop and save."""
+        live runs go on and the rest never start; stopped (`stop`, from any process), no more start and the live
+        runs stop and save (one started as the stop came is asked too; one ignoring it is killed after the
+        grace, as the monitor's watchdog does)."""
         watcher = watcher or SweepWatcher()
         pending = deque(enumerate(zip(plan.configs, plan.points)))
         free, live = list(plan.slots), dict[str, tuple[int, dict[str, Any], Slot]]()
         ended: dict[int, tuple[str, dict[str, Any], RunStatus]] = {}
+        asked: set[str] = set()  # live runs this loop asked to stop
         while pending or live:
-            if self.stopping(plan.id):
-                pending.clear()
-            while pending and free:
+            while pending and free and not self.stopping(plan.id):
                 index, (config, values) = pending.popleft()
                 slot = free.pop(0)
-                record = {"id": plan.id, "index": index + 1, "size": plan.size, "values": values}
-                if len(plan.slots) > 1:
-                    record["on"] = str(slot)
-                run_id = self.start(config, new_prompts if index == 0 else (), sweep=record, slot=slot)
+                run_id = self._start(plan, index, config, values, slot, new_prompts if index == 0 else (), live)
                 live[run_id] = (index, values, slot)
                 watcher.started(run_id, index, plan.size, values)
+            if self.stopping(plan.id):
+                pending.clear()
+                for run_id in live.keys() - asked:
+                    self.control.stop_run(run_id)
+                    asked.add(run_id)
             for run_id in list(live):
                 status = self.runs.status(run_id)
                 watcher.status(run_id, status)
-                if status.state not in LIVE:
-                    index, values, slot = live.pop(run_id)
-                    free.insert(0, slot)
-                    watcher.ended(run_id, status)
-                    ended[index] = (run_id, values, status)
+                if status.state in LIVE:
+                    self.control.enforce_stop(run_id, status=status)
+                    continue
+                index, values, slot = live.pop(run_id)
+                free.insert(0, slot)
+                watcher.ended(run_id, status)
+                ended[index] = (run_id, values, status)
             if live:
                 time.sleep(poll)
         result = SweepResult(plan, [ended[index] for index in sorted(ended)], stopped=self.stopping(plan.id))
         result.best = best_run([(run_id, status) for run_id, _, status in result.ended])
         return result
+
+    def _start(
+        self, plan: SweepPlan, index: int, config: TrainConfig, values: dict[str, Any], slot: Slot,
+        prompts: Iterable[Any], live: dict[str, Any],
+    ) -> str:  # fmt: skip
+        """Run `index` of the grid started in `slot`; a start that fails is one line naming the runs still live."""
+        record = {"id": plan.id, "index": index + 1, "size": plan.size, "values": values}
+        if len(plan.slots) > 1:
+            record["on"] = str(slot)
+        try:
+            return self.start(config, prompts, sweep=record, slot=slot)
+        except (OSError, TunelabError) as exc:
+            going = f"; {', '.join(live)} go on (runs stop --sweep stops them)" if live else ""
+            raise TunelabError(
+                f"sweep {plan.id}: run {index + 1} of {plan.size} could not start: {exc}{going}"
+            ) from None
 
     def stop(self, run_id: str) -> tuple[str, list[str]]:
         """Stop the whole sweep `run_id` belongs to, from any process: no run of it starts after this, and its live

@@ -41,6 +41,8 @@ def test_a_plateaued_run_stops_early_names_its_best_checkpoint_and_a_reattached_
     assert status.early_stop == reason
     assert json.loads((runs.path(run_id) / "status.json").read_text())["early_stop"] == reason  # re-attach reads it
     assert checkpoint_name(4) in status.checkpoints and status.adapter == "adapter"
+    # kept: the best (4) and the last (8); the best so far at 2, once bettered, and 6 (no better) are not
+    assert sorted(status.checkpoints) == [checkpoint_name(4), checkpoint_name(8)]
     # the adapter is the best checkpoint's weights (as load_best_model_at_end), not the last step's
     weights = {name: load_file(runs.path(run_id) / name / "adapter_model.safetensors") for name in (
         "adapter", f"checkpoints/{checkpoint_name(4)}", f"checkpoints/{checkpoint_name(8)}"

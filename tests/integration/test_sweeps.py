@@ -177,7 +177,7 @@ def test_without_gpus_the_runs_at_once_share_the_cores_and_more_runs_than_gpus_i
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     done = here(capsys, "train", "--sweep", "learning_rate=1e-4,1e-3", "--max-steps", "2", "--nproc", "2")
     assert done.returncode == 0 and ", 2 at once on the CPU (" in done.stderr.splitlines()[0]
-    assert [slot.devices for _, slot, _ in at_once] == [None, None] and at_once[1][2] == [at_once[0][0]]
+    assert [slot.devices for _, slot, _ in at_once] == ["", ""] and at_once[1][2] == [at_once[0][0]]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     refused = here(capsys, "train", "--sweep", "lora_r=4,8,16", "--nproc", "3")
     assert refused.returncode == 2 and refused.stderr.strip() == (
@@ -250,3 +250,37 @@ def test_a_runs_slot_is_its_processs_gpu_and_thread_count(home, monkeypatch):
     runs.launch(runs.create(TrainConfig(max_steps=2)))  # a plain run: the parent's GPUs, all the cores
     assert (seen[0]["CUDA_VISIBLE_DEVICES"], seen[0]["OMP_NUM_THREADS"]) == ("5", "3")
     assert seen[1]["CUDA_VISIBLE_DEVICES"] == "3,5"
+
+
+def test_a_run_starting_as_its_sweep_is_stopped_is_asked_to_stop_too(home, monkeypatch):
+    """The stop lands between the sweep's check and its run's launch (the run not live yet, so `stop` cannot ask
+    it): the sweep's own loop asks it, and starts no other."""
+    import threading
+
+    import core.training.runs as runs_module
+    from core.training.runs import STOP_FILE
+
+    workbench, launched = Workbench(home), []
+
+    def launch(runs, run_id, *_, **__):
+        assert workbench.sweeps.stop(run_id)[1] == []  # `created`: not live, not asked here
+        launched.append(run_id)
+        StatusWriter(runs.path(run_id)).update(state="running")
+        return 0
+
+    def obey(run_dir):
+        while not (run_dir / STOP_FILE).exists():
+            threading.Event().wait(0.01)
+        StatusWriter(run_dir).update(state="stopped")
+
+    monkeypatch.setattr(Runs, "launch", launch)
+    monkeypatch.setattr(runs_module, "running", lambda *_: True)
+    plan = workbench.sweeps.plan(TrainConfig(max_steps=2), "lora_r=4,8")
+    result = []
+    driver = threading.Thread(target=lambda: result.append(workbench.sweeps.run(plan, poll=0.01)), daemon=True)
+    driver.start()
+    while not launched:
+        driver.join(0.01)
+    threading.Thread(target=obey, args=(Runs(home).path(launched[0]),), daemon=True).start()
+    driver.join(10)
+    assert result and result[0].stopped and [r for r, _, _ in result[0].ended] == launched and len(launched) == 1

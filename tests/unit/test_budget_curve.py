@@ -190,7 +190,9 @@ def test_each_sizes_lora_gets_the_steps_of_all_rows_evaluated_once_an_epoch_and_
     at_16 = early_stopped(TrainConfig(batch_size=16, epochs=6), 16, 480)
     assert (at_16.epochs, at_16.eval_every) == (180, 1)  # 180 steps at most, as all 480 rows get
     at_17 = early_stopped(TrainConfig(batch_size=8, grad_accum=2, epochs=6), 17, 480)
-    assert (at_17.eval_every, at_17.epochs) == (2, 90)  # a part batch is a step
+    assert (at_17.eval_every, at_17.epochs) == (1, 180)  # 3 batches of 8 make 1 step of 2 (as the loop counts)
+    at_20 = early_stopped(TrainConfig(batch_size=4, grad_accum=4, epochs=6), 20, 100)  # the reviewer's case
+    assert (at_20.eval_every, at_20.epochs) == (1, 36)  # 36 steps, as all 100 rows get: 25 batches, 6 steps
     mine = TrainConfig(early_stop=5, eval_every=7)
     assert early_stopped(mine, 16, 480) is mine  # the user's own early stopping stays
     for kept in (TrainConfig(eval_split=None), TrainConfig(max_steps=40)):

@@ -80,3 +80,28 @@ def test_the_run_side_names_the_step_the_reason_and_the_best_checkpoint():
 def test_a_config_that_cannot_stop_early_is_refused_in_one_line(settings, message):
     with pytest.raises(TunelabError, match=message):
         TrainConfig(**settings)
+
+
+def test_only_the_best_so_far_is_kept_and_a_bettered_one_goes_unless_kept_for_another_reason():
+    from core.training.evaluation import Evaluation
+
+    evaluation = Evaluation(TrainConfig(early_stop=3, eval_every=5, save_every=20), [], None, 0, "cpu")
+    kept, dropped = [], []
+    for step, loss in ((5, 1.0), (10, 0.8), (15, 0.9), (20, 0.7), (25, 0.6), (30, 0.5)):
+        row = {"step": step, "eval_loss": loss}
+        evaluation.early.see(row)
+        if evaluation.keeps(row):
+            kept.append(step)
+            dropped += evaluation.superseded()
+    assert kept == [5, 10, 20, 25, 30]  # 15 was no better
+    assert dropped == [5, 10, 25]  # 20 stays: a save_every step
+
+
+def test_the_status_pass_rate_is_the_restored_best_steps_not_the_plateaus():
+    from core.training.evaluation import Evaluation
+
+    evaluation = Evaluation(TrainConfig(early_stop=2, early_stop_metric="pass_rate", eval_items=8), [], None, 0, "cpu")
+    scores = ((5, 0.5), (10, 0.75), (15, 0.7), (20, 0.6))
+    evaluation.scored = [{"step": s, "pass_rate": r, "eval_loss": None} for s, r in scores]
+    assert evaluation.best(at=10)["pass_rate"] == 0.75 and evaluation.best()["pass_rate"] == 0.6
+    assert evaluation.best(at=10)["best_checkpoint"] == "step-000010"

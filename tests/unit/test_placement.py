@@ -15,6 +15,7 @@ from core.training.placement import Slot, slots, visible_gpus
         ("", []),
         ("0,-1,2", ["0"]),  # CUDA stops at the first invalid entry
         ("GPU-8a1f,GPU-77b2", ["GPU-8a1f", "GPU-77b2"]),
+        ("1,1,0", ["1", "0"]),  # one GPU named twice is one GPU
     ],
 )
 def test_the_parents_cuda_visible_devices_lists_the_gpus(tmp_path, listed, gpus):
@@ -22,11 +23,16 @@ def test_the_parents_cuda_visible_devices_lists_the_gpus(tmp_path, listed, gpus)
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": listed}, tmp_path) == gpus
 
 
-def test_without_the_variable_the_drivers_entries_are_counted(tmp_path):
+def test_without_the_variable_the_drivers_entries_are_counted_else_its_device_nodes(tmp_path):
+    driver, dev = tmp_path / "gpus", tmp_path / "dev"
     for bus in ("0000:01:00.0", "0000:41:00.0", "0000:81:00.0"):
-        (tmp_path / bus).mkdir()
-    assert visible_gpus({}, tmp_path) == ["0", "1", "2"]
-    assert visible_gpus({}, tmp_path / "absent") == []
+        (driver / bus).mkdir(parents=True)
+    dev.mkdir()
+    for node in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-modeset"):
+        (dev / node).touch()
+    assert visible_gpus({}, driver, dev) == ["0", "1", "2"]
+    assert visible_gpus({}, tmp_path / "absent", dev) == ["0", "1"]  # a container with the nodes alone
+    assert visible_gpus({}, tmp_path / "absent", tmp_path / "absent") == []
 
 
 def test_runs_at_once_get_a_gpu_each_and_a_share_of_the_cores():
@@ -37,9 +43,10 @@ def test_runs_at_once_get_a_gpu_each_and_a_share_of_the_cores():
 
 
 def test_without_gpus_or_on_the_cpu_the_runs_share_the_cores():
-    assert slots("auto", 2, gpus=[], cores=8) == [Slot(None, 4), Slot(None, 4)]
+    assert slots("auto", 2, gpus=[], cores=8) == [Slot("", 4), Slot("", 4)]  # none found: none given, the CPU
     assert slots("cpu", 3, gpus=["0", "1", "2"], cores=6) == [Slot(None, 2)] * 3  # the GPUs are not asked for
-    assert slots("auto", 4, gpus=[], cores=2) == [Slot(None, 1)] * 4
+    assert slots("auto", 4, gpus=[], cores=2) == [Slot("", 1)] * 4
+    assert str(Slot("", 1)) == str(Slot(None, 1)) == "CPU"
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,14 @@ def test_values_are_read_with_each_options_type_and_the_last_key_varies_fastest(
         ("lora_r", "sweep: 'lora_r' is not KEY=VALUE,VALUE"),
         ("lora_r=,", "sweep: 'lora_r=,' is not KEY=VALUE,VALUE"),
         ("  ", "sweep needs KEY=VALUE,VALUE"),
+        pytest.param(
+            "lora_r=" + ",".join(["8"] * 5000), "sweep: 'lora_r' has 5000 values, more than 4096", id="5000-values"
+        ),
+        pytest.param(
+            "lora_r=" + ",".join(map(str, range(1, 101))) + " lora_alpha=" + ",".join(map(str, range(1, 101))),
+            "sweep makes 10000 runs, more than 4096 ",
+            id="10000-runs",
+        ),
     ],
 )
 def test_a_bad_key_or_value_is_one_line_naming_it(text, message):

@@ -212,6 +212,8 @@ def run_sweep(workbench: Workbench, config: TrainConfig, args: argparse.Namespac
         tail = f"; {', '.join(going)} going on (tunelab runs stop {going[0]} --sweep stops them)" if going else ""
         say(f"\nsweep {plan.id} interrupted: the runs not started yet never will{tail}")
         return 0
+    if result.stopped:
+        say(f"sweep {plan.id} stopped after {len(result.ended)} of {plan.size} runs: the rest never started")
     show_sweep(result)
     if result.best is None:
         say(f"sweep {plan.id}: no run finished with an eval loss or pass rate, so none is named best")
@@ -312,7 +314,7 @@ def run_runs(args: argparse.Namespace) -> int:
     elif args.action == "attach":
         return follow(workbench, run_id)
     elif args.action == "stop" and args.sweep:
-        stop_sweep(workbench, run_id, args.grace)
+        stop_sweep(workbench, run_id, args.grace, args.now)
     elif args.action == "stop":
         if args.now:
             say(workbench.control.kill_run(run_id))
@@ -328,14 +330,17 @@ def run_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_sweep(workbench: Workbench, run_id: str, grace: float) -> None:
+def stop_sweep(workbench: Workbench, run_id: str, grace: float, now: bool) -> None:
     """The whole sweep of `run_id`: no more of it starts, and each live run is followed to its stop (killed once
-    `grace` passes), as `runs stop` follows one."""
+    `grace` passes, or at once with `now`), as `runs stop` follows one."""
     sweep_id, asked = workbench.sweeps.stop(run_id)
-    stopping = f"stopping {', '.join(asked)}" if asked else "none was live"
+    stopping = f"{'killing' if now else 'stopping'} {', '.join(asked)}" if asked else "none was live"
     say(f"sweep {sweep_id}: no more of its runs start; {stopping}")
     for member in asked:
-        said_stopped(member, workbench.control.wait_stopped(member, grace))
+        if now:
+            say(workbench.control.kill_run(member))
+        else:
+            said_stopped(member, workbench.control.wait_stopped(member, grace))
 
 
 def said_stopped(run_id: str, status: RunStatus) -> None:

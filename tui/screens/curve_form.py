@@ -1,5 +1,6 @@
 """What a data-budget curve run from the TUI asks (`compare --budget SIZES --seeds K --train-epochs E`): the
-sizes, the seeds (LoRAs per size) and the epochs each LoRA may train (early stopping on dev may end it sooner).
+sizes, the seeds (LoRAs per size) and the epochs over all the training rows, whose steps every size's LoRA may
+take (early stopping on dev ends it sooner).
 A bad field is one line naming it, and the form stays."""
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ class CurveForm(ModalScreen[dict | None]):
                 yield Input(SIZES, id="curve-sizes", compact=True, tooltip="row counts, 'all': every training row")
                 yield Label("seeds")
                 yield Input("1", id="curve-seeds", compact=True, tooltip="LoRAs per size, each on its own seed")
-                yield Label("epochs at most")
-                yield Input(EPOCHS.shown(TrainConfig().epochs), id="curve-epochs", compact=True)
+                yield Label("epochs (all rows)")
+                yield Input(
+                    EPOCHS.shown(TrainConfig().epochs),
+                    id="curve-epochs",
+                    compact=True,
+                    tooltip="passes over all the training rows: each size gets as many steps, and stops early on dev",
+                )
             yield Static("", id="curve-error")
 
     def on_mount(self) -> None:
@@ -56,7 +62,7 @@ class CurveForm(ModalScreen[dict | None]):
         sizes = self.query_one("#curve-sizes", Input).value.strip()
         parse_sizes(sizes)
         seeds_text = self.query_one("#curve-seeds", Input).value.strip()
-        if not seeds_text.isdigit() or not 1 <= int(seeds_text) <= MAX_SEEDS:
+        if not (seeds_text.isascii() and seeds_text.isdigit()) or not 1 <= int(seeds_text) <= MAX_SEEDS:
             raise TunelabError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got '{seeds_text}'")
         epochs = EPOCHS.parse(self.query_one("#curve-epochs", Input).value)
         problem = EPOCHS.problem(epochs)

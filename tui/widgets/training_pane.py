@@ -383,7 +383,7 @@ class TrainingPane(Vertical):
         class Follow(SweepWatcher):
             def status(self, run_id: str, status: RunStatus) -> None:
                 if worker.is_cancelled:  # the pane is gone: stop waiting, the run goes on
-                    raise TunelabError(f"sweep stopped: run {run_id} goes on, the runs not started yet never will")
+                    raise TunelabError("sweep left: its live runs go on, the runs not started yet never will")
 
             def started(self, run_id: str, index: int, total: int, values: dict[str, Any]) -> None:
                 shown = " ".join(f"{k}={v}" for k, v in values.items())
