@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core.engine.kv_room import reserve
 from core.engine.loading import LoadedModel
 from core.engine.params import GenParams
 from core.engine.prompt import Prompt, fit, fold_note, prompt_room, render, stop_ids
@@ -209,7 +210,7 @@ def generate_batch(
     kwargs = _decode_kwargs(params, tok, loaded)
     if params.stop:
         kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
-    prefixes = SharedPrefixes(loaded, [encoded[i] for i in order])
+    prefixes = SharedPrefixes(loaded, [encoded[i] for i in order], params.max_new_tokens)
     for start in range(0, len(order), batch_size):
         if cancel.is_set():
             return
@@ -253,10 +254,11 @@ class SharedPrefixes:
     prompt) computes that prefix's key/value cache once, at batch 1, and reuses it: repeated over the batch,
     the left-padded suffixes after it, the attention mask `[ones(prefix) | suffix mask]` (generate takes
     position ids from the mask's running sum, so the pads in the middle are skipped), as vLLM's prefix caching
-    does on a server. A model whose cache cannot be repeated takes the plain path."""
+    does on a server; repeated into buffers with room for the suffixes and new tokens (core/engine/kv_room.py),
+    so no step copies it again. A model whose cache cannot be repeated takes the plain path."""
 
-    def __init__(self, loaded: LoadedModel, rows: list[list[int]]) -> None:
-        self.loaded = loaded
+    def __init__(self, loaded: LoadedModel, rows: list[list[int]], new_tokens: int = 0) -> None:
+        self.loaded, self.new_tokens = loaded, new_tokens
         self.shared = _common_prefix(rows) if len(rows) > 1 else 0  # what every prompt of the call opens with
         self.cache: Any = None
 
@@ -276,8 +278,9 @@ class SharedPrefixes:
         cache = copy.deepcopy(self.cache)
         if not hasattr(cache, "batch_repeat_interleave"):
             return _left_padded(rows, pad_id, self.loaded.device), {}
-        cache.batch_repeat_interleave(len(rows))
         suffixes = _left_padded([r[shared:] for r in rows], pad_id, self.loaded.device)
+        if not reserve(cache, len(rows), suffixes["input_ids"].shape[1] + self.new_tokens):
+            cache.batch_repeat_interleave(len(rows))
         head = torch.tensor([prefix] * len(rows), dtype=torch.long, device=self.loaded.device)
         enc = {
             "input_ids": torch.cat([head, suffixes["input_ids"]], dim=1),
