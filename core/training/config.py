@@ -271,7 +271,11 @@ class TrainConfig:
     nproc: int = field(  # >1: torchrun with DDP (gloo on CPU, nccl on GPUs); a step takes nproc x grad_accum batches
         default=1,
         metadata=option(
-            "processes under torchrun (DDP: gloo on CPU, nccl on GPUs)", flag="--nproc", at_least=1, at_most=64
+            "processes under torchrun (DDP: gloo on CPU, nccl on GPUs); with --sweep, the runs trained at once, "
+            "one GPU each",
+            flag="--nproc",
+            at_least=1,
+            at_most=64,
         ),
     )
     nnodes: int = field(  # >1: torchrun's multi-node rendezvous at rdzv_endpoint; nproc processes on each node
