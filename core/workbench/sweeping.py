@@ -150,7 +150,7 @@ class Sweeps:
         try:
             return self.start(config, prompts, sweep=record, slot=slot)
         except (OSError, TunelabError) as exc:
-            going = f"; {', '.join(live)} go on (runs stop --sweep stops them)" if live else ""
+            going = f"; {', '.join(live)} go on (stopping the sweep stops them)" if live else ""
             raise TunelabError(
                 f"sweep {plan.id}: run {index + 1} of {plan.size} could not start: {exc}{going}"
             ) from None

@@ -12,6 +12,14 @@ from tests.tui_helpers import fake_app, wait_for
 from tui.screens.budget_curve import NONE_HERE, NONE_YET, BudgetChart, BudgetCurveScreen
 
 
+async def open_curve(pilot) -> BudgetCurveScreen:
+    """The verdict's `c`: the data-budget curve screen, opened from the verdict on screen."""
+    await open_verdict(pilot)
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, BudgetCurveScreen))
+    return pilot.app.screen
+
+
 def canned(home):
     """A curve where the LoRA overtakes the prompt between 64 and 480 rows, kept as compare --budget keeps it."""
     rng = random.Random(5)
@@ -36,9 +44,7 @@ async def test_the_verdict_screens_key_shows_the_last_curve_with_its_table_chart
     comparison_eval(home, finished_run(home, fixed_id="t0000lora-asis", adapter=True))
     app = fake_app(home)
     async with app.run_test(size=(100, 40)) as pilot:
-        await open_verdict(pilot)
-        await pilot.press("c")  # no curve yet: the screen says so, and how to run one
-        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
+        await open_curve(pilot)  # no curve yet: the screen says so, and how to run one
         await pilot.pause()
         assert str(app.screen.query_one("#budget-sentence").render()) == NONE_HERE
         await pilot.press("escape")
@@ -105,10 +111,7 @@ async def test_r_runs_a_curve_on_the_verdicts_rows_and_first_prompt_with_its_pro
     monkeypatch.setattr(budget, "run_budget", run)
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_verdict(pilot)
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
-        screen = app.screen
+        screen = await open_curve(pilot)
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, CurveForm))
         form = app.screen
@@ -156,10 +159,7 @@ async def test_esc_stops_a_curve_in_flight_and_r_without_a_verdict_says_where_to
     monkeypatch.setattr(budget, "run_budget", run)
     app = fake_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_verdict(pilot)
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, BudgetCurveScreen))
-        screen = app.screen
+        screen = await open_curve(pilot)
         await pilot.press("r")
         await pilot.pause()
         await pilot.press("enter")  # the sizes as offered
